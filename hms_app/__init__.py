@@ -1,0 +1,1 @@
+"""HMS, a hospital management system."""

@@ -1,0 +1,67 @@
+"""The ``hms`` command: migrate, load demo data, verify the audit chain."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hms_app import settings
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from hms_app.db.migrate import upgrade
+
+    upgrade()
+    print(f"database is up to date: {_safe_url()}")
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from hms_app.db.engine import session_scope
+    from hms_app.services import demo
+
+    with session_scope() as session:
+        loaded = demo.seed_demo(session)
+    if loaded:
+        print(f"demo data loaded; every demo account's password is {demo.DEMO_PASSWORD}")
+    elif not args.if_empty:
+        print("the database already holds users; demo data was not loaded", file=sys.stderr)
+        return 1
+    else:
+        print("the database already holds users; demo data left as it is")
+    return 0
+
+
+def _verify_audit(_args: argparse.Namespace) -> int:
+    from hms_app.db.engine import session_scope
+    from hms_app.services import audit
+
+    with session_scope(write=False) as session:
+        report = audit.verify_chain(session)
+    if report.ok:
+        print(f"audit chain intact: {report.rows_checked} rows")
+        return 0
+    print(f"audit chain BROKEN at row {report.first_bad_id}: {report.reason}", file=sys.stderr)
+    return 2
+
+
+def _safe_url() -> str:
+    import sqlalchemy as sa
+
+    return sa.make_url(settings.DATABASE_URL).render_as_string(hide_password=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hms", description="HMS administration commands")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply the database migrations").set_defaults(run=_migrate)
+    seed = commands.add_parser("seed", help="load the demo hospital into an empty database")
+    seed.add_argument("--if-empty", action="store_true", help="succeed quietly when users exist")
+    seed.set_defaults(run=_seed)
+    commands.add_parser("verify-audit", help="check the audit trail's hash chain").set_defaults(run=_verify_audit)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Roles, permissions and other closed vocabularies of the hospital."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """The six kinds of user; each lands on its own dashboard."""
+
+    ADMIN = "admin"
+    ACCOUNTS = "accounts"
+    DOCTOR = "doctor"
+    LAB = "lab"
+    PHARMACY = "pharmacy"
+    PATIENT = "patient"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS = {
+    Role.ADMIN: "Administrator",
+    Role.ACCOUNTS: "Accounts",
+    Role.DOCTOR: "Doctor",
+    Role.LAB: "Lab staff",
+    Role.PHARMACY: "Pharmacy staff",
+    Role.PATIENT: "Patient",
+}
+
+STAFF_UNITS = {
+    Role.ADMIN: "Administration",
+    Role.ACCOUNTS: "Accounts and Billing",
+    Role.LAB: "Laboratory",
+    Role.PHARMACY: "Pharmacy",
+}
+"""The unit a non-clinical staff member works in; doctors belong to a department instead."""
+
+
+class Permission(StrEnum):
+    """What a role may do. Checked by the services on every call."""
+
+    USERS_MANAGE = "users.manage"
+    PERMISSIONS_MANAGE = "permissions.manage"
+    DEPARTMENTS_MANAGE = "departments.manage"
+    AUDIT_VIEW = "audit.view"
+    ADMIN_DASHBOARD = "dashboard.admin"
+    PROFILE_OWN = "profile.own"
+    NOTIFICATIONS_OWN = "notifications.own"
+    APPOINTMENTS_BOOK = "appointments.book"
+    APPOINTMENTS_MANAGE = "appointments.manage"
+    APPOINTMENTS_VIEW_ALL = "appointments.view_all"
+    CLINICAL_READ = "clinical.read"
+    CLINICAL_WRITE = "clinical.write"
+    LAB_WORK = "lab.work"
+    PHARMACY_DISPENSE = "pharmacy.dispense"
+    INVENTORY_MANAGE = "inventory.manage"
+    BILLING_MANAGE = "billing.manage"
+    BILLING_PAY_OWN = "billing.pay_own"
+    REPORTS_VIEW = "reports.view"
+
+    @property
+    def description(self) -> str:
+        return PERMISSION_DESCRIPTIONS[self]
+
+
+PERMISSION_DESCRIPTIONS = {
+    Permission.USERS_MANAGE: "Create, deactivate and reset user accounts",
+    Permission.PERMISSIONS_MANAGE: "Grant and remove permissions per role",
+    Permission.DEPARTMENTS_MANAGE: "Create, rename and deactivate departments",
+    Permission.AUDIT_VIEW: "View, verify and export the audit trail",
+    Permission.ADMIN_DASHBOARD: "See hospital-wide figures on the admin dashboard",
+    Permission.PROFILE_OWN: "See and edit one's own profile and password",
+    Permission.NOTIFICATIONS_OWN: "Read one's own notifications",
+    Permission.APPOINTMENTS_BOOK: "Book, cancel and reschedule one's own appointments",
+    Permission.APPOINTMENTS_MANAGE: "Confirm, decline and complete one's own patients' appointments",
+    Permission.APPOINTMENTS_VIEW_ALL: "See every appointment in the hospital",
+    Permission.CLINICAL_READ: "Open patient charts",
+    Permission.CLINICAL_WRITE: "Write encounters, prescriptions and lab orders",
+    Permission.LAB_WORK: "Work the lab worklist and enter results",
+    Permission.PHARMACY_DISPENSE: "Verify and dispense prescriptions",
+    Permission.INVENTORY_MANAGE: "Receive and adjust pharmacy stock",
+    Permission.BILLING_MANAGE: "Issue invoices and record payments",
+    Permission.BILLING_PAY_OWN: "See and pay one's own invoices",
+    Permission.REPORTS_VIEW: "See hospital reports",
+}
+
+_EVERYONE = {Permission.PROFILE_OWN, Permission.NOTIFICATIONS_OWN}
+
+DEFAULT_ROLE_PERMISSIONS: dict[Role, set[Permission]] = {
+    Role.ADMIN: _EVERYONE
+    | {
+        Permission.USERS_MANAGE,
+        Permission.PERMISSIONS_MANAGE,
+        Permission.DEPARTMENTS_MANAGE,
+        Permission.AUDIT_VIEW,
+        Permission.ADMIN_DASHBOARD,
+        Permission.APPOINTMENTS_VIEW_ALL,
+        Permission.REPORTS_VIEW,
+    },
+    Role.ACCOUNTS: _EVERYONE | {Permission.BILLING_MANAGE, Permission.REPORTS_VIEW},
+    Role.DOCTOR: _EVERYONE
+    | {Permission.APPOINTMENTS_MANAGE, Permission.CLINICAL_READ, Permission.CLINICAL_WRITE},
+    Role.LAB: _EVERYONE | {Permission.LAB_WORK},
+    Role.PHARMACY: _EVERYONE | {Permission.PHARMACY_DISPENSE, Permission.INVENTORY_MANAGE},
+    Role.PATIENT: _EVERYONE | {Permission.APPOINTMENTS_BOOK, Permission.BILLING_PAY_OWN},
+}
+
+PROTECTED_ADMIN_PERMISSIONS = {Permission.USERS_MANAGE, Permission.PERMISSIONS_MANAGE}
+"""Admin may never lose these, or nobody could manage accounts and permissions again."""
+
+
+class Sex(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class AuditOutcome(StrEnum):
+    SUCCESS = "success"
+    DENIED = "denied"
+    FAILED = "failed"

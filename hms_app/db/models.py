@@ -1,0 +1,137 @@
+"""The tables of HMS.
+
+Tables are plain SQLModel classes; their schema is owned by the Alembic migrations under
+``migrations/versions`` (never ``create_all``). Nothing here may leave the server as is:
+services turn rows into the small display records in ``hms_app.services.views``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from hms_app.db.enums import AuditOutcome, Role, Sex
+from hms_app.db.types import UTCDateTime, utcnow
+
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, sa_column_kwargs={"unique": True})
+    full_name: str = Field(max_length=120)
+    role: Role = Field(sa_type=sa.String(20), index=True)
+    is_active: bool = Field(default=True)
+    password_hash: str = Field(max_length=100)
+    must_change_password: bool = Field(default=False)
+    failed_logins: int = Field(default=0)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class AuthSession(SQLModel, table=True):
+    """A login. The browser keeps the random token; only its SHA-256 is stored here."""
+
+    __tablename__ = "auth_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    ip_address: str = Field(default="", max_length=64)
+
+
+class RolePermission(SQLModel, table=True):
+    __tablename__ = "role_permission"
+
+    role: Role = Field(sa_type=sa.String(20), primary_key=True)
+    permission: str = Field(max_length=64, primary_key=True)
+
+
+class Department(SQLModel, table=True):
+    __tablename__ = "department"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80, sa_column_kwargs={"unique": True})
+    is_active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class DoctorProfile(SQLModel, table=True):
+    __tablename__ = "doctor_profile"
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    department_id: int = Field(foreign_key="department.id", index=True)
+    specialty: str = Field(default="", max_length=120)
+    consultation_fee_cents: int = Field(default=0)
+    slot_minutes: int = Field(default=20)
+
+
+class PatientProfile(SQLModel, table=True):
+    __tablename__ = "patient_profile"
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    mrn: str = Field(max_length=20, sa_column_kwargs={"unique": True})
+    birth_date: date | None = None
+    sex: Sex = Field(default=Sex.UNKNOWN, sa_type=sa.String(10))
+    phone: str = Field(default="", max_length=40)
+    address: str = Field(default="", max_length=300)
+    emergency_contact_name: str = Field(default="", max_length=120)
+    emergency_contact_phone: str = Field(default="", max_length=40)
+    insurer: str = Field(default="", max_length=120)
+    policy_number: str = Field(default="", max_length=60)
+
+
+class Notification(SQLModel, table=True):
+    __tablename__ = "notification"
+    __table_args__ = (sa.Index("ix_notification_user_unread", "user_id", "read_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
+    title: str = Field(max_length=200)
+    body: str = Field(default="", max_length=1000)
+    link: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    read_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One row of the append-only audit trail; ``row_hash`` chains it to the row before."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        sa.Index("ix_audit_event_occurred_at", "occurred_at"),
+        sa.Index("ix_audit_event_actor", "actor_id", "occurred_at"),
+        sa.Index("ix_audit_event_patient", "patient_id", "occurred_at"),
+        sa.Index("ix_audit_event_action", "action", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    actor_id: int | None = Field(default=None)
+    actor_email: str = Field(default="", max_length=254)
+    action: str = Field(max_length=64)
+    entity_type: str = Field(default="", max_length=64)
+    entity_id: str = Field(default="", max_length=64)
+    patient_id: int | None = Field(default=None)
+    ip_address: str = Field(default="", max_length=64)
+    outcome: AuditOutcome = Field(sa_type=sa.String(10))
+    detail: str = Field(default="", max_length=2000)
+    prev_hash: str = Field(max_length=64)
+    row_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+
+
+class Counter(SQLModel, table=True):
+    """Named sequences (medical record numbers, later invoice numbers), taken under lock."""
+
+    __tablename__ = "counter"
+
+    name: str = Field(max_length=40, primary_key=True)
+    value: int = Field(default=0)

@@ -1,0 +1,1 @@
+"""The domain: plain functions ``verb_noun(*, session, actor, ...)``. Never imports Reflex."""

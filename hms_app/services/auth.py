@@ -1,0 +1,281 @@
+"""Login, sessions, registration and passwords.
+
+A login creates a random token that only the browser keeps; the database holds its
+SHA-256. Every later call resolves the token again (``resolve_session``), so a logout,
+an expiry, a revocation or a deactivation takes effect at the very next action.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from hms_app import settings
+from hms_app.db.enums import AuditOutcome, Permission, Role, Sex
+from hms_app.db.models import AuthSession, PatientProfile, RolePermission, User
+from hms_app.db.types import utcnow
+from hms_app.services import audit, counters, passwords
+from hms_app.services.access import require
+from hms_app.services.actor import Actor, Anonymous
+from hms_app.services.errors import Conflict, LoginFailed, SessionExpired, ValidationError
+
+LOGIN_FAILED_MESSAGE = (
+    "We could not log you in with that email and password. Check them and try again; "
+    f"after {settings.LOCKOUT_THRESHOLD} failed tries in a row an account is locked for "
+    f"{settings.LOCKOUT_SECONDS // 60} minutes."
+)
+_TOUCH_EVERY = timedelta(seconds=60)
+_EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalize_email(email: object) -> str:
+    """Lower-cased, trimmed email; ``ValidationError`` if it does not look like one."""
+    text = str(email or "").strip().lower()
+    if len(text) > 254 or not _EMAIL_RE.match(text):
+        raise ValidationError("Enter a valid email address, like name@example.org.")
+    return text
+
+
+def permissions_for_role(session: Session, role: Role | str) -> frozenset[str]:
+    rows = session.execute(select(RolePermission.permission).where(RolePermission.role == str(role)))
+    return frozenset(rows.scalars())
+
+
+def _actor_for(session: Session, user: User, auth: AuthSession | None, ip_address: str) -> Actor:
+    return Actor(
+        user_id=user.id,
+        role=Role(user.role),
+        email=user.email,
+        full_name=user.full_name,
+        permissions=permissions_for_role(session, user.role),
+        ip_address=ip_address,
+        session_id=auth.id if auth else None,
+        must_change_password=user.must_change_password,
+    )
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str
+    actor: Actor
+
+
+def login(*, session: Session, visitor: Anonymous, email: str, password: str) -> LoginResult:
+    """Check the credentials, open a new session and return its token.
+
+    Raises:
+        LoginFailed: with one message for every kind of failure.
+    """
+    email_text = str(email or "").strip().lower()[:254]
+    password_text = str(password or "")
+    user = session.execute(select(User).where(User.email == email_text)).scalar_one_or_none()
+    now = utcnow()
+    # Always spend one bcrypt check, so the answer takes as long whatever went wrong.
+    matches = passwords.verify_password(password_text, user.password_hash if user else None)
+
+    def fail(reason: str, action: str = "login.failed") -> None:
+        audit.record(session, visitor, action, entity_type="user", entity_id=user.id if user else "",
+                     outcome=AuditOutcome.FAILED, detail=reason, actor_email=email_text)
+        session.commit()
+        raise LoginFailed(LOGIN_FAILED_MESSAGE)
+
+    if user is None:
+        fail("unknown email")
+    if user.locked_until is not None and user.locked_until > now:
+        fail("account locked", "login.locked")
+    if not user.is_active:
+        fail("account disabled")
+    if not matches:
+        failures = user.failed_logins + 1
+        if failures >= settings.LOCKOUT_THRESHOLD:
+            user.failed_logins = 0
+            user.locked_until = now + timedelta(seconds=settings.LOCKOUT_SECONDS)
+            session.add(user)
+            audit.record(session, visitor, "login.lockout", entity_type="user", entity_id=user.id,
+                         outcome=AuditOutcome.FAILED, actor_email=email_text,
+                         detail=f"locked for {settings.LOCKOUT_SECONDS // 60} minutes after {failures} failures")
+        else:
+            user.failed_logins = failures
+            session.add(user)
+        fail(f"wrong password ({failures} in a row)")
+
+    token = secrets.token_urlsafe(32)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    auth = AuthSession(
+        user_id=user.id,
+        token_hash=hash_token(token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(seconds=settings.SESSION_ABSOLUTE_SECONDS),
+        ip_address=visitor.ip_address[:64],
+    )
+    session.add(user)
+    session.add(auth)
+    session.flush()
+    actor = _actor_for(session, user, auth, visitor.ip_address)
+    audit.record(session, actor, "login.success", entity_type="auth_session", entity_id=auth.id)
+    session.commit()
+    return LoginResult(token, actor)
+
+
+def resolve_session(*, session: Session, token: str, ip_address: str = "") -> Actor:
+    """The actor behind ``token``, or ``SessionExpired``.
+
+    Checks revocation, the absolute and idle expiry, and that the account is still active;
+    refreshes the idle clock at most once a minute.
+    """
+    if not token or not isinstance(token, str) or len(token) > 200:
+        raise SessionExpired("Please log in.")
+    row = session.execute(
+        select(AuthSession, User).join(User, User.id == AuthSession.user_id).where(
+            AuthSession.token_hash == hash_token(token)
+        )
+    ).first()
+    if row is None:
+        raise SessionExpired("Please log in.")
+    auth, user = row
+    now = utcnow()
+    if auth.revoked_at is not None:
+        raise SessionExpired("You have been logged out. Please log in again.")
+    if not user.is_active:
+        raise SessionExpired("This account has been deactivated.")
+    if auth.expires_at <= now or auth.last_seen_at + timedelta(seconds=settings.SESSION_IDLE_SECONDS) <= now:
+        auth.revoked_at = now
+        session.add(auth)
+        audit.record(session, Anonymous(ip_address), "session.expired", entity_type="auth_session",
+                     entity_id=auth.id, actor_email=user.email)
+        session.commit()
+        raise SessionExpired("Your session has expired. Please log in again.")
+    if now - auth.last_seen_at >= _TOUCH_EVERY:
+        session.execute(
+            sa.update(AuthSession).where(AuthSession.id == auth.id).values(last_seen_at=now)
+        )
+        session.commit()
+    return _actor_for(session, user, auth, ip_address)
+
+
+def logout(*, session: Session, actor: Actor) -> None:
+    """End the actor's session on the server."""
+    if actor.session_id is None:
+        return
+    session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == actor.session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    audit.record(session, actor, "logout", entity_type="auth_session", entity_id=actor.session_id)
+    session.commit()
+
+
+def revoke_user_sessions(session: Session, user_id: int) -> int:
+    """End every open session of a user (in the caller's transaction)."""
+    result = session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return result.rowcount or 0
+
+
+def change_password(*, session: Session, actor: Actor, current_password: str, new_password: str) -> None:
+    """Change one's own password; other sessions of the account are ended."""
+    require(session, actor, Permission.PROFILE_OWN, action="password.change", allow_pending_password_change=True)
+    user = session.get(User, actor.user_id)
+    if not passwords.verify_password(str(current_password or ""), user.password_hash):
+        audit.deny(session, actor, "password.change", "Your current password is not correct.",
+                   error=ValidationError, entity_type="user", entity_id=user.id)
+    new_password = str(new_password or "")
+    passwords.check_password_policy(new_password, email=user.email)
+    if passwords.verify_password(new_password, user.password_hash):
+        raise ValidationError("The new password must differ from the current one.")
+    user.password_hash = passwords.hash_password(new_password)
+    user.must_change_password = False
+    session.add(user)
+    session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None), AuthSession.id != actor.session_id)
+        .values(revoked_at=utcnow())
+    )
+    audit.record(session, actor, "password.change", entity_type="user", entity_id=user.id)
+    session.commit()
+
+
+@dataclass(frozen=True)
+class Registration:
+    full_name: str
+    email: str
+    password: str
+    birth_date: str
+    phone: str
+
+
+def clean_name(value: object, label: str = "name", max_length: int = 120) -> str:
+    text = " ".join(str(value or "").split())
+    if not text:
+        raise ValidationError(f"Enter the {label}.")
+    if len(text) > max_length:
+        raise ValidationError(f"The {label} must be at most {max_length} characters.")
+    return text
+
+
+def clean_phone(value: object, *, required: bool = True) -> str:
+    text = str(value or "").strip()
+    if not text and not required:
+        return ""
+    if not re.fullmatch(r"\+?[0-9 ()\-]{6,25}", text):
+        raise ValidationError("Enter a phone number of digits, spaces and + ( ) - only, like +44 20 7946 0000.")
+    return text
+
+
+def parse_birth_date(value: object) -> date:
+    try:
+        born = date.fromisoformat(str(value or "").strip())
+    except ValueError:
+        raise ValidationError("Enter the birth date as a date, like 1980-04-23.") from None
+    today = utcnow().astimezone(settings.TIMEZONE).date()
+    if born > today:
+        raise ValidationError("The birth date cannot be in the future.")
+    if born.year < today.year - 130:
+        raise ValidationError("Check the birth date: it is more than 130 years ago.")
+    return born
+
+
+def register_patient(*, session: Session, visitor: Anonymous, form: Registration) -> int:
+    """A patient creates their own account and receives a medical record number.
+
+    Returns:
+        The new user's id.
+    """
+    full_name = clean_name(form.full_name, "full name")
+    email = normalize_email(form.email)
+    born = parse_birth_date(form.birth_date)
+    phone = clean_phone(form.phone)
+    passwords.check_password_policy(str(form.password or ""), email=email)
+    if session.execute(select(User.id).where(User.email == email)).first():
+        raise Conflict("An account with this email already exists. Log in, or ask the front desk to reset it.")
+    password_hash = passwords.hash_password(str(form.password))
+    user = User(email=email, full_name=full_name, role=Role.PATIENT, password_hash=password_hash)
+    session.add(user)
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        session.rollback()
+        raise Conflict("An account with this email already exists. Log in, or ask the front desk to reset it.") from None
+    profile = PatientProfile(user_id=user.id, mrn=counters.next_mrn(session), birth_date=born, sex=Sex.UNKNOWN, phone=phone)
+    session.add(profile)
+    audit.record(session, visitor, "patient.register", entity_type="user", entity_id=user.id,
+                 patient_id=user.id, actor_email=email)
+    session.commit()
+    return user.id

@@ -1,0 +1,114 @@
+"""Demo data: the departments, staff and patients listed in the README."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from hms_app.db.enums import Role, Sex
+from hms_app.db.models import Department, DoctorProfile, PatientProfile, User
+from hms_app.services import audit, counters, passwords
+from hms_app.services.permissions import seed_default_permissions
+
+DEMO_PASSWORD = "Demo-Hospital-2026"
+DEPARTMENTS = ["Cardiology", "Orthopedics", "Pediatrics", "General Medicine", "Dermatology"]
+
+DOCTORS = [
+    ("Dr. Amelia Hart", "amelia.hart", "Cardiology", "Interventional cardiology", 15000),
+    ("Dr. Rohan Mehta", "rohan.mehta", "Cardiology", "Heart failure", 14000),
+    ("Dr. Lucas Ortega", "lucas.ortega", "Orthopedics", "Sports injuries", 12000),
+    ("Dr. Grace Okafor", "grace.okafor", "Orthopedics", "Joint replacement", 13000),
+    ("Dr. Hannah Becker", "hannah.becker", "Pediatrics", "Neonatology", 9000),
+    ("Dr. Samuel Adeyemi", "samuel.adeyemi", "Pediatrics", "Child development", 8500),
+    ("Dr. Olivia Chen", "olivia.chen", "General Medicine", "Family medicine", 6000),
+    ("Dr. Mateo Rossi", "mateo.rossi", "General Medicine", "Internal medicine", 6500),
+    ("Dr. Priya Nair", "priya.nair", "Dermatology", "Skin cancer screening", 11000),
+    ("Dr. Jonas Lindqvist", "jonas.lindqvist", "Dermatology", "Paediatric dermatology", 10000),
+]
+
+STAFF = [
+    ("Alex Admin", "admin@hms.example", Role.ADMIN),
+    ("Avery Accounts", "accounts@hms.example", Role.ACCOUNTS),
+    ("Lee Laboratory", "lab@hms.example", Role.LAB),
+    ("Pat Pharmacist", "pharmacy@hms.example", Role.PHARMACY),
+]
+
+PATIENT_NAMES = [
+    "Maria Garcia", "James Smith", "Aisha Khan", "Wei Zhang", "Fatima Ali", "John O'Brien",
+    "Sofia Rossi", "Noah Williams", "Emma Johnson", "Liam Brown", "Chloe Martin", "Yusuf Demir",
+    "Ana Silva", "Kenji Tanaka", "Zara Ahmed", "Daniel Cohen", "Ingrid Larsen", "Kwame Mensah",
+    "Elena Petrova", "Lucy Evans",
+]
+INSURERS = ["", "Northwind Health", "Contoso Mutual", "Fabrikam Care"]
+
+
+def demo_accounts() -> list[tuple[str, str, str]]:
+    """(role, email, name) of every demo account, as the README lists them."""
+    rows = [(r.value, email, name) for name, email, r in STAFF]
+    rows += [("doctor", f"{slug}@hms.example", name) for name, slug, *_ in DOCTORS]
+    rows += [("patient", _patient_email(n), n) for n in PATIENT_NAMES]
+    return rows
+
+
+def _patient_email(name: str) -> str:
+    return name.lower().replace("'", "").replace(" ", ".") + "@patients.example"
+
+
+def database_is_empty(session: Session) -> bool:
+    return session.execute(sa.select(User.id).limit(1)).first() is None
+
+
+def seed_demo(session: Session) -> bool:
+    """Load the demo hospital into an empty database. Returns False if it held users already."""
+    seed_default_permissions(session)
+    if not database_is_empty(session):
+        session.commit()
+        return False
+    accounts = demo_accounts()
+    with ThreadPoolExecutor(max_workers=4) as pool:  # bcrypt releases the GIL
+        hashes = list(pool.map(lambda _: passwords.hash_password(DEMO_PASSWORD), accounts))
+    hash_for = dict(zip([email for _, email, _ in accounts], hashes, strict=True))
+
+    departments = {}
+    for name in DEPARTMENTS:
+        department = Department(name=name)
+        session.add(department)
+        departments[name] = department
+    session.flush()
+
+    for name, email, role in STAFF:
+        session.add(User(email=email, full_name=name, role=role, password_hash=hash_for[email]))
+    for name, slug, department, specialty, fee in DOCTORS:
+        email = f"{slug}@hms.example"
+        user = User(email=email, full_name=name, role=Role.DOCTOR, password_hash=hash_for[email])
+        session.add(user)
+        session.flush()
+        session.add(DoctorProfile(user_id=user.id, department_id=departments[department].id,
+                                  specialty=specialty, consultation_fee_cents=fee, slot_minutes=20))
+    rng = random.Random(2026)
+    for index, name in enumerate(PATIENT_NAMES):
+        email = _patient_email(name)
+        user = User(email=email, full_name=name, role=Role.PATIENT, password_hash=hash_for[email])
+        session.add(user)
+        session.flush()
+        insurer = INSURERS[index % len(INSURERS)]
+        session.add(PatientProfile(
+            user_id=user.id,
+            mrn=counters.next_mrn(session),
+            birth_date=date(rng.randint(1940, 2020), rng.randint(1, 12), rng.randint(1, 28)),
+            sex=Sex.FEMALE if index % 2 == 0 else Sex.MALE,
+            phone=f"+44 20 7946 {1000 + index:04d}",
+            address=f"{10 + index} Example Street, London",
+            emergency_contact_name=f"Contact of {name.split()[0]}",
+            emergency_contact_phone=f"+44 20 7946 {2000 + index:04d}",
+            insurer=insurer,
+            policy_number=f"POL-{100000 + index}" if insurer else "",
+        ))
+    audit.record(session, None, "demo.seed", actor_email="system",
+                 detail=f"{len(accounts)} accounts, {len(DEPARTMENTS)} departments")
+    session.commit()
+    return True

@@ -1,0 +1,102 @@
+"""The role -> permission table that every service checks, editable by admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from hms_app.db.enums import (
+    DEFAULT_ROLE_PERMISSIONS,
+    PROTECTED_ADMIN_PERMISSIONS,
+    ROLE_LABELS,
+    Permission,
+    Role,
+)
+from hms_app.db.models import RolePermission
+from hms_app.services import audit
+from hms_app.services.access import require
+from hms_app.services.actor import Actor
+from hms_app.services.errors import Conflict, ValidationError
+
+
+@dataclass(frozen=True)
+class PermissionCell:
+    role: str
+    permission: str
+    granted: bool
+    locked: bool
+
+
+@dataclass(frozen=True)
+class PermissionRow:
+    permission: str
+    description: str
+    cells: list[PermissionCell]
+
+
+def seed_default_permissions(session: Session) -> None:
+    """Insert the default table when it is empty (first start, demo data, tests)."""
+    if session.execute(sa.select(RolePermission).limit(1)).first():
+        return
+    for role, granted in DEFAULT_ROLE_PERMISSIONS.items():
+        for permission in granted:
+            session.add(RolePermission(role=role, permission=permission.value))
+    session.flush()
+
+
+def permission_matrix(*, session: Session, actor: Actor) -> list[PermissionRow]:
+    require(session, actor, Permission.PERMISSIONS_MANAGE, action="permission.view")
+    granted = {(r, p) for r, p in session.execute(sa.select(RolePermission.role, RolePermission.permission))}
+    return [
+        PermissionRow(
+            permission=permission.value,
+            description=permission.description,
+            cells=[
+                PermissionCell(
+                    role=role.value,
+                    permission=permission.value,
+                    granted=(role.value, permission.value) in granted,
+                    locked=role is Role.ADMIN and permission in PROTECTED_ADMIN_PERMISSIONS,
+                )
+                for role in Role
+            ],
+        )
+        for permission in Permission
+    ]
+
+
+def _parse(role: object, permission: object) -> tuple[Role, Permission]:
+    try:
+        return Role(str(role)), Permission(str(permission))
+    except ValueError:
+        raise ValidationError("Choose a role and a permission from the table.") from None
+
+
+def grant_permission(*, session: Session, actor: Actor, role: str, permission: str) -> None:
+    require(session, actor, Permission.PERMISSIONS_MANAGE, action="permission.grant")
+    role_, permission_ = _parse(role, permission)
+    if session.get(RolePermission, (role_.value, permission_.value)):
+        raise Conflict(f"{ROLE_LABELS[role_]} already has {permission_.value}.")
+    session.add(RolePermission(role=role_, permission=permission_.value))
+    audit.record(session, actor, "permission.grant", entity_type="role_permission",
+                 entity_id=f"{role_.value}:{permission_.value}")
+    session.commit()
+
+
+def revoke_permission(*, session: Session, actor: Actor, role: str, permission: str) -> None:
+    require(session, actor, Permission.PERMISSIONS_MANAGE, action="permission.revoke")
+    role_, permission_ = _parse(role, permission)
+    if role_ is Role.ADMIN and permission_ in PROTECTED_ADMIN_PERMISSIONS:
+        audit.deny(session, actor, "permission.revoke",
+                   "Administrators must keep the right to manage users and permissions.",
+                   error=ValidationError, entity_type="role_permission",
+                   entity_id=f"{role_.value}:{permission_.value}")
+    row = session.get(RolePermission, (role_.value, permission_.value))
+    if row is None:
+        raise Conflict(f"{ROLE_LABELS[role_]} does not have {permission_.value}.")
+    session.delete(row)
+    audit.record(session, actor, "permission.revoke", entity_type="role_permission",
+                 entity_id=f"{role_.value}:{permission_.value}")
+    session.commit()

@@ -1,0 +1,39 @@
+"""Every setting HMS reads from the environment, in one place (STYLE.md rule 9).
+
+Nothing else in the project reads ``os.environ``; it imports the names below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("HMS_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+
+DATABASE_URL = os.environ.get("HMS_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'hms.db'}"
+"""SQLAlchemy URL of the database; SQLite under ``data/`` unless set."""
+
+PORT = int(os.environ.get("HMS_PORT", "3000"))
+PUBLIC_URL = os.environ.get("HMS_PUBLIC_URL", f"http://localhost:{PORT}").rstrip("/")
+"""The one address browsers use: the websocket and CORS accept only this origin."""
+
+REDIS_URL = os.environ.get("REFLEX_REDIS_URL", "")
+
+HOSPITAL_NAME = os.environ.get("HMS_HOSPITAL_NAME", "St. Example General Hospital")
+TIMEZONE = ZoneInfo(os.environ.get("HMS_TIMEZONE", "Europe/London"))
+
+BCRYPT_ROUNDS = int(os.environ.get("HMS_BCRYPT_ROUNDS", "12"))
+"""bcrypt cost. 12 in every deployment; the test suite lowers it for speed, never below 4."""
+
+SESSION_ABSOLUTE_SECONDS = 8 * 3600
+SESSION_IDLE_SECONDS = 30 * 60
+LOCKOUT_THRESHOLD = 5
+LOCKOUT_SECONDS = 15 * 60
+
+DB_POOL_SIZE = int(os.environ.get("HMS_DB_POOL_SIZE", "5"))
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+TRUSTED_PROXY_HOPS = int(os.environ.get("HMS_TRUSTED_PROXY_HOPS", "0"))
+"""How many reverse proxies stand in front of the app; 0 means X-Forwarded-For is ignored."""

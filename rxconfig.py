@@ -1,0 +1,20 @@
+"""Reflex configuration. Every value that depends on the environment comes from hms_app.settings."""
+
+import reflex as rx
+
+from hms_app import settings
+
+config = rx.Config(
+    app_name="hms_app",
+    telemetry_enabled=False,
+    frontend_port=settings.PORT,
+    backend_port=settings.PORT,
+    api_url=settings.PUBLIC_URL,
+    deploy_url=settings.PUBLIC_URL,
+    cors_allowed_origins=[settings.PUBLIC_URL],
+    state_manager_mode="redis" if settings.REDIS_URL else "memory",
+    redis_url=settings.REDIS_URL or None,
+    show_built_with_reflex=False,
+    default_color_mode="light",
+    disable_plugins=["reflex.plugins.sitemap.SitemapPlugin"],
+)
