@@ -1,7 +1,74 @@
+"""Builds the Reflex app: theme, pages with their guards, and the few HTTP routes."""
+
+from __future__ import annotations
+
+import logging
+
 import reflex as rx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from hms_app.pages import admin, auth, common, dashboards
+from hms_app.state.admin import (
+    AdminDashboardState,
+    AdminUsersState,
+    AuditState,
+    DepartmentsState,
+    PermissionsState,
+)
+from hms_app.state.auth import LoginState, SessionState
+from hms_app.state.dashboard import NotificationsState, ProfileState
+
+log = logging.getLogger("hms")
+
+
+def _backend_error(exception: Exception):
+    """Unexpected failures: logged on the server, a plain message in the UI, no traceback."""
+    log.error("unhandled error in an event handler", exc_info=exception)
+    return rx.toast.error("Something went wrong on our side and nothing was saved. Please try again.")
+
+
+async def _health(_request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
 
 def index() -> rx.Component:
-    return rx.text("HMS")
+    return rx.el.main(rx.center(rx.spinner(size="3"), rx.text("Loading…"), min_height="100vh"))
 
-app = rx.App()
-app.add_page(index, route="/")
+
+app = rx.App(
+    stylesheets=["/hms.css"],
+    backend_exception_handler=_backend_error,
+    api_transformer=Starlette(routes=[Route("/api/health", _health)]),
+)
+
+app.add_page(index, route="/", title="HMS", on_load=LoginState.open_login)
+app.add_page(auth.login_page, route="/login", title="Log in · HMS", on_load=LoginState.open_login)
+app.add_page(auth.register_page, route="/register", title="Register · HMS")
+app.add_page(auth.password_page, route="/account/password", title="Change password · HMS",
+             on_load=SessionState.guard(""))
+app.add_page(common.notifications_page, route="/notifications", title="Notifications · HMS",
+             on_load=[SessionState.guard(""), NotificationsState.load_rows])
+
+_ROLE_DASHBOARDS = [
+    ("/patient", "patient", dashboards.patient_dashboard, "My dashboard"),
+    ("/doctor", "doctor", dashboards.doctor_dashboard, "Doctor"),
+    ("/lab", "lab", dashboards.lab_dashboard, "Laboratory"),
+    ("/pharmacy", "pharmacy", dashboards.pharmacy_dashboard, "Pharmacy"),
+    ("/accounts", "accounts", dashboards.accounts_dashboard, "Accounts"),
+]
+for route, role, page, title in _ROLE_DASHBOARDS:
+    app.add_page(page, route=route, title=f"{title} · HMS", on_load=[SessionState.guard(role), ProfileState.load_profile])
+
+app.add_page(admin.admin_dashboard, route="/admin", title="Administration · HMS",
+             on_load=[SessionState.guard("admin"), AdminDashboardState.load_figures])
+app.add_page(admin.users_page, route="/admin/users", title="Users · HMS",
+             on_load=[SessionState.guard("admin"), AdminUsersState.load_rows])
+app.add_page(admin.departments_page, route="/admin/departments", title="Departments · HMS",
+             on_load=[SessionState.guard("admin"), DepartmentsState.load_departments])
+app.add_page(admin.permissions_page, route="/admin/permissions", title="Permissions · HMS",
+             on_load=[SessionState.guard("admin"), PermissionsState.load_matrix])
+app.add_page(admin.audit_page, route="/admin/audit", title="Audit trail · HMS",
+             on_load=[SessionState.guard("admin"), AuditState.load_rows])

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from hms_app.db.models import Counter
+
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def next_value(session: Session, name: str) -> int:
@@ -13,10 +16,19 @@ def next_value(session: Session, name: str) -> int:
     bump = sa.update(Counter).where(Counter.name == name).values(value=Counter.value + 1).returning(Counter.value)
     value = session.execute(bump).scalar_one_or_none()
     if value is None:
-        session.add(Counter(name=name, value=0))
-        session.flush()
+        _create(session, name)
         value = session.execute(bump).scalar_one()
     return value
+
+
+def _create(session: Session, name: str) -> None:
+    """Insert the counter at 0, unless a concurrent first caller just did.
+
+    Both callers may find no row; the loser of the insert waits for the winner's commit
+    and then bumps the winner's row instead of failing on the primary key.
+    """
+    insert = _INSERT[session.get_bind().dialect.name]
+    session.execute(insert(Counter).values(name=name, value=0).on_conflict_do_nothing(index_elements=["name"]))
 
 
 def next_mrn(session: Session) -> str:

@@ -1,0 +1,1 @@
+"""Reusable UI: the layout shell, navigation, tables, form fields, badges."""

@@ -1,0 +1,75 @@
+"""Form fields that always carry a visible label tied to their input."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+
+def field(
+    label: str,
+    name: str,
+    *,
+    type: str = "text",
+    required: bool = False,
+    placeholder: str = "",
+    autocomplete: str = "off",
+    hint: str = "",
+    field_id: str = "",
+    **props,
+) -> rx.Component:
+    """A labelled text input; ``name`` is the key in the submitted form data."""
+    input_id = field_id or f"field-{name}"
+    hint_id = f"{input_id}-hint"
+    return rx.vstack(
+        rx.el.label(label, rx.cond(required, rx.text.span(" (required)", color="var(--gray-11)"), rx.fragment()),
+                    html_for=input_id, font_weight="500", font_size="0.9rem"),
+        rx.input(
+            id=input_id,
+            name=name,
+            type=type,
+            required=required,
+            placeholder=placeholder,
+            auto_complete=autocomplete,
+            aria_describedby=hint_id if hint else None,
+            width="100%",
+            **props,
+        ),
+        rx.cond(hint != "", rx.text(hint, id=hint_id, size="1", color="var(--gray-11)"), rx.fragment()),
+        spacing="1",
+        width="100%",
+        align="stretch",
+    )
+
+
+def select_field(label: str, name: str, options: list[tuple[str, str]] | rx.Var, *, required: bool = False,
+                 field_id: str = "", default: str = "", **props) -> rx.Component:
+    """A labelled native ``<select>``: keyboard and screen-reader friendly everywhere."""
+    input_id = field_id or f"field-{name}"
+    if isinstance(options, list):
+        choices = [rx.el.option(text, value=value) for value, text in options]
+    else:
+        choices = [rx.foreach(options, lambda o: rx.el.option(o[1], value=o[0]))]
+    return rx.vstack(
+        rx.el.label(label, html_for=input_id, font_weight="500", font_size="0.9rem"),
+        rx.el.select(
+            *choices,
+            id=input_id,
+            name=name,
+            required=required,
+            default_value=default,
+            class_name="native-select",
+            **props,
+        ),
+        spacing="1",
+        width="100%",
+        align="stretch",
+    )
+
+
+def form_error(message: rx.Var) -> rx.Component:
+    """The last error of a form, announced to screen readers."""
+    return rx.cond(
+        message != "",
+        rx.callout(message, icon="triangle-alert", color_scheme="red", role="alert", width="100%"),
+        rx.fragment(),
+    )

@@ -1,0 +1,398 @@
+"""The admin's pages."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from hms_app.components.badges import outcome_badge, status_badge
+from hms_app.components.forms import field, form_error, select_field
+from hms_app.components.layout import page_shell
+from hms_app.components.table import data_table, search_box
+from hms_app.db.enums import ROLE_LABELS, Role
+from hms_app.services.audit import AuditRow
+from hms_app.services.dashboards import RoleCount
+from hms_app.services.departments import DepartmentRow
+from hms_app.services.permissions import PermissionCell, PermissionRow
+from hms_app.services.users import STAFF_ROLES, UserRow
+from hms_app.state.admin import (
+    AdminDashboardState,
+    AdminUsersState,
+    AuditState,
+    DepartmentsState,
+    PermissionsState,
+)
+
+ROLE_OPTIONS = [(r.value, ROLE_LABELS[r]) for r in Role]
+
+
+def _stat(label: str, value: rx.Var, element_id: str) -> rx.Component:
+    return rx.card(
+        rx.vstack(rx.text(label, size="2", color="var(--gray-11)"),
+                  rx.text(value, size="7", weight="bold", id=element_id), spacing="1"),
+        flex="1",
+        min_width="11rem",
+    )
+
+
+def _role_count_row(c: RoleCount) -> rx.Component:
+    return rx.table.row(rx.table.row_header_cell(c.label), rx.table.cell(c.active), rx.table.cell(c.inactive))
+
+
+def admin_dashboard() -> rx.Component:
+    f = AdminDashboardState.figures
+    return page_shell(
+        "Administration",
+        rx.flex(
+            _stat("Users", f.total_users.to_string(), "stat-users"),
+            _stat("Logins today", f.logins_today.to_string(), "stat-logins"),
+            _stat("Failed logins today", f.failed_logins_today.to_string(), "stat-failed"),
+            _stat("Lockouts today", f.lockouts_today.to_string(), "stat-lockouts"),
+            _stat("Active departments", f.active_departments.to_string(), "stat-departments"),
+            gap="3",
+            wrap="wrap",
+            width="100%",
+        ),
+        rx.card(
+            rx.heading("Users per role", as_="h2", size="4", margin_bottom="0.75rem"),
+            rx.table.root(
+                rx.el.caption("Active and deactivated accounts per role", class_name="visually-hidden"),
+                rx.table.header(rx.table.row(
+                    rx.table.column_header_cell("Role", scope="col"),
+                    rx.table.column_header_cell("Active", scope="col"),
+                    rx.table.column_header_cell("Deactivated", scope="col"),
+                )),
+                rx.table.body(rx.foreach(f.users_by_role, _role_count_row)),
+                width="100%",
+            ),
+            width="100%",
+        ),
+    )
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+def _user_row(u: UserRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.row_header_cell(u.full_name),
+        rx.table.cell(u.email),
+        rx.table.cell(u.role_label),
+        rx.table.cell(u.unit),
+        rx.table.cell(status_badge(u.status, active=u.is_active)),
+        rx.table.cell(u.last_login),
+        rx.table.cell(
+            rx.hstack(
+                rx.cond(
+                    u.is_active,
+                    rx.button("Deactivate", size="1", color_scheme="red", variant="soft",
+                              on_click=AdminUsersState.deactivate(u.id), aria_label="Deactivate " + u.full_name),
+                    rx.button("Reactivate", size="1", variant="soft",
+                              on_click=AdminUsersState.reactivate(u.id), aria_label="Reactivate " + u.full_name),
+                ),
+                rx.button("Reset password", size="1", variant="soft", color_scheme="gray",
+                          on_click=AdminUsersState.reset_password(u.id, u.full_name),
+                          aria_label="Reset the password of " + u.full_name),
+                spacing="2",
+            )
+        ),
+    )
+
+
+def _create_user_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("New staff account"),
+            rx.dialog.description("The person chooses their own password at first login.", size="2"),
+            rx.form(
+                rx.vstack(
+                    field("Full name", "full_name", required=True, field_id="new-user-name"),
+                    field("Email", "email", type="email", required=True, field_id="new-user-email"),
+                    select_field("Role", "role", [(r.value, ROLE_LABELS[r]) for r in STAFF_ROLES],
+                                 field_id="new-user-role", default="doctor",
+                                 on_change=AdminUsersState.choose_create_role),
+                    field("Temporary password", "password", type="password", required=True,
+                          autocomplete="new-password", field_id="new-user-password",
+                          hint="At least 10 characters; the person must change it at first login."),
+                    rx.cond(
+                        AdminUsersState.create_role == "doctor",
+                        rx.vstack(
+                            select_field("Department", "department_id", AdminUsersState.department_options,
+                                         field_id="new-user-department"),
+                            field("Specialty", "specialty", field_id="new-user-specialty"),
+                            field("Consultation fee", "consultation_fee", required=True, field_id="new-user-fee",
+                                  hint="An amount like 120 or 120.50.", input_mode="decimal"),
+                            field("Slot length in minutes", "slot_minutes", type="number",
+                                  field_id="new-user-slot", default_value="20", min=5, max=240),
+                            width="100%",
+                            spacing="3",
+                        ),
+                        rx.fragment(),
+                    ),
+                    form_error(AdminUsersState.form_error),
+                    rx.hstack(
+                        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button",
+                                                  on_click=AdminUsersState.close_create)),
+                        rx.button("Create account", type="submit"),
+                        justify="end",
+                        width="100%",
+                    ),
+                    spacing="3",
+                ),
+                on_submit=AdminUsersState.create_user,
+                reset_on_submit=False,
+            ),
+            max_width="32rem",
+        ),
+        open=AdminUsersState.create_open,
+        on_open_change=lambda _open: AdminUsersState.close_create(),
+    )
+
+
+def _temporary_password_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Temporary password"),
+            rx.alert_dialog.description(
+                rx.vstack(
+                    rx.text("Give this password to ", AdminUsersState.temporary_for,
+                            " in person. It is shown only once and must be changed at the next login."),
+                    rx.code(AdminUsersState.temporary_password, size="5", id="temporary-password"),
+                    spacing="3",
+                ),
+            ),
+            rx.flex(
+                rx.alert_dialog.action(rx.button("Done", on_click=AdminUsersState.dismiss_temporary_password)),
+                justify="end",
+                margin_top="1rem",
+            ),
+        ),
+        open=AdminUsersState.temporary_password != "",
+    )
+
+
+def users_page() -> rx.Component:
+    toolbar = rx.hstack(
+        search_box(AdminUsersState, "Search users", "Name or email"),
+        rx.vstack(
+            rx.el.label("Role", html_for="role-filter", font_weight="500", font_size="0.9rem"),
+            rx.el.select(
+                rx.el.option("All roles", value="all"),
+                *[rx.el.option(text, value=value) for value, text in ROLE_OPTIONS],
+                id="role-filter",
+                class_name="native-select",
+                on_change=AdminUsersState.filter_role,
+            ),
+            spacing="1",
+        ),
+        align="end",
+        wrap="wrap",
+        gap="3",
+    )
+    return page_shell(
+        "Users",
+        data_table(
+            AdminUsersState,
+            caption="User accounts",
+            columns=[("full_name", "Name"), ("email", "Email"), ("role", "Role"), ("", "Department or unit"),
+                     ("status", "Status"), ("last_login", "Last login"), ("", "Actions")],
+            rows=AdminUsersState.rows,
+            render_row=_user_row,
+            empty="No accounts match. Clear the search or choose another role.",
+            toolbar=toolbar,
+        ),
+        _create_user_dialog(),
+        _temporary_password_dialog(),
+        actions=rx.button(rx.icon("user-plus", size=16, aria_hidden="true"), "New staff account",
+                          on_click=AdminUsersState.open_create),
+    )
+
+
+# --- departments ---------------------------------------------------------------------------
+
+
+def _department_row(d: DepartmentRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.row_header_cell(
+            rx.cond(
+                DepartmentsState.renaming_id == d.id,
+                rx.form(
+                    rx.hstack(
+                        rx.el.label("New name", html_for="rename-department", class_name="visually-hidden"),
+                        rx.input(id="rename-department", name="name", default_value=d.name, required=True),
+                        rx.button("Save", type="submit", size="1"),
+                        rx.button("Cancel", type="button", size="1", variant="soft", color_scheme="gray",
+                                  on_click=DepartmentsState.cancel_rename),
+                        align="center",
+                    ),
+                    on_submit=DepartmentsState.rename_department,
+                ),
+                rx.text(d.name),
+            )
+        ),
+        rx.table.cell(d.doctors),
+        rx.table.cell(status_badge(d.status, active=d.is_active)),
+        rx.table.cell(
+            rx.hstack(
+                rx.button("Rename", size="1", variant="soft", on_click=DepartmentsState.start_rename(d.id),
+                          aria_label="Rename " + d.name),
+                rx.cond(
+                    d.is_active,
+                    rx.button("Deactivate", size="1", variant="soft", color_scheme="red",
+                              on_click=DepartmentsState.toggle_department(d.id, False),
+                              aria_label="Deactivate " + d.name),
+                    rx.button("Reactivate", size="1", variant="soft",
+                              on_click=DepartmentsState.toggle_department(d.id, True),
+                              aria_label="Reactivate " + d.name),
+                ),
+                spacing="2",
+            )
+        ),
+    )
+
+
+def departments_page() -> rx.Component:
+    return page_shell(
+        "Departments",
+        rx.card(
+            rx.form(
+                rx.hstack(
+                    rx.box(field("New department", "name", required=True, field_id="new-department"), flex="1"),
+                    rx.button("Create department", type="submit"),
+                    align="end",
+                    width="100%",
+                    wrap="wrap",
+                ),
+                on_submit=DepartmentsState.create_department,
+                reset_on_submit=True,
+            ),
+            form_error(DepartmentsState.form_error),
+            width="100%",
+        ),
+        rx.cond(
+            DepartmentsState.rows.length() > 0,
+            rx.table.root(
+                rx.el.caption("Departments", class_name="visually-hidden"),
+                rx.table.header(rx.table.row(
+                    rx.table.column_header_cell("Name", scope="col"),
+                    rx.table.column_header_cell("Active doctors", scope="col"),
+                    rx.table.column_header_cell("Status", scope="col"),
+                    rx.table.column_header_cell("Actions", scope="col"),
+                )),
+                rx.table.body(rx.foreach(DepartmentsState.rows, _department_row)),
+                variant="surface",
+                width="100%",
+            ),
+            rx.callout("No departments yet. Create the first one above.", icon="info", color_scheme="gray"),
+        ),
+    )
+
+
+# --- permissions ---------------------------------------------------------------------------
+
+
+def _permission_cell(cell: PermissionCell) -> rx.Component:
+    return rx.table.cell(
+        rx.checkbox(
+            checked=cell.granted,
+            disabled=cell.locked,
+            on_change=lambda checked: PermissionsState.toggle_permission(cell.role, cell.permission, checked),
+            aria_label=cell.permission + " for " + cell.role,
+        ),
+        text_align="center",
+    )
+
+
+def _permission_row(row: PermissionRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.row_header_cell(rx.text(row.permission, weight="medium", font_family="monospace"),
+                                 rx.text(row.description, size="1", color="var(--gray-11)")),
+        rx.foreach(row.cells, _permission_cell),
+    )
+
+
+def permissions_page() -> rx.Component:
+    return page_shell(
+        "Permissions",
+        rx.text("Tick a box to grant a permission to every account of that role. Administrators always keep "
+                "the right to manage users and permissions.", color="var(--gray-11)"),
+        rx.box(
+            rx.table.root(
+                rx.el.caption("Permissions per role", class_name="visually-hidden"),
+                rx.table.header(rx.table.row(
+                    rx.table.column_header_cell("Permission", scope="col"),
+                    *[rx.table.column_header_cell(ROLE_LABELS[r], scope="col", text_align="center") for r in Role],
+                )),
+                rx.table.body(rx.foreach(PermissionsState.matrix, _permission_row)),
+                variant="surface",
+                width="100%",
+            ),
+            overflow_x="auto",
+            width="100%",
+        ),
+    )
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+def _audit_row(r: AuditRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(r.occurred_at, white_space="nowrap"),
+        rx.table.cell(r.actor),
+        rx.table.cell(rx.code(r.action)),
+        rx.table.cell(r.record),
+        rx.table.cell(r.patient),
+        rx.table.cell(r.ip_address),
+        rx.table.cell(outcome_badge(r.outcome)),
+        rx.table.cell(rx.text(r.detail, size="1")),
+    )
+
+
+def _audit_filters() -> rx.Component:
+    return rx.form(
+        rx.grid(
+            field("User (email or id)", "user", field_id="audit-user"),
+            field("Patient (MRN or id)", "patient", field_id="audit-patient"),
+            field("Action starts with", "action", field_id="audit-action", placeholder="login."),
+            select_field("Outcome", "outcome", [("all", "Any"), ("success", "Success"), ("denied", "Denied"),
+                                                 ("failed", "Failed")], field_id="audit-outcome"),
+            field("From", "date_from", type="date", field_id="audit-from"),
+            field("To", "date_to", type="date", field_id="audit-to"),
+            rx.hstack(
+                rx.button("Apply filters", type="submit"),
+                rx.button("Clear", type="reset", variant="soft", color_scheme="gray", on_click=AuditState.clear_filters),
+                align="end",
+            ),
+            columns=rx.breakpoints(initial="1", sm="2", lg="4"),
+            gap="3",
+            align="end",
+            width="100%",
+        ),
+        on_submit=AuditState.apply_filters,
+        reset_on_submit=False,
+        width="100%",
+    )
+
+
+def audit_page() -> rx.Component:
+    return page_shell(
+        "Audit trail",
+        _audit_filters(),
+        rx.cond(AuditState.chain_status != "", rx.callout(AuditState.chain_status, icon="shield-check",
+                                                          width="100%"), rx.fragment()),
+        data_table(
+            AuditState,
+            caption="Audit events, newest first",
+            columns=[("", "When"), ("", "User"), ("", "Action"), ("", "Record"), ("", "Patient"),
+                     ("", "Address"), ("", "Outcome"), ("", "Detail")],
+            rows=AuditState.rows,
+            render_row=_audit_row,
+            empty="No audit events match these filters. Widen the date range or clear the filters.",
+        ),
+        actions=rx.hstack(
+            rx.button(rx.icon("shield-check", size=16, aria_hidden="true"), "Verify chain", variant="soft",
+                      on_click=AuditState.verify_chain),
+            rx.button(rx.icon("download", size=16, aria_hidden="true"), "Export CSV",
+                      on_click=AuditState.export_csv),
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Reflex state classes: each handler resolves the user and calls one service."""

@@ -1,0 +1,271 @@
+"""The admin's pages: figures, users, departments, permissions and the audit trail."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from hms_app.services import audit, dashboards, departments, permissions, users
+from hms_app.services.audit import AuditFilter, AuditRow
+from hms_app.services.dashboards import AdminFigures
+from hms_app.services.departments import DepartmentRow
+from hms_app.services.errors import HMSError
+from hms_app.services.permissions import PermissionRow
+from hms_app.services.users import UserRow
+from hms_app.state.auth import SessionState
+from hms_app.state.tables import PagedTableMixin
+
+_NO_FIGURES = AdminFigures([], 0, 0, 0, 0, 0)
+
+
+def _text(form_data: dict, key: str, limit: int = 500) -> str:
+    return str(form_data.get(key, "") or "")[:limit]
+
+
+class AdminDashboardState(SessionState):
+    figures: AdminFigures = _NO_FIGURES
+
+    @rx.event
+    async def load_figures(self):
+        try:
+            self.figures = await self._call(dashboards.admin_figures, write=False)
+        except HMSError as error:
+            return await self._failure(error)
+        return None
+
+
+class AdminUsersState(PagedTableMixin, SessionState):
+    rows: list[UserRow] = []
+    role_filter: str = ""
+    sort: str = "full_name"
+    create_open: bool = False
+    create_role: str = "doctor"
+    department_options: list[list[str]] = []
+    form_error: str = ""
+    temporary_password: str = ""
+    temporary_for: str = ""
+
+    async def _fetch(self) -> None:
+        result = await self._call(
+            users.list_users, write=False, search=self.search, role=self.role_filter, page=self.page,
+            page_size=self.page_size, sort=self.sort, descending=self.descending,
+        )
+        self.rows = self._paged(result)
+
+    @rx.event
+    async def filter_role(self, role: str):
+        self.role_filter = str(role)[:20] if role != "all" else ""
+        self.page = 1
+        return await self._reload()
+
+    @rx.event
+    async def open_create(self):
+        try:
+            rows = await self._call(departments.list_departments, write=False, include_inactive=False)
+        except HMSError as error:
+            return await self._failure(error)
+        self.department_options = [[str(d.id), d.name] for d in rows]
+        self.form_error = ""
+        self.create_open = True
+        return None
+
+    @rx.event
+    def close_create(self):
+        self.create_open = False
+
+    @rx.event
+    def choose_create_role(self, role: str):
+        self.create_role = str(role)[:20]
+
+    @rx.event
+    async def create_user(self, form_data: dict):
+        form = users.StaffForm(
+            full_name=_text(form_data, "full_name"),
+            email=_text(form_data, "email"),
+            role=_text(form_data, "role", 20),
+            password=_text(form_data, "password", 1000),
+            department_id=_text(form_data, "department_id", 20),
+            specialty=_text(form_data, "specialty"),
+            consultation_fee=_text(form_data, "consultation_fee", 40),
+            slot_minutes=_text(form_data, "slot_minutes", 10) or "20",
+        )
+        try:
+            await self._call(users.create_staff_user, form=form)
+        except HMSError as error:
+            self.form_error = error.message
+            return await self._failure(error)
+        self.create_open = False
+        self.form_error = ""
+        await self._reload()
+        return rx.toast.success(f"Account created for {form.full_name.strip()}. They choose a new password at first login.")
+
+    @rx.event
+    async def deactivate(self, user_id: int):
+        try:
+            await self._call(users.deactivate_user, user_id=user_id)
+        except HMSError as error:
+            return await self._failure(error)
+        await self._reload()
+        return rx.toast.success("Account deactivated; its open sessions have ended.")
+
+    @rx.event
+    async def reactivate(self, user_id: int):
+        try:
+            await self._call(users.reactivate_user, user_id=user_id)
+        except HMSError as error:
+            return await self._failure(error)
+        await self._reload()
+        return rx.toast.success("Account reactivated.")
+
+    @rx.event
+    async def reset_password(self, user_id: int, name: str = ""):
+        try:
+            self.temporary_password = await self._call(users.reset_password, user_id=user_id)
+        except HMSError as error:
+            return await self._failure(error)
+        self.temporary_for = str(name)[:120]
+        return rx.toast.success("Password reset. Hand over the temporary password in person.")
+
+    @rx.event
+    def dismiss_temporary_password(self):
+        self.temporary_password = ""
+        self.temporary_for = ""
+
+
+class DepartmentsState(SessionState):
+    rows: list[DepartmentRow] = []
+    renaming_id: int = 0
+    form_error: str = ""
+
+    async def _fetch(self):
+        try:
+            self.rows = await self._call(departments.list_departments, write=False)
+        except HMSError as error:
+            return await self._failure(error)
+        return None
+
+    @rx.event
+    async def load_departments(self):
+        return await self._fetch()
+
+    @rx.event
+    async def create_department(self, form_data: dict):
+        try:
+            await self._call(departments.create_department, name=_text(form_data, "name"))
+        except HMSError as error:
+            self.form_error = error.message
+            return await self._failure(error)
+        self.form_error = ""
+        await self._fetch()
+        return rx.toast.success("Department created.")
+
+    @rx.event
+    def start_rename(self, department_id: int):
+        self.renaming_id = department_id if isinstance(department_id, int) else 0
+
+    @rx.event
+    def cancel_rename(self):
+        self.renaming_id = 0
+
+    @rx.event
+    async def rename_department(self, form_data: dict):
+        try:
+            await self._call(departments.rename_department, department_id=self.renaming_id,
+                             name=_text(form_data, "name"))
+        except HMSError as error:
+            return await self._failure(error)
+        self.renaming_id = 0
+        await self._fetch()
+        return rx.toast.success("Department renamed.")
+
+    @rx.event
+    async def toggle_department(self, department_id: int, active: bool):
+        try:
+            await self._call(departments.set_department_active, department_id=department_id, active=bool(active))
+        except HMSError as error:
+            return await self._failure(error)
+        await self._fetch()
+        return rx.toast.success("Department reactivated." if active else "Department deactivated.")
+
+
+class PermissionsState(SessionState):
+    matrix: list[PermissionRow] = []
+
+    @rx.event
+    async def load_matrix(self):
+        try:
+            self.matrix = await self._call(permissions.permission_matrix, write=False)
+        except HMSError as error:
+            return await self._failure(error)
+        return None
+
+    @rx.event
+    async def toggle_permission(self, role: str, permission: str, grant: bool):
+        service = permissions.grant_permission if grant else permissions.revoke_permission
+        try:
+            await self._call(service, role=role, permission=permission)
+        except HMSError as error:
+            await self.load_matrix()
+            return await self._failure(error)
+        await self.load_matrix()
+        return rx.toast.success(f"{'Granted' if grant else 'Removed'} {permission} for {role}.")
+
+
+class AuditState(PagedTableMixin, SessionState):
+    rows: list[AuditRow] = []
+    page_size: int = 25
+    filter_user: str = ""
+    filter_patient: str = ""
+    filter_action: str = ""
+    filter_outcome: str = ""
+    filter_from: str = ""
+    filter_to: str = ""
+    chain_status: str = ""
+
+    def _filters(self) -> AuditFilter:
+        return AuditFilter(self.filter_user, self.filter_patient, self.filter_action, self.filter_outcome,
+                           self.filter_from, self.filter_to)
+
+    async def _fetch(self) -> None:
+        result = await self._call(audit.search_audit, write=False, filters=self._filters(), page=self.page,
+                                  page_size=self.page_size)
+        self.rows = self._paged(result)
+
+    @rx.event
+    async def apply_filters(self, form_data: dict):
+        self.filter_user = _text(form_data, "user", 254)
+        self.filter_patient = _text(form_data, "patient", 40)
+        self.filter_action = _text(form_data, "action", 64)
+        outcome = _text(form_data, "outcome", 10)
+        self.filter_outcome = "" if outcome == "all" else outcome
+        self.filter_from = _text(form_data, "date_from", 10)
+        self.filter_to = _text(form_data, "date_to", 10)
+        self.page = 1
+        return await self._reload()
+
+    @rx.event
+    async def clear_filters(self):
+        self.filter_user = self.filter_patient = self.filter_action = ""
+        self.filter_outcome = self.filter_from = self.filter_to = ""
+        self.page = 1
+        return await self._reload()
+
+    @rx.event
+    async def export_csv(self):
+        try:
+            data = await self._call(audit.export_audit_csv, filters=self._filters())
+        except HMSError as error:
+            return await self._failure(error)
+        return [rx.download(data=data, filename="audit-trail.csv", mime_type="text/csv"),
+                rx.toast.success("Audit trail exported.")]
+
+    @rx.event
+    async def verify_chain(self):
+        try:
+            report = await self._call(audit.verify_audit_chain)
+        except HMSError as error:
+            return await self._failure(error)
+        if report.ok:
+            self.chain_status = f"Intact: {report.rows_checked} rows checked."
+            return rx.toast.success(self.chain_status)
+        self.chain_status = f"Broken at row {report.first_bad_id}: {report.reason}."
+        return rx.toast.error(self.chain_status)

@@ -1,0 +1,271 @@
+"""The session every page shares, and login, registration, password change and logout.
+
+The browser keeps the session token in a strict same-site cookie; the server keeps a
+copy in a backend-only var and resolves it against the session row on every event, so
+a logout, expiry or deactivation is honoured at the very next click.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import reflex as rx
+
+from hms_app import settings
+from hms_app.db.engine import session_scope
+from hms_app.db.enums import ROLE_LABELS, Role
+from hms_app.services import auth, notifications
+from hms_app.services.actor import Actor, Anonymous
+from hms_app.services.errors import HMSError, PasswordChangeRequired, SessionExpired
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ROLE_HOME = {
+    Role.ADMIN: "/admin",
+    Role.ACCOUNTS: "/accounts",
+    Role.DOCTOR: "/doctor",
+    Role.LAB: "/lab",
+    Role.PHARMACY: "/pharmacy",
+    Role.PATIENT: "/patient",
+}
+LOGIN_PATH = "/login"
+PASSWORD_PATH = "/account/password"
+
+
+def home_for(role: str) -> str:
+    try:
+        return ROLE_HOME[Role(role)]
+    except ValueError:
+        return LOGIN_PATH
+
+
+def _safe_next(target: object) -> str:
+    """A same-site path to return to after login, or "" (no open redirects)."""
+    if not isinstance(target, str) or not target.startswith("/") or target.startswith("//"):
+        return ""
+    if "\\" in target or ":" in target or target.startswith(LOGIN_PATH) or len(target) > 200:
+        return ""
+    return target
+
+
+class SessionState(rx.State):
+    """Who is logged in on this tab, and what the shell shows about them."""
+
+    session_cookie: str = rx.Cookie(
+        "", name="hms_session", same_site="strict", max_age=settings.SESSION_ABSOLUTE_SECONDS
+    )
+    _token: str = ""
+    user_name: str = ""
+    user_role: str = ""
+    role_label: str = ""
+    unread_count: int = 0
+    must_change_password: bool = False
+
+    # --- helpers for every state (not client-callable) ---------------------------------
+
+    async def _session_state(self) -> SessionState:
+        return self if type(self) is SessionState else await self.get_state(SessionState)
+
+    async def _credentials(self) -> tuple[str, str]:
+        base = await self._session_state()
+        return base._token or base.session_cookie, self.router.session.client_ip
+
+    async def _call(self, service: Callable[..., T], /, *, write: bool = True, **kwargs: Any) -> T:
+        """Resolve the actor from the session and run one service call in a worker thread."""
+        token, ip = await self._credentials()
+
+        def work() -> T:
+            with session_scope(write=write) as session:
+                actor = auth.resolve_session(session=session, token=token, ip_address=ip)
+                return service(session=session, actor=actor, **kwargs)
+
+        return await asyncio.to_thread(work)
+
+    async def _actor(self) -> Actor:
+        token, ip = await self._credentials()
+
+        def work() -> Actor:
+            with session_scope() as session:
+                return auth.resolve_session(session=session, token=token, ip_address=ip)
+
+        return await asyncio.to_thread(work)
+
+    async def _forget(self) -> None:
+        base = await self._session_state()
+        base._token = ""
+        base.session_cookie = ""
+        base.user_name = ""
+        base.user_role = ""
+        base.role_label = ""
+        base.unread_count = 0
+        base.must_change_password = False
+
+    async def _failure(self, error: HMSError):
+        """The UI's answer to a refused service call: a toast, and a redirect if needed."""
+        if isinstance(error, SessionExpired):
+            await self._forget()
+            return [rx.redirect(LOGIN_PATH), rx.toast.error(error.message)]
+        if isinstance(error, PasswordChangeRequired):
+            return [rx.redirect(PASSWORD_PATH), rx.toast.warning(error.message)]
+        return rx.toast.error(error.message)
+
+    async def _show_actor(self, actor: Actor) -> None:
+        base = await self._session_state()
+        base.user_name = actor.full_name
+        base.user_role = actor.role.value
+        base.role_label = ROLE_LABELS[actor.role]
+        base.must_change_password = actor.must_change_password
+
+    # --- events -------------------------------------------------------------------------
+
+    @rx.event
+    async def guard(self, role: str = ""):
+        """``on_load`` of every signed-in page: the right user, or off to where they belong.
+
+        Args:
+            role: the role the page is for; empty for pages every role may open.
+        """
+        try:
+            actor = await self._actor()
+        except SessionExpired:
+            await self._forget()
+            return rx.redirect(f"{LOGIN_PATH}?next={self.router.page.path}")
+        await self._show_actor(actor)
+        base = await self._session_state()
+        base._token = base._token or base.session_cookie
+        if actor.must_change_password and self.router.page.path != PASSWORD_PATH:
+            return [rx.redirect(PASSWORD_PATH), rx.toast.warning("Choose a new password before you continue.")]
+        if role and role != actor.role.value:
+            return rx.redirect(ROLE_HOME[actor.role])
+        await self._refresh_unread()
+        return None
+
+    async def _refresh_unread(self) -> None:
+        base = await self._session_state()
+        try:
+            base.unread_count = await self._call(notifications.unread_count, write=False)
+        except HMSError:
+            base.unread_count = 0
+
+    @rx.event
+    async def logout(self):
+        try:
+            await self._call(auth.logout)
+        except HMSError:
+            pass
+        await self._forget()
+        return [rx.redirect(LOGIN_PATH), rx.toast.success("You have logged out.")]
+
+
+class LoginState(SessionState):
+    """The login form."""
+
+    error: str = ""
+    busy: bool = False
+
+    @rx.event
+    async def open_login(self):
+        """``on_load`` of the login page: a visitor who is still logged in goes home."""
+        self.error = ""
+        try:
+            actor = await self._actor()
+        except SessionExpired:
+            return None
+        return rx.redirect(ROLE_HOME[actor.role])
+
+    @rx.event
+    async def log_in(self, form_data: dict):
+        self.busy = True
+        yield
+        email = str(form_data.get("email", ""))[:300]
+        password = str(form_data.get("password", ""))[:1000]
+        visitor = Anonymous(self.router.session.client_ip)
+
+        def work() -> auth.LoginResult:
+            with session_scope() as session:
+                return auth.login(session=session, visitor=visitor, email=email, password=password)
+
+        try:
+            result = await asyncio.to_thread(work)
+        except HMSError as error:
+            self.busy = False
+            self.error = error.message
+            yield rx.toast.error(error.message)
+            return
+        self.busy = False
+        self.error = ""
+        base = await self._session_state()
+        base._token = result.token
+        base.session_cookie = result.token
+        await self._show_actor(result.actor)
+        if result.actor.must_change_password:
+            yield rx.redirect(PASSWORD_PATH)
+            yield rx.toast.warning("Your password was reset. Choose a new one to continue.")
+            return
+        yield rx.redirect(_safe_next(self.router.page.params.get("next")) or home_for(result.actor.role.value))
+        yield rx.toast.success(f"Welcome, {result.actor.full_name}.")
+
+
+class RegisterState(SessionState):
+    """A patient's self-registration."""
+
+    error: str = ""
+    busy: bool = False
+
+    @rx.event
+    async def register(self, form_data: dict):
+        if str(form_data.get("password", "")) != str(form_data.get("password_confirm", "")):
+            self.error = "The two passwords do not match."
+            return rx.toast.error(self.error)
+        self.busy = True
+        form = auth.Registration(
+            full_name=str(form_data.get("full_name", ""))[:500],
+            email=str(form_data.get("email", ""))[:500],
+            password=str(form_data.get("password", ""))[:1000],
+            birth_date=str(form_data.get("birth_date", ""))[:40],
+            phone=str(form_data.get("phone", ""))[:100],
+        )
+        visitor = Anonymous(self.router.session.client_ip)
+
+        def work() -> int:
+            with session_scope() as session:
+                return auth.register_patient(session=session, visitor=visitor, form=form)
+
+        try:
+            await asyncio.to_thread(work)
+        except HMSError as error:
+            self.busy = False
+            self.error = error.message
+            return rx.toast.error(error.message)
+        self.busy = False
+        self.error = ""
+        return [rx.redirect(LOGIN_PATH), rx.toast.success("Your account is ready. Log in with your email and password.")]
+
+
+class PasswordState(SessionState):
+    """Changing one's own password (also the forced change after a reset)."""
+
+    error: str = ""
+
+    @rx.event
+    async def change_password(self, form_data: dict):
+        if str(form_data.get("new_password", "")) != str(form_data.get("new_password_confirm", "")):
+            self.error = "The two new passwords do not match."
+            return rx.toast.error(self.error)
+        try:
+            await self._call(
+                auth.change_password,
+                current_password=str(form_data.get("current_password", ""))[:1000],
+                new_password=str(form_data.get("new_password", ""))[:1000],
+            )
+        except HMSError as error:
+            self.error = error.message
+            return await self._failure(error)
+        self.error = ""
+        base = await self._session_state()
+        base.must_change_password = False
+        return [rx.redirect(home_for(base.user_role)), rx.toast.success("Your password has been changed.")]

@@ -1,0 +1,59 @@
+"""The profile every role's dashboard shows, and the notifications page."""
+
+from __future__ import annotations
+
+
+import reflex as rx
+
+from hms_app.services import notifications, users
+from hms_app.services.errors import HMSError
+from hms_app.services.notifications import NotificationRow
+from hms_app.services.users import Profile
+from hms_app.state.auth import SessionState
+from hms_app.state.tables import PagedTableMixin
+
+_EMPTY_PROFILE = Profile(user_id=0, full_name="", email="", role="", role_label="", unit="")
+
+
+class ProfileState(SessionState):
+    """The signed-in user's own profile."""
+
+    profile: Profile = _EMPTY_PROFILE
+
+    @rx.event
+    async def load_profile(self):
+        try:
+            self.profile = await self._call(users.get_own_profile)
+        except HMSError as error:
+            self.profile = _EMPTY_PROFILE
+            return await self._failure(error)
+        return None
+
+
+class NotificationsState(PagedTableMixin, SessionState):
+    rows: list[NotificationRow] = []
+
+    async def _fetch(self) -> None:
+        result = await self._call(notifications.list_notifications, write=False, page=self.page,
+                                  page_size=self.page_size)
+        self.rows = self._paged(result)
+        await self._refresh_unread()
+
+    @rx.event
+    async def mark_read(self, notification_id: int):
+        try:
+            await self._call(notifications.mark_read, notification_id=notification_id)
+        except HMSError as error:
+            return await self._failure(error)
+        return await self._reload()
+
+    @rx.event
+    async def mark_all_read(self):
+        try:
+            count = await self._call(notifications.mark_all_read)
+        except HMSError as error:
+            return await self._failure(error)
+        await self._reload()
+        return rx.toast.success(f"{count} notifications marked as read." if count else "Nothing was unread.")
+
+

@@ -1,0 +1,85 @@
+"""Helpers shared by the service tests: tokens, audit rows and "nothing changed" checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from hms_app.db import models  # noqa: F401  (registers the tables on the metadata)
+from hms_app.db.engine import session_scope
+from hms_app.db.models import AuditEvent
+from hms_app.services import auth, demo
+from hms_app.services.actor import Actor, Anonymous
+from hms_app.services.errors import PermissionDenied
+
+IP = "203.0.113.9"
+STRONG_PASSWORD = "Correct-Horse-Battery-9"
+
+
+def login_token(engine: sa.Engine, email: str, password: str = demo.DEMO_PASSWORD, ip: str = IP) -> str:
+    """Log in through the service and return the raw session token."""
+    with session_scope(engine=engine) as s:
+        return auth.login(session=s, visitor=Anonymous(ip), email=email, password=password).token
+
+
+def resolve(engine: sa.Engine, token: str, ip: str = IP) -> Actor:
+    with session_scope(engine=engine) as s:
+        return auth.resolve_session(session=s, token=token, ip_address=ip)
+
+
+def audit_events(engine: sa.Engine, *, action: str | None = None, outcome: str | None = None,
+                 after_id: int = 0) -> list[AuditEvent]:
+    query = sa.select(AuditEvent).where(AuditEvent.id > after_id).order_by(AuditEvent.id)
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if outcome is not None:
+        query = query.where(AuditEvent.outcome == outcome)
+    with session_scope(write=False, engine=engine) as s:
+        return list(s.execute(query).scalars())
+
+
+def last_audit_id(engine: sa.Engine) -> int:
+    with session_scope(write=False, engine=engine) as s:
+        return s.execute(sa.select(sa.func.max(AuditEvent.id))).scalar_one() or 0
+
+
+def snapshot(engine: sa.Engine) -> dict[str, list[tuple]]:
+    """Every row of every table except the audit trail, in a stable order."""
+    tables = {}
+    with engine.connect() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            if table.name == "audit_event":
+                continue
+            rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
+            tables[table.name] = [tuple(row) for row in rows]
+    return tables
+
+
+def table_count(engine: sa.Engine, table: type[SQLModel]) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def assert_refused(
+    engine: sa.Engine,
+    actor: Actor | None,
+    action: str,
+    call: Callable[..., Any],
+    *,
+    error: type[Exception] = PermissionDenied,
+    outcome: str = "denied",
+) -> Exception:
+    """Run ``call(session)``: it must raise ``error``, change no table and leave one audit row."""
+    before = snapshot(engine)
+    after_id = last_audit_id(engine)
+    with session_scope(engine=engine) as s, pytest.raises(error) as raised:
+        call(s)
+    assert snapshot(engine) == before, "a refused call changed the database"
+    new = audit_events(engine, after_id=after_id)
+    assert [(e.action, str(e.outcome)) for e in new] == [(action, outcome)]
+    assert new[0].actor_id == (actor.user_id if isinstance(actor, Actor) else None)
+    return raised.value
