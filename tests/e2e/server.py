@@ -1,0 +1,99 @@
+"""Starts the real app (``reflex run --env prod``) on a free port with its own database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class AppServer:
+    url: str
+    port: int
+    data_dir: Path
+    database_url: str
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def private_web_dir(data_dir: Path) -> Path:
+    """A front-end build folder of this server's own, so that servers on other ports (and
+    ``make run``) keep theirs: the port is compiled into the front end. The installed npm
+    packages of the project's ``.web`` are hard-linked in, so no second install is needed."""
+    web = data_dir / ".web"
+    shared = ROOT / ".web"
+    if shared.is_dir():
+        shutil.copytree(shared, web, symlinks=True,
+                        ignore=shutil.ignore_patterns("node_modules", "build", ".react-router"))
+        if (shared / "node_modules").is_dir():
+            shutil.copytree(shared / "node_modules", web / "node_modules", symlinks=True, copy_function=os.link)
+    return web
+
+
+def server_env(data_dir: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        REFLEX_USE_NPM="1",
+        REFLEX_TELEMETRY_ENABLED="false",
+        HMS_DATA_DIR=str(data_dir),
+        HMS_PORT=str(port),
+        HMS_PUBLIC_URL=f"http://localhost:{port}",
+    )
+    env.pop("HMS_DATABASE_URL", None)
+    env.update(extra or {})
+    return env
+
+
+def start_app(data_dir: Path, *, timeout: float = 900, extra_env: dict[str, str] | None = None) -> AppServer:
+    """Migrate, load the demo data and serve the app; wait until it answers."""
+    port = free_port()
+    env = server_env(data_dir, port, {"REFLEX_WEB_WORKDIR": str(private_web_dir(data_dir)), **(extra_env or {})})
+    subprocess.run([str(BIN / "hms"), "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([str(BIN / "hms"), "seed", "--if-empty"], env=env, cwd=ROOT, check=True, capture_output=True)
+    log_path = data_dir / "server.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [str(BIN / "reflex"), "run", "--env", "prod"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    server = AppServer(f"http://localhost:{port}", port, data_dir, f"sqlite:///{data_dir / 'hms.db'}", log_path, process)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited early:\n{log_path.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/api/health", timeout=2) as r1, \
+                    urllib.request.urlopen(f"{server.url}/login", timeout=2) as r2:
+                if r1.status == 200 and r2.status == 200:
+                    return server
+        except OSError:
+            pass
+        time.sleep(1)
+    server.stop()
+    raise RuntimeError(f"the app did not start within {timeout}s:\n{log_path.read_text()[-4000:]}")
