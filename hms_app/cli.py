@@ -11,8 +11,14 @@ from hms_app import settings
 def _migrate(_args: argparse.Namespace) -> int:
     from hms_app.db.migrate import upgrade
 
+    from hms_app.db.engine import session_scope
+    from hms_app.services.permissions import seed_default_permissions
+
     upgrade()
-    print(f"database is up to date: {_safe_url()}")
+    with session_scope() as session:
+        new = seed_default_permissions(session)
+        session.commit()
+    print(f"database is up to date: {_safe_url()}" + (f"; default grants for {len(new)} new permissions" if new else ""))
     return 0
 
 

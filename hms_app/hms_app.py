@@ -11,6 +11,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hms_app.pages import admin, auth, common, dashboards
+from hms_app.services import events
+from hms_app.state import live
 from hms_app.state.admin import (
     AdminDashboardState,
     AdminUsersState,
@@ -43,6 +45,16 @@ app = rx.App(
     backend_exception_handler=_backend_error,
     api_transformer=Starlette(routes=[Route("/api/health", _health)]),
 )
+
+async def _bind_live_hub() -> None:
+    """Let the live hub reach this worker's event loop from the threads that commit."""
+    import asyncio
+
+    live.hub.bind_loop(asyncio.get_running_loop())
+
+
+app.register_lifespan_task(_bind_live_hub)
+events.subscribe(live.hub.on_change)
 
 app.add_page(index, route="/", title="HMS", on_load=LoginState.open_login)
 app.add_page(auth.login_page, route="/login", title="Log in · HMS", on_load=LoginState.open_login)

@@ -51,6 +51,7 @@ class Permission(StrEnum):
     APPOINTMENTS_BOOK = "appointments.book"
     APPOINTMENTS_MANAGE = "appointments.manage"
     APPOINTMENTS_VIEW_ALL = "appointments.view_all"
+    SCHEDULES_MANAGE = "schedules.manage"
     CLINICAL_READ = "clinical.read"
     CLINICAL_WRITE = "clinical.write"
     LAB_WORK = "lab.work"
@@ -76,6 +77,7 @@ PERMISSION_DESCRIPTIONS = {
     Permission.APPOINTMENTS_BOOK: "Book, cancel and reschedule one's own appointments",
     Permission.APPOINTMENTS_MANAGE: "Confirm, decline and complete one's own patients' appointments",
     Permission.APPOINTMENTS_VIEW_ALL: "See every appointment in the hospital",
+    Permission.SCHEDULES_MANAGE: "Edit any doctor's working hours, slot length and leave",
     Permission.CLINICAL_READ: "Open patient charts",
     Permission.CLINICAL_WRITE: "Write encounters, prescriptions and lab orders",
     Permission.LAB_WORK: "Work the lab worklist and enter results",
@@ -97,6 +99,7 @@ DEFAULT_ROLE_PERMISSIONS: dict[Role, set[Permission]] = {
         Permission.AUDIT_VIEW,
         Permission.ADMIN_DASHBOARD,
         Permission.APPOINTMENTS_VIEW_ALL,
+        Permission.SCHEDULES_MANAGE,
         Permission.REPORTS_VIEW,
     },
     Role.ACCOUNTS: _EVERYONE | {Permission.BILLING_MANAGE, Permission.REPORTS_VIEW},
@@ -122,3 +125,35 @@ class AuditOutcome(StrEnum):
     SUCCESS = "success"
     DENIED = "denied"
     FAILED = "failed"
+
+
+class AppointmentStatus(StrEnum):
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    DECLINED = "declined"
+    NO_SHOW = "no_show"
+
+    @property
+    def label(self) -> str:
+        return APPOINTMENT_STATUS_LABELS[self]
+
+
+APPOINTMENT_STATUS_LABELS = {
+    AppointmentStatus.REQUESTED: "Pending",
+    AppointmentStatus.CONFIRMED: "Confirmed",
+    AppointmentStatus.COMPLETED: "Completed",
+    AppointmentStatus.CANCELLED: "Cancelled",
+    AppointmentStatus.DECLINED: "Declined",
+    AppointmentStatus.NO_SHOW: "No-show",
+}
+ACTIVE_APPOINTMENT_STATUSES = (AppointmentStatus.REQUESTED, AppointmentStatus.CONFIRMED)
+"""An appointment in one of these holds its slot."""
+
+
+class WaitlistStatus(StrEnum):
+    WAITING = "waiting"
+    OFFERED = "offered"
+    BOOKED = "booked"
+    CANCELLED = "cancelled"

@@ -7,12 +7,12 @@ services turn rows into the small display records in ``hms_app.services.views``.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from hms_app.db.enums import AuditOutcome, Role, Sex
+from hms_app.db.enums import AppointmentStatus, AuditOutcome, Role, Sex, WaitlistStatus
 from hms_app.db.types import UTCDateTime, utcnow
 
 
@@ -53,6 +53,15 @@ class RolePermission(SQLModel, table=True):
 
     role: Role = Field(sa_type=sa.String(20), primary_key=True)
     permission: str = Field(max_length=64, primary_key=True)
+
+
+class PermissionCatalog(SQLModel, table=True):
+    """Every permission the defaults were applied for once; admin's later edits then stand."""
+
+    __tablename__ = "permission_catalog"
+
+    permission: str = Field(max_length=64, primary_key=True)
+    added_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
 class Department(SQLModel, table=True):
@@ -135,3 +144,81 @@ class Counter(SQLModel, table=True):
 
     name: str = Field(max_length=40, primary_key=True)
     value: int = Field(default=0)
+
+
+class DoctorAvailability(SQLModel, table=True):
+    """A doctor's weekly working hours: one row per block (a weekday may have several)."""
+
+    __tablename__ = "doctor_availability"
+
+    id: int | None = Field(default=None, primary_key=True)
+    doctor_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    weekday: int = Field(ge=0, le=6)  # Monday is 0, in the hospital's time zone
+    start_time: time
+    end_time: time
+
+
+class DoctorLeave(SQLModel, table=True):
+    """A dated absence (whole days or hours), stored as a UTC interval."""
+
+    __tablename__ = "doctor_leave"
+    __table_args__ = (sa.Index("ix_doctor_leave_doctor_span", "doctor_id", "starts_at", "ends_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    doctor_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
+    starts_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    ends_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    reason: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+_ACTIVE = "status IN ('requested', 'confirmed')"
+
+
+class Appointment(SQLModel, table=True):
+    """A booked slot. Only one active appointment may start at a doctor's given time:
+    the partial unique index below (and, on PostgreSQL, exclusion constraints over the
+    time range added by the migration) make a double booking impossible under races."""
+
+    __tablename__ = "appointment"
+    __table_args__ = (
+        sa.Index(
+            "uq_appointment_doctor_start_active", "doctor_id", "starts_at", unique=True,
+            sqlite_where=sa.text(_ACTIVE), postgresql_where=sa.text(_ACTIVE),
+        ),
+        sa.Index("ix_appointment_doctor_starts", "doctor_id", "starts_at"),
+        sa.Index("ix_appointment_patient_starts", "patient_id", "starts_at"),
+        sa.Index("ix_appointment_department_starts", "department_id", "starts_at"),
+        sa.Index("ix_appointment_status_starts", "status", "starts_at"),
+        sa.CheckConstraint("ends_at > starts_at", name="ck_appointment_span"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="user.id")
+    doctor_id: int = Field(foreign_key="user.id")
+    department_id: int = Field(foreign_key="department.id")
+    starts_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    ends_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    status: AppointmentStatus = Field(default=AppointmentStatus.REQUESTED, sa_type=sa.String(12))
+    reason: str = Field(default="", max_length=500)
+    status_reason: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class WaitlistEntry(SQLModel, table=True):
+    """A patient waiting for a slot with a doctor, or any doctor of a department."""
+
+    __tablename__ = "waitlist_entry"
+    __table_args__ = (sa.Index("ix_waitlist_department_status", "department_id", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="user.id", index=True)
+    department_id: int = Field(foreign_key="department.id")
+    doctor_id: int | None = Field(default=None, foreign_key="user.id")
+    date_from: date
+    date_to: date
+    status: WaitlistStatus = Field(default=WaitlistStatus.WAITING, sa_type=sa.String(10))
+    offered_start: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    offered_doctor_id: int | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

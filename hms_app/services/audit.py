@@ -26,6 +26,7 @@ from hms_app.db.models import AuditEvent, PatientProfile
 from hms_app.db.types import utcnow
 from hms_app.services.actor import Actor, Anonymous
 from hms_app.services.errors import PermissionDenied, ValidationError
+from hms_app.services.paging import clamp_page
 
 GENESIS_HASH = "0" * 64
 _PG_AUDIT_LOCK = 7_310_421  # advisory lock key that serialises appends on PostgreSQL
@@ -254,8 +255,7 @@ def search_audit(
 ) -> AuditPage:
     """One page of audit rows, newest first, filtered in SQL."""
     _require_audit_view(session, actor, "audit.search")
-    page = max(1, int(page))
-    page_size = min(max(1, int(page_size)), 100)
+    page, page_size = clamp_page(page, page_size)
     query = _filtered(session, filters)
     total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
     events = session.execute(
@@ -280,10 +280,13 @@ def export_audit_csv(*, session: Session, actor: Actor, filters: AuditFilter) ->
     count = 0
     for event in _iter(session, query):
         count += 1
+        # Every text cell is defused, not only the detail: a typed login email, an id sent
+        # to a handler or a forwarded address reach the trail as given.
         writer.writerow(
-            [event.id, event.occurred_at.isoformat(), event.actor_id or "", event.actor_email,
-             event.action, event.entity_type, event.entity_id, event.patient_id or "",
-             event.ip_address, event.outcome, _csv_safe(event.detail), event.prev_hash, event.row_hash]
+            [event.id, event.occurred_at.isoformat(), event.actor_id or "", _csv_safe(event.actor_email),
+             _csv_safe(event.action), _csv_safe(event.entity_type), _csv_safe(event.entity_id),
+             event.patient_id or "", _csv_safe(event.ip_address), event.outcome, _csv_safe(event.detail),
+             event.prev_hash, event.row_hash]
         )
     record(session, actor, "audit.export", detail=f"{count} rows; filters {json.dumps(filters.__dict__)}")
     session.commit()

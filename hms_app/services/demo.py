@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import random
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app.db.enums import Role, Sex
-from hms_app.db.models import Department, DoctorProfile, PatientProfile, User
+from hms_app.db.enums import AppointmentStatus, Role, Sex
+from hms_app.db.models import Appointment, Department, DoctorAvailability, DoctorProfile, PatientProfile, User
 from hms_app.services import audit, counters, passwords
 from hms_app.services.permissions import seed_default_permissions
 
@@ -108,7 +108,58 @@ def seed_demo(session: Session) -> bool:
             insurer=insurer,
             policy_number=f"POL-{100000 + index}" if insurer else "",
         ))
+    _seed_schedules(session, departments)
     audit.record(session, None, "demo.seed", actor_email="system",
                  detail=f"{len(accounts)} accounts, {len(DEPARTMENTS)} departments")
     session.commit()
     return True
+
+
+WORKING_HOURS = [(time(9, 0), time(12, 0)), (time(13, 0), time(17, 0))]
+
+
+def _seed_schedules(session: Session, departments: dict[str, Department]) -> None:
+    """Weekday hours for every doctor, and a few past and coming appointments."""
+    from hms_app import settings
+    from hms_app.services.scheduling import local_today
+
+    doctors = session.execute(sa.select(DoctorProfile)).scalars().all()
+    for doctor in doctors:
+        for weekday in range(5):
+            for start, end in WORKING_HOURS:
+                session.add(DoctorAvailability(doctor_id=doctor.user_id, weekday=weekday, start_time=start, end_time=end))
+    patients = session.execute(
+        sa.select(User.id).where(User.role == Role.PATIENT).order_by(User.id)
+    ).scalars().all()
+    today = local_today()
+
+    def weekday_after(days: int) -> date:
+        day = today + timedelta(days=days)
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        return day
+
+    def weekday_before(days: int) -> date:
+        day = today - timedelta(days=days)
+        while day.weekday() >= 5:
+            day -= timedelta(days=1)
+        return day
+
+    plan = [  # (patient index, doctor index, day, hour, status, reason)
+        (1, 0, weekday_before(14), 10, AppointmentStatus.COMPLETED, "Chest pain on exertion"),
+        (1, 0, weekday_before(3), 11, AppointmentStatus.COMPLETED, "Follow-up of blood pressure"),
+        (2, 6, weekday_before(7), 14, AppointmentStatus.NO_SHOW, "Persistent cough"),
+        (3, 8, weekday_after(2), 9, AppointmentStatus.CONFIRMED, "Mole that changed shape"),
+        (4, 0, weekday_after(3), 15, AppointmentStatus.REQUESTED, "Palpitations at night"),
+        (5, 2, weekday_after(4), 10, AppointmentStatus.REQUESTED, "Knee pain after running"),
+        (6, 4, weekday_after(5), 13, AppointmentStatus.CONFIRMED, "Vaccination review"),
+    ]
+    doctor_ids = [d.user_id for d in sorted(doctors, key=lambda d: d.user_id)]
+    for patient_index, doctor_index, day, hour, status, reason in plan:
+        doctor = session.get(DoctorProfile, doctor_ids[doctor_index])
+        starts = datetime.combine(day, time(hour, 0), tzinfo=settings.TIMEZONE)
+        session.add(Appointment(
+            patient_id=patients[patient_index], doctor_id=doctor.user_id, department_id=doctor.department_id,
+            starts_at=starts, ends_at=starts + timedelta(minutes=doctor.slot_minutes), status=status, reason=reason,
+        ))
+    session.flush()

@@ -14,7 +14,7 @@ from hms_app.db.enums import (
     Permission,
     Role,
 )
-from hms_app.db.models import RolePermission
+from hms_app.db.models import PermissionCatalog, RolePermission
 from hms_app.services import audit
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
@@ -36,14 +36,24 @@ class PermissionRow:
     cells: list[PermissionCell]
 
 
-def seed_default_permissions(session: Session) -> None:
-    """Insert the default table when it is empty (first start, demo data, tests)."""
-    if session.execute(sa.select(RolePermission).limit(1)).first():
-        return
-    for role, granted in DEFAULT_ROLE_PERMISSIONS.items():
-        for permission in granted:
-            session.add(RolePermission(role=role, permission=permission.value))
+def seed_default_permissions(session: Session) -> list[str]:
+    """Grant the default roles each permission the database has not seen before.
+
+    Runs at every ``hms migrate`` and demo load: a permission added by a new release gets
+    its default grants once; a grant admin removed later stays removed.
+
+    Returns:
+        The permissions that were new.
+    """
+    known = set(session.execute(sa.select(PermissionCatalog.permission)).scalars())
+    new = [p for p in Permission if p.value not in known]
+    for permission in new:
+        for role, granted in DEFAULT_ROLE_PERMISSIONS.items():
+            if permission in granted and not session.get(RolePermission, (role.value, permission.value)):
+                session.add(RolePermission(role=role, permission=permission.value))
+        session.add(PermissionCatalog(permission=permission.value))
     session.flush()
+    return [p.value for p in new]
 
 
 def permission_matrix(*, session: Session, actor: Actor) -> list[PermissionRow]:

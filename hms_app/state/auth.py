@@ -20,6 +20,7 @@ from hms_app.db.enums import ROLE_LABELS, Role
 from hms_app.services import auth, notifications
 from hms_app.services.actor import Actor, Anonymous
 from hms_app.services.errors import HMSError, PasswordChangeRequired, SessionExpired
+from hms_app.state import live
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +53,11 @@ def _safe_next(target: object) -> str:
     return target
 
 
+def _rooms_of(actor: Actor) -> list[str]:
+    """The live-update rooms of a tab: its user's and its role's, chosen by the server."""
+    return [live.user_room(actor.user_id), live.role_room(actor.role.value)]
+
+
 class SessionState(rx.State):
     """Who is logged in on this tab, and what the shell shows about them."""
 
@@ -64,6 +70,9 @@ class SessionState(rx.State):
     role_label: str = ""
     unread_count: int = 0
     must_change_password: bool = False
+    # Counters bumped by the live hub when a change concerns this tab (see state/live.py).
+    live_notifications: int = 0
+    live_appointments: int = 0
 
     # --- helpers for every state (not client-callable) ---------------------------------
 
@@ -141,8 +150,14 @@ class SessionState(rx.State):
             return [rx.redirect(PASSWORD_PATH), rx.toast.warning("Choose a new password before you continue.")]
         if role and role != actor.role.value:
             return rx.redirect(ROLE_HOME[actor.role])
+        await live.hub.join(self.router.session.client_token, _rooms_of(actor))
         await self._refresh_unread()
         return None
+
+    @rx.event
+    async def refresh_unread(self):
+        """Re-count unread notifications (the bell, after a live update)."""
+        await self._refresh_unread()
 
     async def _refresh_unread(self) -> None:
         base = await self._session_state()
@@ -154,7 +169,9 @@ class SessionState(rx.State):
     @rx.event
     async def logout(self):
         try:
+            actor = await self._actor()
             await self._call(auth.logout)
+            await live.hub.leave(self.router.session.client_token, _rooms_of(actor))
         except HMSError:
             pass
         await self._forget()

@@ -1,0 +1,356 @@
+"""Doctors' working hours, slot length and leave, and the free slots derived from them.
+
+Slots are never stored. For a doctor and a day in the hospital's time zone they are the
+working-hour blocks of that weekday cut into slot-length pieces on the wall clock, minus
+leave, minus active appointments (by overlap, so a change of slot length is safe), minus
+the past. Wall-clock times that do not exist on a daylight-saving day are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from hms_app import settings
+from hms_app.db.enums import ACTIVE_APPOINTMENT_STATUSES, Permission, Role
+from hms_app.db.models import Appointment, Department, DoctorAvailability, DoctorLeave, DoctorProfile, User
+from hms_app.db.types import utcnow
+from hms_app.services import audit, events
+from hms_app.services.access import require
+from hms_app.services.actor import Actor
+from hms_app.services.errors import Conflict, NotFound, ValidationError
+
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+MAX_SEARCH_DAYS = 120
+
+
+# --- time helpers ---------------------------------------------------------------------------
+
+
+def local_today() -> date:
+    return utcnow().astimezone(settings.TIMEZONE).date()
+
+
+def day_span_utc(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants of local midnight at the start and the end of ``day``."""
+    start = datetime.combine(day, time.min, tzinfo=settings.TIMEZONE)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=settings.TIMEZONE)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def _to_utc_if_real(wall: datetime) -> datetime | None:
+    """The UTC instant of a naive local wall time, or None when the clock skips it."""
+    aware = wall.replace(tzinfo=settings.TIMEZONE)
+    instant = aware.astimezone(UTC)
+    if instant.astimezone(settings.TIMEZONE).replace(tzinfo=None) != wall:
+        return None
+    return instant
+
+
+def parse_day(value: object, label: str = "date") -> date:
+    try:
+        return date.fromisoformat(str(value or "").strip()[:10])
+    except ValueError:
+        raise ValidationError(f"Enter the {label} as a date, like 2026-12-01.") from None
+
+
+def parse_clock(value: object, label: str) -> time:
+    text = str(value or "").strip()
+    try:
+        parsed = time.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"Enter the {label} as a time, like 09:00.") from None
+    if parsed.second or parsed.microsecond:
+        raise ValidationError(f"The {label} must be whole minutes.")
+    return parsed
+
+
+def parse_instant(value: object) -> datetime:
+    """A slot start as sent by the UI: an ISO timestamp with its offset."""
+    try:
+        parsed = datetime.fromisoformat(str(value or "").strip())
+    except ValueError:
+        raise ValidationError("Choose a time from the list of free slots.") from None
+    if parsed.tzinfo is None:
+        raise ValidationError("Choose a time from the list of free slots.")
+    return parsed.astimezone(UTC)
+
+
+def local_label(instant: datetime, fmt: str = "%a %d %b %Y, %H:%M") -> str:
+    return instant.astimezone(settings.TIMEZONE).strftime(fmt)
+
+
+# --- slot derivation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Slot:
+    starts_at: datetime
+    ends_at: datetime
+
+    @property
+    def key(self) -> str:
+        return self.starts_at.isoformat()
+
+    @property
+    def label(self) -> str:
+        return self.starts_at.astimezone(settings.TIMEZONE).strftime("%H:%M")
+
+
+def wall_clock_slots(day: date, blocks: Iterable[tuple[time, time]], slot_minutes: int) -> list[Slot]:
+    """Cut the working blocks of ``day`` into slots on the local wall clock."""
+    length = timedelta(minutes=slot_minutes)
+    slots: list[Slot] = []
+    for start, end in sorted(blocks):
+        cursor, stop = datetime.combine(day, start), datetime.combine(day, end)
+        while cursor + length <= stop:
+            starts = _to_utc_if_real(cursor)
+            ends = _to_utc_if_real(cursor + length)
+            if starts is not None and ends is not None and ends > starts:
+                slots.append(Slot(starts, ends))
+            cursor += length
+    return sorted(set(slots), key=lambda s: s.starts_at)
+
+
+def _overlaps(slot: Slot, spans: Iterable[tuple[datetime, datetime]]) -> bool:
+    return any(slot.starts_at < end and start < slot.ends_at for start, end in spans)
+
+
+def free_slots_for(session: Session, doctor_id: int, day: date, *, now: datetime | None = None) -> list[Slot]:
+    """The doctor's free slots on ``day``: hours minus leave, bookings and the past."""
+    profile = session.get(DoctorProfile, doctor_id)
+    if profile is None:
+        return []
+    blocks = session.execute(
+        sa.select(DoctorAvailability.start_time, DoctorAvailability.end_time).where(
+            DoctorAvailability.doctor_id == doctor_id, DoctorAvailability.weekday == day.weekday()
+        )
+    ).all()
+    if not blocks:
+        return []
+    day_start, day_end = day_span_utc(day)
+    busy = session.execute(
+        sa.select(DoctorLeave.starts_at, DoctorLeave.ends_at).where(
+            DoctorLeave.doctor_id == doctor_id, DoctorLeave.starts_at < day_end, DoctorLeave.ends_at > day_start
+        ).union_all(
+            sa.select(Appointment.starts_at, Appointment.ends_at).where(
+                Appointment.doctor_id == doctor_id,
+                Appointment.status.in_([s.value for s in ACTIVE_APPOINTMENT_STATUSES]),
+                Appointment.starts_at < day_end,
+                Appointment.ends_at > day_start,
+            )
+        )
+    ).all()
+    spans = [(_aware(s), _aware(e)) for s, e in busy]
+    now = now or utcnow()
+    return [
+        slot for slot in wall_clock_slots(day, [(b.start_time, b.end_time) for b in blocks], profile.slot_minutes)
+        if slot.starts_at > now and not _overlaps(slot, spans)
+    ]
+
+
+def _aware(value: datetime | str) -> datetime:
+    # A UNION loses the column type on SQLite, so values may come back as naive text.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# --- reading and editing a schedule ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HoursBlock:
+    id: int
+    weekday: int
+    weekday_name: str
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class LeaveRow:
+    id: int
+    period: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    doctor_id: int
+    doctor_name: str
+    department: str
+    slot_minutes: int
+    hours: list[HoursBlock]
+    leave: list[LeaveRow]
+
+
+def _doctor_for_schedule(session: Session, actor: Actor, doctor_id: object, action: str) -> User:
+    """The doctor whose schedule the actor may edit: their own, or anyone's for admin."""
+    try:
+        doctor_id = int(doctor_id)
+    except (TypeError, ValueError):
+        doctor_id = -1
+    if actor.role == Role.DOCTOR and doctor_id == actor.user_id:
+        require(session, actor, Permission.APPOINTMENTS_MANAGE, action=action)
+    else:
+        require(session, actor, Permission.SCHEDULES_MANAGE, action=action)
+    doctor = session.get(User, doctor_id)
+    if doctor is None or doctor.role != Role.DOCTOR:
+        audit.deny(session, actor, action, "That doctor does not exist.", error=NotFound,
+                   entity_type="user", entity_id=doctor_id)
+    return doctor
+
+
+def get_schedule(*, session: Session, actor: Actor, doctor_id: int) -> Schedule:
+    doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.view")
+    profile = session.get(DoctorProfile, doctor.id)
+    department = session.get(Department, profile.department_id) if profile else None
+    hours = session.execute(
+        sa.select(DoctorAvailability).where(DoctorAvailability.doctor_id == doctor.id)
+        .order_by(DoctorAvailability.weekday, DoctorAvailability.start_time)
+    ).scalars()
+    leave = session.execute(
+        sa.select(DoctorLeave).where(DoctorLeave.doctor_id == doctor.id, DoctorLeave.ends_at > utcnow())
+        .order_by(DoctorLeave.starts_at)
+    ).scalars()
+    return Schedule(
+        doctor_id=doctor.id,
+        doctor_name=doctor.full_name,
+        department=department.name if department else "",
+        slot_minutes=profile.slot_minutes if profile else 0,
+        hours=[HoursBlock(h.id, h.weekday, WEEKDAYS[h.weekday], h.start_time.strftime("%H:%M"),
+                          h.end_time.strftime("%H:%M")) for h in hours],
+        leave=[LeaveRow(x.id, f"{local_label(x.starts_at)} – {local_label(x.ends_at)}", x.reason) for x in leave],
+    )
+
+
+def add_hours(*, session: Session, actor: Actor, doctor_id: int, weekday: object, start: str, end: str) -> int:
+    """Add a block of weekly working hours; blocks of one weekday may not overlap."""
+    doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.hours.add")
+    try:
+        day = int(weekday)
+    except (TypeError, ValueError):
+        day = -1
+    if not 0 <= day <= 6:
+        raise ValidationError("Choose a weekday.")
+    start_t, end_t = parse_clock(start, "start time"), parse_clock(end, "end time")
+    if end_t <= start_t:
+        raise ValidationError("The end time must be after the start time.")
+    existing = session.execute(
+        sa.select(DoctorAvailability).where(DoctorAvailability.doctor_id == doctor.id, DoctorAvailability.weekday == day)
+    ).scalars()
+    for block in existing:
+        if start_t < block.end_time and block.start_time < end_t:
+            raise Conflict(f"That overlaps the {block.start_time:%H:%M}–{block.end_time:%H:%M} block on {WEEKDAYS[day]}.")
+    block = DoctorAvailability(doctor_id=doctor.id, weekday=day, start_time=start_t, end_time=end_t)
+    session.add(block)
+    session.flush()
+    audit.record(session, actor, "schedule.hours.add", entity_type="doctor_availability", entity_id=block.id,
+                 detail=f"doctor {doctor.id}: {WEEKDAYS[day]} {start_t:%H:%M}-{end_t:%H:%M}")
+    events.publish(session, "appointments", user_ids=[doctor.id])
+    session.commit()
+    return block.id
+
+
+def remove_hours(*, session: Session, actor: Actor, doctor_id: int, block_id: int) -> None:
+    """Remove a block of weekly hours. Booked appointments keep their times."""
+    doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.hours.remove")
+    try:
+        block = session.get(DoctorAvailability, int(block_id))
+    except (TypeError, ValueError):
+        block = None
+    if block is None or block.doctor_id != doctor.id:
+        audit.deny(session, actor, "schedule.hours.remove", "Those hours do not exist.", error=NotFound,
+                   entity_type="doctor_availability", entity_id=block_id)
+    session.delete(block)
+    audit.record(session, actor, "schedule.hours.remove", entity_type="doctor_availability", entity_id=block.id,
+                 detail=f"doctor {doctor.id}")
+    events.publish(session, "appointments", user_ids=[doctor.id])
+    session.commit()
+
+
+def set_slot_minutes(*, session: Session, actor: Actor, doctor_id: int, minutes: object) -> None:
+    doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.slot_length")
+    try:
+        value = int(minutes)
+    except (TypeError, ValueError):
+        value = 0
+    if not 5 <= value <= 240:
+        raise ValidationError("The slot length must be between 5 and 240 minutes.")
+    profile = session.get(DoctorProfile, doctor.id)
+    old = profile.slot_minutes
+    profile.slot_minutes = value
+    session.add(profile)
+    audit.record(session, actor, "schedule.slot_length", entity_type="doctor_profile", entity_id=doctor.id,
+                 detail=f"{old} -> {value} minutes")
+    events.publish(session, "appointments", user_ids=[doctor.id])
+    session.commit()
+
+
+def add_leave(
+    *, session: Session, actor: Actor, doctor_id: int, date_from: str, date_to: str = "",
+    start: str = "", end: str = "", reason: str = "",
+) -> int:
+    """Record leave: whole days from ``date_from`` to ``date_to``, or hours on one day.
+
+    Leave may not cover active appointments: they must be cancelled or moved first, so no
+    patient is left with a booking the doctor cannot keep.
+    """
+    doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.leave.add")
+    first = parse_day(date_from, "first day")
+    last = parse_day(date_to, "last day") if str(date_to or "").strip() else first
+    if last < first:
+        raise ValidationError("The last day must not be before the first day.")
+    if (last - first).days > 366:
+        raise ValidationError("Leave can cover at most a year at a time.")
+    if str(start or "").strip() or str(end or "").strip():
+        if last != first:
+            raise ValidationError("Leave by the hour must fall on one day.")
+        start_t, end_t = parse_clock(start, "start time"), parse_clock(end, "end time")
+        if end_t <= start_t:
+            raise ValidationError("The end time must be after the start time.")
+        starts_at = _to_utc_if_real(datetime.combine(first, start_t)) or day_span_utc(first)[0]
+        ends_at = _to_utc_if_real(datetime.combine(first, end_t)) or day_span_utc(first)[1]
+    else:
+        starts_at, ends_at = day_span_utc(first)[0], day_span_utc(last)[1]
+    if ends_at <= utcnow():
+        raise ValidationError("That leave is entirely in the past.")
+    clashes = session.execute(
+        sa.select(sa.func.count()).select_from(Appointment).where(
+            Appointment.doctor_id == doctor.id,
+            Appointment.status.in_([s.value for s in ACTIVE_APPOINTMENT_STATUSES]),
+            Appointment.starts_at < ends_at,
+            Appointment.ends_at > starts_at,
+        )
+    ).scalar_one()
+    if clashes:
+        raise Conflict(f"{clashes} active appointment(s) fall in that period. Cancel or reschedule them first.")
+    leave = DoctorLeave(doctor_id=doctor.id, starts_at=starts_at, ends_at=ends_at, reason=str(reason or "")[:200])
+    session.add(leave)
+    session.flush()
+    audit.record(session, actor, "schedule.leave.add", entity_type="doctor_leave", entity_id=leave.id,
+                 detail=f"doctor {doctor.id}: {starts_at.isoformat()} to {ends_at.isoformat()}")
+    events.publish(session, "appointments", user_ids=[doctor.id])
+    session.commit()
+    return leave.id
+
+
+def remove_leave(*, session: Session, actor: Actor, doctor_id: int, leave_id: int) -> None:
+    doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.leave.remove")
+    try:
+        leave = session.get(DoctorLeave, int(leave_id))
+    except (TypeError, ValueError):
+        leave = None
+    if leave is None or leave.doctor_id != doctor.id:
+        audit.deny(session, actor, "schedule.leave.remove", "That leave does not exist.", error=NotFound,
+                   entity_type="doctor_leave", entity_id=leave_id)
+    session.delete(leave)
+    audit.record(session, actor, "schedule.leave.remove", entity_type="doctor_leave", entity_id=leave.id,
+                 detail=f"doctor {doctor.id}")
+    events.publish(session, "appointments", user_ids=[doctor.id])
+    session.commit()

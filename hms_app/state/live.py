@@ -1,0 +1,164 @@
+"""Live updates: the one mechanism that carries a committed change to every open page.
+
+A service publishes which users or roles a change concerns (``services.events``). After the
+commit, ``LiveHub`` finds the browser tabs of those users and roles and bumps a counter
+for the change's topic on each tab's ``SessionState`` through ``app.modify_state``. Pages
+watch the counter with ``live_refresh`` and re-fetch what they show through their usual,
+permission-checked handlers, so nothing but a number ever crosses between users.
+
+Rooms (``user-12``, ``role-lab``) are chosen by the server from the resolved session, never
+from a handler argument. Tabs are kept in process memory with one worker, and in a Redis
+sorted set per room when ``REFLEX_REDIS_URL`` is set, so a change made on one worker
+reaches tabs connected to another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+from hms_app import settings
+from hms_app.services.events import Change
+
+log = logging.getLogger(__name__)
+
+TOPICS = ("notifications", "appointments")
+"""Topics a page can watch; each is a counter ``live_<topic>`` on ``SessionState``."""
+
+_TTL_SECONDS = settings.SESSION_ABSOLUTE_SECONDS
+_REDIS_PREFIX = "hms:live:"
+
+
+def user_room(user_id: int) -> str:
+    return f"user-{int(user_id)}"
+
+
+def role_room(role: str) -> str:
+    return f"role-{role}"
+
+
+class LiveHub:
+    """Which tabs belong to which room, and the push of a change to them."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, dict[str, float]] = defaultdict(dict)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._redis = None
+        self.pushed = 0
+
+    # --- rooms ----------------------------------------------------------------------------
+
+    def _redis_client(self):
+        if not settings.REDIS_URL:
+            return None
+        if self._redis is None:
+            import redis.asyncio as redis_asyncio
+
+            self._redis = redis_asyncio.from_url(settings.REDIS_URL)
+        return self._redis
+
+    async def join(self, client_token: str, rooms: list[str]) -> None:
+        """Put a tab in rooms for the length of a session (renewed at every page load)."""
+        if not client_token:
+            return
+        expires = time.time() + _TTL_SECONDS
+        client = self._redis_client()
+        if client is None:
+            for room in rooms:
+                self._rooms[room][client_token] = expires
+            return
+        async with client.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.zadd(_REDIS_PREFIX + room, {client_token: expires})
+                pipe.expire(_REDIS_PREFIX + room, _TTL_SECONDS)
+            await pipe.execute()
+
+    async def leave(self, client_token: str, rooms: list[str]) -> None:
+        client = self._redis_client()
+        if client is None:
+            for room in rooms:
+                self._rooms.get(room, {}).pop(client_token, None)
+            return
+        async with client.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.zrem(_REDIS_PREFIX + room, client_token)
+            await pipe.execute()
+
+    async def members(self, rooms: list[str]) -> set[str]:
+        now = time.time()
+        client = self._redis_client()
+        if client is None:
+            tokens: set[str] = set()
+            for room in rooms:
+                members = self._rooms.get(room, {})
+                for token, expires in list(members.items()):
+                    if expires < now:
+                        members.pop(token, None)
+                    else:
+                        tokens.add(token)
+            return tokens
+        async with client.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.zremrangebyscore(_REDIS_PREFIX + room, "-inf", now)
+                pipe.zrangebyscore(_REDIS_PREFIX + room, now, "+inf")
+            results = await pipe.execute()
+        return {t.decode() if isinstance(t, bytes) else t for r in results[1::2] for t in r}
+
+    # --- delivery -------------------------------------------------------------------------
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def on_change(self, change: Change) -> None:
+        """The services' listener: runs after a commit, in whatever thread committed."""
+        if change.topic not in TOPICS or self._loop is None or self._loop.is_closed():
+            return
+        rooms = [user_room(u) for u in change.user_ids] + [role_room(r) for r in change.roles]
+        if not rooms:
+            return
+        coroutine = self.push(change.topic, rooms)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            task = self._loop.create_task(coroutine)
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+        else:
+            asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    async def push(self, topic: str, rooms: list[str]) -> int:
+        """Bump ``live_<topic>`` on every connected tab in ``rooms``; returns how many."""
+        from reflex.istate.manager.token import BaseStateToken
+
+        from hms_app.hms_app import app
+        from hms_app.state.auth import SessionState
+
+        tokens = await self.members(rooms)
+        if not tokens or app.event_namespace is None:
+            return 0
+        token_manager = app.event_namespace._token_manager
+        field = f"live_{topic}"
+
+        async def bump(token: str) -> bool:
+            if not await token_manager.is_token_connected(token):
+                return False
+            async with app.modify_state(BaseStateToken(ident=token, cls=SessionState)) as root:
+                session_state = await root.get_state(SessionState)
+                setattr(session_state, field, getattr(session_state, field) + 1)
+            return True
+
+        results = await asyncio.gather(*(bump(t) for t in tokens), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.warning("live update of %s failed: %s", topic, result)
+        delivered = sum(1 for r in results if r is True)
+        self.pushed += delivered
+        return delivered
+
+
+_BACKGROUND: set[asyncio.Task] = set()
+hub = LiveHub()
