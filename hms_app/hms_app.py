@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hms_app.pages import admin, auth, common, dashboards
+from hms_app.pages import admin, appointments, auth, common, dashboards
 from hms_app.services import events
 from hms_app.state import live
 from hms_app.state.admin import (
@@ -19,6 +19,13 @@ from hms_app.state.admin import (
     AuditState,
     DepartmentsState,
     PermissionsState,
+)
+from hms_app.state.appointments import (
+    AdminAppointmentsState,
+    BookingState,
+    DoctorAppointmentsState,
+    PatientAppointmentsState,
+    ScheduleState,
 )
 from hms_app.state.auth import LoginState, SessionState
 from hms_app.state.dashboard import NotificationsState, ProfileState
@@ -84,3 +91,21 @@ app.add_page(admin.permissions_page, route="/admin/permissions", title="Permissi
              on_load=[SessionState.guard("admin"), PermissionsState.load_matrix])
 app.add_page(admin.audit_page, route="/admin/audit", title="Audit trail · HMS",
              on_load=[SessionState.guard("admin"), AuditState.load_rows])
+
+app.add_page(appointments.booking_page, route="/patient/book", title="Book an appointment · HMS",
+             on_load=[SessionState.guard("patient"), BookingState.open_booking])
+app.add_page(appointments.patient_appointments_page, route="/patient/appointments", title="My appointments · HMS",
+             on_load=[SessionState.guard("patient"), PatientAppointmentsState.load_appointments])
+app.add_page(appointments.doctor_appointments_page, route="/doctor/appointments", title="Appointments · HMS",
+             on_load=[SessionState.guard("doctor"), DoctorAppointmentsState.load_schedule])
+app.add_page(appointments.doctor_schedule_page, route="/doctor/schedule", title="My schedule · HMS",
+             on_load=[SessionState.guard("doctor"), ScheduleState.load_own_schedule])
+app.add_page(appointments.admin_appointments_page, route="/admin/appointments", title="Appointments · HMS",
+             on_load=[SessionState.guard("admin"), AdminAppointmentsState.load_rows])
+app.add_page(appointments.admin_schedules_page, route="/admin/schedules", title="Schedules · HMS",
+             on_load=[SessionState.guard("admin"), ScheduleState.load_any_schedule])
+
+live.hub.watch("appointments", "/patient/appointments", PatientAppointmentsState, "_load")
+live.hub.watch("appointments", "/doctor/appointments", DoctorAppointmentsState, "_load")
+live.hub.watch("appointments", "/admin/appointments", AdminAppointmentsState, "_reload")
+live.hub.watch("notifications", "/notifications", NotificationsState, "_reload")

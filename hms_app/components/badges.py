@@ -15,3 +15,25 @@ def outcome_badge(outcome: rx.Var) -> rx.Component:
         color_scheme=rx.match(outcome, ("success", "grass"), ("denied", "red"), ("failed", "orange"), "gray"),
         variant="soft",
     )
+
+
+def appointment_badge(status: rx.Var, label: rx.Var) -> rx.Component:
+    """An appointment's status in words, coloured by meaning (pending amber, confirmed green...)."""
+    return rx.badge(
+        label,
+        color_scheme=rx.match(
+            status,
+            ("requested", "amber"),
+            ("confirmed", "grass"),
+            ("completed", "indigo"),
+            ("cancelled", "gray"),
+            ("declined", "red"),
+            ("no_show", "orange"),
+            "gray",
+        ),
+        variant="soft",
+        high_contrast=True,
+        size="2",
+        class_name="appointment-status",
+        data_status=status,
+    )

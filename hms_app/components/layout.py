@@ -5,7 +5,6 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app import settings
-from hms_app.components.live import live_refresh
 from hms_app.components.navigation import sidebar
 from hms_app.state.auth import SessionState
 
@@ -84,7 +83,6 @@ def page_shell(title: str, *children: rx.Component, actions: rx.Component | None
     """A signed-in page: header, the role's sidebar and a main landmark titled ``title``."""
     return rx.box(
         skip_link(),
-        live_refresh(SessionState.live_notifications, SessionState.refresh_unread),
         header(),
         rx.flex(
             sidebar(),

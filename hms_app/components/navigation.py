@@ -13,13 +13,23 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
         ("Users", "/admin/users", "users"),
         ("Departments", "/admin/departments", "building-2"),
         ("Permissions", "/admin/permissions", "shield-check"),
+        ("Appointments", "/admin/appointments", "calendar-days"),
+        ("Schedules", "/admin/schedules", "calendar-clock"),
         ("Audit trail", "/admin/audit", "scroll-text"),
     ],
     Role.ACCOUNTS: [("Dashboard", "/accounts", "layout-dashboard")],
-    Role.DOCTOR: [("Dashboard", "/doctor", "layout-dashboard")],
+    Role.DOCTOR: [
+        ("Dashboard", "/doctor", "layout-dashboard"),
+        ("Appointments", "/doctor/appointments", "calendar-days"),
+        ("My schedule", "/doctor/schedule", "calendar-clock"),
+    ],
     Role.LAB: [("Dashboard", "/lab", "layout-dashboard")],
     Role.PHARMACY: [("Dashboard", "/pharmacy", "layout-dashboard")],
-    Role.PATIENT: [("My dashboard", "/patient", "layout-dashboard")],
+    Role.PATIENT: [
+        ("My dashboard", "/patient", "layout-dashboard"),
+        ("Book appointment", "/patient/book", "calendar-plus"),
+        ("My appointments", "/patient/appointments", "calendar-days"),
+    ],
 }
 COMMON_ITEMS = [
     ("Notifications", "/notifications", "bell"),

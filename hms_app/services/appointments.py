@@ -193,6 +193,7 @@ def book_appointment(
         raise ValidationError("Keep the reason under 500 characters.")
     if instant <= utcnow():
         raise ValidationError("That time has already passed. Choose a later slot.")
+    _bookable_day(instant.astimezone(settings.TIMEZONE).date())  # the slot list's horizon binds here too
     doctors = [d for d, _ in _doctors_of(session, department.id)]
     if doctor_id in (None, "", "any"):
         candidates = sorted(doctors, key=lambda d: (_appointments_that_day(session, d, instant), d))
@@ -382,6 +383,7 @@ def reschedule_appointment(*, session: Session, actor: Actor, appointment_id: in
     instant = parse_instant(starts_at)
     if instant == appointment.starts_at:
         raise ValidationError("Choose a different time.")
+    _bookable_day(instant.astimezone(settings.TIMEZONE).date())
     slot = _slot_of(session, appointment.doctor_id, instant)
     if slot is None:
         raise ValidationError("That time is not a free slot of this doctor. Choose one from the list.")

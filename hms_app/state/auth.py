@@ -70,9 +70,6 @@ class SessionState(rx.State):
     role_label: str = ""
     unread_count: int = 0
     must_change_password: bool = False
-    # Counters bumped by the live hub when a change concerns this tab (see state/live.py).
-    live_notifications: int = 0
-    live_appointments: int = 0
 
     # --- helpers for every state (not client-callable) ---------------------------------
 
@@ -117,10 +114,18 @@ class SessionState(rx.State):
         """The UI's answer to a refused service call: a toast, and a redirect if needed."""
         if isinstance(error, SessionExpired):
             await self._forget()
-            return [rx.redirect(LOGIN_PATH), rx.toast.error(error.message)]
+            return [self._login_redirect(), rx.toast.error(error.message)]
         if isinstance(error, PasswordChangeRequired):
             return [rx.redirect(PASSWORD_PATH), rx.toast.warning(error.message)]
         return rx.toast.error(error.message)
+
+    def _login_redirect(self):
+        """Off to the login page, which brings the user back to this page afterwards.
+
+        The guard and a page's own loaders (its other ``on_load`` handlers) may both find
+        the session gone; they must send the visitor to the same place.
+        """
+        return rx.redirect(f"{LOGIN_PATH}?next={self.router.page.path}")
 
     async def _show_actor(self, actor: Actor) -> None:
         base = await self._session_state()
@@ -142,7 +147,7 @@ class SessionState(rx.State):
             actor = await self._actor()
         except SessionExpired:
             await self._forget()
-            return rx.redirect(f"{LOGIN_PATH}?next={self.router.page.path}")
+            return self._login_redirect()
         await self._show_actor(actor)
         base = await self._session_state()
         base._token = base._token or base.session_cookie
@@ -154,10 +159,6 @@ class SessionState(rx.State):
         await self._refresh_unread()
         return None
 
-    @rx.event
-    async def refresh_unread(self):
-        """Re-count unread notifications (the bell, after a live update)."""
-        await self._refresh_unread()
 
     async def _refresh_unread(self) -> None:
         base = await self._session_state()
@@ -186,12 +187,13 @@ class LoginState(SessionState):
 
     @rx.event
     async def open_login(self):
-        """``on_load`` of the login page: a visitor who is still logged in goes home."""
+        """``on_load`` of the login page and of ``/``: a visitor who is still logged in goes home."""
         self.error = ""
         try:
             actor = await self._actor()
         except SessionExpired:
-            return None
+            # "/" only shows a spinner; a visitor there belongs on the login form.
+            return None if self.router.page.path == LOGIN_PATH else rx.redirect(LOGIN_PATH)
         return rx.redirect(ROLE_HOME[actor.role])
 
     @rx.event

@@ -1,10 +1,12 @@
 """Live updates: the one mechanism that carries a committed change to every open page.
 
 A service publishes which users or roles a change concerns (``services.events``). After the
-commit, ``LiveHub`` finds the browser tabs of those users and roles and bumps a counter
-for the change's topic on each tab's ``SessionState`` through ``app.modify_state``. Pages
-watch the counter with ``live_refresh`` and re-fetch what they show through their usual,
-permission-checked handlers, so nothing but a number ever crosses between users.
+commit, ``LiveHub`` finds the browser tabs of those users and roles and, through
+``app.modify_state``, re-runs on each tab the loader of the page it shows if that page
+watches the topic (``watch``), and re-counts the bell's unread notifications. The loaders
+are the pages' own, resolving the tab's session and checking permission as on any click,
+so a change never carries one user's data to another: each tab fetches only what its own
+user may see. The fresh rows reach the browser as an ordinary state delta.
 
 Rooms (``user-12``, ``role-lab``) are chosen by the server from the resolved session, never
 from a handler argument. Tabs are kept in process memory with one worker, and in a Redis
@@ -18,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 from hms_app import settings
 from hms_app.services.events import Change
@@ -25,7 +28,7 @@ from hms_app.services.events import Change
 log = logging.getLogger(__name__)
 
 TOPICS = ("notifications", "appointments")
-"""Topics a page can watch; each is a counter ``live_<topic>`` on ``SessionState``."""
+"""Topics a page can watch."""
 
 _TTL_SECONDS = settings.SESSION_ABSOLUTE_SECONDS
 _REDIS_PREFIX = "hms:live:"
@@ -39,6 +42,13 @@ def role_room(role: str) -> str:
     return f"role-{role}"
 
 
+@dataclass(frozen=True)
+class Watcher:
+    path: str
+    state: type
+    loader: str
+
+
 class LiveHub:
     """Which tabs belong to which room, and the push of a change to them."""
 
@@ -46,7 +56,17 @@ class LiveHub:
         self._rooms: dict[str, dict[str, float]] = defaultdict(dict)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._redis = None
+        self._watchers: dict[str, list[Watcher]] = defaultdict(list)
         self.pushed = 0
+
+    def watch(self, topic: str, path: str, state: type, loader: str) -> None:
+        """On a change of ``topic``, tabs showing ``path`` re-run ``state.<loader>()``.
+
+        ``loader`` is a backend method (``_name``) that fetches what the page shows.
+        """
+        if topic not in TOPICS:
+            raise ValueError(f"unknown live topic {topic}")
+        self._watchers[topic].append(Watcher(path.rstrip("/") or "/", state, loader))
 
     # --- rooms ----------------------------------------------------------------------------
 
@@ -131,7 +151,7 @@ class LiveHub:
             asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     async def push(self, topic: str, rooms: list[str]) -> int:
-        """Bump ``live_<topic>`` on every connected tab in ``rooms``; returns how many."""
+        """Refresh every connected tab in ``rooms`` that shows ``topic``; returns how many."""
         from reflex.istate.manager.token import BaseStateToken
 
         from hms_app.hms_app import app
@@ -141,17 +161,21 @@ class LiveHub:
         if not tokens or app.event_namespace is None:
             return 0
         token_manager = app.event_namespace._token_manager
-        field = f"live_{topic}"
+        watchers = self._watchers.get(topic, [])
 
-        async def bump(token: str) -> bool:
+        async def refresh(token: str) -> bool:
             if not await token_manager.is_token_connected(token):
                 return False
             async with app.modify_state(BaseStateToken(ident=token, cls=SessionState)) as root:
-                session_state = await root.get_state(SessionState)
-                setattr(session_state, field, getattr(session_state, field) + 1)
+                if topic == "notifications":
+                    await (await root.get_state(SessionState))._refresh_unread()
+                path = root.router.url.path.rstrip("/") or "/"
+                for watcher in watchers:
+                    if watcher.path == path:
+                        await getattr(await root.get_state(watcher.state), watcher.loader)()
             return True
 
-        results = await asyncio.gather(*(bump(t) for t in tokens), return_exceptions=True)
+        results = await asyncio.gather(*(refresh(t) for t in tokens), return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
                 log.warning("live update of %s failed: %s", topic, result)

@@ -34,6 +34,7 @@ class PagedTableMixin(rx.State, mixin=True):
         return result.rows
 
     async def _reload(self):
+        """Fetch the current page again (after a change, or a live update)."""
         try:
             await self._fetch()
         except HMSError as error:

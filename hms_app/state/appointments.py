@@ -1,0 +1,421 @@
+"""Appointments for patients (booking, their list, the waitlist), doctors (their day, week
+and pending requests, their schedule) and admin (every appointment, every schedule)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from hms_app.services import appointments, scheduling
+from hms_app.services.appointments import AppointmentFilter, AppointmentRow, Option, SlotOption, WaitlistRow
+from hms_app.services.errors import HMSError
+from hms_app.services.scheduling import Schedule
+from hms_app.state.auth import SessionState
+from hms_app.state.tables import PagedTableMixin
+
+
+def _text(form_data: dict, key: str, limit: int = 500) -> str:
+    return str(form_data.get(key, "") or "")[:limit]
+
+
+class BookingState(SessionState):
+    """The patient's booking form: department, doctor or any, date, slot, reason."""
+
+    departments: list[Option] = []
+    doctors: list[Option] = []
+    department_id: str = ""
+    doctor_id: str = "any"
+    day: str = ""
+    slots: list[SlotOption] = []
+    slot: str = ""
+    searched: bool = False
+    error: str = ""
+
+    async def _load_slots(self):
+        self.slot = ""
+        self.searched = False
+        if not self.department_id or not self.day:
+            self.slots = []
+            return None
+        try:
+            self.slots = await self._call(appointments.free_slots, write=False, department_id=self.department_id,
+                                          doctor_id=self.doctor_id, day=self.day)
+        except HMSError as error:
+            self.slots = []
+            self.error = error.message
+            return await self._failure(error)
+        self.error = ""
+        self.searched = True
+        return None
+
+    @rx.event
+    async def open_booking(self):
+        """``on_load``: the lists, and the choice a waitlist offer's link carries."""
+        params = self.router.page.params
+        try:
+            self.departments = await self._call(appointments.booking_departments, write=False)
+        except HMSError as error:
+            return await self._failure(error)
+        self.department_id = str(params.get("department", "") or "")[:12]
+        self.doctor_id = str(params.get("doctor", "") or "any")[:12]
+        self.day = str(params.get("date", "") or scheduling.local_today().isoformat())[:10]
+        self.slots, self.slot, self.searched, self.error = [], "", False, ""
+        if self.department_id:
+            try:
+                self.doctors = await self._call(appointments.booking_doctors, write=False,
+                                                department_id=self.department_id)
+            except HMSError:
+                self.department_id, self.doctors = "", []
+        return await self._load_slots()
+
+    @rx.event
+    async def choose_department(self, department_id: str):
+        self.department_id = str(department_id)[:12]
+        self.doctor_id = "any"
+        self.doctors = []
+        if self.department_id:
+            try:
+                self.doctors = await self._call(appointments.booking_doctors, write=False,
+                                                department_id=self.department_id)
+            except HMSError as error:
+                return await self._failure(error)
+        return await self._load_slots()
+
+    @rx.event
+    async def choose_doctor(self, doctor_id: str):
+        self.doctor_id = str(doctor_id)[:12] or "any"
+        return await self._load_slots()
+
+    @rx.event
+    async def choose_day(self, day: str):
+        self.day = str(day)[:10]
+        return await self._load_slots()
+
+    @rx.event
+    def pick_slot(self, starts_at: str):
+        self.slot = str(starts_at)[:40]
+
+    @rx.event
+    async def request_appointment(self, form_data: dict):
+        if not self.slot:
+            self.error = "Choose one of the free times first."
+            return rx.toast.error(self.error)
+        try:
+            await self._call(appointments.book_appointment, department_id=self.department_id,
+                             doctor_id=self.doctor_id, starts_at=self.slot, reason=_text(form_data, "reason", 600))
+        except HMSError as error:
+            self.error = error.message
+            await self._load_slots()
+            return await self._failure(error)
+        self.error = ""
+        return [rx.redirect("/patient/appointments"),
+                rx.toast.success("Appointment requested. You will see here when the doctor confirms it.")]
+
+    @rx.event
+    async def join_waitlist(self, form_data: dict):
+        try:
+            await self._call(appointments.join_waitlist, department_id=self.department_id, doctor_id=self.doctor_id,
+                             date_from=_text(form_data, "date_from", 10), date_to=_text(form_data, "date_to", 10))
+        except HMSError as error:
+            return await self._failure(error)
+        return [rx.redirect("/patient/appointments"),
+                rx.toast.success("You are on the waitlist. We will tell you when a slot frees up.")]
+
+
+class PatientAppointmentsState(SessionState):
+    """The patient's upcoming and past appointments and waitlist entries; updates live."""
+
+    upcoming: list[AppointmentRow] = []
+    past: list[AppointmentRow] = []
+    past_page: int = 1
+    past_pages: int = 1
+    waitlist: list[WaitlistRow] = []
+    moving_id: int = 0
+    moving_doctor: str = ""
+    moving_day: str = ""
+    moving_slots: list[SlotOption] = []
+    _moving_department: str = ""
+    _moving_doctor_id: str = ""
+
+    @rx.event
+    async def load_appointments(self):
+        return await self._load()
+
+    async def _load(self):
+        try:
+            upcoming = await self._call(appointments.patient_appointments, write=False, upcoming=True, page_size=50)
+            past = await self._call(appointments.patient_appointments, write=False, upcoming=False,
+                                    page=self.past_page, page_size=10)
+            self.waitlist = await self._call(appointments.my_waitlist, write=False)
+        except HMSError as error:
+            return await self._failure(error)
+        self.upcoming = upcoming.rows
+        self.past = past.rows
+        self.past_pages = past.page_count
+        return None
+
+    @rx.event
+    async def older_past(self):
+        if self.past_page < self.past_pages:
+            self.past_page += 1
+        return await self._load()
+
+    @rx.event
+    async def newer_past(self):
+        if self.past_page > 1:
+            self.past_page -= 1
+        return await self._load()
+
+    @rx.event
+    async def cancel(self, appointment_id: int):
+        try:
+            await self._call(appointments.cancel_appointment, appointment_id=appointment_id)
+        except HMSError as error:
+            return await self._failure(error)
+        await self._load()
+        return rx.toast.success("Appointment cancelled. The slot is free for others again.")
+
+    @rx.event
+    async def start_moving(self, appointment_id: int):
+        row = next((r for r in self.upcoming if r.id == appointment_id), None)
+        if row is None:
+            return rx.toast.error("That appointment can no longer be moved.")
+        self.moving_id = row.id
+        self.moving_doctor = row.doctor
+        self._moving_department = str(row.department_id)
+        self._moving_doctor_id = str(row.doctor_id)
+        self.moving_day = scheduling.local_today().isoformat()
+        return await self._load_moving_slots()
+
+    async def _load_moving_slots(self):
+        try:
+            self.moving_slots = await self._call(
+                appointments.free_slots, write=False, department_id=self._moving_department,
+                doctor_id=self._moving_doctor_id, day=self.moving_day)
+        except HMSError as error:
+            self.moving_slots = []
+            return await self._failure(error)
+        return None
+
+    @rx.event
+    async def choose_moving_day(self, day: str):
+        self.moving_day = str(day)[:10]
+        return await self._load_moving_slots()
+
+    @rx.event
+    def stop_moving(self):
+        self.moving_id = 0
+        self.moving_slots = []
+
+    @rx.event
+    async def move_to(self, starts_at: str):
+        try:
+            await self._call(appointments.reschedule_appointment, appointment_id=self.moving_id,
+                             starts_at=str(starts_at)[:40])
+        except HMSError as error:
+            await self._load_moving_slots()
+            return await self._failure(error)
+        self.moving_id = 0
+        self.moving_slots = []
+        await self._load()
+        return rx.toast.success("Appointment moved. The doctor will confirm the new time.")
+
+    @rx.event
+    async def leave_waitlist(self, entry_id: int):
+        try:
+            await self._call(appointments.leave_waitlist, entry_id=entry_id)
+        except HMSError as error:
+            return await self._failure(error)
+        await self._load()
+        return rx.toast.success("You have left the waitlist.")
+
+
+class DoctorAppointmentsState(SessionState):
+    """The doctor's day or week, and the queue of requests waiting for an answer."""
+
+    day: str = ""
+    week: bool = False
+    rows: list[AppointmentRow] = []
+    pending: list[AppointmentRow] = []
+    pending_total: int = 0
+    answering_id: int = 0
+    answering_action: str = ""
+
+    @rx.event
+    async def load_schedule(self):
+        return await self._load()
+
+    async def _load(self):
+        if not self.day:
+            self.day = scheduling.local_today().isoformat()
+        try:
+            self.rows = await self._call(appointments.doctor_schedule, write=False, first_day=self.day,
+                                         days=7 if self.week else 1)
+            pending = await self._call(appointments.pending_requests, write=False, page_size=50)
+        except HMSError as error:
+            return await self._failure(error)
+        self.pending = pending.rows
+        self.pending_total = pending.total
+        return None
+
+    @rx.event
+    async def choose_day(self, day: str):
+        self.day = str(day)[:10]
+        return await self._load()
+
+    @rx.event
+    async def show_week(self, week: bool):
+        self.week = bool(week)
+        return await self._load()
+
+    async def _act(self, service, success: str, **kwargs):
+        try:
+            await self._call(service, **kwargs)
+        except HMSError as error:
+            await self._load()
+            return await self._failure(error)
+        self.answering_id = 0
+        await self._load()
+        return rx.toast.success(success)
+
+    @rx.event
+    async def confirm(self, appointment_id: int):
+        return await self._act(appointments.confirm_appointment, "Appointment confirmed; the patient sees it now.",
+                               appointment_id=appointment_id)
+
+    @rx.event
+    async def complete(self, appointment_id: int):
+        return await self._act(appointments.complete_appointment, "Appointment completed.",
+                               appointment_id=appointment_id)
+
+    @rx.event
+    async def no_show(self, appointment_id: int):
+        return await self._act(appointments.mark_no_show, "Marked as a no-show.", appointment_id=appointment_id)
+
+    @rx.event
+    def ask_reason(self, appointment_id: int, action: str):
+        self.answering_id = appointment_id if isinstance(appointment_id, int) else 0
+        self.answering_action = "decline" if action == "decline" else "cancel"
+
+    @rx.event
+    def close_reason(self):
+        self.answering_id = 0
+
+    @rx.event
+    async def give_reason(self, form_data: dict):
+        reason = _text(form_data, "reason")
+        if self.answering_action == "decline":
+            return await self._act(appointments.decline_appointment, "Request declined; the patient is told why.",
+                                   appointment_id=self.answering_id, reason=reason)
+        return await self._act(appointments.cancel_appointment, "Appointment cancelled; the patient is told why.",
+                               appointment_id=self.answering_id, reason=reason)
+
+
+class ScheduleState(SessionState):
+    """Weekly hours, slot length and leave: a doctor's own, or any doctor's for admin."""
+
+    doctor_id: str = ""
+    doctor_options: list[Option] = []
+    schedule: Schedule = Schedule(0, "", "", 0, [], [])
+
+    async def _fetch(self):
+        if not self.doctor_id:
+            return None
+        try:
+            self.schedule = await self._call(scheduling.get_schedule, write=False, doctor_id=self.doctor_id)
+        except HMSError as error:
+            return await self._failure(error)
+        return None
+
+    @rx.event
+    async def load_own_schedule(self):
+        try:
+            actor = await self._actor()
+        except HMSError as error:
+            return await self._failure(error)
+        self.doctor_id = str(actor.user_id)
+        return await self._fetch()
+
+    @rx.event
+    async def load_any_schedule(self):
+        try:
+            _, self.doctor_options = await self._call(appointments.appointment_filter_options, write=False)
+        except HMSError as error:
+            return await self._failure(error)
+        if not self.doctor_id and self.doctor_options:
+            self.doctor_id = self.doctor_options[0].value
+        return await self._fetch()
+
+    @rx.event
+    async def choose_doctor(self, doctor_id: str):
+        self.doctor_id = str(doctor_id)[:12]
+        return await self._fetch()
+
+    async def _edit(self, service, success: str, **kwargs):
+        try:
+            await self._call(service, doctor_id=self.doctor_id, **kwargs)
+        except HMSError as error:
+            return await self._failure(error)
+        await self._fetch()
+        return rx.toast.success(success)
+
+    @rx.event
+    async def add_hours(self, form_data: dict):
+        return await self._edit(scheduling.add_hours, "Working hours added.", weekday=_text(form_data, "weekday", 2),
+                                start=_text(form_data, "start", 8), end=_text(form_data, "end", 8))
+
+    @rx.event
+    async def remove_hours(self, block_id: int):
+        return await self._edit(scheduling.remove_hours, "Working hours removed.", block_id=block_id)
+
+    @rx.event
+    async def change_slot_length(self, form_data: dict):
+        return await self._edit(scheduling.set_slot_minutes, "Slot length changed.",
+                                minutes=_text(form_data, "minutes", 5))
+
+    @rx.event
+    async def add_leave(self, form_data: dict):
+        return await self._edit(scheduling.add_leave, "Leave recorded; those times are no longer bookable.",
+                                date_from=_text(form_data, "date_from", 10), date_to=_text(form_data, "date_to", 10),
+                                start=_text(form_data, "start", 8), end=_text(form_data, "end", 8),
+                                reason=_text(form_data, "reason", 200))
+
+    @rx.event
+    async def remove_leave(self, leave_id: int):
+        return await self._edit(scheduling.remove_leave, "Leave removed.", leave_id=leave_id)
+
+
+class AdminAppointmentsState(PagedTableMixin, SessionState):
+    """Every appointment in the hospital, with filters."""
+
+    rows: list[AppointmentRow] = []
+    sort: str = "when"
+    descending: bool = True
+    department_options: list[Option] = []
+    doctor_options: list[Option] = []
+    filter_department: str = ""
+    filter_doctor: str = ""
+    filter_status: str = ""
+    filter_from: str = ""
+    filter_to: str = ""
+
+    async def _fetch(self) -> None:
+        if not self.department_options:
+            self.department_options, self.doctor_options = await self._call(
+                appointments.appointment_filter_options, write=False)
+        result = await self._call(
+            appointments.all_appointments, write=False,
+            filters=AppointmentFilter(self.filter_department, self.filter_doctor, self.filter_status,
+                                      self.filter_from, self.filter_to),
+            page=self.page, page_size=self.page_size, sort=self.sort, descending=self.descending,
+        )
+        self.rows = self._paged(result)
+
+    @rx.event
+    async def apply_filters(self, form_data: dict):
+        self.filter_department = _text(form_data, "department", 12)
+        self.filter_doctor = _text(form_data, "doctor", 12)
+        self.filter_status = _text(form_data, "status", 12)
+        self.filter_from = _text(form_data, "date_from", 10)
+        self.filter_to = _text(form_data, "date_to", 10)
+        self.page = 1
+        return await self._reload()
