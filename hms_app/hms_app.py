@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hms_app.pages import admin, appointments, auth, common, dashboards
+from hms_app.pages import admin, appointments, auth, common, dashboards, doctor
 from hms_app.services import events
 from hms_app.state import live
 from hms_app.state.admin import (
@@ -29,6 +29,7 @@ from hms_app.state.appointments import (
 )
 from hms_app.state.auth import LoginState, SessionState
 from hms_app.state.dashboard import NotificationsState, ProfileState
+from hms_app.state.doctor import PatientRecordState
 
 log = logging.getLogger("hms")
 
@@ -104,6 +105,8 @@ app.add_page(appointments.admin_appointments_page, route="/admin/appointments", 
              on_load=[SessionState.guard("admin"), AdminAppointmentsState.load_rows])
 app.add_page(appointments.admin_schedules_page, route="/admin/schedules", title="Schedules · HMS",
              on_load=[SessionState.guard("admin"), ScheduleState.load_any_schedule])
+app.add_page(doctor.patient_record_page, route="/doctor/patient", title="Patient record · HMS",
+             on_load=[SessionState.guard("doctor"), PatientRecordState.open_record])
 
 live.hub.watch("appointments", "/patient/appointments", PatientAppointmentsState, "_load")
 live.hub.watch("appointments", "/doctor/appointments", DoctorAppointmentsState, "_load")

@@ -279,7 +279,8 @@ def _doctor_actions(row: AppointmentRow) -> rx.Component:
 def _doctor_row(row: AppointmentRow) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(rx.cond(DoctorAppointmentsState.week, row.date + " ", ""), row.time),
-        rx.table.cell(rx.text(row.patient, weight="medium"), rx.text(row.mrn, size="1", color="var(--gray-11)")),
+        rx.table.cell(rx.link(row.patient, href="/doctor/patient?id=" + row.patient_id.to_string(), weight="medium"),
+                      rx.text(row.mrn, size="1", color="var(--gray-11)")),
         rx.table.cell(row.reason),
         rx.table.cell(appointment_badge(row.status, row.status_label)),
         rx.table.cell(_doctor_actions(row)),

@@ -50,7 +50,7 @@ class BookingState(SessionState):
     @rx.event
     async def open_booking(self):
         """``on_load``: the lists, and the choice a waitlist offer's link carries."""
-        params = self.router.page.params
+        params = self.router.url.query_parameters
         try:
             self.departments = await self._call(appointments.booking_departments, write=False)
         except HMSError as error:

@@ -73,6 +73,9 @@ class SessionState(rx.State):
 
     # --- helpers for every state (not client-callable) ---------------------------------
 
+    def _current_path(self) -> str:
+        return self.router.url.path.rstrip("/") or "/"
+
     async def _session_state(self) -> SessionState:
         return self if type(self) is SessionState else await self.get_state(SessionState)
 
@@ -125,7 +128,7 @@ class SessionState(rx.State):
         The guard and a page's own loaders (its other ``on_load`` handlers) may both find
         the session gone; they must send the visitor to the same place.
         """
-        return rx.redirect(f"{LOGIN_PATH}?next={self.router.page.path}")
+        return rx.redirect(f"{LOGIN_PATH}?next={self._current_path()}")
 
     async def _show_actor(self, actor: Actor) -> None:
         base = await self._session_state()
@@ -151,7 +154,7 @@ class SessionState(rx.State):
         await self._show_actor(actor)
         base = await self._session_state()
         base._token = base._token or base.session_cookie
-        if actor.must_change_password and self.router.page.path != PASSWORD_PATH:
+        if actor.must_change_password and self._current_path() != PASSWORD_PATH:
             return [rx.redirect(PASSWORD_PATH), rx.toast.warning("Choose a new password before you continue.")]
         if role and role != actor.role.value:
             return rx.redirect(ROLE_HOME[actor.role])
@@ -193,7 +196,7 @@ class LoginState(SessionState):
             actor = await self._actor()
         except SessionExpired:
             # "/" only shows a spinner; a visitor there belongs on the login form.
-            return None if self.router.page.path == LOGIN_PATH else rx.redirect(LOGIN_PATH)
+            return None if self._current_path() == LOGIN_PATH else rx.redirect(LOGIN_PATH)
         return rx.redirect(ROLE_HOME[actor.role])
 
     @rx.event
@@ -225,7 +228,7 @@ class LoginState(SessionState):
             yield rx.redirect(PASSWORD_PATH)
             yield rx.toast.warning("Your password was reset. Choose a new one to continue.")
             return
-        yield rx.redirect(_safe_next(self.router.page.params.get("next")) or home_for(result.actor.role.value))
+        yield rx.redirect(_safe_next(self.router.url.query_parameters.get("next")) or home_for(result.actor.role.value))
         yield rx.toast.success(f"Welcome, {result.actor.full_name}.")
 
 
