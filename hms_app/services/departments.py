@@ -14,6 +14,8 @@ from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.errors import Conflict, NotFound
 
+_PG_NAME_LOCK = 7_310_422  # advisory lock key that serialises department name checks on PostgreSQL
+
 
 @dataclass(frozen=True)
 class DepartmentRow:
@@ -48,6 +50,14 @@ def _clean(name: object) -> str:
 
 
 def _ensure_unique(session: Session, name: str, except_id: int | None = None) -> None:
+    """``Conflict`` if another department has ``name`` in any letter case.
+
+    The unique constraint in the database is case-sensitive, so concurrent checks are
+    serialised: SQLite writers already are (``BEGIN IMMEDIATE``); PostgreSQL takes a
+    transaction-level advisory lock held until the commit.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_NAME_LOCK})
     query = sa.select(Department.id).where(sa.func.lower(Department.name) == name.lower())
     if except_id is not None:
         query = query.where(Department.id != except_id)

@@ -90,6 +90,11 @@ def grant_permission(*, session: Session, actor: Actor, role: str, permission: s
     if session.get(RolePermission, (role_.value, permission_.value)):
         raise Conflict(f"{ROLE_LABELS[role_]} already has {permission_.value}.")
     session.add(RolePermission(role=role_, permission=permission_.value))
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:  # granted by a concurrent call since the check above
+        session.rollback()
+        raise Conflict(f"{ROLE_LABELS[role_]} already has {permission_.value}.") from None
     audit.record(session, actor, "permission.grant", entity_type="role_permission",
                  entity_id=f"{role_.value}:{permission_.value}")
     session.commit()
@@ -103,10 +108,16 @@ def revoke_permission(*, session: Session, actor: Actor, role: str, permission: 
                    "Administrators must keep the right to manage users and permissions.",
                    error=ValidationError, entity_type="role_permission",
                    entity_id=f"{role_.value}:{permission_.value}")
-    row = session.get(RolePermission, (role_.value, permission_.value))
-    if row is None:
+    # One DELETE that reports what it removed, so of two concurrent revocations only one
+    # succeeds and is audited as such.
+    removed = session.execute(
+        sa.delete(RolePermission).where(
+            RolePermission.role == role_.value, RolePermission.permission == permission_.value
+        )
+    ).rowcount
+    if not removed:
+        session.rollback()
         raise Conflict(f"{ROLE_LABELS[role_]} does not have {permission_.value}.")
-    session.delete(row)
     audit.record(session, actor, "permission.revoke", entity_type="role_permission",
                  entity_id=f"{role_.value}:{permission_.value}")
     session.commit()

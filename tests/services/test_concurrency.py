@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from hms_app.db.engine import session_scope
-from hms_app.db.models import PatientProfile, User
-from hms_app.services import audit, auth, departments
+from hms_app.db.models import Department, PatientProfile, User
+from hms_app.services import audit, auth, departments, permissions
 from hms_app.services.actor import Anonymous
 from hms_app.services.errors import Conflict
 from tests.conftest import DEMO_EMAIL
@@ -96,3 +96,47 @@ def test_logins_and_writes_at_once_keep_the_audit_chain_intact(seeded):
     with session_scope(write=False, engine=seeded) as s:
         report = audit.verify_chain(s)
     assert report.ok, report
+
+
+def test_one_department_name_created_at_once_by_many_has_one_winner(seeded):
+    admin = resolve(seeded, login_token(seeded, DEMO_EMAIL["admin"]))
+    names = ["Oncology", "oncology", "ONCOLOGY", "Oncology", " Oncology "] * 2
+
+    def create(i):
+        with session_scope() as s:
+            return departments.create_department(session=s, actor=admin, name=names[i])
+
+    results = _all_at_once(len(names), create)
+    assert len([r for r in results if isinstance(r, int)]) == 1, results
+    assert all(isinstance(r, Conflict) for r in results if not isinstance(r, int)), results
+    with seeded.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(Department)
+                            .where(sa.func.lower(Department.name) == "oncology")).scalar_one() == 1
+
+
+def test_one_permission_granted_at_once_by_many_has_one_winner(seeded):
+    admin = resolve(seeded, login_token(seeded, DEMO_EMAIL["admin"]))
+
+    def grant(_):
+        with session_scope() as s:
+            permissions.grant_permission(session=s, actor=admin, role="lab", permission="reports.view")
+        return True
+
+    results = _all_at_once(8, grant)
+    assert results.count(True) == 1, results
+    assert all(isinstance(r, Conflict) for r in results if r is not True), results
+    assert _chain_ok(seeded)
+
+
+def test_one_permission_revoked_at_once_by_many_has_one_winner(seeded):
+    admin = resolve(seeded, login_token(seeded, DEMO_EMAIL["admin"]))
+
+    def revoke(_):
+        with session_scope() as s:
+            permissions.revoke_permission(session=s, actor=admin, role="accounts", permission="reports.view")
+        return True
+
+    results = _all_at_once(8, revoke)
+    assert results.count(True) == 1, results
+    assert all(isinstance(r, Conflict) for r in results if r is not True), results
+    assert _chain_ok(seeded)

@@ -168,10 +168,15 @@ def test_paging_arguments_from_a_client_are_clamped(actors, seeded):
     assert len(_list(seeded, admin, page_size=0).rows) == 1
 
 
-@pytest.mark.parametrize("role", NON_ADMIN)
-def test_only_admin_lists_users(actors, seeded, role):
+def _only_admin_lists_users(seeded, actors, role):
     actor = actors[role]
     assert_refused(seeded, actor, "user.list", lambda s: users.list_users(session=s, actor=actor))
+
+
+def test_only_admin_lists_users(actors, seeded, subtests):
+    for role in NON_ADMIN:
+        with subtests.test(role=role.value):
+            _only_admin_lists_users(seeded, actors, role)
 
 
 # --- create_staff_user --------------------------------------------------------------------
@@ -274,11 +279,16 @@ def test_refused_staff_accounts_write_nothing(actors, seeded):
     assert table_count(seeded, AuditEvent) == audit_before
 
 
-@pytest.mark.parametrize("role", NON_ADMIN)
-def test_only_admin_creates_staff(actors, seeded, role):
+def _only_admin_creates_staff(seeded, actors, role):
     actor = actors[role]
     assert_refused(seeded, actor, "user.create",
                    lambda s: users.create_staff_user(session=s, actor=actor, form=_staff_form(role="admin")))
+
+
+def test_only_admin_creates_staff(actors, seeded, subtests):
+    for role in NON_ADMIN:
+        with subtests.test(role=role.value):
+            _only_admin_creates_staff(seeded, actors, role)
 
 
 def test_no_session_no_staff(seeded):
@@ -368,8 +378,7 @@ def test_reset_password_gives_a_temporary_password_and_ends_sessions(actors, see
     assert second != temporary
 
 
-@pytest.mark.parametrize("role", NON_ADMIN)
-def test_only_admin_deactivates_reactivates_and_resets(actors, seeded, role):
+def _only_admin_deactivates_reactivates_and_resets(seeded, actors, role):
     actor = actors[role]
     target = actors[Role.PATIENT if role is not Role.PATIENT else Role.LAB].user_id
     for operation in ("deactivate", "reactivate", "reset_password"):
@@ -381,6 +390,12 @@ def test_only_admin_deactivates_reactivates_and_resets(actors, seeded, role):
         for user_id in (target, actor.user_id):
             assert_refused(seeded, actor, f"user.{operation}",
                            lambda s, call=call, user_id=user_id: call(session=s, actor=actor, user_id=user_id))
+
+
+def test_only_admin_deactivates_reactivates_and_resets(actors, seeded, subtests):
+    for role in NON_ADMIN:
+        with subtests.test(role=role.value):
+            _only_admin_deactivates_reactivates_and_resets(seeded, actors, role)
 
 
 # --- profiles and money --------------------------------------------------------------------

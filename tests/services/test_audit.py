@@ -1,0 +1,418 @@
+"""The append-only, hash-chained audit trail: integrity, searching, export, the CLI check."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from hms_app import cli, settings
+from hms_app.db.engine import session_scope
+from hms_app.db.enums import Role
+from hms_app.db.models import AuditEvent, PatientProfile
+from hms_app.db.types import utcnow
+from hms_app.services import audit, departments, users
+from hms_app.services.errors import LoginFailed, NotFound, ValidationError
+from tests.conftest import DEMO_EMAIL
+from tests.services.helpers import assert_refused, audit_events, login_token, resolve, table_count
+
+pytestmark = pytest.mark.db
+
+NON_ADMIN = [Role.PATIENT, Role.DOCTOR, Role.LAB, Role.PHARMACY, Role.ACCOUNTS]
+
+
+def _verify(engine) -> audit.ChainReport:
+    with session_scope(write=False, engine=engine) as s:
+        return audit.verify_chain(s)
+
+
+def _search(engine, actor, page=1, page_size=100, **filters) -> audit.AuditPage:
+    with session_scope(write=False, engine=engine) as s:
+        return audit.search_audit(session=s, actor=actor, filters=audit.AuditFilter(**filters), page=page,
+                                  page_size=page_size)
+
+
+def _export(engine, actor, **filters) -> list[dict[str, str]]:
+    with session_scope(engine=engine) as s:
+        text = audit.export_audit_csv(session=s, actor=actor, filters=audit.AuditFilter(**filters))
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _drop_guards(engine) -> None:
+    """What an attacker with raw database access would do first."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("DROP TRIGGER audit_event_no_update")
+            conn.exec_driver_sql("DROP TRIGGER audit_event_no_delete")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER audit_event_append_only ON audit_event")
+
+
+def _ids(engine) -> list[int]:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(AuditEvent.id).order_by(AuditEvent.id)).scalars().all()
+
+
+def _busy_day(engine, actors, ward: str = "Oncology") -> None:
+    """A spread of audited work: logins, failures, refusals, admin changes, clinical reads."""
+    admin = actors[Role.ADMIN]
+    with pytest.raises(LoginFailed):
+        login_token(engine, DEMO_EMAIL[Role.PATIENT], "Wrong-password-1")
+    with pytest.raises(LoginFailed):
+        login_token(engine, "nobody@example.org", "Wrong-password-1")
+    with session_scope(engine=engine) as s:
+        department_id = departments.create_department(session=s, actor=admin, name=ward)
+    with session_scope(engine=engine) as s:
+        departments.rename_department(session=s, actor=admin, department_id=department_id, name=f"{ward} Unit")
+    with session_scope(engine=engine) as s:
+        users.get_own_profile(session=s, actor=actors[Role.PATIENT])
+    with pytest.raises(Exception), session_scope(engine=engine) as s:  # noqa: B017
+        users.list_users(session=s, actor=actors[Role.LAB])
+    with session_scope(engine=engine) as s:
+        users.deactivate_user(session=s, actor=admin, user_id=actors[Role.PATIENT].user_id)
+
+
+# --- integrity ----------------------------------------------------------------------------
+
+
+def test_a_fresh_chain_starts_at_genesis(seeded):
+    [first] = audit_events(seeded)
+    assert first.action == "demo.seed"
+    assert first.prev_hash == audit.GENESIS_HASH
+    assert len(first.row_hash) == 64
+    assert _verify(seeded) == audit.ChainReport(True, 1)
+
+
+def test_the_chain_verifies_after_many_operations(actors, seeded):
+    for role in Role:
+        login_token(seeded, DEMO_EMAIL[role])
+    _busy_day(seeded, actors)
+    other_patient = resolve(seeded, login_token(seeded, "aisha.khan@patients.example"))
+    _busy_day(seeded, {**actors, Role.PATIENT: other_patient}, ward="Radiology")
+    events = audit_events(seeded)
+    assert len(events) >= 25
+    assert [e.prev_hash for e in events[1:]] == [e.row_hash for e in events[:-1]]
+    report = _verify(seeded)
+    assert report.ok
+    assert report.rows_checked == len(events)
+    assert report.first_bad_id is None
+
+
+def test_the_database_refuses_updates_and_deletes_of_audit_rows(actors, seeded):
+    _busy_day(seeded, actors)
+    target = _ids(seeded)[3]
+    statements = [
+        sa.update(AuditEvent).where(AuditEvent.id == target).values(detail="nothing happened"),
+        sa.update(AuditEvent).values(outcome="success"),
+        sa.delete(AuditEvent).where(AuditEvent.id == target),
+        sa.delete(AuditEvent),
+    ]
+    if seeded.dialect.name == "postgresql":
+        statements.append(sa.text("TRUNCATE audit_event"))
+    before = audit_events(seeded)
+    for statement in statements:
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), seeded.begin() as conn:
+            conn.execute(statement)
+    after = audit_events(seeded)
+    assert [(e.id, e.detail, e.row_hash) for e in after] == [(e.id, e.detail, e.row_hash) for e in before]
+    assert _verify(seeded).ok
+
+
+def test_the_orm_cannot_edit_an_audit_row_either(seeded):
+    with session_scope(engine=seeded) as s:
+        event = s.get(AuditEvent, _ids(seeded)[0])
+        event.detail = "edited"
+        s.add(event)
+        with pytest.raises(sa.exc.DBAPIError):
+            s.commit()
+    assert audit_events(seeded)[0].detail != "edited"
+
+
+def test_an_altered_row_is_reported_by_id(actors, seeded):
+    _busy_day(seeded, actors)
+    ids = _ids(seeded)
+    target = ids[len(ids) // 2]
+    _drop_guards(seeded)
+    with seeded.begin() as conn:
+        conn.execute(sa.update(AuditEvent).where(AuditEvent.id == target).values(detail="nothing to see"))
+    report = _verify(seeded)
+    assert not report.ok
+    assert report.first_bad_id == target
+    assert report.rows_checked == ids.index(target) + 1
+    assert "altered" in report.reason
+
+
+def test_an_altered_time_or_actor_is_found_too(actors, seeded):
+    _busy_day(seeded, actors)
+    ids = _ids(seeded)
+    _drop_guards(seeded)
+    with seeded.begin() as conn:
+        conn.execute(sa.update(AuditEvent).where(AuditEvent.id == ids[-2]).values(actor_id=None))
+        conn.execute(sa.update(AuditEvent).where(AuditEvent.id == ids[-1])
+                     .values(occurred_at=utcnow() - timedelta(days=3)))
+    assert _verify(seeded).first_bad_id == ids[-2]
+
+
+def test_a_deleted_middle_row_is_reported(actors, seeded):
+    _busy_day(seeded, actors)
+    ids = _ids(seeded)
+    removed = ids[4]
+    _drop_guards(seeded)
+    with seeded.begin() as conn:
+        conn.execute(sa.delete(AuditEvent).where(AuditEvent.id == removed))
+    report = _verify(seeded)
+    assert not report.ok
+    assert report.first_bad_id == ids[5]  # the row whose link points at the missing one
+    assert "removed" in report.reason
+
+
+def test_a_rewritten_chain_tail_is_still_caught_at_the_edit(actors, seeded):
+    # Recomputing the edited row's own hash is not enough: the next row still links to the old one.
+    _busy_day(seeded, actors)
+    ids = _ids(seeded)
+    target = ids[2]
+    _drop_guards(seeded)
+    with session_scope(engine=seeded) as s:
+        event = s.get(AuditEvent, target)
+        event.detail = "forged"
+        event.row_hash = audit._row_digest(event.prev_hash, event)
+        s.add(event)
+        s.commit()
+    report = _verify(seeded)
+    assert report.first_bad_id == ids[3]
+
+
+def test_verify_audit_chain_service_is_audited(actors, seeded):
+    admin = actors[Role.ADMIN]
+    with session_scope(engine=seeded) as s:
+        report = audit.verify_audit_chain(session=s, actor=admin)
+    assert report.ok
+    [event] = audit_events(seeded, action="audit.verify")
+    assert (event.actor_id, str(event.outcome), event.detail) == (
+        admin.user_id, "success", f"{report.rows_checked} rows checked")
+
+    ids = _ids(seeded)
+    _drop_guards(seeded)
+    with seeded.begin() as conn:
+        conn.execute(sa.update(AuditEvent).where(AuditEvent.id == ids[1]).values(ip_address="10.0.0.1"))
+    with session_scope(engine=seeded) as s:
+        report = audit.verify_audit_chain(session=s, actor=admin)
+    assert (report.ok, report.first_bad_id) == (False, ids[1])
+    event = audit_events(seeded, action="audit.verify")[-1]
+    assert str(event.outcome) == "failed"
+    assert f"first altered row {ids[1]}" in event.detail
+
+
+def _only_audit_viewers_verify_search_and_export(seeded, actors, role):
+    actor = actors[role]
+    assert_refused(seeded, actor, "audit.verify", lambda s: audit.verify_audit_chain(session=s, actor=actor))
+    assert_refused(seeded, actor, "audit.search",
+                   lambda s: audit.search_audit(session=s, actor=actor, filters=audit.AuditFilter()))
+    assert_refused(seeded, actor, "audit.export",
+                   lambda s: audit.export_audit_csv(session=s, actor=actor, filters=audit.AuditFilter()))
+
+
+def test_only_audit_viewers_verify_search_and_export(actors, seeded, subtests):
+    for role in NON_ADMIN:
+        with subtests.test(role=role.value):
+            _only_audit_viewers_verify_search_and_export(seeded, actors, role)
+
+
+# --- the hms verify-audit command ---------------------------------------------------------
+
+
+def test_verify_audit_command_exit_codes(actors, seeded, capsys):
+    _busy_day(seeded, actors)
+    assert cli.main(["verify-audit"]) == 0
+    rows = table_count(seeded, AuditEvent)
+    assert f"audit chain intact: {rows} rows" in capsys.readouterr().out
+
+    target = _ids(seeded)[6]
+    _drop_guards(seeded)
+    with seeded.begin() as conn:
+        conn.execute(sa.update(AuditEvent).where(AuditEvent.id == target).values(detail="tampered"))
+    assert cli.main(["verify-audit"]) == 2
+    assert f"BROKEN at row {target}" in capsys.readouterr().err
+
+
+def test_verify_audit_command_on_an_empty_trail(empty_hospital, capsys):
+    assert cli.main(["verify-audit"]) == 0
+    assert "intact: 0 rows" in capsys.readouterr().out
+
+
+# --- searching --------------------------------------------------------------------------
+
+
+def test_search_filters(actors, seeded):
+    _busy_day(seeded, actors)
+    admin = actors[Role.ADMIN]
+    patient = actors[Role.PATIENT]
+    everything = _search(seeded, admin)
+    assert everything.total == table_count(seeded, AuditEvent)
+    assert [r.id for r in everything.rows] == sorted((r.id for r in everything.rows), reverse=True)
+
+    by_admin_id = _search(seeded, admin, user=str(admin.user_id))
+    assert by_admin_id.total > 0
+    assert {r.actor for r in by_admin_id.rows} == {admin.email}
+    by_email = _search(seeded, admin, user="ADMIN@hms")
+    assert {r.id for r in by_email.rows} == {r.id for r in by_admin_id.rows}
+    assert _search(seeded, admin, user="nobody@example").total == 1  # the failed login of an unknown email
+
+    mrn = _mrn(seeded, patient.user_id)
+    by_patient = _search(seeded, admin, patient=str(patient.user_id))
+    assert {r.action for r in by_patient.rows} == {"profile.view", "user.deactivate"}
+    assert {r.patient for r in by_patient.rows} == {str(patient.user_id)}
+    assert [r.id for r in _search(seeded, admin, patient=mrn).rows] == [r.id for r in by_patient.rows]
+    assert [r.id for r in _search(seeded, admin, patient=mrn.lower()).rows] == [r.id for r in by_patient.rows]
+    assert _search(seeded, admin, patient="MRN-999999").total == 0
+    assert _search(seeded, admin, patient="%").total == 0
+
+    logins = _search(seeded, admin, action="login.")
+    assert {r.action for r in logins.rows} == {"login.success", "login.failed"}
+    assert _search(seeded, admin, action="login").total == logins.total  # prefix; logout would match too
+    assert _search(seeded, admin, action="login%").total == 0  # wildcards are literal
+    assert _search(seeded, admin, action="_ogin").total == 0
+    assert {r.action for r in _search(seeded, admin, action="department.").rows} == {
+        "department.create", "department.rename"}
+
+    denied = _search(seeded, admin, outcome="denied")
+    assert [(r.action, r.actor) for r in denied.rows] == [("user.list", DEMO_EMAIL[Role.LAB])]
+    assert {r.outcome for r in _search(seeded, admin, outcome="failed").rows} == {"failed"}
+    with pytest.raises(ValidationError):
+        _search(seeded, admin, outcome="maybe")
+
+    combined = _search(seeded, admin, action="login.", outcome="failed", user="nobody")
+    assert combined.total == 1
+    assert combined.rows[0].actor == "nobody@example.org"
+
+
+def _mrn(engine, user_id) -> str:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(PatientProfile.mrn).where(PatientProfile.user_id == user_id)).scalar_one()
+
+
+def test_search_by_date_range(actors, seeded):
+    admin = actors[Role.ADMIN]
+    total = table_count(seeded, AuditEvent)
+    today = utcnow().astimezone(settings.TIMEZONE).date()
+    yesterday, tomorrow = today - timedelta(days=1), today + timedelta(days=1)
+    assert _search(seeded, admin, date_from=today.isoformat()).total == total
+    assert _search(seeded, admin, date_to=today.isoformat()).total == total
+    assert _search(seeded, admin, date_from=today.isoformat(), date_to=today.isoformat()).total == total
+    assert _search(seeded, admin, date_from=tomorrow.isoformat()).total == 0
+    assert _search(seeded, admin, date_to=yesterday.isoformat()).total == 0
+    assert _search(seeded, admin, date_from=yesterday.isoformat(), date_to=yesterday.isoformat()).total == 0
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"date_from": "yesterday"},
+        {"date_from": "2026-13-01"},
+        {"date_to": "31/01/2026"},
+        {"date_from": "2026-02-30"},
+        {"date_from": "2026-03-02", "date_to": "2026-03-01"},
+    ],
+)
+def test_bad_dates_are_a_validation_error(actors, seeded, filters):
+    with pytest.raises(ValidationError):
+        _search(seeded, actors[Role.ADMIN], **filters)
+    with pytest.raises(ValidationError):
+        _export(seeded, actors[Role.ADMIN], **filters)
+
+
+def test_search_pages_newest_first(actors, seeded):
+    _busy_day(seeded, actors)
+    admin = actors[Role.ADMIN]
+    every_id = [r.id for r in _search(seeded, admin).rows]
+    first = _search(seeded, admin, page=1, page_size=5)
+    second = _search(seeded, admin, page=2, page_size=5)
+    assert [r.id for r in first.rows + second.rows] == every_id[:10]
+    assert first.total == len(every_id)
+    assert _search(seeded, admin, page=1000).rows == []
+
+
+def test_search_clamps_paging_from_a_client(actors, seeded):
+    admin = actors[Role.ADMIN]
+    assert _search(seeded, admin, page=0, page_size=0).page_size == 1
+    assert _search(seeded, admin, page_size=5000).page_size == 100
+    clamped = _search(seeded, admin, page="x", page_size="y")
+    assert clamped.page == 1
+    assert 1 <= clamped.page_size <= 100
+
+
+def test_search_rows_show_time_in_the_hospital_zone(actors, seeded):
+    row = _search(seeded, actors[Role.ADMIN], action="demo.seed").rows[0]
+    event = audit_events(seeded, action="demo.seed")[0]
+    assert row.occurred_at == event.occurred_at.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
+    assert row.actor == "system"
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+def test_export_contains_the_filtered_rows_and_is_itself_audited(actors, seeded):
+    _busy_day(seeded, actors)
+    admin = actors[Role.ADMIN]
+    before = audit_events(seeded)
+    rows = _export(seeded, admin)
+    assert [int(r["id"]) for r in rows] == [e.id for e in before]
+    assert list(rows[0]) == ["id", "occurred_at_utc", "actor_id", "actor_email", "action", "entity_type",
+                             "entity_id", "patient_id", "ip_address", "outcome", "detail", "prev_hash", "row_hash"]
+    by_id = {e.id: e for e in before}
+    for row in rows:
+        event = by_id[int(row["id"])]
+        assert row["row_hash"] == event.row_hash
+        assert row["prev_hash"] == event.prev_hash
+        assert row["action"] == event.action
+        assert row["outcome"] == str(event.outcome)
+        assert row["patient_id"] == ("" if event.patient_id is None else str(event.patient_id))
+
+    [export_event] = audit_events(seeded, action="audit.export")
+    assert export_event.actor_id == admin.user_id
+    assert export_event.detail.startswith(f"{len(rows)} rows; filters ")
+    assert json.loads(export_event.detail.split("filters ", 1)[1])["action"] == ""
+
+    denied = _export(seeded, admin, outcome="denied")
+    assert [(r["action"], r["actor_email"]) for r in denied] == [("user.list", DEMO_EMAIL[Role.LAB])]
+    assert '"outcome": "denied"' in audit_events(seeded, action="audit.export")[-1].detail
+    assert _verify(seeded).ok
+
+
+def test_export_defuses_spreadsheet_formulas(actors, seeded):
+    admin = actors[Role.ADMIN]
+    # Free text a visitor or a client can put into the trail: a department name, a typed
+    # login email, an id sent to a handler.
+    with session_scope(engine=seeded) as s:
+        departments.create_department(session=s, actor=admin, name='=HYPERLINK("http://evil.example","x")')
+    with pytest.raises(LoginFailed):
+        login_token(seeded, "=cmd|'/c calc'!a1@x.example", "Wrong-password-1")
+    with pytest.raises(NotFound), session_scope(engine=seeded) as s:
+        users.deactivate_user(session=s, actor=admin, user_id="+SUM(1,2)")
+    with pytest.raises(NotFound), session_scope(engine=seeded) as s:
+        users.reset_password(session=s, actor=admin, user_id="@SUM(1,2)")
+
+    rows = _export(seeded, admin)
+    dangerous = ("=", "+", "-", "@", "\t", "\r")
+    for row in rows:
+        for column, value in row.items():
+            assert not value.startswith(dangerous) or (column == "occurred_at_utc"), (column, value)
+    details = [r["detail"] for r in rows if r["action"] == "department.create"]
+    assert details == ["'=HYPERLINK(\"http://evil.example\",\"x\")"]
+    emails = [r["actor_email"] for r in rows if r["action"] == "login.failed"]
+    assert emails == ["'=cmd|'/c calc'!a1@x.example"]
+    entity_ids = [r["entity_id"] for r in rows if r["action"] in ("user.deactivate", "user.reset_password")]
+    assert entity_ids == ["'+SUM(1,2)", "'@SUM(1,2)"]
+    # The stored trail itself keeps the text as it was.
+    assert audit_events(seeded, action="department.create")[0].detail.startswith("=HYPERLINK")
+
+
+def test_csv_safe_leaves_ordinary_text_alone():
+    assert audit._csv_safe("3 sessions ended") == "3 sessions ended"
+    assert audit._csv_safe("") == ""
+    assert audit._csv_safe("a=b") == "a=b"
+    assert audit._csv_safe("-5") == "'-5"
