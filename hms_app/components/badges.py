@@ -14,6 +14,7 @@ def outcome_badge(outcome: rx.Var) -> rx.Component:
         outcome,
         color_scheme=rx.match(outcome, ("success", "grass"), ("denied", "red"), ("failed", "orange"), "gray"),
         variant="soft",
+        high_contrast=True,  # orange text on orange at 12px falls short of WCAG AA (3.98:1)
     )
 
 

@@ -71,7 +71,7 @@ def sidebar() -> rx.Component:
             *[_link(*item) for item in COMMON_ITEMS],
             direction=rx.breakpoints(initial="row", md="column"),
             wrap=rx.breakpoints(initial="wrap", md="nowrap"),
-            gap="1",
+            spacing="1",
         ),
         aria_label="Main navigation",
         width=rx.breakpoints(initial="100%", md="15rem"),

@@ -34,7 +34,7 @@ def patient_dashboard() -> rx.Component:
         rx.flex(
             _stat("Medical record number", p.mrn, "patient-mrn"),
             _stat("Name", p.full_name, "patient-name"),
-            gap="3",
+            spacing="3",
             wrap="wrap",
             width="100%",
         ),
@@ -62,7 +62,7 @@ def staff_dashboard(title: str) -> rx.Component:
         rx.flex(
             _stat("Role", p.role_label, "staff-role"),
             _stat("Department", p.unit, "staff-department"),
-            gap="3",
+            spacing="3",
             wrap="wrap",
             width="100%",
         ),

@@ -42,8 +42,9 @@ def _chromium_path() -> str | None:
 
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=10_000)  # a live page answers well within this on a loaded CI machine
     with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=_chromium_path(),
@@ -65,6 +66,22 @@ def context(browser):
 @pytest.fixture
 def page(context):
     return context.new_page()
+
+
+@pytest.fixture
+def new_context(browser):
+    """Opens further browser contexts (a second user, a phone) and closes them after the test."""
+    made = []
+
+    def make(**options):
+        ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **options})
+        ctx.set_default_timeout(15_000)
+        made.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in made:
+        ctx.close()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 from tests.e2e.conftest import AXE_JS
@@ -24,13 +28,39 @@ def log_in(page, base_url: str, email: str, password: str = DEMO_PASSWORD) -> No
     page.click("button[type=submit]")
 
 
+def log_in_to(page, base_url: str, email: str, home: str, password: str = DEMO_PASSWORD) -> None:
+    """Log in and wait until the role's landing page has loaded."""
+    log_in(page, base_url, email, password)
+    page.wait_for_url(f"{base_url}{home}")
+    wait_ready(page)
+
+
+def form_alert(page):
+    """The error callout of the page's form (``form_error``), as screen readers get it.
+
+    Toasts live outside the main landmark, so this never picks up one of those.
+    """
+    return page.get_by_role("main").get_by_role("alert")
+
+
+def assert_apart(first, second, minimum: float = 8) -> None:
+    """Two boxes side by side or one above the other, with at least ``minimum`` px between them."""
+    a, b = first.bounding_box(), second.bounding_box()
+    assert a, "the first box must be on screen"
+    assert b, "the second box must be on screen"
+    space = max(b["x"] - (a["x"] + a["width"]), b["y"] - (a["y"] + a["height"]))
+    assert space >= minimum, f"only {space}px between {a} and {b}"
+
+
 def axe_violations(page, *, impacts: tuple[str, ...] = ("critical", "serious")) -> list[dict]:
     """Run axe-core on the page; return the violations of the given impacts."""
     page.add_script_tag(path=str(AXE_JS))
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [
         {"id": v["id"], "impact": v["impact"], "help": v["help"],
-         "nodes": [n["target"] for n in v["nodes"]][:5]}
+         "nodes": [n["target"] for n in v["nodes"]][:5],
+         "why": v["nodes"][0].get("failureSummary", "") if v["nodes"] else "",
+         "html": v["nodes"][0].get("html", "")[:200] if v["nodes"] else ""}
         for v in result["violations"]
         if v["impact"] in impacts
     ]
@@ -45,3 +75,36 @@ def screenshot(page, directory: Path, name: str) -> Path:
     path = directory / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# --- reading the server's database, and waiting for it --------------------------------
+
+
+def db_rows(database_url: str, sql: str, params: tuple | dict = ()) -> list[tuple]:
+    """Run one query against the app server's SQLite database, opened read-only."""
+    path = database_url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def db_value(database_url: str, sql: str, params: tuple | dict = ()):
+    """The first column of the first row of ``sql`` (None when there is no row)."""
+    rows = db_rows(database_url, sql, params)
+    return rows[0][0] if rows else None
+
+
+def wait_for_db(database_url: str, sql: str, params: tuple | dict = (), *,
+                until: Callable[[object], bool] = bool, timeout: float = 10.0):
+    """Poll ``sql`` until ``until(value)`` holds, for writes the browser cannot observe; return the value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = db_value(database_url, sql, params)
+        if until(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting on {sql!r} {params!r}; last value {value!r}")
+        time.sleep(0.1)
+
+
+def user_id(database_url: str, email: str) -> int:
+    return db_value(database_url, 'SELECT id FROM "user" WHERE email = ?', (email,))
