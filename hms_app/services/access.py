@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from hms_app.db.enums import Permission
 from hms_app.services import audit
-from hms_app.services.actor import Actor
+from hms_app.services.actor import Actor, Anonymous
 from hms_app.services.errors import PasswordChangeRequired, PermissionDenied, SessionExpired
 
 
@@ -34,3 +34,12 @@ def require(
         audit.deny(session, actor, action, "You do not have permission to do that.",
                    error=PermissionDenied, detail=f"role {actor.role} lacks {permission.value}")
     return actor
+
+
+def refuse_visitor(session: Session, visitor: Anonymous, action: str, refusal: SessionExpired) -> None:
+    """Audit a call that came without a valid session as denied, then raise ``refusal`` again.
+
+    Services check permission only once they have an actor; a call whose session does not
+    resolve never reaches them, so its refusal is recorded here.
+    """
+    audit.deny(session, visitor, action, refusal.message, error=type(refusal), detail=f"no session: {refusal.message}")

@@ -26,6 +26,7 @@ from hms_app.db.models import AuditEvent, PatientProfile
 from hms_app.db.types import utcnow
 from hms_app.services.actor import Actor, Anonymous
 from hms_app.services.errors import PermissionDenied, ValidationError
+from hms_app.services.ids import parse_id
 from hms_app.services.paging import clamp_page
 
 GENESIS_HASH = "0" * 64
@@ -200,12 +201,12 @@ def _filtered(session: Session, filters: AuditFilter) -> sa.Select:
     if filters.user.strip():
         term = filters.user.strip()
         if term.isdigit():
-            query = query.where(AuditEvent.actor_id == int(term))
+            query = query.where(AuditEvent.actor_id == (parse_id(term) or -1))
         else:
             query = query.where(AuditEvent.actor_email.ilike(f"%{_escape_like(term)}%", escape="\\"))
     if filters.patient.strip():
         term = filters.patient.strip()
-        patient_id = int(term) if term.isdigit() else session.execute(
+        patient_id = parse_id(term) if term.isdigit() else session.execute(
             sa.select(PatientProfile.user_id).where(sa.func.upper(PatientProfile.mrn) == term.upper())
         ).scalar_one_or_none()
         query = query.where(AuditEvent.patient_id == (patient_id if patient_id is not None else -1))

@@ -13,6 +13,7 @@ from hms_app.services import audit, auth
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.errors import Conflict, NotFound
+from hms_app.services.ids import get_by_id
 
 _PG_NAME_LOCK = 7_310_422  # advisory lock key that serialises department name checks on PostgreSQL
 
@@ -78,10 +79,7 @@ def create_department(*, session: Session, actor: Actor, name: str) -> int:
 
 
 def _get(session: Session, actor: Actor, department_id: object, action: str) -> Department:
-    try:
-        department = session.get(Department, int(department_id))
-    except (TypeError, ValueError):
-        department = None
+    department = get_by_id(session, Department, department_id)
     if department is None:
         audit.deny(session, actor, action, "That department does not exist.", error=NotFound,
                    entity_type="department", entity_id=str(department_id)[:64])

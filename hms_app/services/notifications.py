@@ -15,6 +15,7 @@ from hms_app.services import events
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.errors import NotFound
+from hms_app.services.ids import get_by_id
 from hms_app.services.paging import Page, clamp_page, fetch_page
 
 
@@ -68,10 +69,7 @@ def list_notifications(*, session: Session, actor: Actor, page: int = 1, page_si
 def mark_read(*, session: Session, actor: Actor, notification_id: int) -> None:
     """Mark one of the actor's own notifications read (someone else's answers "not found")."""
     require(session, actor, Permission.NOTIFICATIONS_OWN, action="notification.read")
-    try:
-        notification = session.get(Notification, int(notification_id))
-    except (TypeError, ValueError):
-        notification = None
+    notification = get_by_id(session, Notification, notification_id)
     if notification is None or notification.user_id != actor.user_id:
         from hms_app.services import audit
 

@@ -14,6 +14,7 @@ from hms_app.services import audit, auth, passwords
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.errors import Conflict, NotFound, ValidationError
+from hms_app.services.ids import get_by_id
 from hms_app.services.paging import Page, clamp_page, fetch_page, order_by
 
 STAFF_ROLES = (Role.ADMIN, Role.ACCOUNTS, Role.DOCTOR, Role.LAB, Role.PHARMACY)
@@ -143,7 +144,7 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
     if role is Role.DOCTOR:
         if not str(form.department_id or "").isdigit():
             raise ValidationError("A doctor needs a department.")
-        department = session.get(Department, int(form.department_id))
+        department = get_by_id(session, Department, form.department_id)
         if department is None or not department.is_active:
             raise ValidationError("Choose an active department for the doctor.")
         doctor = DoctorProfile(
@@ -173,10 +174,7 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
 
 
 def _get_user_for_admin(session: Session, actor: Actor, user_id: object, action: str) -> User:
-    try:
-        user = session.get(User, int(user_id))
-    except (TypeError, ValueError):
-        user = None
+    user = get_by_id(session, User, user_id)
     if user is None:
         audit.deny(session, actor, action, "That account does not exist.", error=NotFound,
                    entity_type="user", entity_id=str(user_id)[:64])

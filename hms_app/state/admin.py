@@ -12,13 +12,10 @@ from hms_app.services.errors import HMSError
 from hms_app.services.permissions import PermissionRow
 from hms_app.services.users import UserRow
 from hms_app.state.auth import SessionState
+from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
 
 _NO_FIGURES = AdminFigures([], 0, 0, 0, 0, 0)
-
-
-def _text(form_data: dict, key: str, limit: int = 500) -> str:
-    return str(form_data.get(key, "") or "")[:limit]
 
 
 class AdminDashboardState(SessionState):
@@ -79,14 +76,14 @@ class AdminUsersState(PagedTableMixin, SessionState):
     @rx.event
     async def create_user(self, form_data: dict):
         form = users.StaffForm(
-            full_name=_text(form_data, "full_name"),
-            email=_text(form_data, "email"),
-            role=_text(form_data, "role", 20),
-            password=_text(form_data, "password", 1000),
-            department_id=_text(form_data, "department_id", 20),
-            specialty=_text(form_data, "specialty"),
-            consultation_fee=_text(form_data, "consultation_fee", 40),
-            slot_minutes=_text(form_data, "slot_minutes", 10) or "20",
+            full_name=form_text(form_data, "full_name"),
+            email=form_text(form_data, "email"),
+            role=form_text(form_data, "role", 20),
+            password=form_text(form_data, "password", 1000),
+            department_id=form_text(form_data, "department_id", 20),
+            specialty=form_text(form_data, "specialty"),
+            consultation_fee=form_text(form_data, "consultation_fee", 40),
+            slot_minutes=form_text(form_data, "slot_minutes", 10) or "20",
         )
         try:
             await self._call(users.create_staff_user, form=form)
@@ -150,7 +147,7 @@ class DepartmentsState(SessionState):
     @rx.event
     async def create_department(self, form_data: dict):
         try:
-            await self._call(departments.create_department, name=_text(form_data, "name"))
+            await self._call(departments.create_department, name=form_text(form_data, "name"))
         except HMSError as error:
             self.form_error = error.message
             return await self._failure(error)
@@ -170,7 +167,7 @@ class DepartmentsState(SessionState):
     async def rename_department(self, form_data: dict):
         try:
             await self._call(departments.rename_department, department_id=self.renaming_id,
-                             name=_text(form_data, "name"))
+                             name=form_text(form_data, "name"))
         except HMSError as error:
             return await self._failure(error)
         self.renaming_id = 0
@@ -232,13 +229,13 @@ class AuditState(PagedTableMixin, SessionState):
 
     @rx.event
     async def apply_filters(self, form_data: dict):
-        self.filter_user = _text(form_data, "user", 254)
-        self.filter_patient = _text(form_data, "patient", 40)
-        self.filter_action = _text(form_data, "action", 64)
-        outcome = _text(form_data, "outcome", 10)
+        self.filter_user = form_text(form_data, "user", 254)
+        self.filter_patient = form_text(form_data, "patient", 40)
+        self.filter_action = form_text(form_data, "action", 64)
+        outcome = form_text(form_data, "outcome", 10)
         self.filter_outcome = "" if outcome == "all" else outcome
-        self.filter_from = _text(form_data, "date_from", 10)
-        self.filter_to = _text(form_data, "date_to", 10)
+        self.filter_from = form_text(form_data, "date_from", 10)
+        self.filter_to = form_text(form_data, "date_to", 10)
         self.page = 1
         return await self._reload()
 

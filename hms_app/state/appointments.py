@@ -10,11 +10,8 @@ from hms_app.services.appointments import AppointmentFilter, AppointmentRow, Opt
 from hms_app.services.errors import HMSError
 from hms_app.services.scheduling import Schedule
 from hms_app.state.auth import SessionState
+from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
-
-
-def _text(form_data: dict, key: str, limit: int = 500) -> str:
-    return str(form_data.get(key, "") or "")[:limit]
 
 
 class BookingState(SessionState):
@@ -101,7 +98,7 @@ class BookingState(SessionState):
             return rx.toast.error(self.error)
         try:
             await self._call(appointments.book_appointment, department_id=self.department_id,
-                             doctor_id=self.doctor_id, starts_at=self.slot, reason=_text(form_data, "reason", 600))
+                             doctor_id=self.doctor_id, starts_at=self.slot, reason=form_text(form_data, "reason", 600))
         except HMSError as error:
             self.error = error.message
             await self._load_slots()
@@ -114,7 +111,7 @@ class BookingState(SessionState):
     async def join_waitlist(self, form_data: dict):
         try:
             await self._call(appointments.join_waitlist, department_id=self.department_id, doctor_id=self.doctor_id,
-                             date_from=_text(form_data, "date_from", 10), date_to=_text(form_data, "date_to", 10))
+                             date_from=form_text(form_data, "date_from", 10), date_to=form_text(form_data, "date_to", 10))
         except HMSError as error:
             return await self._failure(error)
         return [rx.redirect("/patient/appointments"),
@@ -302,7 +299,7 @@ class DoctorAppointmentsState(SessionState):
 
     @rx.event
     async def give_reason(self, form_data: dict):
-        reason = _text(form_data, "reason")
+        reason = form_text(form_data, "reason")
         if self.answering_action == "decline":
             return await self._act(appointments.decline_appointment, "Request declined; the patient is told why.",
                                    appointment_id=self.answering_id, reason=reason)
@@ -360,8 +357,8 @@ class ScheduleState(SessionState):
 
     @rx.event
     async def add_hours(self, form_data: dict):
-        return await self._edit(scheduling.add_hours, "Working hours added.", weekday=_text(form_data, "weekday", 2),
-                                start=_text(form_data, "start", 8), end=_text(form_data, "end", 8))
+        return await self._edit(scheduling.add_hours, "Working hours added.", weekday=form_text(form_data, "weekday", 2),
+                                start=form_text(form_data, "start", 8), end=form_text(form_data, "end", 8))
 
     @rx.event
     async def remove_hours(self, block_id: int):
@@ -370,14 +367,14 @@ class ScheduleState(SessionState):
     @rx.event
     async def change_slot_length(self, form_data: dict):
         return await self._edit(scheduling.set_slot_minutes, "Slot length changed.",
-                                minutes=_text(form_data, "minutes", 5))
+                                minutes=form_text(form_data, "minutes", 5))
 
     @rx.event
     async def add_leave(self, form_data: dict):
         return await self._edit(scheduling.add_leave, "Leave recorded; those times are no longer bookable.",
-                                date_from=_text(form_data, "date_from", 10), date_to=_text(form_data, "date_to", 10),
-                                start=_text(form_data, "start", 8), end=_text(form_data, "end", 8),
-                                reason=_text(form_data, "reason", 200))
+                                date_from=form_text(form_data, "date_from", 10), date_to=form_text(form_data, "date_to", 10),
+                                start=form_text(form_data, "start", 8), end=form_text(form_data, "end", 8),
+                                reason=form_text(form_data, "reason", 200))
 
     @rx.event
     async def remove_leave(self, leave_id: int):
@@ -412,10 +409,10 @@ class AdminAppointmentsState(PagedTableMixin, SessionState):
 
     @rx.event
     async def apply_filters(self, form_data: dict):
-        self.filter_department = _text(form_data, "department", 12)
-        self.filter_doctor = _text(form_data, "doctor", 12)
-        self.filter_status = _text(form_data, "status", 12)
-        self.filter_from = _text(form_data, "date_from", 10)
-        self.filter_to = _text(form_data, "date_to", 10)
+        self.filter_department = form_text(form_data, "department", 12)
+        self.filter_doctor = form_text(form_data, "doctor", 12)
+        self.filter_status = form_text(form_data, "status", 12)
+        self.filter_from = form_text(form_data, "date_from", 10)
+        self.filter_to = form_text(form_data, "date_to", 10)
         self.page = 1
         return await self._reload()

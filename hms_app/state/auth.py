@@ -17,10 +17,11 @@ import reflex as rx
 from hms_app import settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import ROLE_LABELS, Role
-from hms_app.services import auth, notifications
+from hms_app.services import access, auth, notifications
 from hms_app.services.actor import Actor, Anonymous
 from hms_app.services.errors import HMSError, PasswordChangeRequired, SessionExpired
 from hms_app.state import live
+from hms_app.state.forms import form_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,12 +85,19 @@ class SessionState(rx.State):
         return base._token or base.session_cookie, self.router.session.client_ip
 
     async def _call(self, service: Callable[..., T], /, *, write: bool = True, **kwargs: Any) -> T:
-        """Resolve the actor from the session and run one service call in a worker thread."""
+        """Resolve the actor from the session and run one service call in a worker thread.
+
+        Without a valid session the call is refused, and the refusal audited, before the service runs.
+        """
         token, ip = await self._credentials()
 
         def work() -> T:
             with session_scope(write=write) as session:
-                actor = auth.resolve_session(session=session, token=token, ip_address=ip)
+                try:
+                    actor = auth.resolve_session(session=session, token=token, ip_address=ip)
+                except SessionExpired as refusal:
+                    action = f"{service.__module__.rsplit('.', 1)[-1]}.{service.__name__}"
+                    access.refuse_visitor(session, Anonymous(ip), action, refusal)
                 return service(session=session, actor=actor, **kwargs)
 
         return await asyncio.to_thread(work)
@@ -203,8 +211,8 @@ class LoginState(SessionState):
     async def log_in(self, form_data: dict):
         self.busy = True
         yield
-        email = str(form_data.get("email", ""))[:300]
-        password = str(form_data.get("password", ""))[:1000]
+        email = form_text(form_data, "email", 300)
+        password = form_text(form_data, "password", 1000)
         visitor = Anonymous(self.router.session.client_ip)
 
         def work() -> auth.LoginResult:
@@ -240,16 +248,16 @@ class RegisterState(SessionState):
 
     @rx.event
     async def register(self, form_data: dict):
-        if str(form_data.get("password", "")) != str(form_data.get("password_confirm", "")):
+        if form_text(form_data, "password", 1000) != form_text(form_data, "password_confirm", 1000):
             self.error = "The two passwords do not match."
             return rx.toast.error(self.error)
         self.busy = True
         form = auth.Registration(
-            full_name=str(form_data.get("full_name", ""))[:500],
-            email=str(form_data.get("email", ""))[:500],
-            password=str(form_data.get("password", ""))[:1000],
-            birth_date=str(form_data.get("birth_date", ""))[:40],
-            phone=str(form_data.get("phone", ""))[:100],
+            full_name=form_text(form_data, "full_name"),
+            email=form_text(form_data, "email"),
+            password=form_text(form_data, "password", 1000),
+            birth_date=form_text(form_data, "birth_date", 40),
+            phone=form_text(form_data, "phone", 100),
         )
         visitor = Anonymous(self.router.session.client_ip)
 
@@ -275,14 +283,14 @@ class PasswordState(SessionState):
 
     @rx.event
     async def change_password(self, form_data: dict):
-        if str(form_data.get("new_password", "")) != str(form_data.get("new_password_confirm", "")):
+        if form_text(form_data, "new_password", 1000) != form_text(form_data, "new_password_confirm", 1000):
             self.error = "The two new passwords do not match."
             return rx.toast.error(self.error)
         try:
             await self._call(
                 auth.change_password,
-                current_password=str(form_data.get("current_password", ""))[:1000],
-                new_password=str(form_data.get("new_password", ""))[:1000],
+                current_password=form_text(form_data, "current_password", 1000),
+                new_password=form_text(form_data, "new_password", 1000),
             )
         except HMSError as error:
             self.error = error.message
