@@ -165,15 +165,18 @@ def _slot_of(session: Session, doctor_id: int, starts_at: datetime) -> Slot | No
     return next((s for s in free_slots_for(session, doctor_id, day) if s.starts_at == starts_at), None)
 
 
-def _insert_or_conflict(session: Session, appointment: Appointment) -> None:
-    session.add(appointment)
+def _inserted(session: Session, appointment: Appointment) -> bool:
+    """Insert under a savepoint. False if a concurrent booking took the doctor's slot first,
+    so the caller can try another doctor; a clash of the patient's own times is a Conflict."""
     try:
-        session.flush()
+        with session.begin_nested():
+            session.add(appointment)
     except sa.exc.IntegrityError as error:
-        session.rollback()
         if "patient" in str(error.orig):
+            session.rollback()
             raise Conflict("You already have an appointment at that time.") from None
-        raise Conflict(SLOT_TAKEN) from None
+        return False
+    return True
 
 
 def book_appointment(
@@ -205,23 +208,27 @@ def book_appointment(
         if chosen not in doctors:
             raise ValidationError("Choose a doctor of that department.")
         candidates = [chosen]
-    slot, doctor = None, None
+    # A candidate whose slot looked free may be taken by a concurrent booking before the
+    # insert (PostgreSQL reads do not block writers); then the next candidate is tried.
+    appointment, lost_race = None, False
     for candidate in candidates:
         slot = _slot_of(session, candidate, instant)
-        if slot is not None:
-            doctor = candidate
+        if slot is None:
+            continue
+        if _patient_overlap(session, actor.user_id, slot.starts_at, slot.ends_at):
+            raise Conflict("You already have an appointment at that time.")
+        appointment = Appointment(patient_id=actor.user_id, doctor_id=candidate, department_id=department.id,
+                                  starts_at=slot.starts_at, ends_at=slot.ends_at, reason=reason)
+        if _inserted(session, appointment):
             break
-    if slot is None:
-        taken = session.execute(
+        appointment, lost_race = None, True
+    if appointment is None:
+        taken = lost_race or session.execute(
             sa.select(Appointment.id).where(Appointment.doctor_id.in_(candidates), Appointment.starts_at == instant,
                                             Appointment.status.in_(_ACTIVE)).limit(1)
-        ).first()
+        ).first() is not None
         raise Conflict(SLOT_TAKEN) if taken else ValidationError("That time is not a free slot. Choose one from the list.")
-    if _patient_overlap(session, actor.user_id, slot.starts_at, slot.ends_at):
-        raise Conflict("You already have an appointment at that time.")
-    appointment = Appointment(patient_id=actor.user_id, doctor_id=doctor, department_id=department.id,
-                              starts_at=slot.starts_at, ends_at=slot.ends_at, reason=reason)
-    _insert_or_conflict(session, appointment)
+    doctor = appointment.doctor_id
     session.execute(
         sa.update(WaitlistEntry)
         .where(WaitlistEntry.patient_id == actor.user_id, WaitlistEntry.department_id == department.id,
