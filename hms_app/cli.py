@@ -1,4 +1,4 @@
-"""The ``hms`` command: migrate, load demo data, verify the audit chain."""
+"""The ``hms`` command: migrate, load demo data, verify the audit chain, rotate the data key."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ def _migrate(_args: argparse.Namespace) -> int:
     from hms_app.db.engine import session_scope
     from hms_app.services.permissions import seed_default_permissions
 
+    from hms_app.services.reference.load import sync_reference_data
+
     upgrade()
     with session_scope() as session:
         new = seed_default_permissions(session)
+        sync_reference_data(session)
         session.commit()
     print(f"database is up to date: {_safe_url()}" + (f"; default grants for {len(new)} new permissions" if new else ""))
     return 0
@@ -51,6 +54,22 @@ def _verify_audit(_args: argparse.Namespace) -> int:
     return 2
 
 
+def _rotate_key(_args: argparse.Namespace) -> int:
+    from hms_app.db.engine import session_scope
+    from hms_app.services.errors import HMSError
+    from hms_app.services.keys import rotate_data_key
+
+    try:
+        with session_scope() as session:
+            report = rotate_data_key(session)
+    except HMSError as error:
+        print(error.message, file=sys.stderr)
+        return 1
+    print(f"data key rotated: {report.values} values in {report.columns} columns of {report.tables} tables "
+          f"and {report.files} files re-encrypted; {report.old_keys_dropped} old key(s) dropped")
+    return 0
+
+
 def _safe_url() -> str:
     import sqlalchemy as sa
 
@@ -65,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--if-empty", action="store_true", help="succeed quietly when users exist")
     seed.set_defaults(run=_seed)
     commands.add_parser("verify-audit", help="check the audit trail's hash chain").set_defaults(run=_verify_audit)
+    commands.add_parser(
+        "rotate-key", help="re-encrypt clinical data and files with a new data key (stop the app first)"
+    ).set_defaults(run=_rotate_key)
     args = parser.parse_args(argv)
     return args.run(args)
 

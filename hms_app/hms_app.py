@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hms_app.pages import admin, appointments, auth, common, dashboards, doctor
+from hms_app.pages import admin, appointments, auth, clinical, common, dashboards
 from hms_app.services import events
 from hms_app.state import live
 from hms_app.state.admin import (
@@ -28,8 +28,14 @@ from hms_app.state.appointments import (
     ScheduleState,
 )
 from hms_app.state.auth import LoginState, SessionState
+from hms_app.state.clinical import (
+    ChartState,
+    EncounterState,
+    LabWorklistState,
+    PatientHistoryState,
+    PharmacyQueueState,
+)
 from hms_app.state.dashboard import NotificationsState, ProfileState
-from hms_app.state.doctor import PatientRecordState
 
 log = logging.getLogger("hms")
 
@@ -105,10 +111,21 @@ app.add_page(appointments.admin_appointments_page, route="/admin/appointments", 
              on_load=[SessionState.guard("admin"), AdminAppointmentsState.load_rows])
 app.add_page(appointments.admin_schedules_page, route="/admin/schedules", title="Schedules · HMS",
              on_load=[SessionState.guard("admin"), ScheduleState.load_any_schedule])
-app.add_page(doctor.patient_record_page, route="/doctor/patient", title="Patient record · HMS",
-             on_load=[SessionState.guard("doctor"), PatientRecordState.open_record])
+app.add_page(clinical.chart_page, route="/doctor/patient", title="Patient chart · HMS",
+             on_load=[SessionState.guard("doctor"), ChartState.open_chart])
+app.add_page(clinical.encounter_page, route="/doctor/encounter", title="Encounter · HMS",
+             on_load=[SessionState.guard("doctor"), EncounterState.open_encounter])
+app.add_page(clinical.patient_history_page, route="/patient/history", title="My health record · HMS",
+             on_load=[SessionState.guard("patient"), PatientHistoryState.load_rows])
+app.add_page(clinical.lab_worklist_page, route="/lab/worklist", title="Lab worklist · HMS",
+             on_load=[SessionState.guard("lab"), LabWorklistState.load_rows])
+app.add_page(clinical.pharmacy_queue_page, route="/pharmacy/queue", title="Prescription queue · HMS",
+             on_load=[SessionState.guard("pharmacy"), PharmacyQueueState.load_rows])
 
 live.hub.watch("appointments", "/patient/appointments", PatientAppointmentsState, "_load")
 live.hub.watch("appointments", "/doctor/appointments", DoctorAppointmentsState, "_load")
 live.hub.watch("appointments", "/admin/appointments", AdminAppointmentsState, "_reload")
 live.hub.watch("notifications", "/notifications", NotificationsState, "_reload")
+live.hub.watch("prescriptions", "/pharmacy/queue", PharmacyQueueState, "_reload")
+live.hub.watch("lab", "/lab/worklist", LabWorklistState, "_reload")
+live.hub.watch("appointments", "/patient/history", PatientHistoryState, "_reload")

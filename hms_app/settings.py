@@ -24,6 +24,14 @@ REDIS_URL = os.environ.get("REFLEX_REDIS_URL", "")
 HOSPITAL_NAME = os.environ.get("HMS_HOSPITAL_NAME", "St. Example General Hospital")
 TIMEZONE = ZoneInfo(os.environ.get("HMS_TIMEZONE", "Europe/London"))
 
+DATA_KEY = os.environ.get("HMS_DATA_KEY", "")
+"""Fernet key(s) for clinical data, comma-separated, newest first; unset means data/hms.key."""
+
+FILES_DIR = DATA_DIR / "files"
+"""Uploaded files, encrypted, under generated names; never under Reflex's public upload folder."""
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
 BCRYPT_ROUNDS = int(os.environ.get("HMS_BCRYPT_ROUNDS", "12"))
 """bcrypt cost. 12 in every deployment; the test suite lowers it for speed, never below 4."""
 

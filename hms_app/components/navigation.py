@@ -23,12 +23,13 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
         ("Appointments", "/doctor/appointments", "calendar-days"),
         ("My schedule", "/doctor/schedule", "calendar-clock"),
     ],
-    Role.LAB: [("Dashboard", "/lab", "layout-dashboard")],
-    Role.PHARMACY: [("Dashboard", "/pharmacy", "layout-dashboard")],
+    Role.LAB: [("Dashboard", "/lab", "layout-dashboard"), ("Worklist", "/lab/worklist", "flask-conical")],
+    Role.PHARMACY: [("Dashboard", "/pharmacy", "layout-dashboard"), ("Prescription queue", "/pharmacy/queue", "pill")],
     Role.PATIENT: [
         ("My dashboard", "/patient", "layout-dashboard"),
         ("Book appointment", "/patient/book", "calendar-plus"),
         ("My appointments", "/patient/appointments", "calendar-days"),
+        ("My health record", "/patient/history", "file-heart"),
     ],
 }
 COMMON_ITEMS = [

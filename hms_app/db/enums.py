@@ -157,3 +157,37 @@ class WaitlistStatus(StrEnum):
     OFFERED = "offered"
     BOOKED = "booked"
     CANCELLED = "cancelled"
+
+
+class EncounterStatus(StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+
+
+class ClinicalStatus(StrEnum):
+    """Of an allergy or a problem-list entry."""
+
+    ACTIVE = "active"
+    RESOLVED = "resolved"
+
+
+class PrescriptionStatus(StrEnum):
+    ISSUED = "issued"
+    VERIFIED = "verified"
+    PARTLY_DISPENSED = "partly_dispensed"
+    DISPENSED = "dispensed"
+    REJECTED = "rejected"
+
+
+class LabPriority(StrEnum):
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    STAT = "stat"
+
+
+class LabOrderStatus(StrEnum):
+    REQUESTED = "requested"
+    COLLECTED = "collected"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"

@@ -12,7 +12,19 @@ from datetime import date, datetime, time
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from hms_app.db.enums import AppointmentStatus, AuditOutcome, Role, Sex, WaitlistStatus
+from hms_app.db.crypto import EncryptedText
+from hms_app.db.enums import (
+    AppointmentStatus,
+    AuditOutcome,
+    ClinicalStatus,
+    EncounterStatus,
+    LabOrderStatus,
+    LabPriority,
+    PrescriptionStatus,
+    Role,
+    Sex,
+    WaitlistStatus,
+)
 from hms_app.db.types import UTCDateTime, utcnow
 
 
@@ -222,3 +234,185 @@ class WaitlistEntry(SQLModel, table=True):
     offered_start: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     offered_doctor_id: int | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+# --- clinical record (encrypted text: see hms_app.db.crypto) -----------------------------------
+
+
+class Medicine(SQLModel, table=True):
+    """The formulary: what doctors prescribe and the pharmacy stocks."""
+
+    __tablename__ = "medicine"
+    __table_args__ = (sa.UniqueConstraint("name", "strength", name="uq_medicine_name_strength"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, index=True)
+    form: str = Field(max_length=40)
+    strength: str = Field(max_length=60)
+    unit_price_cents: int = Field(default=0)
+    ingredients: str = Field(default="", max_length=300)
+    """Active ingredients, lower case, comma-separated (matched against allergies)."""
+    drug_class: str = Field(default="", max_length=80)
+    reorder_level: int = Field(default=0)
+    is_active: bool = Field(default=True)
+
+
+class LabTest(SQLModel, table=True):
+    """The lab catalog. ``ranges`` is JSON: [{sex, age_min, age_max, low, high}, ...]."""
+
+    __tablename__ = "lab_test"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=20, sa_column_kwargs={"unique": True})
+    name: str = Field(max_length=120)
+    specimen: str = Field(max_length=60)
+    unit: str = Field(default="", max_length=30)
+    price_cents: int = Field(default=0)
+    numeric: bool = Field(default=True)
+    ranges: str = Field(default="[]", max_length=4000)
+    critical_low: float | None = None
+    critical_high: float | None = None
+    is_active: bool = Field(default=True)
+
+
+class Allergy(SQLModel, table=True):
+    __tablename__ = "allergy"
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="user.id", index=True)
+    substance: str = Field(sa_type=EncryptedText)
+    reaction: str = Field(default="", sa_type=EncryptedText)
+    severity: str = Field(default="moderate", max_length=10)
+    status: ClinicalStatus = Field(default=ClinicalStatus.ACTIVE, sa_type=sa.String(10))
+    recorded_by: int = Field(foreign_key="user.id")
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class Problem(SQLModel, table=True):
+    """An entry of the patient's problem list."""
+
+    __tablename__ = "problem"
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="user.id", index=True)
+    description: str = Field(sa_type=EncryptedText)
+    icd10_code: str = Field(default="", sa_type=EncryptedText)
+    status: ClinicalStatus = Field(default=ClinicalStatus.ACTIVE, sa_type=sa.String(10))
+    recorded_by: int = Field(foreign_key="user.id")
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class Encounter(SQLModel, table=True):
+    """One per appointment: SOAP notes, diagnosis and vitals."""
+
+    __tablename__ = "encounter"
+    __table_args__ = (sa.Index("ix_encounter_patient_started", "patient_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    appointment_id: int = Field(foreign_key="appointment.id", sa_column_kwargs={"unique": True})
+    patient_id: int = Field(foreign_key="user.id")
+    doctor_id: int = Field(foreign_key="user.id", index=True)
+    subjective: str = Field(default="", sa_type=EncryptedText)
+    objective: str = Field(default="", sa_type=EncryptedText)
+    assessment: str = Field(default="", sa_type=EncryptedText)
+    plan: str = Field(default="", sa_type=EncryptedText)
+    diagnosis: str = Field(default="", sa_type=EncryptedText)
+    icd10_code: str = Field(default="", sa_type=EncryptedText)
+    bp_systolic: int | None = None
+    bp_diastolic: int | None = None
+    pulse: int | None = None
+    temperature_c: float | None = None
+    weight_kg: float | None = None
+    height_cm: float | None = None
+    spo2: int | None = None
+    status: EncounterStatus = Field(default=EncounterStatus.OPEN, sa_type=sa.String(10))
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class Prescription(SQLModel, table=True):
+    __tablename__ = "prescription"
+    __table_args__ = (
+        sa.Index("ix_prescription_patient_created", "patient_id", "created_at"),
+        sa.Index("ix_prescription_status_created", "status", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="user.id")
+    doctor_id: int = Field(foreign_key="user.id")
+    encounter_id: int | None = Field(default=None, foreign_key="encounter.id", index=True)
+    status: PrescriptionStatus = Field(default=PrescriptionStatus.ISSUED, sa_type=sa.String(20))
+    status_reason: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class PrescriptionItem(SQLModel, table=True):
+    __tablename__ = "prescription_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    prescription_id: int = Field(foreign_key="prescription.id", index=True, ondelete="CASCADE")
+    medicine_id: int = Field(foreign_key="medicine.id")
+    dose: str = Field(max_length=60)
+    route: str = Field(max_length=30)
+    frequency: str = Field(max_length=40)
+    days: int
+    quantity: int
+    instructions: str = Field(default="", sa_type=EncryptedText)
+    warnings: str = Field(default="", sa_type=EncryptedText)
+    """The safety warnings raised at prescribing time, as shown to the doctor."""
+    override_reason: str = Field(default="", sa_type=EncryptedText)
+    """Why the doctor prescribed despite the warnings; shown to the pharmacist."""
+    dispensed_quantity: int = Field(default=0)
+
+
+class LabOrder(SQLModel, table=True):
+    __tablename__ = "lab_order"
+    __table_args__ = (
+        sa.Index("ix_lab_order_patient_ordered", "patient_id", "ordered_at"),
+        sa.Index("ix_lab_order_status_priority", "status", "priority", "ordered_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="user.id")
+    doctor_id: int = Field(foreign_key="user.id")
+    encounter_id: int | None = Field(default=None, foreign_key="encounter.id", index=True)
+    test_id: int = Field(foreign_key="lab_test.id")
+    priority: LabPriority = Field(default=LabPriority.ROUTINE, sa_type=sa.String(10))
+    status: LabOrderStatus = Field(default=LabOrderStatus.REQUESTED, sa_type=sa.String(12))
+    note: str = Field(default="", sa_type=EncryptedText)
+    ordered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Document(SQLModel, table=True):
+    """A file in a patient's record, stored encrypted under ``storage_name`` in FILES_DIR."""
+
+    __tablename__ = "document"
+    __table_args__ = (sa.Index("ix_document_patient_created", "patient_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="user.id")
+    uploaded_by: int = Field(foreign_key="user.id")
+    title: str = Field(sa_type=EncryptedText)
+    file_name: str = Field(max_length=120)
+    content_type: str = Field(max_length=40)
+    size_bytes: int
+    storage_name: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class BreakGlass(SQLModel, table=True):
+    """An emergency opening of a chart outside the doctor's own patients."""
+
+    __tablename__ = "break_glass"
+    __table_args__ = (sa.Index("ix_break_glass_doctor_patient", "doctor_id", "patient_id", "expires_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    doctor_id: int = Field(foreign_key="user.id")
+    patient_id: int = Field(foreign_key="user.id")
+    reason: str = Field(sa_type=EncryptedText)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -186,7 +186,7 @@ def users_page() -> rx.Component:
         ),
         align="end",
         wrap="wrap",
-        gap="3",
+        spacing="3",
     )
     return page_shell(
         "Users",

@@ -33,6 +33,7 @@ from hms_app.db.types import utcnow
 from hms_app.services import audit, events, notifications
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
+from hms_app.services.ids import get_by_id, parse_id
 from hms_app.services.errors import Conflict, NotFound, ValidationError
 from hms_app.services.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.scheduling import (
@@ -67,10 +68,7 @@ class SlotOption:
 
 
 def _active_department(session: Session, department_id: object) -> Department:
-    try:
-        department = session.get(Department, int(department_id))
-    except (TypeError, ValueError):
-        department = None
+    department = get_by_id(session, Department, department_id)
     if department is None or not department.is_active:
         raise ValidationError("Choose a department from the list.")
     return department
@@ -119,10 +117,7 @@ def free_slots(
     day_ = _bookable_day(day)
     doctors = [d for d, _ in _doctors_of(session, department.id)]
     if doctor_id not in (None, "", "any"):
-        try:
-            chosen = int(doctor_id)
-        except (TypeError, ValueError):
-            chosen = -1
+        chosen = parse_id(doctor_id) or -1
         if chosen not in doctors:
             raise ValidationError("Choose a doctor of that department.")
         doctors = [chosen]
@@ -201,10 +196,7 @@ def book_appointment(
     if doctor_id in (None, "", "any"):
         candidates = sorted(doctors, key=lambda d: (_appointments_that_day(session, d, instant), d))
     else:
-        try:
-            chosen = int(doctor_id)
-        except (TypeError, ValueError):
-            chosen = -1
+        chosen = parse_id(doctor_id) or -1
         if chosen not in doctors:
             raise ValidationError("Choose a doctor of that department.")
         candidates = [chosen]
@@ -253,10 +245,8 @@ def _publish(session: Session, appointment: Appointment) -> None:
 
 def _appointment_for(session: Session, actor: Actor, appointment_id: object, action: str) -> Appointment:
     """The appointment if it is the actor's (as patient or as doctor); else "not found"."""
-    try:
-        appointment = session.get(Appointment, int(appointment_id), with_for_update=True)
-    except (TypeError, ValueError):
-        appointment = None
+    key = parse_id(appointment_id)
+    appointment = session.get(Appointment, key, with_for_update=True) if key else None
     if appointment is None or actor.user_id not in (appointment.patient_id, appointment.doctor_id):
         audit.deny(session, actor, action, "That appointment does not exist.", error=NotFound,
                    entity_type="appointment", entity_id=str(appointment_id)[:64])
@@ -470,10 +460,7 @@ def join_waitlist(
     department = _active_department(session, department_id)
     doctor: int | None = None
     if doctor_id not in (None, "", "any"):
-        try:
-            doctor = int(doctor_id)
-        except (TypeError, ValueError):
-            doctor = -1
+        doctor = parse_id(doctor_id) or -1
         if doctor not in [d for d, _ in _doctors_of(session, department.id)]:
             raise ValidationError("Choose a doctor of that department.")
     first = _bookable_day(date_from)
@@ -503,10 +490,7 @@ def join_waitlist(
 
 def leave_waitlist(*, session: Session, actor: Actor, entry_id: int) -> None:
     require(session, actor, Permission.APPOINTMENTS_BOOK, action="waitlist.leave")
-    try:
-        entry = session.get(WaitlistEntry, int(entry_id))
-    except (TypeError, ValueError):
-        entry = None
+    entry = get_by_id(session, WaitlistEntry, entry_id)
     if entry is None or entry.patient_id != actor.user_id:
         audit.deny(session, actor, "waitlist.leave", "That waitlist entry does not exist.", error=NotFound,
                    entity_type="waitlist_entry", entity_id=str(entry_id)[:64])
@@ -673,10 +657,10 @@ def all_appointments(
     require(session, actor, Permission.APPOINTMENTS_VIEW_ALL, action="appointment.list_all")
     page, page_size = clamp_page(page, page_size)
     query = _base_query()
-    if str(filters.department_id).isdigit():
-        query = query.where(Appointment.department_id == int(filters.department_id))
-    if str(filters.doctor_id).isdigit():
-        query = query.where(Appointment.doctor_id == int(filters.doctor_id))
+    if (department := parse_id(filters.department_id)) is not None:
+        query = query.where(Appointment.department_id == department)
+    if (doctor := parse_id(filters.doctor_id)) is not None:
+        query = query.where(Appointment.doctor_id == doctor)
     if filters.status:
         if filters.status not in {s.value for s in AppointmentStatus}:
             raise ValidationError("Choose a status from the list.")

@@ -64,10 +64,13 @@ def database_is_empty(session: Session) -> bool:
 
 def seed_demo(session: Session) -> bool:
     """Load the demo hospital into an empty database. Returns False if it held users already."""
+    from hms_app.services.reference.load import sync_reference_data
+
     seed_default_permissions(session)
     if not database_is_empty(session):
         session.commit()
         return False
+    sync_reference_data(session)
     accounts = demo_accounts()
     with ThreadPoolExecutor(max_workers=4) as pool:  # bcrypt releases the GIL
         hashes = list(pool.map(lambda _: passwords.hash_password(DEMO_PASSWORD), accounts))
@@ -109,6 +112,7 @@ def seed_demo(session: Session) -> bool:
             policy_number=f"POL-{100000 + index}" if insurer else "",
         ))
     _seed_schedules(session, departments)
+    _seed_clinical(session)
     audit.record(session, None, "demo.seed", actor_email="system",
                  detail=f"{len(accounts)} accounts, {len(DEPARTMENTS)} departments")
     session.commit()
@@ -161,5 +165,33 @@ def _seed_schedules(session: Session, departments: dict[str, Department]) -> Non
         session.add(Appointment(
             patient_id=patients[patient_index], doctor_id=doctor.user_id, department_id=doctor.department_id,
             starts_at=starts, ends_at=starts + timedelta(minutes=doctor.slot_minutes), status=status, reason=reason,
+        ))
+    session.flush()
+
+
+def _seed_clinical(session: Session) -> None:
+    """Allergies, a problem and the encounters of the completed demo visits, with vitals."""
+    from hms_app.db.enums import EncounterStatus
+    from hms_app.db.models import Allergy, Encounter, Problem
+
+    patients = session.execute(sa.select(User.id).where(User.role == Role.PATIENT).order_by(User.id)).scalars().all()
+    admin = session.execute(sa.select(User.id).where(User.role == Role.ADMIN)).scalars().first()
+    session.add(Allergy(patient_id=patients[0], substance="Penicillin", reaction="Hives and swelling",
+                        severity="severe", recorded_by=admin))
+    session.add(Allergy(patient_id=patients[1], substance="Sulfa drugs", reaction="Rash", severity="moderate",
+                        recorded_by=admin))
+    session.add(Problem(patient_id=patients[1], description="Essential hypertension", icd10_code="I10",
+                        recorded_by=admin))
+    completed = session.execute(
+        sa.select(Appointment).where(Appointment.status == AppointmentStatus.COMPLETED.value).order_by(Appointment.starts_at)
+    ).scalars().all()
+    for number, appointment in enumerate(completed):
+        session.add(Encounter(
+            appointment_id=appointment.id, patient_id=appointment.patient_id, doctor_id=appointment.doctor_id,
+            subjective=appointment.reason, assessment="Blood pressure above target" if number else "Stable angina suspected",
+            diagnosis="Essential hypertension", icd10_code="I10", plan="Review in four weeks",
+            bp_systolic=152 - 8 * number, bp_diastolic=95 - 4 * number, pulse=78, temperature_c=36.8,
+            weight_kg=84.0 - number, height_cm=178, spo2=97, status=EncounterStatus.COMPLETED,
+            started_at=appointment.starts_at, completed_at=appointment.ends_at,
         ))
     session.flush()

@@ -22,6 +22,7 @@ from hms_app.db.types import utcnow
 from hms_app.services import audit, events
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
+from hms_app.services.ids import get_by_id, parse_id
 from hms_app.services.errors import Conflict, NotFound, ValidationError
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -191,10 +192,7 @@ class Schedule:
 
 def _doctor_for_schedule(session: Session, actor: Actor, doctor_id: object, action: str) -> User:
     """The doctor whose schedule the actor may edit: their own, or anyone's for admin."""
-    try:
-        doctor_id = int(doctor_id)
-    except (TypeError, ValueError):
-        doctor_id = -1
+    doctor_id = parse_id(doctor_id) or -1
     if actor.role == Role.DOCTOR and doctor_id == actor.user_id:
         require(session, actor, Permission.APPOINTMENTS_MANAGE, action=action)
     else:
@@ -260,10 +258,7 @@ def add_hours(*, session: Session, actor: Actor, doctor_id: int, weekday: object
 def remove_hours(*, session: Session, actor: Actor, doctor_id: int, block_id: int) -> None:
     """Remove a block of weekly hours. Booked appointments keep their times."""
     doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.hours.remove")
-    try:
-        block = session.get(DoctorAvailability, int(block_id))
-    except (TypeError, ValueError):
-        block = None
+    block = get_by_id(session, DoctorAvailability, block_id)
     if block is None or block.doctor_id != doctor.id:
         audit.deny(session, actor, "schedule.hours.remove", "Those hours do not exist.", error=NotFound,
                    entity_type="doctor_availability", entity_id=block_id)
@@ -342,10 +337,7 @@ def add_leave(
 
 def remove_leave(*, session: Session, actor: Actor, doctor_id: int, leave_id: int) -> None:
     doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.leave.remove")
-    try:
-        leave = session.get(DoctorLeave, int(leave_id))
-    except (TypeError, ValueError):
-        leave = None
+    leave = get_by_id(session, DoctorLeave, leave_id)
     if leave is None or leave.doctor_id != doctor.id:
         audit.deny(session, actor, "schedule.leave.remove", "That leave does not exist.", error=NotFound,
                    entity_type="doctor_leave", entity_id=leave_id)

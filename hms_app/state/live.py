@@ -17,6 +17,7 @@ reaches tabs connected to another.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -27,11 +28,12 @@ from hms_app.services.events import Change
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("notifications", "appointments")
+TOPICS = ("notifications", "appointments", "prescriptions", "lab")
 """Topics a page can watch."""
 
 _TTL_SECONDS = settings.SESSION_ABSOLUTE_SECONDS
-_REDIS_PREFIX = "hms:live:"
+# One namespace per hospital database, so apps sharing a Redis server never mix their rooms.
+_REDIS_PREFIX = f"hms:live:{hashlib.sha256(settings.DATABASE_URL.encode()).hexdigest()[:12]}:"
 
 
 def user_room(user_id: int) -> str:

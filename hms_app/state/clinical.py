@@ -1,0 +1,258 @@
+"""The doctor's chart and encounter, the patient's own history, and what the lab and the
+pharmacy see of new orders."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import reflex as rx
+
+from hms_app.components.figures import vitals_figure
+from hms_app.services import clinical, documents, lab, pharmacy, prescribing
+from hms_app.services.clinical import BreakGlassRequired, Chart, EncounterForm, EncounterView, TimelineEntry
+from hms_app.services.errors import HMSError
+from hms_app.services.lab import WorklistRow
+from hms_app.services.pharmacy import QueueRow
+from hms_app.services.prescribing import ItemForm, LabTestOption, MedicineOption, OrderedItem, SafetyWarning
+from hms_app.state.auth import SessionState
+from hms_app.state.forms import form_text
+from hms_app.state.tables import PagedTableMixin
+
+_NO_CHART = Chart(0, "", "", "", "", "", "", "", "", "", [], [], [], False)
+_NO_ENCOUNTER = EncounterView(*([0, 0, 0] + [""] * 18))
+
+
+
+
+async def _upload_bytes(files: list[rx.UploadFile]) -> tuple[str, bytes]:
+    """The one uploaded file's name and bytes, reading at most one byte past the limit."""
+    from hms_app import settings
+
+    if len(files) != 1:
+        return "", b""
+    upload = files[0]
+    data = await upload.read(settings.MAX_UPLOAD_BYTES + 1) if hasattr(upload, "read") else b""
+    return str(getattr(upload, "name", "") or getattr(upload, "filename", "") or ""), data
+
+
+class ChartState(PagedTableMixin, SessionState):
+    """One patient's chart: header, vitals trend, allergies, problems, paged timeline, documents."""
+
+    chart: Chart = _NO_CHART
+    rows: list[TimelineEntry] = []
+    page_size: int = 15
+    vitals: go.Figure = go.Figure()
+    patient_id: str = ""
+    needs_break_glass: bool = False
+    missing: bool = False
+
+    async def _fetch(self) -> None:
+        result = await self._call(clinical.chart_timeline, patient_id=self.patient_id, page=self.page,
+                                  page_size=self.page_size)
+        self.rows = self._paged(result)
+
+    async def _load_chart(self):
+        try:
+            self.chart = await self._call(clinical.open_chart, patient_id=self.patient_id)
+        except BreakGlassRequired as error:
+            self.chart, self.needs_break_glass, self.missing = _NO_CHART, True, False
+            return rx.toast.warning(error.message)
+        except HMSError as error:
+            self.chart, self.needs_break_glass, self.missing = _NO_CHART, False, True
+            return await self._failure(error)
+        self.needs_break_glass = self.missing = False
+        self.vitals = vitals_figure(self.chart.vitals)
+        return await self._reload()
+
+    @rx.event
+    async def open_chart(self):
+        self.patient_id = str(self.router.url.query_parameters.get("id", ""))[:12]
+        self.page = 1
+        return await self._load_chart()
+
+    @rx.event
+    async def break_glass(self, form_data: dict):
+        try:
+            await self._call(clinical.break_glass, patient_id=self.patient_id, reason=form_text(form_data, "reason"))
+        except HMSError as error:
+            return await self._failure(error)
+        await self._load_chart()
+        return rx.toast.warning("Chart opened by breaking the glass. This is recorded and reviewed.")
+
+    async def _change(self, service, success: str, **kwargs):
+        try:
+            await self._call(service, **kwargs)
+        except HMSError as error:
+            return await self._failure(error)
+        await self._load_chart()
+        return rx.toast.success(success)
+
+    @rx.event
+    async def add_allergy(self, form_data: dict):
+        return await self._change(clinical.add_allergy, "Allergy recorded.", patient_id=self.patient_id,
+                                  substance=form_text(form_data, "substance", 120), reaction=form_text(form_data, "reaction"),
+                                  severity=form_text(form_data, "severity", 10))
+
+    @rx.event
+    async def resolve_allergy(self, allergy_id: int):
+        return await self._change(clinical.resolve_allergy, "Allergy marked as resolved.", allergy_id=allergy_id)
+
+    @rx.event
+    async def add_problem(self, form_data: dict):
+        return await self._change(clinical.add_problem, "Problem added to the list.", patient_id=self.patient_id,
+                                  description=form_text(form_data, "description", 300),
+                                  icd10_code=form_text(form_data, "icd10_code", 10))
+
+    @rx.event
+    async def resolve_problem(self, problem_id: int):
+        return await self._change(clinical.resolve_problem, "Problem resolved.", problem_id=problem_id)
+
+    @rx.event
+    async def upload_document(self, files: list[rx.UploadFile]):
+        name, data = await _upload_bytes(files)
+        title = name.rsplit(".", 1)[0][:120] if name else ""
+        try:
+            await self._call(documents.upload_document, patient_id=self.patient_id, title=title, file_name=name,
+                             data=data)
+        except HMSError as error:
+            return await self._failure(error)
+        await self._reload()
+        return rx.toast.success("Document added to the record.")
+
+    @rx.event
+    async def download_document(self, document_id: int):
+        try:
+            result = await self._call(documents.download_document, document_id=document_id)
+        except HMSError as error:
+            return await self._failure(error)
+        return rx.download(data=result.data, filename=result.file_name, mime_type=result.content_type)
+
+
+class EncounterState(SessionState):
+    """The encounter of one appointment: notes, diagnosis, vitals, prescriptions, lab orders."""
+
+    encounter: EncounterView = _NO_ENCOUNTER
+    orders: list[OrderedItem] = []
+    medicines: list[MedicineOption] = []
+    lab_tests: list[LabTestOption] = []
+    chosen_tests: list[str] = []
+    warnings: list[str] = []
+    missing: bool = False
+
+    async def _refresh_orders(self) -> None:
+        self.orders = await self._call(prescribing.encounter_orders, write=False, encounter_id=self.encounter.id)
+
+    @rx.event
+    async def open_encounter(self):
+        appointment_id = str(self.router.url.query_parameters.get("appointment", ""))[:12]
+        self.warnings, self.chosen_tests = [], []
+        try:
+            self.encounter = await self._call(clinical.open_encounter, appointment_id=appointment_id)
+            self.medicines = await self._call(prescribing.formulary, write=False)
+            self.lab_tests = await self._call(prescribing.lab_catalog, write=False)
+            await self._refresh_orders()
+        except HMSError as error:
+            self.encounter, self.missing = _NO_ENCOUNTER, True
+            return await self._failure(error)
+        self.missing = False
+        return None
+
+    @rx.event
+    async def save_notes(self, form_data: dict):
+        form = EncounterForm(
+            subjective=form_text(form_data, "subjective", 20_000), objective=form_text(form_data, "objective", 20_000),
+            assessment=form_text(form_data, "assessment", 20_000), plan=form_text(form_data, "plan", 20_000),
+            diagnosis=form_text(form_data, "diagnosis", 400), icd10_code=form_text(form_data, "icd10_code", 10),
+            vitals={k: form_text(form_data, k, 20) for k in clinical.VITAL_RANGES},
+        )
+        try:
+            self.encounter = await self._call(clinical.save_encounter, encounter_id=self.encounter.id, form=form)
+        except HMSError as error:
+            return await self._failure(error)
+        return rx.toast.success("Notes and vitals saved.")
+
+    @rx.event
+    async def prescribe(self, form_data: dict):
+        item = ItemForm(
+            medicine_id=form_text(form_data, "medicine_id", 12), dose=form_text(form_data, "dose", 80),
+            route=form_text(form_data, "route", 30), frequency=form_text(form_data, "frequency", 40),
+            days=form_text(form_data, "days", 6), quantity=form_text(form_data, "quantity", 8),
+            instructions=form_text(form_data, "instructions"),
+        )
+        try:
+            await self._call(prescribing.prescribe, encounter_id=self.encounter.id, items=[item],
+                             override_reason=form_text(form_data, "override_reason"))
+        except SafetyWarning as error:
+            self.warnings = error.warnings
+            return rx.toast.warning("Safety check: read the warnings. To prescribe anyway, give a reason.")
+        except HMSError as error:
+            return await self._failure(error)
+        self.warnings = []
+        await self._refresh_orders()
+        return rx.toast.success("Prescription signed and sent to the pharmacy.")
+
+    @rx.event
+    def clear_warnings(self):
+        self.warnings = []
+
+    @rx.event
+    def toggle_test(self, test_id: str, chosen: bool):
+        test_id = str(test_id)[:12]
+        if chosen and test_id not in self.chosen_tests:
+            self.chosen_tests = [*self.chosen_tests, test_id]
+        elif not chosen:
+            self.chosen_tests = [t for t in self.chosen_tests if t != test_id]
+
+    @rx.event
+    async def order_tests(self, form_data: dict):
+        try:
+            await self._call(prescribing.order_lab_tests, encounter_id=self.encounter.id, test_ids=self.chosen_tests,
+                             priority=form_text(form_data, "priority", 10), note=form_text(form_data, "note"))
+        except HMSError as error:
+            return await self._failure(error)
+        count = len(self.chosen_tests)
+        self.chosen_tests = []
+        await self._refresh_orders()
+        return rx.toast.success(f"{count} test(s) ordered; the lab sees them now.")
+
+    @rx.event
+    async def complete(self):
+        try:
+            await self._call(clinical.complete_encounter, encounter_id=self.encounter.id)
+        except HMSError as error:
+            return await self._failure(error)
+        return [rx.redirect("/doctor/appointments"), rx.toast.success("Encounter completed; the appointment is closed.")]
+
+
+class PatientHistoryState(PagedTableMixin, SessionState):
+    """The patient's own history, read-only."""
+
+    rows: list[TimelineEntry] = []
+    allergies: list[clinical.AllergyRow] = []
+
+    async def _fetch(self) -> None:
+        result = await self._call(clinical.my_history, page=self.page, page_size=self.page_size)
+        self.rows = self._paged(result)
+        self.allergies = await self._call(clinical.my_allergies, write=False)
+
+    @rx.event
+    async def download_document(self, document_id: int):
+        try:
+            result = await self._call(documents.download_document, document_id=document_id)
+        except HMSError as error:
+            return await self._failure(error)
+        return rx.download(data=result.data, filename=result.file_name, mime_type=result.content_type)
+
+
+class LabWorklistState(PagedTableMixin, SessionState):
+    rows: list[WorklistRow] = []
+    page_size: int = 25
+
+    async def _fetch(self) -> None:
+        self.rows = self._paged(await self._call(lab.worklist, write=False, page=self.page, page_size=self.page_size))
+
+
+class PharmacyQueueState(PagedTableMixin, SessionState):
+    rows: list[QueueRow] = []
+
+    async def _fetch(self) -> None:
+        self.rows = self._paged(await self._call(pharmacy.prescription_queue, page=self.page, page_size=self.page_size))
