@@ -136,9 +136,13 @@ def _chart_body() -> rx.Component:
         _card("Add a document",
               rx.text("PDF, PNG or JPEG, at most 10 MB; stored encrypted.", size="2", color="var(--gray-11)"),
               rx.hstack(
-                  rx.upload(rx.button("Choose file", variant="soft", type="button"),
-                            id=UPLOAD_ID, max_files=1, multiple=False, border="1px dashed var(--gray-7)", padding="0.5rem",
-                            accept={"application/pdf": [".pdf"], "image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"]}),
+                  rx.el.label(
+                      rx.text.span("Document file", class_name="visually-hidden"),
+                      rx.upload(rx.button("Choose file", variant="soft", type="button"),
+                                id=UPLOAD_ID, max_files=1, multiple=False, border="1px dashed var(--gray-7)",
+                                padding="0.5rem",
+                                accept={"application/pdf": [".pdf"], "image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"]}),
+                  ),
                   rx.text(rx.selected_files(UPLOAD_ID).join(", "), size="2"),
                   rx.button("Upload", on_click=ChartState.upload_document(rx.upload_files(upload_id=UPLOAD_ID))),
                   align="center", wrap="wrap", spacing="3", margin_top="0.5rem"),
@@ -189,7 +193,7 @@ def _ordered(o: OrderedItem) -> rx.Component:
 def _test_choice(t: LabTestOption) -> rx.Component:
     return rx.el.label(
         rx.checkbox(checked=EncounterState.chosen_tests.contains(t.id.to_string()),
-                    on_change=lambda on: EncounterState.toggle_test(t.id.to_string(), on)),
+                    on_change=lambda on: EncounterState.toggle_test(t.id.to_string(), on), aria_label=t.label),
         rx.text(t.label, size="2"),
         display="flex", gap="0.5rem", align_items="center",
     )
@@ -245,7 +249,7 @@ def encounter_page() -> rx.Component:
                                              rx.foreach(EncounterState.medicines,
                                                         lambda m: rx.el.option(m.label, value=m.id.to_string())),
                                              id="rx-medicine", name="medicine_id", required=True,
-                                             class_name="native-select"),
+                                             class_name="native-select", width="100%"),
                                 spacing="1", width="100%"),
                             field("Dose", "dose", required=True, field_id="rx-dose", placeholder="e.g. 1 tablet"),
                             select_field("Route", "route", [(r, r.capitalize()) for r in ROUTES], field_id="rx-route"),

@@ -227,8 +227,9 @@ class LabTestOption:
 
 def lab_catalog(*, session: Session, actor: Actor) -> list[LabTestOption]:
     require(session, actor, Permission.CLINICAL_WRITE, action="lab_catalog.list")
-    return [LabTestOption(t.id, f"{t.name} ({t.code}) — {t.specimen}") for t in session.execute(
-        sa.select(LabTest).where(LabTest.is_active).order_by(LabTest.name)).scalars()]
+    return [LabTestOption(t.id, f"{t.name}{'' if f'({t.code})' in t.name else f' ({t.code})'} — {t.specimen}")
+            for t in session.execute(
+                sa.select(LabTest).where(LabTest.is_active).order_by(LabTest.name)).scalars()]
 
 
 def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_ids: list[object], priority: str,
