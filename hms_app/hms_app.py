@@ -15,6 +15,7 @@ from hms_app.services import events
 from hms_app.state import live
 from hms_app.state.admin import (
     AdminDashboardState,
+    BreakGlassState,
     AdminUsersState,
     AuditState,
     DepartmentsState,
@@ -96,6 +97,8 @@ app.add_page(admin.departments_page, route="/admin/departments", title="Departme
              on_load=[SessionState.guard("admin"), DepartmentsState.load_departments])
 app.add_page(admin.permissions_page, route="/admin/permissions", title="Permissions · HMS",
              on_load=[SessionState.guard("admin"), PermissionsState.load_matrix])
+app.add_page(admin.break_glass_page, route="/admin/break-glass", title="Break-glass review · HMS",
+             on_load=[SessionState.guard("admin"), BreakGlassState.load_rows])
 app.add_page(admin.audit_page, route="/admin/audit", title="Audit trail · HMS",
              on_load=[SessionState.guard("admin"), AuditState.load_rows])
 

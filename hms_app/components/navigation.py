@@ -16,6 +16,7 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
         ("Appointments", "/admin/appointments", "calendar-days"),
         ("Schedules", "/admin/schedules", "calendar-clock"),
         ("Audit trail", "/admin/audit", "scroll-text"),
+        ("Break-glass review", "/admin/break-glass", "shield-alert"),
     ],
     Role.ACCOUNTS: [("Dashboard", "/accounts", "layout-dashboard")],
     Role.DOCTOR: [

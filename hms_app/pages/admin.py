@@ -10,12 +10,14 @@ from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, search_box
 from hms_app.db.enums import ROLE_LABELS, Role
 from hms_app.services.audit import AuditRow
+from hms_app.services.clinical import BreakGlassRow
 from hms_app.services.dashboards import RoleCount
 from hms_app.services.departments import DepartmentRow
 from hms_app.services.permissions import PermissionCell, PermissionRow
 from hms_app.services.users import STAFF_ROLES, UserRow
 from hms_app.state.admin import (
     AdminDashboardState,
+    BreakGlassState,
     AdminUsersState,
     AuditState,
     DepartmentsState,
@@ -395,4 +397,27 @@ def audit_page() -> rx.Component:
             rx.button(rx.icon("download", size=16, aria_hidden="true"), "Export CSV",
                       on_click=AuditState.export_csv),
         ),
+    )
+
+
+# --- break-glass review ------------------------------------------------------------------------
+
+
+def _break_glass_row(r: BreakGlassRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(r.when, white_space="nowrap"), rx.table.row_header_cell(r.doctor),
+        rx.table.cell(r.patient, rx.text(r.mrn, size="1", color="var(--gray-11)")),
+        rx.table.cell(r.reason), rx.table.cell(r.expires, white_space="nowrap"),
+    )
+
+
+def break_glass_page() -> rx.Component:
+    return page_shell(
+        "Break-glass review",
+        rx.text("Each row is a doctor opening the chart of a patient not under their care, with the reason they gave. "
+                "The audit trail holds every view made during the four hours that followed.", color="var(--gray-11)"),
+        data_table(BreakGlassState, caption="Break-glass openings, newest first",
+                   columns=[("", "When"), ("", "Doctor"), ("", "Patient"), ("", "Reason"), ("", "Open until")],
+                   rows=BreakGlassState.rows, render_row=_break_glass_row,
+                   empty="No chart has been opened by breaking the glass."),
     )

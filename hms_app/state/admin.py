@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services import audit, dashboards, departments, permissions, users
+from hms_app.services import audit, clinical, dashboards, departments, permissions, users
+from hms_app.services.clinical import BreakGlassRow
 from hms_app.services.audit import AuditFilter, AuditRow
 from hms_app.services.dashboards import AdminFigures
 from hms_app.services.departments import DepartmentRow
@@ -266,3 +267,12 @@ class AuditState(PagedTableMixin, SessionState):
             return rx.toast.success(self.chain_status)
         self.chain_status = f"Broken at row {report.first_bad_id}: {report.reason}."
         return rx.toast.error(self.chain_status)
+
+
+class BreakGlassState(PagedTableMixin, SessionState):
+    """Every emergency opening of a chart, for review."""
+
+    rows: list[BreakGlassRow] = []
+
+    async def _fetch(self) -> None:
+        self.rows = self._paged(await self._call(clinical.list_break_glass, page=self.page, page_size=self.page_size))
