@@ -34,7 +34,7 @@ def test_book_confirm_live_and_cancel(app_server, browser, screenshot_dir):
     doctor_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         patient = patient_ctx.new_page()
-        log_in(patient, app_server.url, "kenji.tanaka@patients.example")
+        log_in(patient, app_server.url, "daniel.cohen@patients.example")
         patient.wait_for_url(f"{app_server.url}/patient")
         patient.goto(f"{app_server.url}/patient/book")
         wait_ready(patient)
@@ -62,7 +62,7 @@ def test_book_confirm_live_and_cancel(app_server, browser, screenshot_dir):
         doctor.goto(f"{app_server.url}/doctor/appointments")
         wait_ready(doctor)
         request = doctor.locator(f"tr[data-appointment='{appointment_id}']").first
-        request.get_by_text("Kenji Tanaka").wait_for()
+        request.get_by_text("Daniel Cohen").wait_for()
         screenshot(doctor, screenshot_dir, "doctor-appointments")
         assert_accessible(doctor)
         request.get_by_role("button", name="Confirm").click()
