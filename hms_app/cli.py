@@ -9,11 +9,9 @@ from hms_app import settings
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from hms_app.db.migrate import upgrade
-
     from hms_app.db.engine import session_scope
+    from hms_app.db.migrate import upgrade
     from hms_app.services.permissions import seed_default_permissions
-
     from hms_app.services.reference.load import sync_reference_data
 
     upgrade()

@@ -15,9 +15,9 @@ from hms_app.services import events
 from hms_app.state import live
 from hms_app.state.admin import (
     AdminDashboardState,
-    BreakGlassState,
     AdminUsersState,
     AuditState,
+    BreakGlassState,
     DepartmentsState,
     PermissionsState,
 )

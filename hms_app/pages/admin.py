@@ -17,9 +17,9 @@ from hms_app.services.permissions import PermissionCell, PermissionRow
 from hms_app.services.users import STAFF_ROLES, UserRow
 from hms_app.state.admin import (
     AdminDashboardState,
-    BreakGlassState,
     AdminUsersState,
     AuditState,
+    BreakGlassState,
     DepartmentsState,
     PermissionsState,
 )

@@ -28,13 +28,20 @@ from hms_app.db.enums import (
     Role,
     WaitlistStatus,
 )
-from hms_app.db.models import Appointment, Department, DoctorProfile, PatientProfile, User, WaitlistEntry
+from hms_app.db.models import (
+    Appointment,
+    Department,
+    DoctorProfile,
+    PatientProfile,
+    User,
+    WaitlistEntry,
+)
 from hms_app.db.types import utcnow
 from hms_app.services import audit, events, notifications
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
-from hms_app.services.ids import get_by_id, parse_id
 from hms_app.services.errors import Conflict, NotFound, ValidationError
+from hms_app.services.ids import get_by_id, parse_id
 from hms_app.services.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.scheduling import (
     MAX_SEARCH_DAYS,

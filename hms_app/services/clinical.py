@@ -42,8 +42,8 @@ from hms_app.db.types import utcnow
 from hms_app.services import audit, events
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
-from hms_app.services.ids import get_by_id
 from hms_app.services.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from hms_app.services.ids import get_by_id
 from hms_app.services.paging import Page, clamp_page
 
 BREAK_GLASS_HOURS = 4

@@ -10,11 +10,18 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from hms_app.db.enums import AppointmentStatus, Role, Sex
-from hms_app.db.models import Appointment, Department, DoctorAvailability, DoctorProfile, PatientProfile, User
+from hms_app.db.models import (
+    Appointment,
+    Department,
+    DoctorAvailability,
+    DoctorProfile,
+    PatientProfile,
+    User,
+)
 from hms_app.services import audit, counters, passwords
 from hms_app.services.permissions import seed_default_permissions
 
-DEMO_PASSWORD = "Demo-Hospital-2026"
+DEMO_PASSWORD = "Demo-Hospital-2026"  # noqa: S105  (published in the README on purpose)
 DEPARTMENTS = ["Cardiology", "Orthopedics", "Pediatrics", "General Medicine", "Dermatology"]
 
 DOCTORS = [

@@ -12,8 +12,8 @@ from hms_app.services import audit, events, files
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.clinical import _text, chart_patient
-from hms_app.services.ids import get_by_id
 from hms_app.services.errors import NotFound
+from hms_app.services.ids import get_by_id
 
 
 def upload_document(*, session: Session, actor: Actor, patient_id: int, title: str, file_name: str, data: bytes) -> int:

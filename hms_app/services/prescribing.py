@@ -16,15 +16,21 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app.db.enums import ClinicalStatus, EncounterStatus, LabPriority, Permission, PrescriptionStatus
-from hms_app.db.models import Allergy, Encounter, LabOrder, LabTest, Medicine, Prescription, PrescriptionItem
+from hms_app.db.enums import (
+    ClinicalStatus,
+    EncounterStatus,
+    LabPriority,
+    Permission,
+    PrescriptionStatus,
+)
+from hms_app.db.models import Allergy, LabOrder, LabTest, Medicine, Prescription, PrescriptionItem
 from hms_app.db.types import utcnow
 from hms_app.services import audit, events
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.clinical import _encounter_for_doctor
-from hms_app.services.ids import get_by_id, parse_id
 from hms_app.services.errors import Conflict, ValidationError
+from hms_app.services.ids import get_by_id, parse_id
 from hms_app.services.reference.allergens import allergy_matches
 from hms_app.services.reference.interactions import interactions_between
 

@@ -17,13 +17,20 @@ from sqlmodel import Session
 
 from hms_app import settings
 from hms_app.db.enums import ACTIVE_APPOINTMENT_STATUSES, Permission, Role
-from hms_app.db.models import Appointment, Department, DoctorAvailability, DoctorLeave, DoctorProfile, User
+from hms_app.db.models import (
+    Appointment,
+    Department,
+    DoctorAvailability,
+    DoctorLeave,
+    DoctorProfile,
+    User,
+)
 from hms_app.db.types import utcnow
 from hms_app.services import audit, events
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
-from hms_app.services.ids import get_by_id, parse_id
 from hms_app.services.errors import Conflict, NotFound, ValidationError
+from hms_app.services.ids import get_by_id, parse_id
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 MAX_SEARCH_DAYS = 120

@@ -5,8 +5,8 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.services import audit, clinical, dashboards, departments, permissions, users
-from hms_app.services.clinical import BreakGlassRow
 from hms_app.services.audit import AuditFilter, AuditRow
+from hms_app.services.clinical import BreakGlassRow
 from hms_app.services.dashboards import AdminFigures
 from hms_app.services.departments import DepartmentRow
 from hms_app.services.errors import HMSError

@@ -6,7 +6,13 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.services import appointments, scheduling
-from hms_app.services.appointments import AppointmentFilter, AppointmentRow, Option, SlotOption, WaitlistRow
+from hms_app.services.appointments import (
+    AppointmentFilter,
+    AppointmentRow,
+    Option,
+    SlotOption,
+    WaitlistRow,
+)
 from hms_app.services.errors import HMSError
 from hms_app.services.scheduling import Schedule
 from hms_app.state.auth import SessionState

@@ -8,11 +8,23 @@ import reflex as rx
 
 from hms_app.components.figures import vitals_figure
 from hms_app.services import clinical, documents, lab, pharmacy, prescribing
-from hms_app.services.clinical import BreakGlassRequired, Chart, EncounterForm, EncounterView, TimelineEntry
+from hms_app.services.clinical import (
+    BreakGlassRequired,
+    Chart,
+    EncounterForm,
+    EncounterView,
+    TimelineEntry,
+)
 from hms_app.services.errors import HMSError
 from hms_app.services.lab import WorklistRow
 from hms_app.services.pharmacy import QueueRow
-from hms_app.services.prescribing import ItemForm, LabTestOption, MedicineOption, OrderedItem, SafetyWarning
+from hms_app.services.prescribing import (
+    ItemForm,
+    LabTestOption,
+    MedicineOption,
+    OrderedItem,
+    SafetyWarning,
+)
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
