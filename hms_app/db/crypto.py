@@ -8,7 +8,9 @@ re-encrypt every value and file, and then drop the old one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -28,11 +30,28 @@ def _read_keys() -> list[bytes]:
         return [k.strip().encode() for k in settings.DATA_KEY.split(",") if k.strip()]
     path = key_file()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _create_key_file(path)
+    return [line.strip() for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a first key where several workers starting at once may race to do the same.
+
+    The key is written to a private temporary file and then hard-linked into place: the key
+    file appears whole or not at all, and only the first worker's key is kept.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(Fernet.generate_key() + b"\n")
-    return [line.strip() for line in path.read_bytes().splitlines() if line.strip()]
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another worker's key won: use that one
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def cipher() -> MultiFernet:
