@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 os.environ.setdefault("HMS_BCRYPT_ROUNDS", "4")  # speed only; production keeps 12 (tested)
+# The data key and stored files of the test run live in a folder of its own, never in data/.
+os.environ.setdefault("HMS_DATA_DIR", tempfile.mkdtemp(prefix="hms-test-data-"))
 
 from hms_app.db import engine as db_engine  # noqa: E402
 from hms_app.db.enums import Role  # noqa: E402

@@ -382,8 +382,12 @@ def add_allergy(*, session: Session, actor: Actor, patient_id: int, substance: s
 
 
 def resolve_allergy(*, session: Session, actor: Actor, allergy_id: int) -> None:
+    require(session, actor, Permission.CLINICAL_WRITE, action="allergy.resolve")
     allergy = get_by_id(session, Allergy, allergy_id)
-    patient_id = allergy.patient_id if allergy else -1
+    if allergy is None:
+        audit.deny(session, actor, "allergy.resolve", "That allergy does not exist.", error=NotFound,
+                   entity_type="allergy", entity_id=str(allergy_id)[:64])
+    patient_id = allergy.patient_id
     chart_patient(session, actor, patient_id, "allergy.resolve", write=True)
     if allergy.status == ClinicalStatus.RESOLVED:
         raise Conflict("That allergy is already marked as resolved.")
@@ -406,8 +410,12 @@ def add_problem(*, session: Session, actor: Actor, patient_id: int, description:
 
 
 def resolve_problem(*, session: Session, actor: Actor, problem_id: int) -> None:
+    require(session, actor, Permission.CLINICAL_WRITE, action="problem.resolve")
     problem = get_by_id(session, Problem, problem_id)
-    patient_id = problem.patient_id if problem else -1
+    if problem is None:
+        audit.deny(session, actor, "problem.resolve", "That problem does not exist.", error=NotFound,
+                   entity_type="problem", entity_id=str(problem_id)[:64])
+    patient_id = problem.patient_id
     chart_patient(session, actor, patient_id, "problem.resolve", write=True)
     if problem.status == ClinicalStatus.RESOLVED:
         raise Conflict("That problem is already resolved.")

@@ -54,7 +54,10 @@ def download_document(*, session: Session, actor: Actor, document_id: int) -> Do
             audit.deny(session, actor, "document.download", "That document does not exist.", error=NotFound,
                        entity_type="document", entity_id=str(document_id)[:64])
     else:
-        chart_patient(session, actor, document.patient_id if document else -1, "document.download")
+        if document is None:
+            audit.deny(session, actor, "document.download", "That document does not exist.", error=NotFound,
+                       entity_type="document", entity_id=str(document_id)[:64])
+        chart_patient(session, actor, document.patient_id, "document.download")
     data = files.read_decrypted(document.storage_name)
     audit.record(session, actor, "document.download", entity_type="document", entity_id=document.id,
                  patient_id=document.patient_id)
