@@ -373,6 +373,7 @@ class LabOrder(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_lab_order_patient_ordered", "patient_id", "ordered_at"),
         sa.Index("ix_lab_order_status_priority", "status", "priority", "ordered_at"),
+        sa.Index("ix_lab_order_doctor_ordered", "doctor_id", "ordered_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -385,6 +386,11 @@ class LabOrder(SQLModel, table=True):
     note: str = Field(default="", sa_type=EncryptedText)
     ordered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    collected_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    cancel_reason: str = Field(default="", max_length=300)
+    """Why the lab cancelled the order (plain text: an operational reason, not a clinical note)."""
 
 
 class Document(SQLModel, table=True):
@@ -416,3 +422,49 @@ class BreakGlass(SQLModel, table=True):
     reason: str = Field(sa_type=EncryptedText)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+# --- lab results and report files -------------------------------------------------------------
+
+
+class LabResult(SQLModel, table=True):
+    """The one result of a lab order, with the flag computed from the catalog's range.
+
+    ``flag`` is one of critical_low, low, normal, high, critical_high; "" for a text result
+    or a number with no reference range and inside any critical limits.
+    """
+
+    __tablename__ = "lab_result"
+    __table_args__ = (sa.Index("ix_lab_result_resulted_at", "resulted_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="lab_order.id", sa_column_kwargs={"unique": True})
+    value_numeric: float | None = None
+    value_text: str = Field(default="", sa_type=EncryptedText)
+    unit: str = Field(default="", max_length=30)
+    flag: str = Field(default="", max_length=15)
+    range_low: float | None = None
+    range_high: float | None = None
+    comment: str = Field(default="", sa_type=EncryptedText)
+    verified_by: int = Field(foreign_key="user.id")
+    resulted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    turnaround_seconds: int = Field(default=0)
+    """From the order to the result, for the turnaround reports."""
+    critical_acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    critical_acknowledged_by: int | None = Field(default=None, foreign_key="user.id")
+
+
+class LabReportFile(SQLModel, table=True):
+    """The report file the lab uploaded for an order (one per order; a new upload replaces it),
+    stored encrypted under ``storage_name`` in FILES_DIR."""
+
+    __tablename__ = "lab_report_file"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="lab_order.id", sa_column_kwargs={"unique": True})
+    storage_name: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    file_name: str = Field(max_length=120)
+    content_type: str = Field(max_length=40)
+    size_bytes: int
+    uploaded_by: int = Field(foreign_key="user.id")
+    uploaded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
