@@ -32,6 +32,7 @@ from hms_app.state.auth import LoginState, SessionState
 from hms_app.state.clinical import (
     ChartState,
     EncounterState,
+    LabResultsState,
     LabWorklistState,
     PatientHistoryState,
     PharmacyQueueState,
@@ -122,6 +123,10 @@ app.add_page(clinical.patient_history_page, route="/patient/history", title="My 
              on_load=[SessionState.guard("patient"), PatientHistoryState.load_rows])
 app.add_page(clinical.lab_worklist_page, route="/lab/worklist", title="Lab worklist · HMS",
              on_load=[SessionState.guard("lab"), LabWorklistState.load_rows])
+app.add_page(clinical.results_page, route="/doctor/results", title="Lab results · HMS",
+             on_load=[SessionState.guard("doctor"), LabResultsState.load_rows])
+app.add_page(clinical.results_page, route="/patient/results", title="My results · HMS",
+             on_load=[SessionState.guard("patient"), LabResultsState.load_rows])
 app.add_page(clinical.pharmacy_queue_page, route="/pharmacy/queue", title="Prescription queue · HMS",
              on_load=[SessionState.guard("pharmacy"), PharmacyQueueState.load_rows])
 
@@ -131,4 +136,6 @@ live.hub.watch("appointments", "/admin/appointments", AdminAppointmentsState, "_
 live.hub.watch("notifications", "/notifications", NotificationsState, "_reload")
 live.hub.watch("prescriptions", "/pharmacy/queue", PharmacyQueueState, "_reload")
 live.hub.watch("lab", "/lab/worklist", LabWorklistState, "_reload")
+live.hub.watch("lab", "/doctor/results", LabResultsState, "_reload")
+live.hub.watch("lab", "/patient/results", LabResultsState, "_reload")
 live.hub.watch("appointments", "/patient/history", PatientHistoryState, "_reload")

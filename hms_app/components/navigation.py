@@ -23,6 +23,7 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
         ("Dashboard", "/doctor", "layout-dashboard"),
         ("Appointments", "/doctor/appointments", "calendar-days"),
         ("My schedule", "/doctor/schedule", "calendar-clock"),
+        ("Lab results", "/doctor/results", "flask-conical"),
     ],
     Role.LAB: [("Dashboard", "/lab", "layout-dashboard"), ("Worklist", "/lab/worklist", "flask-conical")],
     Role.PHARMACY: [("Dashboard", "/pharmacy", "layout-dashboard"), ("Prescription queue", "/pharmacy/queue", "pill")],
@@ -31,6 +32,7 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
         ("Book appointment", "/patient/book", "calendar-plus"),
         ("My appointments", "/patient/appointments", "calendar-days"),
         ("My health record", "/patient/history", "file-heart"),
+        ("My results", "/patient/results", "flask-conical"),
     ],
 }
 COMMON_ITEMS = [

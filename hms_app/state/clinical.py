@@ -16,7 +16,7 @@ from hms_app.services.clinical import (
     TimelineEntry,
 )
 from hms_app.services.errors import HMSError
-from hms_app.services.lab import WorklistRow
+from hms_app.services.lab import LabTestChoice, ResultView, WorklistRow
 from hms_app.services.pharmacy import QueueRow
 from hms_app.services.prescribing import (
     ItemForm,
@@ -256,11 +256,121 @@ class PatientHistoryState(PagedTableMixin, SessionState):
 
 
 class LabWorklistState(PagedTableMixin, SessionState):
+    """The lab's worklist with filters, the moves of an order, results and report files."""
+
     rows: list[WorklistRow] = []
     page_size: int = 25
+    tests: list[LabTestChoice] = []
+    filter_status: str = ""
+    filter_priority: str = ""
+    filter_test: str = ""
+    working_id: int = 0
+    working: WorklistRow = WorklistRow(0, "", "", "", "", "", "", "", "", "", "", "")
+    cancelling: bool = False
+    last_flag: str = ""
 
     async def _fetch(self) -> None:
-        self.rows = self._paged(await self._call(lab.worklist, write=False, page=self.page, page_size=self.page_size))
+        if not self.tests:
+            self.tests = await self._call(lab.worklist_tests, write=False)
+        self.rows = self._paged(await self._call(
+            lab.worklist, write=False, status=self.filter_status, priority=self.filter_priority,
+            test_id=self.filter_test or None, page=self.page, page_size=self.page_size))
+        if self.working_id:
+            self.working = next((r for r in self.rows if r.id == self.working_id), self.working)
+
+    @rx.event
+    async def apply_filters(self, form_data: dict):
+        self.filter_status = form_text(form_data, "status", 20)
+        self.filter_priority = form_text(form_data, "priority", 10)
+        self.filter_test = form_text(form_data, "test", 12)
+        self.page = 1
+        return await self._reload()
+
+    async def _move(self, service, success: str, **kwargs):
+        try:
+            await self._call(service, **kwargs)
+        except HMSError as error:
+            await self._reload()
+            return await self._failure(error)
+        await self._reload()
+        return rx.toast.success(success)
+
+    @rx.event
+    async def collect(self, order_id: int):
+        return await self._move(lab.collect_sample, "Sample collected.", order_id=order_id)
+
+    @rx.event
+    async def start(self, order_id: int):
+        return await self._move(lab.start_test, "Test started.", order_id=order_id)
+
+    @rx.event
+    def open_work(self, order_id: int):
+        row = next((r for r in self.rows if r.id == order_id), None)
+        if row is not None:
+            self.working_id, self.working, self.cancelling, self.last_flag = row.id, row, False, ""
+
+    @rx.event
+    def ask_cancel(self):
+        self.cancelling = True
+
+    @rx.event
+    def close_work(self):
+        self.working_id, self.cancelling = 0, False
+
+    @rx.event
+    async def cancel(self, form_data: dict):
+        outcome = await self._move(lab.cancel_order, "Order cancelled; the doctor is told why.",
+                                   order_id=self.working_id, reason=form_text(form_data, "reason"))
+        if self.working_id and not any(r.id == self.working_id and r.status_value != "cancelled" for r in self.rows):
+            self.working_id = 0
+        return outcome
+
+    @rx.event
+    async def enter_result(self, form_data: dict):
+        try:
+            entered = await self._call(lab.enter_result, order_id=self.working_id,
+                                       value=form_text(form_data, "value", 200), comment=form_text(form_data, "comment"))
+        except HMSError as error:
+            return await self._failure(error)
+        self.last_flag = entered.flag_label
+        await self._reload()
+        if entered.is_critical:
+            return rx.toast.warning(f"Critical value ({entered.flag_label}): the ordering doctor has been alerted.")
+        return rx.toast.success(f"Result saved ({entered.flag_label or 'text result'}); patient and doctor notified.")
+
+    @rx.event
+    async def upload_report(self, files: list[rx.UploadFile]):
+        name, data = await _upload_bytes(files)
+        return await self._move(lab.upload_report_file, "Report file attached.", order_id=self.working_id,
+                                file_name=name, data=data)
+
+
+class LabResultsState(PagedTableMixin, SessionState):
+    """Results as the patient (their own) or the ordering doctor (critical ones first) sees them."""
+
+    rows: list[ResultView] = []
+
+    async def _fetch(self) -> None:
+        actor = await self._actor()
+        service = lab.results_for_patient if actor.role == "patient" else lab.results_for_doctor
+        self.rows = self._paged(await self._call(service, page=self.page, page_size=self.page_size))
+
+    @rx.event
+    async def acknowledge(self, result_id: int):
+        try:
+            await self._call(lab.acknowledge_critical, result_id=result_id)
+        except HMSError as error:
+            return await self._failure(error)
+        await self._reload()
+        return rx.toast.success("Critical result acknowledged.")
+
+    @rx.event
+    async def download(self, order_id: int, which: str):
+        try:
+            result = await self._call(lab.download_result_file, order_id=order_id, which=str(which)[:10])
+        except HMSError as error:
+            return await self._failure(error)
+        return rx.download(data=result.data, filename=result.file_name, mime_type=result.content_type)
 
 
 class PharmacyQueueState(PagedTableMixin, SessionState):
