@@ -93,7 +93,7 @@ def _user_row(u: UserRow) -> rx.Component:
                 ),
                 rx.button("Reset password", size="1", variant="soft", color_scheme="gray",
                           on_click=AdminUsersState.reset_password(u.id, u.full_name),
-                          aria_label="Reset the password of " + u.full_name),
+                          aria_label="Reset password of " + u.full_name),
                 spacing="2",
             )
         ),

@@ -340,12 +340,13 @@ def _worklist_actions(r: WorklistRow) -> rx.Component:
     s = LabWorklistState
     return rx.hstack(
         rx.cond(r.status_value == "requested",
-                rx.button("Collect", size="1", on_click=s.collect(r.id), aria_label="Sample collected for " + r.test),
+                rx.button("Collect", size="1", on_click=s.collect(r.id), aria_label="Collect " + r.test + " for " + r.patient),
                 rx.fragment()),
         rx.cond(r.status_value == "collected",
-                rx.button("Start", size="1", on_click=s.start(r.id), aria_label="Start " + r.test), rx.fragment()),
+                rx.button("Start", size="1", on_click=s.start(r.id), aria_label="Start " + r.test + " for " + r.patient), rx.fragment()),
         rx.button(rx.cond(r.status_value == "in_progress", "Enter result", "Details"), size="1", variant="soft",
-                  on_click=s.open_work(r.id), aria_label="Work on " + r.test + " for " + r.patient),
+                  on_click=s.open_work(r.id),
+                  aria_label=rx.cond(r.status_value == "in_progress", "Enter result", "Details") + ": " + r.test + " for " + r.patient),
         spacing="2",
     )
 
@@ -470,10 +471,10 @@ def _result_row(r: ResultView) -> rx.Component:
                               rx.fragment())),
         rx.table.cell(rx.hstack(
             rx.button("PDF report", size="1", variant="soft", on_click=s.download(r.order_id, "pdf"),
-                      aria_label="Download the PDF report of " + r.test),
+                      aria_label="PDF report of " + r.test),
             rx.cond(r.has_report_file,
                     rx.button("Lab file", size="1", variant="soft", on_click=s.download(r.order_id, "report"),
-                              aria_label="Download the lab's file for " + r.test),
+                              aria_label="Lab file for " + r.test),
                     rx.fragment()),
             spacing="2")),
         data_result=r.order_id.to_string(),

@@ -20,7 +20,7 @@ def _notification_row(n: NotificationRow) -> rx.Component:
                 n.is_read,
                 rx.fragment(),
                 rx.button("Mark read", size="1", variant="soft", on_click=NotificationsState.mark_read(n.id),
-                          aria_label="Mark " + n.title + " as read"),
+                          aria_label="Mark read: " + n.title),
             )
         ),
     )

@@ -187,7 +187,7 @@ def test_reset_password_shows_the_temporary_password_once(app_server, page, new_
     _open_users(page, app_server.url)
     _search(page, "ingrid")
     expect(_rows(page)).to_have_count(1)
-    page.get_by_role("button", name="Reset the password of Ingrid Larsen").click()
+    page.get_by_role("button", name="Reset password of Ingrid Larsen").click()
     dialog = page.get_by_role("alertdialog", name="Temporary password")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text("Give this password to Ingrid Larsen in person.")
