@@ -41,12 +41,18 @@ class AppServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
+_INSTALLED_WEB: Path | None = None
+"""The front-end folder of the first server this run started, once its npm install is done."""
+
+
 def private_web_dir(data_dir: Path) -> Path:
     """A front-end build folder of this server's own, so that servers on other ports (and
     ``make run``) keep theirs: the port is compiled into the front end. The installed npm
     packages of the project's ``.web`` are hard-linked in, so no second install is needed."""
     web = data_dir / ".web"
     shared = ROOT / ".web"
+    if not (shared / "node_modules").is_dir() and _INSTALLED_WEB is not None:
+        shared = _INSTALLED_WEB  # a fresh clone: reuse the first test server's install
     if shared.is_dir():
         shutil.copytree(shared, web, symlinks=True,
                         ignore=shutil.ignore_patterns("node_modules", "build", ".react-router"))
@@ -91,6 +97,9 @@ def start_app(data_dir: Path, *, timeout: float = 900, extra_env: dict[str, str]
             with urllib.request.urlopen(f"{server.url}/api/health", timeout=2) as r1, \
                     urllib.request.urlopen(f"{server.url}/login", timeout=2) as r2:
                 if r1.status == 200 and r2.status == 200:
+                    global _INSTALLED_WEB
+                    if _INSTALLED_WEB is None and (data_dir / ".web" / "node_modules").is_dir():
+                        _INSTALLED_WEB = data_dir / ".web"
                     return server
         except OSError:
             pass
