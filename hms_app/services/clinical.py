@@ -381,20 +381,26 @@ def add_allergy(*, session: Session, actor: Actor, patient_id: int, substance: s
     return allergy.id
 
 
-def resolve_allergy(*, session: Session, actor: Actor, allergy_id: int) -> None:
-    require(session, actor, Permission.CLINICAL_WRITE, action="allergy.resolve")
-    allergy = get_by_id(session, Allergy, allergy_id)
-    if allergy is None:
-        audit.deny(session, actor, "allergy.resolve", "That allergy does not exist.", error=NotFound,
-                   entity_type="allergy", entity_id=str(allergy_id)[:64])
-    patient_id = allergy.patient_id
-    chart_patient(session, actor, patient_id, "allergy.resolve", write=True)
-    if allergy.status == ClinicalStatus.RESOLVED:
-        raise Conflict("That allergy is already marked as resolved.")
-    allergy.status, allergy.resolved_at = ClinicalStatus.RESOLVED, utcnow()
-    session.add(allergy)
-    audit.record(session, actor, "allergy.resolve", entity_type="allergy", entity_id=allergy.id, patient_id=patient_id)
+def _resolve_entry(session: Session, actor: Actor, model: type[Allergy] | type[Problem], entry_id: object,
+                   kind: str, already: str) -> None:
+    """Mark an allergy or a problem-list entry resolved, after the same checks as adding one."""
+    action = f"{kind}.resolve"
+    require(session, actor, Permission.CLINICAL_WRITE, action=action)
+    entry = get_by_id(session, model, entry_id)
+    if entry is None:
+        audit.deny(session, actor, action, f"That {kind} does not exist.", error=NotFound,
+                   entity_type=kind, entity_id=str(entry_id)[:64])
+    chart_patient(session, actor, entry.patient_id, action, write=True)
+    if entry.status == ClinicalStatus.RESOLVED:
+        raise Conflict(already)
+    entry.status, entry.resolved_at = ClinicalStatus.RESOLVED, utcnow()
+    session.add(entry)
+    audit.record(session, actor, action, entity_type=kind, entity_id=entry.id, patient_id=entry.patient_id)
     session.commit()
+
+
+def resolve_allergy(*, session: Session, actor: Actor, allergy_id: int) -> None:
+    _resolve_entry(session, actor, Allergy, allergy_id, "allergy", "That allergy is already marked as resolved.")
 
 
 def add_problem(*, session: Session, actor: Actor, patient_id: int, description: str, icd10_code: str = "") -> int:
@@ -410,19 +416,7 @@ def add_problem(*, session: Session, actor: Actor, patient_id: int, description:
 
 
 def resolve_problem(*, session: Session, actor: Actor, problem_id: int) -> None:
-    require(session, actor, Permission.CLINICAL_WRITE, action="problem.resolve")
-    problem = get_by_id(session, Problem, problem_id)
-    if problem is None:
-        audit.deny(session, actor, "problem.resolve", "That problem does not exist.", error=NotFound,
-                   entity_type="problem", entity_id=str(problem_id)[:64])
-    patient_id = problem.patient_id
-    chart_patient(session, actor, patient_id, "problem.resolve", write=True)
-    if problem.status == ClinicalStatus.RESOLVED:
-        raise Conflict("That problem is already resolved.")
-    problem.status, problem.resolved_at = ClinicalStatus.RESOLVED, utcnow()
-    session.add(problem)
-    audit.record(session, actor, "problem.resolve", entity_type="problem", entity_id=problem.id, patient_id=patient_id)
-    session.commit()
+    _resolve_entry(session, actor, Problem, problem_id, "problem", "That problem is already resolved.")
 
 
 def _icd10(code: object) -> str:
