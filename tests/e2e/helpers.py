@@ -55,6 +55,14 @@ def assert_apart(first, second, minimum: float = 8) -> None:
 def axe_violations(page, *, impacts: tuple[str, ...] = ("critical", "serious")) -> list[dict]:
     """Run axe-core on the page; return the violations of the given impacts."""
     page.add_script_tag(path=str(AXE_JS))
+    # Toasts fade in and out: caught mid-animation, their text is a pale tint of itself, so
+    # they are checked once they have settled (wait for the animation to end), not mid-fade.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-sonner-toast]')]"
+        ".every(t => t.getAnimations({subtree: true}).every(a => a.playState !== 'running')"
+        " && ['0', '1'].includes(getComputedStyle(t).opacity))",
+        timeout=5_000,
+    )
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [
         {"id": v["id"], "impact": v["impact"], "help": v["help"],
