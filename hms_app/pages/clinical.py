@@ -383,7 +383,8 @@ def _work_dialog() -> rx.Component:
                         field("Comment", "comment", field_id="lab-comment"),
                         rx.button("Save result", type="submit"),
                         spacing="2", width="100%"), on_submit=s.enter_result, reset_on_submit=True),
-                    rx.text("Enter the result once the test is in progress.", size="2", color="var(--gray-11)"),
+                    rx.text(rx.cond(w.status_value == "completed", "The result is saved and the order is complete.",
+                                    "Enter the result once the test is in progress."), size="2", color="var(--gray-11)"),
                 ),
                 rx.cond(s.last_flag != "", rx.callout("Flag: " + s.last_flag, icon="flag", width="100%"), rx.fragment()),
                 rx.cond(

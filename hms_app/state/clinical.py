@@ -3,6 +3,8 @@ pharmacy see of new orders."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import plotly.graph_objects as go
 import reflex as rx
 
@@ -333,6 +335,7 @@ class LabWorklistState(PagedTableMixin, SessionState):
         except HMSError as error:
             return await self._failure(error)
         self.last_flag = entered.flag_label
+        self.working = dataclasses.replace(self.working, status_value="completed", status="completed")
         await self._reload()
         if entered.is_critical:
             return rx.toast.warning(f"Critical value ({entered.flag_label}): the ordering doctor has been alerted.")

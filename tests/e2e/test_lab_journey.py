@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+from cryptography.fernet import Fernet
+
 from tests.e2e.helpers import assert_accessible, log_in, screenshot, wait_ready
 
 PATIENT = "maria.garcia@patients.example"
@@ -14,7 +16,7 @@ DOCTOR = "mateo.rossi@hms.example"
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 
 
-def _open_crp_order(db: str) -> int:
+def _open_crp_order(db: str, data_dir) -> int:
     """The CRP order of the doctor's journey, or a new one like it when run alone."""
     with sqlite3.connect(db) as conn:
         patient = conn.execute("SELECT id FROM user WHERE email=?", (PATIENT,)).fetchone()[0]
@@ -25,15 +27,17 @@ def _open_crp_order(db: str) -> int:
         if row:
             return row[0]
         now = (datetime.now(UTC) - timedelta(minutes=30)).replace(tzinfo=None).isoformat(" ")
+        key = (data_dir / "hms.key").read_bytes().splitlines()[0]
+        note = Fernet(key).encrypt(b"").decode()  # the note column is encrypted at rest
         cursor = conn.execute(
             "INSERT INTO lab_order (patient_id, doctor_id, test_id, priority, status, note, ordered_at, updated_at) "
-            "VALUES (?, ?, ?, 'urgent', 'requested', '', ?, ?)", (patient, doctor, test, now, now))
+            "VALUES (?, ?, ?, 'urgent', 'requested', ?, ?, ?)", (patient, doctor, test, note, now, now))
         return cursor.lastrowid
 
 
 def test_lab_result_flag_and_report_download(app_server, browser, screenshot_dir, tmp_path):
     db = app_server.database_url.removeprefix("sqlite:///")
-    order_id = _open_crp_order(db)
+    order_id = _open_crp_order(db, app_server.data_dir)
     report = tmp_path / "crp-report.pdf"
     report.write_bytes(PDF)
     contexts = [browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True) for _ in range(3)]
