@@ -262,18 +262,25 @@ def add_hours(*, session: Session, actor: Actor, doctor_id: int, weekday: object
     return block.id
 
 
-def remove_hours(*, session: Session, actor: Actor, doctor_id: int, block_id: int) -> None:
-    """Remove a block of weekly hours. Booked appointments keep their times."""
-    doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.hours.remove")
-    block = get_by_id(session, DoctorAvailability, block_id)
-    if block is None or block.doctor_id != doctor.id:
-        audit.deny(session, actor, "schedule.hours.remove", "Those hours do not exist.", error=NotFound,
-                   entity_type="doctor_availability", entity_id=block_id)
-    session.delete(block)
-    audit.record(session, actor, "schedule.hours.remove", entity_type="doctor_availability", entity_id=block.id,
+def _remove_schedule_entry(session: Session, actor: Actor, doctor_id: object, model: type[DoctorAvailability]
+                           | type[DoctorLeave], entry_id: object, action: str, missing: str) -> None:
+    """Delete one of a doctor's hour blocks or leave entries; another doctor's answers "not found"."""
+    doctor = _doctor_for_schedule(session, actor, doctor_id, action)
+    entry = get_by_id(session, model, entry_id)
+    if entry is None or entry.doctor_id != doctor.id:
+        audit.deny(session, actor, action, missing, error=NotFound, entity_type=model.__tablename__,
+                   entity_id=str(entry_id)[:64])
+    session.delete(entry)
+    audit.record(session, actor, action, entity_type=model.__tablename__, entity_id=entry.id,
                  detail=f"doctor {doctor.id}")
     events.publish(session, "appointments", user_ids=[doctor.id])
     session.commit()
+
+
+def remove_hours(*, session: Session, actor: Actor, doctor_id: int, block_id: int) -> None:
+    """Remove a block of weekly hours. Booked appointments keep their times."""
+    _remove_schedule_entry(session, actor, doctor_id, DoctorAvailability, block_id, "schedule.hours.remove",
+                           "Those hours do not exist.")
 
 
 def set_slot_minutes(*, session: Session, actor: Actor, doctor_id: int, minutes: object) -> None:
@@ -343,13 +350,5 @@ def add_leave(
 
 
 def remove_leave(*, session: Session, actor: Actor, doctor_id: int, leave_id: int) -> None:
-    doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.leave.remove")
-    leave = get_by_id(session, DoctorLeave, leave_id)
-    if leave is None or leave.doctor_id != doctor.id:
-        audit.deny(session, actor, "schedule.leave.remove", "That leave does not exist.", error=NotFound,
-                   entity_type="doctor_leave", entity_id=leave_id)
-    session.delete(leave)
-    audit.record(session, actor, "schedule.leave.remove", entity_type="doctor_leave", entity_id=leave.id,
-                 detail=f"doctor {doctor.id}")
-    events.publish(session, "appointments", user_ids=[doctor.id])
-    session.commit()
+    _remove_schedule_entry(session, actor, doctor_id, DoctorLeave, leave_id, "schedule.leave.remove",
+                           "That leave does not exist.")
