@@ -179,6 +179,19 @@ class PrescriptionStatus(StrEnum):
     REJECTED = "rejected"
 
 
+class StockMovementKind(StrEnum):
+    """Why a batch's quantity changed; every change is one ledger row of one of these kinds."""
+
+    RECEIVE = "receive"
+    DISPENSE = "dispense"
+    DAMAGED = "damaged"
+    EXPIRED = "expired"
+    COUNT_CORRECTION = "count_correction"
+
+
+ADJUSTMENT_KINDS = (StockMovementKind.DAMAGED, StockMovementKind.EXPIRED, StockMovementKind.COUNT_CORRECTION)
+
+
 class LabPriority(StrEnum):
     ROUTINE = "routine"
     URGENT = "urgent"

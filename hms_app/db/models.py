@@ -23,6 +23,7 @@ from hms_app.db.enums import (
     PrescriptionStatus,
     Role,
     Sex,
+    StockMovementKind,
     WaitlistStatus,
 )
 from hms_app.db.types import UTCDateTime, utcnow
@@ -345,8 +346,12 @@ class Prescription(SQLModel, table=True):
     encounter_id: int | None = Field(default=None, foreign_key="encounter.id", index=True)
     status: PrescriptionStatus = Field(default=PrescriptionStatus.ISSUED, sa_type=sa.String(20))
     status_reason: str = Field(default="", max_length=500)
+    """Why the pharmacy rejected it (empty otherwise)."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    checked_by: int | None = Field(default=None, foreign_key="user.id")
+    """The pharmacist who verified or rejected it."""
+    checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class PrescriptionItem(SQLModel, table=True):
@@ -366,6 +371,63 @@ class PrescriptionItem(SQLModel, table=True):
     override_reason: str = Field(default="", sa_type=EncryptedText)
     """Why the doctor prescribed despite the warnings; shown to the pharmacist."""
     dispensed_quantity: int = Field(default=0)
+
+
+class StockBatch(SQLModel, table=True):
+    """One lot of a medicine on the shelf. ``quantity_on_hand`` is the sum of the batch's
+    ledger rows and never goes below zero (a CHECK constraint backs the services' rule)."""
+
+    __tablename__ = "stock_batch"
+    __table_args__ = (
+        sa.UniqueConstraint("medicine_id", "lot", name="uq_stock_batch_medicine_lot"),
+        sa.CheckConstraint("quantity_on_hand >= 0", name="ck_stock_batch_on_hand_not_negative"),
+        sa.Index("ix_stock_batch_medicine_expiry", "medicine_id", "expiry_date"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    medicine_id: int = Field(foreign_key="medicine.id")
+    lot: str = Field(max_length=40)
+    expiry_date: date
+    quantity_on_hand: int = Field(default=0)
+    unit_cost_cents: int = Field(default=0)
+    supplier: str = Field(default="", max_length=120)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Dispensation(SQLModel, table=True):
+    """Units of one prescription item handed out from one batch: one row per batch used."""
+
+    __tablename__ = "dispensation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    prescription_id: int = Field(foreign_key="prescription.id", index=True)
+    prescription_item_id: int = Field(foreign_key="prescription_item.id", index=True)
+    batch_id: int = Field(foreign_key="stock_batch.id", index=True)
+    quantity: int
+    unit_price_cents: int = Field(default=0)
+    """The medicine's price when dispensed, for the patient's bill."""
+    dispensed_by: int = Field(foreign_key="user.id")
+    dispensed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class StockMovement(SQLModel, table=True):
+    """The stock ledger: every change to a batch's quantity, signed (+ in, − out)."""
+
+    __tablename__ = "stock_movement"
+    __table_args__ = (
+        sa.Index("ix_stock_movement_batch", "batch_id", "id"),
+        sa.Index("ix_stock_movement_medicine_at", "medicine_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="stock_batch.id")
+    medicine_id: int = Field(foreign_key="medicine.id")
+    kind: StockMovementKind = Field(sa_type=sa.String(20))
+    quantity: int
+    note: str = Field(default="", max_length=300)
+    dispensation_id: int | None = Field(default=None, foreign_key="dispensation.id")
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
 class LabOrder(SQLModel, table=True):

@@ -120,6 +120,7 @@ def seed_demo(session: Session) -> bool:
         ))
     _seed_schedules(session, departments)
     _seed_clinical(session)
+    _seed_stock(session)
     audit.record(session, None, "demo.seed", actor_email="system",
                  detail=f"{len(accounts)} accounts, {len(DEPARTMENTS)} departments")
     session.commit()
@@ -201,4 +202,47 @@ def _seed_clinical(session: Session) -> None:
             weight_kg=84.0 - number, height_cm=178, spo2=97, status=EncounterStatus.COMPLETED,
             started_at=appointment.starts_at, completed_at=appointment.ends_at,
         ))
+    session.flush()
+
+
+DEMO_STOCK_EXCEPTIONS = {
+    # (name, strength): (units in the first-expiring lot, days to its expiry), so that every alert shows
+    ("Salbutamol", "100 micrograms/dose"): (4, 150),
+    ("Insulin glargine", "100 units/mL"): (2, 200),
+    ("Ibuprofen", "400 mg"): (60, 45),
+    ("Cetirizine", "10 mg"): (40, 75),
+}
+DEMO_EXPIRED_LOT = ("Amoxicillin", "500 mg", 12)
+"""A lot of amoxicillin capsules that expired ten days ago: dispensing must pass over it."""
+
+
+def _seed_stock(session: Session) -> None:
+    """Stock for every medicine, booked in through the stock ledger: a first-expiring lot and a
+    later one; a few medicines low or expiring soon, and one expired lot."""
+    from hms_app.db.enums import StockMovementKind
+    from hms_app.db.models import Medicine, StockBatch
+    from hms_app.services.inventory import record_movement
+    from hms_app.services.scheduling import local_today
+
+    today = local_today()
+    rng = random.Random(6)
+
+    def book(medicine: Medicine, lot: str, units: int, expires_in_days: int) -> None:
+        batch = StockBatch(medicine_id=medicine.id, lot=lot, expiry_date=today + timedelta(days=expires_in_days),
+                           unit_cost_cents=max(1, medicine.unit_price_cents * 6 // 10),
+                           supplier="Northbridge Pharma Wholesale")
+        session.add(batch)
+        session.flush()
+        record_movement(session, None, batch, StockMovementKind.RECEIVE, units, note="opening stock")
+
+    for medicine in session.execute(sa.select(Medicine).order_by(Medicine.id)).scalars().all():
+        code = f"{''.join(ch for ch in medicine.name.upper() if ch.isalpha())[:3]}{medicine.id:03d}"
+        reorder = max(medicine.reorder_level, 1)
+        low_or_soon = DEMO_STOCK_EXCEPTIONS.get((medicine.name, medicine.strength))
+        first, days = low_or_soon or (reorder * rng.randint(2, 4), rng.randint(120, 300))
+        book(medicine, f"{code}A", first, days)
+        if low_or_soon is None or low_or_soon[0] > reorder:
+            book(medicine, f"{code}B", reorder * 2 + rng.randint(0, reorder), rng.randint(400, 700))
+        if (medicine.name, medicine.strength) == DEMO_EXPIRED_LOT[:2]:
+            book(medicine, f"{code}X", DEMO_EXPIRED_LOT[2], -10)
     session.flush()

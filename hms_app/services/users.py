@@ -15,6 +15,7 @@ from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.errors import Conflict, NotFound, ValidationError
 from hms_app.services.ids import get_by_id
+from hms_app.services.numbers import format_money, parse_int, parse_money
 from hms_app.services.paging import Page, clamp_page, fetch_page, order_by
 
 STAFF_ROLES = (Role.ADMIN, Role.ACCOUNTS, Role.DOCTOR, Role.LAB, Role.PHARMACY)
@@ -104,31 +105,6 @@ class StaffForm:
     specialty: str = ""
     consultation_fee: str = ""
     slot_minutes: str = "20"
-
-
-def parse_money(value: object, label: str) -> int:
-    """A non-negative amount typed as ``120`` or ``120.50`` into integer cents."""
-    text = str(value or "").strip().replace(",", "")
-    try:
-        whole, _, fraction = text.partition(".")
-        if not whole.isdigit() or (fraction and (not fraction.isdigit() or len(fraction) > 2)):
-            raise ValueError
-        cents = int(whole) * 100 + int((fraction or "0").ljust(2, "0"))
-    except ValueError:
-        raise ValidationError(f"Enter the {label} as an amount like 120 or 120.50.") from None
-    if cents > 100_000_000:
-        raise ValidationError(f"The {label} is too large.")
-    return cents
-
-
-def parse_int(value: object, label: str, *, low: int, high: int) -> int:
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise ValidationError(f"Enter the {label} as a whole number.") from None
-    if not low <= number <= high:
-        raise ValidationError(f"The {label} must be between {low} and {high}.")
-    return number
 
 
 def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int:
@@ -250,10 +226,6 @@ class Profile:
     address: str = ""
     emergency_contact: str = ""
     insurance: str = ""
-
-
-def format_money(cents: int) -> str:
-    return f"{cents / 100:,.2f}"
 
 
 def get_own_profile(*, session: Session, actor: Actor) -> Profile:

@@ -12,7 +12,7 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import AuditEvent, Department, DoctorProfile, User
 from hms_app.db.types import utcnow
-from hms_app.services import passwords, users
+from hms_app.services import numbers, passwords, users
 from hms_app.services.errors import (
     Conflict,
     NotFound,
@@ -423,13 +423,13 @@ def test_own_profile_of_a_doctor_names_the_department_and_fee(actors, seeded):
     [("0", 0), ("120", 12000), ("120.5", 12050), ("120.50", 12050), ("1,000.05", 100005), (" 7 ", 700)],
 )
 def test_parse_money(text, cents):
-    assert users.parse_money(text, "fee") == cents
+    assert numbers.parse_money(text, "fee") == cents
 
 
 @pytest.mark.parametrize("text", ["", "-1", ".5", "1.234", "abc", "1e2", "12,34.5.6", "1.2.3", "²"])
 def test_parse_money_refuses(text):
     with pytest.raises(ValidationError):
-        users.parse_money(text, "fee")
+        numbers.parse_money(text, "fee")
 
 
 def test_permission_denied_is_the_error_for_other_roles(actors, seeded):
