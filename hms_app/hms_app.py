@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hms_app.pages import admin, appointments, auth, clinical, common, dashboards
+from hms_app.pages import admin, appointments, auth, clinical, common, dashboards, pharmacy
 from hms_app.services import events
 from hms_app.state import live
 from hms_app.state.admin import (
@@ -35,9 +35,15 @@ from hms_app.state.clinical import (
     LabResultsState,
     LabWorklistState,
     PatientHistoryState,
-    PharmacyQueueState,
 )
 from hms_app.state.dashboard import NotificationsState, ProfileState
+from hms_app.state.pharmacy import (
+    InventoryState,
+    PatientPrescriptionsState,
+    PharmacyDashboardState,
+    PharmacyQueueState,
+    StockLedgerState,
+)
 
 log = logging.getLogger("hms")
 
@@ -84,7 +90,6 @@ _ROLE_DASHBOARDS = [
     ("/patient", "patient", dashboards.patient_dashboard, "My dashboard"),
     ("/doctor", "doctor", dashboards.doctor_dashboard, "Doctor"),
     ("/lab", "lab", dashboards.lab_dashboard, "Laboratory"),
-    ("/pharmacy", "pharmacy", dashboards.pharmacy_dashboard, "Pharmacy"),
     ("/accounts", "accounts", dashboards.accounts_dashboard, "Accounts"),
 ]
 for route, role, page, title in _ROLE_DASHBOARDS:
@@ -127,14 +132,28 @@ app.add_page(clinical.results_page, route="/doctor/results", title="Lab results 
              on_load=[SessionState.guard("doctor"), LabResultsState.load_rows])
 app.add_page(clinical.results_page, route="/patient/results", title="My results · HMS",
              on_load=[SessionState.guard("patient"), LabResultsState.load_rows])
-app.add_page(clinical.pharmacy_queue_page, route="/pharmacy/queue", title="Prescription queue · HMS",
+app.add_page(pharmacy.pharmacy_dashboard, route="/pharmacy", title="Pharmacy · HMS",
+             on_load=[SessionState.guard("pharmacy"), PharmacyDashboardState.load_dashboard])
+app.add_page(pharmacy.pharmacy_queue_page, route="/pharmacy/queue", title="Prescription queue · HMS",
              on_load=[SessionState.guard("pharmacy"), PharmacyQueueState.load_rows])
+app.add_page(pharmacy.inventory_page, route="/pharmacy/stock", title="Stock · HMS",
+             on_load=[SessionState.guard("pharmacy"), InventoryState.load_rows])
+app.add_page(pharmacy.stock_ledger_page, route="/pharmacy/ledger", title="Stock ledger · HMS",
+             on_load=[SessionState.guard("pharmacy"), StockLedgerState.load_rows])
+app.add_page(pharmacy.patient_prescriptions_page, route="/patient/prescriptions", title="My prescriptions · HMS",
+             on_load=[SessionState.guard("patient"), PatientPrescriptionsState.load_rows])
 
 live.hub.watch("appointments", "/patient/appointments", PatientAppointmentsState, "_load")
 live.hub.watch("appointments", "/doctor/appointments", DoctorAppointmentsState, "_load")
 live.hub.watch("appointments", "/admin/appointments", AdminAppointmentsState, "_reload")
 live.hub.watch("notifications", "/notifications", NotificationsState, "_reload")
 live.hub.watch("prescriptions", "/pharmacy/queue", PharmacyQueueState, "_reload")
+live.hub.watch("prescriptions", "/pharmacy", PharmacyDashboardState, "_load")
+live.hub.watch("prescriptions", "/patient/prescriptions", PatientPrescriptionsState, "_reload")
+live.hub.watch("stock", "/pharmacy", PharmacyDashboardState, "_load")
+live.hub.watch("stock", "/pharmacy/stock", InventoryState, "_reload")
+live.hub.watch("stock", "/pharmacy/ledger", StockLedgerState, "_reload")
+live.hub.watch("stock", "/pharmacy/queue", PharmacyQueueState, "_reload")
 live.hub.watch("lab", "/lab/worklist", LabWorklistState, "_reload")
 live.hub.watch("lab", "/doctor/results", LabResultsState, "_reload")
 live.hub.watch("lab", "/patient/results", LabResultsState, "_reload")

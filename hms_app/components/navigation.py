@@ -26,13 +26,19 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
         ("Lab results", "/doctor/results", "flask-conical"),
     ],
     Role.LAB: [("Dashboard", "/lab", "layout-dashboard"), ("Worklist", "/lab/worklist", "flask-conical")],
-    Role.PHARMACY: [("Dashboard", "/pharmacy", "layout-dashboard"), ("Prescription queue", "/pharmacy/queue", "pill")],
+    Role.PHARMACY: [
+        ("Dashboard", "/pharmacy", "layout-dashboard"),
+        ("Prescription queue", "/pharmacy/queue", "pill"),
+        ("Stock", "/pharmacy/stock", "package"),
+        ("Stock ledger", "/pharmacy/ledger", "list-ordered"),
+    ],
     Role.PATIENT: [
         ("My dashboard", "/patient", "layout-dashboard"),
         ("Book appointment", "/patient/book", "calendar-plus"),
         ("My appointments", "/patient/appointments", "calendar-days"),
         ("My health record", "/patient/history", "file-heart"),
         ("My results", "/patient/results", "flask-conical"),
+        ("My prescriptions", "/patient/prescriptions", "pill"),
     ],
 }
 COMMON_ITEMS = [

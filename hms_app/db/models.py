@@ -29,7 +29,6 @@ from hms_app.db.enums import (
 from hms_app.db.types import UTCDateTime, utcnow
 
 
-
 class User(SQLModel, table=True):
     __tablename__ = "user"
 

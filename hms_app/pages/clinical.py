@@ -1,5 +1,4 @@
-"""The doctor's chart and encounter pages, the patient's history, the lab worklist and the
-pharmacy queue."""
+"""The doctor's chart and encounter pages, the patient's history, the lab worklist and results."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
 from hms_app.services.clinical import AllergyRow, ProblemRow, TimelineEntry
 from hms_app.services.lab import ResultView, WorklistRow
-from hms_app.services.pharmacy import QueueRow
 from hms_app.services.prescribing import FREQUENCIES, ROUTES, LabTestOption, OrderedItem
 from hms_app.services.reference.icd10 import ICD10
 from hms_app.state.clinical import (
@@ -19,7 +17,6 @@ from hms_app.state.clinical import (
     LabResultsState,
     LabWorklistState,
     PatientHistoryState,
-    PharmacyQueueState,
 )
 
 UPLOAD_ID = "chart-document"
@@ -328,7 +325,7 @@ def patient_history_page() -> rx.Component:
     )
 
 
-# --- lab and pharmacy ------------------------------------------------------------------------------
+# --- the lab --------------------------------------------------------------------------------------
 
 
 def _priority_badge(priority: rx.Var) -> rx.Component:
@@ -491,32 +488,3 @@ def results_page() -> rx.Component:
                    rows=LabResultsState.rows, render_row=_result_row,
                    empty="No results yet. Completed tests appear here as soon as the lab enters them."),
     )
-
-
-def _queue_row(r: QueueRow) -> rx.Component:
-    return rx.table.row(
-        rx.table.cell(r.issued, white_space="nowrap"),
-        rx.table.row_header_cell(r.patient, rx.text(r.mrn, size="1", color="var(--gray-11)")),
-        rx.table.cell(r.prescriber),
-        rx.table.cell(
-            rx.text(r.items_text, white_space="pre-line", size="2"),
-            rx.cond(r.overrides_text != "",
-                    rx.box(rx.text("Safety warnings overridden by the prescriber", weight="bold", size="1"),
-                           rx.text(r.overrides_text, white_space="pre-line", size="1"),
-                           class_name="override-note", margin_top="0.25rem"),
-                    rx.fragment()),
-        ),
-        rx.table.cell(r.status),
-        data_prescription=r.id.to_string(),
-    )
-
-
-def pharmacy_queue_page() -> rx.Component:
-    return page_shell(
-        "Prescription queue",
-        data_table(PharmacyQueueState, caption="Open prescriptions, oldest first",
-                   columns=[("", "Issued"), ("", "Patient"), ("", "Prescriber"), ("", "Items"), ("", "Status")],
-                   rows=PharmacyQueueState.rows, render_row=_queue_row,
-                   empty="No prescriptions waiting. New ones from doctors appear here at once."),
-    )
-

@@ -90,9 +90,5 @@ def lab_dashboard() -> rx.Component:
     return staff_dashboard("Laboratory dashboard")
 
 
-def pharmacy_dashboard() -> rx.Component:
-    return staff_dashboard("Pharmacy dashboard")
-
-
 def accounts_dashboard() -> rx.Component:
     return staff_dashboard("Accounts dashboard")

@@ -138,6 +138,24 @@ def _queue_row(p: Prescription, name: str, mrn: str | None, prescriber: str, ite
     )
 
 
+@dataclass(frozen=True)
+class QueueCounts:
+    to_verify: int
+    to_dispense: int
+    """Verified or partly dispensed: units still owed."""
+
+
+def queue_counts(*, session: Session, actor: Actor) -> QueueCounts:
+    """How many prescriptions wait for each step, for the dashboard's tiles."""
+    require(session, actor, Permission.PHARMACY_DISPENSE, action="pharmacy.queue")
+    counts = dict(session.execute(
+        sa.select(Prescription.status, sa.func.count()).where(Prescription.status.in_(OPEN_STATUSES))
+        .group_by(Prescription.status)).all())
+    return QueueCounts(counts.get(PrescriptionStatus.ISSUED.value, 0),
+                       counts.get(PrescriptionStatus.VERIFIED.value, 0)
+                       + counts.get(PrescriptionStatus.PARTLY_DISPENSED.value, 0))
+
+
 def refusal_message(move: str, status: str) -> str:
     """Why ``move`` (verify, reject, dispense) cannot happen to a prescription in ``status``."""
     status = str(status)

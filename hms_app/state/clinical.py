@@ -1,5 +1,4 @@
-"""The doctor's chart and encounter, the patient's own history, and what the lab and the
-pharmacy see of new orders."""
+"""The doctor's chart and encounter, the patient's own history, and the lab's worklist and results."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import plotly.graph_objects as go
 import reflex as rx
 
 from hms_app.components.figures import vitals_figure
-from hms_app.services import clinical, documents, lab, pharmacy, prescribing
+from hms_app.services import clinical, documents, lab, prescribing
 from hms_app.services.clinical import (
     BreakGlassRequired,
     Chart,
@@ -19,7 +18,6 @@ from hms_app.services.clinical import (
 )
 from hms_app.services.errors import HMSError
 from hms_app.services.lab import LabTestChoice, ResultView, WorklistRow
-from hms_app.services.pharmacy import QueueRow
 from hms_app.services.prescribing import (
     ItemForm,
     LabTestOption,
@@ -374,10 +372,3 @@ class LabResultsState(PagedTableMixin, SessionState):
         except HMSError as error:
             return await self._failure(error)
         return rx.download(data=result.data, filename=result.file_name, mime_type=result.content_type)
-
-
-class PharmacyQueueState(PagedTableMixin, SessionState):
-    rows: list[QueueRow] = []
-
-    async def _fetch(self) -> None:
-        self.rows = self._paged(await self._call(pharmacy.prescription_queue, page=self.page, page_size=self.page_size))

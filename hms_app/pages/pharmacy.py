@@ -1,0 +1,474 @@
+"""The pharmacy's dashboard, prescription queue, stock and stock ledger; the patient's prescriptions."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from hms_app.components.forms import field, select_field
+from hms_app.components.layout import page_shell
+from hms_app.components.table import data_table, pager, search_box
+from hms_app.services.inventory import ADJUSTMENT_REASONS, BatchRow, MovementRow, StockRow
+from hms_app.services.pharmacy import DispenseLine, PatientPrescription, QueueRow
+from hms_app.state.pharmacy import (
+    QUANTITY_PREFIX,
+    InventoryState,
+    PatientPrescriptionsState,
+    PharmacyDashboardState,
+    PharmacyQueueState,
+    StockLedgerState,
+)
+
+_MUTED = "var(--gray-11)"
+
+
+def _status_badge(status: rx.Var, label: rx.Var) -> rx.Component:
+    return rx.badge(label, high_contrast=True, variant="soft", class_name="prescription-status", data_status=status,
+                    color_scheme=rx.match(status, ("issued", "blue"), ("verified", "cyan"),
+                                          ("partly_dispensed", "amber"), ("dispensed", "grass"), ("rejected", "red"),
+                                          "gray"))
+
+
+def _filter_select(label: str, element_id: str, options: list[tuple[str, str]], on_change) -> rx.Component:
+    return rx.vstack(
+        rx.el.label(label, html_for=element_id, font_weight="500", font_size="0.9rem"),
+        rx.el.select(*[rx.el.option(text, value=value) for value, text in options], id=element_id,
+                     class_name="native-select", on_change=on_change),
+        spacing="1",
+    )
+
+
+def _dialog_buttons(submit: str, close_handler, **submit_props) -> rx.Component:
+    return rx.hstack(
+        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button", on_click=close_handler)),
+        rx.button(submit, type="submit", **submit_props),
+        justify="end", width="100%",
+    )
+
+
+# --- the prescription queue ----------------------------------------------------------------------
+
+
+def _queue_actions(r: QueueRow) -> rx.Component:
+    s = PharmacyQueueState
+    who = " prescription for " + r.patient
+    return rx.hstack(
+        rx.cond(r.status_value == "issued",
+                rx.button("Verify", size="1", on_click=s.verify(r.id), aria_label="Verify" + who), rx.fragment()),
+        rx.cond((r.status_value == "verified") | (r.status_value == "partly_dispensed"),
+                rx.button("Dispense", size="1", on_click=s.open_dispense(r.id), aria_label="Dispense" + who),
+                rx.fragment()),
+        rx.cond((r.status_value == "issued") | (r.status_value == "verified"),
+                rx.button("Reject", size="1", variant="soft", color_scheme="red", on_click=s.ask_reject(r.id),
+                          aria_label="Reject" + who),
+                rx.fragment()),
+        spacing="2", wrap="wrap",
+    )
+
+
+def _queue_row(r: QueueRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(r.issued, white_space="nowrap"),
+        rx.table.row_header_cell(r.patient, rx.text(r.mrn, size="1", color=_MUTED)),
+        rx.table.cell(r.prescriber),
+        rx.table.cell(
+            rx.text(r.items_text, white_space="pre-line", size="2"),
+            rx.cond(r.overrides_text != "",
+                    rx.box(rx.text("Safety warnings overridden by the prescriber", weight="bold", size="1"),
+                           rx.text(r.overrides_text, white_space="pre-line", size="1"),
+                           class_name="override-note", margin_top="0.25rem"),
+                    rx.fragment()),
+        ),
+        rx.table.cell(_status_badge(r.status_value, r.status),
+                      rx.cond(r.status_reason != "", rx.text(r.status_reason, size="1"), rx.fragment())),
+        rx.table.cell(_queue_actions(r)),
+        data_prescription=r.id.to_string(),
+    )
+
+
+def _reject_dialog() -> rx.Component:
+    s = PharmacyQueueState
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Reject prescription"),
+            rx.dialog.description("The prescriber and the patient are told the reason.", size="2"),
+            rx.form(rx.vstack(
+                field("Reason", "reason", required=True, field_id="reject-reason",
+                      hint="For example: dose exceeds the maximum daily dose; please review."),
+                _dialog_buttons("Reject prescription", s.close_reject, color_scheme="red"),
+                spacing="3", margin_top="0.75rem"), on_submit=s.reject, reset_on_submit=False),
+            max_width="32rem",
+        ),
+        open=s.rejecting_id != 0,
+        on_open_change=lambda _o: PharmacyQueueState.close_reject(),
+    )
+
+
+def _dispense_line(line: DispenseLine) -> rx.Component:
+    input_id = "dispense-qty-" + line.item_id.to_string()
+    return rx.table.row(
+        rx.table.row_header_cell(line.medicine, rx.text(line.directions, size="1", color=_MUTED)),
+        rx.table.cell(line.dispensed.to_string() + " of " + line.quantity.to_string()),
+        rx.table.cell(line.in_stock.to_string(), rx.text(line.next_lot, size="1", color=_MUTED)),
+        rx.table.cell(
+            rx.el.label("Units to dispense now of " + line.medicine, html_for=input_id, class_name="visually-hidden"),
+            rx.input(id=input_id, name=QUANTITY_PREFIX + line.item_id.to_string(), type="number", min=0,
+                     max=line.remaining, default_value=line.remaining.to_string(), width="6rem",
+                     disabled=line.remaining == 0,
+                     key=PharmacyQueueState.dispensing.id.to_string() + "-" + line.item_id.to_string() + "-"
+                     + line.dispensed.to_string()),
+        ),
+        data_item=line.item_id.to_string(),
+    )
+
+
+def _dispense_dialog() -> rx.Component:
+    s = PharmacyQueueState
+    v = s.dispensing
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Dispense prescription"),
+            rx.dialog.description(v.patient + " · " + v.mrn + " · prescribed by " + v.prescriber + " · " + v.status,
+                                  size="2"),
+            rx.form(rx.vstack(
+                rx.text("Units come from the first-expiring usable lot; expired lots are never used. Dispense less "
+                        "than owed to hand out part now and the rest later.", size="2", color=_MUTED),
+                rx.box(rx.table.root(
+                    rx.table.header(rx.table.row(
+                        rx.table.column_header_cell("Medicine", scope="col"),
+                        rx.table.column_header_cell("Dispensed", scope="col"),
+                        rx.table.column_header_cell("Usable stock", scope="col"),
+                        rx.table.column_header_cell("Now", scope="col"))),
+                    rx.table.body(rx.foreach(v.lines, _dispense_line)),
+                    variant="surface", width="100%"), overflow_x="auto", width="100%"),
+                _dialog_buttons("Dispense", s.close_dispense),
+                spacing="3", margin_top="0.75rem"), on_submit=s.dispense, reset_on_submit=False),
+            max_width="44rem",
+        ),
+        open=v.id != 0,
+        on_open_change=lambda _o: PharmacyQueueState.close_dispense(),
+    )
+
+
+QUEUE_SHOW = [("", "Open (to verify or dispense)"), ("issued", "To verify"), ("verified", "To dispense"),
+              ("done", "Dispensed or rejected")]
+
+
+def pharmacy_queue_page() -> rx.Component:
+    s = PharmacyQueueState
+    toolbar = rx.hstack(search_box(s, "Search prescriptions", "Patient name or MRN"),
+                        _filter_select("Show", "queue-show", QUEUE_SHOW, s.filter_queue),
+                        align="end", wrap="wrap", spacing="3")
+    return page_shell(
+        "Prescription queue",
+        data_table(s, caption="Prescriptions, oldest first",
+                   columns=[("", "Issued"), ("", "Patient"), ("", "Prescriber"), ("", "Items"), ("", "Status"),
+                            ("", "Actions")],
+                   rows=s.rows, render_row=_queue_row, toolbar=toolbar,
+                   empty="No prescriptions here. New ones from doctors appear at once; choose another view "
+                         "under Show to see finished ones."),
+        _reject_dialog(),
+        _dispense_dialog(),
+    )
+
+
+# --- stock ---------------------------------------------------------------------------------------
+
+
+def _stock_badge(r: StockRow) -> rx.Component:
+    return rx.badge(r.state, high_contrast=True, variant="soft",
+                    color_scheme=rx.match(r.state, ("In stock", "grass"), ("Low stock", "amber"), "red"))
+
+
+def _stock_row(r: StockRow) -> rx.Component:
+    s = InventoryState
+    label = r.name + " " + r.strength
+    return rx.table.row(
+        rx.table.row_header_cell(r.name, rx.text(r.strength + " · " + r.form, size="1", color=_MUTED)),
+        rx.table.cell(r.on_hand.to_string(), class_name="on-hand"),
+        rx.table.cell(r.reorder_level.to_string()),
+        rx.table.cell(r.next_expiry),
+        rx.table.cell(r.unit_price),
+        rx.table.cell(_stock_badge(r),
+                      rx.cond(r.expired_on_hand > 0, rx.text(r.expired_on_hand.to_string() + " expired", size="1"),
+                              rx.fragment())),
+        rx.table.cell(rx.hstack(
+            rx.button("Receive", size="1", on_click=s.open_receive(r.id), aria_label="Receive stock of " + label),
+            rx.button("Batches", size="1", variant="soft", on_click=s.open_batches(r.id),
+                      aria_label="Batches of " + label),
+            rx.button("Edit", size="1", variant="soft", color_scheme="gray", on_click=s.open_edit(r.id),
+                      aria_label="Edit price and reorder level of " + label),
+            spacing="2")),
+        data_medicine=r.id.to_string(),
+    )
+
+
+def _receive_dialog() -> rx.Component:
+    s = InventoryState
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Receive stock"),
+            rx.dialog.description("Book a delivery into stock; it is recorded in the stock ledger.", size="2"),
+            rx.form(rx.vstack(
+                rx.vstack(
+                    rx.el.label("Medicine", html_for="receive-medicine", font_weight="500", font_size="0.9rem"),
+                    rx.el.select(rx.foreach(s.medicines, lambda m: rx.el.option(m.label, value=m.id.to_string())),
+                                 id="receive-medicine", name="medicine_id", class_name="native-select",
+                                 default_value=s.receive_for.to_string(), required=True),
+                    spacing="1", width="100%"),
+                field("Supplier", "supplier", required=True, field_id="receive-supplier"),
+                rx.grid(
+                    field("Lot number", "lot", required=True, field_id="receive-lot"),
+                    field("Expiry date", "expiry", type="date", required=True, field_id="receive-expiry"),
+                    field("Quantity (units)", "quantity", type="number", required=True, field_id="receive-quantity",
+                          min=1, max=100000),
+                    field("Unit cost", "unit_cost", required=True, field_id="receive-cost", input_mode="decimal",
+                          hint="Per unit, like 0.12."),
+                    columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
+                _dialog_buttons("Receive", s.close_receive),
+                spacing="3", margin_top="0.75rem"), on_submit=s.receive, reset_on_submit=False),
+            max_width="36rem",
+        ),
+        open=s.receiving,
+        on_open_change=lambda _o: InventoryState.close_receive(),
+    )
+
+
+def _batch_row(b: BatchRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.row_header_cell(b.lot),
+        rx.table.cell(b.expiry),
+        rx.table.cell(b.on_hand.to_string(), class_name="batch-on-hand"),
+        rx.table.cell(b.unit_cost),
+        rx.table.cell(rx.badge(b.state, high_contrast=True, variant="soft",
+                               color_scheme=rx.match(b.state, ("Usable", "grass"), ("Expiring", "amber"), "red"))),
+        data_lot=b.lot,
+    )
+
+
+def _batches_dialog() -> rx.Component:
+    s = InventoryState
+    m = s.batches_of
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Batches of " + m.name + " " + m.strength),
+            rx.dialog.description("Lots holding stock, first to expire first. Expired lots are never dispensed; "
+                                  "write them off with the reason Expired.", size="2"),
+            rx.cond(
+                s.batches.length() > 0,
+                rx.box(rx.table.root(
+                    rx.table.header(rx.table.row(*[rx.table.column_header_cell(h, scope="col") for h in
+                                                   ("Lot", "Expiry", "On hand", "Unit cost", "State")])),
+                    rx.table.body(rx.foreach(s.batches, _batch_row)), variant="surface", width="100%"),
+                    overflow_x="auto", width="100%", margin_top="0.75rem"),
+                rx.callout("No stock of this medicine. Use Receive to book a delivery in.", icon="info",
+                           color_scheme="gray", margin_top="0.75rem"),
+            ),
+            rx.cond(
+                s.batches.length() > 0,
+                rx.form(rx.vstack(
+                    rx.heading("Adjust a batch", as_="h3", size="3"),
+                    rx.grid(
+                        rx.vstack(
+                            rx.el.label("Lot", html_for="adjust-batch", font_weight="500", font_size="0.9rem"),
+                            rx.el.select(rx.foreach(s.batches, lambda b: rx.el.option(
+                                b.lot + " (" + b.on_hand.to_string() + " on hand)", value=b.id.to_string())),
+                                id="adjust-batch", name="batch_id", class_name="native-select", width="100%"),
+                            spacing="1", width="100%"),
+                        select_field("Reason", "reason", ADJUSTMENT_REASONS, field_id="adjust-reason"),
+                        field("Change in units", "change", required=True, field_id="adjust-change",
+                              hint="Negative to take out, like -3."),
+                        field("Note", "note", field_id="adjust-note", hint="Required for a count correction."),
+                        columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
+                    rx.button("Record adjustment", type="submit"),
+                    spacing="3", margin_top="1rem", align="start"), on_submit=s.adjust, reset_on_submit=True),
+                rx.fragment(),
+            ),
+            rx.flex(rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray", on_click=s.close_batches)),
+                    justify="end", margin_top="1rem"),
+            max_width="44rem",
+        ),
+        open=m.id != 0,
+        on_open_change=lambda _o: InventoryState.close_batches(),
+    )
+
+
+def _edit_dialog() -> rx.Component:
+    s = InventoryState
+    m = s.editing
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Edit " + m.name + " " + m.strength),
+            rx.form(rx.vstack(
+                field("Unit price", "unit_price", required=True, field_id="edit-price", default_value=m.unit_price,
+                      input_mode="decimal", hint="What the patient is charged per unit."),
+                field("Reorder level (units)", "reorder_level", type="number", required=True,
+                      field_id="edit-reorder", default_value=m.reorder_level.to_string(), min=0),
+                _dialog_buttons("Save", s.close_edit),
+                spacing="3", margin_top="0.75rem"), on_submit=s.save_medicine, reset_on_submit=False),
+            max_width="28rem",
+        ),
+        open=m.id != 0,
+        on_open_change=lambda _o: InventoryState.close_edit(),
+    )
+
+
+def _add_dialog() -> rx.Component:
+    s = InventoryState
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Add a medicine to the formulary"),
+            rx.form(rx.vstack(
+                rx.grid(
+                    field("Name", "name", required=True, field_id="add-name"),
+                    field("Strength", "strength", required=True, field_id="add-strength", placeholder="500 mg"),
+                    field("Form", "form", required=True, field_id="add-form", placeholder="tablet"),
+                    field("Unit price", "unit_price", required=True, field_id="add-price", input_mode="decimal"),
+                    field("Reorder level (units)", "reorder_level", type="number", required=True,
+                          field_id="add-reorder", min=0),
+                    field("Drug class", "drug_class", field_id="add-class", placeholder="penicillins"),
+                    columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
+                field("Active ingredients", "ingredients", required=True, field_id="add-ingredients",
+                      hint="Comma-separated; the allergy check at prescribing matches on them."),
+                _dialog_buttons("Add medicine", s.close_add),
+                spacing="3", margin_top="0.75rem"), on_submit=s.add_medicine, reset_on_submit=False),
+            max_width="36rem",
+        ),
+        open=s.adding,
+        on_open_change=lambda _o: InventoryState.close_add(),
+    )
+
+
+STOCK_SHOW = [("", "All medicines"), ("low", "At or below reorder level"), ("expiring", "Expiring within 90 days"),
+              ("expired", "Holding expired stock")]
+
+
+def inventory_page() -> rx.Component:
+    s = InventoryState
+    toolbar = rx.hstack(search_box(s, "Search medicines", "Medicine name"),
+                        _filter_select("Show", "stock-show", STOCK_SHOW, s.filter_stock),
+                        align="end", wrap="wrap", spacing="3")
+    return page_shell(
+        "Stock",
+        data_table(s, caption="Medicines and their usable stock",
+                   columns=[("name", "Medicine"), ("on_hand", "On hand"), ("reorder_level", "Reorder level"),
+                            ("next_expiry", "Next expiry"), ("unit_price", "Unit price"), ("", "State"),
+                            ("", "Actions")],
+                   rows=s.rows, render_row=_stock_row, toolbar=toolbar,
+                   empty="No medicines match. Clear the search, or choose All medicines under Show."),
+        _receive_dialog(), _batches_dialog(), _edit_dialog(), _add_dialog(),
+        actions=rx.hstack(
+            rx.button(rx.icon("package-plus", size=16, aria_hidden="true"), "Receive stock",
+                      on_click=s.open_receive(0)),
+            rx.button(rx.icon("plus", size=16, aria_hidden="true"), "Add medicine", variant="soft", on_click=s.open_add),
+            spacing="2", wrap="wrap"),
+    )
+
+
+def _movement_row(m: MovementRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(m.when, white_space="nowrap"),
+        rx.table.row_header_cell(m.medicine, rx.text("lot " + m.lot, size="1", color=_MUTED)),
+        rx.table.cell(m.kind),
+        rx.table.cell(rx.text(m.change, weight="bold", color=rx.cond(m.quantity > 0, "var(--grass-11)",
+                                                                     "var(--red-11)"))),
+        rx.table.cell(m.note),
+        rx.table.cell(m.by),
+    )
+
+
+def stock_ledger_page() -> rx.Component:
+    s = StockLedgerState
+    return page_shell(
+        "Stock ledger",
+        data_table(s, caption="Every change to stock, newest first",
+                   columns=[("when", "When"), ("medicine", "Medicine"), ("kind", "Kind"), ("quantity", "Change"),
+                            ("", "Note"), ("", "By")],
+                   rows=s.rows, render_row=_movement_row,
+                   toolbar=search_box(s, "Search the ledger", "Medicine or lot"),
+                   empty="No stock movements match. Receiving, dispensing and adjusting stock all appear here."),
+    )
+
+
+# --- the dashboard -------------------------------------------------------------------------------
+
+
+def _tile(label: str, value: rx.Var, element_id: str, href: str) -> rx.Component:
+    return rx.link(rx.card(rx.vstack(
+        rx.text(label, size="2", color=_MUTED),
+        rx.text(value, size="6", weight="bold", id=element_id),
+        spacing="1"), width="100%"), href=href, underline="none", min_width="11rem", flex="1")
+
+
+def _alert_list(title: str, rows: rx.Var, render, empty: str) -> rx.Component:
+    return rx.card(
+        rx.heading(title, as_="h2", size="4", margin_bottom="0.5rem"),
+        rx.cond(rows.length() > 0, rx.el.ul(rx.foreach(rows, render), class_name="plain-list"),
+                rx.text(empty, size="2", color=_MUTED)),
+        flex="1", min_width="16rem",
+    )
+
+
+def pharmacy_dashboard() -> rx.Component:
+    a = PharmacyDashboardState.alerts
+    c = PharmacyDashboardState.counts
+    return page_shell(
+        "Pharmacy dashboard",
+        rx.flex(
+            _tile("To verify", c.to_verify.to_string(), "tile-to-verify", "/pharmacy/queue"),
+            _tile("To dispense", c.to_dispense.to_string(), "tile-to-dispense", "/pharmacy/queue"),
+            _tile("At or below reorder level", a.low_count.to_string(), "tile-low", "/pharmacy/stock"),
+            _tile("Expiring within 90 days", a.expiring_count.to_string(), "tile-expiring", "/pharmacy/stock"),
+            _tile("Expired lots", a.expired_count.to_string(), "tile-expired", "/pharmacy/stock"),
+            _tile("Stock value at cost", a.stock_value, "tile-stock-value", "/pharmacy/stock"),
+            spacing="3", wrap="wrap", width="100%",
+        ),
+        rx.flex(
+            _alert_list("Low stock", a.low, lambda r: rx.el.li(
+                rx.text(r.name + " " + r.strength, weight="medium"),
+                rx.text(r.on_hand.to_string() + " on hand · reorder at " + r.reorder_level.to_string(), size="1",
+                        color=_MUTED)), "Every medicine is above its reorder level."),
+            _alert_list("Expiring within 90 days", a.expiring, lambda b: rx.el.li(
+                rx.text(b.medicine, weight="medium"),
+                rx.text("lot " + b.lot + " · " + b.on_hand.to_string() + " units · expires " + b.expiry, size="1",
+                        color=_MUTED)), "No lot expires in the next 90 days."),
+            _alert_list("Expired, blocked from dispensing", a.expired, lambda b: rx.el.li(
+                rx.text(b.medicine, weight="medium"),
+                rx.text("lot " + b.lot + " · " + b.on_hand.to_string() + " units · expired " + b.expiry, size="1",
+                        color=_MUTED)), "No expired stock on the shelves."),
+            spacing="3", wrap="wrap", width="100%",
+        ),
+    )
+
+
+# --- the patient's prescriptions -----------------------------------------------------------------
+
+
+def _patient_card(p: PatientPrescription) -> rx.Component:
+    return rx.el.li(rx.card(
+        rx.flex(
+            rx.heading("Prescribed " + p.issued, as_="h2", size="3"),
+            _status_badge(p.status_value, p.status),
+            justify="between", align="center", wrap="wrap", spacing="2"),
+        rx.text("By " + p.prescriber, size="2", color=_MUTED),
+        rx.text(p.items_text, white_space="pre-line", size="2", margin_top="0.5rem"),
+        rx.cond(p.status_reason != "", rx.text("Pharmacy: " + p.status_reason, size="2", margin_top="0.25rem"),
+                rx.fragment()),
+        rx.cond(p.charge != "0.00", rx.text("Dispensed value " + p.charge, size="2", margin_top="0.25rem"),
+                rx.fragment()),
+        width="100%"), data_prescription=p.id.to_string())
+
+
+def patient_prescriptions_page() -> rx.Component:
+    """Cards rather than a table: they read well on a phone, where most patients look."""
+    s = PatientPrescriptionsState
+    return page_shell(
+        "My prescriptions",
+        rx.cond(
+            s.rows.length() > 0,
+            rx.el.ul(rx.foreach(s.rows, _patient_card), class_name="plain-list", width="100%",
+                     aria_label="My prescriptions, newest first"),
+            rx.callout("No prescriptions yet. Medicines your doctor prescribes appear here, with their status as "
+                       "the pharmacy works on them.", icon="info", color_scheme="gray", width="100%"),
+        ),
+        pager(s),
+    )
