@@ -1,4 +1,4 @@
-"""The ``hms`` command: migrate, load demo data, verify the audit chain, rotate the data key."""
+"""The ``hms`` command: migrate, load demo data, verify the audit chain and the stock ledger, rotate the data key."""
 
 from __future__ import annotations
 
@@ -52,6 +52,20 @@ def _verify_audit(_args: argparse.Namespace) -> int:
     return 2
 
 
+def _verify_stock(_args: argparse.Namespace) -> int:
+    from hms_app.db.engine import session_scope
+    from hms_app.services.inventory import ledger_mismatches
+
+    with session_scope(write=False) as session:
+        mismatches = ledger_mismatches(session)
+    if not mismatches:
+        print("stock ledger balanced: every batch's movements sum to its quantity on hand")
+        return 0
+    for batch_id, on_hand, ledger in mismatches:
+        print(f"batch {batch_id}: {on_hand} on hand, ledger sums to {ledger}", file=sys.stderr)
+    return 2
+
+
 def _rotate_key(_args: argparse.Namespace) -> int:
     from hms_app.db.engine import session_scope
     from hms_app.services.errors import HMSError
@@ -82,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--if-empty", action="store_true", help="succeed quietly when users exist")
     seed.set_defaults(run=_seed)
     commands.add_parser("verify-audit", help="check the audit trail's hash chain").set_defaults(run=_verify_audit)
+    commands.add_parser("verify-stock", help="check that the stock ledger sums to what is on hand"
+                        ).set_defaults(run=_verify_stock)
     commands.add_parser(
         "rotate-key", help="re-encrypt clinical data and files with a new data key (stop the app first)"
     ).set_defaults(run=_rotate_key)
