@@ -22,6 +22,8 @@ PUBLIC_URL = os.environ.get("HMS_PUBLIC_URL", f"http://localhost:{PORT}").rstrip
 REDIS_URL = os.environ.get("REFLEX_REDIS_URL", "")
 
 HOSPITAL_NAME = os.environ.get("HMS_HOSPITAL_NAME", "St. Example General Hospital")
+CURRENCY = os.environ.get("HMS_CURRENCY", "GBP")
+"""The currency every amount is in (printed on invoices); amounts are integer cents of it."""
 TIMEZONE = ZoneInfo(os.environ.get("HMS_TIMEZONE", "Europe/London"))
 
 DATA_KEY = os.environ.get("HMS_DATA_KEY", "")

@@ -204,3 +204,36 @@ class LabOrderStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "draft"
+    ISSUED = "issued"
+    PARTLY_PAID = "partly_paid"
+    PAID = "paid"
+    VOID = "void"
+
+
+class ChargeKind(StrEnum):
+    """The kind of service an invoice line bills."""
+
+    CONSULTATION = "consultation"
+    LAB = "lab"
+    MEDICINE = "medicine"
+
+
+class PaymentMethod(StrEnum):
+    CASH = "cash"
+    CARD = "card"
+    BANK_TRANSFER = "bank_transfer"
+    INSURANCE = "insurance"
+
+
+class ClaimStatus(StrEnum):
+    """An insurance claim for the insurer's share of one invoice."""
+
+    NONE = "none"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    PAID = "paid"

@@ -16,10 +16,14 @@ from hms_app.db.crypto import EncryptedText
 from hms_app.db.enums import (
     AppointmentStatus,
     AuditOutcome,
+    ChargeKind,
+    ClaimStatus,
     ClinicalStatus,
     EncounterStatus,
+    InvoiceStatus,
     LabOrderStatus,
     LabPriority,
+    PaymentMethod,
     PrescriptionStatus,
     Role,
     Sex,
@@ -529,3 +533,97 @@ class LabReportFile(SQLModel, table=True):
     size_bytes: int
     uploaded_by: int = Field(foreign_key="user.id")
     uploaded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+_DRAFT = "status = 'draft'"
+
+
+class Invoice(SQLModel, table=True):
+    """A patient's bill. Charges gather on the patient's one draft invoice until accounts
+    issue it (which numbers it); later charges start a new draft.
+
+    ``subtotal_cents`` is the sum of the lines and ``paid_cents`` the sum of the payments,
+    both kept in the transaction that changes them; CHECK constraints keep the arithmetic
+    whole: total = subtotal − discount, and 0 ≤ paid ≤ total.
+    """
+
+    __tablename__ = "invoice"
+    __table_args__ = (
+        sa.Index("uq_invoice_one_draft_per_patient", "patient_id", unique=True,
+                 sqlite_where=sa.text(_DRAFT), postgresql_where=sa.text(_DRAFT)),
+        sa.Index("ix_invoice_status_issued", "status", "issued_at"),
+        sa.CheckConstraint("total_cents = subtotal_cents - discount_cents", name="ck_invoice_total"),
+        sa.CheckConstraint("discount_cents >= 0 AND discount_cents <= subtotal_cents", name="ck_invoice_discount"),
+        sa.CheckConstraint("paid_cents >= 0 AND paid_cents <= total_cents", name="ck_invoice_paid"),
+        sa.CheckConstraint("insurer_share_cents >= 0 AND insurer_share_cents <= total_cents",
+                           name="ck_invoice_insurer_share"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str | None = Field(default=None, max_length=20, sa_column_kwargs={"unique": True})
+    """INV-2026-000123, given when the invoice is issued, in sequence per year."""
+    patient_id: int = Field(foreign_key="user.id", index=True)
+    status: InvoiceStatus = Field(default=InvoiceStatus.DRAFT, sa_type=sa.String(12))
+    subtotal_cents: int = Field(default=0)
+    discount_cents: int = Field(default=0)
+    discount_reason: str = Field(default="", max_length=300)
+    total_cents: int = Field(default=0)
+    paid_cents: int = Field(default=0)
+    insurer: str = Field(default="", max_length=120)
+    policy_number: str = Field(default="", max_length=60)
+    insurer_share_cents: int = Field(default=0)
+    claim_status: ClaimStatus = Field(default=ClaimStatus.NONE, sa_type=sa.String(10))
+    claim_note: str = Field(default="", max_length=300)
+    void_reason: str = Field(default="", max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    issued_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    due_date: date | None = None
+
+
+class InvoiceLine(SQLModel, table=True):
+    """One charge: a completed consultation, a completed lab test, or units dispensed.
+
+    (source_type, source_id) is unique, so a service is never billed twice, however often
+    the event that bills it is repeated.
+    """
+
+    __tablename__ = "invoice_line"
+    __table_args__ = (
+        sa.UniqueConstraint("source_type", "source_id", name="uq_invoice_line_source"),
+        sa.Index("ix_invoice_line_service_at", "service_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    kind: ChargeKind = Field(sa_type=sa.String(15))
+    source_type: str = Field(max_length=20)
+    source_id: int
+    description: str = Field(max_length=200)
+    quantity: int = Field(default=1)
+    unit_price_cents: int = Field(default=0)
+    amount_cents: int = Field(default=0)
+    department_id: int | None = Field(default=None, foreign_key="department.id")
+    service_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Payment(SQLModel, table=True):
+    """Money in (positive) or a refund (negative, with a reason) against one invoice."""
+
+    __tablename__ = "payment"
+    __table_args__ = (
+        sa.Index("ix_payment_received_at", "received_at"),
+        sa.CheckConstraint("amount_cents <> 0", name="ck_payment_not_zero"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoice.id", index=True)
+    amount_cents: int
+    method: PaymentMethod = Field(sa_type=sa.String(15))
+    reference: str = Field(default="", max_length=80)
+    reason: str = Field(default="", max_length=300)
+    idempotency_key: str | None = Field(default=None, max_length=64, sa_column_kwargs={"unique": True})
+    """Set by the patient portal: a repeated request with the same key finds this payment."""
+    recorded_by: int | None = Field(default=None, foreign_key="user.id")
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+

@@ -37,7 +37,7 @@ from hms_app.db.models import (
     WaitlistEntry,
 )
 from hms_app.db.types import utcnow
-from hms_app.services import audit, events, notifications
+from hms_app.services import audit, billing, events, notifications
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.errors import Conflict, NotFound, ValidationError
@@ -358,6 +358,8 @@ def _close_after_start(session: Session, actor: Actor, appointment_id: int, stat
         raise Conflict(f"This appointment has not started yet; it can be {verb} from "
                        f"{local_label(appointment.starts_at, '%H:%M on %d %b')}.")
     _change(session, actor, appointment, status, action, notify_title=title)
+    if status == AppointmentStatus.COMPLETED:
+        billing.charge_consultation(session, appointment)
     session.commit()
 
 

@@ -33,7 +33,7 @@ from hms_app import settings
 from hms_app.db.enums import LabOrderStatus, LabPriority, Permission, Role
 from hms_app.db.models import LabOrder, LabReportFile, LabResult, LabTest, PatientProfile, User
 from hms_app.db.types import utcnow
-from hms_app.services import audit, events, files, notifications
+from hms_app.services import audit, billing, events, files, notifications
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.clinical import _local, age_in_years, chart_patient
@@ -424,6 +424,7 @@ def enter_result(*, session: Session, actor: Actor, order_id: int, value: object
     except sa.exc.IntegrityError:
         session.rollback()
         raise Conflict(refusal_message("result", LabOrderStatus.COMPLETED)) from None
+    billing.charge_lab_test(session, order)
     audit.record(session, actor, "lab_result.enter", entity_type="lab_result", entity_id=result.id,
                  patient_id=order.patient_id, detail=f"order {order.id}, {test.code}, flag {result.flag or 'none'}")
     patient = session.get(User, order.patient_id)

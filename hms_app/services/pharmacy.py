@@ -30,7 +30,7 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
-from hms_app.services import audit, events, notifications
+from hms_app.services import audit, billing, events, notifications
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.clinical import _local
@@ -403,6 +403,9 @@ def dispense(*, session: Session, actor: Actor, prescription_id: int, quantities
             # medicine plans from what this one left.
             record_movement(session, actor, batch, StockMovementKind.DISPENSE, -taken,
                             note=f"prescription {prescription.id}", dispensation_id=record.id)
+            billing.charge_dispensation(session, dispensation_id=record.id, patient_id=prescription.patient_id,
+                                        doctor_id=prescription.doctor_id, medicine=medicine_label(medicine),
+                                        quantity=taken, unit_price_cents=medicine.unit_price_cents)
             lines.append(f"{taken} × {medicine_label(medicine)} (lot {batch.lot})")
         item.dispensed_quantity += units
     complete = all(i.dispensed_quantity >= i.quantity for i in items.values())

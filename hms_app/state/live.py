@@ -28,7 +28,7 @@ from hms_app.services.events import Change
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("notifications", "appointments", "prescriptions", "lab", "stock")
+TOPICS = ("notifications", "appointments", "prescriptions", "lab", "stock", "billing")
 """Topics a page can watch."""
 
 _TTL_SECONDS = settings.SESSION_ABSOLUTE_SECONDS

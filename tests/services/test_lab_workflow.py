@@ -258,8 +258,9 @@ def test_an_order_moves_requested_collected_in_progress_completed(hospital, doct
     assert lab_order(hospital, order_id).status == LabOrderStatus.COMPLETED
     assert [e.action for e in audit_events(hospital) if e.action.startswith(("lab_order.", "lab_result."))][-3:] == [
         "lab_order.collect", "lab_order.start", "lab_result.enter"]
-    assert all(c.topic in {"lab", "notifications"} for c in changes)
+    assert all(c.topic in {"lab", "notifications", "billing"} for c in changes)
     assert all("lab" in c.roles for c in changes if c.topic == "lab")
+    assert [c.roles for c in changes if c.topic == "billing"] == [{"accounts", "admin"}]  # the test's charge
 
 
 @pytest.mark.parametrize(("moves", "attempt", "message"), [
