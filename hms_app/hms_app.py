@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hms_app.pages import admin, appointments, auth, clinical, common, dashboards, pharmacy
+from hms_app.pages import admin, appointments, auth, billing, clinical, common, dashboards, pharmacy
 from hms_app.services import events
 from hms_app.state import live
 from hms_app.state.admin import (
@@ -29,6 +29,7 @@ from hms_app.state.appointments import (
     ScheduleState,
 )
 from hms_app.state.auth import LoginState, SessionState
+from hms_app.state.billing import AccountsInvoicesState, PatientInvoicesState
 from hms_app.state.clinical import (
     ChartState,
     EncounterState,
@@ -140,6 +141,10 @@ app.add_page(pharmacy.inventory_page, route="/pharmacy/stock", title="Stock · H
              on_load=[SessionState.guard("pharmacy"), InventoryState.load_rows])
 app.add_page(pharmacy.stock_ledger_page, route="/pharmacy/ledger", title="Stock ledger · HMS",
              on_load=[SessionState.guard("pharmacy"), StockLedgerState.load_rows])
+app.add_page(billing.accounts_invoices_page, route="/accounts/invoices", title="Invoices · HMS",
+             on_load=[SessionState.guard("accounts"), AccountsInvoicesState.load_rows])
+app.add_page(billing.patient_invoices_page, route="/patient/invoices", title="My invoices · HMS",
+             on_load=[SessionState.guard("patient"), PatientInvoicesState.load_rows])
 app.add_page(pharmacy.patient_prescriptions_page, route="/patient/prescriptions", title="My prescriptions · HMS",
              on_load=[SessionState.guard("patient"), PatientPrescriptionsState.load_rows])
 
@@ -150,6 +155,8 @@ live.hub.watch("notifications", "/notifications", NotificationsState, "_reload")
 live.hub.watch("prescriptions", "/pharmacy/queue", PharmacyQueueState, "_reload")
 live.hub.watch("prescriptions", "/pharmacy", PharmacyDashboardState, "_load")
 live.hub.watch("prescriptions", "/patient/prescriptions", PatientPrescriptionsState, "_reload")
+live.hub.watch("billing", "/accounts/invoices", AccountsInvoicesState, "_reload")
+live.hub.watch("billing", "/patient/invoices", PatientInvoicesState, "_reload")
 live.hub.watch("stock", "/pharmacy", PharmacyDashboardState, "_load")
 live.hub.watch("stock", "/pharmacy/stock", InventoryState, "_reload")
 live.hub.watch("stock", "/pharmacy/ledger", StockLedgerState, "_reload")

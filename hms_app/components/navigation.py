@@ -18,7 +18,7 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
         ("Audit trail", "/admin/audit", "scroll-text"),
         ("Break-glass review", "/admin/break-glass", "shield-alert"),
     ],
-    Role.ACCOUNTS: [("Dashboard", "/accounts", "layout-dashboard")],
+    Role.ACCOUNTS: [("Dashboard", "/accounts", "layout-dashboard"), ("Invoices", "/accounts/invoices", "receipt")],
     Role.DOCTOR: [
         ("Dashboard", "/doctor", "layout-dashboard"),
         ("Appointments", "/doctor/appointments", "calendar-days"),
@@ -39,6 +39,7 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
         ("My health record", "/patient/history", "file-heart"),
         ("My results", "/patient/results", "flask-conical"),
         ("My prescriptions", "/patient/prescriptions", "pill"),
+        ("My invoices", "/patient/invoices", "receipt"),
     ],
 }
 COMMON_ITEMS = [

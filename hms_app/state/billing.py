@@ -1,0 +1,145 @@
+"""Invoices: accounts work them (issue, discount, payments, refunds, insurance, void); the
+patient reads, downloads and pays their own."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from hms_app.services import billing
+from hms_app.services.billing import InvoiceDetail, InvoiceRow
+from hms_app.services.errors import HMSError
+from hms_app.state.auth import SessionState
+from hms_app.state.forms import form_text
+from hms_app.state.tables import PagedTableMixin
+
+_NO_ROW = InvoiceRow(0, "", "", "", "", "", "", "", "", "", "", "", 0, "", "", "", False)
+_NO_DETAIL = InvoiceDetail(_NO_ROW, "", "", "", "", "", "", 0, [], [])
+
+
+class _InvoiceDialogMixin(rx.State, mixin=True):
+    """An invoice opened in a dialog, and its PDF."""
+
+    detail: InvoiceDetail = _NO_DETAIL
+
+    async def _load_detail(self, invoice_id: int) -> None:
+        self.detail = await self._call(billing.invoice_detail, invoice_id=invoice_id)  # type: ignore[attr-defined]
+
+    @rx.event
+    async def open_invoice(self, invoice_id: int):
+        try:
+            await self._load_detail(invoice_id)
+        except HMSError as error:
+            self.detail = _NO_DETAIL
+            return await self._failure(error)  # type: ignore[attr-defined]
+        return None
+
+    @rx.event
+    def close_invoice(self):
+        self.detail = _NO_DETAIL
+
+    @rx.event
+    async def download_pdf(self, invoice_id: int):
+        try:
+            result = await self._call(billing.invoice_pdf, invoice_id=invoice_id)  # type: ignore[attr-defined]
+        except HMSError as error:
+            return await self._failure(error)  # type: ignore[attr-defined]
+        return rx.download(data=result.data, filename=result.file_name, mime_type=result.content_type)
+
+
+class AccountsInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
+    rows: list[InvoiceRow] = []
+    show: str = "open"
+    sort: str = "created"
+    descending: bool = True
+
+    async def _fetch(self) -> None:
+        self.rows = self._paged(await self._call(
+            billing.list_invoices, write=False, search=self.search, show=self.show, sort=self.sort,
+            descending=self.descending, page=self.page, page_size=self.page_size))
+        if self.detail.invoice.id:
+            await self._load_detail(self.detail.invoice.id)
+
+    @rx.event
+    async def filter_invoices(self, show: str):
+        self.show = str(show) if str(show) in billing.INVOICE_FILTERS else ""
+        self.page = 1
+        return await self._reload()
+
+    async def _act(self, service, success, **kwargs):
+        try:
+            result = await self._call(service, invoice_id=self.detail.invoice.id, **kwargs)
+        except HMSError as error:
+            return await self._failure(error)
+        await self._reload()
+        return rx.toast.success(success(result) if callable(success) else success)
+
+    @rx.event
+    async def issue(self):
+        return await self._act(billing.issue_invoice, lambda number: f"Invoice {number} issued; the patient is told.")
+
+    @rx.event
+    async def discount(self, form_data: dict):
+        return await self._act(billing.apply_discount, "Discount saved.", amount=form_text(form_data, "amount", 20),
+                               reason=form_text(form_data, "reason", 400))
+
+    @rx.event
+    async def record_payment(self, form_data: dict):
+        return await self._act(billing.record_payment, lambda status: f"Payment recorded; the invoice is {status}.",
+                               amount=form_text(form_data, "amount", 20), method=form_text(form_data, "method", 20),
+                               reference=form_text(form_data, "reference", 100))
+
+    @rx.event
+    async def refund(self, form_data: dict):
+        return await self._act(billing.refund_payment, lambda status: f"Refund recorded; the invoice is {status}.",
+                               amount=form_text(form_data, "amount", 20), reason=form_text(form_data, "reason", 400),
+                               method=form_text(form_data, "method", 20))
+
+    @rx.event
+    async def insurer_share(self, form_data: dict):
+        return await self._act(billing.set_insurer_share, "Insurer's share saved.",
+                               amount=form_text(form_data, "amount", 20))
+
+    @rx.event
+    async def claim(self, form_data: dict):
+        return await self._act(billing.move_claim, "Claim updated.", to_status=form_text(form_data, "to_status", 20),
+                               note=form_text(form_data, "note", 400))
+
+    @rx.event
+    async def void(self, form_data: dict):
+        return await self._act(billing.void_invoice, "Invoice voided.", reason=form_text(form_data, "reason", 400))
+
+
+class PatientInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
+    rows: list[InvoiceRow] = []
+    paying: InvoiceRow = _NO_ROW
+    _paying_id: int = 0
+    _payment_key: str = ""
+
+    async def _fetch(self) -> None:
+        self.rows = self._paged(await self._call(billing.my_invoices, write=False, page=self.page,
+                                                 page_size=self.page_size))
+
+    @rx.event
+    def open_payment(self, invoice_id: int):
+        """A fresh key per opened form: a double click or a retry of this form charges once."""
+        self.paying = next((r for r in self.rows if r.id == invoice_id), _NO_ROW)
+        self._paying_id, self._payment_key = self.paying.id, billing.new_payment_key()
+
+    @rx.event
+    def close_payment(self):
+        self.paying = _NO_ROW
+
+    @rx.event
+    async def pay(self, form_data: dict):
+        try:
+            paid = await self._call(
+                billing.pay_online, invoice_id=self._paying_id, card_number=form_text(form_data, "card_number", 40),
+                expiry=form_text(form_data, "expiry", 10), cvc=form_text(form_data, "cvc", 10),
+                idempotency_key=self._payment_key)
+        except HMSError as error:
+            return await self._failure(error)
+        self.paying = _NO_ROW  # the key stays: a second click of the same form finds this payment
+        await self._reload()
+        if paid.repeated:
+            return rx.toast.info(f"This payment was already made ({paid.reference}); nothing more was charged.")
+        return rx.toast.success(f"Paid {paid.amount} by card ({paid.reference}). Thank you.")
