@@ -284,9 +284,9 @@ def export_audit_csv(*, session: Session, actor: Actor, filters: AuditFilter) ->
         # Every text cell is defused, not only the detail: a typed login email, an id sent
         # to a handler or a forwarded address reach the trail as given.
         writer.writerow(
-            [event.id, event.occurred_at.isoformat(), event.actor_id or "", _csv_safe(event.actor_email),
-             _csv_safe(event.action), _csv_safe(event.entity_type), _csv_safe(event.entity_id),
-             event.patient_id or "", _csv_safe(event.ip_address), event.outcome, _csv_safe(event.detail),
+            [event.id, event.occurred_at.isoformat(), event.actor_id or "", csv_safe(event.actor_email),
+             csv_safe(event.action), csv_safe(event.entity_type), csv_safe(event.entity_id),
+             event.patient_id or "", csv_safe(event.ip_address), event.outcome, csv_safe(event.detail),
              event.prev_hash, event.row_hash]
         )
     record(session, actor, "audit.export", detail=f"{count} rows; filters {json.dumps(filters.__dict__)}")
@@ -298,6 +298,6 @@ def _iter(session: Session, query: sa.Select) -> Iterator[AuditEvent]:
     yield from session.execute(query.execution_options(yield_per=2000)).scalars()
 
 
-def _csv_safe(text: str) -> str:
+def csv_safe(text: str) -> str:
     """Defuse spreadsheet formulas in free text (CSV injection)."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -128,6 +128,16 @@ def _overlaps(slot: Slot, spans: Iterable[tuple[datetime, datetime]]) -> bool:
     return any(slot.starts_at < end and start < slot.ends_at for start, end in spans)
 
 
+def open_slots(day: date, blocks: Iterable[tuple[time, time]], slot_minutes: int,
+               busy: list[tuple[datetime, datetime]]) -> list[Slot]:
+    """The wall-clock slots of ``day``'s working blocks that overlap none of the ``busy`` spans.
+
+    With leave as ``busy`` these are the slots a doctor offers that day (what the reports
+    measure bookings against); with leave and bookings, the slots still free.
+    """
+    return [slot for slot in wall_clock_slots(day, blocks, slot_minutes) if not _overlaps(slot, busy)]
+
+
 def free_slots_for(session: Session, doctor_id: int, day: date, *, now: datetime | None = None) -> list[Slot]:
     """The doctor's free slots on ``day``: hours minus leave, bookings and the past."""
     profile = session.get(DoctorProfile, doctor_id)
@@ -156,8 +166,8 @@ def free_slots_for(session: Session, doctor_id: int, day: date, *, now: datetime
     spans = [(_aware(s), _aware(e)) for s, e in busy]
     now = now or utcnow()
     return [
-        slot for slot in wall_clock_slots(day, [(b.start_time, b.end_time) for b in blocks], profile.slot_minutes)
-        if slot.starts_at > now and not _overlaps(slot, spans)
+        slot for slot in open_slots(day, [(b.start_time, b.end_time) for b in blocks], profile.slot_minutes, spans)
+        if slot.starts_at > now
     ]
 
 

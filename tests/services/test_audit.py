@@ -412,7 +412,7 @@ def test_export_defuses_spreadsheet_formulas(actors, seeded):
 
 
 def test_csv_safe_leaves_ordinary_text_alone():
-    assert audit._csv_safe("3 sessions ended") == "3 sessions ended"
-    assert audit._csv_safe("") == ""
-    assert audit._csv_safe("a=b") == "a=b"
-    assert audit._csv_safe("-5") == "'-5"
+    assert audit.csv_safe("3 sessions ended") == "3 sessions ended"
+    assert audit.csv_safe("") == ""
+    assert audit.csv_safe("a=b") == "a=b"
+    assert audit.csv_safe("-5") == "'-5"
