@@ -98,6 +98,11 @@ class ReportRange:
     def label(self) -> str:
         return f"{_day_label(self.first_day)} – {_day_label(self.last_day)}"
 
+    @property
+    def periods(self) -> list[str]:
+        """Every day or month (``per``) of the range, labelled as the report rows label them."""
+        return _periods(self, self.per)
+
 
 def _day_label(day: date) -> str:
     return f"{day.day} {day:%b %Y}"
@@ -352,7 +357,7 @@ def _pharmacy(session: Session, window: ReportRange) -> list[PharmacyPeriod]:
         )
     }
     rows, stock_value = [], int(opening)
-    for period in _periods(window, window.per):
+    for period in window.periods:
         stock_value += int(change.get(period) or 0)
         n, units, amount = dispensed.get(period, (0, 0, 0))
         rows.append(PharmacyPeriod(period, n, units, amount, stock_value))
