@@ -15,6 +15,7 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
         ("Permissions", "/admin/permissions", "shield-check"),
         ("Appointments", "/admin/appointments", "calendar-days"),
         ("Schedules", "/admin/schedules", "calendar-clock"),
+        ("Reports", "/admin/reports", "chart-column"),
         ("Audit trail", "/admin/audit", "scroll-text"),
         ("Break-glass review", "/admin/break-glass", "shield-alert"),
     ],

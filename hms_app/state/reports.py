@@ -1,0 +1,119 @@
+"""The admin's reports page: a date range, a chart and a table per report, and CSV exports."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import plotly.graph_objects as go
+import reflex as rx
+
+from hms_app.components.report_figures import (
+    SummaryTable,
+    appointments_by_department_figure,
+    appointments_over_time_figure,
+    appointments_table,
+    lab_turnaround_figure,
+    lab_turnaround_table,
+    new_patients_figure,
+    new_patients_table,
+    pharmacy_figure,
+    pharmacy_table,
+    utilisation_figure,
+    utilisation_table,
+)
+from hms_app.services import reports, scheduling
+from hms_app.services.errors import HMSError
+from hms_app.state.auth import SessionState
+from hms_app.state.forms import form_text
+
+DEFAULT_DAYS = 30
+_NO_TABLE = SummaryTable("", [], [], empty=True)
+
+
+class AdminReportsState(SessionState):
+    """What the reports page shows: figures and tables only, never the rows behind them."""
+
+    start: str = ""
+    end: str = ""
+    range_label: str = ""
+    error: str = ""
+    loading: bool = False
+    appointments_over_time: go.Figure = go.Figure()
+    appointments_by_department: go.Figure = go.Figure()
+    utilisation: go.Figure = go.Figure()
+    lab_turnaround: go.Figure = go.Figure()
+    pharmacy: go.Figure = go.Figure()
+    new_patients: go.Figure = go.Figure()
+    appointments_summary: SummaryTable = _NO_TABLE
+    utilisation_summary: SummaryTable = _NO_TABLE
+    lab_turnaround_summary: SummaryTable = _NO_TABLE
+    pharmacy_summary: SummaryTable = _NO_TABLE
+    new_patients_summary: SummaryTable = _NO_TABLE
+
+    async def _load(self, start: str, end: str):
+        try:
+            result = await self._call(reports.hospital_reports, start=start, end=end)
+        except HMSError as error:
+            self.loading = False
+            self.error = error.message
+            return await self._failure(error)
+        dates = result.dates
+        self.start, self.end, self.error = dates.first_day.isoformat(), dates.last_day.isoformat(), ""
+        self.range_label = f"{dates.label}: {dates.days} days, charted per {dates.per}."
+        self.appointments_over_time = appointments_over_time_figure(result.appointments, dates.periods, dates.per)
+        self.appointments_by_department = appointments_by_department_figure(result.appointments)
+        self.appointments_summary = appointments_table(result.appointments)
+        self.utilisation = utilisation_figure(result.doctor_utilisation)
+        self.utilisation_summary = utilisation_table(result.doctor_utilisation)
+        self.lab_turnaround = lab_turnaround_figure(result.lab_turnaround)
+        self.lab_turnaround_summary = lab_turnaround_table(result.lab_turnaround)
+        self.pharmacy = pharmacy_figure(result.pharmacy, dates.per)
+        self.pharmacy_summary = pharmacy_table(result.pharmacy)
+        self.new_patients = new_patients_figure(result.new_patients)
+        self.new_patients_summary = new_patients_table(result.new_patients)
+        self.loading = False
+        return None
+
+    @rx.event
+    async def load_reports(self):
+        """``on_load``: the range this tab chose before, else the last 30 days up to today."""
+        if not (self.start and self.end):
+            today = scheduling.local_today()
+            self.start, self.end = (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(), today.isoformat()
+        self.loading = True
+        yield
+        yield await self._load(self.start, self.end)
+
+    @rx.event
+    async def apply_range(self, form_data: dict):
+        self.loading = True
+        yield
+        yield await self._load(form_text(form_data, "start", 20), form_text(form_data, "end", 20))
+
+    async def _export(self, report: str, title: str):
+        try:
+            data = await self._call(reports.export_report_csv, report=report, start=self.start, end=self.end)
+        except HMSError as error:
+            return await self._failure(error)
+        return [rx.download(data=data, filename=f"{report}-{self.start}-to-{self.end}.csv", mime_type="text/csv"),
+                rx.toast.success(f"{title} exported.")]
+
+    @rx.event
+    async def export_appointments_csv(self):
+        return await self._export("appointments", "Appointments")
+
+    @rx.event
+    async def export_utilisation_csv(self):
+        return await self._export("doctor-utilisation", "Doctor utilisation")
+
+    @rx.event
+    async def export_lab_turnaround_csv(self):
+        return await self._export("lab-turnaround", "Lab turnaround")
+
+    @rx.event
+    async def export_pharmacy_csv(self):
+        return await self._export("pharmacy", "Pharmacy activity")
+
+    @rx.event
+    async def export_new_patients_csv(self):
+        return await self._export("new-patients", "New patients")
