@@ -345,22 +345,25 @@ def receive_stock(*, session: Session, actor: Actor, form: ReceiveForm) -> int:
     quantity = parse_int(form.quantity, "quantity received", low=1, high=MAX_UNITS)
     unit_cost = parse_money(form.unit_cost, "unit cost")
     supplier = _clean(form.supplier, "supplier", low=2, high=120)
-    batch = session.execute(
-        sa.select(StockBatch).where(StockBatch.medicine_id == medicine.id, StockBatch.lot == lot).with_for_update()
-    ).scalar_one_or_none()
+    on_record = sa.select(StockBatch).where(StockBatch.medicine_id == medicine.id, StockBatch.lot == lot).with_for_update()
+    batch = session.execute(on_record).scalar_one_or_none()
     if batch is None:
         batch = StockBatch(medicine_id=medicine.id, lot=lot, expiry_date=expiry, quantity_on_hand=0,
                            unit_cost_cents=unit_cost, supplier=supplier)
-        session.add(batch)
-        session.flush()
-    elif batch.expiry_date != expiry:
+        try:
+            with session.begin_nested():
+                session.add(batch)
+        except sa.exc.IntegrityError:
+            # A lot not yet on record locks no row, so another delivery of it booked at this
+            # moment got past the query too and made the batch first: top that one up.
+            batch = session.execute(on_record.execution_options(populate_existing=True)).scalar_one()
+    if batch.expiry_date != expiry:
         raise ValidationError(f"Lot {lot} of {medicine.name} is on record with expiry {batch.expiry_date.isoformat()}; "
                               "check the lot number and the expiry date.")
-    else:
-        held = batch.quantity_on_hand
-        batch.unit_cost_cents = round((held * batch.unit_cost_cents + quantity * unit_cost) / (held + quantity))
-        batch.supplier = supplier
-        batch.received_at = utcnow()
+    held = batch.quantity_on_hand
+    batch.unit_cost_cents = round((held * batch.unit_cost_cents + quantity * unit_cost) / (held + quantity))
+    batch.supplier = supplier
+    batch.received_at = utcnow()
     record_movement(session, actor, batch, StockMovementKind.RECEIVE, quantity,
                     note=f"from {supplier} at {format_money(unit_cost)} a unit")
     audit.record(session, actor, "stock.receive", entity_type="stock_batch", entity_id=batch.id,
