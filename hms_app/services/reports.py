@@ -297,13 +297,27 @@ def _doctor_utilisation(session: Session, window: ReportRange) -> list[DoctorUti
         .order_by(Department.name, User.full_name, DoctorProfile.user_id)
     ).all()
     days = [window.first_day + timedelta(days=i) for i in range(window.days)]
+    # Doctors often share their hours: a day's slots without leave are cut once per set of hours.
+    offered: dict[tuple, int] = {}
+
+    def slots_on(day: date, blocks: list[tuple[time, time]], slot_minutes: int,
+                 absences: list[tuple[datetime, datetime]]) -> int:
+        if absences:
+            return len(scheduling.open_slots(day, blocks, slot_minutes, absences))
+        key = (day, tuple(sorted(blocks)), slot_minutes)
+        if key not in offered:
+            offered[key] = len(scheduling.open_slots(day, blocks, slot_minutes, []))
+        return offered[key]
+
     rows = []
     for doctor_id, slot_minutes, name, is_active, department in doctors:
         weekly = hours.get(doctor_id, {})
-        available = sum(
-            len(scheduling.open_slots(day, weekly[day.weekday()], slot_minutes, leave[doctor_id]))
-            for day in days if weekly.get(day.weekday())
-        )
+        available = 0
+        for day in days:
+            if weekly.get(day.weekday()):
+                starts, ends = scheduling.day_span_utc(day)
+                absences = [(s, e) for s, e in leave.get(doctor_id, []) if s < ends and e > starts]
+                available += slots_on(day, weekly[day.weekday()], slot_minutes, absences)
         taken = int(booked.get(doctor_id, 0))
         if not taken and (not available or not is_active):
             continue
