@@ -95,7 +95,10 @@ class AdminReportsState(SessionState):
             data = await self._call(reports.export_report_csv, report=report, start=self.start, end=self.end)
         except HMSError as error:
             return await self._failure(error)
-        return [rx.download(data=data, filename=f"{report}-{self.start}-to-{self.end}.csv", mime_type="text/csv"),
+        # The file is named from the dates as parsed, never as sent (setvar reaches start and end).
+        dates = reports.parse_report_range(self.start, self.end)
+        return [rx.download(data=data, filename=f"{report}-{dates.first_day}-to-{dates.last_day}.csv",
+                            mime_type="text/csv"),
                 rx.toast.success(f"{title} exported.")]
 
     @rx.event
