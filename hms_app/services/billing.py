@@ -299,9 +299,11 @@ class InvoiceDetail:
     payments: list[PaymentView]
 
 
-def _invoice_for(session: Session, actor: Actor, invoice_id: object, action: str, *, lock: bool = False) -> Invoice:
-    """The invoice, for accounts (any) or its patient (own); "does not exist" alike otherwise."""
-    if actor is not None and getattr(actor, "role", None) == Role.PATIENT:
+def _invoice_for(session: Session, actor: Actor, invoice_id: object, action: str, *, lock: bool = False,
+                 own: bool = False) -> Invoice:
+    """The invoice, for accounts (any) or, where ``own`` (reading, paying online), its patient;
+    "does not exist" alike otherwise. Everything else on an invoice is for accounts only."""
+    if own and getattr(actor, "role", None) == Role.PATIENT:
         require(session, actor, Permission.BILLING_PAY_OWN, action=action)
     else:
         require(session, actor, Permission.BILLING_MANAGE, action=action)
@@ -318,7 +320,7 @@ def _invoice_for(session: Session, actor: Actor, invoice_id: object, action: str
 
 def invoice_detail(*, session: Session, actor: Actor, invoice_id: int) -> InvoiceDetail:
     """An invoice with its lines and payments, for accounts or the patient it belongs to; audited."""
-    invoice = _invoice_for(session, actor, invoice_id, "invoice.view")
+    invoice = _invoice_for(session, actor, invoice_id, "invoice.view", own=True)
     patient = session.get(User, invoice.patient_id)
     profile = session.get(PatientProfile, invoice.patient_id)
     lines = [LineView(line.id, KIND_LABELS[ChargeKind(line.kind)], line.description, line.quantity,
@@ -567,7 +569,7 @@ def pay_online(*, session: Session, actor: Actor, invoice_id: int, card_number: 
     key = str(idempotency_key or "")
     if not 16 <= len(key) <= 64:
         raise ValidationError("This payment form has expired; close it and open it again.")
-    invoice = _invoice_for(session, actor, invoice_id, "invoice.pay_online", lock=True)
+    invoice = _invoice_for(session, actor, invoice_id, "invoice.pay_online", lock=True, own=True)
     earlier = session.execute(sa.select(Payment).where(Payment.idempotency_key == key)).scalar_one_or_none()
     if earlier is not None:
         if earlier.invoice_id != invoice.id:
@@ -724,7 +726,9 @@ def _render_invoice(detail: InvoiceDetail, pdf_text) -> bytes:
         total(f"Discount ({detail.discount_reason})"[:70], f"-{detail.discount}")
     total("Total", row.total, bold=True)
     for payment in detail.payments:
-        total(f"{payment.method} {payment.received[:10]} {payment.reference}"[:70], payment.amount)
+        # A refund's amount starts with a minus sign (U+2212), which the PDF's font lacks: it printed "?".
+        total(f"{payment.method} {payment.received[:10]} {payment.reference}"[:70],
+              payment.amount.replace("\u2212", "-"))
     total("Paid", row.paid)
     if row.insurer and row.insurer_share != "0.00":
         total(f"Expected from {row.insurer}", row.insurer_share)
