@@ -91,9 +91,10 @@ def session(engine: sa.Engine):
 
 @pytest.fixture
 def seeded(engine: sa.Engine) -> sa.Engine:
-    """The database with the demo hospital loaded."""
+    """The database with the demo hospital loaded, without its billing history: tests count
+    invoices, payments and invoice numbers from zero."""
     with db_engine.session_scope(engine=engine) as s:
-        demo.seed_demo(s)
+        demo.seed_demo(s, billing_history=False)
     return engine
 
 

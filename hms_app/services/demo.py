@@ -69,8 +69,12 @@ def database_is_empty(session: Session) -> bool:
     return session.execute(sa.select(User.id).limit(1)).first() is None
 
 
-def seed_demo(session: Session) -> bool:
-    """Load the demo hospital into an empty database. Returns False if it held users already."""
+def seed_demo(session: Session, *, billing_history: bool = True) -> bool:
+    """Load the demo hospital into an empty database. Returns False if it held users already.
+
+    ``billing_history=False`` leaves out the months of invoices and payments (for tests that
+    count invoices, numbers and payments from zero).
+    """
     from hms_app.services.reference.load import sync_reference_data
 
     seed_default_permissions(session)
@@ -121,6 +125,8 @@ def seed_demo(session: Session) -> bool:
     _seed_schedules(session, departments)
     _seed_clinical(session)
     _seed_stock(session)
+    if billing_history:
+        _seed_billing(session)
     audit.record(session, None, "demo.seed", actor_email="system",
                  detail=f"{len(accounts)} accounts, {len(DEPARTMENTS)} departments")
     session.commit()
@@ -245,4 +251,117 @@ def _seed_stock(session: Session) -> None:
             book(medicine, f"{code}B", reorder * 2 + rng.randint(0, reorder), rng.randint(400, 700))
         if (medicine.name, medicine.strength) == DEMO_EXPIRED_LOT[:2]:
             book(medicine, f"{code}X", DEMO_EXPIRED_LOT[2], -10)
+    session.flush()
+
+
+BILLED_PATIENTS = ["Fatima Ali", "John O'Brien", "Sofia Rossi", "Noah Williams", "Emma Johnson", "Liam Brown",
+                   "Chloe Martin", "Yusuf Demir", "Ana Silva", "Kwame Mensah"]
+"""Patients with a billing history; those the browser journeys and tests work with have none."""
+DEMO_VISITS = 40
+"""One visit every three days, the first about four months ago, each billed on an invoice."""
+_VOIDED_VISIT, _REFUNDED_VISIT = 7, 30
+_UNPAID_VISITS = (2, 11)
+"""Visit 2 is over 90 days old and unpaid; 11's claim was rejected by the insurer."""
+
+
+def _seed_billing(session: Session) -> None:
+    """Four months of issued invoices with their payments, so the accounts dashboard has a history.
+
+    Written as the billing service would have left them: lines add up to the subtotal,
+    payments (refunds negative) to what is paid, the status follows from the two, numbers
+    come from the yearly invoice counter in order of issue. Lines name the source ``demo``
+    (no appointment, lab order or dispensation stands behind them), so they can never stop
+    a real service from being billed. No drafts: a patient's next charge opens their draft.
+    """
+    from hms_app import settings
+    from hms_app.db.enums import ChargeKind, ClaimStatus, InvoiceStatus, PaymentMethod
+    from hms_app.db.models import Invoice, InvoiceLine, LabTest, Medicine, Payment
+    from hms_app.services.billing import PAYMENT_TERMS_DAYS
+    from hms_app.services.scheduling import local_today
+
+    latest = local_today() - timedelta(days=1)  # nothing today: the day's own work starts from zero
+    rng = random.Random(90)
+    clerk = session.execute(sa.select(User.id).where(User.role == Role.ACCOUNTS)).scalar_one()
+    patients = session.execute(
+        sa.select(User.id, PatientProfile.insurer, PatientProfile.policy_number)
+        .join(PatientProfile, PatientProfile.user_id == User.id).where(User.full_name.in_(BILLED_PATIENTS))
+        .order_by(User.id)
+    ).all()
+    doctors = session.execute(
+        sa.select(User.full_name, DoctorProfile.department_id, DoctorProfile.consultation_fee_cents)
+        .join(DoctorProfile, DoctorProfile.user_id == User.id).order_by(User.id)
+    ).all()
+    tests = session.execute(sa.select(LabTest.name, LabTest.price_cents).where(LabTest.is_active)
+                            .order_by(LabTest.id)).all()
+    medicines = session.execute(sa.select(Medicine.name, Medicine.strength, Medicine.unit_price_cents)
+                                .where(Medicine.is_active).order_by(Medicine.id)).all()
+
+    def at(day: date, hour: int, minute: int = 0) -> datetime:
+        return datetime.combine(day, time(hour, minute), tzinfo=settings.TIMEZONE)
+
+    def pay(invoice: Invoice, cents: int, method: PaymentMethod, day: date, reference: str = "",
+            reason: str = "", by: int | None = None) -> None:
+        session.add(Payment(invoice_id=invoice.id, amount_cents=cents, method=method, reference=reference,
+                            reason=reason, recorded_by=by or clerk, received_at=at(day, rng.randint(9, 16), 15)))
+        invoice.paid_cents += cents
+
+    source_ids = iter(range(1, 1000))
+    for visit in range(DEMO_VISITS):
+        seen_on = latest - timedelta(days=3 * (DEMO_VISITS - visit - 1))
+        patient_id, insurer, policy = patients[visit % len(patients)]
+        doctor, department_id, fee = doctors[rng.randrange(len(doctors))]
+        charges = [(ChargeKind.CONSULTATION, f"Consultation with {doctor}, {seen_on.isoformat()}", 1, fee)]
+        if rng.random() < 0.5:
+            name, price = tests[rng.randrange(len(tests))]
+            charges.append((ChargeKind.LAB, f"Lab test: {name}", 1, price))
+        if rng.random() < 0.6:
+            name, strength, price = medicines[rng.randrange(len(medicines))]
+            units = rng.choice((7, 14, 21, 28))
+            charges.append((ChargeKind.MEDICINE, f"{name} {strength} × {units}", units, price))
+        issued_on = min(latest, seen_on + timedelta(days=rng.randint(0, 2)))
+        year = issued_on.year
+        invoice = Invoice(patient_id=patient_id, status=InvoiceStatus.ISSUED, insurer=insurer, policy_number=policy,
+                          number=f"INV-{year}-{counters.next_value(session, f'invoice-{year}'):06d}",
+                          created_at=at(seen_on, 9), issued_at=at(issued_on, 17),
+                          due_date=issued_on + timedelta(days=PAYMENT_TERMS_DAYS))
+        session.add(invoice)
+        session.flush()
+        for hour, (kind, description, quantity, price) in enumerate(charges, start=10):
+            session.add(InvoiceLine(invoice_id=invoice.id, kind=kind, source_type="demo", source_id=next(source_ids),
+                                    description=description, quantity=quantity, unit_price_cents=price,
+                                    amount_cents=quantity * price, department_id=department_id,
+                                    service_at=at(seen_on, hour, 30)))
+            invoice.subtotal_cents += quantity * price
+        invoice.total_cents = invoice.subtotal_cents
+        age = (latest - issued_on).days
+        paid_on = min(latest, issued_on + timedelta(days=rng.randint(1, 12)))
+        chance = 0.9 if age > 60 else 0.55 if age > 20 else 0.25  # the older, the likelier paid
+        settled = visit == _REFUNDED_VISIT or (visit not in _UNPAID_VISITS and rng.random() < chance)
+        if visit == _VOIDED_VISIT:  # cancelled before anything was paid
+            invoice.status, invoice.void_reason = InvoiceStatus.VOID, "Billed to the wrong patient; re-issued"
+            continue
+        if insurer:
+            invoice.insurer_share_cents = invoice.total_cents * 7 // 10
+            invoice.claim_status = ClaimStatus.SUBMITTED
+        patient_part = invoice.total_cents - invoice.insurer_share_cents
+        method = rng.choice((PaymentMethod.CASH, PaymentMethod.CARD, PaymentMethod.BANK_TRANSFER))
+        if settled:
+            pay(invoice, patient_part, method, paid_on, f"receipt {invoice.number}")
+            if insurer:
+                invoice.claim_status = ClaimStatus.PAID
+                pay(invoice, invoice.insurer_share_cents, PaymentMethod.INSURANCE,
+                    min(latest, paid_on + timedelta(days=rng.randint(5, 20))), f"claim {invoice.number}")
+            if visit == _REFUNDED_VISIT:  # a goodwill discount after paying in full, refunded in cash
+                refund = invoice.total_cents // 10
+                invoice.discount_cents, invoice.discount_reason = refund, "Goodwill: long wait on the day"
+                invoice.total_cents -= refund
+                pay(invoice, -refund, PaymentMethod.CASH, min(latest, paid_on + timedelta(days=2)), "refund",
+                    "Goodwill discount refunded")
+        elif rng.random() < 0.5 and patient_part > 0:
+            pay(invoice, patient_part // 2, method, paid_on, f"part payment {invoice.number}")
+        if insurer and visit == _UNPAID_VISITS[1]:  # the insurer refused: all of it falls to the patient
+            invoice.claim_status, invoice.claim_note = ClaimStatus.REJECTED, "Not covered by the policy"
+        invoice.status = (InvoiceStatus.PAID if invoice.paid_cents >= invoice.total_cents
+                          else InvoiceStatus.PARTLY_PAID if invoice.paid_cents else InvoiceStatus.ISSUED)
+        invoice.updated_at = at(max(paid_on, issued_on), 18)
     session.flush()

@@ -1,0 +1,260 @@
+"""Pure functions that turn the accounts dashboard's aggregates into Plotly figures and tables.
+
+Colours come from the Okabe–Ito palette, each at least 3:1 against white, and never carry
+meaning alone: collected bars are hatched where billed bars are solid,
+bars carry their amounts as text, and the page prints every figure in a table as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+
+from hms_app import settings
+from hms_app.services import finance
+from hms_app.services.finance import (
+    PATIENTS_PAYER,
+    AccountsSummary,
+    AgeBucket,
+    DepartmentBilled,
+    KindBilled,
+    MethodCollected,
+    PayerOutstanding,
+    RevenuePeriod,
+)
+from hms_app.services.numbers import format_money
+
+BILLED_COLOUR = "#0072B2"  # blue, 5.2:1 on white
+COLLECTED_COLOUR = "#D55E00"  # vermilion, 3.9:1
+AGE_COLOURS = ["#0072B2", "#AB6400", "#D55E00", "#9A3412"]  # blue within terms, then warmer and darker
+INK = "#1c2024"
+GRID = "#e0e1e6"
+CHART_CONFIG = {"displaylogo": False, "responsive": True,
+                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
+"""Passed to ``rx.plotly``: Plotly's own toolbar without its logo or selection tools."""
+
+
+def _money_axis() -> dict:
+    return {"title": {"text": f"Amount ({settings.CURRENCY})"}, "tickformat": ",.0f", "gridcolor": GRID,
+            "rangemode": "tozero", "zerolinecolor": "#b9bbc6"}
+
+
+def _layout(figure: go.Figure, title: str, *, height: int = 320, legend: bool = False, **axes) -> go.Figure:
+    figure.update_layout(
+        title={"text": title, "font": {"size": 13, "color": "#60646c"}, "x": 0, "xanchor": "left"},
+        height=height, margin={"l": 60, "r": 16, "t": 36, "b": 48}, showlegend=legend,
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        paper_bgcolor="white", plot_bgcolor="white", font={"color": INK, "family": "system-ui, sans-serif"},
+        hoverlabel={"bgcolor": "white"}, separators=".,", **axes,
+    )
+    return figure
+
+
+def _units(cents: int) -> float:
+    return cents / 100
+
+
+def _bar_text(cents: list[int]) -> list[str]:
+    return [format_money(c) for c in cents]
+
+
+def _revenue_bars(rows: list[RevenuePeriod]) -> list[go.Bar]:
+    """Billed and collected side by side; collected hatched, so the two differ without colour."""
+    periods = [r.period for r in rows]
+    return [
+        go.Bar(x=periods, y=[_units(r.billed_cents) for r in rows], name="Billed", marker={"color": BILLED_COLOUR},
+               hovertemplate="%{x}<br>Billed %{y:,.2f}<extra></extra>"),
+        go.Bar(x=periods, y=[_units(r.collected_cents) for r in rows], name="Collected",
+               marker={"color": COLLECTED_COLOUR, "pattern": {"shape": "/", "fgcolor": "white", "solidity": 0.25}},
+               hovertemplate="%{x}<br>Collected %{y:,.2f}<extra></extra>"),
+    ]
+
+
+def revenue_by_day_figure(rows: list[RevenuePeriod], range_label: str) -> go.Figure:
+    """Billed and collected on each local day of the range."""
+    figure = go.Figure(_revenue_bars(rows))
+    return _layout(figure, f"{range_label} · {settings.CURRENCY}", legend=True, barmode="group", bargap=0.25,
+                   xaxis={"title": {"text": "Day"}, "type": "date", "gridcolor": GRID, "tickformat": "%d %b"},
+                   yaxis=_money_axis())
+
+
+def revenue_by_month_figure(rows: list[RevenuePeriod], range_label: str) -> go.Figure:
+    """Billed and collected in each local month of the range, amounts written on the bars."""
+    figure = go.Figure(_revenue_bars(rows))
+    for trace, amounts in zip(figure.data, ([r.billed_cents for r in rows], [r.collected_cents for r in rows]),
+                              strict=True):
+        trace.update(text=_bar_text(amounts), textposition="outside")
+    return _layout(figure, f"{range_label} · {settings.CURRENCY}", legend=True, barmode="group",
+                   uniformtext={"minsize": 9, "mode": "hide"},
+                   xaxis={"title": {"text": "Month"}, "type": "category"}, yaxis=_money_axis())
+
+
+def _horizontal_bars(names: list[str], cents: list[int], title: str, colours: str | list[str],
+                     what: str) -> go.Figure:
+    """One bar per name, largest on top, its amount written beside it."""
+    figure = go.Figure(go.Bar(
+        y=names, x=[_units(c) for c in cents], orientation="h", marker={"color": colours},
+        text=_bar_text(cents), textposition="auto", insidetextfont={"color": "white"},
+        outsidetextfont={"color": INK}, hovertemplate=f"%{{y}}<br>{what} %{{x:,.2f}}<extra></extra>",
+    ))
+    return _layout(figure, title, height=max(200, 70 + 44 * len(names)),
+                   xaxis=_money_axis(), yaxis={"autorange": "reversed", "automargin": True, "title": None})
+
+
+def billed_by_department_figure(rows: list[DepartmentBilled], range_label: str) -> go.Figure:
+    return _horizontal_bars([r.department for r in rows], [r.billed_cents for r in rows],
+                            f"Billed, {range_label}", BILLED_COLOUR, "Billed")
+
+
+def billed_by_kind_figure(rows: list[KindBilled], range_label: str) -> go.Figure:
+    return _horizontal_bars([r.kind for r in rows], [r.billed_cents for r in rows],
+                            f"Billed, {range_label}", BILLED_COLOUR, "Billed")
+
+
+def collected_by_method_figure(rows: list[MethodCollected], range_label: str) -> go.Figure:
+    """Collected (received less refunded) per payment method."""
+    return _horizontal_bars([r.method for r in rows], [r.collected_cents for r in rows],
+                            f"Collected less refunds, {range_label}", COLLECTED_COLOUR, "Collected")
+
+
+def receivables_by_age_figure(rows: list[AgeBucket], today: str) -> go.Figure:
+    """Open balances by days since the invoice was issued, youngest first."""
+    return _horizontal_bars([r.age for r in rows], [r.outstanding_cents for r in rows],
+                            f"Open invoices on {today}, by days since issue", AGE_COLOURS[:len(rows)],
+                            "Outstanding")
+
+
+def outstanding_by_payer_figure(rows: list[PayerOutstanding], today: str) -> go.Figure:
+    """What each insurer is still expected to pay, and what the patients owe."""
+    colours = [COLLECTED_COLOUR if r.payer == PATIENTS_PAYER else BILLED_COLOUR for r in rows]
+    return _horizontal_bars([r.payer for r in rows], [r.outstanding_cents for r in rows],
+                            f"Still owed on {today}", colours, "Owed")
+
+
+def accounts_figures(summary: AccountsSummary, today: str) -> dict[str, go.Figure]:
+    """Every chart of the accounts dashboard by its report name (``finance.REPORTS``)."""
+    label = summary.dates.label
+    return {
+        "revenue-by-day": revenue_by_day_figure(summary.by_day, label),
+        "revenue-by-month": revenue_by_month_figure(summary.by_month, label),
+        "billed-by-department": billed_by_department_figure(summary.by_department, label),
+        "billed-by-kind": billed_by_kind_figure(summary.by_kind, label),
+        "collected-by-method": collected_by_method_figure(summary.by_method, label),
+        "receivables-by-age": receivables_by_age_figure(summary.by_age, today),
+        "outstanding-by-payer": outstanding_by_payer_figure(summary.by_payer, today),
+    }
+
+
+# --- the same figures as text: the headline tiles, and a table and a sentence per chart -----------
+
+
+@dataclass(frozen=True)
+class HeadlineView:
+    billed: str
+    collected: str
+    outstanding: str
+    overdue: str
+    open_invoices: int
+    range_label: str
+    today: str
+
+
+@dataclass(frozen=True)
+class SummaryTable:
+    """One chart's figures as a table (first column a label, the others numbers) and a sentence."""
+
+    report: str
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    total: list[str]
+    summary: str
+    is_empty: bool
+
+
+def headline_view(summary: AccountsSummary) -> HeadlineView:
+    h = summary.headline
+    return HeadlineView(format_money(h.billed_cents), _signed(h.collected_cents),
+                        format_money(h.outstanding_cents), format_money(h.overdue_cents), h.open_invoices,
+                        summary.dates.label, f"{summary.today.day} {summary.today:%b %Y}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _signed(cents: int) -> str:
+    return format_money(cents) if cents >= 0 else f"−{format_money(-cents)}"
+
+
+def _revenue_table(report: str, rows: list[RevenuePeriod], range_label: str, period: str) -> SummaryTable:
+    billed, collected = sum(r.billed_cents for r in rows), sum(r.collected_cents for r in rows)
+    busiest = max(rows, key=lambda r: (r.collected_cents, r.period), default=None)
+    summary = f"{range_label}: billed {format_money(billed)}, collected {_signed(collected)}."
+    if busiest is not None and busiest.collected_cents > 0:
+        summary += f" Most collected on {busiest.period}: {format_money(busiest.collected_cents)}."
+    return SummaryTable(report, finance.REPORTS[report].title, [period, "Billed", "Collected"],
+                        [[r.period, format_money(r.billed_cents), _signed(r.collected_cents)] for r in rows],
+                        ["Total", format_money(billed), _signed(collected)], summary,
+                        not any(r.billed_cents or r.collected_cents for r in rows))
+
+
+def _share_table(report: str, names: list[str], charges: list[int], cents: list[int], what: str,
+                 label: str) -> SummaryTable:
+    total = sum(cents)
+    rows = [[name, str(n), format_money(c), f"{100 * c / total:.0f}%" if total else "–"]
+            for name, n, c in zip(names, charges, cents, strict=True)]
+    top = max(zip(cents, names, strict=True), default=(0, ""))
+    summary = (f"{format_money(total)} {what} in {_count(sum(charges), 'charge')}; the most from {top[1]} "
+               f"({format_money(top[0])})." if total else f"Nothing {what} in this range.")
+    return SummaryTable(report, finance.REPORTS[report].title, [label, "Charges", "Billed", "Share"], rows,
+                        ["Total", str(sum(charges)), format_money(total), "100%" if total else "–"], summary,
+                        not any(charges))
+
+
+def summary_tables(summary: AccountsSummary) -> list[SummaryTable]:
+    """The figures of every chart as text, in page order, so they are not only visual."""
+    label = summary.dates.label
+    departments, kinds, methods = summary.by_department, summary.by_kind, summary.by_method
+    collected = sum(m.collected_cents for m in methods)
+    refunded = sum(m.refunded_cents for m in methods)
+    receivable = sum(b.outstanding_cents for b in summary.by_age)
+    open_invoices = sum(b.invoices for b in summary.by_age)
+    payers_owed = sum(p.outstanding_cents for p in summary.by_payer)
+    insurers = [p for p in summary.by_payer if p.payer != PATIENTS_PAYER and p.outstanding_cents]
+    return [
+        _revenue_table("revenue-by-day", summary.by_day, label, "Day"),
+        _revenue_table("revenue-by-month", summary.by_month, label, "Month"),
+        _share_table("billed-by-department", [d.department for d in departments], [d.charges for d in departments],
+                     [d.billed_cents for d in departments], "billed", "Department"),
+        _share_table("billed-by-kind", [k.kind for k in kinds], [k.charges for k in kinds],
+                     [k.billed_cents for k in kinds], "billed", "Kind of service"),
+        SummaryTable(
+            "collected-by-method", finance.REPORTS["collected-by-method"].title,
+            ["Method", "Payments", "Received", "Refunded", "Collected"],
+            [[m.method, str(m.payments), format_money(m.received_cents), format_money(m.refunded_cents),
+              _signed(m.collected_cents)] for m in methods],
+            ["Total", str(sum(m.payments for m in methods)), format_money(sum(m.received_cents for m in methods)),
+             format_money(refunded), _signed(collected)],
+            f"{_signed(collected)} collected after {format_money(refunded)} refunded." if any(
+                m.payments for m in methods) else "No payments received in this range.",
+            not any(m.payments for m in methods)),
+        SummaryTable(
+            "receivables-by-age", finance.REPORTS["receivables-by-age"].title, ["Days since issue", "Invoices", "Outstanding"],
+            [[b.age, str(b.invoices), format_money(b.outstanding_cents)] for b in summary.by_age],
+            ["Total", str(open_invoices), format_money(receivable)],
+            f"{format_money(receivable)} outstanding on {_count(open_invoices, 'open invoice')}; "
+            f"{format_money(summary.headline.overdue_cents)} of it overdue." if open_invoices else
+            "No open invoices: everything issued is paid.",
+            not open_invoices),
+        SummaryTable(
+            "outstanding-by-payer", finance.REPORTS["outstanding-by-payer"].title, ["Payer", "Invoices", "Outstanding"],
+            [[p.payer, str(p.invoices), format_money(p.outstanding_cents)] for p in summary.by_payer],
+            ["Total", str(open_invoices), format_money(payers_owed)],
+            f"{format_money(sum(p.outstanding_cents for p in insurers))} expected from "
+            f"{_count(len(insurers), 'insurer')}, "
+            f"{format_money(summary.by_payer[-1].outstanding_cents)} from patients." if payers_owed else
+            "Nothing is owed by insurers or patients.",
+            not payers_owed),
+    ]
