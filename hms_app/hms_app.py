@@ -10,7 +10,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hms_app.pages import admin, appointments, auth, billing, clinical, common, dashboards, pharmacy
+from hms_app.pages import (
+    admin,
+    appointments,
+    auth,
+    billing,
+    clinical,
+    common,
+    dashboards,
+    finance,
+    pharmacy,
+    reports,
+)
 from hms_app.services import events
 from hms_app.state import live
 from hms_app.state.admin import (
@@ -38,6 +49,7 @@ from hms_app.state.clinical import (
     PatientHistoryState,
 )
 from hms_app.state.dashboard import NotificationsState, ProfileState
+from hms_app.state.finance import AccountsDashboardState
 from hms_app.state.pharmacy import (
     InventoryState,
     PatientPrescriptionsState,
@@ -45,6 +57,7 @@ from hms_app.state.pharmacy import (
     PharmacyQueueState,
     StockLedgerState,
 )
+from hms_app.state.reports import AdminReportsState
 
 log = logging.getLogger("hms")
 
@@ -91,11 +104,12 @@ _ROLE_DASHBOARDS = [
     ("/patient", "patient", dashboards.patient_dashboard, "My dashboard"),
     ("/doctor", "doctor", dashboards.doctor_dashboard, "Doctor"),
     ("/lab", "lab", dashboards.lab_dashboard, "Laboratory"),
-    ("/accounts", "accounts", dashboards.accounts_dashboard, "Accounts"),
 ]
 for route, role, page, title in _ROLE_DASHBOARDS:
     app.add_page(page, route=route, title=f"{title} · HMS", on_load=[SessionState.guard(role), ProfileState.load_profile])
 
+app.add_page(finance.accounts_dashboard, route="/accounts", title="Accounts · HMS",
+             on_load=[SessionState.guard("accounts"), AccountsDashboardState.load_dashboard])
 app.add_page(admin.admin_dashboard, route="/admin", title="Administration · HMS",
              on_load=[SessionState.guard("admin"), AdminDashboardState.load_figures])
 app.add_page(admin.users_page, route="/admin/users", title="Users · HMS",
@@ -108,6 +122,8 @@ app.add_page(admin.break_glass_page, route="/admin/break-glass", title="Break-gl
              on_load=[SessionState.guard("admin"), BreakGlassState.load_rows])
 app.add_page(admin.audit_page, route="/admin/audit", title="Audit trail · HMS",
              on_load=[SessionState.guard("admin"), AuditState.load_rows])
+app.add_page(reports.reports_page, route="/admin/reports", title="Reports · HMS",
+             on_load=[SessionState.guard("admin"), AdminReportsState.load_reports])
 
 app.add_page(appointments.booking_page, route="/patient/book", title="Book an appointment · HMS",
              on_load=[SessionState.guard("patient"), BookingState.open_booking])
@@ -155,6 +171,7 @@ live.hub.watch("notifications", "/notifications", NotificationsState, "_reload")
 live.hub.watch("prescriptions", "/pharmacy/queue", PharmacyQueueState, "_reload")
 live.hub.watch("prescriptions", "/pharmacy", PharmacyDashboardState, "_load")
 live.hub.watch("prescriptions", "/patient/prescriptions", PatientPrescriptionsState, "_reload")
+live.hub.watch("billing", "/accounts", AccountsDashboardState, "_load")
 live.hub.watch("billing", "/accounts/invoices", AccountsInvoicesState, "_reload")
 live.hub.watch("billing", "/patient/invoices", PatientInvoicesState, "_reload")
 live.hub.watch("stock", "/pharmacy", PharmacyDashboardState, "_load")

@@ -95,7 +95,7 @@ def _form(title: str, submit: str, handler, *fields: rx.Component, color: str = 
     return rx.form(rx.vstack(
         rx.heading(title, as_="h3", size="3"),
         rx.grid(*fields, columns=rx.breakpoints(initial="1", sm="3"), spacing="3", width="100%", align="end"),
-        rx.button(submit, type="submit", color_scheme=color),
+        rx.button(submit, type="submit", color_scheme=color, high_contrast=color != "indigo"),
         spacing="2", align="start", width="100%"), on_submit=handler, reset_on_submit=True, width="100%")
 
 

@@ -88,7 +88,3 @@ def doctor_dashboard() -> rx.Component:
 
 def lab_dashboard() -> rx.Component:
     return staff_dashboard("Laboratory dashboard")
-
-
-def accounts_dashboard() -> rx.Component:
-    return staff_dashboard("Accounts dashboard")

@@ -94,7 +94,7 @@ def _reject_dialog() -> rx.Component:
             rx.form(rx.vstack(
                 field("Reason", "reason", required=True, field_id="reject-reason",
                       hint="For example: dose exceeds the maximum daily dose; please review."),
-                _dialog_buttons("Reject prescription", s.close_reject, color_scheme="red"),
+                _dialog_buttons("Reject prescription", s.close_reject, color_scheme="red", high_contrast=True),
                 spacing="3", margin_top="0.75rem"), on_submit=s.reject, reset_on_submit=False),
             max_width="32rem",
         ),
