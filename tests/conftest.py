@@ -22,11 +22,11 @@ os.environ.setdefault("HMS_BCRYPT_ROUNDS", "4")  # speed only; production keeps 
 # The data key and stored files of the test run live in a folder of its own, never in data/.
 os.environ.setdefault("HMS_DATA_DIR", tempfile.mkdtemp(prefix="hms-test-data-"))
 
-from hms_app.db import engine as db_engine  # noqa: E402
-from hms_app.db.enums import Role  # noqa: E402
-from hms_app.db.migrate import upgrade  # noqa: E402
-from hms_app.services import auth, demo, permissions  # noqa: E402
-from hms_app.services.actor import Actor, Anonymous  # noqa: E402
+from hms_app.db import engine as db_engine
+from hms_app.db.enums import Role
+from hms_app.db.migrate import upgrade
+from hms_app.services import auth, demo, permissions
+from hms_app.services.actor import Actor, Anonymous
 
 POSTGRES_URL = os.environ.get("HMS_TEST_POSTGRES_URL", "")
 
