@@ -22,7 +22,7 @@ What each figure means:
   ``billing.patient_due_cents``), so the payers add up to the receivables.
 
 Days and months are those of the hospital's calendar (``settings.TIMEZONE``), labelled in
-SQL by the reports' ``_local_period``, so a payment at 00:30 local time on a summer
+SQL by the reports' ``local_period``, so a payment at 00:30 local time on a summer
 morning (23:30 UTC the evening before) counts on its local day, on SQLite and PostgreSQL
 alike. A range is validated as the reports' ranges are: ISO dates, start ≤ end, at most
 366 days; months at its ends count only the days inside it.
@@ -52,9 +52,9 @@ from hms_app.services.billing import KIND_LABELS, METHOD_LABELS, OPEN_STATUSES
 from hms_app.services.errors import ValidationError
 from hms_app.services.reports import (
     ReportRange,
-    _local_period,
-    _periods,
+    local_period,
     parse_report_range,
+    periods_of,
     rows_to_csv,
 )
 from hms_app.services.scheduling import day_span_utc, local_today
@@ -162,19 +162,19 @@ def _billed_lines(window: ReportRange) -> sa.Select:
 
 
 def _revenue(session: Session, window: ReportRange, per: str) -> list[RevenuePeriod]:
-    billed_rows = (sa.select(_local_period(session, InvoiceLine.service_at, window, per).label("period"),
+    billed_rows = (sa.select(local_period(session, InvoiceLine.service_at, window, per).label("period"),
                              InvoiceLine.amount_cents.label("cents"))
                    .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
                    .where(Invoice.status != InvoiceStatus.VOID.value, _within(InvoiceLine.service_at, window))
                    .subquery())
-    paid_rows = (sa.select(_local_period(session, Payment.received_at, window, per).label("period"),
+    paid_rows = (sa.select(local_period(session, Payment.received_at, window, per).label("period"),
                            Payment.amount_cents.label("cents"))
                  .where(_within(Payment.received_at, window)).subquery())
     billed = dict(session.execute(sa.select(billed_rows.c.period, sa.func.sum(billed_rows.c.cents))
                                   .group_by(billed_rows.c.period)).all())
     collected = dict(session.execute(sa.select(paid_rows.c.period, sa.func.sum(paid_rows.c.cents))
                                      .group_by(paid_rows.c.period)).all())
-    return [RevenuePeriod(p, int(billed.get(p) or 0), int(collected.get(p) or 0)) for p in _periods(window, per)]
+    return [RevenuePeriod(p, int(billed.get(p) or 0), int(collected.get(p) or 0)) for p in periods_of(window, per)]
 
 
 def _by_department(session: Session, window: ReportRange) -> list[DepartmentBilled]:

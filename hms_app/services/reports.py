@@ -3,7 +3,7 @@
 Each report is a GROUP BY in SQL that returns a few small rows. Dates are days of the
 hospital's calendar (``settings.TIMEZONE``); the database stores UTC. A range of days is
 the UTC span from local midnight before its first day to local midnight after its last,
-and each row is put in its local day or month by ``_local_period``: PostgreSQL converts
+and each row is put in its local day or month by ``local_period``: PostgreSQL converts
 with its own time-zone data; SQLite, which has none, shifts each instant by the zone's UTC
 offset at that instant, an offset that is constant between the zone's transitions, which
 are found in Python for the range. Daylight-saving changes are therefore bucketed alike on
@@ -101,7 +101,7 @@ class ReportRange:
     @property
     def periods(self) -> list[str]:
         """Every day or month (``per``) of the range, labelled as the report rows label them."""
-        return _periods(self, self.per)
+        return periods_of(self, self.per)
 
 
 def _day_label(day: date) -> str:
@@ -134,8 +134,8 @@ def parse_report_range(start: object, end: object) -> ReportRange:
     return ReportRange(first, last, starts_at, ends_at, per)
 
 
-def _periods(window: ReportRange, per: str) -> list[str]:
-    """Every period of the range, as ``_local_period`` labels them, in order."""
+def periods_of(window: ReportRange, per: str) -> list[str]:
+    """Every period of the range, as ``local_period`` labels them, in order."""
     if per == "day":
         return [(window.first_day + timedelta(days=i)).isoformat() for i in range(window.days)]
     months, year, month = [], window.first_day.year, window.first_day.month
@@ -177,7 +177,7 @@ def utc_offset_pieces(starts_at: datetime, ends_at: datetime) -> list[tuple[date
     return [(epoch + timedelta(seconds=second), offset) for second, offset in pieces]
 
 
-def _local_period(session: Session, column: Any, window: ReportRange, per: str) -> sa.ColumnElement[str]:
+def local_period(session: Session, column: Any, window: ReportRange, per: str) -> sa.ColumnElement[str]:
     """The local day (``2026-03-29``) or month (``2026-03``) of a UTC timestamp column.
 
     Correct only for instants inside ``window``, which every report filters on.
@@ -250,7 +250,7 @@ class NewPatientsMonth:
 
 def _appointments(session: Session, window: ReportRange) -> list[AppointmentCount]:
     rows = sa.select(
-        _local_period(session, Appointment.starts_at, window, window.per).label("period"),
+        local_period(session, Appointment.starts_at, window, window.per).label("period"),
         Department.name.label("department"),
         Appointment.status.label("status"),
     ).join(Department, Department.id == Appointment.department_id).where(
@@ -351,7 +351,7 @@ def _pharmacy(session: Session, window: ReportRange) -> list[PharmacyPeriod]:
         .where(StockMovement.created_at < window.starts_at)
     ).scalar_one()
     moves = sa.select(
-        _local_period(session, StockMovement.created_at, window, window.per).label("period"), value.label("value")
+        local_period(session, StockMovement.created_at, window, window.per).label("period"), value.label("value")
     ).join(StockBatch, StockBatch.id == StockMovement.batch_id).where(
         _within(StockMovement.created_at, window)
     ).subquery()
@@ -359,7 +359,7 @@ def _pharmacy(session: Session, window: ReportRange) -> list[PharmacyPeriod]:
         sa.select(moves.c.period, sa.func.sum(moves.c.value)).group_by(moves.c.period)
     ).all())
     handed_out = sa.select(
-        _local_period(session, Dispensation.dispensed_at, window, window.per).label("period"),
+        local_period(session, Dispensation.dispensed_at, window, window.per).label("period"),
         Dispensation.quantity.label("quantity"),
         (Dispensation.quantity * Dispensation.unit_price_cents).label("value"),
     ).where(_within(Dispensation.dispensed_at, window)).subquery()
@@ -379,11 +379,11 @@ def _pharmacy(session: Session, window: ReportRange) -> list[PharmacyPeriod]:
 
 
 def _new_patients(session: Session, window: ReportRange) -> list[NewPatientsMonth]:
-    joined = sa.select(_local_period(session, User.created_at, window, "month").label("month")).where(
+    joined = sa.select(local_period(session, User.created_at, window, "month").label("month")).where(
         User.role == Role.PATIENT.value, _within(User.created_at, window)
     ).subquery()
     counts = dict(session.execute(sa.select(joined.c.month, sa.func.count()).group_by(joined.c.month)).all())
-    return [NewPatientsMonth(month, int(counts.get(month, 0))) for month in _periods(window, "month")]
+    return [NewPatientsMonth(month, int(counts.get(month, 0))) for month in periods_of(window, "month")]
 
 
 @dataclass(frozen=True)
