@@ -173,14 +173,14 @@ def test_rejected_prescription_reaches_the_doctor(app_server, browser):
         page.goto(f"{app_server.url}/pharmacy/queue")
         wait_ready(page)
         page.locator(f"tr[data-prescription='{prescription_id}']").get_by_role("button", name="Reject").click()
-        page.get_by_role("button", name="Reject prescription").click()  # no reason: the browser asks for one
+        page.get_by_role("dialog").get_by_role("button", name="Reject prescription", exact=True).click()  # no reason: the browser asks for one
         assert db_value(app_server.database_url, "SELECT status FROM prescription WHERE id=?",
                         (prescription_id,)) == "issued"
         page.fill("#reject-reason", "x")
-        page.get_by_role("button", name="Reject prescription").click()
+        page.get_by_role("dialog").get_by_role("button", name="Reject prescription", exact=True).click()
         page.get_by_text("Say why the prescription is rejected").first.wait_for()
         page.fill("#reject-reason", "Duplicate of a course dispensed this week")
-        page.get_by_role("button", name="Reject prescription").click()
+        page.get_by_role("dialog").get_by_role("button", name="Reject prescription", exact=True).click()
         page.get_by_text("Prescription rejected").first.wait_for()
         assert db_value(app_server.database_url, "SELECT status FROM prescription WHERE id=?",
                         (prescription_id,)) == "rejected"
