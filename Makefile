@@ -1,5 +1,6 @@
 # HMS: one command runs the app, one command passes the tests.
 #   make run   set up, migrate, load demo data, serve at http://localhost:3000
+#   make run-scaled   the same on PostgreSQL and Redis with HMS_WORKERS backend workers (4)
 #   make test  set up with the test extras (and Chromium if missing), run the whole suite
 
 PYTHON ?= python3
@@ -12,7 +13,7 @@ export REFLEX_USE_NPM := 1
 export REFLEX_TELEMETRY_ENABLED := false
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install install-test browser db run run-dev test test-postgres lint bench clean
+.PHONY: install install-test browser db run run-scaled run-dev test test-postgres lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +52,17 @@ db: install
 
 ## run: serve the app in production mode on one port (SQLite, demo data, one worker)
 run: db
+	$(BIN)/reflex run --env prod
+
+## run-scaled: serve on PostgreSQL (created if missing), Reflex state in Redis, HMS_WORKERS workers behind one port
+run-scaled: export HMS_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/hms
+run-scaled: export REFLEX_REDIS_URL ?= redis://127.0.0.1:6379/0
+run-scaled: export HMS_WORKERS ?= 4
+run-scaled: install
+	$(BIN)/hms createdb
+	$(BIN)/hms migrate
+	$(BIN)/hms seed --if-empty
+	$(BIN)/hms check-deployment
 	$(BIN)/reflex run --env prod
 
 ## test: the whole suite on SQLite: services, handlers, websocket probes, browser journeys

@@ -1,9 +1,18 @@
 """Reflex configuration. Every value that depends on the environment comes from hms_app.settings."""
 
+import os
+
 import reflex as rx
 from reflex.plugins.sitemap import SitemapPlugin
 
 from hms_app import settings
+
+if settings.WORKERS > 1 and not settings.REDIS_URL:
+    raise SystemExit(f"HMS_WORKERS={settings.WORKERS} needs REFLEX_REDIS_URL: workers share Reflex's state "
+                     "and the live hub's rooms through Redis (one worker runs without it).")
+# Reflex has no setting for the worker count: granian reads GRANIAN_WORKERS, and would start
+# 2 * CPUs + 1 workers whenever Redis is set. HMS_WORKERS decides, so the pools are sized right.
+os.environ["GRANIAN_WORKERS"] = str(settings.WORKERS)
 
 config = rx.Config(
     app_name="hms_app",

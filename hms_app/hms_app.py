@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import reflex as rx
@@ -10,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from hms_app.db.engine import get_engine
 from hms_app.pages import (
     admin,
     appointments,
@@ -90,6 +93,17 @@ async def _bind_live_hub() -> None:
 
 
 app.register_lifespan_task(_bind_live_hub)
+
+
+@contextlib.asynccontextmanager
+async def _open_database():
+    """Size this worker's database pool as it starts: on PostgreSQL the pool is fitted under the
+    server's connection limit, and a worker that cannot fit stops here with the reason."""
+    await asyncio.to_thread(get_engine)
+    yield
+
+
+app.register_lifespan_task(_open_database)
 events.subscribe(live.hub.on_change)
 
 app.add_page(index, route="/", title="HMS", on_load=LoginState.open_login)

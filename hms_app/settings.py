@@ -42,7 +42,14 @@ SESSION_IDLE_SECONDS = 30 * 60
 LOCKOUT_THRESHOLD = 5
 LOCKOUT_SECONDS = 15 * 60
 
+WORKERS = int(os.environ.get("HMS_WORKERS") or os.environ.get("GRANIAN_WORKERS") or "1")
+"""Backend worker processes behind the one port; more than one needs ``REFLEX_REDIS_URL``."""
+
 DB_POOL_SIZE = int(os.environ.get("HMS_DB_POOL_SIZE", "5"))
+"""PostgreSQL connections each worker keeps (as many again in a burst); shrunk at start so that
+every worker's pool and ``DB_HEADROOM`` fit under the server's limit (``hms_app/db/postgres.py``)."""
+DB_HEADROOM = int(os.environ.get("HMS_DB_HEADROOM", "10"))
+"""PostgreSQL connections left free for migrations, ``hms`` commands, psql, backups and tests."""
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 TRUSTED_PROXY_HOPS = int(os.environ.get("HMS_TRUSTED_PROXY_HOPS", "0"))

@@ -3,11 +3,14 @@
 SQLite runs with WAL, a busy timeout and foreign keys on. A session opened for writing
 takes SQLite's write lock at the start of its transaction (``BEGIN IMMEDIATE``), so
 concurrent writers queue on the busy timeout instead of failing half-way when a read
-lock cannot be upgraded. PostgreSQL is selected with ``HMS_DATABASE_URL``.
+lock cannot be upgraded. PostgreSQL is selected with ``HMS_DATABASE_URL``; there the
+process-wide engine's pool is sized so that every worker's pool fits under the server's
+``max_connections`` (``hms_app/db/postgres.py``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +19,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from hms_app import settings
+from hms_app.db import postgres
 
+log = logging.getLogger(__name__)
 _engine: sa.Engine | None = None
 _WRITE_OPTION = "hms_write"
 
@@ -27,8 +32,14 @@ def _sqlite_path(url: sa.URL) -> Path | None:
     return Path(url.database)
 
 
-def create_engine(url: str) -> sa.Engine:
-    """Build an engine for ``url`` with the project's connection settings."""
+def create_engine(url: str, *, pool_size: int | None = None) -> sa.Engine:
+    """Build an engine for ``url`` with the project's connection settings.
+
+    Args:
+        url: the SQLAlchemy URL.
+        pool_size: connections kept open on a server database, and as many again in a
+            burst; ``settings.DB_POOL_SIZE`` unless given.
+    """
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_path(parsed)
@@ -39,10 +50,11 @@ def create_engine(url: str) -> sa.Engine:
         )
         _configure_sqlite(engine)
         return engine
+    pool_size = pool_size or settings.DB_POOL_SIZE
     return sa.create_engine(
         parsed,
-        pool_size=settings.DB_POOL_SIZE,
-        max_overflow=settings.DB_POOL_SIZE,
+        pool_size=pool_size,
+        max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
@@ -67,11 +79,27 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 
 
 def get_engine() -> sa.Engine:
-    """The process-wide engine for ``settings.DATABASE_URL``."""
+    """The process-wide engine for ``settings.DATABASE_URL``.
+
+    Raises:
+        postgres.ConnectionBudgetExceeded: the workers cannot all have a pool on PostgreSQL.
+    """
     global _engine
     if _engine is None:
-        _engine = create_engine(settings.DATABASE_URL)
+        pool_size = worker_pool_plan().pool_size if postgres.is_postgres(settings.DATABASE_URL) else None
+        _engine = create_engine(settings.DATABASE_URL, pool_size=pool_size)
     return _engine
+
+
+def worker_pool_plan() -> postgres.PoolPlan:
+    """This worker's pool on PostgreSQL: ``settings.DB_POOL_SIZE``, shrunk if the server's
+    ``max_connections`` cannot hold that many for ``settings.WORKERS`` workers and the headroom."""
+    plan = postgres.plan_pool(limits=postgres.server_limits(settings.DATABASE_URL), workers=settings.WORKERS,
+                              pool_size=settings.DB_POOL_SIZE, headroom=settings.DB_HEADROOM)
+    if plan.shrunk:
+        log.warning("database pool shrunk from %d to %d per worker to fit: %s",
+                    plan.requested_pool_size, plan.pool_size, plan.describe())
+    return plan
 
 
 def use_engine(engine: sa.Engine | None) -> None:

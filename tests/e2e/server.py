@@ -88,7 +88,8 @@ def start_app(data_dir: Path, *, timeout: float = 900, extra_env: dict[str, str]
         [str(BIN / "reflex"), "run", "--env", "prod"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    server = AppServer(f"http://localhost:{port}", port, data_dir, f"sqlite:///{data_dir / 'hms.db'}", log_path, process)
+    database_url = env.get("HMS_DATABASE_URL") or f"sqlite:///{data_dir / 'hms.db'}"
+    server = AppServer(f"http://localhost:{port}", port, data_dir, database_url, log_path, process)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
