@@ -101,12 +101,13 @@ def test_emails_are_unique_in_the_database_too(engine):
         _add_user(engine, "twin@hms.example")
 
 
-def test_sqlite_runs_with_wal_busy_timeout_and_foreign_keys(engine):
+def test_sqlite_runs_with_wal_busy_timeout_foreign_keys_and_full_sync(engine):
     _sqlite_only(engine)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15_000
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2, "FULL: a commit survives a power cut"
 
 
 def test_a_sqlite_writer_takes_the_write_lock_at_the_start(engine):
