@@ -1,11 +1,53 @@
-"""The ``hms`` command: migrate, load demo data, verify the audit chain and the stock ledger, rotate the data key."""
+"""The ``hms`` command: create and migrate the database, load demo data, check a scaled
+deployment, verify the audit chain and the stock ledger, rotate the data key."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from hms_app import settings
+
+
+def _createdb(_args: argparse.Namespace) -> int:
+    from hms_app.db import postgres
+
+    if not postgres.is_postgres(settings.DATABASE_URL):
+        print(f"nothing to create: {_safe_url()} is created on first use")
+        return 0
+    created = postgres.create_database(settings.DATABASE_URL)
+    print(f"database {'created' if created else 'already exists'}: {_safe_url()}")
+    return 0
+
+
+def _check_deployment(_args: argparse.Namespace) -> int:
+    from hms_app.db import postgres
+    from hms_app.db.engine import worker_pool_plan
+
+    problems = []
+    print(f"workers: {settings.WORKERS} (HMS_WORKERS)")
+    if settings.REDIS_URL:
+        import redis
+
+        try:
+            redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5).ping()
+            print(f"Redis answers: {_safe_redis_url()}")
+        except redis.RedisError as error:
+            problems.append(f"Redis at {_safe_redis_url()} does not answer: {error}")
+    elif settings.WORKERS > 1:
+        problems.append(f"HMS_WORKERS={settings.WORKERS} needs REFLEX_REDIS_URL: the workers share state through Redis")
+    if postgres.is_postgres(settings.DATABASE_URL):
+        plan = worker_pool_plan()
+        print(f"database: {_safe_url()}\nconnections: {plan.describe()}")
+        if plan.shrunk:
+            print(f"note: HMS_DB_POOL_SIZE={plan.requested_pool_size} shrunk to {plan.pool_size} per worker to fit")
+    else:
+        print(f"database: {_safe_url()}"
+              + (" (SQLite: several workers share one file; use PostgreSQL to scale out)" if settings.WORKERS > 1 else ""))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _migrate(_args: argparse.Namespace) -> int:
@@ -27,6 +69,8 @@ def _seed(args: argparse.Namespace) -> int:
     from hms_app.db.engine import session_scope
     from hms_app.services import demo
 
+    if args.scale is not None:
+        return _seed_scale(args)
     with session_scope() as session:
         loaded = demo.seed_demo(session)
     if loaded:
@@ -37,6 +81,43 @@ def _seed(args: argparse.Namespace) -> int:
     else:
         print("the database already holds users; demo data left as it is")
     return 0
+
+
+def _seed_scale(args: argparse.Namespace) -> int:
+    from hms_app.db.engine import get_engine, session_scope
+    from hms_app.services import demo, scale_seed
+
+    engine = get_engine()
+    with session_scope(engine=engine, write=False) as session:
+        empty = demo.database_is_empty(session)
+    if not empty:
+        print("the database already holds users; `hms seed --scale` needs an empty, migrated database",
+              file=None if args.if_empty else sys.stderr)
+        return 0 if args.if_empty else 1
+    with _progress_bars(scale_seed.estimated_rows(args.scale)) as progress:
+        report = scale_seed.seed_scale(engine, scale=args.scale, seed=args.seed, progress=progress)
+    print(f"scale {report.scale:g} loaded into {_safe_url()}: {sum(report.rows.values()):,} rows in "
+          f"{report.seconds:.0f} s, peak memory {report.peak_rss_mb:.0f} MB")
+    for table, rows in report.rows.items():
+        print(f"  {table:<20}{rows:>12,}")
+    print(f"demo accounts as listed in the README; every account's password is {demo.DEMO_PASSWORD}")
+    return 0
+
+
+@contextlib.contextmanager
+def _progress_bars(totals: dict[str, int]):
+    """A progress bar per table on stderr (``rich`` comes with Reflex)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bars:
+        tasks = {table: bars.add_task(table, total=rows) for table, rows in totals.items()}
+
+        def advance(table: str, rows: int) -> None:
+            bars.advance(tasks[table], rows)
+
+        yield advance
 
 
 def _verify_audit(_args: argparse.Namespace) -> int:
@@ -82,18 +163,89 @@ def _rotate_key(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hms_app.services import backup
+
+    try:
+        report = backup.create_backup(output=Path(args.output) if args.output else None)
+    except backup.BackupError as error:
+        print(f"backup failed: {error.message}", file=sys.stderr)
+        return 1
+    print(f"backup written: {report.archive} ({report.size_bytes / 1e6:.1f} MB)\n"
+          f"  {report.engine} database {_safe_url()}, schema {report.schema_revision}: {report.rows} rows in "
+          f"{len(report.tables)} tables; {report.files} encrypted files; audit chain of {report.audit_rows} rows "
+          + ("intact" if report.audit_intact else "BROKEN (kept as it is: run hms verify-audit)"))
+    if report.stock_mismatches:
+        print(f"  note: {report.stock_mismatches} stock batches disagree with their ledger (hms verify-stock)")
+    if report.archive.is_relative_to(settings.DATA_DIR):
+        print(f"  warning: the archive is inside {settings.DATA_DIR}, next to the key file; move it elsewhere",
+              file=sys.stderr)
+    print()
+    print(backup.key_advice())
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hms_app.services import backup
+
+    try:
+        report = backup.restore_backup(archive=Path(args.archive), force=args.force, check_only=args.check)
+    except backup.RestoreRefused as error:
+        print(f"restore refused: {error.message}", file=sys.stderr)
+        return 1
+    made = f"{report.engine} backup of {report.created_at}, schema {report.schema_revision}"
+    if args.check:
+        print(f"archive intact and the data key fits: {made}; {report.rows} rows in {len(report.tables)} tables, "
+              f"{report.files} files")
+        return 0
+    for path in report.kept_aside:
+        print(f"kept aside: {path}")
+    print(f"restored {made} into {_safe_url()} and {settings.FILES_DIR}")
+    for warning in report.warnings:
+        print(f"  warning: {warning}")
+    if not report.ok:
+        for problem in report.problems:
+            print(f"  PROBLEM: {problem}", file=sys.stderr)
+        return 2
+    print(f"  verified: {report.rows} rows in {len(report.tables)} tables as in the backup; audit chain of "
+          f"{report.audit_rows} rows intact and ending where the backup's did; stock ledger as it was; "
+          f"{report.values_decrypted} encrypted values and {report.files_decrypted} of {report.files} files "
+          "decrypt with the data key")
+    if report.behind_code:
+        print("  the backup's schema is older than this HMS: run `hms migrate` before starting the app")
+    return 0
+
+
 def _safe_url() -> str:
     import sqlalchemy as sa
 
     return sa.make_url(settings.DATABASE_URL).render_as_string(hide_password=True)
 
 
+def _safe_redis_url() -> str:
+    import sqlalchemy as sa
+
+    return sa.make_url(settings.REDIS_URL).render_as_string(hide_password=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hms", description="HMS administration commands")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("createdb", help="create the PostgreSQL database of HMS_DATABASE_URL if missing"
+                        ).set_defaults(run=_createdb)
+    commands.add_parser("check-deployment", help="check Redis and that every worker's pool fits PostgreSQL's limit"
+                        ).set_defaults(run=_check_deployment)
     commands.add_parser("migrate", help="apply the database migrations").set_defaults(run=_migrate)
     seed = commands.add_parser("seed", help="load the demo hospital into an empty database")
     seed.add_argument("--if-empty", action="store_true", help="succeed quietly when users exist")
+    seed.add_argument("--scale", type=float, metavar="N",
+                      help="also generate N × a hospital of 100,000 patients and 1,000,000 appointments over five "
+                           "years (0.01, 0.1, 1 ...), for load tests and benchmarks")
+    seed.add_argument("--seed", type=int, default=2026, help="random seed of --scale (default 2026)")
     seed.set_defaults(run=_seed)
     commands.add_parser("verify-audit", help="check the audit trail's hash chain").set_defaults(run=_verify_audit)
     commands.add_parser("verify-stock", help="check that the stock ledger sums to what is on hand"
@@ -101,8 +253,30 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "rotate-key", help="re-encrypt clinical data and files with a new data key (stop the app first)"
     ).set_defaults(run=_rotate_key)
+    backup = commands.add_parser(
+        "backup", help="write the database and the encrypted files to one archive (the app may keep running); "
+                       "the data key is never in it")
+    backup.add_argument("-o", "--output", metavar="PATH",
+                        help="the archive's file name, or a folder for it (default: hms-backup-<time>.tar.gz here)")
+    backup.set_defaults(run=_backup)
+    restore = commands.add_parser(
+        "restore", help="restore an archive into an empty database and files folder, then verify it (stop the app "
+                        "first; the data key must be in place)")
+    restore.add_argument("archive", metavar="ARCHIVE")
+    restore.add_argument("--force", action="store_true",
+                         help="replace a database or files folder that holds data (SQLite's file and the files "
+                              "folder are kept aside as *.before-restore-<time>; PostgreSQL's tables are dropped)")
+    restore.add_argument("--check", action="store_true",
+                         help="only check the archive's checksums and that the data key fits; write nothing")
+    restore.set_defaults(run=_restore)
     args = parser.parse_args(argv)
-    return args.run(args)
+    from hms_app.db.postgres import ConnectionBudgetExceeded
+
+    try:
+        return args.run(args)
+    except ConnectionBudgetExceeded as error:
+        print(f"refusing to start: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
