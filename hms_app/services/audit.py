@@ -28,6 +28,7 @@ from hms_app.services.actor import Actor, Anonymous
 from hms_app.services.errors import PermissionDenied, ValidationError
 from hms_app.services.ids import parse_id
 from hms_app.services.paging import clamp_page
+from hms_app.services.text import shown, storable
 
 GENESIS_HASH = "0" * 64
 _PG_AUDIT_LOCK = 7_310_421  # advisory lock key that serialises appends on PostgreSQL
@@ -74,11 +75,12 @@ def record(
         actor_email=actor_email if actor_email is not None else getattr(actor, "email", ""),
         action=action,
         entity_type=entity_type,
-        entity_id=str(entity_id)[:64],
+        # Ids and text a client sent are recorded as sent, less what no database can hold.
+        entity_id=shown(str(entity_id)[:64]),
         patient_id=patient_id,
         ip_address=getattr(actor, "ip_address", "") or "",
         outcome=outcome,
-        detail=detail[:2000],
+        detail=shown(detail[:2000]),
         prev_hash=prev_hash or GENESIS_HASH,
         row_hash="",
     )
@@ -196,6 +198,12 @@ def _local_day_start(text: str, label: str) -> datetime:
     return datetime.combine(day, time.min, tzinfo=settings.TIMEZONE)
 
 
+def _clean_filters(filters: AuditFilter) -> AuditFilter:
+    """The filters as text, whatever a client put in them."""
+    return AuditFilter(*(storable(str(getattr(filters, name, "") or ""), "filter")
+                         for name in AuditFilter.__dataclass_fields__))
+
+
 def _filtered(session: Session, filters: AuditFilter) -> sa.Select:
     query = sa.select(AuditEvent)
     if filters.user.strip():
@@ -257,6 +265,7 @@ def search_audit(
     """One page of audit rows, newest first, filtered in SQL."""
     _require_audit_view(session, actor, "audit.search")
     page, page_size = clamp_page(page, page_size)
+    filters = _clean_filters(filters)
     query = _filtered(session, filters)
     total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
     events = session.execute(
@@ -271,6 +280,7 @@ EXPORT_LIMIT = 100_000
 def export_audit_csv(*, session: Session, actor: Actor, filters: AuditFilter) -> str:
     """The filtered trail as CSV text (at most ``EXPORT_LIMIT`` rows); the export is audited."""
     _require_audit_view(session, actor, "audit.export")
+    filters = _clean_filters(filters)
     query = _filtered(session, filters).order_by(AuditEvent.id).limit(EXPORT_LIMIT)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
