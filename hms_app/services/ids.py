@@ -7,8 +7,9 @@ from typing import TypeVar
 from sqlmodel import Session
 
 T = TypeVar("T")
-MAX_ID = 2**63 - 1
-"""The largest id a row can have (SQLite's INTEGER and PostgreSQL's BIGINT)."""
+MAX_ID = 2**31 - 1
+"""The largest id a row can have: every id column is an INTEGER, 32 bits on PostgreSQL, which
+refuses a larger number in a query outright instead of finding no row."""
 
 
 def parse_id(value: object) -> int | None:
@@ -19,7 +20,7 @@ def parse_id(value: object) -> int | None:
     """
     if isinstance(value, str):
         text = value.strip()
-        value = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+        value = int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
         return value
     return None
