@@ -28,11 +28,11 @@ def clamp_page(page: object, page_size: object = 20) -> tuple[int, int]:
     """Coerce client-given paging into safe integers."""
     try:
         page_number = max(1, min(int(page), 1_000_000))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         page_number = 1
     try:
         size = max(1, min(int(page_size), MAX_PAGE_SIZE))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         size = 20
     return page_number, size
 

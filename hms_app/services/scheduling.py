@@ -31,6 +31,7 @@ from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.errors import Conflict, NotFound, ValidationError
 from hms_app.services.ids import get_by_id, parse_id
+from hms_app.services.text import storable
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 MAX_SEARCH_DAYS = 120
@@ -249,7 +250,7 @@ def add_hours(*, session: Session, actor: Actor, doctor_id: int, weekday: object
     doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.hours.add")
     try:
         day = int(weekday)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         day = -1
     if not 0 <= day <= 6:
         raise ValidationError("Choose a weekday.")
@@ -297,7 +298,7 @@ def set_slot_minutes(*, session: Session, actor: Actor, doctor_id: int, minutes:
     doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.slot_length")
     try:
         value = int(minutes)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         value = 0
     if not 5 <= value <= 240:
         raise ValidationError("The slot length must be between 5 and 240 minutes.")
@@ -349,7 +350,7 @@ def add_leave(
     ).scalar_one()
     if clashes:
         raise Conflict(f"{clashes} active appointment(s) fall in that period. Cancel or reschedule them first.")
-    leave = DoctorLeave(doctor_id=doctor.id, starts_at=starts_at, ends_at=ends_at, reason=str(reason or "")[:200])
+    leave = DoctorLeave(doctor_id=doctor.id, starts_at=starts_at, ends_at=ends_at, reason=storable(str(reason or "")[:200], "reason"))
     session.add(leave)
     session.flush()
     audit.record(session, actor, "schedule.leave.add", entity_type="doctor_leave", entity_id=leave.id,
