@@ -56,6 +56,7 @@ from hms_app.services.ids import parse_id
 from hms_app.services.numbers import format_money, parse_money
 from hms_app.services.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.scheduling import local_today
+from hms_app.services.text import storable
 
 BILLING_TOPIC = "billing"
 PAYMENT_TERMS_DAYS = 30
@@ -231,7 +232,7 @@ def list_invoices(*, session: Session, actor: Actor, search: str = "", show: str
     page, page_size = clamp_page(page, page_size)
     query = (sa.select(Invoice, User.full_name, PatientProfile.mrn).join(User, User.id == Invoice.patient_id)
              .outerjoin(PatientProfile, PatientProfile.user_id == Invoice.patient_id))
-    term = str(search or "").strip().lower()[:60]
+    term = storable(str(search or "").strip().lower()[:60], "search")
     if term:
         query = query.where(sa.or_(sa.func.lower(User.full_name).contains(term, autoescape=True),
                                    sa.func.lower(sa.func.coalesce(Invoice.number, "")).contains(term, autoescape=True),
@@ -377,7 +378,7 @@ def issue_invoice(*, session: Session, actor: Actor, invoice_id: int) -> str:
 
 
 def _reason(text: object, what: str) -> str:
-    reason = " ".join(str(text or "").split())
+    reason = storable(" ".join(str(text or "").split()), "reason")
     if len(reason) < 5:
         raise ValidationError(f"Give the reason for the {what} (at least 5 characters).")
     if len(reason) > 300:
@@ -464,7 +465,7 @@ def record_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     invoice = _invoice_for(session, actor, invoice_id, "payment.record", lock=True)
     if str(invoice.status) not in OPEN_STATUSES:
         _refuse(invoice, "paid" if str(invoice.status) != InvoiceStatus.PAID else "paid again")
-    if method not in {m.value for m in PaymentMethod}:
+    if not isinstance(method, str) or method not in {m.value for m in PaymentMethod}:
         raise ValidationError("Choose how it was paid: cash, card, bank transfer or insurance.")
     cents = parse_money(amount, "amount paid")
     if cents <= 0:
@@ -472,7 +473,7 @@ def record_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     balance = invoice.total_cents - invoice.paid_cents
     if cents > balance:
         raise ValidationError(f"That is more than the balance of {format_money(balance)}; record at most the balance.")
-    reference = " ".join(str(reference or "").split())
+    reference = storable(" ".join(str(reference or "").split()), "reference")
     if len(reference) > 80:
         raise ValidationError("Keep the reference under 80 characters.")
     _pay(session, actor, invoice, cents, PaymentMethod(method), reference)
@@ -489,7 +490,7 @@ def refund_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     invoice = _invoice_for(session, actor, invoice_id, "payment.refund", lock=True)
     if str(invoice.status) not in (*OPEN_STATUSES, InvoiceStatus.PAID):
         _refuse(invoice, "refunded")
-    if method not in {m.value for m in PaymentMethod}:
+    if not isinstance(method, str) or method not in {m.value for m in PaymentMethod}:
         raise ValidationError("Choose how the refund is paid back.")
     cents = parse_money(amount, "refund")
     if cents <= 0:
@@ -567,7 +568,7 @@ def pay_online(*, session: Session, actor: Actor, invoice_id: int, card_number: 
         require(session, actor, Permission.BILLING_PAY_OWN, action="invoice.pay_online")
         audit.deny(session, actor, "invoice.pay_online", "Only the patient pays their invoices online.")
     key = str(idempotency_key or "")
-    if not 16 <= len(key) <= 64:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", key):  # the server's token_urlsafe, nothing else
         raise ValidationError("This payment form has expired; close it and open it again.")
     invoice = _invoice_for(session, actor, invoice_id, "invoice.pay_online", lock=True, own=True)
     earlier = session.execute(sa.select(Payment).where(Payment.idempotency_key == key)).scalar_one_or_none()
@@ -638,7 +639,7 @@ def move_claim(*, session: Session, actor: Actor, invoice_id: int, to_status: st
                        f"it cannot be marked {target.value} now.")
     if str(invoice.status) not in OPEN_STATUSES and target != ClaimStatus.REJECTED:
         _refuse(invoice, "claimed")
-    note = " ".join(str(note or "").split())
+    note = storable(" ".join(str(note or "").split()), "note")
     if target == ClaimStatus.SUBMITTED and invoice.insurer_share_cents <= 0:
         raise ValidationError("Set the insurer's share before submitting the claim.")
     if target == ClaimStatus.REJECTED:
