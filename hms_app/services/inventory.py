@@ -33,6 +33,7 @@ from hms_app.services.ids import get_by_id
 from hms_app.services.numbers import format_money, parse_int, parse_money
 from hms_app.services.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.scheduling import local_today
+from hms_app.services.text import storable
 
 EXPIRY_WARNING_DAYS = 90
 MAX_UNITS = 100_000
@@ -60,7 +61,7 @@ def _publish(session: Session) -> None:
 
 
 def _clean(value: object, label: str, *, low: int, high: int) -> str:
-    text = " ".join(str(value or "").split())
+    text = storable(" ".join(str(value or "").split()), label)
     if len(text) < low:
         raise ValidationError(f"Enter the {label}." if low <= 1 else f"The {label} needs at least {low} characters.")
     if len(text) > high:
@@ -139,7 +140,7 @@ def stock_list(*, session: Session, actor: Actor, search: str = "", show: str = 
     page, page_size = clamp_page(page, page_size)
     today = local_today()
     query, on_hand = _stock_query(today)
-    term = str(search or "").strip().lower()[:60]
+    term = storable(str(search or "").strip().lower()[:60], "search")
     if term:
         query = query.where(sa.func.lower(Medicine.name).contains(term, autoescape=True))
     show = str(show or "")
@@ -269,7 +270,7 @@ def stock_ledger(*, session: Session, actor: Actor, search: str = "", sort: str 
              .join(Medicine, Medicine.id == StockMovement.medicine_id)
              .join(StockBatch, StockBatch.id == StockMovement.batch_id)
              .outerjoin(User, User.id == StockMovement.actor_id))
-    term = str(search or "").strip().lower()[:60]
+    term = storable(str(search or "").strip().lower()[:60], "search")
     if term:
         query = query.where(sa.or_(sa.func.lower(Medicine.name).contains(term, autoescape=True),
                                    sa.func.lower(StockBatch.lot).contains(term, autoescape=True)))
@@ -386,7 +387,7 @@ def adjust_stock(*, session: Session, actor: Actor, batch_id: int, reason: str, 
     if batch is None:
         audit.deny(session, actor, "stock.adjust", "That batch does not exist.", error=NotFound,
                    entity_type="stock_batch", entity_id=str(batch_id)[:64])
-    if reason not in {k.value for k in ADJUSTMENT_KINDS}:
+    if not isinstance(reason, str) or reason not in {k.value for k in ADJUSTMENT_KINDS}:
         raise ValidationError("Choose why the stock changes: damaged, expired or a count correction.")
     kind = StockMovementKind(reason)
     text = str(change if change is not None else "").strip().replace("−", "-")
@@ -434,6 +435,7 @@ def add_medicine(*, session: Session, actor: Actor, form: MedicineForm) -> int:
     price = parse_money(form.unit_price, "unit price")
     reorder = parse_int(form.reorder_level, "reorder level", low=0, high=MAX_UNITS)
     ingredients = ", ".join(t for t in (" ".join(p.split()).lower() for p in str(form.ingredients or "").split(",")) if t)
+    storable(ingredients, "ingredients")
     if not ingredients:
         raise ValidationError("List the active ingredients (comma-separated): the allergy check needs them.")
     if len(ingredients) > 300:
