@@ -6,6 +6,7 @@ import bcrypt
 
 from hms_app import settings
 from hms_app.services.errors import ValidationError
+from hms_app.services.text import storable
 
 MIN_LENGTH = 10
 MAX_BYTES = 72  # bcrypt ignores everything after the 72nd byte
@@ -25,7 +26,8 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     """True when ``password`` matches; spends a bcrypt check even when there is no hash."""
-    candidate = password.encode()[:MAX_BYTES]
+    # A lone surrogate (sent as a JSON escape) has no UTF-8 form; no stored password holds one.
+    candidate = password.encode("utf-8", "surrogatepass")[:MAX_BYTES]
     if not password_hash:
         bcrypt.checkpw(candidate, _dummy_hash())
         return False
@@ -46,6 +48,7 @@ def check_password_policy(password: str, *, email: str) -> None:
     """Raise ``ValidationError`` unless ``password`` may be used by the account ``email``."""
     if not isinstance(password, str) or len(password) < MIN_LENGTH:
         raise ValidationError(f"The password must be at least {MIN_LENGTH} characters long.")
+    storable(password, "password")
     if len(password.encode()) > MAX_BYTES:
         raise ValidationError(f"The password must be at most {MAX_BYTES} bytes long.")
     normalized = password.strip().lower()
