@@ -10,6 +10,7 @@ at once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -33,6 +34,7 @@ from hms_app.services.errors import Conflict, ValidationError
 from hms_app.services.ids import get_by_id, parse_id
 from hms_app.services.reference.allergens import allergy_matches
 from hms_app.services.reference.interactions import interactions_between
+from hms_app.services.text import storable
 
 FREQUENCIES = {
     "once daily": 1,
@@ -67,7 +69,7 @@ class MedicineOption:
 def formulary(*, session: Session, actor: Actor, search: str = "") -> list[MedicineOption]:
     require(session, actor, Permission.CLINICAL_WRITE, action="formulary.search")
     query = sa.select(Medicine).where(Medicine.is_active).order_by(Medicine.name, Medicine.strength)
-    term = str(search or "").strip().lower()[:60]
+    term = storable(str(search or "").strip().lower()[:60], "search")
     if term:
         query = query.where(sa.func.lower(Medicine.name).contains(term, autoescape=True))
     return [MedicineOption(m.id, f"{m.name} {m.strength} ({m.form})", m.form) for m in session.execute(query).scalars()]
@@ -102,6 +104,8 @@ def suggested_quantity(dose: str, frequency: str, days: int) -> int:
         per_dose = float(str(dose).strip().split()[0].replace(",", "."))
     except (ValueError, IndexError):
         per_dose = 1.0
+    if not math.isfinite(per_dose) or per_dose <= 0:  # "inf tablets", "nan ml", "1e308 drops"
+        per_dose = 1.0
     per_day = FREQUENCIES.get(frequency, 1)
     return max(1, round(per_dose * per_day * days + 0.4999))
 
@@ -124,6 +128,8 @@ def _current_medicines(session: Session, patient_id: int) -> list[Medicine]:
 
 
 def _check_items(session: Session, patient_id: int, forms: list[ItemForm]) -> list[CheckedItem]:
+    if not isinstance(forms, list) or not all(isinstance(f, ItemForm) for f in forms):
+        raise ValidationError("Add the medicines from the formulary.")
     if not forms:
         raise ValidationError("Add at least one medicine.")
     if len(forms) > 20:
@@ -138,12 +144,12 @@ def _check_items(session: Session, patient_id: int, forms: list[ItemForm]) -> li
         medicine = get_by_id(session, Medicine, form.medicine_id)
         if medicine is None or not medicine.is_active:
             raise ValidationError(f"Medicine {number}: choose a medicine from the formulary.")
-        dose = " ".join(str(form.dose or "").split())
+        dose = storable(" ".join(str(form.dose or "").split()), "dose")
         if not dose or len(dose) > 60:
             raise ValidationError(f"{medicine.name}: enter the dose, like '1 tablet' or '5 ml'.")
-        if form.route not in ROUTES:
+        if not isinstance(form.route, str) or form.route not in ROUTES:
             raise ValidationError(f"{medicine.name}: choose a route from the list.")
-        if form.frequency not in FREQUENCIES:
+        if not isinstance(form.frequency, str) or form.frequency not in FREQUENCIES:
             raise ValidationError(f"{medicine.name}: choose a frequency from the list.")
         try:
             days = int(str(form.days).strip())
@@ -161,7 +167,10 @@ def _check_items(session: Session, patient_id: int, forms: list[ItemForm]) -> li
                 raise ValidationError(f"{medicine.name}: the quantity must be a whole number from 1 to 10000.")
         else:
             quantity = suggested_quantity(dose, form.frequency, days)
-        instructions = str(form.instructions or "").strip()
+            if quantity > 10_000:
+                raise ValidationError(f"{medicine.name}: that dose comes to more than 10000 units; check the dose "
+                                      "or enter the quantity.")
+        instructions = storable(str(form.instructions or "").strip(), "instructions")
         if len(instructions) > 500:
             raise ValidationError(f"{medicine.name}: keep the instructions under 500 characters.")
         warnings = []
@@ -197,7 +206,7 @@ def prescribe(*, session: Session, actor: Actor, encounter_id: int, items: list[
         raise Conflict("This encounter is completed; start from a new appointment to prescribe.")
     checked = _check_items(session, encounter.patient_id, items)
     warnings = [w for item in checked for w in item.warnings]
-    reason = " ".join(str(override_reason or "").split())
+    reason = storable(" ".join(str(override_reason or "").split()), "override reason")
     if warnings and len(reason) < 10:
         audit.record(session, actor, "prescription.warning", entity_type="encounter", entity_id=encounter.id,
                      patient_id=encounter.patient_id, detail=f"{len(warnings)} warning(s); not signed")
@@ -244,7 +253,7 @@ def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_i
     encounter = _encounter_for_doctor(session, actor, encounter_id, "lab_order.create")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is completed; order tests from a new appointment.")
-    if priority not in {p.value for p in LabPriority}:
+    if not isinstance(priority, str) or priority not in {p.value for p in LabPriority}:
         raise ValidationError("Choose routine, urgent or stat.")
     parsed = [parse_id(t) for t in (test_ids if isinstance(test_ids, list) else [])]
     if None in parsed:
@@ -257,7 +266,7 @@ def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_i
     tests = session.execute(sa.select(LabTest).where(LabTest.id.in_(ids), LabTest.is_active)).scalars().all()
     if len(tests) != len(ids):
         raise ValidationError("Choose tests from the catalog.")
-    note = " ".join(str(note or "").split())
+    note = storable(" ".join(str(note or "").split()), "note")
     if len(note) > 500:
         raise ValidationError("Keep the note for the lab under 500 characters.")
     orders = []
