@@ -17,6 +17,7 @@ from hms_app.services.errors import Conflict, NotFound, ValidationError
 from hms_app.services.ids import get_by_id
 from hms_app.services.numbers import format_money, parse_int, parse_money
 from hms_app.services.paging import Page, clamp_page, fetch_page, order_by
+from hms_app.services.text import storable
 
 STAFF_ROLES = (Role.ADMIN, Role.ACCOUNTS, Role.DOCTOR, Role.LAB, Role.PHARMACY)
 
@@ -61,14 +62,14 @@ def list_users(
         .outerjoin(DoctorProfile, DoctorProfile.user_id == User.id)
         .outerjoin(Department, Department.id == DoctorProfile.department_id)
     )
-    term = str(search or "").strip()[:100]
+    term = storable(str(search or "").strip()[:100], "search")
     if term:
         like = f"%{audit._escape_like(term.lower())}%"
         query = query.where(
             sa.or_(sa.func.lower(User.full_name).like(like, escape="\\"), User.email.like(like, escape="\\"))
         )
     if role:
-        if role not in {r.value for r in Role}:
+        if not isinstance(role, str) or role not in {r.value for r in Role}:
             raise ValidationError("Choose a role from the list.")
         query = query.where(User.role == role)
     query = query.order_by(order_by(_SORTABLE, sort, descending, "full_name"), User.id)
@@ -110,7 +111,7 @@ class StaffForm:
 def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int:
     """Admin creates a staff account; it must choose a new password at first login."""
     require(session, actor, Permission.USERS_MANAGE, action="user.create")
-    if form.role not in {r.value for r in STAFF_ROLES}:
+    if not isinstance(form.role, str) or form.role not in {r.value for r in STAFF_ROLES}:
         raise ValidationError("Choose a staff role: administrator, accounts, doctor, lab or pharmacy.")
     role = Role(form.role)
     full_name = auth.clean_name(form.full_name, "full name")
@@ -126,7 +127,7 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
         doctor = DoctorProfile(
             user_id=0,
             department_id=department.id,
-            specialty=str(form.specialty or "").strip()[:120],
+            specialty=storable(str(form.specialty or "").strip()[:120], "specialty"),
             consultation_fee_cents=parse_money(form.consultation_fee, "consultation fee"),
             slot_minutes=parse_int(form.slot_minutes, "slot length in minutes", low=5, high=240),
         )
