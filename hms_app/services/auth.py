@@ -73,15 +73,22 @@ class LoginResult:
 def login(*, session: Session, visitor: Anonymous, email: str, password: str) -> LoginResult:
     """Check the credentials, open a new session and return its token.
 
+    The password is checked outside any transaction: the caller's transaction is ended after
+    the account is read, and the writes run in a new one that reads the account afresh.
+
     Raises:
         LoginFailed: with one message for every kind of failure.
     """
     email_text = str(email or "").strip().lower()[:254]
     password_text = str(password or "")
     user = session.execute(select(User).where(User.email == email_text)).scalar_one_or_none()
-    now = utcnow()
+    password_hash = user.password_hash if user else None
+    # bcrypt takes a quarter of a second at cost 12: a transaction held open over it would keep
+    # SQLite's write lock (taken at its start) from every other writer for that long.
+    session.rollback()
     # Always spend one bcrypt check, so the answer takes as long whatever went wrong.
-    matches = passwords.verify_password(password_text, user.password_hash if user else None)
+    matches = passwords.verify_password(password_text, password_hash)
+    now = utcnow()
 
     def fail(reason: str, action: str = "login.failed") -> None:
         audit.record(session, visitor, action, entity_type="user", entity_id=user.id if user else "",
