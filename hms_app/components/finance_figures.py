@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 
 from hms_app import settings
+from hms_app.components.figures import NO_TEMPLATE
 from hms_app.services import finance
 from hms_app.services.finance import (
     PATIENTS_PAYER,
@@ -42,6 +43,7 @@ def _money_axis() -> dict:
 
 def _layout(figure: go.Figure, title: str, *, height: int = 320, legend: bool = False, **axes) -> go.Figure:
     figure.update_layout(
+        template=NO_TEMPLATE,
         title={"text": title, "font": {"size": 13, "color": "#60646c"}, "x": 0, "xanchor": "left"},
         height=height, margin={"l": 60, "r": 16, "t": 36, "b": 48}, showlegend=legend,
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},

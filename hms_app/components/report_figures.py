@@ -13,6 +13,7 @@ from datetime import date
 
 import plotly.graph_objects as go
 
+from hms_app.components.figures import NO_TEMPLATE
 from hms_app.db.enums import APPOINTMENT_STATUS_LABELS
 from hms_app.services.numbers import format_money
 from hms_app.services.reports import (
@@ -84,6 +85,7 @@ def _statuses(rows: list[AppointmentCount]) -> list[str]:
 def _style(figure: go.Figure, title: str, *, height: int = 320, legend: bool = True, **layout) -> go.Figure:
     # The title, then the legend, above the plot: below it the legend would meet the axis title.
     figure.update_layout(
+        template=NO_TEMPLATE,
         title={"text": title, "x": 0, "xanchor": "left", "y": 0.98, "yref": "container", "yanchor": "top",
                "font": {"size": 15}},
         margin={"l": 10, "r": 10, "t": 76 if legend else 44, "b": 10}, height=height, showlegend=legend,

@@ -7,7 +7,7 @@ import dataclasses
 import plotly.graph_objects as go
 import reflex as rx
 
-from hms_app.components.figures import vitals_figure
+from hms_app.components.figures import blank_figure, vitals_figure
 from hms_app.services import clinical, documents, lab, prescribing
 from hms_app.services.clinical import (
     BreakGlassRequired,
@@ -52,7 +52,7 @@ class ChartState(PagedTableMixin, SessionState):
     chart: Chart = _NO_CHART
     rows: list[TimelineEntry] = []
     page_size: int = 15
-    vitals: go.Figure = go.Figure()
+    vitals: go.Figure = blank_figure()
     patient_id: str = ""
     needs_break_glass: bool = False
     missing: bool = False

@@ -7,6 +7,7 @@ import asyncio
 import plotly.graph_objects as go
 import reflex as rx
 
+from hms_app.components.figures import blank_figure
 from hms_app.components.finance_figures import (
     HeadlineView,
     SummaryTable,
@@ -33,13 +34,13 @@ class AccountsDashboardState(SessionState):
     headline: HeadlineView = _NO_HEADLINE
     tables: list[SummaryTable] = _NO_TABLES
     """One per chart, in ``finance.REPORTS`` order."""
-    day_figure: go.Figure = go.Figure()
-    month_figure: go.Figure = go.Figure()
-    department_figure: go.Figure = go.Figure()
-    kind_figure: go.Figure = go.Figure()
-    method_figure: go.Figure = go.Figure()
-    age_figure: go.Figure = go.Figure()
-    payer_figure: go.Figure = go.Figure()
+    day_figure: go.Figure = blank_figure()
+    month_figure: go.Figure = blank_figure()
+    department_figure: go.Figure = blank_figure()
+    kind_figure: go.Figure = blank_figure()
+    method_figure: go.Figure = blank_figure()
+    age_figure: go.Figure = blank_figure()
+    payer_figure: go.Figure = blank_figure()
 
     async def _show(self, summary: AccountsSummary) -> None:
         headline = headline_view(summary)
