@@ -107,7 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [
         _summary("one worker, state in memory", measure({}, args.rounds)),
-        _summary("two workers, state in Redis", measure({"REFLEX_REDIS_URL": args.redis, "GRANIAN_WORKERS": "2"},
+        _summary("two workers, state in Redis", measure({"REFLEX_REDIS_URL": args.redis, "HMS_WORKERS": "2"},
                                                          args.rounds)),
     ]
     print("| setup | rounds | p50 | p95 | max |\n|---|---|---|---|---|")
