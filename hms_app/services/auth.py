@@ -24,6 +24,7 @@ from hms_app.services import audit, counters, passwords
 from hms_app.services.access import require
 from hms_app.services.actor import Actor, Anonymous
 from hms_app.services.errors import Conflict, LoginFailed, SessionExpired, ValidationError
+from hms_app.services.text import is_storable, shown, storable
 
 LOGIN_FAILED_MESSAGE = (
     "We could not log you in with that email and password. Check them and try again; "
@@ -41,7 +42,7 @@ def hash_token(token: str) -> str:
 def normalize_email(email: object) -> str:
     """Lower-cased, trimmed email; ``ValidationError`` if it does not look like one."""
     text = str(email or "").strip().lower()
-    if len(text) > 254 or not _EMAIL_RE.match(text):
+    if len(text) > 254 or not _EMAIL_RE.match(text) or not is_storable(text):
         raise ValidationError("Enter a valid email address, like name@example.org.")
     return text
 
@@ -79,9 +80,11 @@ def login(*, session: Session, visitor: Anonymous, email: str, password: str) ->
     Raises:
         LoginFailed: with one message for every kind of failure.
     """
-    email_text = str(email or "").strip().lower()[:254]
+    typed = str(email or "").strip().lower()[:254]
+    # No account has an email the database cannot hold; such text is only recorded, as shown.
+    email_text = shown(typed)
     password_text = str(password or "")
-    user = session.execute(select(User).where(User.email == email_text)).scalar_one_or_none()
+    user = session.execute(select(User).where(User.email == typed)).scalar_one_or_none() if is_storable(typed) else None
     password_hash = user.password_hash if user else None
     # bcrypt takes a quarter of a second at cost 12: a transaction held open over it would keep
     # SQLite's write lock (taken at its start) from every other writer for that long.
@@ -143,7 +146,7 @@ def resolve_session(*, session: Session, token: str, ip_address: str = "") -> Ac
     Checks revocation, the absolute and idle expiry, and that the account is still active;
     refreshes the idle clock at most once a minute.
     """
-    if not token or not isinstance(token, str) or len(token) > 200:
+    if not token or not isinstance(token, str) or len(token) > 200 or not is_storable(token):
         raise SessionExpired("Please log in.")
     row = session.execute(
         select(AuthSession, User).join(User, User.id == AuthSession.user_id).where(
@@ -229,7 +232,7 @@ class Registration:
 
 
 def clean_name(value: object, label: str = "name", max_length: int = 120) -> str:
-    text = " ".join(str(value or "").split())
+    text = storable(" ".join(str(value or "").split()), label)
     if not text:
         raise ValidationError(f"Enter the {label}.")
     if len(text) > max_length:
