@@ -53,6 +53,7 @@ from hms_app.services.scheduling import (
     parse_day,
     parse_instant,
 )
+from hms_app.services.text import storable
 
 SLOT_TAKEN = "That slot was just taken. Please choose another time."
 _ACTIVE = [s.value for s in ACTIVE_APPOINTMENT_STATUSES]
@@ -195,7 +196,7 @@ def book_appointment(
         audit.deny(session, actor, "appointment.book", "Only patients book appointments for themselves.")
     department = _active_department(session, department_id)
     instant = parse_instant(starts_at)
-    reason = " ".join(str(reason or "").split())
+    reason = storable(" ".join(str(reason or "").split()), "reason")
     if not reason:
         raise ValidationError("Say briefly why you want to see the doctor.")
     if len(reason) > 500:
@@ -269,7 +270,7 @@ def _label(status: str) -> str:
 
 
 def _clean_reason(reason: object, what: str) -> str:
-    text = " ".join(str(reason or "").split())
+    text = storable(" ".join(str(reason or "").split()), "reason")
     if not text:
         raise ValidationError(f"Give a reason for the {what}; the patient will see it.")
     if len(text) > 500:
@@ -343,7 +344,7 @@ def cancel_appointment(*, session: Session, actor: Actor, appointment_id: int, r
     if actor.user_id == appointment.doctor_id:
         reason = _clean_reason(reason, "cancellation")
     else:
-        reason = " ".join(str(reason or "").split())[:500]
+        reason = storable(" ".join(str(reason or "").split())[:500], "reason")
     _change(session, actor, appointment, AppointmentStatus.CANCELLED, "appointment.cancel", reason=reason,
             notify_title="Appointment cancelled")
     _offer_freed_slot(session, appointment)
@@ -674,7 +675,7 @@ def all_appointments(
     if (doctor := parse_id(filters.doctor_id)) is not None:
         query = query.where(Appointment.doctor_id == doctor)
     if filters.status:
-        if filters.status not in {s.value for s in AppointmentStatus}:
+        if not isinstance(filters.status, str) or filters.status not in {s.value for s in AppointmentStatus}:
             raise ValidationError("Choose a status from the list.")
         query = query.where(Appointment.status == filters.status)
     if str(filters.date_from).strip():
