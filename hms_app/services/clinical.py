@@ -45,6 +45,7 @@ from hms_app.services.actor import Actor
 from hms_app.services.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from hms_app.services.ids import get_by_id
 from hms_app.services.paging import Page, clamp_page
+from hms_app.services.text import storable
 
 BREAK_GLASS_HOURS = 4
 MAX_NOTE = 10_000
@@ -102,7 +103,7 @@ def break_glass(*, session: Session, actor: Actor, patient_id: int, reason: str)
     if profile is None:
         audit.deny(session, actor, "chart.break_glass", "That patient does not exist.", error=NotFound,
                    entity_type="patient", entity_id=str(patient_id)[:64])
-    reason = " ".join(str(reason or "").split())
+    reason = storable(" ".join(str(reason or "").split()), "reason")
     if len(reason) < 10:
         raise ValidationError("Say why you need this chart (at least 10 characters); the reason is reviewed.")
     if len(reason) > 500:
@@ -362,7 +363,7 @@ SEVERITIES = ("mild", "moderate", "severe")
 
 
 def _text(value: object, label: str, *, required: bool = True, limit: int = 500) -> str:
-    text = " ".join(str(value or "").split())
+    text = storable(" ".join(str(value or "").split()), label)
     if required and not text:
         raise ValidationError(f"Enter the {label}.")
     if len(text) > limit:
@@ -451,6 +452,8 @@ _INTEGER_VITALS = {"bp_systolic", "bp_diastolic", "pulse", "spo2"}
 
 def parse_vitals(form: dict) -> dict[str, float | int | None]:
     """Each vital empty or a number in its plausible range; diastolic below systolic."""
+    if not isinstance(form, dict):
+        raise ValidationError("Enter the vitals as numbers.")
     values: dict[str, float | int | None] = {}
     for name, (low, high, label) in VITAL_RANGES.items():
         raw = str(form.get(name, "") or "").strip().replace(",", ".")
@@ -570,7 +573,7 @@ class EncounterForm:
 
 
 def _note(value: object, label: str) -> str:
-    text = str(value or "").strip()
+    text = storable(str(value or "").strip(), label)
     if len(text) > MAX_NOTE:
         raise ValidationError(f"The {label} must be at most {MAX_NOTE} characters.")
     return text
