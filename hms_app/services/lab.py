@@ -42,6 +42,7 @@ from hms_app.services.errors import Conflict, NotFound, ValidationError
 from hms_app.services.ids import get_by_id, parse_id
 from hms_app.services.paging import Page, clamp_page
 from hms_app.services.reference.lab_catalog import range_for, range_from_bands
+from hms_app.services.text import storable
 
 OPEN_STATUSES = [LabOrderStatus.REQUESTED.value, LabOrderStatus.COLLECTED.value, LabOrderStatus.IN_PROGRESS.value]
 MAX_TEXT_RESULT = 2000
@@ -358,7 +359,7 @@ def cancel_order(*, session: Session, actor: Actor, order_id: int, reason: str) 
     """Cancel an open order with a reason (haemolysed sample, duplicate order...); the
     ordering doctor is notified."""
     order = _order_for_lab(session, actor, order_id, "lab_order.cancel")
-    reason = " ".join(str(reason or "").split())
+    reason = storable(" ".join(str(reason or "").split()), "reason")
     if len(reason) < 3:
         raise ValidationError("Say why the order is cancelled (for example: sample haemolysed).")
     if len(reason) > 300:
@@ -388,7 +389,7 @@ class EnteredResult:
 
 
 def _text(value: object, label: str, limit: int, *, required: bool) -> str:
-    text = str(value if value is not None else "").strip()
+    text = storable(str(value if value is not None else "").strip(), label)
     if required and not text:
         raise ValidationError(f"Enter the {label}.")
     if len(text) > limit:
