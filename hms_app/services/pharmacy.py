@@ -40,6 +40,7 @@ from hms_app.services.inventory import STOCK_TOPIC, is_usable, medicine_label, r
 from hms_app.services.numbers import format_money
 from hms_app.services.paging import Page, clamp_page
 from hms_app.services.scheduling import local_today
+from hms_app.services.text import storable
 
 OPEN_STATUSES = [PrescriptionStatus.ISSUED.value, PrescriptionStatus.VERIFIED.value,
                  PrescriptionStatus.PARTLY_DISPENSED.value]
@@ -112,7 +113,7 @@ def prescription_queue(*, session: Session, actor: Actor, show: str = "", search
         .join(doctor, doctor.id == Prescription.doctor_id)
         .where(Prescription.status.in_(statuses))
     )
-    term = str(search or "").strip().lower()[:60]
+    term = storable(str(search or "").strip().lower()[:60], "search")
     if term:
         query = query.where(sa.or_(sa.func.lower(patient.full_name).contains(term, autoescape=True),
                                    sa.func.lower(PatientProfile.mrn).contains(term, autoescape=True)))
@@ -222,7 +223,7 @@ def verify_prescription(*, session: Session, actor: Actor, prescription_id: int)
 def reject_prescription(*, session: Session, actor: Actor, prescription_id: int, reason: str) -> None:
     """Refuse to dispense, with a reason the prescriber and the patient are told."""
     prescription = _prescription_for(session, actor, prescription_id, "reject")
-    reason = " ".join(str(reason or "").split())
+    reason = storable(" ".join(str(reason or "").split()), "reason")
     if len(reason) < 5:
         raise ValidationError("Say why the prescription is rejected (for example: dose exceeds the maximum).")
     if len(reason) > 500:
