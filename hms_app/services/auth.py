@@ -169,6 +169,10 @@ def resolve_session(*, session: Session, token: str, ip_address: str = "") -> Ac
         session.commit()
         raise SessionExpired("Your session has expired. Please log in again.")
     if now - auth.last_seen_at >= _TOUCH_EVERY:
+        # In a transaction of its own: on SQLite a caller's read-only transaction cannot become a
+        # write one once another writer has committed since it began (it fails at once, "database
+        # is locked"); a transaction whose first statement writes waits its turn instead.
+        session.commit()
         session.execute(
             sa.update(AuthSession).where(AuthSession.id == auth.id).values(last_seen_at=now)
         )
