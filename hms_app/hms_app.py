@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hms_app.db.engine import get_engine
+from hms_app.http_headers import with_security_headers
 from hms_app.pages import (
     admin,
     appointments,
@@ -82,7 +83,8 @@ def index() -> rx.Component:
 app = rx.App(
     stylesheets=["/hms.css"],
     backend_exception_handler=_backend_error,
-    api_transformer=Starlette(routes=[Route("/api/health", _health)]),
+    # The health route, then security headers on every HTTP response (pages, assets, API).
+    api_transformer=[Starlette(routes=[Route("/api/health", _health)]), with_security_headers],
 )
 
 async def _bind_live_hub() -> None:
