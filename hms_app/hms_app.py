@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from hms_app import fhir_routes
 from hms_app.db.engine import get_engine
 from hms_app.http_headers import with_security_headers
 from hms_app.pages import (
@@ -84,7 +85,7 @@ app = rx.App(
     stylesheets=["/hms.css"],
     backend_exception_handler=_backend_error,
     # The health route, then security headers on every HTTP response (pages, assets, API).
-    api_transformer=[Starlette(routes=[Route("/api/health", _health)]), with_security_headers],
+    api_transformer=[Starlette(routes=[Route("/api/health", _health), fhir_routes.mount]), with_security_headers],
 )
 
 async def _bind_live_hub() -> None:

@@ -627,3 +627,26 @@ class Payment(SQLModel, table=True):
     recorded_by: int | None = Field(default=None, foreign_key="user.id")
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
+
+class ApiClient(SQLModel, table=True):
+    """A system allowed to read the FHIR API, issued by admin. The token is shown once; only its
+    SHA-256 is kept. ``scope`` is "all" (every patient) or "patient" (``patient_id``'s record)."""
+
+    __tablename__ = "api_client"
+    __table_args__ = (
+        sa.CheckConstraint("(scope = 'all' AND patient_id IS NULL) OR (scope = 'patient' AND patient_id IS NOT NULL)",
+                           name="ck_api_client_scope"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    token_hint: str = Field(max_length=12)
+    """The token's first characters, so admin can tell clients apart; not enough to use it."""
+    scope: str = Field(max_length=10)
+    patient_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    created_by: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    revoked_by: int | None = Field(default=None, foreign_key="user.id")
