@@ -24,6 +24,7 @@ from hms_app.pages import (
     common,
     dashboards,
     finance,
+    interop,
     pharmacy,
     reports,
 )
@@ -55,6 +56,7 @@ from hms_app.state.clinical import (
 )
 from hms_app.state.dashboard import NotificationsState, ProfileState
 from hms_app.state.finance import AccountsDashboardState
+from hms_app.state.interop import ApiClientsState
 from hms_app.state.pharmacy import (
     InventoryState,
     PatientPrescriptionsState,
@@ -139,6 +141,8 @@ app.add_page(admin.break_glass_page, route="/admin/break-glass", title="Break-gl
              on_load=[SessionState.guard("admin"), BreakGlassState.load_rows])
 app.add_page(admin.audit_page, route="/admin/audit", title="Audit trail · HMS",
              on_load=[SessionState.guard("admin"), AuditState.load_rows])
+app.add_page(interop.api_clients_page, route="/admin/api-clients", title="API clients · HMS",
+             on_load=[SessionState.guard("admin"), ApiClientsState.load_clients])
 app.add_page(reports.reports_page, route="/admin/reports", title="Reports · HMS",
              on_load=[SessionState.guard("admin"), AdminReportsState.load_reports])
 

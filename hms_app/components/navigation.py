@@ -18,6 +18,7 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
         ("Reports", "/admin/reports", "chart-column"),
         ("Audit trail", "/admin/audit", "scroll-text"),
         ("Break-glass review", "/admin/break-glass", "shield-alert"),
+        ("API clients", "/admin/api-clients", "key-round"),
     ],
     Role.ACCOUNTS: [("Dashboard", "/accounts", "layout-dashboard"), ("Invoices", "/accounts/invoices", "receipt")],
     Role.DOCTOR: [

@@ -7,6 +7,7 @@ import reflex as rx
 from hms_app.components.forms import field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
+from hms_app.pages.interop import record_downloads
 from hms_app.services.clinical import AllergyRow, ProblemRow, TimelineEntry
 from hms_app.services.lab import ResultView, WorklistRow
 from hms_app.services.prescribing import FREQUENCIES, ROUTES, LabTestOption, OrderedItem
@@ -315,6 +316,7 @@ def patient_history_page() -> rx.Component:
     s = PatientHistoryState
     return page_shell(
         "My health record",
+        record_downloads(),
         _card("Allergies", rx.cond(s.allergies.length() > 0, rx.el.ul(rx.foreach(s.allergies, _my_allergy)),
                                    rx.text("No allergies recorded. Tell your doctor about any you have.",
                                            color="var(--gray-11)"))),

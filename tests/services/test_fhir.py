@@ -292,3 +292,31 @@ def test_the_capability_statement_is_valid_and_lists_every_type():
     assert statement["fhirVersion"] == "4.0.1"
     types = [r["type"] for r in statement["rest"][0]["resource"]]
     assert types == [*fhir.RESOURCE_TYPES, "Binary"]
+
+
+def test_the_pdf_summary_shows_the_record_and_is_audited(hospital, record, actors):
+    from hms_app.services import record_summary
+    from tests.services.lab_helpers import pdf_text
+
+    patient = actors[Role.PATIENT]
+    download = call(hospital, record_summary.my_record_pdf, actor=patient)
+    assert download.content_type == "application/pdf"
+    assert download.data.startswith(b"%PDF-")
+    text = pdf_text(download.data)
+    with session_scope(write=False, engine=hospital) as s:
+        mrn = s.get(PatientProfile, record.patient_id).mrn
+    assert download.file_name == f"health-record-{mrn}.pdf"
+    for expected in (patient.full_name, mrn, "Latex", "Contact dermatitis", "Type 2 diabetes mellitus (E11.9)",
+                     "Essential hypertension (I10)", "5.9", "High", "Atorvastatin", "14 of 28", "141 mmHg / 91 mmHg"):
+        assert expected in text, expected
+    [event] = audit_events(hospital, action="record.summary")
+    assert (event.actor_id, event.patient_id) == (patient.user_id, record.patient_id)
+
+
+@pytest.mark.parametrize("role", [Role.DOCTOR, Role.ADMIN])
+def test_only_a_patient_downloads_a_summary(hospital, actors, role):
+    from hms_app.services import record_summary
+
+    actor = actors[role]
+    assert_refused(hospital, actor, "record.summary",
+                   lambda s: record_summary.my_record_pdf(session=s, actor=actor), error=PermissionDenied)
