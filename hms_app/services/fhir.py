@@ -849,14 +849,14 @@ def capability_statement(base_url: str) -> dict:
 # --- the patient's own export -------------------------------------------------------------------
 
 
-def export_my_record(*, session: Session, actor: Actor, base_url: str | None = None) -> dict:
+def export_my_record(*, session: Session, actor: Actor) -> dict:
     """The patient's whole record as a FHIR Bundle (collection), audited like a chart view."""
     require(session, actor, Permission.APPOINTMENTS_BOOK, action="record.export")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "record.export", "Only patients can export their own record.")
     if session.get(PatientProfile, actor.user_id) is None:
         raise NotFound("Your patient record was not found.")
-    record = whole_record(session, actor.user_id, base_url=base_url or f"{settings.PUBLIC_URL}/fhir")
+    record = whole_record(session, actor.user_id, base_url=f"{settings.PUBLIC_URL}/fhir")
     audit.record(session, actor, "record.export", entity_type="patient", entity_id=actor.user_id,
                  patient_id=actor.user_id, detail=f"FHIR bundle, {len(record.get('entry', []))} resources")
     session.commit()

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from fhir.resources.R4B.bundle import Bundle
 
+from hms_app import settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import (
@@ -162,13 +163,13 @@ def test_a_low_and_a_normal_result_are_flagged_l_and_n(hospital, record, actors)
 
 def test_the_export_round_trips_through_fhir_resources_with_the_databases_counts(hospital, record, actors):
     patient = actors[Role.PATIENT]
-    exported = call(hospital, fhir.export_my_record, actor=patient, base_url=BASE)
+    exported = call(hospital, fhir.export_my_record, actor=patient)
     parsed = Bundle.model_validate(exported)
     assert parsed.type == "collection"
     counts: dict[str, int] = {}
     for entry in parsed.entry:
         counts[entry.resource.get_resource_type()] = counts.get(entry.resource.get_resource_type(), 0) + 1
-        assert entry.fullUrl == f"{BASE}/{entry.resource.get_resource_type()}/{entry.resource.id}"
+        assert entry.fullUrl == f"{settings.PUBLIC_URL}/fhir/{entry.resource.get_resource_type()}/{entry.resource.id}"
 
     pid = record.patient_id
     encounters = sa.select(Encounter.id).where(Encounter.patient_id == pid)
@@ -201,7 +202,7 @@ def test_another_patients_data_never_enters_the_export(hospital, record, actors)
     from tests.services.clinical_helpers import STRANGER_EMAIL
 
     stranger = login_as(hospital, STRANGER_EMAIL)
-    exported = call(hospital, fhir.export_my_record, actor=stranger, base_url=BASE)
+    exported = call(hospital, fhir.export_my_record, actor=stranger)
     patients = {e["resource"]["subject"]["reference"] for e in exported["entry"] if "subject" in e["resource"]}
     patients |= {e["resource"]["patient"]["reference"] for e in exported["entry"] if "patient" in e["resource"]}
     assert patients <= {f"Patient/{stranger.user_id}"}

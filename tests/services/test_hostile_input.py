@@ -134,6 +134,9 @@ VISITOR = "visitor"
 # Who holds the permission each service checks (and owns the world's records it touches).
 # The refused call is the same user with every permission taken away.
 ROLES: dict[str, tuple[Role, ...] | str] = {
+    "api_clients.issue_api_client": (Role.ADMIN,),
+    "api_clients.list_api_clients": (Role.ADMIN,),
+    "api_clients.revoke_api_client": (Role.ADMIN,),
     "appointments.all_appointments": (Role.ADMIN,),
     "appointments.appointment_filter_options": (Role.ADMIN,),
     "appointments.book_appointment": (Role.PATIENT,),
@@ -194,6 +197,7 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "documents.upload_document": (Role.DOCTOR,),
     "finance.accounts_summary": (Role.ACCOUNTS,),
     "finance.export_accounts_csv": (Role.ACCOUNTS,),
+    "fhir.export_my_record": (Role.PATIENT,),
     "inventory.add_medicine": (Role.PHARMACY,),
     "inventory.adjust_stock": (Role.PHARMACY,),
     "inventory.medicine_batches": (Role.PHARMACY,),
@@ -237,6 +241,7 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "prescribing.lab_catalog": (Role.DOCTOR,),
     "prescribing.order_lab_tests": (Role.DOCTOR,),
     "prescribing.prescribe": (Role.DOCTOR,),
+    "record_summary.my_record_pdf": (Role.PATIENT,),
     "reports.export_report_csv": (Role.ADMIN, Role.ACCOUNTS),
     "reports.hospital_reports": (Role.ADMIN,),
     "reports.report_appointments": (Role.ADMIN,),
@@ -410,6 +415,7 @@ def argument(world: World, service: str, name: str) -> st.SearchStrategy:
                                                          "pharmacy", "new_patients"]),
         ("export_accounts_csv", "report"): lambda: choice(["revenue", "receivables", "payers", "departments"]),
         ("worklist", "status"): lambda: choice([s.value for s in LabOrderStatus]),
+        ("issue_api_client", "scope"): lambda: choice(["all", "patient"]),
         ("all_appointments", "sort"): lambda: choice(["when", "status", "created", "id; DROP TABLE appointment"]),
     }
     if (function, name) in specific:
