@@ -214,8 +214,10 @@ def _filtered(session: Session, filters: AuditFilter) -> sa.Select:
             query = query.where(AuditEvent.actor_email.ilike(f"%{_escape_like(term)}%", escape="\\"))
     if filters.patient.strip():
         term = filters.patient.strip()
+        # Record numbers are issued in capitals (counters.next_mrn): comparing the column itself,
+        # not upper(mrn), lets its unique index answer instead of a scan of every patient.
         patient_id = parse_id(term) if term.isdigit() else session.execute(
-            sa.select(PatientProfile.user_id).where(sa.func.upper(PatientProfile.mrn) == term.upper())
+            sa.select(PatientProfile.user_id).where(PatientProfile.mrn == term.upper())
         ).scalar_one_or_none()
         query = query.where(AuditEvent.patient_id == (patient_id if patient_id is not None else -1))
     if filters.action.strip():
