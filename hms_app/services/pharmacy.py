@@ -99,6 +99,20 @@ def _items_of(session: Session, ids: list[int]) -> dict[int, list[QueueItem]]:
     return items
 
 
+def _oldest_first(statuses: list[str], offset: int, limit: int) -> sa.Select:
+    """The ids of one page of prescriptions in ``statuses``, oldest first, read off the index.
+
+    ``status IN (...) ORDER BY created_at`` makes the database collect and sort every
+    prescription in those statuses; one ordered walk of ``ix_prescription_status_created`` per
+    status, each stopping after ``offset + limit`` rows, merged, reads only those rows.
+    """
+    walks = [sa.select(Prescription.id, Prescription.created_at).where(Prescription.status == status)
+             .order_by(Prescription.created_at, Prescription.id).limit(offset + limit).subquery()
+             for status in statuses]
+    merged = sa.union_all(*[sa.select(walk.c.id, walk.c.created_at) for walk in walks]).subquery()
+    return sa.select(merged.c.id).order_by(merged.c.created_at, merged.c.id).offset(offset).limit(limit)
+
+
 def prescription_queue(*, session: Session, actor: Actor, show: str = "", search: str = "", page: int = 1,
                        page_size: int = 20) -> Page[QueueRow]:
     """Prescriptions to work, oldest first (open ones by default), with items and any safety override."""
@@ -114,14 +128,24 @@ def prescription_queue(*, session: Session, actor: Actor, show: str = "", search
         .where(Prescription.status.in_(statuses))
     )
     term = storable(str(search or "").strip().lower()[:60], "search")
-    if term:
-        query = query.where(sa.or_(sa.func.lower(patient.full_name).contains(term, autoescape=True),
-                                   sa.func.lower(PatientProfile.mrn).contains(term, autoescape=True)))
-    total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
     newest_first = statuses == QUEUE_FILTERS["done"]
     order = (Prescription.updated_at.desc(), Prescription.id.desc()) if newest_first else \
         (Prescription.created_at, Prescription.id)
-    rows = session.execute(query.order_by(*order).offset((page - 1) * page_size).limit(page_size)).all()
+    if term:
+        query = query.where(sa.or_(sa.func.lower(patient.full_name).contains(term, autoescape=True),
+                                   sa.func.lower(PatientProfile.mrn).contains(term, autoescape=True)))
+        total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+    else:
+        # Every prescription has its patient, profile and prescriber (foreign keys; a chart needs
+        # a profile), so without a search the joins cannot change the count: counting the
+        # status index alone spares joining every open prescription (21,000 at scale 1).
+        total = session.execute(sa.select(sa.func.count()).select_from(Prescription)
+                                .where(Prescription.status.in_(statuses))).scalar_one()
+    if term or newest_first:
+        rows = session.execute(query.order_by(*order).offset((page - 1) * page_size).limit(page_size)).all()
+    else:
+        ids = _oldest_first(statuses, (page - 1) * page_size, page_size)
+        rows = session.execute(query.where(Prescription.id.in_(ids)).order_by(*order)).all()
     ids = [p.id for p, *_ in rows]
     items = _items_of(session, ids)
     if ids:

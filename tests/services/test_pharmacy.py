@@ -4,12 +4,15 @@ it, and two pharmacists dispensing at the same moment."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import PrescriptionStatus, Role
 from hms_app.db.models import Dispensation, Medicine, PatientProfile, Prescription, StockMovement
+from hms_app.db.types import utcnow
 from hms_app.services import demo, inventory, pharmacy
 from hms_app.services.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from hms_app.services.scheduling import local_today
@@ -142,6 +145,26 @@ def test_the_queue_shows_a_new_prescription_with_its_override_reason(seeded, doc
     assert prescription_id not in _queue(seeded, pharmacist, search="nobody by this name")
     assert prescription_id not in _queue(seeded, pharmacist, show="verified")
     assert prescription_id not in _queue(seeded, pharmacist, show="done")
+
+
+def test_the_open_queue_is_oldest_first_across_statuses_page_by_page(seeded, doctor, pharmacist, visit, medicine):
+    ids = [prescribe(seeded, doctor, visit, (medicine, 5)) for _ in range(5)]
+    for prescription_id in ids[1::2]:
+        verify(seeded, pharmacist, prescription_id)
+    newest = utcnow()
+    with seeded.begin() as conn:  # issued and verified alternate by age; two share a moment (then by id)
+        for age, prescription_id in enumerate(reversed(ids)):
+            conn.execute(sa.update(Prescription).where(Prescription.id == prescription_id)
+                         .values(created_at=newest - timedelta(days=age // 2)))
+    with seeded.connect() as conn:
+        expected = conn.execute(sa.select(Prescription.id).where(Prescription.status.in_(pharmacy.OPEN_STATUSES))
+                                .order_by(Prescription.created_at, Prescription.id)).scalars().all()
+
+    pages = [call(seeded, pharmacy.prescription_queue, actor=pharmacist, page=n, page_size=2) for n in range(1, 5)]
+
+    assert set(ids) <= set(expected)
+    assert [row.id for page in pages for row in page.rows] == expected
+    assert {page.total for page in pages} == {len(expected)}
 
 
 def test_verifying_records_who_checked_it_and_moves_it_along_the_queue(seeded, doctor, pharmacist, visit, medicine):
