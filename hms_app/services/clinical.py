@@ -272,21 +272,35 @@ class TimelineEntry:
     status: str
 
 
-def _timeline_union(patient_id: int) -> sa.Select:
+def _timeline_union(patient_id: int, newest: int | None = None) -> sa.Subquery:
+    """The patient's encounters, prescriptions, lab orders and documents as (kind, id, at).
+
+    Args:
+        newest: keep only each kind's ``newest`` latest entries: enough for a page that ends
+            within the first ``newest`` of the whole timeline. Each kind is then read backwards
+            off its (patient, time) index and stops there, instead of every entry of a long
+            record being fetched and sorted.
+    """
     parts = [
         sa.select(sa.literal("encounter").label("kind"), Encounter.id.label("id"), Encounter.started_at.label("at"))
         .where(Encounter.patient_id == patient_id),
-        sa.select(sa.literal("prescription"), Prescription.id, Prescription.created_at)
-        .where(Prescription.patient_id == patient_id),
-        sa.select(sa.literal("lab"), LabOrder.id, LabOrder.ordered_at).where(LabOrder.patient_id == patient_id),
-        sa.select(sa.literal("document"), Document.id, Document.created_at).where(Document.patient_id == patient_id),
+        sa.select(sa.literal("prescription").label("kind"), Prescription.id.label("id"),
+                  Prescription.created_at.label("at")).where(Prescription.patient_id == patient_id),
+        sa.select(sa.literal("lab").label("kind"), LabOrder.id.label("id"), LabOrder.ordered_at.label("at"))
+        .where(LabOrder.patient_id == patient_id),
+        sa.select(sa.literal("document").label("kind"), Document.id.label("id"), Document.created_at.label("at"))
+        .where(Document.patient_id == patient_id),
     ]
+    if newest is not None:
+        latest = [part.order_by(sa.desc("at"), sa.desc("id")).limit(newest).subquery() for part in parts]
+        parts = [sa.select(part.c.kind, part.c.id, part.c.at) for part in latest]
     return sa.union_all(*parts).subquery("timeline")
 
 
 def _timeline_page(session: Session, patient_id: int, page: int, page_size: int, *, for_patient: bool) -> Page[TimelineEntry]:
-    union = _timeline_union(patient_id)
-    total = session.execute(sa.select(sa.func.count()).select_from(union)).scalar_one()
+    everything = _timeline_union(patient_id)
+    total = session.execute(sa.select(sa.func.count()).select_from(everything)).scalar_one()
+    union = _timeline_union(patient_id, newest=page * page_size)
     keys = session.execute(
         sa.select(union.c.kind, union.c.id).order_by(union.c.at.desc(), union.c.id.desc())
         .offset((page - 1) * page_size).limit(page_size)
