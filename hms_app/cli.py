@@ -220,6 +220,28 @@ def _restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _second_factor(args: argparse.Namespace) -> int:
+    from hms_app.db.engine import session_scope
+    from hms_app.services import second_factor
+    from hms_app.services.errors import HMSError
+
+    try:
+        with session_scope() as session:
+            for role in args.require:
+                second_factor.console_set_requirement(session, role, True)
+                print(f"{role}: second factor required")
+            for role in args.not_required:
+                second_factor.console_set_requirement(session, role, False)
+                print(f"{role}: second factor not required")
+            if args.reset:
+                done = second_factor.console_reset(session, args.reset)
+                print(f"{args.reset}: " + ("authenticator and recovery codes forgotten" if done else "had none"))
+    except HMSError as error:
+        print(error.message, file=sys.stderr)
+        return 1
+    return 0
+
+
 def _safe_url() -> str:
     import sqlalchemy as sa
 
@@ -269,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     restore.add_argument("--check", action="store_true",
                          help="only check the archive's checksums and that the data key fits; write nothing")
     restore.set_defaults(run=_restore)
+    factor = commands.add_parser("second-factor", help="require a second factor per role, or reset a user's "
+                                 "(a lost phone when no admin can log in)")
+    factor.add_argument("--require", nargs="+", default=[], metavar="ROLE", help="roles that must use one")
+    factor.add_argument("--not-required", nargs="+", default=[], metavar="ROLE", help="roles that need not")
+    factor.add_argument("--reset", metavar="EMAIL", help="forget this user's authenticator and recovery codes")
+    factor.set_defaults(run=_second_factor)
     args = parser.parse_args(argv)
     from hms_app.db.postgres import ConnectionBudgetExceeded
 

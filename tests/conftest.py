@@ -35,6 +35,19 @@ def _pg_admin_engine() -> sa.Engine:
     return sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
 
 
+def _no_second_factor_by_default(url: str) -> None:
+    """No role requires a second factor in the test databases.
+
+    The migration makes admin, accounts and doctor accounts enrol; but the suite logs the demo
+    staff in many times a minute, and a one-time code is accepted only once per 30 seconds. The
+    second-factor tests switch the requirement on themselves (``tests/services/test_second_factor.py``).
+    """
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
+        conn.execute(sa.text("UPDATE role_login_policy SET second_factor_required = false"))
+    eng.dispose()
+
+
 @pytest.fixture(scope="session")
 def _template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated, empty database that each test copies."""
@@ -42,13 +55,16 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         path = tmp_path_factory.mktemp("template") / "template.db"
         url = f"sqlite:///{path}"
         upgrade(url)
+        _no_second_factor_by_default(url)
         yield str(path)
         return
     name = f"hms_tmpl_{uuid.uuid4().hex[:10]}"
     admin = _pg_admin_engine()
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    upgrade(sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
+    url = sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    _no_second_factor_by_default(url)
     yield name
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

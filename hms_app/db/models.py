@@ -650,3 +650,54 @@ class ApiClient(SQLModel, table=True):
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     revoked_by: int | None = Field(default=None, foreign_key="user.id")
+
+
+class SecondFactor(SQLModel, table=True):
+    """A staff member's authenticator (TOTP). ``enrolled_at`` is empty until a first code confirms it."""
+
+    __tablename__ = "second_factor"
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    secret: str = Field(sa_type=EncryptedText)
+    enrolled_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_used_step: int = Field(default=0)
+    """The 30-second step of the last code accepted: a code is never accepted twice."""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class RecoveryCode(SQLModel, table=True):
+    """One single-use recovery code, kept only as its SHA-256 (the code holds 80 random bits)."""
+
+    __tablename__ = "recovery_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    code_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class LoginChallenge(SQLModel, table=True):
+    """A password accepted, a second factor still owed: no session exists until it is paid.
+
+    The browser keeps the random token (in a backend-only var); only its SHA-256 is stored.
+    """
+
+    __tablename__ = "login_challenge"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    ip_address: str = Field(default="", max_length=64)
+
+
+class RoleLoginPolicy(SQLModel, table=True):
+    """Whether a role must log in with a second factor; admin switches it per role."""
+
+    __tablename__ = "role_login_policy"
+
+    role: Role = Field(sa_type=sa.String(20), primary_key=True)
+    second_factor_required: bool = Field(default=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

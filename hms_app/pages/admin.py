@@ -14,6 +14,7 @@ from hms_app.services.clinical import BreakGlassRow
 from hms_app.services.dashboards import RoleCount
 from hms_app.services.departments import DepartmentRow
 from hms_app.services.permissions import PermissionCell, PermissionRow
+from hms_app.services.second_factor import RequirementRow
 from hms_app.services.users import STAFF_ROLES, UserRow
 from hms_app.state.admin import (
     AdminDashboardState,
@@ -94,6 +95,13 @@ def _user_row(u: UserRow) -> rx.Component:
                 rx.button("Reset password", size="1", variant="soft", color_scheme="gray",
                           on_click=AdminUsersState.reset_password(u.id, u.full_name),
                           aria_label="Reset password of " + u.full_name),
+                rx.cond(
+                    u.second_factor,
+                    rx.button("Reset second factor", size="1", variant="soft", color_scheme="gray",
+                              on_click=AdminUsersState.reset_second_factor(u.id),
+                              aria_label="Reset second factor of " + u.full_name),
+                    rx.fragment(),
+                ),
                 spacing="2",
             )
         ),
@@ -312,11 +320,40 @@ def _permission_row(row: PermissionRow) -> rx.Component:
     )
 
 
+def _second_factor_rule(rule: RequirementRow) -> rx.Component:
+    return rx.el.li(
+        rx.el.label(
+            rx.switch(checked=rule.required,
+                      on_change=lambda checked: PermissionsState.require_second_factor(rule.role, checked),
+                      id="second-factor-" + rule.role),
+            rx.text(rule.role_label),
+            style={"display": "flex", "gap": "0.5rem", "align_items": "center"},
+        ),
+    )
+
+
+def _second_factor_rules() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("Second factor at login", as_="h2", size="4"),
+            rx.text("Accounts of a ticked role log in with a code from an authenticator app after their password; "
+                    "those not yet set up do so at their next login. Anyone who has set one up keeps using it.",
+                    size="2", color="var(--gray-11)"),
+            rx.el.ul(rx.foreach(PermissionsState.second_factor_rules, _second_factor_rule),
+                     style={"list_style": "none", "padding": "0", "margin": "0", "display": "flex",
+                            "flex_wrap": "wrap", "gap": "1.25rem"}),
+            spacing="2",
+        ),
+        width="100%",
+    )
+
+
 def permissions_page() -> rx.Component:
     return page_shell(
         "Permissions",
         rx.text("Tick a box to grant a permission to every account of that role. Administrators always keep "
                 "the right to manage users and permissions.", color="var(--gray-11)"),
+        _second_factor_rules(),
         rx.box(
             rx.table.root(
                 rx.el.caption("Permissions per role", class_name="visually-hidden"),

@@ -13,6 +13,85 @@ PASSWORD_HINT = f"At least {MIN_LENGTH} characters (at most {MAX_BYTES} bytes), 
 
 
 def login_page() -> rx.Component:
+    """The password, then (for an account that owes one) the code, the enrolment or the recovery codes."""
+    return rx.match(
+        LoginState.step,
+        ("code", _code_step()),
+        ("enrol", _enrol_step()),
+        ("recovery", _recovery_codes_step()),
+        _password_step(),
+    )
+
+
+def _code_form(handler, button: str, hint: str) -> rx.Component:
+    return rx.form(
+        rx.vstack(
+            field("Code", "code", required=True, autocomplete="one-time-code", field_id="login-code", hint=hint,
+                  input_mode="text", auto_focus=True),
+            form_error(LoginState.error),
+            rx.button(button, type="submit", width="100%", size="3", loading=LoginState.busy),
+            spacing="3",
+            width="100%",
+        ),
+        on_submit=handler,
+        reset_on_submit=True,
+        width="100%",
+    )
+
+
+def _start_over() -> rx.Component:
+    return rx.button("Start again with email and password", variant="ghost", size="2", type="button",
+                     on_click=LoginState.start_over)
+
+
+def _code_step() -> rx.Component:
+    return public_shell(
+        "Enter your code",
+        rx.text("Open the authenticator app on your phone and enter the six-digit code it shows for this "
+                "hospital. Without your phone, enter one of your recovery codes.", size="2"),
+        _code_form(LoginState.verify_code, "Log in", "Six digits, or a recovery code like ABCD-EFGH-IJKL-MNOP."),
+        _start_over(),
+    )
+
+
+def _enrol_step() -> rx.Component:
+    return public_shell(
+        "Set up your authenticator",
+        rx.text("Your account needs a second step at every login. Scan this QR code with an authenticator "
+                "app (such as FreeOTP, Google Authenticator or Microsoft Authenticator), then enter the "
+                "six-digit code it shows.", size="2"),
+        rx.center(
+            rx.image(src=LoginState.enrol_qr, alt="QR code for your authenticator app; the same key is written below",
+                     width="220px", height="220px", id="enrol-qr"),
+            width="100%",
+        ),
+        rx.vstack(
+            rx.text("Cannot scan? Type this key into the app instead:", size="2"),
+            rx.code(LoginState.enrol_secret, id="enrol-secret", size="3", style={"word_break": "break-all"}),
+            spacing="1",
+            width="100%",
+        ),
+        _code_form(LoginState.confirm_enrolment, "Confirm and log in", "The six digits the app shows now."),
+        _start_over(),
+    )
+
+
+def _recovery_code(code: rx.Var) -> rx.Component:
+    return rx.el.li(rx.code(code, size="3"))
+
+
+def _recovery_codes_step() -> rx.Component:
+    return public_shell(
+        "Save your recovery codes",
+        rx.callout("These codes are shown only now. Each lets you log in once without your phone. Print them "
+                   "or keep them somewhere safe, apart from your phone.", icon="key-round", color_scheme="amber"),
+        rx.el.ul(rx.foreach(LoginState.recovery_codes, _recovery_code), id="recovery-codes",
+                 style={"columns": "2", "list_style": "none", "padding": "0", "margin": "0", "line_height": "2"}),
+        rx.button("I have saved my recovery codes", width="100%", size="3", on_click=LoginState.leave_recovery_codes),
+    )
+
+
+def _password_step() -> rx.Component:
     return public_shell(
         "Log in",
         rx.form(

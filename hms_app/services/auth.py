@@ -12,15 +12,23 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NoReturn
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from hms_app import settings
 from hms_app.db.enums import AuditOutcome, Permission, Role, Sex
-from hms_app.db.models import AuthSession, PatientProfile, RolePermission, User
+from hms_app.db.models import (
+    AuthSession,
+    LoginChallenge,
+    PatientProfile,
+    RolePermission,
+    SecondFactor,
+    User,
+)
 from hms_app.db.types import utcnow
-from hms_app.services import audit, counters, passwords
+from hms_app.services import audit, counters, passwords, second_factor
 from hms_app.services.access import require
 from hms_app.services.actor import Actor, Anonymous
 from hms_app.services.errors import Conflict, LoginFailed, SessionExpired, ValidationError
@@ -31,6 +39,12 @@ LOGIN_FAILED_MESSAGE = (
     f"after {settings.LOCKOUT_THRESHOLD} failed tries in a row an account is locked for "
     f"{settings.LOCKOUT_SECONDS // 60} minutes."
 )
+CODE_FAILED_MESSAGE = (
+    "That code is not right, or it has been used already. Enter the current code from your authenticator "
+    f"app, or one of your recovery codes; after {settings.LOCKOUT_THRESHOLD} failed tries in a row an account "
+    f"is locked for {settings.LOCKOUT_SECONDS // 60} minutes."
+)
+CHALLENGE_EXPIRED_MESSAGE = "Your login has timed out. Log in again with your email and password."
 _TOUCH_EVERY = timedelta(seconds=60)
 _EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 
@@ -67,8 +81,16 @@ def _actor_for(session: Session, user: User, auth: AuthSession | None, ip_addres
 
 @dataclass(frozen=True)
 class LoginResult:
+    """A session (``token`` and ``actor``), or, when a second factor is owed, a challenge.
+
+    With a challenge no session exists yet: ``challenge`` goes to ``complete_login`` with a
+    code, or, when ``must_enrol``, to ``start_enrolment`` and ``confirm_enrolment``.
+    """
+
     token: str
-    actor: Actor
+    actor: Actor | None
+    challenge: str = ""
+    must_enrol: bool = False
 
 
 def login(*, session: Session, visitor: Anonymous, email: str, password: str) -> LoginResult:
@@ -106,19 +128,41 @@ def login(*, session: Session, visitor: Anonymous, email: str, password: str) ->
     if not user.is_active:
         fail("account disabled")
     if not matches:
-        failures = user.failed_logins + 1
-        if failures >= settings.LOCKOUT_THRESHOLD:
-            user.failed_logins = 0
-            user.locked_until = now + timedelta(seconds=settings.LOCKOUT_SECONDS)
-            session.add(user)
-            audit.record(session, visitor, "login.lockout", entity_type="user", entity_id=user.id,
-                         outcome=AuditOutcome.FAILED, actor_email=email_text,
-                         detail=f"locked for {settings.LOCKOUT_SECONDS // 60} minutes after {failures} failures")
-        else:
-            user.failed_logins = failures
-            session.add(user)
-        fail(f"wrong password ({failures} in a row)")
+        _count_failure(session, visitor, user, email_text, "password")
+        fail(f"wrong password ({user.failed_logins or settings.LOCKOUT_THRESHOLD} in a row)")
 
+    if second_factor.owed_by(session, user):
+        # The password is right, but it alone opens nothing: the failure count stands until a code
+        # is right too, so wrong codes and wrong passwords lock the account together.
+        challenge = second_factor.open_challenge(session, user, visitor.ip_address)
+        must_enrol = second_factor.enrolled_factor(session, user.id) is None
+        audit.record(session, visitor, "login.password_ok", entity_type="user", entity_id=user.id,
+                     actor_email=email_text, detail="enrolment owed" if must_enrol else "code owed")
+        session.commit()
+        return LoginResult("", None, challenge=challenge, must_enrol=must_enrol)
+    return _open_session(session, visitor, user, how="")
+
+
+def _count_failure(session: Session, visitor: Anonymous, user: User, email_text: str, what: str) -> None:
+    """One more failure in a row (a password or a code); the threshold locks the account."""
+    failures = user.failed_logins + 1
+    if failures >= settings.LOCKOUT_THRESHOLD:
+        user.failed_logins = 0
+        user.locked_until = utcnow() + timedelta(seconds=settings.LOCKOUT_SECONDS)
+        session.execute(sa.update(LoginChallenge).where(LoginChallenge.user_id == user.id,
+                                                        LoginChallenge.used_at.is_(None)).values(used_at=utcnow()))
+        audit.record(session, visitor, "login.lockout", entity_type="user", entity_id=user.id,
+                     outcome=AuditOutcome.FAILED, actor_email=email_text,
+                     detail=f"locked for {settings.LOCKOUT_SECONDS // 60} minutes after {failures} failures"
+                            + ("" if what == "password" else f", the last a wrong {what}"))
+    else:
+        user.failed_logins = failures
+    session.add(user)
+
+
+def _open_session(session: Session, visitor: Anonymous, user: User, *, how: str) -> LoginResult:
+    """Open a session for ``user`` (every check passed), commit, and return its token."""
+    now = utcnow()
     token = secrets.token_urlsafe(32)
     user.failed_logins = 0
     user.locked_until = None
@@ -135,9 +179,120 @@ def login(*, session: Session, visitor: Anonymous, email: str, password: str) ->
     session.add(auth)
     session.flush()
     actor = _actor_for(session, user, auth, visitor.ip_address)
-    audit.record(session, actor, "login.success", entity_type="auth_session", entity_id=auth.id)
+    audit.record(session, actor, "login.success", entity_type="auth_session", entity_id=auth.id, detail=how)
     session.commit()
     return LoginResult(token, actor)
+
+
+def _challenged_user(session: Session, visitor: Anonymous, challenge: object,
+                     action: str) -> tuple[LoginChallenge, User]:
+    """The open challenge and its user, still allowed to log in; else ``LoginFailed``."""
+    found = second_factor.find_challenge(session, challenge)
+    if found is None:
+        audit.record(session, visitor, action, entity_type="login_challenge", outcome=AuditOutcome.FAILED,
+                     detail="unknown, used or expired challenge")
+        session.commit()
+        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+    row, user = found
+    if not user.is_active or (user.locked_until is not None and user.locked_until > utcnow()):
+        audit.record(session, visitor, action, entity_type="user", entity_id=user.id, outcome=AuditOutcome.FAILED,
+                     actor_email=user.email, detail="account locked or disabled")
+        session.commit()
+        raise LoginFailed(CODE_FAILED_MESSAGE)
+    return row, user
+
+
+def _wrong_code(session: Session, visitor: Anonymous, user: User, action: str) -> NoReturn:
+    _count_failure(session, visitor, user, user.email, "code")
+    audit.record(session, visitor, action, entity_type="user", entity_id=user.id, outcome=AuditOutcome.FAILED,
+                 actor_email=user.email, detail="wrong or reused code")
+    session.commit()
+    raise LoginFailed(CODE_FAILED_MESSAGE)
+
+
+def complete_login(*, session: Session, visitor: Anonymous, challenge: str, code: str) -> LoginResult:
+    """The second step of a login: a code from the authenticator, or a recovery code.
+
+    A code is accepted once only; wrong codes count toward the same lockout as wrong passwords.
+
+    Raises:
+        LoginFailed: a wrong, reused or late code, or a locked account (one message for all).
+    """
+    row, user = _challenged_user(session, visitor, challenge, "login.second_factor_failed")
+    factor = second_factor.enrolled_factor(session, user.id)
+    if factor is None:
+        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+    typed = second_factor.normalize_code(code)
+    step = second_factor.matching_step(factor.secret, typed, after_step=factor.last_used_step)
+    if step is not None and second_factor.claim_step(session, user.id, step):
+        how = "authenticator code"
+    elif step is None and second_factor.use_recovery_code(session, user.id, typed):
+        how = f"recovery code ({second_factor.recovery_codes_left(session, user.id)} left)"
+    else:
+        _wrong_code(session, visitor, user, "login.second_factor_failed")
+    row.used_at = utcnow()
+    session.add(row)
+    return _open_session(session, visitor, user, how=how)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What the enrolment page shows: the secret as text and as a QR code."""
+
+    secret: str
+    uri: str
+    qr_data_uri: str
+
+
+def start_enrolment(*, session: Session, visitor: Anonymous, challenge: str) -> Enrolment:
+    """A new authenticator secret for a user who must enrol before their first session.
+
+    Calling it again replaces the secret that was not yet confirmed.
+    """
+    _row, user = _challenged_user(session, visitor, challenge, "second_factor.enrol")
+    if second_factor.enrolled_factor(session, user.id) is not None:
+        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+    secret = second_factor.new_secret()
+    factor = session.get(SecondFactor, user.id) or SecondFactor(user_id=user.id, secret=secret)
+    factor.secret = secret
+    factor.last_used_step = 0
+    factor.created_at = utcnow()
+    session.add(factor)
+    audit.record(session, visitor, "second_factor.enrol_start", entity_type="user", entity_id=user.id,
+                 actor_email=user.email)
+    session.commit()
+    uri = second_factor.provisioning_uri(secret, user.email)
+    return Enrolment(secret, uri, second_factor.qr_data_uri(uri))
+
+
+@dataclass(frozen=True)
+class EnrolledLogin:
+    result: LoginResult
+    recovery_codes: list[str]
+
+
+def confirm_enrolment(*, session: Session, visitor: Anonymous, challenge: str, code: str) -> EnrolledLogin:
+    """Confirm a new authenticator with its first code; open the session and hand out recovery codes.
+
+    Raises:
+        LoginFailed: a wrong code (counted toward the lockout) or a timed-out login.
+    """
+    row, user = _challenged_user(session, visitor, challenge, "second_factor.enrol")
+    factor = session.get(SecondFactor, user.id)
+    if factor is None or factor.enrolled_at is not None:
+        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+    step = second_factor.matching_step(factor.secret, second_factor.normalize_code(code),
+                                       after_step=factor.last_used_step)
+    if step is None or not second_factor.claim_step(session, user.id, step):
+        _wrong_code(session, visitor, user, "second_factor.enrol")
+    factor.enrolled_at = utcnow()
+    session.add(factor)
+    codes = second_factor.new_recovery_codes(session, user.id)
+    row.used_at = utcnow()
+    session.add(row)
+    audit.record(session, visitor, "second_factor.enrol", entity_type="user", entity_id=user.id,
+                 actor_email=user.email, detail=f"{len(codes)} recovery codes issued")
+    return EnrolledLogin(_open_session(session, visitor, user, how="new authenticator"), codes)
 
 
 def resolve_session(*, session: Session, token: str, ip_address: str = "") -> Actor:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from hms_app.db.enums import ROLE_LABELS, STAFF_UNITS, Permission, Role
-from hms_app.db.models import Department, DoctorProfile, PatientProfile, User
+from hms_app.db.models import Department, DoctorProfile, PatientProfile, SecondFactor, User
 from hms_app.services import audit, auth, passwords
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
@@ -33,6 +33,8 @@ class UserRow:
     is_active: bool
     status: str
     last_login: str
+    second_factor: bool = False
+    """An authenticator is enrolled (admin may reset it)."""
 
 
 _SORTABLE = {
@@ -58,9 +60,10 @@ def list_users(
     require(session, actor, Permission.USERS_MANAGE, action="user.list")
     page, page_size = clamp_page(page, page_size)
     query = (
-        sa.select(User, Department.name)
+        sa.select(User, Department.name, SecondFactor.enrolled_at)
         .outerjoin(DoctorProfile, DoctorProfile.user_id == User.id)
         .outerjoin(Department, Department.id == DoctorProfile.department_id)
+        .outerjoin(SecondFactor, SecondFactor.user_id == User.id)
     )
     term = storable(str(search or "").strip()[:100], "search")
     if term:
@@ -74,10 +77,10 @@ def list_users(
         query = query.where(User.role == role)
     query = query.order_by(order_by(_SORTABLE, sort, descending, "full_name"), User.id)
     total, rows = fetch_page(session, query, page=page, page_size=page_size)
-    return Page([_user_row(user, dept) for user, dept in rows], total, page, page_size)
+    return Page([_user_row(user, dept, enrolled is not None) for user, dept, enrolled in rows], total, page, page_size)
 
 
-def _user_row(user: User, department: str | None) -> UserRow:
+def _user_row(user: User, department: str | None, second_factor: bool = False) -> UserRow:
     from hms_app import settings
 
     role = Role(user.role)
@@ -93,6 +96,7 @@ def _user_row(user: User, department: str | None) -> UserRow:
         last_login=user.last_login_at.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M")
         if user.last_login_at
         else "never",
+        second_factor=second_factor,
     )
 
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services import audit, clinical, dashboards, departments, permissions, users
+from hms_app.services import (
+    audit,
+    clinical,
+    dashboards,
+    departments,
+    permissions,
+    second_factor,
+    users,
+)
 from hms_app.services.audit import AuditFilter, AuditRow
 from hms_app.services.clinical import BreakGlassRow
 from hms_app.services.dashboards import AdminFigures
 from hms_app.services.departments import DepartmentRow
 from hms_app.services.errors import HMSError
 from hms_app.services.permissions import PermissionRow
+from hms_app.services.second_factor import RequirementRow
 from hms_app.services.users import UserRow
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
@@ -124,6 +133,16 @@ class AdminUsersState(PagedTableMixin, SessionState):
         return rx.toast.success("Password reset. Hand over the temporary password in person.")
 
     @rx.event
+    async def reset_second_factor(self, user_id: int):
+        try:
+            await self._call(second_factor.reset_second_factor, user_id=user_id)
+        except HMSError as error:
+            return await self._failure(error)
+        await self._reload()
+        return rx.toast.success("Second factor reset; the account's sessions have ended. If the role requires "
+                                "one, they set up a new authenticator at their next login.")
+
+    @rx.event
     def dismiss_temporary_password(self):
         self.temporary_password = ""
         self.temporary_for = ""
@@ -187,14 +206,26 @@ class DepartmentsState(SessionState):
 
 class PermissionsState(SessionState):
     matrix: list[PermissionRow] = []
+    second_factor_rules: list[RequirementRow] = []
 
     @rx.event
     async def load_matrix(self):
         try:
             self.matrix = await self._call(permissions.permission_matrix, write=False)
+            self.second_factor_rules = await self._call(second_factor.list_second_factor_requirements, write=False)
         except HMSError as error:
             return await self._failure(error)
         return None
+
+    @rx.event
+    async def require_second_factor(self, role: str, required: bool):
+        try:
+            await self._call(second_factor.set_second_factor_requirement, role=role, required=required)
+        except HMSError as error:
+            await self.load_matrix()
+            return await self._failure(error)
+        await self.load_matrix()
+        return rx.toast.success(f"A second factor is {'now' if required else 'no longer'} required of {role} accounts.")
 
     @rx.event
     async def toggle_permission(self, role: str, permission: str, grant: bool):

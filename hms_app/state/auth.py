@@ -191,15 +191,34 @@ class SessionState(rx.State):
 
 
 class LoginState(SessionState):
-    """The login form."""
+    """The login form: the password, then, when the account owes one, the second factor.
+
+    ``step`` is "password", "code" (an enrolled authenticator), "enrol" (a first authenticator:
+    QR code and secret) or "recovery" (the new recovery codes, shown once). The login challenge
+    lives in a backend-only var; no session token exists before the code is right.
+    """
 
     error: str = ""
     busy: bool = False
+    step: str = "password"
+    enrol_secret: str = ""
+    enrol_qr: str = ""
+    recovery_codes: list[str] = []
+    _challenge: str = ""
+    _after_login: str = ""
+
+    def _back_to_password(self) -> None:
+        self.step = "password"
+        self._challenge = ""
+        self.enrol_secret = ""
+        self.enrol_qr = ""
 
     @rx.event
     async def open_login(self):
         """``on_load`` of the login page and of ``/``: a visitor who is still logged in goes home."""
         self.error = ""
+        self._back_to_password()
+        self.recovery_codes = []
         try:
             actor = await self._actor()
         except SessionExpired:
@@ -215,12 +234,15 @@ class LoginState(SessionState):
         password = form_text(form_data, "password", 1000)
         visitor = Anonymous(self.router.session.client_ip)
 
-        def work() -> auth.LoginResult:
+        def work() -> tuple[auth.LoginResult, auth.Enrolment | None]:
             with session_scope() as session:
-                return auth.login(session=session, visitor=visitor, email=email, password=password)
+                result = auth.login(session=session, visitor=visitor, email=email, password=password)
+                if not result.must_enrol:
+                    return result, None
+                return result, auth.start_enrolment(session=session, visitor=visitor, challenge=result.challenge)
 
         try:
-            result = await asyncio.to_thread(work)
+            result, enrolment = await asyncio.to_thread(work)
         except HMSError as error:
             self.busy = False
             self.error = error.message
@@ -228,16 +250,87 @@ class LoginState(SessionState):
             return
         self.busy = False
         self.error = ""
+        if result.challenge:
+            self._challenge = result.challenge
+            if enrolment is not None:
+                self.step = "enrol"
+                self.enrol_secret = enrolment.secret
+                self.enrol_qr = enrolment.qr_data_uri
+            else:
+                self.step = "code"
+            return
+        for event in await self._logged_in(result):
+            yield event
+
+    async def _logged_in(self, result: auth.LoginResult, *, go_home: bool = True) -> list:
         base = await self._session_state()
         base._token = result.token
         base.session_cookie = result.token
         await self._show_actor(result.actor)
+        self._after_login = _safe_next(self.router.url.query_parameters.get("next")) or home_for(result.actor.role.value)
+        if not go_home:
+            return []
         if result.actor.must_change_password:
-            yield rx.redirect(PASSWORD_PATH)
-            yield rx.toast.warning("Your password was reset. Choose a new one to continue.")
-            return
-        yield rx.redirect(_safe_next(self.router.url.query_parameters.get("next")) or home_for(result.actor.role.value))
-        yield rx.toast.success(f"Welcome, {result.actor.full_name}.")
+            return [rx.redirect(PASSWORD_PATH), rx.toast.warning("Your password was reset. Choose a new one to continue.")]
+        return [rx.redirect(self._after_login), rx.toast.success(f"Welcome, {result.actor.full_name}.")]
+
+    async def _second_step(self, service: Callable[..., T], code: str) -> T | None:
+        visitor = Anonymous(self.router.session.client_ip)
+        challenge = self._challenge
+
+        def work() -> T:
+            with session_scope() as session:
+                return service(session=session, visitor=visitor, challenge=challenge, code=code)
+
+        self.busy = True
+        try:
+            return await asyncio.to_thread(work)
+        except HMSError as error:
+            self.error = error.message
+            if error.message == auth.CHALLENGE_EXPIRED_MESSAGE:
+                self._back_to_password()
+            return None
+        finally:
+            self.busy = False
+
+    @rx.event
+    async def verify_code(self, form_data: dict):
+        """The second step: a code from the authenticator app, or a recovery code."""
+        result = await self._second_step(auth.complete_login, form_text(form_data, "code", 100))
+        if result is None:
+            return rx.toast.error(self.error)
+        self.error = ""
+        self._back_to_password()
+        return await self._logged_in(result)
+
+    @rx.event
+    async def confirm_enrolment(self, form_data: dict):
+        """A first code from a new authenticator: the session opens and the recovery codes show once."""
+        done = await self._second_step(auth.confirm_enrolment, form_text(form_data, "code", 100))
+        if done is None:
+            return rx.toast.error(self.error)
+        self.error = ""
+        self._back_to_password()
+        await self._logged_in(done.result, go_home=False)
+        self.recovery_codes = done.recovery_codes
+        self.step = "recovery"
+        return rx.toast.success("Your authenticator is set up.")
+
+    @rx.event
+    async def leave_recovery_codes(self):
+        """The recovery codes are saved: off to work (they are not shown again)."""
+        self.recovery_codes = []
+        self.step = "password"
+        base = await self._session_state()
+        if base.must_change_password:
+            return rx.redirect(PASSWORD_PATH)
+        return rx.redirect(self._after_login or home_for(base.user_role))
+
+    @rx.event
+    def start_over(self):
+        """Back to the email and password (a wrong account, or no phone at hand)."""
+        self.error = ""
+        self._back_to_password()
 
 
 class RegisterState(SessionState):

@@ -28,11 +28,26 @@ def log_in(page, base_url: str, email: str, password: str = DEMO_PASSWORD) -> No
     page.click("button[type=submit]")
 
 
-def log_in_to(page, base_url: str, email: str, home: str, password: str = DEMO_PASSWORD) -> None:
-    """Log in and wait until the role's landing page has loaded."""
+def log_in_to(page, base_url: str, email: str, home: str, password: str = DEMO_PASSWORD,
+              code: Callable[[], str] | None = None) -> None:
+    """Log in and wait until the role's landing page has loaded.
+
+    Args:
+        code: for an account with a second factor, gives the code to type at the second step.
+            The e2e server requires none by default (``server.start_app``); a test that switches
+            a role's requirement on passes one.
+    """
     log_in(page, base_url, email, password)
+    if code is not None:
+        enter_code(page, code())
     page.wait_for_url(f"{base_url}{home}")
     wait_ready(page)
+
+
+def enter_code(page, code: str) -> None:
+    """Type a one-time or recovery code at the login's second step and submit it."""
+    page.locator("#login-code").fill(code)
+    page.locator("#login-code").press("Enter")
 
 
 def form_alert(page):

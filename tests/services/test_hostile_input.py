@@ -159,10 +159,13 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "audit.search_audit": (Role.ADMIN,),
     "audit.verify_audit_chain": (Role.ADMIN,),
     "auth.change_password": ANY_ROLE,
+    "auth.complete_login": VISITOR,
+    "auth.confirm_enrolment": VISITOR,
     "auth.login": VISITOR,
     "auth.logout": ANY_ROLE,
     "auth.register_patient": VISITOR,
     "auth.resolve_session": VISITOR,
+    "auth.start_enrolment": VISITOR,
     "billing.apply_discount": (Role.ACCOUNTS,),
     "billing.invoice_detail": (Role.ACCOUNTS, Role.PATIENT),
     "billing.invoice_pdf": (Role.ACCOUNTS, Role.PATIENT),
@@ -249,6 +252,9 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "reports.report_lab_turnaround": (Role.ADMIN,),
     "reports.report_new_patients": (Role.ADMIN,),
     "reports.report_pharmacy": (Role.ADMIN,),
+    "second_factor.list_second_factor_requirements": (Role.ADMIN,),
+    "second_factor.reset_second_factor": (Role.ADMIN,),
+    "second_factor.set_second_factor_requirement": (Role.ADMIN,),
     "scheduling.add_hours": (Role.DOCTOR, Role.ADMIN),
     "scheduling.add_leave": (Role.DOCTOR, Role.ADMIN),
     "scheduling.get_schedule": (Role.DOCTOR, Role.ADMIN),
@@ -643,11 +649,19 @@ def world_engine(world_template: str, tmp_path) -> Iterator[sa.Engine]:
 # --- what a refusal may change --------------------------------------------------------------------
 
 # Columns a refused call may change on purpose: a failed login counts against the account.
-MAY_CHANGE_WHEN_REFUSED = {"auth.login": {"user": {"failed_logins", "locked_until"}}}
+MAY_CHANGE_WHEN_REFUSED = {
+    "auth.login": {"user": {"failed_logins", "locked_until"}},
+    "auth.complete_login": {"user": {"failed_logins", "locked_until"}, "login_challenge": {"used_at"}},
+    "auth.confirm_enrolment": {"user": {"failed_logins", "locked_until"}, "login_challenge": {"used_at"}},
+}
+_FAILED_SECOND_STEP = {"login.second_factor_failed", "login.lockout", "second_factor.enrol"}
 # Audit rows a refused call may leave besides refusals (outcome "denied").
 AUDITED_REFUSALS = {
     "auth.login": lambda e: str(e.outcome) == AuditOutcome.FAILED and e.action.startswith("login."),
     "prescribing.prescribe": lambda e: e.action == "prescription.warning",
+    "auth.complete_login": lambda e: str(e.outcome) == AuditOutcome.FAILED and e.action in _FAILED_SECOND_STEP,
+    "auth.confirm_enrolment": lambda e: str(e.outcome) == AuditOutcome.FAILED and e.action in _FAILED_SECOND_STEP,
+    "auth.start_enrolment": lambda e: str(e.outcome) == AuditOutcome.FAILED and e.action in _FAILED_SECOND_STEP,
 }
 
 
