@@ -311,3 +311,20 @@ def test_a_forbidden_read_changes_nothing_but_the_audit_trail(hospital, record, 
         read(s)
     [event] = audit_events(hospital, action="fhir.read", outcome="denied")
     assert event.patient_id == stranger.user_id
+
+
+def test_of_two_simultaneous_revocations_one_wins_and_one_is_audited(hospital, actors):
+    from tests.services.pharmacy_helpers import all_at_once
+
+    admin = actors[Role.ADMIN]
+    issued = _issue(hospital, admin)
+    results = all_at_once(*[lambda: call(hospital, api_clients.revoke_api_client, actor=admin, client_id=issued.id)
+                            for _ in range(2)])
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "NoneType"]
+    assert len(audit_events(hospital, action="api_client.revoke", outcome="success")) == 1
+
+
+def test_a_token_cannot_be_used_with_another_scheme_or_padding(hospital, record, http, all_token):
+    assert http.get(f"/fhir/Patient/{record.patient_id}", headers={"Authorization": f"bearer {all_token}"}).status_code == 200
+    for header in (f"Token {all_token}", f"Bearer {all_token}x", f"Bearer {all_token[:-1]}", all_token):
+        assert http.get(f"/fhir/Patient/{record.patient_id}", headers={"Authorization": header}).status_code == 401
