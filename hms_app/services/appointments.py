@@ -47,6 +47,7 @@ from hms_app.services.scheduling import (
     MAX_SEARCH_DAYS,
     Slot,
     day_span_utc,
+    free_slots_by_doctor,
     free_slots_for,
     local_label,
     local_today,
@@ -134,8 +135,8 @@ def free_slots(
             raise ValidationError("Choose a doctor of that department.")
         doctors = [chosen]
     by_start: dict[datetime, list[Slot]] = {}
-    for doctor in doctors:
-        for slot in free_slots_for(session, doctor, day_):
+    for slots in free_slots_by_doctor(session, doctors, day_).values():
+        for slot in slots:
             by_start.setdefault(slot.starts_at, []).append(slot)
     return [
         SlotOption(start.isoformat(), slots[0].label, len(slots)) for start, slots in sorted(by_start.items())

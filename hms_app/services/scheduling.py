@@ -141,35 +141,47 @@ def open_slots(day: date, blocks: Iterable[tuple[time, time]], slot_minutes: int
 
 def free_slots_for(session: Session, doctor_id: int, day: date, *, now: datetime | None = None) -> list[Slot]:
     """The doctor's free slots on ``day``: hours minus leave, bookings and the past."""
-    profile = session.get(DoctorProfile, doctor_id)
-    if profile is None:
-        return []
-    blocks = session.execute(
-        sa.select(DoctorAvailability.start_time, DoctorAvailability.end_time).where(
-            DoctorAvailability.doctor_id == doctor_id, DoctorAvailability.weekday == day.weekday()
-        )
-    ).all()
-    if not blocks:
-        return []
+    return free_slots_by_doctor(session, [doctor_id], day, now=now)[doctor_id]
+
+
+def free_slots_by_doctor(session: Session, doctor_ids: Iterable[int], day: date, *,
+                         now: datetime | None = None) -> dict[int, list[Slot]]:
+    """Each doctor's free slots on ``day`` (as ``free_slots_for``), in three queries for any number of doctors."""
+    wanted = list(dict.fromkeys(doctor_ids))
+    found: dict[int, list[Slot]] = {doctor: [] for doctor in wanted}
+    hours: dict[int, tuple[int, list[tuple[time, time]]]] = {}
+    for doctor, minutes, start, end in session.execute(
+        sa.select(DoctorProfile.user_id, DoctorProfile.slot_minutes, DoctorAvailability.start_time,
+                  DoctorAvailability.end_time)
+        .join(DoctorAvailability, DoctorAvailability.doctor_id == DoctorProfile.user_id)
+        .where(DoctorProfile.user_id.in_(wanted), DoctorAvailability.weekday == day.weekday())
+    ):
+        hours.setdefault(doctor, (minutes, []))[1].append((start, end))
+    if not hours:
+        return found
     day_start, day_end = day_span_utc(day)
-    busy = session.execute(
-        sa.select(DoctorLeave.starts_at, DoctorLeave.ends_at).where(
-            DoctorLeave.doctor_id == doctor_id, DoctorLeave.starts_at < day_end, DoctorLeave.ends_at > day_start
+    spans: dict[int, list[tuple[datetime, datetime]]] = {doctor: [] for doctor in hours}
+    for doctor, start, end in session.execute(
+        sa.select(DoctorLeave.doctor_id, DoctorLeave.starts_at, DoctorLeave.ends_at).where(
+            DoctorLeave.doctor_id.in_(list(hours)), DoctorLeave.starts_at < day_end, DoctorLeave.ends_at > day_start
         ).union_all(
-            sa.select(Appointment.starts_at, Appointment.ends_at).where(
-                Appointment.doctor_id == doctor_id,
+            sa.select(Appointment.doctor_id, Appointment.starts_at, Appointment.ends_at).where(
+                Appointment.doctor_id.in_(list(hours)),
                 Appointment.status.in_([s.value for s in ACTIVE_APPOINTMENT_STATUSES]),
+                # An appointment is one slot (at most 240 minutes), so none that began over a day
+                # before can reach into ``day``: the lower bound keeps the index scan to two days
+                # instead of the doctor's whole history.
+                Appointment.starts_at >= day_start - timedelta(days=1),
                 Appointment.starts_at < day_end,
                 Appointment.ends_at > day_start,
             )
         )
-    ).all()
-    spans = [(_aware(s), _aware(e)) for s, e in busy]
+    ):
+        spans[doctor].append((_aware(start), _aware(end)))
     now = now or utcnow()
-    return [
-        slot for slot in open_slots(day, [(b.start_time, b.end_time) for b in blocks], profile.slot_minutes, spans)
-        if slot.starts_at > now
-    ]
+    for doctor, (minutes, blocks) in hours.items():
+        found[doctor] = [slot for slot in open_slots(day, blocks, minutes, spans[doctor]) if slot.starts_at > now]
+    return found
 
 
 def _aware(value: datetime | str) -> datetime:

@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from hms_app.db.enums import Role
 from hms_app.services import appointments, scheduling
@@ -21,8 +22,10 @@ from tests.services.appointment_helpers import (
     book,
     call,
     department_id,
+    doctors_of,
     free_starts,
     freeze,
+    insert_appointment,
     user_id,
 )
 from tests.services.helpers import assert_refused
@@ -151,6 +154,38 @@ def test_sunday_hours_on_the_spring_forward_day_are_offered_in_summer_time(seede
         ("09:40", "2027-03-28T08:40:00+00:00"),
     ]
     assert free_starts(seeded, amelia, SPRING_FORWARD - timedelta(days=7))[0] == utc(2027, 3, 21, 9, 0)
+
+
+def test_an_appointment_from_the_evening_before_still_blocks_the_slots_it_runs_into(seeded, actors, amelia):
+    call(seeded, scheduling.add_hours, actor=actors[Role.DOCTOR], doctor_id=amelia, weekday=DAY.weekday(),
+         start="00:00", end="04:00")
+    insert_appointment(seeded, patient_id=user_id(seeded, PATIENT_EMAIL), doctor_id=amelia,
+                       starts_at=at(DAY - timedelta(days=1), 23, 0), minutes=240)  # 23:00 to 03:00
+
+    night = [s for s in free_starts(seeded, amelia, DAY) if s < at(DAY, 4, 0)]
+
+    assert night == [at(DAY, 3, 0), at(DAY, 3, 20), at(DAY, 3, 40)]
+
+
+def test_free_slots_of_any_doctor_take_as_many_queries_as_of_one(seeded, actors, amelia):
+    cardiology = department_id(seeded, "Cardiology")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def queries(doctor_id: object) -> int:
+        statements.clear()
+        sa.event.listen(seeded, "before_cursor_execute", count)
+        try:
+            call(seeded, appointments.free_slots, actor=actors[Role.PATIENT], department_id=cardiology,
+                 doctor_id=doctor_id, day=DAY.isoformat())
+        finally:
+            sa.event.remove(seeded, "before_cursor_execute", count)
+        return len(statements)
+
+    assert len(doctors_of(seeded, "Cardiology")) > 1
+    assert queries("any") == queries(amelia)
 
 
 def test_slots_that_have_started_or_passed_are_not_free(seeded, amelia):
