@@ -156,53 +156,93 @@ def _within(column, window: ReportRange) -> sa.ColumnElement[bool]:
     return sa.and_(column >= window.starts_at, column < window.ends_at)
 
 
-def _billed_lines(window: ReportRange) -> sa.Select:
-    return (sa.select(InvoiceLine).join(Invoice, Invoice.id == InvoiceLine.invoice_id)
-            .where(Invoice.status != InvoiceStatus.VOID.value, _within(InvoiceLine.service_at, window)))
+@dataclass(frozen=True)
+class _Billed:
+    """The range's charges on invoices not void, summed per local day, department and kind."""
+
+    day: str
+    department_id: int | None
+    kind: str
+    charges: int
+    cents: int
 
 
-def _revenue(session: Session, window: ReportRange, per: str) -> list[RevenuePeriod]:
-    billed_rows = (sa.select(local_period(session, InvoiceLine.service_at, window, per).label("period"),
-                             InvoiceLine.amount_cents.label("cents"))
-                   .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
-                   .where(Invoice.status != InvoiceStatus.VOID.value, _within(InvoiceLine.service_at, window))
-                   .subquery())
-    paid_rows = (sa.select(local_period(session, Payment.received_at, window, per).label("period"),
-                           Payment.amount_cents.label("cents"))
-                 .where(_within(Payment.received_at, window)).subquery())
-    billed = dict(session.execute(sa.select(billed_rows.c.period, sa.func.sum(billed_rows.c.cents))
-                                  .group_by(billed_rows.c.period)).all())
-    collected = dict(session.execute(sa.select(paid_rows.c.period, sa.func.sum(paid_rows.c.cents))
-                                     .group_by(paid_rows.c.period)).all())
-    return [RevenuePeriod(p, int(billed.get(p) or 0), int(collected.get(p) or 0)) for p in periods_of(window, per)]
+@dataclass(frozen=True)
+class _Collected:
+    """The range's payments summed per local day and method; refunds are negative amounts."""
+
+    day: str
+    method: str
+    payments: int
+    received_cents: int
+    refunded_cents: int
+    cents: int
 
 
-def _by_department(session: Session, window: ReportRange) -> list[DepartmentBilled]:
-    lines = _billed_lines(window).subquery()
-    rows = session.execute(
-        sa.select(Department.name, sa.func.count(), sa.func.sum(lines.c.amount_cents))
-        .select_from(lines).outerjoin(Department, Department.id == lines.c.department_id)
-        .group_by(Department.name)
-    ).all()
-    result = [DepartmentBilled(name or NO_DEPARTMENT, int(n), int(cents or 0)) for name, n, cents in rows]
+def _billed(session: Session, window: ReportRange) -> list[_Billed]:
+    # One pass over the range's lines feeds every chart of charges (by day, month, department
+    # and kind): each pass costs a scan of a year's lines (about 400,000 at scale 1). The local
+    # day is computed in a subquery so that GROUP BY names a column, not a repeated expression.
+    lines = (sa.select(local_period(session, InvoiceLine.service_at, window, "day").label("day"),
+                       InvoiceLine.department_id, InvoiceLine.kind, InvoiceLine.amount_cents)
+             .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+             .where(Invoice.status != InvoiceStatus.VOID.value, _within(InvoiceLine.service_at, window))
+             .subquery())
+    return [_Billed(day, department, str(kind), int(n), int(cents or 0)) for day, department, kind, n, cents in
+            session.execute(sa.select(lines.c.day, lines.c.department_id, lines.c.kind, sa.func.count(),
+                                      sa.func.sum(lines.c.amount_cents))
+                            .group_by(lines.c.day, lines.c.department_id, lines.c.kind))]
+
+
+def _collected(session: Session, window: ReportRange) -> list[_Collected]:
+    paid = (sa.select(local_period(session, Payment.received_at, window, "day").label("day"), Payment.method,
+                      Payment.amount_cents)
+            .where(_within(Payment.received_at, window)).subquery())
+    amount = paid.c.amount_cents
+    return [_Collected(day, str(method), int(n), int(received or 0), int(refunded or 0), int(cents or 0))
+            for day, method, n, received, refunded, cents in session.execute(
+                sa.select(paid.c.day, paid.c.method, sa.func.count(),
+                          sa.func.sum(sa.case((amount > 0, amount), else_=0)),
+                          sa.func.sum(sa.case((amount < 0, -amount), else_=0)), sa.func.sum(amount))
+                .group_by(paid.c.day, paid.c.method))]
+
+
+def _revenue(window: ReportRange, per: str, billed: list[_Billed], collected: list[_Collected]) -> list[RevenuePeriod]:
+    # A local month is its days' first seven characters (2026-03-29 -> 2026-03).
+    width = 10 if per == "day" else 7
+    billed_by: dict[str, int] = {}
+    for b in billed:
+        billed_by[b.day[:width]] = billed_by.get(b.day[:width], 0) + b.cents
+    collected_by: dict[str, int] = {}
+    for c in collected:
+        collected_by[c.day[:width]] = collected_by.get(c.day[:width], 0) + c.cents
+    return [RevenuePeriod(p, billed_by.get(p, 0), collected_by.get(p, 0)) for p in periods_of(window, per)]
+
+
+def _by_department(session: Session, billed: list[_Billed]) -> list[DepartmentBilled]:
+    names = dict(session.execute(sa.select(Department.id, Department.name)).all())
+    sums: dict[str, tuple[int, int]] = {}
+    for b in billed:
+        name = names.get(b.department_id) or NO_DEPARTMENT
+        n, cents = sums.get(name, (0, 0))
+        sums[name] = (n + b.charges, cents + b.cents)
+    result = [DepartmentBilled(name, n, cents) for name, (n, cents) in sums.items()]
     return sorted(result, key=lambda r: (-r.billed_cents, r.department))
 
 
-def _by_kind(session: Session, window: ReportRange) -> list[KindBilled]:
-    lines = _billed_lines(window).subquery()
-    counts = {str(kind): (int(n), int(cents or 0)) for kind, n, cents in session.execute(
-        sa.select(lines.c.kind, sa.func.count(), sa.func.sum(lines.c.amount_cents)).group_by(lines.c.kind))}
+def _by_kind(billed: list[_Billed]) -> list[KindBilled]:
+    counts: dict[str, tuple[int, int]] = {}
+    for b in billed:
+        n, cents = counts.get(b.kind, (0, 0))
+        counts[b.kind] = (n + b.charges, cents + b.cents)
     return [KindBilled(KIND_LABELS[kind], *counts.get(kind.value, (0, 0))) for kind in ChargeKind]
 
 
-def _by_method(session: Session, window: ReportRange) -> list[MethodCollected]:
-    amount = Payment.amount_cents
-    sums = {str(method): (int(n), int(received or 0), int(refunded or 0)) for method, n, received, refunded in
-            session.execute(
-                sa.select(Payment.method, sa.func.count(),
-                          sa.func.sum(sa.case((amount > 0, amount), else_=0)),
-                          sa.func.sum(sa.case((amount < 0, -amount), else_=0)))
-                .where(_within(Payment.received_at, window)).group_by(Payment.method))}
+def _by_method(collected: list[_Collected]) -> list[MethodCollected]:
+    sums: dict[str, tuple[int, int, int]] = {}
+    for c in collected:
+        n, received, refunded = sums.get(c.method, (0, 0, 0))
+        sums[c.method] = (n + c.payments, received + c.received_cents, refunded + c.refunded_cents)
     rows = []
     for method in PaymentMethod:
         n, received, refunded = sums.get(method.value, (0, 0, 0))
@@ -271,7 +311,8 @@ REPORTS: dict[str, _Report] = {
 
 def _summary(session: Session, window: ReportRange) -> AccountsSummary:
     today = local_today()
-    by_day = _revenue(session, window, "day")
+    billed, collected = _billed(session, window), _collected(session, window)
+    by_day = _revenue(window, "day", billed, collected)
     by_age, overdue = _by_age(session, today)
     headline = AccountsHeadline(
         billed_cents=sum(r.billed_cents for r in by_day),
@@ -281,9 +322,9 @@ def _summary(session: Session, window: ReportRange) -> AccountsSummary:
         open_invoices=sum(b.invoices for b in by_age),
     )
     return AccountsSummary(
-        dates=window, today=today, headline=headline, by_day=by_day, by_month=_revenue(session, window, "month"),
-        by_department=_by_department(session, window), by_kind=_by_kind(session, window),
-        by_method=_by_method(session, window), by_age=by_age, by_payer=_by_payer(session),
+        dates=window, today=today, headline=headline, by_day=by_day, by_month=_revenue(window, "month", billed, collected),
+        by_department=_by_department(session, billed), by_kind=_by_kind(billed),
+        by_method=_by_method(collected), by_age=by_age, by_payer=_by_payer(session),
     )
 
 
