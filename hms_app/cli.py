@@ -242,6 +242,29 @@ def _second_factor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import time
+
+    from hms_app.db.engine import session_scope
+    from hms_app.services import mail
+
+    if not mail.enabled():
+        print("e-mail is off: set HMS_SMTP_URL (smtp://host:port?from=address) to send", file=sys.stderr)
+        return 1
+    transport = mail.SmtpTransport(settings.SMTP_URL)
+    print(f"sending e-mail through {mail.safe_server(settings.SMTP_URL)} every {args.interval}s")
+    while True:
+        with session_scope() as session:
+            reminders = mail.queue_reminders(session)
+        report = mail.deliver_due(session_scope, transport, sender=transport.sender)
+        if reminders or report.sent or report.retrying or report.failed:
+            print(f"reminders queued {reminders}; sent {report.sent}, to retry {report.retrying}, "
+                  f"given up {report.failed}", flush=True)
+        if args.once:
+            return 0
+        time.sleep(args.interval)
+
+
 def _safe_url() -> str:
     import sqlalchemy as sa
 
@@ -297,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     factor.add_argument("--not-required", nargs="+", default=[], metavar="ROLE", help="roles that need not")
     factor.add_argument("--reset", metavar="EMAIL", help="forget this user's authenticator and recovery codes")
     factor.set_defaults(run=_second_factor)
+    worker = commands.add_parser("worker", help="send the queued e-mail and the 24-hour appointment reminders "
+                                 "(runs until stopped; needs HMS_SMTP_URL)")
+    worker.add_argument("--interval", type=float, default=30, help="seconds between rounds (default 30)")
+    worker.add_argument("--once", action="store_true", help="one round, then exit")
+    worker.set_defaults(run=_worker)
     args = parser.parse_args(argv)
     from hms_app.db.postgres import ConnectionBudgetExceeded
 

@@ -52,5 +52,9 @@ DB_HEADROOM = int(os.environ.get("HMS_DB_HEADROOM", "10"))
 """PostgreSQL connections left free for migrations, ``hms`` commands, psql, backups and tests."""
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
+SMTP_URL = os.environ.get("HMS_SMTP_URL", "")
+"""Where e-mail goes: ``smtp://[user:password@]host[:port][?from=address]`` (or ``smtp+starttls://``,
+``smtps://``). Unset means e-mail is off: nothing is queued, and the admin dashboard says so."""
+
 TRUSTED_PROXY_HOPS = int(os.environ.get("HMS_TRUSTED_PROXY_HOPS", "0"))
 """How many reverse proxies stand in front of the app; 0 means X-Forwarded-For is ignored."""

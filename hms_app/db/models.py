@@ -701,3 +701,39 @@ class RoleLoginPolicy(SQLModel, table=True):
     role: Role = Field(sa_type=sa.String(20), primary_key=True)
     second_factor_required: bool = Field(default=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class EmailOutbox(SQLModel, table=True):
+    """One e-mail to send, written in the transaction of the event it tells of.
+
+    ``event_key`` is unique: an event is queued once. ``hms worker`` claims a row by moving it
+    from pending to sending with a conditional update, so only one worker sends it.
+    """
+
+    __tablename__ = "email_outbox"
+    __table_args__ = (sa.Index("ix_email_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=40)
+    event_key: str = Field(max_length=120, sa_column_kwargs={"unique": True})
+    to_address: str = Field(max_length=254)
+    subject: str = Field(max_length=200)
+    body: str = Field(sa_type=sa.Text)
+    status: str = Field(default="pending", max_length=10)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_error: str = Field(default="", max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class EmailPreference(SQLModel, table=True):
+    """A user's choice about e-mail; no row means the defaults (reminders on)."""
+
+    __tablename__ = "email_preference"
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    reminders: bool = Field(default=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

@@ -69,6 +69,23 @@ def admin_dashboard() -> rx.Component:
             ),
             width="100%",
         ),
+        _mail_card(),
+    )
+
+
+def _mail_card() -> rx.Component:
+    m = AdminDashboardState.mail_status
+    return rx.card(
+        rx.heading("E-mail", as_="h2", size="4", margin_bottom="0.5rem"),
+        rx.cond(
+            m.enabled,
+            rx.text("On: sent through ", rx.code(m.server), " by the ", rx.code("hms worker"), " command. ",
+                    m.waiting.to_string(), " waiting, ", m.sent.to_string(), " sent, ", m.failed.to_string(),
+                    " given up.", id="mail-status"),
+            rx.text("Off: HMS_SMTP_URL is not set, so no e-mail is queued or sent (appointment news, "
+                    "reminders, results and invoices reach users only inside HMS).", id="mail-status"),
+        ),
+        width="100%",
     )
 
 

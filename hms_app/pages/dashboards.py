@@ -52,6 +52,18 @@ def patient_dashboard() -> rx.Component:
             ),
             width="100%",
         ),
+        rx.card(
+            rx.heading("E-mail", as_="h2", size="4", margin_bottom="0.5rem"),
+            rx.el.label(
+                rx.switch(checked=ProfileState.email_reminders, on_change=ProfileState.choose_reminders,
+                          id="email-reminders"),
+                rx.text("E-mail me a reminder the day before each appointment"),
+                style={"display": "flex", "gap": "0.5rem", "align_items": "center"},
+            ),
+            rx.text("E-mails only say that something is waiting for you here; they never hold medical or "
+                    "payment details.", size="1", color="var(--gray-11)", margin_top="0.5rem"),
+            width="100%",
+        ),
     )
 
 

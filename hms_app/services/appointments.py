@@ -37,7 +37,7 @@ from hms_app.db.models import (
     WaitlistEntry,
 )
 from hms_app.db.types import utcnow
-from hms_app.services import audit, billing, events, notifications
+from hms_app.services import audit, billing, events, mail, notifications
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.errors import Conflict, NotFound, ValidationError
@@ -317,6 +317,7 @@ def confirm_appointment(*, session: Session, actor: Actor, appointment_id: int) 
         raise Conflict("This appointment's time has passed; it can no longer be confirmed.")
     _change(session, actor, appointment, AppointmentStatus.CONFIRMED, "appointment.confirm",
             notify_title="Appointment confirmed")
+    mail.queue_appointment_email(session, appointment, "appointment.confirmed")
     session.commit()
 
 
@@ -329,6 +330,7 @@ def decline_appointment(*, session: Session, actor: Actor, appointment_id: int, 
     reason = _clean_reason(reason, "decline")
     _change(session, actor, appointment, AppointmentStatus.DECLINED, "appointment.decline", reason=reason,
             notify_title="Appointment request declined")
+    mail.queue_appointment_email(session, appointment, "appointment.declined")
     _offer_freed_slot(session, appointment)
     session.commit()
 
@@ -348,6 +350,7 @@ def cancel_appointment(*, session: Session, actor: Actor, appointment_id: int, r
         reason = storable(" ".join(str(reason or "").split())[:500], "reason")
     _change(session, actor, appointment, AppointmentStatus.CANCELLED, "appointment.cancel", reason=reason,
             notify_title="Appointment cancelled")
+    mail.queue_appointment_email(session, appointment, "appointment.cancelled")
     _offer_freed_slot(session, appointment)
     session.commit()
 

@@ -46,7 +46,7 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
-from hms_app.services import audit, counters, events, notifications
+from hms_app.services import audit, counters, events, mail, notifications
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.clinical import _local
@@ -372,6 +372,7 @@ def issue_invoice(*, session: Session, actor: Actor, invoice_id: int) -> str:
     notifications.notify(session, invoice.patient_id, "New invoice",
                          f"Invoice {invoice.number} for {format_money(invoice.total_cents)} is due by "
                          f"{invoice.due_date.isoformat()}.", PATIENT_INVOICES_LINK)
+    mail.queue_email(session, user_id=invoice.patient_id, kind="invoice.issued", event_key=f"invoice.issued:{invoice.id}")
     _publish(session, invoice)
     session.commit()
     return invoice.number

@@ -33,7 +33,7 @@ from hms_app import settings
 from hms_app.db.enums import LabOrderStatus, LabPriority, Permission, Role
 from hms_app.db.models import LabOrder, LabReportFile, LabResult, LabTest, PatientProfile, User
 from hms_app.db.types import utcnow
-from hms_app.services import audit, billing, events, files, notifications
+from hms_app.services import audit, billing, events, files, mail, notifications
 from hms_app.services.access import require
 from hms_app.services.actor import Actor
 from hms_app.services.clinical import _local, age_in_years, chart_patient
@@ -436,6 +436,8 @@ def enter_result(*, session: Session, actor: Actor, order_id: int, value: object
     patient = session.get(User, order.patient_id)
     notifications.notify(session, order.patient_id, "Your results are ready",
                          f"{test.name}: open Lab results to see them.", PATIENT_RESULTS_LINK)
+    mail.queue_email(session, user_id=order.patient_id, kind="lab.results_ready",
+                     event_key=f"lab.results_ready:{order.id}")
     notifications.notify(session, order.doctor_id, "Lab result ready",
                          f"{test.name} for {patient.full_name}.", DOCTOR_RESULTS_LINK)
     critical = result.flag in CRITICAL_FLAGS

@@ -9,6 +9,7 @@ from hms_app.services import (
     clinical,
     dashboards,
     departments,
+    mail,
     permissions,
     second_factor,
     users,
@@ -18,6 +19,7 @@ from hms_app.services.clinical import BreakGlassRow
 from hms_app.services.dashboards import AdminFigures
 from hms_app.services.departments import DepartmentRow
 from hms_app.services.errors import HMSError
+from hms_app.services.mail import MailStatus
 from hms_app.services.permissions import PermissionRow
 from hms_app.services.second_factor import RequirementRow
 from hms_app.services.users import UserRow
@@ -26,15 +28,18 @@ from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
 
 _NO_FIGURES = AdminFigures([], 0, 0, 0, 0, 0)
+_NO_MAIL = MailStatus(enabled=False, server="", waiting=0, sent=0, failed=0)
 
 
 class AdminDashboardState(SessionState):
     figures: AdminFigures = _NO_FIGURES
+    mail_status: MailStatus = _NO_MAIL
 
     @rx.event
     async def load_figures(self):
         try:
             self.figures = await self._call(dashboards.admin_figures, write=False)
+            self.mail_status = await self._call(mail.mail_status, write=False)
         except HMSError as error:
             return await self._failure(error)
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services import notifications, users
+from hms_app.services import mail, notifications, users
 from hms_app.services.errors import HMSError
 from hms_app.services.notifications import NotificationRow
 from hms_app.services.users import Profile
@@ -18,15 +18,28 @@ class ProfileState(SessionState):
     """The signed-in user's own profile."""
 
     profile: Profile = _EMPTY_PROFILE
+    email_reminders: bool = True
 
     @rx.event
     async def load_profile(self):
         try:
             self.profile = await self._call(users.get_own_profile)
+            self.email_reminders = await self._call(mail.my_email_reminders, write=False)
         except HMSError as error:
             self.profile = _EMPTY_PROFILE
             return await self._failure(error)
         return None
+
+    @rx.event
+    async def choose_reminders(self, wanted: bool):
+        """Turn one's appointment reminders by e-mail on or off."""
+        try:
+            await self._call(mail.choose_email_reminders, wanted=wanted)
+        except HMSError as error:
+            return await self._failure(error)
+        self.email_reminders = wanted
+        return rx.toast.success("We will e-mail you a reminder the day before each appointment." if wanted
+                                else "No more reminders by e-mail.")
 
 
 class NotificationsState(PagedTableMixin, SessionState):
