@@ -2,6 +2,7 @@
 #   make run   set up, migrate, load demo data, serve at http://localhost:3000
 #   make run-scaled   the same on PostgreSQL and Redis with HMS_WORKERS backend workers (4)
 #   make test  set up with the test extras (and Chromium if missing), run the whole suite
+#   make bench the benchmarks (hot reads on the scale databases, websocket load, booking contention, pages, memory, live delay, logins, loaders)
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,8 +13,9 @@ export PATH := $(BIN):$(PATH)
 export REFLEX_USE_NPM := 1
 export REFLEX_TELEMETRY_ENABLED := false
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+SCALE ?= 0.1
 
-.PHONY: install install-test browser db run run-scaled run-dev test test-postgres lint bench clean
+.PHONY: install install-test browser db seed-scale run run-scaled run-dev test test-postgres lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +52,11 @@ db: install
 	$(BIN)/hms migrate
 	$(BIN)/hms seed --if-empty
 
+## seed-scale: migrate HMS_DATABASE_URL (an empty database) and load the demo plus SCALE × the benchmark hospital (1: 100,000 patients)
+seed-scale: install
+	$(BIN)/hms migrate
+	$(BIN)/hms seed --scale $(SCALE)
+
 ## run: serve the app in production mode on one port (SQLite, demo data, one worker)
 run: db
 	$(BIN)/reflex run --env prod
@@ -72,6 +79,17 @@ test: install-test
 ## test-postgres: the database tests again, on a PostgreSQL database created and dropped by the suite
 test-postgres: install-test
 	HMS_TEST_POSTGRES_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -q -m db
+
+## bench: the benchmarks of issue 8 with modest defaults, one after the other (about 35 minutes; see README, Measured)
+bench: install-test
+	$(BIN)/python -m bench.hot_reads --runs 20 --budget 45
+	$(BIN)/python -m bench.ws_load --clients 1,50,200 --seconds 5
+	$(BIN)/python -m bench.booking_contention --clients 50 --days 3
+	$(BIN)/python -m bench.pages --runs 3
+	$(BIN)/python -m bench.memory --clients 50,200
+	$(BIN)/python -m bench.live_delay --rounds 10
+	$(BIN)/python -m bench.login_burst
+	$(BIN)/python -m bench.service_cpu --calls 150
 
 lint: install-test
 	$(BIN)/ruff check hms_app tests
