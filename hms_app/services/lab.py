@@ -234,7 +234,20 @@ def worklist(*, session: Session, actor: Actor, status: str = "", priority: str 
             raise ValidationError("Choose a test from the list.")
     patient, doctor = _PATIENT, _DOCTOR
     urgency = sa.case({LabPriority.STAT.value: 0, LabPriority.URGENT.value: 1}, value=LabOrder.priority, else_=2)
-    query = (
+    wanted = [LabOrder.status == status if status else LabOrder.status.in_(OPEN_STATUSES)]
+    if priority:
+        wanted.append(LabOrder.priority == priority)
+    if wanted_test is not None:
+        wanted.append(LabOrder.test_id == wanted_test)
+    order = (urgency, LabOrder.ordered_at, LabOrder.id)
+    # The filters are all on the order, and every order has its test, patient, profile and
+    # doctor (foreign keys; an order needs a chart): the count and the page's ids come from the
+    # orders alone, and only the page's rows are joined to the rest.
+    total = session.execute(sa.select(sa.func.count()).select_from(LabOrder).where(*wanted)).scalar_one()
+    ids = session.execute(sa.select(LabOrder.id).where(*wanted).order_by(*order)
+                          .offset((page - 1) * page_size).limit(page_size)).scalars().all()
+    now = utcnow()
+    rows = session.execute(
         sa.select(LabOrder, LabTest, patient.full_name, PatientProfile, doctor.full_name,
                   LabReportFile.id.is_not(None).label("has_report"))
         .join(LabTest, LabTest.id == LabOrder.test_id)
@@ -242,16 +255,8 @@ def worklist(*, session: Session, actor: Actor, status: str = "", priority: str 
         .join(PatientProfile, PatientProfile.user_id == LabOrder.patient_id)
         .join(doctor, doctor.id == LabOrder.doctor_id)
         .outerjoin(LabReportFile, LabReportFile.order_id == LabOrder.id)
-        .where(LabOrder.status == status if status else LabOrder.status.in_(OPEN_STATUSES))
-    )
-    if priority:
-        query = query.where(LabOrder.priority == priority)
-    if wanted_test is not None:
-        query = query.where(LabOrder.test_id == wanted_test)
-    total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-    now = utcnow()
-    rows = session.execute(query.order_by(urgency, LabOrder.ordered_at, LabOrder.id)
-                           .offset((page - 1) * page_size).limit(page_size)).all()
+        .where(LabOrder.id.in_(ids)).order_by(*order)
+    ).all() if ids else []
     return Page(
         [WorklistRow(o.id, name, profile.mrn, profile.birth_date.isoformat() if profile.birth_date else "",
                      str(profile.sex), f"{t.name} ({t.code})", t.specimen, str(o.priority),

@@ -375,6 +375,16 @@ def test_the_worklist_filters_by_status_priority_and_test_keeping_stat_first(hos
         "Alanine aminotransferase (ALT) (ALT)"]
 
 
+def test_the_worklist_pages_in_its_order_with_the_total(hospital, doctor, lab_staff, visit):
+    placed = [order(hospital, doctor, visit, "NA", priority) for priority in ("routine", "stat", "urgent", "routine", "stat")]
+
+    pages = [call(hospital, lab.worklist, actor=lab_staff, page=n, page_size=2) for n in range(1, 5)]
+
+    assert [r.id for page in pages for r in page.rows] == [placed[1], placed[4], placed[2], placed[0], placed[3]]
+    assert {page.total for page in pages} == {5}
+    assert pages[3].rows == []
+
+
 def test_lab_staff_never_see_encounter_notes_through_any_lab_function(hospital, doctor, lab_staff, patient, visit):
     secret = "Confidential-assessment-7731"
     call(hospital, clinical.save_encounter, actor=doctor, encounter_id=visit, form=EncounterForm(
