@@ -81,6 +81,17 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def begin_write(session: Session) -> None:
+    """Start the session's next transaction holding the write lock (SQLite: ``BEGIN IMMEDIATE``).
+
+    For work that began as a read and must now write, such as recording a refusal: on SQLite a
+    transaction that began by reading cannot write once another connection has committed since
+    (it fails at once, "database is locked"), while one that takes the lock first waits its turn
+    on the busy timeout. Call it with no transaction open, after a commit or a rollback.
+    """
+    session.connection(execution_options={_WRITE_OPTION: True})
+
+
 def get_engine() -> sa.Engine:
     """The process-wide engine for ``settings.DATABASE_URL``.
 

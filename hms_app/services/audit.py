@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from hms_app import settings
+from hms_app.db.engine import begin_write
 from hms_app.db.enums import AuditOutcome, Permission
 from hms_app.db.models import AuditEvent, PatientProfile
 from hms_app.db.types import utcnow
@@ -102,8 +103,13 @@ def deny(
     patient_id: int | None = None,
     detail: str = "",
 ) -> None:
-    """Roll back the refused work, record the refusal in its own transaction, and raise."""
+    """Roll back the refused work, record the refusal in its own transaction, and raise.
+
+    That transaction takes the write lock first: the refused work was often a read (a page
+    loader, a session check), and another user may write meanwhile.
+    """
     session.rollback()
+    begin_write(session)
     record(
         session,
         actor,

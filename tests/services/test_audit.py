@@ -16,7 +16,7 @@ from hms_app.db.enums import Role
 from hms_app.db.models import AuditEvent, PatientProfile
 from hms_app.db.types import utcnow
 from hms_app.services import audit, departments, users
-from hms_app.services.errors import LoginFailed, NotFound, ValidationError
+from hms_app.services.errors import LoginFailed, NotFound, PermissionDenied, ValidationError
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import assert_refused, audit_events, login_token, resolve, table_count
 
@@ -184,6 +184,37 @@ def test_a_rewritten_chain_tail_is_still_caught_at_the_edit(actors, seeded):
         s.commit()
     report = _verify(seeded)
     assert report.first_bad_id == ids[3]
+
+
+def test_a_refusal_in_a_read_only_session_takes_the_write_lock_first(seeded):
+    # A page loader reads in a read-only session, and its refusal writes the audit row. Another
+    # user's write commits between the refusal's read of the chain's last hash and its insert:
+    # on SQLite a transaction that began by reading cannot write after that, and the refusal
+    # failed with "database is locked" instead of being recorded and shown.
+    interloper_committed = []
+
+    def another_user_writes(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENT") and not interloper_committed:
+            with seeded.connect() as other:
+                if seeded.dialect.name == "sqlite":
+                    other.exec_driver_sql("PRAGMA busy_timeout=200")
+                try:
+                    other.execute(sa.text("UPDATE department SET name = name WHERE id = (SELECT min(id) FROM department)"))
+                    other.commit()
+                    interloper_committed.append(True)
+                except sa.exc.OperationalError:
+                    interloper_committed.append(False)  # it waits for the refusal's write lock instead
+
+    sa.event.listen(seeded, "before_cursor_execute", another_user_writes)
+    try:
+        with session_scope(write=False, engine=seeded) as session, pytest.raises(PermissionDenied):
+            audit.deny(session, None, "users.list", detail="no session")
+    finally:
+        sa.event.remove(seeded, "before_cursor_execute", another_user_writes)
+
+    assert interloper_committed
+    assert [(e.action, e.outcome) for e in audit_events(seeded)][-1:] == [("users.list", "denied")]
+    assert _verify(seeded).ok
 
 
 def test_verify_audit_chain_service_is_audited(actors, seeded):
