@@ -57,6 +57,7 @@ from hms_app.state.clinical import (
 from hms_app.state.dashboard import NotificationsState, ProfileState
 from hms_app.state.finance import AccountsDashboardState
 from hms_app.state.interop import ApiClientsState
+from hms_app.state.malformed import MalformedEventGate
 from hms_app.state.pharmacy import (
     InventoryState,
     PatientPrescriptionsState,
@@ -89,6 +90,7 @@ app = rx.App(
     # The health route, then security headers on every HTTP response (pages, assets, API).
     api_transformer=[Starlette(routes=[Route("/api/health", _health), fhir_routes.mount]), with_security_headers],
 )
+app.add_middleware(MalformedEventGate())
 
 async def _bind_live_hub() -> None:
     """Let the live hub reach this worker's event loop from the threads that commit."""
