@@ -332,7 +332,7 @@ class ScheduleState(SessionState):
     @rx.event
     async def load_own_schedule(self):
         try:
-            actor = await self._actor()
+            actor = await self._actor(refused_action="scheduling.get_schedule")
         except HMSError as error:
             return await self._failure(error)
         self.doctor_id = str(actor.user_id)

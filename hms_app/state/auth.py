@@ -8,6 +8,8 @@ a logout, expiry or deactivation is honoured at the very next click.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import http.cookies
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -36,6 +38,7 @@ ROLE_HOME = {
 }
 LOGIN_PATH = "/login"
 PASSWORD_PATH = "/account/password"  # noqa: S105  (a route, not a secret)
+SESSION_COOKIE = "hms_session"
 
 
 def home_for(role: str) -> str:
@@ -54,6 +57,17 @@ def _safe_next(target: object) -> str:
     return target
 
 
+def _cookie_token(header: str) -> str:
+    """The session cookie's value in a ``Cookie`` header, or ""."""
+    jar = http.cookies.SimpleCookie()
+    try:
+        jar.load(header or "")
+    except http.cookies.CookieError:
+        return ""
+    morsel = jar.get(SESSION_COOKIE)
+    return morsel.value if morsel else ""
+
+
 def _rooms_of(actor: Actor) -> list[str]:
     """The live-update rooms of a tab: its user's and its role's, chosen by the server."""
     return [live.user_room(actor.user_id), live.role_room(actor.role.value)]
@@ -63,9 +77,11 @@ class SessionState(rx.State):
     """Who is logged in on this tab, and what the shell shows about them."""
 
     session_cookie: str = rx.Cookie(
-        "", name="hms_session", same_site="strict", max_age=settings.SESSION_ABSOLUTE_SECONDS
+        "", name=SESSION_COOKIE, same_site="strict", max_age=settings.SESSION_ABSOLUTE_SECONDS
     )
     _token: str = ""
+    _connection: str = ""
+    """The websocket connection that logged in or last presented the session cookie."""
     user_name: str = ""
     user_role: str = ""
     role_label: str = ""
@@ -81,8 +97,23 @@ class SessionState(rx.State):
         return self if type(self) is SessionState else await self.get_state(SessionState)
 
     async def _credentials(self) -> tuple[str, str]:
+        """The session token this event may act with, and the client's address.
+
+        The token held in the tab's state is trusted only on the connection that logged in
+        (or last proved it). A new connection, such as a reload or a reconnect, must carry
+        the session cookie in its handshake: the tab's id, which the browser puts in the
+        websocket's address and so in a proxy's access log, is not enough to take over a
+        closed tab's session.
+        """
         base = await self._session_state()
-        return base._token or base.session_cookie, self.router.session.client_ip
+        token = base._token or base.session_cookie
+        connection = self.router.session.session_id
+        if token and connection != base._connection:
+            if hmac.compare_digest(_cookie_token(self.router.headers.cookie).encode(), token.encode()):
+                base._connection = connection
+            else:
+                token = ""
+        return token, self.router.session.client_ip
 
     async def _call(self, service: Callable[..., T], /, *, write: bool = True, **kwargs: Any) -> T:
         """Resolve the actor from the session and run one service call in a worker thread.
@@ -102,19 +133,33 @@ class SessionState(rx.State):
 
         return await asyncio.to_thread(work)
 
-    async def _actor(self) -> Actor:
+    async def _actor(self, *, refused_action: str = "") -> Actor:
+        """The actor of this tab's session, or ``SessionExpired``.
+
+        Args:
+            refused_action: the action to audit a refusal as, for a handler that shows the
+                refusal to the user instead of calling a service (which ``_call`` audits).
+        """
         token, ip = await self._credentials()
 
         def work() -> Actor:
             with session_scope() as session:
-                return auth.resolve_session(session=session, token=token, ip_address=ip)
+                try:
+                    return auth.resolve_session(session=session, token=token, ip_address=ip)
+                except SessionExpired as refusal:
+                    if refused_action:
+                        access.refuse_visitor(session, Anonymous(ip), refused_action, refusal)
+                    raise
 
         return await asyncio.to_thread(work)
 
     async def _forget(self) -> None:
         base = await self._session_state()
+        if base._token and base._connection != self.router.session.session_id:
+            return  # a connection that never proved the session may not end it for its owner
         base._token = ""
         base.session_cookie = ""
+        base._connection = ""
         base.user_name = ""
         base.user_role = ""
         base.role_label = ""
@@ -266,6 +311,7 @@ class LoginState(SessionState):
         base = await self._session_state()
         base._token = result.token
         base.session_cookie = result.token
+        base._connection = self.router.session.session_id
         await self._show_actor(result.actor)
         self._after_login = _safe_next(self.router.url.query_parameters.get("next")) or home_for(result.actor.role.value)
         if not go_home:

@@ -39,7 +39,7 @@ async def _upload_bytes(files: list[rx.UploadFile]) -> tuple[str, bytes]:
     """The one uploaded file's name and bytes, reading at most one byte past the limit."""
     from hms_app import settings
 
-    if len(files) != 1:
+    if not isinstance(files, list) or len(files) != 1:
         return "", b""
     upload = files[0]
     data = await upload.read(settings.MAX_UPLOAD_BYTES + 1) if hasattr(upload, "read") else b""
@@ -352,7 +352,7 @@ class LabResultsState(PagedTableMixin, SessionState):
     rows: list[ResultView] = []
 
     async def _fetch(self) -> None:
-        actor = await self._actor()
+        actor = await self._actor(refused_action="lab.results")
         service = lab.results_for_patient if actor.role == "patient" else lab.results_for_doctor
         self.rows = self._paged(await self._call(service, page=self.page, page_size=self.page_size))
 

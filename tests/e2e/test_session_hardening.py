@@ -6,6 +6,8 @@
 - Idle and absolute expiry are enforced by the server at an open tab's next action, whatever
   the browser still holds.
 - A session cookie planted before login (session fixation) is replaced by a new token.
+- A closed tab's id (which the websocket's address carries, and so a proxy's access log) does
+  not take over its session on a new connection; the session cookie in the handshake does.
 - The server's log holds no password, no session token and no clinical text after a failed
   login, a login, a chart view and a saved note.
 """
@@ -28,6 +30,7 @@ from hms_app.db.models import AuthSession
 from hms_app.db.types import utcnow
 from hms_app.services.auth import LOGIN_FAILED_MESSAGE
 from hms_app.state.auth import LoginState, SessionState
+from hms_app.state.dashboard import ProfileState
 from tests.e2e.helpers import (
     DEMO_PASSWORD,
     db_rows,
@@ -43,6 +46,7 @@ from tests.ws_client import EVENT_PATH, ReflexSocket, WsClient
 LOCKOUT_EMAIL = "kwame.mensah@patients.example"  # used by no other journey
 EXPIRY_EMAIL = "chloe.martin@patients.example"  # used by no other journey
 FIXATION_EMAIL = "yusuf.demir@patients.example"  # used by no other journey
+TAB_EMAIL = "noah.williams@patients.example"  # used by no other journey
 FORGED = ["10.9.8.7", "203.0.113.250", "1.1.1.1, 8.8.8.8", "127.0.0.2", "::1"]
 
 
@@ -67,6 +71,28 @@ class _ForwardedClient(WsClient):
 
     async def _make(self, base_url: str, origin: str | None, token: str | None) -> ReflexSocket:
         return _ForwardedSocket(base_url, self._forwarded_for)
+
+
+class _TabSocket(ReflexSocket):
+    """A connection that presents a given tab id, and a ``Cookie`` header if given one."""
+
+    def __init__(self, base_url: str, token: str, cookie: str) -> None:
+        super().__init__(base_url, token=token)
+        self.cookie = cookie
+
+    async def connect(self, timeout: float = 10) -> None:
+        headers = {"Origin": self.origin, **({"Cookie": self.cookie} if self.cookie else {})}
+        await self._sio.connect(f"{self.base_url}?token={self.token}", headers=headers, transports=["websocket"],
+                                namespaces=[EVENT_PATH], socketio_path=EVENT_PATH, wait_timeout=timeout)
+
+
+class _TabClient(WsClient):
+    def __init__(self, base_url: str, token: str, cookie: str = "") -> None:
+        self._cookie = cookie
+        super().__init__(base_url, token=token)
+
+    async def _make(self, base_url: str, origin: str | None, token: str | None) -> ReflexSocket:
+        return _TabSocket(base_url, token or "", self._cookie)
 
 
 def _log_in(client: WsClient, email: str, password: str):
@@ -181,3 +207,27 @@ def test_the_server_log_holds_no_password_token_or_clinical_text(app_server, pag
     }
     leaked = [what for what, secret in secrets.items() if secret in log or re.escape(secret) in log]
     assert not leaked, f"the server log holds {leaked}"
+
+
+def test_a_closed_tabs_id_alone_does_not_take_over_its_session(app_server):
+    with WsClient(app_server.url) as tab:
+        session_token = _token_of(_log_in(tab, TAB_EMAIL, DEMO_PASSWORD))
+        tab_id = tab.token
+        assert tab.call(ProfileState, "load_profile", pathname="/patient").toasts == []
+    # The tab's connection closes without a logout; its state, session token included, stays on the server.
+
+    # The owner's browser reconnects (a reload) with its cookie: the session goes on.
+    with _TabClient(app_server.url, tab_id, cookie=f"hms_session={session_token}") as owner:
+        again = owner.call(ProfileState, "load_profile", pathname="/patient")
+        assert again.toasts == []
+        assert TAB_EMAIL in again.text()
+
+        # Someone who read the tab's id off an access log connects with it, without the cookie.
+        for cookie in ("", "hms_session=not-the-token"):
+            with _TabClient(app_server.url, tab_id, cookie=cookie) as thief:
+                stolen = thief.call(ProfileState, "load_profile", pathname="/patient")
+            assert ("error", "Please log in.") in stolen.toasts
+            assert TAB_EMAIL not in stolen.text()
+
+        # The thief's refusal did not end the owner's session.
+        assert owner.call(ProfileState, "load_profile", pathname="/patient").toasts == []
