@@ -45,7 +45,7 @@ from hms_app.state.appointments import (
     PatientAppointmentsState,
     ScheduleState,
 )
-from hms_app.state.auth import LoginState, SessionState
+from hms_app.state.auth import LoginState, SessionState, TabGate
 from hms_app.state.billing import AccountsInvoicesState, PatientInvoicesState
 from hms_app.state.clinical import (
     ChartState,
@@ -90,6 +90,7 @@ app = rx.App(
     # The health route, then security headers on every HTTP response (pages, assets, API).
     api_transformer=[Starlette(routes=[Route("/api/health", _health), fhir_routes.mount]), with_security_headers],
 )
+app.add_middleware(TabGate())
 app.add_middleware(MalformedEventGate())
 
 async def _bind_live_hub() -> None:

@@ -11,10 +11,12 @@ import asyncio
 import hmac
 import http.cookies
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import reflex as rx
+from reflex.middleware import Middleware
+from reflex.state import BaseState
 
 from hms_app import settings
 from hms_app.db.engine import session_scope
@@ -81,7 +83,7 @@ class SessionState(rx.State):
     )
     _token: str = ""
     _connection: str = ""
-    """The websocket connection that logged in or last presented the session cookie."""
+    """The websocket connection (Socket.IO id) that used this tab's session: see ``TabGate``."""
     user_name: str = ""
     user_role: str = ""
     role_label: str = ""
@@ -99,20 +101,13 @@ class SessionState(rx.State):
     async def _credentials(self) -> tuple[str, str]:
         """The session token this event may act with, and the client's address.
 
-        The token held in the tab's state is trusted only on the connection that logged in
-        (or last proved it). A new connection, such as a reload or a reconnect, must carry
-        the session cookie in its handshake: the tab's id, which the browser puts in the
-        websocket's address and so in a proxy's access log, is not enough to take over a
-        closed tab's session.
+        ``TabGate`` has already started afresh any tab whose connection could not prove the
+        session its state holds; here the connection that uses a session is remembered.
         """
         base = await self._session_state()
-        token = base._token or base.session_cookie
-        connection = self.router.session.session_id
-        if token and connection != base._connection:
-            if hmac.compare_digest(_cookie_token(self.router.headers.cookie).encode(), token.encode()):
-                base._connection = connection
-            else:
-                token = ""
+        token = base._token or base.session_cookie or _cookie_token(self.router.headers.cookie)
+        if token and not base._connection:
+            base._connection = self.router.session.session_id
         return token, self.router.session.client_ip
 
     async def _call(self, service: Callable[..., T], /, *, write: bool = True, **kwargs: Any) -> T:
@@ -154,12 +149,10 @@ class SessionState(rx.State):
         return await asyncio.to_thread(work)
 
     async def _forget(self) -> None:
+        """End the tab's session; ``_connection`` stays, so the tab's id alone opens nothing later."""
         base = await self._session_state()
-        if base._token and base._connection != self.router.session.session_id:
-            return  # a connection that never proved the session may not end it for its owner
         base._token = ""
         base.session_cookie = ""
-        base._connection = ""
         base.user_name = ""
         base.user_role = ""
         base.role_label = ""
@@ -233,6 +226,40 @@ class SessionState(rx.State):
             pass
         await self._forget()
         return [rx.redirect(LOGIN_PATH), rx.toast.success("You have logged out.")]
+
+
+def _state_classes(state: type[BaseState] = rx.State) -> Iterator[type[BaseState]]:
+    for substate in state.get_substates():
+        yield substate
+        yield from _state_classes(substate)
+
+
+class TabGate(Middleware):
+    """A tab's state is for the connection that used its session, or one that shows its cookie.
+
+    Reflex keeps each tab's state on the server under the tab's id, which the browser sends
+    in the websocket's address (and so into a reverse proxy's access log). The state holds
+    the session token and whatever the tab's pages last loaded, a patient's chart perhaps,
+    and outlives the tab by an hour. A new connection presenting that id, a reload or a
+    reconnect, goes on with the state only if its handshake carries the session cookie the
+    state holds; any other finds the tab started afresh, logged out and empty, before its
+    first event runs, Reflex's own hydration included.
+    """
+
+    async def preprocess(self, app: Any, state: BaseState, event: Any) -> None:
+        base = await state.get_state(SessionState)
+        connection = state.router.session.session_id
+        if not base._connection or base._connection == connection:
+            return
+        token = base._token or base.session_cookie
+        shown = _cookie_token(state.router.headers.cookie)
+        if token and shown and hmac.compare_digest(shown.encode(), token.encode()):
+            base._connection = connection
+            return
+        log.info("tab state reset: a new connection without the session's cookie")
+        for substate in _state_classes():
+            await state.get_state(substate)
+        state.reset()
 
 
 class LoginState(SessionState):

@@ -47,6 +47,7 @@ LOCKOUT_EMAIL = "kwame.mensah@patients.example"  # used by no other journey
 EXPIRY_EMAIL = "chloe.martin@patients.example"  # used by no other journey
 FIXATION_EMAIL = "yusuf.demir@patients.example"  # used by no other journey
 TAB_EMAIL = "noah.williams@patients.example"  # used by no other journey
+STATE = "reflex___state____state"
 FORGED = ["10.9.8.7", "203.0.113.250", "1.1.1.1, 8.8.8.8", "127.0.0.2", "::1"]
 
 
@@ -209,25 +210,27 @@ def test_the_server_log_holds_no_password_token_or_clinical_text(app_server, pag
     assert not leaked, f"the server log holds {leaked}"
 
 
-def test_a_closed_tabs_id_alone_does_not_take_over_its_session(app_server):
+def test_a_closed_tabs_id_alone_neither_takes_over_its_session_nor_reads_its_state(app_server):
     with WsClient(app_server.url) as tab:
         session_token = _token_of(_log_in(tab, TAB_EMAIL, DEMO_PASSWORD))
         tab_id = tab.token
-        assert tab.call(ProfileState, "load_profile", pathname="/patient").toasts == []
-    # The tab's connection closes without a logout; its state, session token included, stays on the server.
+        loaded = tab.call(ProfileState, "load_profile", pathname="/patient")
+        assert loaded.toasts == []
+        assert TAB_EMAIL in loaded.text()
+    # The tab's connection closes without a logout; its state (the session token, the profile
+    # just loaded) stays on the server under the tab's id.
+
+    # Someone who read the id off an access log connects with it, without the cookie or with a wrong one.
+    for cookie in ("", "hms_session=not-the-token"):
+        with _TabClient(app_server.url, tab_id, cookie=cookie) as thief:
+            hydrated = thief.call(STATE, "hydrate_and_load", {}, pathname="/patient")
+            acted = thief.call(ProfileState, "load_profile", pathname="/patient")
+        assert TAB_EMAIL not in hydrated.text(), "Reflex's hydration sent the closed tab's state"
+        assert ("error", "Please log in.") in acted.toasts
+        assert TAB_EMAIL not in acted.text()
 
     # The owner's browser reconnects (a reload) with its cookie: the session goes on.
     with _TabClient(app_server.url, tab_id, cookie=f"hms_session={session_token}") as owner:
         again = owner.call(ProfileState, "load_profile", pathname="/patient")
-        assert again.toasts == []
-        assert TAB_EMAIL in again.text()
-
-        # Someone who read the tab's id off an access log connects with it, without the cookie.
-        for cookie in ("", "hms_session=not-the-token"):
-            with _TabClient(app_server.url, tab_id, cookie=cookie) as thief:
-                stolen = thief.call(ProfileState, "load_profile", pathname="/patient")
-            assert ("error", "Please log in.") in stolen.toasts
-            assert TAB_EMAIL not in stolen.text()
-
-        # The thief's refusal did not end the owner's session.
-        assert owner.call(ProfileState, "load_profile", pathname="/patient").toasts == []
+    assert again.toasts == []
+    assert TAB_EMAIL in again.text()
