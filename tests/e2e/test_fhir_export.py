@@ -17,6 +17,7 @@ from tests.e2e.helpers import (
     db_rows,
     db_value,
     log_in_to,
+    screenshot,
     user_id,
     wait_for_db,
     wait_ready,
@@ -35,7 +36,7 @@ def _get(url: str, token: str) -> tuple[int, str, dict]:
         return error.code, error.headers["content-type"], json.loads(error.read())
 
 
-def test_admin_issues_a_token_shown_once_that_reads_one_patient_until_revoked(app_server, page):
+def test_admin_issues_a_token_shown_once_that_reads_one_patient_until_revoked(app_server, page, screenshot_dir):
     url, db = app_server.url, app_server.database_url
     patient_id, other_id = user_id(db, PATIENT), user_id(db, OTHER_PATIENT)
     mrn = db_value(db, "SELECT mrn FROM patient_profile WHERE user_id = ?", (patient_id,))
@@ -55,6 +56,7 @@ def test_admin_issues_a_token_shown_once_that_reads_one_patient_until_revoked(ap
     token = page.locator("#issued-token").inner_text().strip()
     assert token.startswith("hms_")
     assert_accessible(page)
+    screenshot(page, screenshot_dir, "admin-api-client-issued")
 
     # Only the token's hash is in the database.
     [(token_hash, scope, scoped_patient)] = db_rows(
@@ -91,7 +93,7 @@ def test_admin_issues_a_token_shown_once_that_reads_one_patient_until_revoked(ap
     assert_accessible(page)
 
 
-def test_a_patient_downloads_their_record_as_fhir_and_as_a_pdf(app_server, page):
+def test_a_patient_downloads_their_record_as_fhir_and_as_a_pdf(app_server, page, screenshot_dir):
     url, db = app_server.url, app_server.database_url
     patient_id = user_id(db, PATIENT)
     mrn = db_value(db, "SELECT mrn FROM patient_profile WHERE user_id = ?", (patient_id,))
@@ -101,6 +103,7 @@ def test_a_patient_downloads_their_record_as_fhir_and_as_a_pdf(app_server, page)
     wait_ready(page)
     expect(page.get_by_role("heading", name="Download my record")).to_be_visible()
     assert_accessible(page)
+    screenshot(page, screenshot_dir, "patient-record-download")
 
     with page.expect_download() as download_info:
         page.get_by_role("button", name="FHIR file (JSON)").click()

@@ -22,6 +22,7 @@ from tests.e2e.helpers import (
     form_alert,
     log_in,
     log_in_to,
+    screenshot,
     user_id,
     wait_for_db,
 )
@@ -59,7 +60,7 @@ def _last_step(app_server) -> int:
                     (user_id(app_server.database_url, DOCTOR),)) or 0
 
 
-def test_a_doctor_enrols_and_logs_in_with_a_code_and_admin_resets_it(app_server, new_context):
+def test_a_doctor_enrols_and_logs_in_with_a_code_and_admin_resets_it(app_server, new_context, screenshot_dir):
     base = app_server.url
     admin = new_context().new_page()
     try:
@@ -85,6 +86,7 @@ def test_a_doctor_enrols_and_logs_in_with_a_code_and_admin_resets_it(app_server,
         secret = doctor.locator("#enrol-secret").inner_text().strip()
         assert re.fullmatch(r"[A-Z2-7]{32}", secret), secret
         assert_accessible(doctor)
+        screenshot(doctor, screenshot_dir, "second-factor-enrol")
 
         enter_code(doctor, "000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
         expect(form_alert(doctor)).to_contain_text("That code is not right")
@@ -94,6 +96,7 @@ def test_a_doctor_enrols_and_logs_in_with_a_code_and_admin_resets_it(app_server,
         assert len(codes) == 10
         assert all(re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}", c) for c in codes), codes
         assert_accessible(doctor)
+        screenshot(doctor, screenshot_dir, "second-factor-recovery-codes")
         doctor.get_by_role("button", name="I have saved my recovery codes").click()
         doctor.wait_for_url(f"{base}/doctor")
         doctor.get_by_role("button", name="Log out").click()
