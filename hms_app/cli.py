@@ -254,9 +254,7 @@ def _worker(args: argparse.Namespace) -> int:
     transport = mail.SmtpTransport(settings.SMTP_URL)
     print(f"sending e-mail through {mail.safe_server(settings.SMTP_URL)} every {args.interval}s")
     while True:
-        with session_scope() as session:
-            reminders = mail.queue_reminders(session)
-        report = mail.deliver_due(session_scope, transport, sender=transport.sender)
+        reminders, report = mail.send_round(session_scope, transport)
         if reminders or report.sent or report.retrying or report.failed:
             print(f"reminders queued {reminders}; sent {report.sent}, to retry {report.retrying}, "
                   f"given up {report.failed}", flush=True)
@@ -322,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     factor.set_defaults(run=_second_factor)
     worker = commands.add_parser("worker", help="send the queued e-mail and the 24-hour appointment reminders "
                                  "(runs until stopped; needs HMS_SMTP_URL)")
-    worker.add_argument("--interval", type=float, default=30, help="seconds between rounds (default 30)")
+    worker.add_argument("--interval", type=float, default=settings.MAIL_INTERVAL,
+                        help="seconds between rounds (default HMS_MAIL_INTERVAL, 30)")
     worker.add_argument("--once", action="store_true", help="one round, then exit")
     worker.set_defaults(run=_worker)
     args = parser.parse_args(argv)

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hms_app import fhir_routes
-from hms_app.db.engine import get_engine
+from hms_app import fhir_routes, settings
+from hms_app.db.engine import get_engine, session_scope
 from hms_app.http_headers import with_security_headers
 from hms_app.pages import (
     admin,
@@ -28,7 +28,7 @@ from hms_app.pages import (
     pharmacy,
     reports,
 )
-from hms_app.services import events
+from hms_app.services import events, mail
 from hms_app.state import live
 from hms_app.state.admin import (
     AdminDashboardState,
@@ -112,6 +112,34 @@ async def _open_database():
 
 
 app.register_lifespan_task(_open_database)
+
+
+@contextlib.asynccontextmanager
+async def _send_email():
+    """Send the e-mail outbox from this worker every ``HMS_MAIL_INTERVAL`` seconds, when e-mail is
+    on and ``HMS_MAIL_SENDER`` is ``app``: the outbox's claims keep several senders from sending
+    a message twice. A round that fails is logged and the next one tries again."""
+    if not mail.enabled() or settings.MAIL_SENDER != "app":
+        yield
+        return
+    transport = mail.SmtpTransport(settings.SMTP_URL)
+
+    async def rounds() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(mail.send_round, session_scope, transport)
+            except Exception:
+                log.exception("e-mail round failed; trying again in %s s", settings.MAIL_INTERVAL)
+            await asyncio.sleep(settings.MAIL_INTERVAL)
+
+    task = asyncio.create_task(rounds())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+app.register_lifespan_task(_send_email)
 events.subscribe(live.hub.on_change)
 
 app.add_page(index, route="/", title="HMS", on_load=LoginState.open_login)

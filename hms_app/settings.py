@@ -55,6 +55,11 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 SMTP_URL = os.environ.get("HMS_SMTP_URL", "")
 """Where e-mail goes: ``smtp://[user:password@]host[:port][?from=address]`` (or ``smtp+starttls://``,
 ``smtps://``). Unset means e-mail is off: nothing is queued, and the admin dashboard says so."""
+MAIL_SENDER = os.environ.get("HMS_MAIL_SENDER", "app")
+"""Who sends the outbox: ``app`` (every backend worker, every ``MAIL_INTERVAL`` seconds, beside
+serving pages) or ``worker`` (only ``hms worker`` processes run by the deployer)."""
+MAIL_INTERVAL = float(os.environ.get("HMS_MAIL_INTERVAL", "30"))
+"""Seconds between two rounds of sending, in the app and in ``hms worker`` by default."""
 
 TRUSTED_PROXY_HOPS = int(os.environ.get("HMS_TRUSTED_PROXY_HOPS", "0"))
 """How many reverse proxies stand in front of the app; 0 means X-Forwarded-For is ignored."""

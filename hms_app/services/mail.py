@@ -320,6 +320,17 @@ def deliver_due(session_factory: Callable[[], Session], transport: Transport, *,
     return DeliveryReport(sent, retrying, failed)
 
 
+def send_round(session_factory: Callable[[], Session], transport: SmtpTransport) -> tuple[int, DeliveryReport]:
+    """One round of sending: queue the reminders now due, then deliver what is due.
+
+    Returns:
+        How many reminders were queued, and what became of the deliveries.
+    """
+    with session_factory() as session:
+        reminders = queue_reminders(session)
+    return reminders, deliver_due(session_factory, transport, sender=transport.sender)
+
+
 def _record_failure(session_factory: Callable[[], Session], outbox_id: int, attempts: int, error: str,
                     at: datetime) -> str:
     status = FAILED if attempts >= MAX_ATTEMPTS else PENDING
