@@ -22,8 +22,9 @@ The oracles, applied to every call:
    (:data:`MAY_CHANGE`); the schema is compared after each caller as well.
 3. **Every refusal audited** (:class:`RefusalLedger`, :func:`strangers`): each refusal shown to
    the caller (the message of a ``PermissionDenied``, ``SessionExpired`` or ``NotFound``,
-   collected from the services' source) comes with a ``denied`` audit row of its own, within
-   a few calls (a page's loaders finish from Reflex's queue), and every such row names the caller.
+   collected from the services' source) has a ``denied`` audit row of its own by the end of the
+   call that shows it (a row may come a few calls early: a page's loaders finish from Reflex's
+   queue), and every such row names the caller.
 4. **No crash** (:func:`crashes`): no "Something went wrong on our side" answer (the app's
    ``_backend_error``: an unhandled exception) and no traceback.
 """
@@ -820,44 +821,34 @@ def strangers(denied: list[dict[str, Any]], caller_id: int | None) -> list[str]:
 class RefusalLedger:
     """Matches the refusals shown to a caller with the denied audit rows written for them.
 
-    Each refusal needs one denied row. A page's loaders run from Reflex's own queue and may
-    finish after the probe has moved on, so a refusal and its row may arrive a few calls
-    apart, in either order: a refusal still unmatched ``window`` calls later is unaudited,
-    and a row unclaimed that long no longer counts for later refusals.
+    Each refusal needs a denied row of its own. A service commits that row before its refusal
+    reaches the handler, and the handler's toast leaves after that, so by the end of the call
+    in which a toast arrives its row is in the database: a refusal with no row unclaimed by then
+    is unaudited. Rows may come earlier than their toasts, though: a page's loaders run from
+    Reflex's own queue and their toasts can arrive a few calls later. An unclaimed row waits
+    ``window`` calls for its toast, then no longer counts.
     """
 
     window: int = 60
-    """Calls. With 10, runs on this 2-core machine found refusals whose rows came later still;
-    with 60 every run passed. A row left over from a refusal shown some other way (a redirect)
+    """Calls a row waits for its toast. A row of a refusal shown some other way (a redirect)
     can stand in for a missing one inside the window: the oracle is that much weaker."""
-    waiting: collections.deque[tuple[int, str, str]] = field(default_factory=collections.deque)
     spare: collections.deque[int] = field(default_factory=collections.deque)
     calls: int = 0
     max_lag: int = 0
-    """The most calls that ever lay between a refusal and its row, for the report."""
+    """The most calls that ever lay between a row and its toast, for the report."""
 
     def add(self, label: str, refused: list[str], denied: int) -> list[str]:
-        """Record one call's refusals and denied rows; the problems of calls now out of the window."""
+        """Record one call's refusals and denied rows; the problems of its refusals without a row."""
         self.calls += 1
         self.spare.extend([self.calls] * denied)
-        self.waiting.extend((self.calls, label, message) for message in refused)
-        while self.waiting and self.spare:
-            shown, _, _ = self.waiting.popleft()
-            written = self.spare.popleft()
-            self.max_lag = max(self.max_lag, abs(shown - written))
-        return self._expire(self.calls - self.window)
-
-    def close(self) -> list[str]:
-        """The problems of every refusal still unmatched at the end of the run."""
-        return self._expire(self.calls)
-
-    def _expire(self, before: int) -> list[str]:
-        while self.spare and self.spare[0] <= before:
-            self.spare.popleft()
         problems = []
-        while self.waiting and self.waiting[0][0] <= before:
-            _, label, message = self.waiting.popleft()
-            problems.append(f"{label}: refused without a denied audit row: {message!r}")
+        for message in refused:
+            if not self.spare:
+                problems.append(f"{label}: refused without a denied audit row: {message!r}")
+                continue
+            self.max_lag = max(self.max_lag, self.calls - self.spare.popleft())
+        while self.spare and self.spare[0] <= self.calls - self.window:
+            self.spare.popleft()
         return problems
 
 

@@ -184,7 +184,6 @@ def _run(p: Probe, caller: str) -> tuple[probe.Verdict, dict]:
                 verdict.problems += ledger.add("(after the last call)", [], len(denied))
         finally:
             client.close()
-        verdict.problems += ledger.close()
         if probe.schema_of(conn) != schema:
             verdict.problems.append("the schema changed")
         _, log_errors = _server_log_errors(p.server, log_offset)

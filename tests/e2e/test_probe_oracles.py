@@ -64,22 +64,25 @@ def test_registration_may_create_a_patient_but_never_a_member_of_staff():
     assert probe.forbidden_changes([staff], "visitor", None) == ["INSERT user #91"]
 
 
-def test_a_refusal_without_a_row_of_its_own_is_unaudited_once_out_of_the_window():
+def test_a_refusal_without_a_row_of_its_own_is_unaudited_at_once():
     ledger = probe.RefusalLedger(window=3)
     assert ledger.add("a()", ["Please log in."], 1) == []
-    assert ledger.add("b()", ["Please log in.", "Please log in."], 1) == []  # one row short
-    assert ledger.add("c()", [], 0) == []
-    assert ledger.add("d()", [], 0) == []
-    assert ledger.add("e()", [], 0) == ["b(): refused without a denied audit row: 'Please log in.'"]
+    assert ledger.add("b()", ["Please log in.", "Please log in."], 1) == [
+        "b(): refused without a denied audit row: 'Please log in.'"]  # one row short
 
 
-def test_a_row_written_a_few_calls_late_still_answers_its_refusal():
+def test_a_row_written_a_few_calls_before_its_toast_answers_it():
     ledger = probe.RefusalLedger(window=3)
-    assert ledger.add("a()", ["Please log in."], 0) == []
+    assert ledger.add("a()", [], 1) == []  # a queued loader's row; its toast comes later
     assert ledger.add("b()", [], 0) == []
-    assert ledger.add("c()", [], 1) == []
-    assert ledger.close() == []
+    assert ledger.add("c()", ["Please log in."], 0) == []
     assert ledger.max_lag == 2
+
+
+def test_a_row_written_after_its_toast_is_too_late():
+    ledger = probe.RefusalLedger(window=3)
+    assert ledger.add("a()", ["Please log in."], 0) == ["a(): refused without a denied audit row: 'Please log in.'"]
+    assert ledger.add("b()", [], 1) == []
 
 
 def test_an_old_spare_row_does_not_answer_a_later_refusal():
@@ -87,8 +90,8 @@ def test_an_old_spare_row_does_not_answer_a_later_refusal():
     ledger.add("a()", [], 1)  # a row nobody was refused for
     ledger.add("b()", [], 0)
     ledger.add("c()", [], 0)
-    assert ledger.add("d()", ["You do not have permission to do that."], 0) == []
-    assert ledger.close() == ["d(): refused without a denied audit row: 'You do not have permission to do that.'"]
+    assert ledger.add("d()", ["You do not have permission to do that."], 0) == [
+        "d(): refused without a denied audit row: 'You do not have permission to do that.'"]
 
 
 def test_a_denied_row_naming_someone_else_is_reported():
