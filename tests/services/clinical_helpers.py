@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import SQLModel
 
 from hms_app import settings
 from hms_app.db import crypto
@@ -141,10 +142,14 @@ def stored_files() -> list[Path]:
 
 
 def raw_tokens(engine: sa.Engine, table: str, column: str) -> dict[int, str]:
-    """Primary key -> the stored token of one encrypted column, read with plain SQL."""
+    """Primary key -> the stored token of one encrypted column, read with plain SQL.
+
+    The key is the table's own (``user_id`` for a user's second factor, ``id`` elsewhere).
+    """
     quote = engine.dialect.identifier_preparer.quote
+    (key,) = [c.name for c in SQLModel.metadata.tables[table].primary_key.columns]
     with engine.connect() as conn:
-        return dict(conn.execute(sa.text(f"SELECT id, {quote(column)} FROM {quote(table)}")).all())
+        return dict(conn.execute(sa.text(f"SELECT {quote(key)}, {quote(column)} FROM {quote(table)}")).all())
 
 
 # --- small real files -----------------------------------------------------------------------------

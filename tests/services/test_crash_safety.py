@@ -67,6 +67,7 @@ pytestmark = pytest.mark.db
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 6
+MAX_KILLS = 18
 
 
 @pytest.fixture(autouse=True)
@@ -160,7 +161,10 @@ def test_a_killed_backend_loses_no_acknowledged_write_and_leaves_nothing_half_wr
     log = tmp_path / "writer.log"
     acks: list[list[str]] = []
     runs: list[Run] = []
-    for kill in range(KILLS):
+    kill = 0
+    # At least KILLS kills, and more (up to MAX_KILLS) until half of KILLS landed inside a
+    # transaction: on a busy machine the writer's timing shifts and fewer kills land there.
+    while kill < KILLS or (sum(1 for r in runs if r.uncommitted) < KILLS // 2 and kill < MAX_KILLS):
         engine.dispose()  # the killed writer was the database's only user: the next one recovers it
         run = run_until_killed(config, database_url, rng, f"k{kill}", log)
         runs.append(run)
@@ -168,14 +172,15 @@ def test_a_killed_backend_loses_no_acknowledged_write_and_leaves_nothing_half_wr
         with engine.connect() as conn:
             assert acknowledged_writes_missing(conn, acks) == [], f"seed {seed}, after kill {kill + 1}"
             assert half_writes(conn) == [], f"seed {seed}, after kill {kill + 1}"
+        kill += 1
 
     kinds = Tally(words[0] for words in acks)
-    print(f"\n{engine.dialect.name}: {KILLS} kills (seed {seed}), {len(acks)} acknowledged writes {dict(kinds)}; "
+    print(f"\n{engine.dialect.name}: {kill} kills (seed {seed}), {len(acks)} acknowledged writes {dict(kinds)}; "
           f"calls in flight at each kill: {[r.in_flight for r in runs]}, of which with changes sent and not "
           f"committed: {[r.uncommitted for r in runs]}")
     assert all(r.acks for r in runs[1:]), "every restarted writer got writes through"
     assert set(kinds) == {"book", "pay", "paycard", "issue", "dispense"}, kinds
-    assert sum(1 for r in runs if r.uncommitted) >= KILLS // 2, "the kills landed inside transactions"
+    assert sum(1 for r in runs if r.uncommitted) >= KILLS // 2, f"fewer than {KILLS // 2} of {kill} kills landed inside a transaction"
 
 
 # --- the checks themselves --------------------------------------------------------------------------
