@@ -51,6 +51,7 @@ from hms_app.services import (
 from hms_app.services.actor import Anonymous
 from hms_app.services.clinical import EncounterForm
 from hms_app.services.prescribing import ItemForm
+from tests.services.clinical_helpers import pdf_bytes
 
 VICTIM_DOCTOR_EMAIL = "lucas.ortega@hms.example"
 VICTIM_DEPARTMENT = "Orthopedics"
@@ -71,29 +72,6 @@ class Victims:
     """Canary name -> the unique text stored in the victim's record."""
     search_prefix: str = ""
     """The start of the victim's surname: search text that finds her without naming her."""
-
-
-def _pdf(text: str) -> bytes:
-    """A one-page PDF whose content stream holds ``text`` uncompressed."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 def seed_victims(nonce: str) -> Victims:
@@ -160,7 +138,7 @@ def seed_victims(nonce: str) -> Victims:
     orders = run(prescribing.order_lab_tests, actor=doctor, encounter_id=encounter.id, test_ids=tests,
                  priority="routine", note=canary("LabNote"))
     document = run(documents.upload_document, actor=doctor, patient_id=victims.patient,
-                   title=canary("DocumentTitle"), file_name="scan.pdf", data=_pdf(canary("DocumentContent")))
+                   title=canary("DocumentTitle"), file_name="scan.pdf", data=pdf_bytes(canary("DocumentContent")))
     run(clinical.complete_encounter, actor=doctor, encounter_id=encounter.id)
     # The first test is resulted with a comment; the second stays on the worklist.
     run(lab.collect_sample, actor=lab_staff, order_id=orders[0])

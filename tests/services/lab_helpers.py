@@ -26,6 +26,7 @@ from hms_app.db.types import utcnow
 from hms_app.services import clinical, lab, prescribing
 from hms_app.services.actor import Actor
 from hms_app.services.reference.load import sync_reference_data
+from tests.services import clinical_helpers
 from tests.services.appointment_helpers import call, insert_appointment
 
 
@@ -124,25 +125,7 @@ def stored_files() -> list[Path]:
 
 def pdf_bytes(text: str = "Analyser printout") -> bytes:
     """A small one-page PDF (what check_upload recognises by its %PDF- signature)."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return clinical_helpers.pdf_bytes(text)
 
 
 def pdf_text(data: bytes) -> str:
