@@ -48,10 +48,12 @@ import sqlalchemy as sa
 from bench.harness import SETUPS, machine_note, percentile, postgres_database, running_app, table
 from hms_app.db import engine as db_engine
 from hms_app.db.migrate import upgrade
-from hms_app.services import appointments, auth, demo
-from hms_app.services.actor import Actor, Anonymous
-from hms_app.services.errors import Conflict, HMSError
-from hms_app.services.scheduling import free_slots_for
+from hms_app.operations import demo
+from hms_app.services.administration import auth
+from hms_app.services.booking import appointments
+from hms_app.services.booking.scheduling import free_slots_for
+from hms_app.services.core.actor import Actor, Anonymous
+from hms_app.services.core.errors import Conflict, HMSError
 from hms_app.state.appointments import BookingState
 from hms_app.state.auth import LoginState
 from tests.ws_client import ReflexSocket

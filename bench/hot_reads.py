@@ -54,24 +54,21 @@ from hms_app.db import engine as db_engine
 from hms_app.db.crypto import cipher
 from hms_app.db.enums import AppointmentStatus, EncounterStatus
 from hms_app.db.models import Appointment, Encounter
-from hms_app.services import (
-    appointments,
-    audit,
-    auth,
-    clinical,
-    finance,
-    lab,
-    notifications,
-    pharmacy,
-    users,
-)
-from hms_app.services.actor import Actor
-from hms_app.services.billing import OPEN_STATUSES as OPEN_INVOICES
-from hms_app.services.finance import _AGE_LIMITS
-from hms_app.services.lab import OPEN_STATUSES as OPEN_LAB
-from hms_app.services.pharmacy import OPEN_STATUSES as OPEN_PRESCRIPTIONS
-from hms_app.services.reports import utc_offset_pieces
-from hms_app.services.scheduling import day_span_utc, local_today, open_slots
+from hms_app.services.accounting import finance
+from hms_app.services.accounting.billing import OPEN_STATUSES as OPEN_INVOICES
+from hms_app.services.accounting.finance import _AGE_LIMITS
+from hms_app.services.administration import auth, users
+from hms_app.services.booking import appointments
+from hms_app.services.booking.scheduling import day_span_utc, local_today, open_slots
+from hms_app.services.care import clinical
+from hms_app.services.core import audit
+from hms_app.services.core.actor import Actor
+from hms_app.services.laboratory import lab
+from hms_app.services.laboratory.lab import OPEN_STATUSES as OPEN_LAB
+from hms_app.services.medicines import pharmacy
+from hms_app.services.medicines.pharmacy import OPEN_STATUSES as OPEN_PRESCRIPTIONS
+from hms_app.services.messaging import notifications
+from hms_app.services.reporting.reports import utc_offset_pieces
 
 IP = "198.51.100.7"
 ACCOUNTS = {"patient": "maria.garcia@patients.example", "lab": "lab@hms.example", "pharmacy": "pharmacy@hms.example",

@@ -30,8 +30,9 @@ from bench.harness import DEMO_PASSWORD, machine_note, percentile, table
 from hms_app import settings
 from hms_app.db import engine as db_engine
 from hms_app.db.migrate import upgrade
-from hms_app.services import auth, demo
-from hms_app.services.actor import Anonymous
+from hms_app.operations import demo
+from hms_app.services.administration import auth
+from hms_app.services.core.actor import Anonymous
 
 
 def measure(logins: int, at_once: int) -> dict[str, float]:

@@ -30,8 +30,13 @@ from typing import Any
 from bench.harness import DEMO_PASSWORD, machine_note, table
 from hms_app.db import engine as db_engine
 from hms_app.db.migrate import upgrade
-from hms_app.services import appointments, auth, demo, lab, notifications, pharmacy, second_factor
-from hms_app.services.actor import Anonymous
+from hms_app.operations import demo
+from hms_app.services.administration import auth, second_factor
+from hms_app.services.booking import appointments
+from hms_app.services.core.actor import Anonymous
+from hms_app.services.laboratory import lab
+from hms_app.services.medicines import pharmacy
+from hms_app.services.messaging import notifications
 
 USERS = {"patient": "maria.garcia@patients.example", "doctor": "amelia.hart@hms.example", "lab": "lab@hms.example",
          "pharmacy": "pharmacy@hms.example", "admin": "admin@hms.example"}

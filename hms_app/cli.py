@@ -53,7 +53,7 @@ def _check_deployment(_args: argparse.Namespace) -> int:
 def _migrate(_args: argparse.Namespace) -> int:
     from hms_app.db.engine import session_scope
     from hms_app.db.migrate import upgrade
-    from hms_app.services.permissions import seed_default_permissions
+    from hms_app.services.administration.permissions import seed_default_permissions
     from hms_app.services.reference.load import sync_reference_data
 
     upgrade()
@@ -67,7 +67,7 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 def _seed(args: argparse.Namespace) -> int:
     from hms_app.db.engine import session_scope
-    from hms_app.services import demo
+    from hms_app.operations import demo
 
     if args.scale is not None:
         return _seed_scale(args)
@@ -85,7 +85,7 @@ def _seed(args: argparse.Namespace) -> int:
 
 def _seed_scale(args: argparse.Namespace) -> int:
     from hms_app.db.engine import get_engine, session_scope
-    from hms_app.services import demo, scale_seed
+    from hms_app.operations import demo, scale_seed
 
     engine = get_engine()
     with session_scope(engine=engine, write=False) as session:
@@ -122,7 +122,7 @@ def _progress_bars(totals: dict[str, int]):
 
 def _verify_audit(_args: argparse.Namespace) -> int:
     from hms_app.db.engine import session_scope
-    from hms_app.services import audit
+    from hms_app.services.core import audit
 
     with session_scope(write=False) as session:
         report = audit.verify_chain(session)
@@ -135,7 +135,7 @@ def _verify_audit(_args: argparse.Namespace) -> int:
 
 def _verify_stock(_args: argparse.Namespace) -> int:
     from hms_app.db.engine import session_scope
-    from hms_app.services.inventory import ledger_mismatches
+    from hms_app.services.medicines.inventory import ledger_mismatches
 
     with session_scope(write=False) as session:
         mismatches = ledger_mismatches(session)
@@ -149,8 +149,8 @@ def _verify_stock(_args: argparse.Namespace) -> int:
 
 def _rotate_key(_args: argparse.Namespace) -> int:
     from hms_app.db.engine import session_scope
-    from hms_app.services.errors import HMSError
-    from hms_app.services.keys import rotate_data_key
+    from hms_app.operations.keys import rotate_data_key
+    from hms_app.services.core.errors import HMSError
 
     try:
         with session_scope() as session:
@@ -166,7 +166,7 @@ def _rotate_key(_args: argparse.Namespace) -> int:
 def _backup(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hms_app.services import backup
+    from hms_app.operations import backup
 
     try:
         report = backup.create_backup(output=Path(args.output) if args.output else None)
@@ -190,7 +190,7 @@ def _backup(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hms_app.services import backup
+    from hms_app.operations import backup
 
     try:
         report = backup.restore_backup(archive=Path(args.archive), force=args.force, check_only=args.check)
@@ -222,8 +222,8 @@ def _restore(args: argparse.Namespace) -> int:
 
 def _second_factor(args: argparse.Namespace) -> int:
     from hms_app.db.engine import session_scope
-    from hms_app.services import second_factor
-    from hms_app.services.errors import HMSError
+    from hms_app.services.administration import second_factor
+    from hms_app.services.core.errors import HMSError
 
     try:
         with session_scope() as session:
@@ -246,7 +246,7 @@ def _worker(args: argparse.Namespace) -> int:
     import time
 
     from hms_app.db.engine import session_scope
-    from hms_app.services import mail
+    from hms_app.services.messaging import mail
 
     if not mail.enabled():
         print("e-mail is off: set HMS_SMTP_URL (smtp://host:port?from=address) to send", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The FHIR R4 read API over HTTP, mounted at ``/fhir`` by ``hms_app.py``.
 
 Thin Starlette endpoints: each authenticates the bearer token and makes one service call in
-``hms_app.services.api_clients``; the services check the client's scope and audit the read.
+``hms_app.services.interop.api_clients``; the services check the client's scope and audit the read.
 Endpoints are plain functions, so Starlette runs them in its thread pool, off the event loop.
 
 =================================  ============================================
@@ -28,8 +28,8 @@ from starlette.routing import Mount, Route
 
 from hms_app import settings
 from hms_app.db.engine import session_scope
-from hms_app.services import api_clients, fhir
-from hms_app.services.errors import NotFound, PermissionDenied, SessionExpired, ValidationError
+from hms_app.services.core.errors import NotFound, PermissionDenied, SessionExpired, ValidationError
+from hms_app.services.interop import api_clients, fhir
 
 BASE_PATH = "/fhir"
 

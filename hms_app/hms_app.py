@@ -28,7 +28,8 @@ from hms_app.pages import (
     pharmacy,
     reports,
 )
-from hms_app.services import events, mail
+from hms_app.services.core import events
+from hms_app.services.messaging import mail
 from hms_app.state import live
 from hms_app.state.admin import (
     AdminDashboardState,

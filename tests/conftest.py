@@ -25,8 +25,9 @@ os.environ.setdefault("HMS_DATA_DIR", tempfile.mkdtemp(prefix="hms-test-data-"))
 from hms_app.db import engine as db_engine
 from hms_app.db.enums import Role
 from hms_app.db.migrate import upgrade
-from hms_app.services import auth, demo, permissions
-from hms_app.services.actor import Actor, Anonymous
+from hms_app.operations import demo
+from hms_app.services.administration import auth, permissions
+from hms_app.services.core.actor import Actor, Anonymous
 
 POSTGRES_URL = os.environ.get("HMS_TEST_POSTGRES_URL", "")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from hms_app.services.clinical import VitalsPoint
+from hms_app.services.care.clinical import VitalsPoint
 
 NO_TEMPLATE = go.layout.Template()
 """The template every figure carries: none. ``rx.plotly`` applies the theme's Plotly template in

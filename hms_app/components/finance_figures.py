@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 
 from hms_app import settings
 from hms_app.components.figures import NO_TEMPLATE
-from hms_app.services import finance
-from hms_app.services.finance import (
+from hms_app.services.accounting import finance
+from hms_app.services.accounting.finance import (
     PATIENTS_PAYER,
     AccountsSummary,
     AgeBucket,
@@ -24,7 +24,7 @@ from hms_app.services.finance import (
     PayerOutstanding,
     RevenuePeriod,
 )
-from hms_app.services.numbers import format_money
+from hms_app.services.core.numbers import format_money
 
 BILLED_COLOUR = "#0072B2"  # blue, 5.2:1 on white
 COLLECTED_COLOUR = "#D55E00"  # vermilion, 3.9:1

@@ -1,6 +1,6 @@
 """The admin reports as Plotly figures, and as small tables that say the same in words.
 
-Pure functions of the report rows that ``hms_app.services.reports`` aggregated in SQL: no
+Pure functions of the report rows that ``hms_app.services.reporting.reports`` aggregated in SQL: no
 queries here. Every chart has a title; each colour is at least 3:1 against white, and the
 table under the chart carries the figures for anyone who cannot see it.
 """
@@ -15,8 +15,8 @@ import plotly.graph_objects as go
 
 from hms_app.components.figures import NO_TEMPLATE
 from hms_app.db.enums import APPOINTMENT_STATUS_LABELS
-from hms_app.services.numbers import format_money
-from hms_app.services.reports import (
+from hms_app.services.core.numbers import format_money
+from hms_app.services.reporting.reports import (
     AppointmentCount,
     DoctorUtilisation,
     LabTurnaround,

@@ -10,8 +10,8 @@ from hms_app.components.forms import field, form_error, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
 from hms_app.db.enums import APPOINTMENT_STATUS_LABELS
-from hms_app.services.appointments import AppointmentRow, SlotOption, WaitlistRow
-from hms_app.services.scheduling import WEEKDAYS, HoursBlock, LeaveRow
+from hms_app.services.booking.appointments import AppointmentRow, SlotOption, WaitlistRow
+from hms_app.services.booking.scheduling import WEEKDAYS, HoursBlock, LeaveRow
 from hms_app.state.appointments import (
     AdminAppointmentsState,
     BookingState,

@@ -6,7 +6,7 @@ import reflex as rx
 
 from hms_app.components.forms import field, form_error
 from hms_app.components.layout import page_shell, public_shell
-from hms_app.services.passwords import MAX_BYTES, MIN_LENGTH
+from hms_app.services.core.passwords import MAX_BYTES, MIN_LENGTH
 from hms_app.state.auth import LoginState, PasswordState, RegisterState, SessionState
 
 PASSWORD_HINT = f"At least {MIN_LENGTH} characters (at most {MAX_BYTES} bytes), and not your email address."

@@ -7,7 +7,7 @@ import reflex as rx
 from hms_app.components.forms import field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, pager, search_box
-from hms_app.services.billing import (
+from hms_app.services.accounting.billing import (
     CLAIM_ACTIONS,
     PAYMENT_METHODS,
     InvoiceRow,

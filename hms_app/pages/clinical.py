@@ -8,9 +8,9 @@ from hms_app.components.forms import field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
 from hms_app.pages.interop import record_downloads
-from hms_app.services.clinical import AllergyRow, ProblemRow, TimelineEntry
-from hms_app.services.lab import ResultView, WorklistRow
-from hms_app.services.prescribing import FREQUENCIES, ROUTES, LabTestOption, OrderedItem
+from hms_app.services.care.clinical import AllergyRow, ProblemRow, TimelineEntry
+from hms_app.services.care.prescribing import FREQUENCIES, ROUTES, LabTestOption, OrderedItem
+from hms_app.services.laboratory.lab import ResultView, WorklistRow
 from hms_app.services.reference.icd10 import ICD10
 from hms_app.state.clinical import (
     ChartState,

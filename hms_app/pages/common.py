@@ -6,7 +6,7 @@ import reflex as rx
 
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
-from hms_app.services.notifications import NotificationRow
+from hms_app.services.messaging.notifications import NotificationRow
 from hms_app.state.dashboard import NotificationsState
 
 

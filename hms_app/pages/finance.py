@@ -9,7 +9,7 @@ from hms_app import settings
 from hms_app.components.finance_figures import CHART_CONFIG
 from hms_app.components.forms import field
 from hms_app.components.layout import page_shell
-from hms_app.services.finance import REPORTS
+from hms_app.services.accounting.finance import REPORTS
 from hms_app.state.finance import AccountsDashboardState
 
 _MUTED = "var(--gray-11)"

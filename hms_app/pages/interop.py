@@ -7,7 +7,7 @@ import reflex as rx
 from hms_app.components.badges import status_badge
 from hms_app.components.forms import field, form_error, select_field
 from hms_app.components.layout import page_shell
-from hms_app.services.api_clients import ApiClientRow
+from hms_app.services.interop.api_clients import ApiClientRow
 from hms_app.state.interop import ApiClientsState, RecordExportState
 
 SCOPE_OPTIONS = [("patient", "One patient's record"), ("all", "All patients' records")]

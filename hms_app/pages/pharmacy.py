@@ -7,8 +7,8 @@ import reflex as rx
 from hms_app.components.forms import field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, pager, search_box
-from hms_app.services.inventory import ADJUSTMENT_REASONS, BatchRow, MovementRow, StockRow
-from hms_app.services.pharmacy import DispenseLine, PatientPrescription, QueueRow
+from hms_app.services.medicines.inventory import ADJUSTMENT_REASONS, BatchRow, MovementRow, StockRow
+from hms_app.services.medicines.pharmacy import DispenseLine, PatientPrescription, QueueRow
 from hms_app.state.pharmacy import (
     QUANTITY_PREFIX,
     InventoryState,

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services import (
-    audit,
-    clinical,
+from hms_app.services.administration import (
     dashboards,
     departments,
-    mail,
     permissions,
     second_factor,
     users,
 )
-from hms_app.services.audit import AuditFilter, AuditRow
-from hms_app.services.clinical import BreakGlassRow
-from hms_app.services.dashboards import AdminFigures
-from hms_app.services.departments import DepartmentRow
-from hms_app.services.errors import HMSError
-from hms_app.services.mail import MailStatus
-from hms_app.services.permissions import PermissionRow
-from hms_app.services.second_factor import RequirementRow
-from hms_app.services.users import UserRow
+from hms_app.services.administration.dashboards import AdminFigures
+from hms_app.services.administration.departments import DepartmentRow
+from hms_app.services.administration.permissions import PermissionRow
+from hms_app.services.administration.second_factor import RequirementRow
+from hms_app.services.administration.users import UserRow
+from hms_app.services.care import clinical
+from hms_app.services.care.clinical import BreakGlassRow
+from hms_app.services.core import audit
+from hms_app.services.core.audit import AuditFilter, AuditRow
+from hms_app.services.core.errors import HMSError
+from hms_app.services.messaging import mail
+from hms_app.services.messaging.mail import MailStatus
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services import appointments, scheduling
-from hms_app.services.appointments import (
+from hms_app.services.booking import appointments, scheduling
+from hms_app.services.booking.appointments import (
     AppointmentFilter,
     AppointmentRow,
     Option,
     SlotOption,
     WaitlistRow,
 )
-from hms_app.services.errors import HMSError
-from hms_app.services.scheduling import Schedule
+from hms_app.services.booking.scheduling import Schedule
+from hms_app.services.core.errors import HMSError
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin

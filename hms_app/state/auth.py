@@ -21,9 +21,11 @@ from reflex.state import BaseState
 from hms_app import settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import ROLE_LABELS, Role
-from hms_app.services import access, auth, notifications
-from hms_app.services.actor import Actor, Anonymous
-from hms_app.services.errors import HMSError, PasswordChangeRequired, SessionExpired
+from hms_app.services.administration import auth
+from hms_app.services.core import access
+from hms_app.services.core.actor import Actor, Anonymous
+from hms_app.services.core.errors import HMSError, PasswordChangeRequired, SessionExpired
+from hms_app.services.messaging import notifications
 from hms_app.state import live
 from hms_app.state.forms import form_text
 

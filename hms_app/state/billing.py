@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services import billing
-from hms_app.services.billing import InvoiceDetail, InvoiceRow
-from hms_app.services.errors import HMSError
+from hms_app.services.accounting import billing
+from hms_app.services.accounting.billing import InvoiceDetail, InvoiceRow
+from hms_app.services.core.errors import HMSError
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin

@@ -8,23 +8,24 @@ import plotly.graph_objects as go
 import reflex as rx
 
 from hms_app.components.figures import blank_figure, vitals_figure
-from hms_app.services import clinical, documents, lab, prescribing
-from hms_app.services.clinical import (
+from hms_app.services.care import clinical, documents, prescribing
+from hms_app.services.care.clinical import (
     BreakGlassRequired,
     Chart,
     EncounterForm,
     EncounterView,
     TimelineEntry,
 )
-from hms_app.services.errors import HMSError
-from hms_app.services.lab import LabTestChoice, ResultView, WorklistRow
-from hms_app.services.prescribing import (
+from hms_app.services.care.prescribing import (
     ItemForm,
     LabTestOption,
     MedicineOption,
     OrderedItem,
     SafetyWarning,
 )
+from hms_app.services.core.errors import HMSError
+from hms_app.services.laboratory import lab
+from hms_app.services.laboratory.lab import LabTestChoice, ResultView, WorklistRow
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services import mail, notifications, users
-from hms_app.services.errors import HMSError
-from hms_app.services.notifications import NotificationRow
-from hms_app.services.users import Profile
+from hms_app.services.administration import users
+from hms_app.services.administration.users import Profile
+from hms_app.services.core.errors import HMSError
+from hms_app.services.messaging import mail, notifications
+from hms_app.services.messaging.notifications import NotificationRow
 from hms_app.state.auth import SessionState
 from hms_app.state.tables import PagedTableMixin
 

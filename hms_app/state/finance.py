@@ -15,9 +15,9 @@ from hms_app.components.finance_figures import (
     headline_view,
     summary_tables,
 )
-from hms_app.services import finance
-from hms_app.services.errors import HMSError
-from hms_app.services.finance import AccountsSummary
+from hms_app.services.accounting import finance
+from hms_app.services.accounting.finance import AccountsSummary
+from hms_app.services.core.errors import HMSError
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 

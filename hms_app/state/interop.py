@@ -7,9 +7,9 @@ import json
 
 import reflex as rx
 
-from hms_app.services import api_clients, fhir, record_summary
-from hms_app.services.api_clients import ApiClientRow
-from hms_app.services.errors import HMSError
+from hms_app.services.core.errors import HMSError
+from hms_app.services.interop import api_clients, fhir, record_summary
+from hms_app.services.interop.api_clients import ApiClientRow
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 

@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from hms_app import settings
-from hms_app.services.events import Change
+from hms_app.services.core.events import Change
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services import inventory, pharmacy
-from hms_app.services.errors import HMSError
-from hms_app.services.inventory import (
+from hms_app.services.core.errors import HMSError
+from hms_app.services.medicines import inventory, pharmacy
+from hms_app.services.medicines.inventory import (
     BatchRow,
     MedicineChoice,
     MedicineForm,
@@ -16,7 +16,12 @@ from hms_app.services.inventory import (
     StockAlerts,
     StockRow,
 )
-from hms_app.services.pharmacy import DispenseView, PatientPrescription, QueueCounts, QueueRow
+from hms_app.services.medicines.pharmacy import (
+    DispenseView,
+    PatientPrescription,
+    QueueCounts,
+    QueueRow,
+)
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin

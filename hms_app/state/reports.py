@@ -22,8 +22,9 @@ from hms_app.components.report_figures import (
     utilisation_figure,
     utilisation_table,
 )
-from hms_app.services import reports, scheduling
-from hms_app.services.errors import HMSError
+from hms_app.services.booking import scheduling
+from hms_app.services.core.errors import HMSError
+from hms_app.services.reporting import reports
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 

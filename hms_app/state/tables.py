@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services.errors import HMSError
+from hms_app.services.core.errors import HMSError
 
 
 class PagedTableMixin(rx.State, mixin=True):

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 from hms_app.components import finance_figures
 from hms_app.components.finance_figures import accounts_figures, headline_view, summary_tables
-from hms_app.services import finance
-from hms_app.services.finance import (
+from hms_app.services.accounting import finance
+from hms_app.services.accounting.finance import (
     AccountsHeadline,
     AccountsSummary,
     AgeBucket,
@@ -17,7 +17,7 @@ from hms_app.services.finance import (
     PayerOutstanding,
     RevenuePeriod,
 )
-from hms_app.services.reports import ReportRange
+from hms_app.services.reporting.reports import ReportRange
 
 
 def _summary() -> AccountsSummary:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hms_app.components import report_figures as figures
 from hms_app.components.report_figures import SummaryTable
-from hms_app.services.reports import (
+from hms_app.services.reporting.reports import (
     AppointmentCount,
     DoctorUtilisation,
     LabTurnaround,

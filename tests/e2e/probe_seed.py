@@ -36,21 +36,16 @@ from hms_app.db.models import (
     WaitlistEntry,
 )
 from hms_app.db.types import utcnow
-from hms_app.services import (
-    appointments,
-    auth,
-    billing,
-    clinical,
-    demo,
-    documents,
-    lab,
-    notifications,
-    prescribing,
-    scheduling,
-)
-from hms_app.services.actor import Anonymous
-from hms_app.services.clinical import EncounterForm
-from hms_app.services.prescribing import ItemForm
+from hms_app.operations import demo
+from hms_app.services.accounting import billing
+from hms_app.services.administration import auth
+from hms_app.services.booking import appointments, scheduling
+from hms_app.services.care import clinical, documents, prescribing
+from hms_app.services.care.clinical import EncounterForm
+from hms_app.services.care.prescribing import ItemForm
+from hms_app.services.core.actor import Anonymous
+from hms_app.services.laboratory import lab
+from hms_app.services.messaging import notifications
 from tests.services.clinical_helpers import pdf_bytes
 
 VICTIM_DOCTOR_EMAIL = "lucas.ortega@hms.example"

@@ -10,7 +10,7 @@ import time
 
 from playwright.sync_api import expect
 
-from hms_app.services.finance import default_range
+from hms_app.services.accounting.finance import default_range
 from tests.e2e.helpers import assert_accessible, db_rows, log_in_to, screenshot, wait_ready
 
 ACCOUNTS = "accounts@hms.example"

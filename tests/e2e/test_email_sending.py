@@ -13,7 +13,7 @@ import pytest
 
 from hms_app import settings
 from hms_app.db.engine import create_engine, session_scope
-from hms_app.services import mail
+from hms_app.services.messaging import mail
 from tests.e2e.helpers import db_value, user_id
 from tests.e2e.server import AppServer, start_app
 from tests.services.test_mail import SENDER, Recorder, smtp  # noqa: F401  (the SMTP server fixture)

@@ -26,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from hms_app.db.engine import session_scope
-from hms_app.services import audit
+from hms_app.services.core import audit
 from hms_app.state.auth import LoginState
 from hms_app.state.dashboard import ProfileState
 from tests.e2e import handler_probe as probe

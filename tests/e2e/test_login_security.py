@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from hms_app.services.auth import LOGIN_FAILED_MESSAGE
+from hms_app.services.administration.auth import LOGIN_FAILED_MESSAGE
 from tests.e2e.helpers import (
     DEMO_PASSWORD,
     db_value,

@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from hms_app.services import demo
+from hms_app.operations import demo
 from tests.e2e.helpers import log_in, log_in_to, wait_ready
 
 FOREIGN = "http://evil.example"

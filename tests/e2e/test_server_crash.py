@@ -44,7 +44,9 @@ from hms_app.db.models import (
     PrescriptionItem,
     User,
 )
-from hms_app.services import billing, demo, scheduling
+from hms_app.operations import demo
+from hms_app.services.accounting import billing
+from hms_app.services.booking import scheduling
 from hms_app.state.appointments import BookingState
 from hms_app.state.auth import LoginState
 from hms_app.state.billing import AccountsInvoicesState

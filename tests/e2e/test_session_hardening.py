@@ -28,7 +28,7 @@ from playwright.sync_api import expect
 from hms_app.db.engine import create_engine, session_scope
 from hms_app.db.models import AuthSession
 from hms_app.db.types import utcnow
-from hms_app.services.auth import LOGIN_FAILED_MESSAGE
+from hms_app.services.administration.auth import LOGIN_FAILED_MESSAGE
 from hms_app.state.auth import LoginState, SessionState
 from hms_app.state.dashboard import ProfileState
 from tests.e2e.helpers import (

@@ -23,19 +23,15 @@ from hms_app.db.engine import get_engine, session_scope
 from hms_app.db.enums import AppointmentStatus
 from hms_app.db.models import Appointment, DoctorProfile, Document, Invoice, LabTest, Medicine
 from hms_app.db.types import utcnow
-from hms_app.services import (
-    appointments,
-    auth,
-    billing,
-    clinical,
-    demo,
-    documents,
-    pharmacy,
-    prescribing,
-)
-from hms_app.services.actor import Anonymous
-from hms_app.services.clinical import EncounterForm
-from hms_app.services.prescribing import ItemForm
+from hms_app.operations import demo
+from hms_app.services.accounting import billing
+from hms_app.services.administration import auth
+from hms_app.services.booking import appointments
+from hms_app.services.care import clinical, documents, prescribing
+from hms_app.services.care.clinical import EncounterForm
+from hms_app.services.care.prescribing import ItemForm
+from hms_app.services.core.actor import Anonymous
+from hms_app.services.medicines import pharmacy
 
 DOCTOR_EMAIL = "grace.okafor@hms.example"
 PASSWORD = "Xss-Patient-Passw0rd"

@@ -26,8 +26,9 @@ from hms_app.db.models import (
     User,
     WaitlistEntry,
 )
-from hms_app.services import appointments, auth, scheduling
-from hms_app.services.actor import Actor, Anonymous
+from hms_app.services.administration import auth
+from hms_app.services.booking import appointments, scheduling
+from hms_app.services.core.actor import Actor, Anonymous
 from tests.conftest import login_as
 from tests.services.helpers import STRONG_PASSWORD
 

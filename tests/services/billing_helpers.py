@@ -26,9 +26,10 @@ from hms_app.db.models import (
     InvoiceLine,
     Payment,
 )
-from hms_app.services import auth, billing, users
-from hms_app.services.actor import Actor
-from hms_app.services.scheduling import local_today
+from hms_app.services.accounting import billing
+from hms_app.services.administration import auth, users
+from hms_app.services.booking.scheduling import local_today
+from hms_app.services.core.actor import Actor
 from tests.services.appointment_helpers import call, user_id
 from tests.services.helpers import STRONG_PASSWORD, login_token, resolve
 

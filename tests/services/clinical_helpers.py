@@ -24,8 +24,8 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import AppointmentStatus
 from hms_app.db.models import Encounter, LabTest, Medicine
 from hms_app.db.types import utcnow
-from hms_app.services import clinical
-from hms_app.services.actor import Actor
+from hms_app.services.care import clinical
+from hms_app.services.core.actor import Actor
 from hms_app.services.reference.load import sync_reference_data
 from tests.services.appointment_helpers import call, insert_appointment, user_id
 

@@ -36,8 +36,10 @@ from hms_app.db.models import (
     StockMovement,
     User,
 )
-from hms_app.services import audit, demo, inventory
-from hms_app.services.actor import Actor
+from hms_app.operations import demo
+from hms_app.services.core import audit
+from hms_app.services.core.actor import Actor
+from hms_app.services.medicines import inventory
 from tests.services.billing_helpers import issued
 from tests.services.clinical_helpers import open_visit, with_reference_data
 from tests.services.pharmacy_helpers import in_days, new_medicine, prescribe, receive, verify

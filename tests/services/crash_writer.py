@@ -36,9 +36,12 @@ import sqlalchemy as sa
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import InvoiceStatus, PrescriptionStatus
 from hms_app.db.models import DoctorProfile, Invoice, InvoiceLine, Prescription, PrescriptionItem
-from hms_app.services import appointments, auth, billing, pharmacy, scheduling
-from hms_app.services.actor import Actor, Anonymous
-from hms_app.services.errors import Conflict, ValidationError
+from hms_app.services.accounting import billing
+from hms_app.services.administration import auth
+from hms_app.services.booking import appointments, scheduling
+from hms_app.services.core.actor import Actor, Anonymous
+from hms_app.services.core.errors import Conflict, ValidationError
+from hms_app.services.medicines import pharmacy
 from tests.services.crash_checks import BOOKING_REASON, PAYMENT_REFERENCE
 
 CARD = "4242 4242 4242 4242"

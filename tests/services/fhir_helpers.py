@@ -11,8 +11,10 @@ import sqlalchemy as sa
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import Invoice
-from hms_app.services import billing, clinical, lab
-from hms_app.services.actor import Actor
+from hms_app.services.accounting import billing
+from hms_app.services.care import clinical
+from hms_app.services.core.actor import Actor
+from hms_app.services.laboratory import lab
 from tests.services.appointment_helpers import call
 from tests.services.clinical_helpers import medicine_id
 from tests.services.lab_helpers import (

@@ -11,9 +11,10 @@ from sqlmodel import SQLModel
 
 from hms_app.db.engine import session_scope
 from hms_app.db.models import AuditEvent
-from hms_app.services import auth, demo
-from hms_app.services.actor import Actor, Anonymous
-from hms_app.services.errors import PermissionDenied
+from hms_app.operations import demo
+from hms_app.services.administration import auth
+from hms_app.services.core.actor import Actor, Anonymous
+from hms_app.services.core.errors import PermissionDenied
 
 IP = "203.0.113.9"
 STRONG_PASSWORD = "Correct-Horse-Battery-9"

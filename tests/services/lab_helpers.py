@@ -23,8 +23,9 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import AppointmentStatus
 from hms_app.db.models import LabOrder, LabReportFile, LabResult, LabTest, PatientProfile
 from hms_app.db.types import utcnow
-from hms_app.services import clinical, lab, prescribing
-from hms_app.services.actor import Actor
+from hms_app.services.care import clinical, prescribing
+from hms_app.services.core.actor import Actor
+from hms_app.services.laboratory import lab
 from hms_app.services.reference.load import sync_reference_data
 from tests.services import clinical_helpers
 from tests.services.appointment_helpers import call, insert_appointment

@@ -17,11 +17,13 @@ import sqlalchemy as sa
 
 from hms_app.db.engine import session_scope
 from hms_app.db.models import Dispensation, PrescriptionItem, StockBatch, StockMovement
-from hms_app.services import auth, inventory, pharmacy, prescribing, users
-from hms_app.services.actor import Actor
-from hms_app.services.inventory import MedicineForm, ReceiveForm
-from hms_app.services.prescribing import ItemForm
-from hms_app.services.scheduling import local_today
+from hms_app.services.administration import auth, users
+from hms_app.services.booking.scheduling import local_today
+from hms_app.services.care import prescribing
+from hms_app.services.care.prescribing import ItemForm
+from hms_app.services.core.actor import Actor
+from hms_app.services.medicines import inventory, pharmacy
+from hms_app.services.medicines.inventory import MedicineForm, ReceiveForm
 from tests.services.appointment_helpers import call
 from tests.services.helpers import STRONG_PASSWORD, login_token, resolve
 

@@ -10,16 +10,12 @@ import sqlalchemy as sa
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import AppointmentStatus, Permission, Role
 from hms_app.db.models import Appointment, AuditEvent
-from hms_app.services import (
-    appointments,
-    audit,
-    departments,
-    notifications,
-    permissions,
-    scheduling,
-)
-from hms_app.services.appointments import SLOT_TAKEN, AppointmentFilter
-from hms_app.services.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from hms_app.services.administration import departments, permissions
+from hms_app.services.booking import appointments, scheduling
+from hms_app.services.booking.appointments import SLOT_TAKEN, AppointmentFilter
+from hms_app.services.core import audit
+from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from hms_app.services.messaging import notifications
 from tests.conftest import login_as
 from tests.services.appointment_helpers import (
     DAY,

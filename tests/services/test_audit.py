@@ -15,8 +15,9 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import AuditEvent, PatientProfile
 from hms_app.db.types import utcnow
-from hms_app.services import audit, departments, users
-from hms_app.services.errors import LoginFailed, NotFound, PermissionDenied, ValidationError
+from hms_app.services.administration import departments, users
+from hms_app.services.core import audit
+from hms_app.services.core.errors import LoginFailed, NotFound, PermissionDenied, ValidationError
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import assert_refused, audit_events, login_token, resolve, table_count
 

@@ -13,15 +13,16 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import AuthSession, User
 from hms_app.db.types import utcnow
-from hms_app.services import auth, departments, notifications, users
-from hms_app.services.actor import Anonymous
-from hms_app.services.errors import (
+from hms_app.services.administration import auth, departments, users
+from hms_app.services.core.actor import Anonymous
+from hms_app.services.core.errors import (
     LoginFailed,
     PasswordChangeRequired,
     PermissionDenied,
     SessionExpired,
     ValidationError,
 )
+from hms_app.services.messaging import notifications
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import (
     IP,

@@ -26,9 +26,11 @@ from hms_app.db import engine as db_engine
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import Allergy, AuditEvent, Document, Encounter, Problem
-from hms_app.services import audit, backup, clinical, documents, prescribing
-from hms_app.services.backup import ArchiveDamaged, BackupError, RestoreRefused, WrongDataKey
-from hms_app.services.clinical import EncounterForm
+from hms_app.operations import backup
+from hms_app.operations.backup import ArchiveDamaged, BackupError, RestoreRefused, WrongDataKey
+from hms_app.services.care import clinical, documents, prescribing
+from hms_app.services.care.clinical import EncounterForm
+from hms_app.services.core import audit
 from tests.conftest import DEMO_EMAIL, POSTGRES_URL, login_as
 from tests.services.appointment_helpers import call
 from tests.services.clinical_helpers import (

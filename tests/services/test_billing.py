@@ -27,9 +27,14 @@ from hms_app.db.models import (
     PatientProfile,
     User,
 )
-from hms_app.services import appointments, audit, billing, inventory, lab, permissions
-from hms_app.services.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from hms_app.services.scheduling import local_today
+from hms_app.services.accounting import billing
+from hms_app.services.administration import permissions
+from hms_app.services.booking import appointments
+from hms_app.services.booking.scheduling import local_today
+from hms_app.services.core import audit
+from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from hms_app.services.laboratory import lab
+from hms_app.services.medicines import inventory
 from tests.conftest import login_as
 from tests.services.appointment_helpers import (
     appointment,

@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import AppointmentStatus
 from hms_app.db.models import Appointment, Notification
-from hms_app.services import appointments, audit
-from hms_app.services.errors import Conflict
+from hms_app.services.booking import appointments
+from hms_app.services.core import audit
+from hms_app.services.core.errors import Conflict
 from tests.services.appointment_helpers import (
     DAY,
     appointment,

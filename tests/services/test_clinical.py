@@ -15,9 +15,17 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import AppointmentStatus, EncounterStatus, LabPriority, Role
 from hms_app.db.models import Allergy, Appointment, BreakGlass, Encounter, Problem
 from hms_app.db.types import utcnow
-from hms_app.services import appointments, clinical, lab, pharmacy, prescribing
-from hms_app.services.clinical import VITAL_RANGES, BreakGlassRequired, EncounterForm, parse_vitals
-from hms_app.services.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from hms_app.services.booking import appointments
+from hms_app.services.care import clinical, prescribing
+from hms_app.services.care.clinical import (
+    VITAL_RANGES,
+    BreakGlassRequired,
+    EncounterForm,
+    parse_vitals,
+)
+from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from hms_app.services.laboratory import lab
+from hms_app.services.medicines import pharmacy
 from tests.conftest import login_as
 from tests.services.appointment_helpers import appointment, call
 from tests.services.clinical_helpers import (

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 
 from hms_app.db.engine import session_scope
 from hms_app.db.models import Department, PatientProfile, User
-from hms_app.services import audit, auth, departments, permissions
-from hms_app.services.actor import Anonymous
-from hms_app.services.errors import Conflict
+from hms_app.services.administration import auth, departments, permissions
+from hms_app.services.core import audit
+from hms_app.services.core.actor import Anonymous
+from hms_app.services.core.errors import Conflict
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import STRONG_PASSWORD, login_token, resolve
 

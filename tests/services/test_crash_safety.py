@@ -54,7 +54,7 @@ from hms_app.db.models import (
     PrescriptionItem,
     StockBatch,
 )
-from hms_app.services import demo
+from hms_app.operations import demo
 from tests.services.clinical_helpers import use_private_data_dir
 from tests.services.crash_checks import (
     PATIENTS,

@@ -11,8 +11,9 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import Department, User
 from hms_app.db.types import utcnow
-from hms_app.services import dashboards, passwords, users
-from hms_app.services.errors import LoginFailed, SessionExpired
+from hms_app.services.administration import dashboards, users
+from hms_app.services.core import passwords
+from hms_app.services.core.errors import LoginFailed, SessionExpired
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import STRONG_PASSWORD, assert_refused, login_token, resolve
 

@@ -18,7 +18,7 @@ from hms_app.db.enums import Role
 from hms_app.db.migrate import alembic_config, upgrade
 from hms_app.db.models import Counter, DoctorProfile, Notification, User
 from hms_app.db.types import UTCDateTime, utcnow
-from hms_app.services import counters
+from hms_app.services.core import counters
 
 pytestmark = pytest.mark.db
 

@@ -9,7 +9,8 @@ from hms_app import cli
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import AuditEvent, Department, DoctorProfile, PatientProfile, User
-from hms_app.services import audit, demo
+from hms_app.operations import demo
+from hms_app.services.core import audit
 from tests.services.helpers import login_token, resolve, snapshot, table_count
 
 pytestmark = pytest.mark.db

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import AuditEvent, Department, User
-from hms_app.services import departments, users
-from hms_app.services.errors import Conflict, NotFound, SessionExpired, ValidationError
+from hms_app.services.administration import departments, users
+from hms_app.services.core.errors import Conflict, NotFound, SessionExpired, ValidationError
 from tests.services.helpers import (
     STRONG_PASSWORD,
     assert_refused,

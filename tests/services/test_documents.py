@@ -12,9 +12,10 @@ from hms_app import settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import Document
-from hms_app.services import clinical, documents, files
-from hms_app.services.clinical import BreakGlassRequired
-from hms_app.services.errors import NotFound, PermissionDenied, ValidationError
+from hms_app.services.care import clinical, documents
+from hms_app.services.care.clinical import BreakGlassRequired
+from hms_app.services.core import files
+from hms_app.services.core.errors import NotFound, PermissionDenied, ValidationError
 from tests.conftest import login_as
 from tests.services.appointment_helpers import call
 from tests.services.clinical_helpers import (

@@ -25,10 +25,12 @@ from hms_app.db.models import (
     PrescriptionItem,
     Problem,
 )
-from hms_app.services import audit, clinical, documents, files, keys, prescribing
-from hms_app.services.clinical import EncounterForm
-from hms_app.services.errors import Conflict
-from hms_app.services.keys import KeyRotationFailed, encrypted_columns, rotate_data_key
+from hms_app.operations import keys
+from hms_app.operations.keys import KeyRotationFailed, encrypted_columns, rotate_data_key
+from hms_app.services.care import clinical, documents, prescribing
+from hms_app.services.care.clinical import EncounterForm
+from hms_app.services.core import audit, files
+from hms_app.services.core.errors import Conflict
 from tests.conftest import login_as
 from tests.services.appointment_helpers import call
 from tests.services.clinical_helpers import (

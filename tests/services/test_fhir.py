@@ -26,8 +26,8 @@ from hms_app.db.models import (
     PrescriptionItem,
     Problem,
 )
-from hms_app.services import fhir
-from hms_app.services.errors import PermissionDenied, ValidationError
+from hms_app.services.core.errors import PermissionDenied, ValidationError
+from hms_app.services.interop import fhir
 from tests.services.appointment_helpers import call
 from tests.services.fhir_helpers import Record, build_record
 from tests.services.helpers import assert_refused, audit_events
@@ -148,7 +148,7 @@ def test_every_kind_of_resource_is_valid_fhir_and_says_what_the_database_says(ho
 
 
 def test_a_low_and_a_normal_result_are_flagged_l_and_n(hospital, record, actors):
-    from hms_app.services import lab
+    from hms_app.services.laboratory import lab
     from tests.services.lab_helpers import order, running
 
     doctor, lab_staff = actors[Role.DOCTOR], actors[Role.LAB]
@@ -296,7 +296,7 @@ def test_the_capability_statement_is_valid_and_lists_every_type():
 
 
 def test_the_pdf_summary_shows_the_record_and_is_audited(hospital, record, actors):
-    from hms_app.services import record_summary
+    from hms_app.services.interop import record_summary
     from tests.services.lab_helpers import pdf_text
 
     patient = actors[Role.PATIENT]
@@ -316,7 +316,7 @@ def test_the_pdf_summary_shows_the_record_and_is_audited(hospital, record, actor
 
 @pytest.mark.parametrize("role", [Role.DOCTOR, Role.ADMIN])
 def test_only_a_patient_downloads_a_summary(hospital, actors, role):
-    from hms_app.services import record_summary
+    from hms_app.services.interop import record_summary
 
     actor = actors[role]
     assert_refused(hospital, actor, "record.summary",

@@ -16,8 +16,9 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import ApiClient, AuditEvent, PatientProfile
 from hms_app.fhir_routes import base_url, mount
-from hms_app.services import api_clients, clinical, fhir
-from hms_app.services.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from hms_app.services.care import clinical
+from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from hms_app.services.interop import api_clients, fhir
 from tests.conftest import login_as
 from tests.services.appointment_helpers import call
 from tests.services.clinical_helpers import STRANGER_EMAIL

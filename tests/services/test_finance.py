@@ -37,9 +37,9 @@ from hms_app.db.models import (
     Payment,
     User,
 )
-from hms_app.services import billing, demo, finance, permissions
-from hms_app.services.errors import SessionExpired, ValidationError
-from hms_app.services.finance import (
+from hms_app.operations import demo
+from hms_app.services.accounting import billing, finance
+from hms_app.services.accounting.finance import (
     AgeBucket,
     DepartmentBilled,
     KindBilled,
@@ -47,7 +47,9 @@ from hms_app.services.finance import (
     PayerOutstanding,
     RevenuePeriod,
 )
-from hms_app.services.scheduling import local_today
+from hms_app.services.administration import permissions
+from hms_app.services.booking.scheduling import local_today
+from hms_app.services.core.errors import SessionExpired, ValidationError
 from tests.conftest import DEMO_EMAIL, login_as
 from tests.services.appointment_helpers import call, insert_appointment, user_id
 from tests.services.helpers import assert_refused, audit_events, last_audit_id, snapshot

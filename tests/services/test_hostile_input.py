@@ -94,27 +94,22 @@ from hms_app.db.models import (
     User,
     WaitlistEntry,
 )
-from hms_app.services import (
-    appointments,
-    audit,
-    billing,
-    clinical,
-    demo,
-    documents,
-    lab,
-    pharmacy,
-    prescribing,
-    scheduling,
-)
-from hms_app.services.actor import Actor, Anonymous
-from hms_app.services.appointments import AppointmentFilter
-from hms_app.services.audit import AuditFilter
-from hms_app.services.auth import Registration
-from hms_app.services.clinical import VITAL_RANGES, EncounterForm
-from hms_app.services.errors import HMSError
-from hms_app.services.inventory import MedicineForm, ReceiveForm
-from hms_app.services.prescribing import FREQUENCIES, ROUTES, ItemForm
-from hms_app.services.users import StaffForm
+from hms_app.operations import demo
+from hms_app.services.accounting import billing
+from hms_app.services.administration.auth import Registration
+from hms_app.services.administration.users import StaffForm
+from hms_app.services.booking import appointments, scheduling
+from hms_app.services.booking.appointments import AppointmentFilter
+from hms_app.services.care import clinical, documents, prescribing
+from hms_app.services.care.clinical import VITAL_RANGES, EncounterForm
+from hms_app.services.care.prescribing import FREQUENCIES, ROUTES, ItemForm
+from hms_app.services.core import audit
+from hms_app.services.core.actor import Actor, Anonymous
+from hms_app.services.core.audit import AuditFilter
+from hms_app.services.core.errors import HMSError
+from hms_app.services.laboratory import lab
+from hms_app.services.medicines import pharmacy
+from hms_app.services.medicines.inventory import MedicineForm, ReceiveForm
 from tests.conftest import DEMO_EMAIL, POSTGRES_URL, login_as
 from tests.services.appointment_helpers import call, insert_appointment
 from tests.services.clinical_helpers import jpeg_bytes, pdf_bytes, png_bytes
@@ -272,18 +267,17 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "users.reset_password": (Role.ADMIN,),
 }
 
-# Modules of the services layer that hold no client-facing service (reference data, demo and
-# load-test seeding run from the command line).
-_NOT_SERVICES = {"reference", "demo", "scale_seed"}
+# The reference data holds no client-facing service.
+_NOT_SERVICES = {"reference"}
 
 
 def public_services() -> dict[str, Callable[..., Any]]:
     """Every public ``verb_noun(*, session, actor|visitor|token, ...)`` of ``hms_app.services``."""
     found: dict[str, Callable[..., Any]] = {}
-    for info in pkgutil.iter_modules(services_package.__path__):
-        if info.name in _NOT_SERVICES:
+    for info in pkgutil.walk_packages(services_package.__path__, prefix="hms_app.services."):
+        if info.ispkg or info.name.split(".")[2] in _NOT_SERVICES:
             continue
-        module = importlib.import_module(f"hms_app.services.{info.name}")
+        module = importlib.import_module(info.name)
         for name, function in inspect.getmembers(module, inspect.isfunction):
             if function.__module__ != module.__name__ or name.startswith("_"):
                 continue
@@ -292,7 +286,7 @@ def public_services() -> dict[str, Callable[..., Any]]:
             if session is None or session.kind is not inspect.Parameter.KEYWORD_ONLY:
                 continue  # a helper taking the caller's session positionally, not a service
             if {"actor", "visitor", "token"} & set(parameters):
-                found[f"{info.name}.{name}"] = function
+                found[f"{info.name.rsplit('.', 1)[1]}.{name}"] = function
     return found
 
 

@@ -17,15 +17,15 @@ from hypothesis import strategies as st
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import PrescriptionStatus, Role, StockMovementKind
 from hms_app.db.models import Dispensation, Medicine, Prescription, StockBatch, StockMovement
-from hms_app.services import inventory
-from hms_app.services.errors import (
+from hms_app.services.core.errors import (
     Conflict,
     NotFound,
     PermissionDenied,
     SessionExpired,
     ValidationError,
 )
-from hms_app.services.inventory import MAX_UNITS, MedicineForm, ReceiveForm
+from hms_app.services.medicines import inventory
+from hms_app.services.medicines.inventory import MAX_UNITS, MedicineForm, ReceiveForm
 from tests.conftest import login_as
 from tests.services.appointment_helpers import call
 from tests.services.clinical_helpers import STRANGER_EMAIL, open_visit, use_private_data_dir

@@ -18,9 +18,11 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import LabOrderStatus, Role
 from hms_app.db.models import LabReportFile, LabResult, LabTest
 from hms_app.db.types import utcnow
-from hms_app.services import clinical, events, lab
-from hms_app.services.clinical import BreakGlassRequired, EncounterForm
-from hms_app.services.errors import Conflict, NotFound, ValidationError
+from hms_app.services.care import clinical
+from hms_app.services.care.clinical import BreakGlassRequired, EncounterForm
+from hms_app.services.core import events
+from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.laboratory import lab
 from hms_app.services.reference.lab_catalog import LAB_TESTS
 from tests.conftest import login_as
 from tests.services.appointment_helpers import (

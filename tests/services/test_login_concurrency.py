@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import AuthSession, User
-from hms_app.services import auth, passwords
-from hms_app.services.actor import Anonymous
-from hms_app.services.errors import LoginFailed
+from hms_app.services.administration import auth
+from hms_app.services.core import passwords
+from hms_app.services.core.actor import Anonymous
+from hms_app.services.core.errors import LoginFailed
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import IP
 

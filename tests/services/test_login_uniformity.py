@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from hms_app.db.engine import session_scope
 from hms_app.db.models import User
 from hms_app.db.types import utcnow
-from hms_app.services import auth, demo
-from hms_app.services.actor import Anonymous
-from hms_app.services.errors import LoginFailed
+from hms_app.operations import demo
+from hms_app.services.administration import auth
+from hms_app.services.core.actor import Anonymous
+from hms_app.services.core.errors import LoginFailed
 from tests.services.appointment_helpers import call
 
 pytestmark = pytest.mark.db

@@ -24,8 +24,10 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import AppointmentStatus, Role
 from hms_app.db.models import EmailOutbox
 from hms_app.db.types import utcnow
-from hms_app.services import appointments, lab, mail
-from hms_app.services.errors import PermissionDenied, ValidationError
+from hms_app.services.booking import appointments
+from hms_app.services.core.errors import PermissionDenied, ValidationError
+from hms_app.services.laboratory import lab
+from hms_app.services.messaging import mail
 from tests.conftest import DEMO_EMAIL, login_as
 from tests.services.appointment_helpers import call, insert_appointment, user_id
 from tests.services.billing_helpers import issued

@@ -8,8 +8,9 @@ import sqlalchemy as sa
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import Notification
-from hms_app.services import events, notifications
-from hms_app.services.errors import NotFound, SessionExpired
+from hms_app.services.core import events
+from hms_app.services.core.errors import NotFound, SessionExpired
+from hms_app.services.messaging import notifications
 from tests.services.helpers import assert_refused
 
 pytestmark = pytest.mark.db

@@ -10,8 +10,8 @@ import bcrypt
 import pytest
 
 from hms_app import settings
-from hms_app.services import passwords
-from hms_app.services.errors import ValidationError
+from hms_app.services.core import passwords
+from hms_app.services.core.errors import ValidationError
 
 EMAIL = "someone@hms.example"
 

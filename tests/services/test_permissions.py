@@ -8,9 +8,11 @@ import sqlalchemy as sa
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import DEFAULT_ROLE_PERMISSIONS, Permission, Role
 from hms_app.db.models import AuditEvent, RolePermission
-from hms_app.services import audit, auth, notifications, permissions
-from hms_app.services.access import require
-from hms_app.services.errors import Conflict, SessionExpired, ValidationError
+from hms_app.services.administration import auth, permissions
+from hms_app.services.core import audit
+from hms_app.services.core.access import require
+from hms_app.services.core.errors import Conflict, SessionExpired, ValidationError
+from hms_app.services.messaging import notifications
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import (
     assert_refused,

@@ -12,10 +12,13 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import PrescriptionStatus, Role
 from hms_app.db.models import LabOrder, Prescription, PrescriptionItem
 from hms_app.db.types import utcnow
-from hms_app.services import clinical, events, lab, pharmacy, prescribing
-from hms_app.services.clinical import EncounterForm
-from hms_app.services.errors import Conflict, NotFound, ValidationError
-from hms_app.services.prescribing import ItemForm, SafetyWarning, suggested_quantity
+from hms_app.services.care import clinical, prescribing
+from hms_app.services.care.clinical import EncounterForm
+from hms_app.services.care.prescribing import ItemForm, SafetyWarning, suggested_quantity
+from hms_app.services.core import events
+from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.laboratory import lab
+from hms_app.services.medicines import pharmacy
 from tests.conftest import login_as
 from tests.services.appointment_helpers import call
 from tests.services.clinical_helpers import (

@@ -13,9 +13,10 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role, Sex
 from hms_app.db.models import AuditEvent, PatientProfile, User
 from hms_app.db.types import utcnow
-from hms_app.services import auth, passwords
-from hms_app.services.actor import Anonymous
-from hms_app.services.errors import Conflict, ValidationError
+from hms_app.services.administration import auth
+from hms_app.services.core import passwords
+from hms_app.services.core.actor import Anonymous
+from hms_app.services.core.errors import Conflict, ValidationError
 from tests.services.helpers import (
     IP,
     STRONG_PASSWORD,

@@ -39,16 +39,17 @@ from hms_app.db.models import (
     StockMovement,
     User,
 )
-from hms_app.services import permissions, reports
-from hms_app.services.errors import SessionExpired, ValidationError
-from hms_app.services.reports import (
+from hms_app.services.administration import permissions
+from hms_app.services.booking.scheduling import local_today
+from hms_app.services.core.errors import SessionExpired, ValidationError
+from hms_app.services.reporting import reports
+from hms_app.services.reporting.reports import (
     AppointmentCount,
     DoctorUtilisation,
     LabTurnaround,
     NewPatientsMonth,
     PharmacyPeriod,
 )
-from hms_app.services.scheduling import local_today
 from tests.conftest import DEMO_EMAIL, login_as
 from tests.services.appointment_helpers import call, insert_appointment, user_id
 from tests.services.helpers import assert_refused, audit_events, last_audit_id

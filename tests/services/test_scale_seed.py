@@ -20,9 +20,11 @@ from hms_app.db import engine as db_engine
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import Department, Encounter, LabTest, SQLModel
-from hms_app.services import audit, counters, demo, lab, scale_seed
-from hms_app.services.errors import Conflict
-from hms_app.services.inventory import ledger_mismatches
+from hms_app.operations import demo, scale_seed
+from hms_app.services.core import audit, counters
+from hms_app.services.core.errors import Conflict
+from hms_app.services.laboratory import lab
+from hms_app.services.medicines.inventory import ledger_mismatches
 from hms_app.services.reference.icd10 import ICD10
 from tests.conftest import DEMO_EMAIL, POSTGRES_URL, _pg_admin_engine, login_as
 

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from hms_app.db.enums import Role
-from hms_app.services import appointments, scheduling
-from hms_app.services.errors import Conflict, NotFound, ValidationError
+from hms_app.services.booking import appointments, scheduling
+from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from tests.services.appointment_helpers import (
     DAY,
     FALL_BACK,

@@ -24,10 +24,10 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
-from hms_app.services import auth, second_factor
-from hms_app.services.actor import Anonymous
-from hms_app.services.errors import Conflict, LoginFailed, PermissionDenied, ValidationError
-from hms_app.services.second_factor import STEP_SECONDS
+from hms_app.services.administration import auth, second_factor
+from hms_app.services.administration.second_factor import STEP_SECONDS
+from hms_app.services.core.actor import Anonymous
+from hms_app.services.core.errors import Conflict, LoginFailed, PermissionDenied, ValidationError
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import IP, audit_events, resolve
 

@@ -19,7 +19,7 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import AuthSession, Department
 from hms_app.db.types import utcnow
-from hms_app.services import auth
+from hms_app.services.administration import auth
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import IP, login_token
 

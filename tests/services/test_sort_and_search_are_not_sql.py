@@ -16,13 +16,17 @@ import sqlalchemy as sa
 
 from hms_app.db.enums import Role
 from hms_app.db.models import User
-from hms_app.services import audit, auth, billing, inventory, pharmacy, prescribing, users
-from hms_app.services.actor import Actor, Anonymous
-from hms_app.services.appointments import AppointmentFilter, all_appointments
-from hms_app.services.audit import AuditFilter
-from hms_app.services.auth import Registration
-from hms_app.services.errors import LoginFailed
-from hms_app.services.inventory import MedicineForm, ReceiveForm
+from hms_app.services.accounting import billing
+from hms_app.services.administration import auth, users
+from hms_app.services.administration.auth import Registration
+from hms_app.services.booking.appointments import AppointmentFilter, all_appointments
+from hms_app.services.care import prescribing
+from hms_app.services.core import audit
+from hms_app.services.core.actor import Actor, Anonymous
+from hms_app.services.core.audit import AuditFilter
+from hms_app.services.core.errors import LoginFailed
+from hms_app.services.medicines import inventory, pharmacy
+from hms_app.services.medicines.inventory import MedicineForm, ReceiveForm
 from tests.conftest import login_as
 from tests.services.appointment_helpers import call
 from tests.services.billing_helpers import charge

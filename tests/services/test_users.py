@@ -12,8 +12,9 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import AuditEvent, Department, DoctorProfile, User
 from hms_app.db.types import utcnow
-from hms_app.services import numbers, passwords, users
-from hms_app.services.errors import (
+from hms_app.services.administration import users
+from hms_app.services.core import numbers, passwords
+from hms_app.services.core.errors import (
     Conflict,
     NotFound,
     PermissionDenied,

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 
 from hms_app.db.enums import Permission, Role, WaitlistStatus
-from hms_app.services import appointments, permissions
-from hms_app.services.errors import Conflict, NotFound, ValidationError
+from hms_app.services.administration import permissions
+from hms_app.services.booking import appointments
+from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from tests.conftest import login_as
 from tests.services.appointment_helpers import (
     DAY,

@@ -1,0 +1,1 @@
+"""Billing and finance: invoices, payments, insurance claims and the accounts dashboard."""

@@ -1,0 +1,351 @@
+"""The accounts dashboard: revenue, receivables and what is still owed, aggregated in SQL.
+
+What each figure means:
+
+- **Billed** is charges: the invoice lines of every invoice that is not void (drafts
+  included: the service was given), counted on the line's service date, at the amount
+  charged. It is gross of invoice discounts, which belong to an invoice, not to a day,
+  a department or a kind of service. *By department* and *by kind* split the same lines.
+- **Collected** is cash in: every payment less every refund (refunds are negative
+  payments), counted on the day it was received, whatever became of the invoice since.
+  *By payment method* splits it (insurers' payments are the method "Insurance").
+- **Receivables by age** are the balances (total − paid) of the open invoices (issued or
+  partly paid) today, by days since the invoice was issued: 0–30, 31–60, 61–90, over 90.
+  By issue date rather than due date so that every open invoice has an age (the day it
+  was issued, in the hospital's calendar) and the buckets are the usual ageing of
+  accountants; with the hospital's 30 days' terms (``billing.PAYMENT_TERMS_DAYS``) the
+  first bucket is what is not yet due and the others are 1–30, 31–60 and over 60 days
+  overdue. *Overdue* on the headline is the balance of open invoices past their due date.
+- **Outstanding by payer** splits the same balances between each insurer (the share it is
+  still expected to pay: ``billing.insurer_outstanding``, capped at the balance, as the
+  claim's payment is; nothing once the claim is rejected) and the patients (the rest:
+  ``billing.patient_due_cents``), so the payers add up to the receivables.
+
+Days and months are those of the hospital's calendar (``settings.TIMEZONE``), labelled in
+SQL by the reports' ``local_period``, so a payment at 00:30 local time on a summer
+morning (23:30 UTC the evening before) counts on its local day, on SQLite and PostgreSQL
+alike. A range is validated as the reports' ranges are: ISO dates, start ≤ end, at most
+366 days; months at its ends count only the days inside it.
+
+Only accounts see it (``Permission.BILLING_MANAGE``). Admin holds ``REPORTS_VIEW`` for the
+hospital's operational reports, not the money; a hospital that wants admin to see revenue
+grants admin ``billing.manage`` on the permissions page. Looking at the dashboard is not
+audited (it holds no patient's data and re-runs on every payment while open); each CSV
+export is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from hms_app.db.enums import ChargeKind, ClaimStatus, InvoiceStatus, PaymentMethod, Permission
+from hms_app.db.models import Department, Invoice, InvoiceLine, Payment
+from hms_app.services.accounting.billing import KIND_LABELS, METHOD_LABELS, OPEN_STATUSES
+from hms_app.services.booking.scheduling import day_span_utc, local_today
+from hms_app.services.core import audit
+from hms_app.services.core.access import require
+from hms_app.services.core.actor import Actor
+from hms_app.services.core.errors import ValidationError
+from hms_app.services.reporting.reports import (
+    ReportRange,
+    local_period,
+    parse_report_range,
+    periods_of,
+    rows_to_csv,
+)
+
+DEFAULT_RANGE_DAYS = 30
+NO_DEPARTMENT = "No department"
+PATIENTS_PAYER = "Patients"
+AGE_BUCKETS = ("0–30 days", "31–60 days", "61–90 days", "Over 90 days")
+_AGE_LIMITS = (30, 60, 90)
+"""The oldest age in days of each bucket but the last."""
+
+
+def default_range(days: int = DEFAULT_RANGE_DAYS) -> tuple[str, str]:
+    """The last ``days`` days, today included, as the form's two ISO dates."""
+    today = local_today()
+    return (today - timedelta(days=days - 1)).isoformat(), today.isoformat()
+
+
+# --- the rows of each chart (and of its CSV) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevenuePeriod:
+    period: str
+    """A local day (``2026-03-29``) or month (``2026-03``)."""
+    billed_cents: int
+    collected_cents: int
+
+
+@dataclass(frozen=True)
+class DepartmentBilled:
+    department: str
+    charges: int
+    billed_cents: int
+
+
+@dataclass(frozen=True)
+class KindBilled:
+    kind: str
+    charges: int
+    billed_cents: int
+
+
+@dataclass(frozen=True)
+class MethodCollected:
+    method: str
+    payments: int
+    """Payments and refunds together."""
+    received_cents: int
+    refunded_cents: int
+    collected_cents: int
+    """Received less refunded."""
+
+
+@dataclass(frozen=True)
+class AgeBucket:
+    age: str
+    invoices: int
+    outstanding_cents: int
+
+
+@dataclass(frozen=True)
+class PayerOutstanding:
+    payer: str
+    invoices: int
+    """Open invoices on which this payer still owes something."""
+    outstanding_cents: int
+
+
+@dataclass(frozen=True)
+class AccountsHeadline:
+    billed_cents: int
+    collected_cents: int
+    outstanding_cents: int
+    overdue_cents: int
+    open_invoices: int
+
+
+@dataclass(frozen=True)
+class AccountsSummary:
+    """Everything the accounts dashboard shows, for one range of days."""
+
+    dates: ReportRange
+    today: date
+    headline: AccountsHeadline
+    by_day: list[RevenuePeriod]
+    by_month: list[RevenuePeriod]
+    by_department: list[DepartmentBilled]
+    by_kind: list[KindBilled]
+    by_method: list[MethodCollected]
+    by_age: list[AgeBucket]
+    by_payer: list[PayerOutstanding]
+
+
+# --- the queries -------------------------------------------------------------------------------
+
+
+def _within(column, window: ReportRange) -> sa.ColumnElement[bool]:
+    return sa.and_(column >= window.starts_at, column < window.ends_at)
+
+
+@dataclass(frozen=True)
+class _Billed:
+    """The range's charges on invoices not void, summed per local day, department and kind."""
+
+    day: str
+    department_id: int | None
+    kind: str
+    charges: int
+    cents: int
+
+
+@dataclass(frozen=True)
+class _Collected:
+    """The range's payments summed per local day and method; refunds are negative amounts."""
+
+    day: str
+    method: str
+    payments: int
+    received_cents: int
+    refunded_cents: int
+    cents: int
+
+
+def _billed(session: Session, window: ReportRange) -> list[_Billed]:
+    # One pass over the range's lines feeds every chart of charges (by day, month, department
+    # and kind): each pass costs a scan of a year's lines (about 400,000 at scale 1). The local
+    # day is computed in a subquery so that GROUP BY names a column, not a repeated expression.
+    lines = (sa.select(local_period(session, InvoiceLine.service_at, window, "day").label("day"),
+                       InvoiceLine.department_id, InvoiceLine.kind, InvoiceLine.amount_cents)
+             .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+             .where(Invoice.status != InvoiceStatus.VOID.value, _within(InvoiceLine.service_at, window))
+             .subquery())
+    return [_Billed(day, department, str(kind), int(n), int(cents or 0)) for day, department, kind, n, cents in
+            session.execute(sa.select(lines.c.day, lines.c.department_id, lines.c.kind, sa.func.count(),
+                                      sa.func.sum(lines.c.amount_cents))
+                            .group_by(lines.c.day, lines.c.department_id, lines.c.kind))]
+
+
+def _collected(session: Session, window: ReportRange) -> list[_Collected]:
+    paid = (sa.select(local_period(session, Payment.received_at, window, "day").label("day"), Payment.method,
+                      Payment.amount_cents)
+            .where(_within(Payment.received_at, window)).subquery())
+    amount = paid.c.amount_cents
+    return [_Collected(day, str(method), int(n), int(received or 0), int(refunded or 0), int(cents or 0))
+            for day, method, n, received, refunded, cents in session.execute(
+                sa.select(paid.c.day, paid.c.method, sa.func.count(),
+                          sa.func.sum(sa.case((amount > 0, amount), else_=0)),
+                          sa.func.sum(sa.case((amount < 0, -amount), else_=0)), sa.func.sum(amount))
+                .group_by(paid.c.day, paid.c.method))]
+
+
+def _revenue(window: ReportRange, per: str, billed: list[_Billed], collected: list[_Collected]) -> list[RevenuePeriod]:
+    # A local month is its days' first seven characters (2026-03-29 -> 2026-03).
+    width = 10 if per == "day" else 7
+    billed_by: dict[str, int] = {}
+    for b in billed:
+        billed_by[b.day[:width]] = billed_by.get(b.day[:width], 0) + b.cents
+    collected_by: dict[str, int] = {}
+    for c in collected:
+        collected_by[c.day[:width]] = collected_by.get(c.day[:width], 0) + c.cents
+    return [RevenuePeriod(p, billed_by.get(p, 0), collected_by.get(p, 0)) for p in periods_of(window, per)]
+
+
+def _by_department(session: Session, billed: list[_Billed]) -> list[DepartmentBilled]:
+    names = dict(session.execute(sa.select(Department.id, Department.name)).all())
+    sums: dict[str, tuple[int, int]] = {}
+    for b in billed:
+        name = names.get(b.department_id) or NO_DEPARTMENT
+        n, cents = sums.get(name, (0, 0))
+        sums[name] = (n + b.charges, cents + b.cents)
+    result = [DepartmentBilled(name, n, cents) for name, (n, cents) in sums.items()]
+    return sorted(result, key=lambda r: (-r.billed_cents, r.department))
+
+
+def _by_kind(billed: list[_Billed]) -> list[KindBilled]:
+    counts: dict[str, tuple[int, int]] = {}
+    for b in billed:
+        n, cents = counts.get(b.kind, (0, 0))
+        counts[b.kind] = (n + b.charges, cents + b.cents)
+    return [KindBilled(KIND_LABELS[kind], *counts.get(kind.value, (0, 0))) for kind in ChargeKind]
+
+
+def _by_method(collected: list[_Collected]) -> list[MethodCollected]:
+    sums: dict[str, tuple[int, int, int]] = {}
+    for c in collected:
+        n, received, refunded = sums.get(c.method, (0, 0, 0))
+        sums[c.method] = (n + c.payments, received + c.received_cents, refunded + c.refunded_cents)
+    rows = []
+    for method in PaymentMethod:
+        n, received, refunded = sums.get(method.value, (0, 0, 0))
+        rows.append(MethodCollected(METHOD_LABELS[method], n, received, refunded, received - refunded))
+    return rows
+
+
+def _balance() -> sa.ColumnElement[int]:
+    return Invoice.total_cents - Invoice.paid_cents
+
+
+def _by_age(session: Session, today: date) -> tuple[list[AgeBucket], int]:
+    """The open balances by days since issue, and the overdue part of them."""
+    # Age ≤ N days ⇔ issued on or after local day (today - N) ⇔ at or after its local midnight.
+    edges = [day_span_utc(today - timedelta(days=days))[0] for days in _AGE_LIMITS]
+    bucket = sa.case(*[(Invoice.issued_at >= edge, index) for index, edge in enumerate(edges)], else_=len(edges))
+    overdue = sa.case((Invoice.due_date < today, _balance()), else_=0)
+    open_rows = (sa.select(bucket.label("bucket"), _balance().label("balance"), overdue.label("overdue"))
+                 .where(Invoice.status.in_(OPEN_STATUSES)).subquery())
+    sums = {int(b): (int(n), int(balance or 0), int(late or 0)) for b, n, balance, late in session.execute(
+        sa.select(open_rows.c.bucket, sa.func.count(), sa.func.sum(open_rows.c.balance),
+                  sa.func.sum(open_rows.c.overdue)).group_by(open_rows.c.bucket))}
+    buckets = [AgeBucket(label, *sums.get(index, (0, 0, 0))[:2]) for index, label in enumerate(AGE_BUCKETS)]
+    return buckets, sum(late for _, _, late in sums.values())
+
+
+def _by_payer(session: Session) -> list[PayerOutstanding]:
+    insurance_paid = (sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents).label("paid"))
+                      .where(Payment.method == PaymentMethod.INSURANCE.value).group_by(Payment.invoice_id).subquery())
+    expected = sa.case((Invoice.claim_status == ClaimStatus.REJECTED.value, 0),
+                       else_=Invoice.insurer_share_cents - sa.func.coalesce(insurance_paid.c.paid, 0))
+    insurer_part = sa.case((expected <= 0, 0), (expected > _balance(), _balance()), else_=expected)
+    parts = (sa.select(Invoice.insurer.label("insurer"), insurer_part.label("insurer_part"),
+                       (_balance() - insurer_part).label("patient_part"))
+             .outerjoin(insurance_paid, insurance_paid.c.invoice_id == Invoice.id)
+             .where(Invoice.status.in_(OPEN_STATUSES)).subquery())
+    insurers = session.execute(
+        sa.select(parts.c.insurer, sa.func.count(), sa.func.sum(parts.c.insurer_part))
+        .where(parts.c.insurer_part > 0).group_by(parts.c.insurer)
+    ).all()
+    n, cents = session.execute(sa.select(sa.func.count(), sa.func.sum(parts.c.patient_part))
+                               .where(parts.c.patient_part > 0)).one()
+    rows = sorted((PayerOutstanding(name, int(count), int(owed)) for name, count, owed in insurers),
+                  key=lambda r: (-r.outstanding_cents, r.payer))
+    return [*rows, PayerOutstanding(PATIENTS_PAYER, int(n), int(cents or 0))]
+
+
+@dataclass(frozen=True)
+class _Report:
+    title: str
+    row_type: type
+    rows: Callable[[AccountsSummary], list]
+
+
+REPORTS: dict[str, _Report] = {
+    "revenue-by-day": _Report("Revenue by day", RevenuePeriod, lambda s: s.by_day),
+    "revenue-by-month": _Report("Revenue by month", RevenuePeriod, lambda s: s.by_month),
+    "billed-by-department": _Report("Billed by department", DepartmentBilled, lambda s: s.by_department),
+    "billed-by-kind": _Report("Billed by kind of service", KindBilled, lambda s: s.by_kind),
+    "collected-by-method": _Report("Collected by payment method", MethodCollected, lambda s: s.by_method),
+    "receivables-by-age": _Report("Receivables by age", AgeBucket, lambda s: s.by_age),
+    "outstanding-by-payer": _Report("Outstanding by payer", PayerOutstanding, lambda s: s.by_payer),
+}
+"""Each chart of the dashboard by the name its CSV export is asked for, in page order."""
+
+
+def _summary(session: Session, window: ReportRange) -> AccountsSummary:
+    today = local_today()
+    billed, collected = _billed(session, window), _collected(session, window)
+    by_day = _revenue(window, "day", billed, collected)
+    by_age, overdue = _by_age(session, today)
+    headline = AccountsHeadline(
+        billed_cents=sum(r.billed_cents for r in by_day),
+        collected_cents=sum(r.collected_cents for r in by_day),
+        outstanding_cents=sum(b.outstanding_cents for b in by_age),
+        overdue_cents=overdue,
+        open_invoices=sum(b.invoices for b in by_age),
+    )
+    return AccountsSummary(
+        dates=window, today=today, headline=headline, by_day=by_day, by_month=_revenue(window, "month", billed, collected),
+        by_department=_by_department(session, billed), by_kind=_by_kind(billed),
+        by_method=_by_method(collected), by_age=by_age, by_payer=_by_payer(session),
+    )
+
+
+# --- the services ------------------------------------------------------------------------------
+
+
+def accounts_summary(*, session: Session, actor: Actor, start: object, end: object) -> AccountsSummary:
+    """Every figure of the accounts dashboard: revenue over the range, receivables as of today."""
+    require(session, actor, Permission.BILLING_MANAGE, action="accounts.dashboard")
+    return _summary(session, parse_report_range(start, end))
+
+
+def export_accounts_csv(*, session: Session, actor: Actor, report: str, start: object, end: object) -> str:
+    """One chart's figures over the range as CSV text, money in integer cents; audited."""
+    require(session, actor, Permission.BILLING_MANAGE, action="accounts.export")
+    chosen = REPORTS.get(str(report))
+    if chosen is None:
+        raise ValidationError("Choose one of the charts on the page to export.")
+    window = parse_report_range(start, end)
+    rows = chosen.rows(_summary(session, window))
+    audit.record(session, actor, "accounts.export", entity_type="report", entity_id=str(report),
+                 detail=f"{window.first_day}..{window.last_day}; {len(rows)} rows")
+    session.commit()
+    return rows_to_csv(chosen.row_type, rows)

@@ -1,0 +1,451 @@
+"""Login, sessions, registration and passwords.
+
+A login creates a random token that only the browser keeps; the database holds its
+SHA-256. Every later call resolves the token again (``resolve_session``), so a logout,
+an expiry, a revocation or a deactivation takes effect at the very next action.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import NoReturn
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from hms_app import settings
+from hms_app.db.enums import AuditOutcome, Permission, Role, Sex
+from hms_app.db.models import (
+    AuthSession,
+    LoginChallenge,
+    PatientProfile,
+    RolePermission,
+    SecondFactor,
+    User,
+)
+from hms_app.db.types import utcnow
+from hms_app.services.administration import second_factor
+from hms_app.services.core import audit, counters, passwords
+from hms_app.services.core.access import require
+from hms_app.services.core.actor import Actor, Anonymous
+from hms_app.services.core.errors import Conflict, LoginFailed, SessionExpired, ValidationError
+from hms_app.services.core.text import is_storable, shown, storable
+
+LOGIN_FAILED_MESSAGE = (
+    "We could not log you in with that email and password. Check them and try again; "
+    f"after {settings.LOCKOUT_THRESHOLD} failed tries in a row an account is locked for "
+    f"{settings.LOCKOUT_SECONDS // 60} minutes."
+)
+CODE_FAILED_MESSAGE = (
+    "That code is not right, or it has been used already. Enter the current code from your authenticator "
+    f"app, or one of your recovery codes; after {settings.LOCKOUT_THRESHOLD} failed tries in a row an account "
+    f"is locked for {settings.LOCKOUT_SECONDS // 60} minutes."
+)
+CHALLENGE_EXPIRED_MESSAGE = "Your login has timed out. Log in again with your email and password."
+_TOUCH_EVERY = timedelta(seconds=60)
+_EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalize_email(email: object) -> str:
+    """Lower-cased, trimmed email; ``ValidationError`` if it does not look like one."""
+    text = str(email or "").strip().lower()
+    if len(text) > 254 or not _EMAIL_RE.match(text) or not is_storable(text):
+        raise ValidationError("Enter a valid email address, like name@example.org.")
+    return text
+
+
+def permissions_for_role(session: Session, role: Role | str) -> frozenset[str]:
+    rows = session.execute(select(RolePermission.permission).where(RolePermission.role == str(role)))
+    return frozenset(rows.scalars())
+
+
+def _actor_for(session: Session, user: User, auth: AuthSession | None, ip_address: str) -> Actor:
+    return Actor(
+        user_id=user.id,
+        role=Role(user.role),
+        email=user.email,
+        full_name=user.full_name,
+        permissions=permissions_for_role(session, user.role),
+        ip_address=ip_address,
+        session_id=auth.id if auth else None,
+        must_change_password=user.must_change_password,
+    )
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """A session (``token`` and ``actor``), or, when a second factor is owed, a challenge.
+
+    With a challenge no session exists yet: ``challenge`` goes to ``complete_login`` with a
+    code, or, when ``must_enrol``, to ``start_enrolment`` and ``confirm_enrolment``.
+    """
+
+    token: str
+    actor: Actor | None
+    challenge: str = ""
+    must_enrol: bool = False
+
+
+def login(*, session: Session, visitor: Anonymous, email: str, password: str) -> LoginResult:
+    """Check the credentials, open a new session and return its token.
+
+    The password is checked outside any transaction: the caller's transaction is ended after
+    the account is read, and the writes run in a new one that reads the account afresh.
+
+    Raises:
+        LoginFailed: with one message for every kind of failure.
+    """
+    typed = str(email or "").strip().lower()[:254]
+    # No account has an email the database cannot hold; such text is only recorded, as shown.
+    email_text = shown(typed)
+    password_text = str(password or "")
+    user = session.execute(select(User).where(User.email == typed)).scalar_one_or_none() if is_storable(typed) else None
+    password_hash = user.password_hash if user else None
+    # bcrypt takes a quarter of a second at cost 12: a transaction held open over it would keep
+    # SQLite's write lock (taken at its start) from every other writer for that long.
+    session.rollback()
+    # Always spend one bcrypt check, so the answer takes as long whatever went wrong.
+    matches = passwords.verify_password(password_text, password_hash)
+    now = utcnow()
+
+    def fail(reason: str, action: str = "login.failed") -> None:
+        audit.record(session, visitor, action, entity_type="user", entity_id=user.id if user else "",
+                     outcome=AuditOutcome.FAILED, detail=reason, actor_email=email_text)
+        session.commit()
+        raise LoginFailed(LOGIN_FAILED_MESSAGE)
+
+    if user is None:
+        fail("unknown email")
+    if user.locked_until is not None and user.locked_until > now:
+        fail("account locked", "login.locked")
+    if not user.is_active:
+        fail("account disabled")
+    if not matches:
+        _count_failure(session, visitor, user, email_text, "password")
+        fail(f"wrong password ({user.failed_logins or settings.LOCKOUT_THRESHOLD} in a row)")
+
+    if second_factor.owed_by(session, user):
+        # The password is right, but it alone opens nothing: the failure count stands until a code
+        # is right too, so wrong codes and wrong passwords lock the account together.
+        challenge = second_factor.open_challenge(session, user, visitor.ip_address)
+        must_enrol = second_factor.enrolled_factor(session, user.id) is None
+        audit.record(session, visitor, "login.password_ok", entity_type="user", entity_id=user.id,
+                     actor_email=email_text, detail="enrolment owed" if must_enrol else "code owed")
+        session.commit()
+        return LoginResult("", None, challenge=challenge, must_enrol=must_enrol)
+    return _open_session(session, visitor, user, how="")
+
+
+def _count_failure(session: Session, visitor: Anonymous, user: User, email_text: str, what: str) -> None:
+    """One more failure in a row (a password or a code); the threshold locks the account."""
+    failures = user.failed_logins + 1
+    if failures >= settings.LOCKOUT_THRESHOLD:
+        user.failed_logins = 0
+        user.locked_until = utcnow() + timedelta(seconds=settings.LOCKOUT_SECONDS)
+        session.execute(sa.update(LoginChallenge).where(LoginChallenge.user_id == user.id,
+                                                        LoginChallenge.used_at.is_(None)).values(used_at=utcnow()))
+        audit.record(session, visitor, "login.lockout", entity_type="user", entity_id=user.id,
+                     outcome=AuditOutcome.FAILED, actor_email=email_text,
+                     detail=f"locked for {settings.LOCKOUT_SECONDS // 60} minutes after {failures} failures"
+                            + ("" if what == "password" else f", the last a wrong {what}"))
+    else:
+        user.failed_logins = failures
+    session.add(user)
+
+
+def _open_session(session: Session, visitor: Anonymous, user: User, *, how: str) -> LoginResult:
+    """Open a session for ``user`` (every check passed), commit, and return its token."""
+    now = utcnow()
+    token = secrets.token_urlsafe(32)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    auth = AuthSession(
+        user_id=user.id,
+        token_hash=hash_token(token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(seconds=settings.SESSION_ABSOLUTE_SECONDS),
+        ip_address=visitor.ip_address[:64],
+    )
+    session.add(user)
+    session.add(auth)
+    session.flush()
+    actor = _actor_for(session, user, auth, visitor.ip_address)
+    audit.record(session, actor, "login.success", entity_type="auth_session", entity_id=auth.id, detail=how)
+    session.commit()
+    return LoginResult(token, actor)
+
+
+def _challenged_user(session: Session, visitor: Anonymous, challenge: object,
+                     action: str) -> tuple[LoginChallenge, User]:
+    """The open challenge and its user, still allowed to log in; else ``LoginFailed``."""
+    found = second_factor.find_challenge(session, challenge)
+    if found is None:
+        audit.record(session, visitor, action, entity_type="login_challenge", outcome=AuditOutcome.FAILED,
+                     detail="unknown, used or expired challenge")
+        session.commit()
+        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+    row, user = found
+    if not user.is_active or (user.locked_until is not None and user.locked_until > utcnow()):
+        audit.record(session, visitor, action, entity_type="user", entity_id=user.id, outcome=AuditOutcome.FAILED,
+                     actor_email=user.email, detail="account locked or disabled")
+        session.commit()
+        raise LoginFailed(CODE_FAILED_MESSAGE)
+    return row, user
+
+
+def _wrong_code(session: Session, visitor: Anonymous, user: User, action: str) -> NoReturn:
+    _count_failure(session, visitor, user, user.email, "code")
+    audit.record(session, visitor, action, entity_type="user", entity_id=user.id, outcome=AuditOutcome.FAILED,
+                 actor_email=user.email, detail="wrong or reused code")
+    session.commit()
+    raise LoginFailed(CODE_FAILED_MESSAGE)
+
+
+def complete_login(*, session: Session, visitor: Anonymous, challenge: str, code: str) -> LoginResult:
+    """The second step of a login: a code from the authenticator, or a recovery code.
+
+    A code is accepted once only; wrong codes count toward the same lockout as wrong passwords.
+
+    Raises:
+        LoginFailed: a wrong, reused or late code, or a locked account (one message for all).
+    """
+    row, user = _challenged_user(session, visitor, challenge, "login.second_factor_failed")
+    factor = second_factor.enrolled_factor(session, user.id)
+    if factor is None:
+        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+    typed = second_factor.normalize_code(code)
+    step = second_factor.matching_step(factor.secret, typed, after_step=factor.last_used_step)
+    if step is not None and second_factor.claim_step(session, user.id, step):
+        how = "authenticator code"
+    elif step is None and second_factor.use_recovery_code(session, user.id, typed):
+        how = f"recovery code ({second_factor.recovery_codes_left(session, user.id)} left)"
+    else:
+        _wrong_code(session, visitor, user, "login.second_factor_failed")
+    row.used_at = utcnow()
+    session.add(row)
+    return _open_session(session, visitor, user, how=how)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What the enrolment page shows: the secret as text and as a QR code."""
+
+    secret: str
+    uri: str
+    qr_data_uri: str
+
+
+def start_enrolment(*, session: Session, visitor: Anonymous, challenge: str) -> Enrolment:
+    """A new authenticator secret for a user who must enrol before their first session.
+
+    Calling it again replaces the secret that was not yet confirmed.
+    """
+    _row, user = _challenged_user(session, visitor, challenge, "second_factor.enrol")
+    if second_factor.enrolled_factor(session, user.id) is not None:
+        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+    secret = second_factor.new_secret()
+    factor = session.get(SecondFactor, user.id) or SecondFactor(user_id=user.id, secret=secret)
+    factor.secret = secret
+    factor.last_used_step = 0
+    factor.created_at = utcnow()
+    session.add(factor)
+    audit.record(session, visitor, "second_factor.enrol_start", entity_type="user", entity_id=user.id,
+                 actor_email=user.email)
+    session.commit()
+    uri = second_factor.provisioning_uri(secret, user.email)
+    return Enrolment(secret, uri, second_factor.qr_data_uri(uri))
+
+
+@dataclass(frozen=True)
+class EnrolledLogin:
+    result: LoginResult
+    recovery_codes: list[str]
+
+
+def confirm_enrolment(*, session: Session, visitor: Anonymous, challenge: str, code: str) -> EnrolledLogin:
+    """Confirm a new authenticator with its first code; open the session and hand out recovery codes.
+
+    Raises:
+        LoginFailed: a wrong code (counted toward the lockout) or a timed-out login.
+    """
+    row, user = _challenged_user(session, visitor, challenge, "second_factor.enrol")
+    factor = session.get(SecondFactor, user.id)
+    if factor is None or factor.enrolled_at is not None:
+        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+    step = second_factor.matching_step(factor.secret, second_factor.normalize_code(code),
+                                       after_step=factor.last_used_step)
+    if step is None or not second_factor.claim_step(session, user.id, step):
+        _wrong_code(session, visitor, user, "second_factor.enrol")
+    factor.enrolled_at = utcnow()
+    session.add(factor)
+    codes = second_factor.new_recovery_codes(session, user.id)
+    row.used_at = utcnow()
+    session.add(row)
+    audit.record(session, visitor, "second_factor.enrol", entity_type="user", entity_id=user.id,
+                 actor_email=user.email, detail=f"{len(codes)} recovery codes issued")
+    return EnrolledLogin(_open_session(session, visitor, user, how="new authenticator"), codes)
+
+
+def resolve_session(*, session: Session, token: str, ip_address: str = "") -> Actor:
+    """The actor behind ``token``, or ``SessionExpired``.
+
+    Checks revocation, the absolute and idle expiry, and that the account is still active;
+    refreshes the idle clock at most once a minute.
+    """
+    if not token or not isinstance(token, str) or len(token) > 200 or not is_storable(token):
+        raise SessionExpired("Please log in.")
+    row = session.execute(
+        select(AuthSession, User).join(User, User.id == AuthSession.user_id).where(
+            AuthSession.token_hash == hash_token(token)
+        )
+    ).first()
+    if row is None:
+        raise SessionExpired("Please log in.")
+    auth, user = row
+    now = utcnow()
+    if auth.revoked_at is not None:
+        raise SessionExpired("You have been logged out. Please log in again.")
+    if not user.is_active:
+        raise SessionExpired("This account has been deactivated.")
+    if auth.expires_at <= now or auth.last_seen_at + timedelta(seconds=settings.SESSION_IDLE_SECONDS) <= now:
+        auth.revoked_at = now
+        session.add(auth)
+        audit.record(session, Anonymous(ip_address), "session.expired", entity_type="auth_session",
+                     entity_id=auth.id, actor_email=user.email)
+        session.commit()
+        raise SessionExpired("Your session has expired. Please log in again.")
+    if now - auth.last_seen_at >= _TOUCH_EVERY:
+        # In a transaction of its own: on SQLite a caller's read-only transaction cannot become a
+        # write one once another writer has committed since it began (it fails at once, "database
+        # is locked"); a transaction whose first statement writes waits its turn instead.
+        session.commit()
+        session.execute(
+            sa.update(AuthSession).where(AuthSession.id == auth.id).values(last_seen_at=now)
+        )
+        session.commit()
+    return _actor_for(session, user, auth, ip_address)
+
+
+def logout(*, session: Session, actor: Actor) -> None:
+    """End the actor's session on the server."""
+    if actor.session_id is None:
+        return
+    session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == actor.session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    audit.record(session, actor, "logout", entity_type="auth_session", entity_id=actor.session_id)
+    session.commit()
+
+
+def revoke_user_sessions(session: Session, user_id: int) -> int:
+    """End every open session of a user (in the caller's transaction)."""
+    result = session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return result.rowcount or 0
+
+
+def change_password(*, session: Session, actor: Actor, current_password: str, new_password: str) -> None:
+    """Change one's own password; other sessions of the account are ended."""
+    require(session, actor, Permission.PROFILE_OWN, action="password.change", allow_pending_password_change=True)
+    user = session.get(User, actor.user_id)
+    if not passwords.verify_password(str(current_password or ""), user.password_hash):
+        audit.deny(session, actor, "password.change", "Your current password is not correct.",
+                   error=ValidationError, entity_type="user", entity_id=user.id)
+    new_password = str(new_password or "")
+    passwords.check_password_policy(new_password, email=user.email)
+    if passwords.verify_password(new_password, user.password_hash):
+        raise ValidationError("The new password must differ from the current one.")
+    user.password_hash = passwords.hash_password(new_password)
+    user.must_change_password = False
+    session.add(user)
+    session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None), AuthSession.id != actor.session_id)
+        .values(revoked_at=utcnow())
+    )
+    audit.record(session, actor, "password.change", entity_type="user", entity_id=user.id)
+    session.commit()
+
+
+@dataclass(frozen=True)
+class Registration:
+    full_name: str
+    email: str
+    password: str
+    birth_date: str
+    phone: str
+
+
+def clean_name(value: object, label: str = "name", max_length: int = 120) -> str:
+    text = storable(" ".join(str(value or "").split()), label)
+    if not text:
+        raise ValidationError(f"Enter the {label}.")
+    if len(text) > max_length:
+        raise ValidationError(f"The {label} must be at most {max_length} characters.")
+    return text
+
+
+def clean_phone(value: object, *, required: bool = True) -> str:
+    text = str(value or "").strip()
+    if not text and not required:
+        return ""
+    if not re.fullmatch(r"\+?[0-9 ()\-]{6,25}", text):
+        raise ValidationError("Enter a phone number of digits, spaces and + ( ) - only, like +44 20 7946 0000.")
+    return text
+
+
+def parse_birth_date(value: object) -> date:
+    try:
+        born = date.fromisoformat(str(value or "").strip())
+    except ValueError:
+        raise ValidationError("Enter the birth date as a date, like 1980-04-23.") from None
+    today = utcnow().astimezone(settings.TIMEZONE).date()
+    if born > today:
+        raise ValidationError("The birth date cannot be in the future.")
+    if born.year < today.year - 130:
+        raise ValidationError("Check the birth date: it is more than 130 years ago.")
+    return born
+
+
+def register_patient(*, session: Session, visitor: Anonymous, form: Registration) -> int:
+    """A patient creates their own account and receives a medical record number.
+
+    Returns:
+        The new user's id.
+    """
+    full_name = clean_name(form.full_name, "full name")
+    email = normalize_email(form.email)
+    born = parse_birth_date(form.birth_date)
+    phone = clean_phone(form.phone)
+    passwords.check_password_policy(str(form.password or ""), email=email)
+    if session.execute(select(User.id).where(User.email == email)).first():
+        raise Conflict("An account with this email already exists. Log in, or ask the front desk to reset it.")
+    password_hash = passwords.hash_password(str(form.password))
+    user = User(email=email, full_name=full_name, role=Role.PATIENT, password_hash=password_hash)
+    session.add(user)
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        session.rollback()
+        raise Conflict("An account with this email already exists. Log in, or ask the front desk to reset it.") from None
+    profile = PatientProfile(user_id=user.id, mrn=counters.next_mrn(session), birth_date=born, sex=Sex.UNKNOWN, phone=phone)
+    session.add(profile)
+    audit.record(session, visitor, "patient.register", entity_type="user", entity_id=user.id,
+                 patient_id=user.id, actor_email=email)
+    session.commit()
+    return user.id

@@ -1,0 +1,1 @@
+"""Doctors' hours, free slots, appointments and the waitlist."""

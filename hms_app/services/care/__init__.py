@@ -1,0 +1,1 @@
+"""The clinical record: encounters, problems, allergies, the timeline, documents and prescribing."""

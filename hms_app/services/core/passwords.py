@@ -1,0 +1,57 @@
+"""Password hashing (bcrypt, cost 12) and the password policy."""
+
+from __future__ import annotations
+
+import bcrypt
+
+from hms_app import settings
+from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.text import storable
+
+MIN_LENGTH = 10
+MAX_BYTES = 72  # bcrypt ignores everything after the 72nd byte
+
+# A hash of a random password, verified against when the account does not exist, so an
+# unknown email costs the same time as a wrong password.
+_DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password-at-all", bcrypt.gensalt(4)).decode()
+
+
+def _rounds() -> int:
+    return max(4, settings.BCRYPT_ROUNDS)
+
+
+def hash_password(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(_rounds())).decode()
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    """True when ``password`` matches; spends a bcrypt check even when there is no hash."""
+    # A lone surrogate (sent as a JSON escape) has no UTF-8 form; no stored password holds one.
+    candidate = password.encode("utf-8", "surrogatepass")[:MAX_BYTES]
+    if not password_hash:
+        bcrypt.checkpw(candidate, _dummy_hash())
+        return False
+    try:
+        return bcrypt.checkpw(candidate, password_hash.encode())
+    except ValueError:
+        return False
+
+
+def _dummy_hash() -> bytes:
+    global _DUMMY_HASH
+    if not _DUMMY_HASH.startswith(f"$2b${_rounds():02d}$"):
+        _DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password-at-all", bcrypt.gensalt(_rounds())).decode()
+    return _DUMMY_HASH.encode()
+
+
+def check_password_policy(password: str, *, email: str) -> None:
+    """Raise ``ValidationError`` unless ``password`` may be used by the account ``email``."""
+    if not isinstance(password, str) or len(password) < MIN_LENGTH:
+        raise ValidationError(f"The password must be at least {MIN_LENGTH} characters long.")
+    storable(password, "password")
+    if len(password.encode()) > MAX_BYTES:
+        raise ValidationError(f"The password must be at most {MAX_BYTES} bytes long.")
+    normalized = password.strip().lower()
+    email = (email or "").strip().lower()
+    if email and normalized in {email, email.split("@", 1)[0]}:
+        raise ValidationError("The password must not be your email address.")

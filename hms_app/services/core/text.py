@@ -1,0 +1,33 @@
+"""Text as clients send it, checked before it is stored, encrypted or searched for.
+
+A client can send any string to any handler: NUL bytes, which PostgreSQL refuses in text;
+lone UTF-16 surrogates (a JSON ``"\\ud800"`` escape), which no UTF-8 encoder accepts, so
+SQLite, PostgreSQL and the encryption of clinical text would all fail on them; and other
+control characters that no keyboard types. They are refused here, with a message, before
+anything is written. Tabs and line breaks are ordinary text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hms_app.services.core.errors import ValidationError
+
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def storable(text: str, label: str) -> str:
+    """``text`` unchanged, or ``ValidationError`` if it holds a character that cannot be stored."""
+    if _UNSTORABLE.search(text):
+        raise ValidationError(f"The {label} contains control or invalid characters; retype it without them.")
+    return text
+
+
+def is_storable(text: str) -> bool:
+    return _UNSTORABLE.search(text) is None
+
+
+def shown(text: str) -> str:
+    """``text`` with every character that cannot be stored replaced by U+FFFD, for the audit
+    trail's record of what a client sent (a typed login email, say)."""
+    return _UNSTORABLE.sub("\ufffd", text)

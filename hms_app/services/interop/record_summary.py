@@ -1,0 +1,166 @@
+"""The patient's whole record as a readable PDF summary, made from the same FHIR resources as
+the JSON export, so the two never disagree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from hms_app import settings
+from hms_app.db.enums import Permission, Role
+from hms_app.db.models import PatientProfile
+from hms_app.db.types import utcnow
+from hms_app.services.care.documents import DownloadedFile
+from hms_app.services.core import audit
+from hms_app.services.core.access import require
+from hms_app.services.core.actor import Actor
+from hms_app.services.core.errors import NotFound
+from hms_app.services.interop import fhir
+from hms_app.services.laboratory.lab import pdf_text
+
+
+def _when(value: str | None, *, with_time: bool = True) -> str:
+    if not value:
+        return ""
+    if len(value) <= 10:
+        return value
+    local = datetime.fromisoformat(value).astimezone(settings.TIMEZONE)
+    return local.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+
+
+def _text(concept: dict | None) -> str:
+    if not concept:
+        return ""
+    coding = (concept.get("coding") or [{}])[0]
+    text = concept.get("text") or coding.get("display") or ""
+    code = coding.get("code", "")
+    return f"{text} ({code})" if code and coding.get("system") == fhir.ICD10_SYSTEM else text
+
+
+def _quantity(q: dict | None) -> str:
+    if not q:
+        return ""
+    value = q.get("value")
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{shown} {q.get('unit', '')}".strip()
+
+
+def _status(resource: dict, field: str = "clinicalStatus") -> str:
+    return ((resource.get(field) or {}).get("coding") or [{}])[0].get("code", "")
+
+
+def summary_rows(record: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The summary's sections: (title, column headings, rows), from a record Bundle."""
+    by_type = fhir.typed(record)
+    names = {f"Practitioner/{p['id']}": p["name"][0].get("text", "") for p in by_type.get("Practitioner", [])}
+    sections: list[tuple[str, list[str], list[list[str]]]] = []
+    sections.append(("Allergies", ["Substance", "Reaction", "Severity", "Status"], [
+        [a["code"].get("text", ""), ", ".join(m.get("text", "") for r in a.get("reaction", []) for m in r["manifestation"]),
+         (a.get("reaction") or [{}])[0].get("severity", ""), _status(a)]
+        for a in by_type.get("AllergyIntolerance", [])]))
+    problems = [c for c in by_type.get("Condition", []) if c["id"].startswith("problem-")]
+    diagnoses = [c for c in by_type.get("Condition", []) if c["id"].startswith("encounter-")]
+    sections.append(("Problems", ["Problem", "Recorded", "Status"], [
+        [_text(c.get("code")), _when(c.get("recordedDate"), with_time=False), _status(c)] for c in problems]))
+    sections.append(("Visits", ["Date", "Doctor", "Diagnosis", "Status"], [
+        [_when(e["period"].get("start")), e["participant"][0]["individual"].get("display", ""),
+         next((_text(d.get("code")) for d in diagnoses if d["encounter"]["reference"] == f"Encounter/{e['id']}"), ""),
+         e["status"]]
+        for e in sorted(by_type.get("Encounter", []), key=lambda e: e["period"].get("start", ""), reverse=True)]))
+    vitals = [o for o in by_type.get("Observation", []) if not o["id"].startswith("lab-")]
+    sections.append(("Vital signs", ["Date", "Measurement", "Value"], [
+        [_when(o.get("effectiveDateTime")), o["code"].get("text", ""),
+         " / ".join(_quantity(c.get("valueQuantity")) for c in o["component"]) if "component" in o
+         else _quantity(o.get("valueQuantity"))]
+        for o in sorted(vitals, key=lambda o: o.get("effectiveDateTime", ""), reverse=True)]))
+    labs = [o for o in by_type.get("Observation", []) if o["id"].startswith("lab-")]
+    sections.append(("Lab results", ["Date", "Test", "Result", "Reference range", "Flag"], [
+        [_when(o.get("issued")), o["code"].get("text", ""),
+         _quantity(o.get("valueQuantity")) if "valueQuantity" in o else o.get("valueString", ""),
+         " - ".join(_quantity(r.get(k)) for r in o.get("referenceRange", [])[:1] for k in ("low", "high") if r.get(k)),
+         (o.get("interpretation") or [{}])[0].get("text", "")]
+        for o in sorted(labs, key=lambda o: o.get("issued", ""), reverse=True)]))
+    dispensed: dict[str, int] = {}
+    for d in by_type.get("MedicationDispense", []):
+        key = d["authorizingPrescription"][0]["reference"]
+        dispensed[key] = dispensed.get(key, 0) + d["quantity"]["value"]
+    sections.append(("Medicines", ["Prescribed", "Medicine", "Instructions", "Dispensed", "Status"], [
+        [_when(m.get("authoredOn"), with_time=False), m["medicationCodeableConcept"].get("text", ""),
+         m["dosageInstruction"][0].get("text", ""),
+         f"{dispensed.get('MedicationRequest/' + m['id'], 0)} of {m['dispenseRequest']['quantity']['value']}",
+         m["status"]]
+        for m in sorted(by_type.get("MedicationRequest", []), key=lambda m: m.get("authoredOn", ""), reverse=True)]))
+    sections.append(("Appointments", ["Date", "Doctor", "Reason", "Status"], [
+        [_when(a.get("start")), names.get(a["participant"][1]["actor"]["reference"], ""),
+         _text((a.get("reasonCode") or [None])[0]), a["status"]]
+        for a in sorted(by_type.get("Appointment", []), key=lambda a: a.get("start", ""), reverse=True)]))
+    sections.append(("Invoices", ["Date", "Number", "Total", "Status"], [
+        [_when(i.get("date"), with_time=False), (i.get("identifier") or [{}])[0].get("value", "draft"),
+         f"{i['totalGross']['value']:.2f} {i['totalGross']['currency']}", i["status"]]
+        for i in by_type.get("Invoice", [])]))
+    return sections
+
+
+def render_summary(record: dict) -> bytes:
+    from fpdf import FPDF  # imported here: only downloads need it
+
+    [patient] = fhir.typed(record)["Patient"]
+    pdf = FPDF(format="A4")
+    pdf.set_title(pdf_text(f"Health record of {patient['name'][0]['text']}"))
+    pdf.set_author(pdf_text(settings.HOSPITAL_NAME))
+    pdf.set_auto_page_break(True, margin=15)
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 16)
+    pdf.cell(0, 9, pdf_text(settings.HOSPITAL_NAME), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", "", 12)
+    pdf.cell(0, 7, "Health record summary", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    details = [
+        ("Patient", patient["name"][0]["text"]),
+        ("Medical record no.", patient["identifier"][0]["value"]),
+        ("Birth date", patient.get("birthDate", "")),
+        ("Sex", patient.get("gender", "").capitalize()),
+    ]
+    for label, value in details:
+        pdf.set_font("helvetica", "B", 10)
+        pdf.cell(45, 6, pdf_text(label))
+        pdf.set_font("helvetica", "", 10)
+        pdf.cell(0, 6, pdf_text(value or "-"), new_x="LMARGIN", new_y="NEXT")
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+    for title, headings, rows in summary_rows(record):
+        pdf.ln(4)
+        pdf.set_font("helvetica", "B", 12)
+        pdf.cell(0, 8, pdf_text(title), new_x="LMARGIN", new_y="NEXT")
+        if not rows:
+            pdf.set_font("helvetica", "I", 9)
+            pdf.cell(0, 6, "None recorded.", new_x="LMARGIN", new_y="NEXT")
+            continue
+        with pdf.table(col_widths=tuple(width / len(headings) for _ in headings), text_align="LEFT",
+                       line_height=5) as table:
+            pdf.set_font("helvetica", "", 8)
+            table.row([pdf_text(h) for h in headings])
+            for row in rows:
+                table.row([pdf_text(cell or "-") for cell in row])
+    pdf.ln(6)
+    pdf.set_font("helvetica", "I", 8)
+    pdf.multi_cell(0, 4, pdf_text(f"Printed {utcnow().astimezone(settings.TIMEZONE):%Y-%m-%d %H:%M} "
+                                  f"({settings.TIMEZONE.key}). The same record is available as a FHIR R4 "
+                                  "Bundle (JSON) for other hospitals' systems."))
+    return bytes(pdf.output())
+
+
+def my_record_pdf(*, session: Session, actor: Actor) -> DownloadedFile:
+    """The patient's own record as a PDF summary; audited like a chart view."""
+    require(session, actor, Permission.APPOINTMENTS_BOOK, action="record.summary")
+    if actor.role != Role.PATIENT:
+        audit.deny(session, actor, "record.summary", "Only patients can download their own record.")
+    profile = session.get(PatientProfile, actor.user_id)
+    if profile is None:
+        raise NotFound("Your patient record was not found.")
+    record = fhir.whole_record(session, actor.user_id, base_url=f"{settings.PUBLIC_URL}/fhir")
+    data = render_summary(record)
+    audit.record(session, actor, "record.summary", entity_type="patient", entity_id=actor.user_id,
+                 patient_id=actor.user_id, detail=f"PDF summary, {len(record.get('entry', []))} resources")
+    session.commit()
+    return DownloadedFile(f"health-record-{profile.mrn}.pdf", "application/pdf", data)

@@ -1,0 +1,1 @@
+"""The laboratory: test orders, the worklist, results with flags, and report files."""

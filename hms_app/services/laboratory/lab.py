@@ -1,0 +1,807 @@
+"""The lab: its worklist, the order's progress, results with computed flags, report files,
+and what patients and ordering doctors see of it.
+
+An order moves requested → collected → in progress → completed, or is cancelled with a
+reason from any open state; only lab staff (``Permission.LAB_WORK``) move it. Lab staff see
+what they need to run a test (patient identity, test, priority, the doctor's note for the
+lab) and never the encounter's notes or diagnoses: no function here reads them.
+
+Flags are computed, never typed. For a numeric test the reference range is the catalog's
+band for the patient's sex and age on the day of the result (``range_for``); the boundary
+rule is in ``compute_flag``. A critical value notifies the ordering doctor separately and
+stays first in the doctor's results until that doctor acknowledges it (audited).
+
+Patients see their own completed results and download their files; doctors see what they
+ordered, and a doctor who may open the patient's chart sees that patient's results. Every
+read of a result and every download is audited.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from hms_app import settings
+from hms_app.db.enums import LabOrderStatus, LabPriority, Permission, Role
+from hms_app.db.models import LabOrder, LabReportFile, LabResult, LabTest, PatientProfile, User
+from hms_app.db.types import utcnow
+from hms_app.services.accounting import billing
+from hms_app.services.care.clinical import _local, age_in_years, chart_patient
+from hms_app.services.care.documents import DownloadedFile
+from hms_app.services.core import audit, events, files
+from hms_app.services.core.access import require
+from hms_app.services.core.actor import Actor
+from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.paging import Page, clamp_page
+from hms_app.services.core.text import storable
+from hms_app.services.messaging import mail, notifications
+from hms_app.services.reference.lab_catalog import range_for, range_from_bands
+
+OPEN_STATUSES = [LabOrderStatus.REQUESTED.value, LabOrderStatus.COLLECTED.value, LabOrderStatus.IN_PROGRESS.value]
+MAX_TEXT_RESULT = 2000
+MAX_COMMENT = 1000
+MAX_VALUE = 1e9
+# The users a query joins in their roles, aliased once: building an alias costs more CPU
+# than running a short query (about 1.4 ms per statement), and every list page joins them.
+_PATIENT = sa.orm.aliased(User, name="patient")
+_DOCTOR = sa.orm.aliased(User, name="doctor")
+_VERIFIER = sa.orm.aliased(User, name="verifier")
+PATIENT_RESULTS_LINK = "/patient/results"
+DOCTOR_RESULTS_LINK = "/doctor/results"
+
+
+class ResultFlag(StrEnum):
+    """The computed flag of a result; a text result (or a number with no range) has none ("")."""
+
+    CRITICAL_LOW = "critical_low"
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL_HIGH = "critical_high"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+CRITICAL_FLAGS = (ResultFlag.CRITICAL_LOW.value, ResultFlag.CRITICAL_HIGH.value)
+
+
+def flag_label(flag: str) -> str:
+    return ResultFlag(flag).label if flag else ""
+
+
+# --- flags ---------------------------------------------------------------------------------------
+
+
+def compute_flag(value: float, reference: tuple[float, float] | None, critical_low: float | None = None,
+                 critical_high: float | None = None) -> str:
+    """The flag of a numeric result.
+
+    The boundary rule: the reference limits are inside the range (``low <= value <= high``
+    is normal) and the critical limits are not critical themselves (only ``value <
+    critical_low`` is critical low, only ``value > critical_high`` critical high). So with
+    haemoglobin 130-180 g/L and critical limits 70 and 200: 129.9 is low, 130 and 180 normal,
+    180.1 high, 70 low, 69.9 critical low, 200 high, 200.1 critical high. Critical limits
+    apply even where no reference range does; with neither, the flag is "".
+    """
+    if critical_low is not None and value < critical_low:
+        return ResultFlag.CRITICAL_LOW.value
+    if critical_high is not None and value > critical_high:
+        return ResultFlag.CRITICAL_HIGH.value
+    if reference is None:
+        return ""
+    low, high = reference
+    if value < low:
+        return ResultFlag.LOW.value
+    if value > high:
+        return ResultFlag.HIGH.value
+    return ResultFlag.NORMAL.value
+
+
+def reference_range(test: LabTest, sex: str, birth_date: date | None, on: date) -> tuple[float, float] | None:
+    """The range that applies to a patient of ``sex`` born on ``birth_date``, on the day ``on``.
+
+    Without a birth date the range spans the bands of every age (as ``range_from_bands``
+    spans both sexes for an unknown sex), so that no result is flagged on a guessed age.
+    """
+    if not test.numeric:
+        return None
+    bands = json.loads(test.ranges or "[]")
+    if birth_date is None:
+        found = [r for age in sorted({b["age_min"] for b in bands}) if (r := range_from_bands(bands, sex, age))]
+        return (min(r[0] for r in found), max(r[1] for r in found)) if found else None
+    age = age_in_years(birth_date, on)
+    if age is None or age < 0:
+        return None
+    return range_for({"numeric": True, "ranges": bands}, str(sex), age)
+
+
+_NUMBER = re.compile(r"\+?(\d+(\.\d*)?|\.\d+)")
+
+
+def parse_result_value(value: object) -> float:
+    """A numeric result as typed: digits with an optional decimal point, finite, not negative.
+
+    Commas are refused rather than guessed at: "1,200" could be twelve hundred or 1.2.
+    """
+    if isinstance(value, bool):
+        raise ValidationError("This test takes a number, like 5.4.")
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        text = str(value if value is not None else "").strip()
+        if not text:
+            raise ValidationError("Enter the result value.")
+        if "," in text:
+            raise ValidationError("Write the number with a decimal point and no thousands separator, like 1200 or 5.4.")
+        if text.startswith("-"):
+            raise ValidationError("A result cannot be negative.")
+        if len(text) > 20 or not _NUMBER.fullmatch(text):
+            raise ValidationError("This test takes a number, like 5.4 (digits and a decimal point only).")
+        number = float(text)
+    if not math.isfinite(number):
+        raise ValidationError("The result must be a finite number.")
+    if number < 0:
+        raise ValidationError("A result cannot be negative.")
+    if number >= MAX_VALUE:
+        raise ValidationError("That number is too large to be a result; check the value.")
+    return number
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.10g}"
+
+
+def range_text(low: float | None, high: float | None) -> str:
+    """The range as printed: "3.5 - 5.3", or "up to 5" where the catalog sets no lower limit."""
+    if low is None or high is None:
+        return ""
+    return f"up to {_number(high)}" if low == 0 else f"{_number(low)} - {_number(high)}"
+
+
+# --- the worklist --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    """What lab staff need to run a test: no encounter notes, no diagnoses."""
+
+    id: int
+    patient: str
+    mrn: str
+    birth_date: str
+    sex: str
+    test: str
+    specimen: str
+    priority: str
+    status: str
+    ordered_by: str
+    waiting: str
+    note: str
+    status_value: str = ""
+    """The raw status (requested, collected, in_progress...), for choosing the buttons."""
+    test_id: int = 0
+    numeric: bool = True
+    """Whether the result is a number (with ``unit``) or text."""
+    unit: str = ""
+    ordered_at: str = ""
+    has_report: bool = False
+
+
+@dataclass(frozen=True)
+class LabTestChoice:
+    id: int
+    label: str
+
+
+def _waiting(minutes: int) -> str:
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def _choice(value: object, allowed: type[StrEnum], label: str) -> str:
+    text = str(value or "").strip().lower()
+    if text and text not in {v.value for v in allowed}:
+        raise ValidationError(f"Choose a {label} from the list.")
+    return text
+
+
+def worklist(*, session: Session, actor: Actor, status: str = "", priority: str = "", test_id: object = None,
+             page: int = 1, page_size: int = 25) -> Page[WorklistRow]:
+    """Lab orders: stat first, then urgent, then routine; oldest first within each.
+
+    Args:
+        status: one ``LabOrderStatus`` value; empty means every open order (requested,
+            collected, in progress).
+        priority: one ``LabPriority`` value, or empty for all.
+        test_id: a catalog test's id, or empty for all.
+    """
+    require(session, actor, Permission.LAB_WORK, action="lab.worklist")
+    page, page_size = clamp_page(page, page_size)
+    status = _choice(status, LabOrderStatus, "status")
+    priority = _choice(priority, LabPriority, "priority")
+    wanted_test = None
+    if test_id not in (None, "", 0):
+        wanted_test = parse_id(test_id)
+        if wanted_test is None:
+            raise ValidationError("Choose a test from the list.")
+    patient, doctor = _PATIENT, _DOCTOR
+    urgency = sa.case({LabPriority.STAT.value: 0, LabPriority.URGENT.value: 1}, value=LabOrder.priority, else_=2)
+    wanted = [LabOrder.status == status if status else LabOrder.status.in_(OPEN_STATUSES)]
+    if priority:
+        wanted.append(LabOrder.priority == priority)
+    if wanted_test is not None:
+        wanted.append(LabOrder.test_id == wanted_test)
+    order = (urgency, LabOrder.ordered_at, LabOrder.id)
+    # The filters are all on the order, and every order has its test, patient, profile and
+    # doctor (foreign keys; an order needs a chart): the count and the page's ids come from the
+    # orders alone, and only the page's rows are joined to the rest.
+    total = session.execute(sa.select(sa.func.count()).select_from(LabOrder).where(*wanted)).scalar_one()
+    ids = session.execute(sa.select(LabOrder.id).where(*wanted).order_by(*order)
+                          .offset((page - 1) * page_size).limit(page_size)).scalars().all()
+    now = utcnow()
+    rows = session.execute(
+        sa.select(LabOrder, LabTest, patient.full_name, PatientProfile, doctor.full_name,
+                  LabReportFile.id.is_not(None).label("has_report"))
+        .join(LabTest, LabTest.id == LabOrder.test_id)
+        .join(patient, patient.id == LabOrder.patient_id)
+        .join(PatientProfile, PatientProfile.user_id == LabOrder.patient_id)
+        .join(doctor, doctor.id == LabOrder.doctor_id)
+        .outerjoin(LabReportFile, LabReportFile.order_id == LabOrder.id)
+        .where(LabOrder.id.in_(ids)).order_by(*order)
+    ).all() if ids else []
+    return Page(
+        [WorklistRow(o.id, name, profile.mrn, profile.birth_date.isoformat() if profile.birth_date else "",
+                     str(profile.sex), f"{t.name} ({t.code})", t.specimen, str(o.priority),
+                     str(o.status).replace("_", " "), doctor_name,
+                     _waiting(int((now - o.ordered_at).total_seconds() // 60)), o.note,
+                     status_value=str(o.status), test_id=t.id, numeric=t.numeric, unit=t.unit,
+                     ordered_at=_local(o.ordered_at), has_report=bool(has_report))
+         for o, t, name, profile, doctor_name, has_report in rows],
+        total, page, page_size,
+    )
+
+
+def worklist_tests(*, session: Session, actor: Actor) -> list[LabTestChoice]:
+    """The catalog's tests, for the worklist's test filter."""
+    require(session, actor, Permission.LAB_WORK, action="lab.worklist")
+    return [LabTestChoice(t.id, f"{t.name} ({t.code})")
+            for t in session.execute(sa.select(LabTest).order_by(LabTest.name)).scalars()]
+
+
+# --- moving an order -----------------------------------------------------------------------------
+
+
+_MOVES: dict[str, tuple[tuple[str, ...], str]] = {
+    "collect": ((LabOrderStatus.REQUESTED.value,), LabOrderStatus.COLLECTED.value),
+    "start": ((LabOrderStatus.COLLECTED.value,), LabOrderStatus.IN_PROGRESS.value),
+    "result": ((LabOrderStatus.IN_PROGRESS.value,), LabOrderStatus.COMPLETED.value),
+    "cancel": (tuple(OPEN_STATUSES), LabOrderStatus.CANCELLED.value),
+}
+
+
+def refusal_message(move: str, status: str) -> str:
+    """Why ``move`` (collect, start, result, cancel) cannot happen to an order in ``status``."""
+    status = str(status)
+    if status == LabOrderStatus.CANCELLED:
+        return "This order is already cancelled." if move == "cancel" else \
+            "This order was cancelled; it can no longer change."
+    if status == LabOrderStatus.COMPLETED:
+        return "A completed order cannot be cancelled." if move == "cancel" else \
+            "This order is completed; its result is already entered."
+    return {
+        ("collect", LabOrderStatus.COLLECTED): "The sample for this order is already collected.",
+        ("collect", LabOrderStatus.IN_PROGRESS): "This test is already in progress; its sample was collected.",
+        ("start", LabOrderStatus.REQUESTED): "Collect the sample before starting the test.",
+        ("start", LabOrderStatus.IN_PROGRESS): "This test is already in progress.",
+        ("result", LabOrderStatus.REQUESTED): "Collect the sample and start the test before entering a result.",
+        ("result", LabOrderStatus.COLLECTED): "Start the test before entering its result.",
+    }.get((move, status), "This order cannot be changed that way now.")
+
+
+def _order_for_lab(session: Session, actor: Actor, order_id: object, action: str) -> LabOrder:
+    require(session, actor, Permission.LAB_WORK, action=action)
+    order = get_by_id(session, LabOrder, order_id)
+    if order is None:
+        audit.deny(session, actor, action, "That lab order does not exist.", error=NotFound,
+                   entity_type="lab_order", entity_id=str(order_id)[:64])
+    return order
+
+
+def _move(session: Session, order: LabOrder, move: str, **values: object) -> None:
+    """Change the order's status only if it is still in a state the move starts from.
+
+    The conditional UPDATE makes two lab staff acting at once safe: one of them wins and
+    the other is told what happened instead of overwriting it.
+    """
+    allowed, target = _MOVES[move]
+    if str(order.status) not in allowed:
+        raise Conflict(refusal_message(move, order.status))
+    now = utcnow()
+    moved = session.execute(
+        sa.update(LabOrder).where(LabOrder.id == order.id, LabOrder.status.in_(allowed))
+        .values(status=target, updated_at=now, **values).execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        session.rollback()
+        session.refresh(order)
+        raise Conflict(refusal_message(move, order.status))
+    session.expire(order)
+
+
+def _publish(session: Session, order: LabOrder) -> None:
+    events.publish(session, "lab", roles=[Role.LAB.value], user_ids=[order.patient_id, order.doctor_id])
+
+
+def collect_sample(*, session: Session, actor: Actor, order_id: int) -> None:
+    """Record that the specimen was taken: requested → collected."""
+    order = _order_for_lab(session, actor, order_id, "lab_order.collect")
+    _move(session, order, "collect", collected_at=utcnow())
+    audit.record(session, actor, "lab_order.collect", entity_type="lab_order", entity_id=order.id,
+                 patient_id=order.patient_id)
+    _publish(session, order)
+    session.commit()
+
+
+def start_test(*, session: Session, actor: Actor, order_id: int) -> None:
+    """Put the collected sample on the analyser: collected → in progress."""
+    order = _order_for_lab(session, actor, order_id, "lab_order.start")
+    _move(session, order, "start", started_at=utcnow())
+    audit.record(session, actor, "lab_order.start", entity_type="lab_order", entity_id=order.id,
+                 patient_id=order.patient_id)
+    _publish(session, order)
+    session.commit()
+
+
+def cancel_order(*, session: Session, actor: Actor, order_id: int, reason: str) -> None:
+    """Cancel an open order with a reason (haemolysed sample, duplicate order...); the
+    ordering doctor is notified."""
+    order = _order_for_lab(session, actor, order_id, "lab_order.cancel")
+    reason = storable(" ".join(str(reason or "").split()), "reason")
+    if len(reason) < 3:
+        raise ValidationError("Say why the order is cancelled (for example: sample haemolysed).")
+    if len(reason) > 300:
+        raise ValidationError("Keep the reason under 300 characters.")
+    _move(session, order, "cancel", cancelled_at=utcnow(), cancel_reason=reason)
+    test = session.get(LabTest, order.test_id)
+    patient = session.get(User, order.patient_id)
+    audit.record(session, actor, "lab_order.cancel", entity_type="lab_order", entity_id=order.id,
+                 patient_id=order.patient_id, detail=reason)
+    notifications.notify(session, order.doctor_id, "Lab order cancelled",
+                         f"{test.name} for {patient.full_name}: {reason}", DOCTOR_RESULTS_LINK)
+    _publish(session, order)
+    session.commit()
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnteredResult:
+    result_id: int
+    flag: str
+    flag_label: str
+    is_critical: bool
+    reference_range: str
+    """As printed ("3.5 - 5.3"); empty for a text result or where no range applies."""
+
+
+def _text(value: object, label: str, limit: int, *, required: bool) -> str:
+    text = storable(str(value if value is not None else "").strip(), label)
+    if required and not text:
+        raise ValidationError(f"Enter the {label}.")
+    if len(text) > limit:
+        raise ValidationError(f"The {label} must be at most {limit} characters.")
+    return text
+
+
+def enter_result(*, session: Session, actor: Actor, order_id: int, value: object, comment: str = "") -> EnteredResult:
+    """Enter the result of an order in progress, which completes it.
+
+    A numeric test takes a number (see ``parse_result_value``) and gets its flag from the
+    catalog's range for the patient's sex and age on the day of the result; a text test
+    takes text and has no flag. The patient and the ordering doctor are notified; a critical
+    value sends the doctor a separate, urgent notification.
+    """
+    order = _order_for_lab(session, actor, order_id, "lab_result.enter")
+    if str(order.status) != LabOrderStatus.IN_PROGRESS:
+        raise Conflict(refusal_message("result", order.status))
+    test = session.get(LabTest, order.test_id)
+    profile = session.get(PatientProfile, order.patient_id)
+    comment = _text(comment, "comment", MAX_COMMENT, required=False)
+    now = utcnow()
+    if test.numeric:
+        number = parse_result_value(value)
+        reference = reference_range(test, profile.sex if profile else "unknown",
+                                    profile.birth_date if profile else None, now.astimezone(settings.TIMEZONE).date())
+        flag = compute_flag(number, reference, test.critical_low, test.critical_high)
+        result = LabResult(order_id=order.id, value_numeric=number, unit=test.unit, flag=flag,
+                           range_low=reference[0] if reference else None, range_high=reference[1] if reference else None)
+    else:
+        result = LabResult(order_id=order.id, value_text=_text(value, "result", MAX_TEXT_RESULT, required=True))
+    result.comment, result.verified_by, result.resulted_at = comment, actor.user_id, now
+    result.turnaround_seconds = max(0, int((now - order.ordered_at).total_seconds()))
+    _move(session, order, "result")
+    session.add(result)
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        session.rollback()
+        raise Conflict(refusal_message("result", LabOrderStatus.COMPLETED)) from None
+    billing.charge_lab_test(session, order)
+    audit.record(session, actor, "lab_result.enter", entity_type="lab_result", entity_id=result.id,
+                 patient_id=order.patient_id, detail=f"order {order.id}, {test.code}, flag {result.flag or 'none'}")
+    patient = session.get(User, order.patient_id)
+    notifications.notify(session, order.patient_id, "Your results are ready",
+                         f"{test.name}: open Lab results to see them.", PATIENT_RESULTS_LINK)
+    mail.queue_email(session, user_id=order.patient_id, kind="lab.results_ready",
+                     event_key=f"lab.results_ready:{order.id}")
+    notifications.notify(session, order.doctor_id, "Lab result ready",
+                         f"{test.name} for {patient.full_name}.", DOCTOR_RESULTS_LINK)
+    critical = result.flag in CRITICAL_FLAGS
+    if critical:
+        notifications.notify(session, order.doctor_id, "URGENT: critical lab result",
+                             f"{test.name} for {patient.full_name} ({profile.mrn if profile else ''}) is "
+                             f"{flag_label(result.flag).lower()}. Review it and acknowledge it now.",
+                             DOCTOR_RESULTS_LINK)
+    _publish(session, order)
+    session.commit()
+    return EnteredResult(result.id, result.flag, flag_label(result.flag), critical,
+                         range_text(result.range_low, result.range_high))
+
+
+def acknowledge_critical(*, session: Session, actor: Actor, result_id: int) -> None:
+    """The ordering doctor confirms they have seen a critical result (audited)."""
+    action = "lab_result.acknowledge"
+    require(session, actor, Permission.CLINICAL_READ, action=action)
+    result = get_by_id(session, LabResult, result_id)
+    order = session.get(LabOrder, result.order_id) if result else None
+    if order is None or order.doctor_id != actor.user_id:
+        audit.deny(session, actor, action, "That result does not exist.", error=NotFound,
+                   entity_type="lab_result", entity_id=str(result_id)[:64])
+    if result.flag not in CRITICAL_FLAGS:
+        raise Conflict("Only a critical result needs acknowledging.")
+    if result.critical_acknowledged_at is not None:
+        raise Conflict(f"You acknowledged this result at {_local(result.critical_acknowledged_at)}.")
+    acknowledged = session.execute(
+        sa.update(LabResult).where(LabResult.id == result.id, LabResult.critical_acknowledged_at.is_(None))
+        .values(critical_acknowledged_at=utcnow(), critical_acknowledged_by=actor.user_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if acknowledged != 1:
+        session.rollback()
+        raise Conflict("This result was acknowledged a moment ago.")
+    audit.record(session, actor, action, entity_type="lab_result", entity_id=result.id,
+                 patient_id=order.patient_id, detail=f"order {order.id}, {result.flag}")
+    events.publish(session, "lab", user_ids=[actor.user_id])
+    session.commit()
+
+
+# --- report files --------------------------------------------------------------------------------
+
+
+def upload_report_file(*, session: Session, actor: Actor, order_id: int, file_name: str, data: bytes) -> int:
+    """Attach the analyser's or the lab's report (PDF, PNG or JPEG, checked by content, at most
+    10 MB, stored encrypted) to a collected, running or completed order; a new upload
+    replaces the old file. Returns the file record's id."""
+    order = _order_for_lab(session, actor, order_id, "lab_report.upload")
+    if str(order.status) == LabOrderStatus.CANCELLED:
+        raise Conflict(refusal_message("upload", order.status))
+    if str(order.status) == LabOrderStatus.REQUESTED:
+        raise Conflict("Collect the sample before attaching a report.")
+    checked = files.check_upload(file_name, data)
+    storage_name = files.store_encrypted(checked.data)
+    replaced = ""
+    try:
+        row = session.execute(sa.select(LabReportFile).where(LabReportFile.order_id == order.id)).scalar_one_or_none()
+        if row is None:
+            row = LabReportFile(order_id=order.id, storage_name=storage_name, file_name=checked.file_name,
+                                content_type=checked.content_type, size_bytes=len(checked.data),
+                                uploaded_by=actor.user_id)
+        else:
+            replaced = row.storage_name
+            row.storage_name, row.file_name, row.content_type = storage_name, checked.file_name, checked.content_type
+            row.size_bytes, row.uploaded_by, row.uploaded_at = len(checked.data), actor.user_id, utcnow()
+        session.add(row)
+        session.flush()
+        audit.record(session, actor, "lab_report.upload", entity_type="lab_order", entity_id=order.id,
+                     patient_id=order.patient_id,
+                     detail=f"{checked.content_type}, {len(checked.data)} bytes{', replaced' if replaced else ''}")
+        _publish(session, order)
+        session.commit()
+    except BaseException:
+        files.remove_stored(storage_name)
+        raise
+    if replaced:
+        files.remove_stored(replaced)
+    return row.id
+
+
+# --- what patients and doctors see ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultView:
+    """A completed order's result as the patient or a doctor sees it."""
+
+    order_id: int
+    result_id: int
+    patient_id: int
+    patient: str
+    mrn: str
+    test: str
+    test_code: str
+    specimen: str
+    priority: str
+    ordered_by: str
+    value: str
+    """The number (as entered, without trailing zeros) or the text result."""
+    unit: str
+    reference_range: str
+    flag: str
+    flag_label: str
+    is_critical: bool
+    critical_acknowledged: bool
+    acknowledged_at: str
+    comment: str
+    verified_by: str
+    ordered_at: str
+    resulted_at: str
+    turnaround_minutes: int
+    has_report_file: bool
+    report_file_name: str
+    needs_acknowledgement: bool
+    """Critical and not yet acknowledged by the ordering doctor: show it first, loudly."""
+
+
+def _results_query() -> sa.Select:
+    patient, doctor, verifier = _PATIENT, _DOCTOR, _VERIFIER
+    return (
+        sa.select(LabOrder, LabResult, LabTest, patient.full_name, PatientProfile.mrn, doctor.full_name,
+                  verifier.full_name, LabReportFile.file_name)
+        .join(LabResult, LabResult.order_id == LabOrder.id)
+        .join(LabTest, LabTest.id == LabOrder.test_id)
+        .join(patient, patient.id == LabOrder.patient_id)
+        .join(PatientProfile, PatientProfile.user_id == LabOrder.patient_id)
+        .join(doctor, doctor.id == LabOrder.doctor_id)
+        .join(verifier, verifier.id == LabResult.verified_by)
+        .outerjoin(LabReportFile, LabReportFile.order_id == LabOrder.id)
+        .where(LabOrder.status == LabOrderStatus.COMPLETED.value)
+    )
+
+
+def _result_view(row: sa.Row) -> ResultView:
+    order, result, test, patient, mrn, doctor, verifier, report_name = row
+    critical = result.flag in CRITICAL_FLAGS
+    return ResultView(
+        order_id=order.id, result_id=result.id, patient_id=order.patient_id, patient=patient, mrn=mrn,
+        test=test.name, test_code=test.code, specimen=test.specimen, priority=str(order.priority),
+        ordered_by=doctor, value=_number(result.value_numeric) if result.value_numeric is not None else result.value_text,
+        unit=result.unit, reference_range=range_text(result.range_low, result.range_high), flag=result.flag,
+        flag_label=flag_label(result.flag), is_critical=critical,
+        critical_acknowledged=result.critical_acknowledged_at is not None,
+        acknowledged_at=_local(result.critical_acknowledged_at), comment=result.comment, verified_by=verifier,
+        ordered_at=_local(order.ordered_at), resulted_at=_local(result.resulted_at),
+        turnaround_minutes=result.turnaround_seconds // 60, has_report_file=report_name is not None,
+        report_file_name=report_name or "",
+        needs_acknowledgement=critical and result.critical_acknowledged_at is None,
+    )
+
+
+def results_for_patient(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[ResultView]:
+    """The patient's own completed results, newest first."""
+    require(session, actor, Permission.APPOINTMENTS_BOOK, action="lab_result.list")
+    if actor.role != Role.PATIENT:
+        audit.deny(session, actor, "lab_result.list", "Only patients have a results page of their own.")
+    page, page_size = clamp_page(page, page_size)
+    query = _results_query().where(LabOrder.patient_id == actor.user_id)
+    total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+    rows = session.execute(query.order_by(LabResult.resulted_at.desc(), LabResult.id.desc())
+                           .offset((page - 1) * page_size).limit(page_size)).all()
+    audit.record(session, actor, "lab_result.list", entity_type="patient", entity_id=actor.user_id,
+                 patient_id=actor.user_id, detail=f"page {page}")
+    session.commit()
+    return Page([_result_view(r) for r in rows], total, page, page_size)
+
+
+def results_for_doctor(*, session: Session, actor: Actor, patient_id: object = None, critical_only: bool = False,
+                       page: int = 1, page_size: int = 20) -> Page[ResultView]:
+    """The results of tests the doctor ordered: unacknowledged critical ones first, then newest first.
+
+    Args:
+        patient_id: only this patient's (an id as the client sent it); empty for all.
+        critical_only: only the critical results not yet acknowledged.
+    """
+    require(session, actor, Permission.CLINICAL_READ, action="lab_result.list")
+    page, page_size = clamp_page(page, page_size)
+    query = _results_query().where(LabOrder.doctor_id == actor.user_id)
+    unacknowledged = sa.and_(LabResult.flag.in_(CRITICAL_FLAGS), LabResult.critical_acknowledged_at.is_(None))
+    if patient_id not in (None, "", 0):
+        wanted = parse_id(patient_id)
+        if wanted is None:
+            raise ValidationError("Choose a patient from the list.")
+        query = query.where(LabOrder.patient_id == wanted)
+    if critical_only:
+        query = query.where(unacknowledged)
+    total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+    rows = session.execute(query.order_by(sa.case((unacknowledged, 0), else_=1), LabResult.resulted_at.desc(),
+                                          LabResult.id.desc())
+                           .offset((page - 1) * page_size).limit(page_size)).all()
+    audit.record(session, actor, "lab_result.list", detail=f"ordered by me, page {page}"
+                 + (f", patient {patient_id}" if patient_id not in (None, "", 0) else ""))
+    session.commit()
+    return Page([_result_view(r) for r in rows], total, page, page_size)
+
+
+def unacknowledged_critical_count(*, session: Session, actor: Actor) -> int:
+    """How many of the doctor's critical results still wait for acknowledgement (for a badge)."""
+    require(session, actor, Permission.CLINICAL_READ, action="lab_result.count")
+    return session.execute(
+        sa.select(sa.func.count()).select_from(LabResult).join(LabOrder, LabOrder.id == LabResult.order_id)
+        .where(LabOrder.doctor_id == actor.user_id, LabResult.flag.in_(CRITICAL_FLAGS),
+               LabResult.critical_acknowledged_at.is_(None))
+    ).scalar_one()
+
+
+def _order_for_reader(session: Session, actor: Actor, order_id: object, action: str) -> LabOrder:
+    """A lab order whose results the actor may read: the patient's own once completed, the
+    ordering doctor's, or one of a patient whose chart the doctor may open. Refusals are
+    audited; for a patient another's order answers exactly like a missing one."""
+    order = get_by_id(session, LabOrder, order_id)
+    if actor.role == Role.PATIENT:
+        require(session, actor, Permission.APPOINTMENTS_BOOK, action=action)
+        if order is None or order.patient_id != actor.user_id or str(order.status) != LabOrderStatus.COMPLETED:
+            audit.deny(session, actor, action, "That result does not exist.", error=NotFound,
+                       entity_type="lab_order", entity_id=str(order_id)[:64])
+        return order
+    require(session, actor, Permission.CLINICAL_READ, action=action)
+    if order is None:
+        audit.deny(session, actor, action, "That result does not exist.", error=NotFound,
+                   entity_type="lab_order", entity_id=str(order_id)[:64])
+    if order.doctor_id != actor.user_id:
+        chart_patient(session, actor, order.patient_id, action)
+    return order
+
+
+def _completed_row(session: Session, order: LabOrder) -> sa.Row | None:
+    return session.execute(_results_query().where(LabOrder.id == order.id)).first()
+
+
+def result_for_order(*, session: Session, actor: Actor, order_id: int) -> ResultView:
+    """One completed order's result, for its patient or a doctor (audited)."""
+    order = _order_for_reader(session, actor, order_id, "lab_result.view")
+    row = _completed_row(session, order)
+    if row is None:
+        raise NotFound("This order has no result yet.")
+    audit.record(session, actor, "lab_result.view", entity_type="lab_order", entity_id=order.id,
+                 patient_id=order.patient_id)
+    session.commit()
+    return _result_view(row)
+
+
+def download_result_file(*, session: Session, actor: Actor, order_id: int, which: str = "report") -> DownloadedFile:
+    """The uploaded report (``which="report"``) or the generated PDF report (``"pdf"``), for the
+    patient (their own, completed orders) or a doctor; each download is audited."""
+    action = "lab_result.download"
+    if which not in ("report", "pdf"):
+        raise ValidationError("Choose the uploaded report or the PDF report.")
+    order = _order_for_reader(session, actor, order_id, action)
+    if which == "report":
+        stored = session.execute(sa.select(LabReportFile).where(LabReportFile.order_id == order.id)).scalar_one_or_none()
+        if stored is None:
+            raise NotFound("No report file has been uploaded for this order.")
+        download = DownloadedFile(stored.file_name, stored.content_type, files.read_decrypted(stored.storage_name))
+    else:
+        row = _completed_row(session, order)
+        if row is None:
+            raise NotFound("This order has no result yet, so there is no report to print.")
+        download = DownloadedFile(f"lab-report-{order.id}.pdf", "application/pdf", _render_pdf(session, row))
+    audit.record(session, actor, action, entity_type="lab_order", entity_id=order.id, patient_id=order.patient_id,
+                 detail=which)
+    session.commit()
+    return download
+
+
+def generate_report_pdf(*, session: Session, actor: Actor, order_id: int) -> bytes:
+    """The PDF lab report of a completed order, for lab staff (to print or send) and for
+    whoever may read the result; audited."""
+    action = "lab_report.generate"
+    if actor.can(Permission.LAB_WORK):
+        order = _order_for_lab(session, actor, order_id, action)
+    else:
+        order = _order_for_reader(session, actor, order_id, action)
+    row = _completed_row(session, order)
+    if row is None:
+        raise Conflict("Enter the result before printing the report.")
+    data = _render_pdf(session, row)
+    audit.record(session, actor, action, entity_type="lab_order", entity_id=order.id, patient_id=order.patient_id)
+    session.commit()
+    return data
+
+
+# --- the PDF report ------------------------------------------------------------------------------
+
+
+_PDF_REPLACEMENTS = {"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+                     "\u2264": "<=", "\u2265": ">=", "\u2026": "...", "\u0141": "L", "\u0142": "l",
+                     "\u0110": "D", "\u0111": "d", "\u0131": "i", "\u0152": "OE", "\u0153": "oe"}
+"""Letters and signs that neither Latin-1 nor an accent-stripping decomposition covers."""
+
+
+def pdf_text(text: str) -> str:
+    """Text the PDF's built-in font can show: Latin-1 kept, accents elsewhere dropped
+    (Ł stays L), anything else as "?"."""
+    out = []
+    for char in str(text):
+        char = _PDF_REPLACEMENTS.get(char, char)
+        try:
+            char.encode("latin-1")
+        except UnicodeEncodeError:
+            base = unicodedata.normalize("NFKD", char).encode("latin-1", "ignore").decode("latin-1")
+            char = base or "?"
+        out.append(char)
+    return "".join(out)
+
+
+def _when(instant: datetime | None) -> str:
+    return instant.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M %Z") if instant else ""
+
+
+def _render_pdf(session: Session, row: sa.Row) -> bytes:
+    from fpdf import FPDF  # imported here: only report downloads need it
+
+    order, result, test, patient, mrn, doctor, verifier, _ = row
+    profile = session.get(PatientProfile, order.patient_id)
+    view = _result_view(row)
+    pdf = FPDF(format="A4")
+    pdf.set_title(pdf_text(f"Lab report {order.id}"))
+    pdf.set_author(pdf_text(settings.HOSPITAL_NAME))
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 16)
+    pdf.cell(0, 9, pdf_text(settings.HOSPITAL_NAME), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", "", 12)
+    pdf.cell(0, 7, "Laboratory report", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+
+    def line(label: str, value: str, *, bold: bool = False) -> None:
+        pdf.set_font("helvetica", "B", 10)
+        pdf.cell(45, 6, pdf_text(label))
+        pdf.set_font("helvetica", "B" if bold else "", 10)
+        pdf.multi_cell(0, 6, pdf_text(value or "-"), new_x="LMARGIN", new_y="NEXT")
+
+    line("Patient", patient)
+    line("Medical record no.", mrn)
+    line("Birth date", profile.birth_date.isoformat() if profile and profile.birth_date else "")
+    line("Sex", str(profile.sex).capitalize() if profile else "")
+    pdf.ln(3)
+    line("Test", f"{test.name} ({test.code})")
+    line("Specimen", test.specimen)
+    line("Priority", str(order.priority))
+    line("Ordered by", doctor)
+    pdf.ln(3)
+    line("Result", f"{view.value} {view.unit}".strip(), bold=True)
+    if test.numeric:
+        line("Reference range", f"{view.reference_range} {view.unit}".strip() if view.reference_range else
+             "No reference range for this patient")
+        line("Flag", view.flag_label or "None", bold=view.is_critical)
+    if result.comment:
+        line("Comment", result.comment)
+    pdf.ln(3)
+    line("Ordered", _when(order.ordered_at))
+    line("Collected", _when(order.collected_at))
+    line("Resulted", _when(result.resulted_at))
+    line("Verified by", verifier)
+    pdf.ln(6)
+    pdf.set_font("helvetica", "I", 8)
+    pdf.multi_cell(0, 4, pdf_text(f"Printed {_when(utcnow())}. Times are {settings.TIMEZONE.key} local time. "
+                                  "Reference ranges are for the patient's sex and age on the day of the result."))
+    return bytes(pdf.output())

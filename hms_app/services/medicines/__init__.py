@@ -1,0 +1,1 @@
+"""The pharmacy: the prescription queue, dispensing, and stock with its ledger."""

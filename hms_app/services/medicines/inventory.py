@@ -1,0 +1,483 @@
+"""Pharmacy stock: medicines, batches, the stock ledger and the alerts.
+
+A batch is one lot of a medicine with an expiry date and a quantity on hand. Every change
+to that quantity is one ``stock_movement`` row (received, dispensed, or adjusted as damaged,
+expired or a count correction), written in the same transaction as the change, so the
+ledger of a batch always sums to its quantity on hand (``ledger_mismatches`` checks it).
+A quantity never goes below zero: each decrement is a conditional UPDATE, and the database
+refuses a negative value with a CHECK constraint besides.
+
+A batch is usable until the day before its expiry date: from its expiry date on it is
+"expired", is never dispensed, and shows in the alerts until it is written off. "Low
+stock" is usable stock at or below the medicine's reorder level; "expiring" is a usable
+batch whose expiry date falls within ``EXPIRY_WARNING_DAYS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from hms_app.db.enums import ADJUSTMENT_KINDS, Permission, Role, StockMovementKind
+from hms_app.db.models import Medicine, StockBatch, StockMovement, User
+from hms_app.db.types import utcnow
+from hms_app.services.booking.scheduling import local_today
+from hms_app.services.care.clinical import _local
+from hms_app.services.core import audit, events
+from hms_app.services.core.access import require
+from hms_app.services.core.actor import Actor
+from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.numbers import format_money, parse_int, parse_money
+from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
+from hms_app.services.core.text import storable
+
+EXPIRY_WARNING_DAYS = 90
+MAX_UNITS = 100_000
+STOCK_TOPIC = "stock"
+KIND_LABELS = {
+    StockMovementKind.RECEIVE: "Received",
+    StockMovementKind.DISPENSE: "Dispensed",
+    StockMovementKind.DAMAGED: "Damaged",
+    StockMovementKind.EXPIRED: "Expired",
+    StockMovementKind.COUNT_CORRECTION: "Count correction",
+}
+
+
+def is_usable(expiry: date, today: date) -> bool:
+    """A batch may be dispensed only before its expiry date."""
+    return expiry > today
+
+
+def medicine_label(medicine: Medicine) -> str:
+    return f"{medicine.name} {medicine.strength} {medicine.form}"
+
+
+def _publish(session: Session) -> None:
+    events.publish(session, STOCK_TOPIC, roles=[Role.PHARMACY.value])
+
+
+def _clean(value: object, label: str, *, low: int, high: int) -> str:
+    text = storable(" ".join(str(value or "").split()), label)
+    if len(text) < low:
+        raise ValidationError(f"Enter the {label}." if low <= 1 else f"The {label} needs at least {low} characters.")
+    if len(text) > high:
+        raise ValidationError(f"Keep the {label} under {high + 1} characters.")
+    return text
+
+
+def _parse_date(value: object, label: str) -> date:
+    try:
+        return date.fromisoformat(str(value or "").strip())
+    except ValueError:
+        raise ValidationError(f"Enter the {label} as a date (YYYY-MM-DD).") from None
+
+
+# --- reading: the stock list, batches, alerts, the ledger ------------------------------------------
+
+
+@dataclass(frozen=True)
+class StockRow:
+    id: int
+    name: str
+    strength: str
+    form: str
+    unit_price: str
+    reorder_level: int
+    on_hand: int
+    """Usable units (batches not yet expired)."""
+    expired_on_hand: int
+    next_expiry: str
+    low: bool
+    state: str
+    """"Low stock", "Out of stock" or "In stock", for the badge."""
+
+
+def _stock_columns(today: date):
+    usable = sa.func.coalesce(sa.func.sum(sa.case((StockBatch.expiry_date > today, StockBatch.quantity_on_hand),
+                                                  else_=0)), 0)
+    expired = sa.func.coalesce(sa.func.sum(sa.case((StockBatch.expiry_date <= today, StockBatch.quantity_on_hand),
+                                                   else_=0)), 0)
+    next_expiry = sa.func.min(sa.case(
+        (sa.and_(StockBatch.expiry_date > today, StockBatch.quantity_on_hand > 0), StockBatch.expiry_date)))
+    return usable.label("usable"), expired.label("expired"), next_expiry.label("next_expiry")
+
+
+def _stock_query(today: date) -> sa.Select:
+    usable, expired, next_expiry = _stock_columns(today)
+    totals = (sa.select(StockBatch.medicine_id, usable, expired, next_expiry)
+              .group_by(StockBatch.medicine_id).subquery("totals"))
+    on_hand = sa.func.coalesce(totals.c.usable, 0)
+    return (
+        sa.select(Medicine, on_hand.label("on_hand"), sa.func.coalesce(totals.c.expired, 0).label("expired"),
+                  totals.c.next_expiry)
+        .outerjoin(totals, totals.c.medicine_id == Medicine.id)
+        .where(Medicine.is_active)
+    ), on_hand
+
+
+def _stock_row(medicine: Medicine, on_hand: int, expired: int, next_expiry: date | None) -> StockRow:
+    low = on_hand <= medicine.reorder_level
+    return StockRow(
+        id=medicine.id, name=medicine.name, strength=medicine.strength, form=medicine.form,
+        unit_price=format_money(medicine.unit_price_cents), reorder_level=medicine.reorder_level,
+        on_hand=int(on_hand), expired_on_hand=int(expired),
+        next_expiry=next_expiry.isoformat() if next_expiry else "",
+        low=low, state="Out of stock" if on_hand == 0 else ("Low stock" if low else "In stock"),
+    )
+
+
+STOCK_FILTERS = ("", "low", "expiring", "expired")
+
+
+def stock_list(*, session: Session, actor: Actor, search: str = "", show: str = "", sort: str = "name",
+               descending: bool = False, page: int = 1, page_size: int = 20) -> Page[StockRow]:
+    """Every active medicine with its usable and expired stock, searched, filtered, sorted and paged in SQL."""
+    require(session, actor, Permission.INVENTORY_MANAGE, action="stock.list")
+    page, page_size = clamp_page(page, page_size)
+    today = local_today()
+    query, on_hand = _stock_query(today)
+    term = storable(str(search or "").strip().lower()[:60], "search")
+    if term:
+        query = query.where(sa.func.lower(Medicine.name).contains(term, autoescape=True))
+    show = str(show or "")
+    if show == "low":
+        query = query.where(on_hand <= Medicine.reorder_level)
+    elif show in ("expiring", "expired"):
+        query = query.where(Medicine.id.in_(_alert_batches(today, show).with_only_columns(StockBatch.medicine_id)))
+    columns = {"name": Medicine.name, "on_hand": on_hand, "reorder_level": Medicine.reorder_level,
+               "unit_price": Medicine.unit_price_cents, "next_expiry": sa.literal_column("next_expiry")}
+    query = query.order_by(order_by(columns, sort, descending, "name"), Medicine.strength, Medicine.id)
+    total, rows = fetch_page(session, query, page=page, page_size=page_size)
+    return Page([_stock_row(*row) for row in rows], total, page, page_size)
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    id: int
+    medicine_id: int
+    medicine: str
+    lot: str
+    expiry: str
+    on_hand: int
+    unit_cost: str
+    supplier: str
+    state: str
+    """"Usable", "Expiring" (within 90 days) or "Expired"."""
+
+
+def _batch_state(expiry: date, today: date) -> str:
+    if not is_usable(expiry, today):
+        return "Expired"
+    return "Expiring" if expiry <= today + timedelta(days=EXPIRY_WARNING_DAYS) else "Usable"
+
+
+def _batch_row(batch: StockBatch, medicine: Medicine, today: date) -> BatchRow:
+    return BatchRow(batch.id, medicine.id, medicine_label(medicine), batch.lot, batch.expiry_date.isoformat(),
+                    batch.quantity_on_hand, format_money(batch.unit_cost_cents), batch.supplier,
+                    _batch_state(batch.expiry_date, today))
+
+
+def _medicine(session: Session, actor: Actor, medicine_id: object, action: str) -> Medicine:
+    medicine = get_by_id(session, Medicine, medicine_id)
+    if medicine is None or not medicine.is_active:
+        audit.deny(session, actor, action, "That medicine is not in the formulary.", error=NotFound,
+                   entity_type="medicine", entity_id=str(medicine_id)[:64])
+    return medicine
+
+
+def medicine_batches(*, session: Session, actor: Actor, medicine_id: int) -> list[BatchRow]:
+    """The medicine's batches that still hold stock, first to expire first."""
+    require(session, actor, Permission.INVENTORY_MANAGE, action="stock.batches")
+    medicine = _medicine(session, actor, medicine_id, "stock.batches")
+    today = local_today()
+    batches = session.execute(
+        sa.select(StockBatch).where(StockBatch.medicine_id == medicine.id, StockBatch.quantity_on_hand > 0)
+        .order_by(StockBatch.expiry_date, StockBatch.id)
+    ).scalars()
+    return [_batch_row(b, medicine, today) for b in batches]
+
+
+def _alert_batches(today: date, which: str) -> sa.Select:
+    query = sa.select(StockBatch, Medicine).join(Medicine, Medicine.id == StockBatch.medicine_id).where(
+        StockBatch.quantity_on_hand > 0, Medicine.is_active)
+    if which == "expired":
+        return query.where(StockBatch.expiry_date <= today)
+    return query.where(StockBatch.expiry_date > today,
+                       StockBatch.expiry_date <= today + timedelta(days=EXPIRY_WARNING_DAYS))
+
+
+@dataclass(frozen=True)
+class StockAlerts:
+    low_count: int
+    expiring_count: int
+    expired_count: int
+    stock_value: str
+    """Usable stock at cost."""
+    expired_value: str
+    low: list[StockRow]
+    expiring: list[BatchRow]
+    expired: list[BatchRow]
+
+
+def stock_alerts(*, session: Session, actor: Actor, limit: int = 10) -> StockAlerts:
+    """Counts and the first few of each alert, and the value of the stock, for the dashboard."""
+    require(session, actor, Permission.INVENTORY_MANAGE, action="stock.alerts")
+    limit = max(1, min(int(limit) if isinstance(limit, int) else 10, 50))
+    today = local_today()
+    query, on_hand = _stock_query(today)
+    low_query = query.where(on_hand <= Medicine.reorder_level)
+    low_count = session.execute(sa.select(sa.func.count()).select_from(low_query.subquery())).scalar_one()
+    low = [_stock_row(*row) for row in session.execute(
+        low_query.order_by(on_hand - Medicine.reorder_level, Medicine.name).limit(limit))]
+    lists: dict[str, tuple[int, list[BatchRow]]] = {}
+    for which in ("expiring", "expired"):
+        batches = _alert_batches(today, which)
+        count = session.execute(sa.select(sa.func.count()).select_from(batches.subquery())).scalar_one()
+        rows = [_batch_row(b, m, today) for b, m in session.execute(
+            batches.order_by(StockBatch.expiry_date, StockBatch.id).limit(limit))]
+        lists[which] = (count, rows)
+    value = sa.func.coalesce(sa.func.sum(StockBatch.quantity_on_hand * StockBatch.unit_cost_cents), 0)
+    usable_value = session.execute(sa.select(value).where(StockBatch.expiry_date > today)).scalar_one()
+    expired_value = session.execute(sa.select(value).where(StockBatch.expiry_date <= today)).scalar_one()
+    return StockAlerts(low_count, lists["expiring"][0], lists["expired"][0], format_money(int(usable_value)),
+                       format_money(int(expired_value)), low, lists["expiring"][1], lists["expired"][1])
+
+
+@dataclass(frozen=True)
+class MovementRow:
+    id: int
+    when: str
+    medicine: str
+    lot: str
+    kind: str
+    quantity: int
+    change: str
+    """The signed quantity as shown: "+100", "−3"."""
+    note: str
+    by: str
+
+
+def stock_ledger(*, session: Session, actor: Actor, search: str = "", sort: str = "when", descending: bool = True,
+                 page: int = 1, page_size: int = 20) -> Page[MovementRow]:
+    """The stock ledger, newest first, searched by medicine name or lot."""
+    require(session, actor, Permission.INVENTORY_MANAGE, action="stock.ledger")
+    page, page_size = clamp_page(page, page_size)
+    query = (sa.select(StockMovement, Medicine, StockBatch.lot, User.full_name)
+             .join(Medicine, Medicine.id == StockMovement.medicine_id)
+             .join(StockBatch, StockBatch.id == StockMovement.batch_id)
+             .outerjoin(User, User.id == StockMovement.actor_id))
+    term = storable(str(search or "").strip().lower()[:60], "search")
+    if term:
+        query = query.where(sa.or_(sa.func.lower(Medicine.name).contains(term, autoescape=True),
+                                   sa.func.lower(StockBatch.lot).contains(term, autoescape=True)))
+    columns = {"when": StockMovement.id, "medicine": Medicine.name, "kind": StockMovement.kind,
+               "quantity": StockMovement.quantity}
+    query = query.order_by(order_by(columns, sort, descending, "when"), StockMovement.id.desc())
+    total, rows = fetch_page(session, query, page=page, page_size=page_size)
+    return Page([
+        MovementRow(m.id, _local(m.created_at), medicine_label(medicine), lot, KIND_LABELS[StockMovementKind(m.kind)],
+                    m.quantity, f"+{m.quantity}" if m.quantity > 0 else f"−{-m.quantity}", m.note, by or "system")
+        for m, medicine, lot, by in rows
+    ], total, page, page_size)
+
+
+def ledger_mismatches(session: Session) -> list[tuple[int, int, int]]:
+    """(batch id, on hand, ledger sum) of every batch whose ledger does not sum to its stock."""
+    ledger = (sa.select(StockMovement.batch_id, sa.func.sum(StockMovement.quantity).label("total"))
+              .group_by(StockMovement.batch_id).subquery())
+    total = sa.func.coalesce(ledger.c.total, 0)
+    return [tuple(row) for row in session.execute(
+        sa.select(StockBatch.id, StockBatch.quantity_on_hand, total)
+        .outerjoin(ledger, ledger.c.batch_id == StockBatch.id)
+        .where(StockBatch.quantity_on_hand != total).order_by(StockBatch.id))]
+
+
+# --- writing: receive, adjust, medicines ---------------------------------------------------------
+
+
+def record_movement(session: Session, actor: Actor | None, batch: StockBatch, kind: StockMovementKind, quantity: int,
+                    note: str = "", dispensation_id: int | None = None) -> None:
+    """Change the batch's stock by ``quantity`` and write its ledger row, in the caller's transaction.
+
+    Raises:
+        Conflict: when taking ``-quantity`` would leave less than nothing; nothing is written.
+    """
+    changed = session.execute(
+        sa.update(StockBatch).where(StockBatch.id == batch.id, StockBatch.quantity_on_hand + quantity >= 0)
+        .values(quantity_on_hand=StockBatch.quantity_on_hand + quantity).execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        raise Conflict(f"Lot {batch.lot} no longer holds {-quantity} units; nothing was changed.")
+    session.add(StockMovement(batch_id=batch.id, medicine_id=batch.medicine_id, kind=kind, quantity=quantity,
+                              note=note, dispensation_id=dispensation_id,
+                              actor_id=actor.user_id if actor else None))
+    session.expire(batch, ["quantity_on_hand"])
+
+
+@dataclass(frozen=True)
+class ReceiveForm:
+    medicine_id: object
+    lot: str
+    expiry: str
+    quantity: object
+    unit_cost: str
+    supplier: str
+
+
+def receive_stock(*, session: Session, actor: Actor, form: ReceiveForm) -> int:
+    """Book a delivery into stock. Returns the batch id.
+
+    A lot already on record is topped up (its cost becomes the average of old and new
+    units); the same lot with another expiry date is refused as a likely typing error.
+    """
+    require(session, actor, Permission.INVENTORY_MANAGE, action="stock.receive")
+    medicine = _medicine(session, actor, form.medicine_id, "stock.receive")
+    lot = _clean(form.lot, "lot number", low=1, high=40).upper()
+    expiry = _parse_date(form.expiry, "expiry date")
+    today = local_today()
+    if not is_usable(expiry, today):
+        raise ValidationError("That lot is already expired; expired stock cannot be received.")
+    if expiry > today + timedelta(days=365 * 10):
+        raise ValidationError("Check the expiry date: it is more than ten years away.")
+    quantity = parse_int(form.quantity, "quantity received", low=1, high=MAX_UNITS)
+    unit_cost = parse_money(form.unit_cost, "unit cost")
+    supplier = _clean(form.supplier, "supplier", low=2, high=120)
+    on_record = sa.select(StockBatch).where(StockBatch.medicine_id == medicine.id, StockBatch.lot == lot).with_for_update()
+    batch = session.execute(on_record).scalar_one_or_none()
+    if batch is None:
+        batch = StockBatch(medicine_id=medicine.id, lot=lot, expiry_date=expiry, quantity_on_hand=0,
+                           unit_cost_cents=unit_cost, supplier=supplier)
+        try:
+            with session.begin_nested():
+                session.add(batch)
+        except sa.exc.IntegrityError:
+            # A lot not yet on record locks no row, so another delivery of it booked at this
+            # moment got past the query too and made the batch first: top that one up.
+            batch = session.execute(on_record.execution_options(populate_existing=True)).scalar_one()
+    if batch.expiry_date != expiry:
+        raise ValidationError(f"Lot {lot} of {medicine.name} is on record with expiry {batch.expiry_date.isoformat()}; "
+                              "check the lot number and the expiry date.")
+    held = batch.quantity_on_hand
+    batch.unit_cost_cents = round((held * batch.unit_cost_cents + quantity * unit_cost) / (held + quantity))
+    batch.supplier = supplier
+    batch.received_at = utcnow()
+    record_movement(session, actor, batch, StockMovementKind.RECEIVE, quantity,
+                    note=f"from {supplier} at {format_money(unit_cost)} a unit")
+    audit.record(session, actor, "stock.receive", entity_type="stock_batch", entity_id=batch.id,
+                 detail=f"{medicine_label(medicine)} lot {lot} +{quantity}")
+    _publish(session)
+    session.commit()
+    return batch.id
+
+
+ADJUSTMENT_REASONS = [(k.value, KIND_LABELS[k]) for k in ADJUSTMENT_KINDS]
+
+
+def adjust_stock(*, session: Session, actor: Actor, batch_id: int, reason: str, change: object, note: str = "") -> int:
+    """Correct a batch's quantity with a reason. Returns the new quantity on hand.
+
+    Damaged and expired stock can only be taken out; a count correction goes either way.
+    """
+    require(session, actor, Permission.INVENTORY_MANAGE, action="stock.adjust")
+    batch = get_by_id(session, StockBatch, batch_id)
+    if batch is None:
+        audit.deny(session, actor, "stock.adjust", "That batch does not exist.", error=NotFound,
+                   entity_type="stock_batch", entity_id=str(batch_id)[:64])
+    if not isinstance(reason, str) or reason not in {k.value for k in ADJUSTMENT_KINDS}:
+        raise ValidationError("Choose why the stock changes: damaged, expired or a count correction.")
+    kind = StockMovementKind(reason)
+    text = str(change if change is not None else "").strip().replace("−", "-")
+    try:
+        units = int(text)
+    except ValueError:
+        raise ValidationError("Enter the change in units as a whole number, like -3 or 5.") from None
+    if units == 0 or abs(units) > MAX_UNITS:
+        raise ValidationError(f"The change must be between -{MAX_UNITS} and {MAX_UNITS}, and not 0.")
+    if kind != StockMovementKind.COUNT_CORRECTION and units > 0:
+        raise ValidationError("Damaged or expired stock can only be taken out: enter a negative number, like -3.")
+    note = _clean(note, "note", low=0, high=300)
+    if kind == StockMovementKind.COUNT_CORRECTION and len(note) < 3:
+        raise ValidationError("Say what the count found, for example: shelf count 40, system said 42.")
+    session.refresh(batch)
+    if batch.quantity_on_hand + units < 0:
+        raise ValidationError(f"Lot {batch.lot} holds only {batch.quantity_on_hand} units; "
+                              f"you cannot take out {-units}.")
+    record_movement(session, actor, batch, kind, units, note=note)
+    audit.record(session, actor, "stock.adjust", entity_type="stock_batch", entity_id=batch.id,
+                 detail=f"{kind.value} {units:+d}" + (f": {note}" if note else ""))
+    _publish(session)
+    session.commit()
+    return batch.quantity_on_hand
+
+
+@dataclass(frozen=True)
+class MedicineForm:
+    name: str
+    form: str
+    strength: str
+    unit_price: str
+    reorder_level: object
+    ingredients: str = ""
+    drug_class: str = ""
+
+
+def add_medicine(*, session: Session, actor: Actor, form: MedicineForm) -> int:
+    """Add a medicine to the formulary. Its active ingredients are required: the allergy
+    check at prescribing time matches on them."""
+    require(session, actor, Permission.INVENTORY_MANAGE, action="medicine.create")
+    name = _clean(form.name, "medicine name", low=2, high=120)
+    dosage_form = _clean(form.form, "form (tablet, capsule, syrup...)", low=2, high=40).lower()
+    strength = _clean(form.strength, "strength", low=1, high=60)
+    price = parse_money(form.unit_price, "unit price")
+    reorder = parse_int(form.reorder_level, "reorder level", low=0, high=MAX_UNITS)
+    ingredients = ", ".join(t for t in (" ".join(p.split()).lower() for p in str(form.ingredients or "").split(",")) if t)
+    storable(ingredients, "ingredients")
+    if not ingredients:
+        raise ValidationError("List the active ingredients (comma-separated): the allergy check needs them.")
+    if len(ingredients) > 300:
+        raise ValidationError("Keep the ingredients under 300 characters.")
+    drug_class = _clean(form.drug_class, "drug class", low=0, high=80).lower()
+    exists = session.execute(sa.select(Medicine.id).where(sa.func.lower(Medicine.name) == name.lower(),
+                                                          sa.func.lower(Medicine.strength) == strength.lower())).first()
+    if exists:
+        raise Conflict(f"{name} {strength} is already in the formulary.")
+    medicine = Medicine(name=name, form=dosage_form, strength=strength, unit_price_cents=price, reorder_level=reorder,
+                        ingredients=ingredients, drug_class=drug_class)
+    session.add(medicine)
+    session.flush()
+    audit.record(session, actor, "medicine.create", entity_type="medicine", entity_id=medicine.id,
+                 detail=medicine_label(medicine))
+    _publish(session)
+    session.commit()
+    return medicine.id
+
+
+def update_medicine(*, session: Session, actor: Actor, medicine_id: int, unit_price: str, reorder_level: object) -> None:
+    """Change a medicine's unit price and reorder level."""
+    require(session, actor, Permission.INVENTORY_MANAGE, action="medicine.update")
+    medicine = _medicine(session, actor, medicine_id, "medicine.update")
+    price = parse_money(unit_price, "unit price")
+    reorder = parse_int(reorder_level, "reorder level", low=0, high=MAX_UNITS)
+    before = f"{format_money(medicine.unit_price_cents)}/{medicine.reorder_level}"
+    medicine.unit_price_cents, medicine.reorder_level = price, reorder
+    audit.record(session, actor, "medicine.update", entity_type="medicine", entity_id=medicine.id,
+                 detail=f"price/reorder {before} → {format_money(price)}/{reorder}")
+    _publish(session)
+    session.commit()
+
+
+@dataclass(frozen=True)
+class MedicineChoice:
+    id: int
+    label: str
+
+
+def medicine_choices(*, session: Session, actor: Actor) -> list[MedicineChoice]:
+    """Every active medicine, for the receive form's list."""
+    require(session, actor, Permission.INVENTORY_MANAGE, action="stock.medicines")
+    return [MedicineChoice(m.id, medicine_label(m)) for m in session.execute(
+        sa.select(Medicine).where(Medicine.is_active).order_by(Medicine.name, Medicine.strength)).scalars()]

@@ -1,0 +1,1 @@
+"""Telling people: in-app notifications and e-mail (the outbox, preferences and the sender)."""

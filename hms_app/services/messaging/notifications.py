@@ -1,0 +1,94 @@
+"""Notifications: one row per recipient; the bell shows the unread count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from hms_app import settings
+from hms_app.db.enums import Permission
+from hms_app.db.models import Notification
+from hms_app.db.types import utcnow
+from hms_app.services.core import events
+from hms_app.services.core.access import require
+from hms_app.services.core.actor import Actor
+from hms_app.services.core.errors import NotFound
+from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.paging import Page, clamp_page, fetch_page
+
+
+@dataclass(frozen=True)
+class NotificationRow:
+    id: int
+    title: str
+    body: str
+    link: str
+    created_at: str
+    is_read: bool
+
+
+def notify(session: Session, user_id: int, title: str, body: str = "", link: str = "") -> None:
+    """Queue a notification for ``user_id`` in the caller's transaction."""
+    session.add(Notification(user_id=user_id, title=title[:200], body=body[:1000], link=link[:200]))
+    events.publish(session, "notifications", user_ids=[user_id])
+
+
+def unread_count(*, session: Session, actor: Actor) -> int:
+    require(session, actor, Permission.NOTIFICATIONS_OWN, action="notification.count",
+            allow_pending_password_change=True)
+    return session.execute(
+        sa.select(sa.func.count()).select_from(Notification).where(
+            Notification.user_id == actor.user_id, Notification.read_at.is_(None)
+        )
+    ).scalar_one()
+
+
+def list_notifications(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[NotificationRow]:
+    require(session, actor, Permission.NOTIFICATIONS_OWN, action="notification.list")
+    page, page_size = clamp_page(page, page_size)
+    query = (
+        sa.select(Notification)
+        .where(Notification.user_id == actor.user_id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+    )
+    total, rows = fetch_page(session, query, page=page, page_size=page_size)
+    return Page(
+        [
+            NotificationRow(
+                n.id, n.title, n.body, n.link,
+                n.created_at.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M"), n.read_at is not None,
+            )
+            for (n,) in rows
+        ],
+        total, page, page_size,
+    )
+
+
+def mark_read(*, session: Session, actor: Actor, notification_id: int) -> None:
+    """Mark one of the actor's own notifications read (someone else's answers "not found")."""
+    require(session, actor, Permission.NOTIFICATIONS_OWN, action="notification.read")
+    notification = get_by_id(session, Notification, notification_id)
+    if notification is None or notification.user_id != actor.user_id:
+        from hms_app.services.core import audit
+
+        audit.deny(session, actor, "notification.read", "That notification does not exist.", error=NotFound,
+                   entity_type="notification", entity_id=str(notification_id)[:64])
+    if notification.read_at is None:
+        notification.read_at = utcnow()
+        session.add(notification)
+        events.publish(session, "notifications", user_ids=[actor.user_id])
+    session.commit()
+
+
+def mark_all_read(*, session: Session, actor: Actor) -> int:
+    require(session, actor, Permission.NOTIFICATIONS_OWN, action="notification.read_all")
+    result = session.execute(
+        sa.update(Notification)
+        .where(Notification.user_id == actor.user_id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+    )
+    events.publish(session, "notifications", user_ids=[actor.user_id])
+    session.commit()
+    return result.rowcount or 0

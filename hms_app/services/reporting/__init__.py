@@ -1,0 +1,1 @@
+"""Operational reports across the domains, for admin."""
