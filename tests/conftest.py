@@ -4,6 +4,13 @@ SQLite is the default. With ``HMS_TEST_POSTGRES_URL`` set (a server URL such as
 ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) every database test runs on
 PostgreSQL instead: the suite migrates a template database once, gives each test its own
 copy, and drops them all at the end.
+
+The demo hospital is seeded once per run (per pytest-xdist worker) into a template of its own
+too, and ``seeded`` copies it over the test's database: a file copy on SQLite, ``CREATE
+DATABASE … TEMPLATE`` on PostgreSQL. A template is kept per seeding context (the hospital's
+"today", which some tests freeze, the time zone, the bcrypt cost), and is encrypted with the
+run's data key: a test with a data folder of its own and no key yet is given that key, and a
+test whose key differs, or whose database was already written to, is seeded from scratch.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -20,13 +29,23 @@ import sqlalchemy as sa
 
 os.environ.setdefault("HMS_BCRYPT_ROUNDS", "4")  # speed only; production keeps 12 (tested)
 # The data key and stored files of the test run live in a folder of its own, never in data/.
-os.environ.setdefault("HMS_DATA_DIR", tempfile.mkdtemp(prefix="hms-test-data-"))
+# With pytest-xdist the workers inherit the controller's environment: a folder made here (for
+# the process HMS_TEST_DATA_DIR_OF names) is replaced by one of each worker's own.
+os.environ.setdefault("HMS_TEST_DATA_DIR_OF", "" if "HMS_DATA_DIR" in os.environ else str(os.getpid()))
+os.environ["HMS_DATA_DIR"] = (
+    os.environ["HMS_DATA_DIR"]
+    if "HMS_DATA_DIR" in os.environ and os.environ["HMS_TEST_DATA_DIR_OF"] in ("", str(os.getpid()))
+    else tempfile.mkdtemp(prefix="hms-test-data-")
+)
 
+from hms_app import settings
+from hms_app.db import crypto
 from hms_app.db import engine as db_engine
 from hms_app.db.enums import Role
 from hms_app.db.migrate import upgrade
 from hms_app.operations import demo
 from hms_app.services.administration import auth, permissions
+from hms_app.services.booking import scheduling
 from hms_app.services.core.actor import Actor, Anonymous
 
 POSTGRES_URL = os.environ.get("HMS_TEST_POSTGRES_URL", "")
@@ -34,6 +53,20 @@ POSTGRES_URL = os.environ.get("HMS_TEST_POSTGRES_URL", "")
 
 def _pg_admin_engine() -> sa.Engine:
     return sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def _pg_admin() -> Iterator[sa.Connection]:
+    admin = _pg_admin_engine()
+    try:
+        with admin.connect() as conn:
+            yield conn
+    finally:
+        admin.dispose()
+
+
+def _pg_url(name: str) -> str:
+    return sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
 
 
 def _no_second_factor_by_default(url: str) -> None:
@@ -72,8 +105,21 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     admin.dispose()
 
 
+_unmade: dict[str, str] = {}
+"""PostgreSQL databases named but not yet created, with the template they are to copy: a test
+that asks for ``seeded`` has its database made once, from the demo template, not twice."""
+
+
+def _make_database(name: str) -> None:
+    """Create ``name`` from the migrated template if ``seeded`` has not made it yet."""
+    template = _unmade.pop(name, None)
+    if template is not None:
+        with _pg_admin() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+
+
 @pytest.fixture
-def database_url(_template: str, tmp_path: Path) -> Iterator[str]:
+def database_url(_template: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """The URL of a fresh, migrated database of this test's own."""
     if not POSTGRES_URL:
         path = tmp_path / "hms.db"
@@ -81,23 +127,32 @@ def database_url(_template: str, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{path}"
         return
     name = f"hms_test_{uuid.uuid4().hex[:12]}"
-    admin = _pg_admin_engine()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{_template}"')
-    yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
+    _unmade[name] = _template
+    if "seeded" not in request.fixturenames:
+        _make_database(name)
+    yield _pg_url(name)
+    _unmade.pop(name, None)
+    with _pg_admin() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+
+
+_connected: set[int] = set()
+"""The ids of test engines that have opened a connection: their database may hold more than
+the migrated template, so ``seeded`` must not replace it."""
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[sa.Engine]:
     """The process-wide engine pointed at this test's database."""
     eng = db_engine.create_engine(database_url)
+    if POSTGRES_URL:  # made at the first connection, unless ``seeded`` made it first
+        sa.event.listen(eng, "do_connect", lambda *_: _make_database(eng.url.database))
+    sa.event.listen(eng, "connect", lambda *_: _connected.add(id(eng)))
     db_engine.use_engine(eng)
     yield eng
     db_engine.use_engine(None)
     eng.dispose()
+    _connected.discard(id(eng))
 
 
 @pytest.fixture
@@ -106,13 +161,105 @@ def session(engine: sa.Engine):
         yield s
 
 
+@dataclass
+class _DemoTemplates:
+    """The demo hospital seeded once per seeding context, copied into each test's database."""
+
+    migrated: str
+    """The migrated, empty template (a file path on SQLite, a database name on PostgreSQL)."""
+    directory: Path
+    key: bytes
+    """The data key every template is encrypted with: the run's own."""
+    made: dict[tuple, str] = field(default_factory=dict)
+
+    def template_for(self, *, billing_history: bool) -> str:
+        context = (scheduling.local_today(), str(settings.TIMEZONE), settings.BCRYPT_ROUNDS, billing_history)
+        if context not in self.made:
+            self.made[context] = self._seed(billing_history=billing_history)
+        return self.made[context]
+
+    def _seed(self, *, billing_history: bool) -> str:
+        name = f"hms_demo_{uuid.uuid4().hex[:10]}"
+        if POSTGRES_URL:
+            with _pg_admin() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{self.migrated}"')
+            url, template = _pg_url(name), name
+        else:
+            template = str(self.directory / f"{name}.db")
+            shutil.copyfile(self.migrated, template)
+            url = f"sqlite:///{template}"
+        # Seeded with the run's key whatever data folder the test that asked first has chosen.
+        saved_key = settings.DATA_KEY
+        settings.DATA_KEY = self.key.decode()
+        crypto.reset_cipher()
+        eng = db_engine.create_engine(url)
+        try:
+            with db_engine.session_scope(engine=eng) as s:
+                demo.seed_demo(s, billing_history=billing_history)
+        finally:
+            eng.dispose()  # on SQLite the last connection folds the WAL into the file
+            settings.DATA_KEY = saved_key
+            crypto.reset_cipher()
+        return template
+
+    def copy_into(self, engine: sa.Engine, template: str) -> None:
+        """Replace the (untouched) database of ``engine`` by a copy of ``template``."""
+        engine.dispose()
+        if POSTGRES_URL:
+            name = engine.url.database
+            with _pg_admin() as conn:
+                if _unmade.pop(name, None) is None:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        path = Path(engine.url.database)
+        for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+            leftover.unlink(missing_ok=True)
+        shutil.copyfile(template, path)
+
+    def drop(self) -> None:
+        if POSTGRES_URL:
+            with _pg_admin() as conn:
+                for name in self.made.values():
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def _demo_templates(_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_DemoTemplates]:
+    templates = _DemoTemplates(_template, tmp_path_factory.mktemp("demo"), crypto.current_keys()[0])
+    yield templates
+    templates.drop()
+
+
+def _test_key_matches(key: bytes) -> bool:
+    """Whether this test reads and writes with ``key``; a data folder without a key gets it."""
+    if settings.DATA_KEY:
+        return crypto.current_keys()[0] == key
+    path = crypto.key_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key + b"\n")
+        crypto.reset_cipher()
+    return crypto.current_keys()[0] == key
+
+
+def seed_demo_into(engine: sa.Engine, templates: _DemoTemplates, *, billing_history: bool) -> sa.Engine:
+    """The demo hospital in this test's database, copied from its template when it can be."""
+    if id(engine) not in _connected and _test_key_matches(templates.key):
+        templates.copy_into(engine, templates.template_for(billing_history=billing_history))
+        return engine
+    with db_engine.session_scope(engine=engine) as s:
+        demo.seed_demo(s, billing_history=billing_history)
+    return engine
+
+
 @pytest.fixture
-def seeded(engine: sa.Engine) -> sa.Engine:
+def seeded(engine: sa.Engine, _demo_templates: _DemoTemplates) -> sa.Engine:
     """The database with the demo hospital loaded, without its billing history: tests count
     invoices, payments and invoice numbers from zero."""
-    with db_engine.session_scope(engine=engine) as s:
-        demo.seed_demo(s, billing_history=False)
-    return engine
+    return seed_demo_into(engine, _demo_templates, billing_history=False)
 
 
 @pytest.fixture

@@ -47,12 +47,29 @@ def last_audit_id(engine: sa.Engine) -> int:
         return s.execute(sa.select(sa.func.max(AuditEvent.id))).scalar_one() or 0
 
 
-_schemas: dict[str, sa.MetaData] = {}
+_schemas: dict[tuple, sa.MetaData] = {}
 
 
-def _reflected(engine: sa.Engine, conn: sa.Connection) -> sa.MetaData:
+def _schema_fingerprint(conn: sa.Connection) -> tuple:
+    """What the reflection depends on, read in one query: every test's database is a copy of
+    the same migrated template, so reflecting it once per schema (not per database) is enough."""
+    if conn.dialect.name == "sqlite":
+        rows = conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").all()
+    else:
+        rows = conn.exec_driver_sql(
+            "SELECT c.table_name, c.column_name, c.data_type, c.ordinal_position, k.constraint_name "
+            "FROM information_schema.columns c LEFT JOIN information_schema.key_column_usage k "
+            "ON k.table_schema = c.table_schema AND k.table_name = c.table_name AND k.column_name = c.column_name "
+            "AND k.constraint_name IN (SELECT constraint_name FROM information_schema.table_constraints "
+            "WHERE constraint_type = 'PRIMARY KEY' AND table_schema = current_schema()) "
+            "WHERE c.table_schema = current_schema() ORDER BY 1, 4"
+        ).all()
+    return (conn.dialect.name, *(tuple(row) for row in rows))
+
+
+def _reflected(conn: sa.Connection) -> sa.MetaData:
     """The tables the migrations made (not the models: these may run ahead of them)."""
-    key = engine.url.render_as_string(hide_password=False)
+    key = _schema_fingerprint(conn)
     if key not in _schemas:
         metadata = sa.MetaData()
         metadata.reflect(conn)
@@ -64,7 +81,7 @@ def snapshot(engine: sa.Engine) -> dict[str, list[tuple]]:
     """Every row of every table in the database except the audit trail, in a stable order."""
     tables = {}
     with engine.connect() as conn:
-        for table in _reflected(engine, conn).sorted_tables:
+        for table in _reflected(conn).sorted_tables:
             if table.name in {"audit_event", "alembic_version"}:
                 continue
             order = list(table.primary_key.columns) or list(table.columns)
