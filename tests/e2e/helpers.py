@@ -20,6 +20,16 @@ def wait_ready(page) -> None:
     page.wait_for_function("() => document.querySelector('main') !== null")
 
 
+def wait_charts_settled(page) -> None:
+    """Wait until every Plotly chart's picture stays the same from one frame to the next: its
+    transitions (d3's, redrawn each frame) have finished."""
+    page.wait_for_function(
+        "() => { const now = [...document.querySelectorAll('.js-plotly-plot')].map(p => p.innerHTML).join('|');"
+        " const same = now === window.__chartsLastFrame; window.__chartsLastFrame = now; return same; }",
+        polling="raf",
+    )
+
+
 def log_in(page, base_url: str, email: str, password: str = DEMO_PASSWORD) -> None:
     page.goto(f"{base_url}/login")
     wait_ready(page)

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 
 from playwright.sync_api import expect
 
 from hms_app.services.accounting.finance import default_range
-from tests.e2e.helpers import assert_accessible, db_rows, log_in_to, screenshot, wait_ready
+from tests.e2e.helpers import (
+    assert_accessible,
+    db_rows,
+    log_in_to,
+    screenshot,
+    wait_charts_settled,
+    wait_ready,
+)
 
 ACCOUNTS = "accounts@hms.example"
 CHARTS = ("revenue-by-day", "revenue-by-month", "billed-by-department", "billed-by-kind", "collected-by-method",
@@ -124,7 +130,7 @@ def test_accounts_dashboard_charts_ranges_exports_and_live_payments(app_server, 
         accounts.get_by_text("Revenue by day exported.").first.wait_for()
 
         accounts.locator("#chart-revenue-by-day summary").click()  # the day-by-day table, opened
-        time.sleep(0.3)  # let Plotly finish its transitions before the picture and the audit
+        wait_charts_settled(accounts)  # Plotly's transitions over before the picture and the audit
         screenshot(accounts, screenshot_dir, "accounts-dashboard-charts")
         assert_accessible(accounts)
         wait_ready(accounts)

@@ -137,8 +137,11 @@ def test_charts_toasts_and_downloads_run_under_the_policy(app_server, page):
 
 
 def test_another_site_cannot_frame_the_app(app_server, page):
-    page.set_content(f'<iframe id="app" src="{app_server.url}/login/" width="800" height="600"></iframe>')
-    page.wait_for_timeout(2000)
+    # The page's load event waits for its frame's: the frame has loaded or been refused by now.
+    page.set_content(f'<iframe id="app" src="{app_server.url}/login/" width="800" height="600"></iframe>',
+                     wait_until="load")
+    (child,) = page.main_frame.child_frames
+    assert not child.url.startswith(app_server.url), f"the app's page loaded in the frame: {child.url}"
     frame = page.frame_locator("#app")
     expect(frame.get_by_role("heading", name="Log in")).to_have_count(0)
     expect(frame.locator("#login-email")).to_have_count(0)

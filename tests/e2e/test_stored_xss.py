@@ -30,9 +30,22 @@ def xss(app_server) -> dict[str, Any]:
     return seed_on(app_server)
 
 
+_SETTLED_IMAGES = """
+window.__settledImages = new WeakSet();
+for (const kind of ["load", "error"]) {
+    window.addEventListener(kind, (event) => {
+        if (event.target instanceof HTMLImageElement) window.__settledImages.add(event.target);
+    }, true);
+}
+"""
+"""Marks every image whose load or error event has been dispatched (so its onerror, had a
+payload become one, has run): the capture listener on the window sees the event first."""
+
+
 def _watch(page) -> list[str]:
     """Every dialog the page opens (dismissed at once), to assert there were none."""
     opened: list[str] = []
+    page.add_init_script(_SETTLED_IMAGES)
 
     def dismiss(dialog) -> None:
         opened.append(dialog.message)
@@ -43,7 +56,10 @@ def _watch(page) -> list[str]:
 
 
 def _assert_inert(page, opened: list[str], where: str) -> None:
-    page.wait_for_timeout(300)  # an onerror fires once the broken image fails to load
+    # An onerror fires once a broken image fails to load: wait until every image with a source
+    # has had its load or error event.
+    page.wait_for_function("() => [...document.images].every(i => !i.getAttribute('src') "
+                           "|| window.__settledImages.has(i))")
     assert opened == [], f"{where}: a payload ran and opened {opened}"
     assert page.locator(INJECTED).count() == 0, f"{where}: a payload became an element"
     scripts = page.evaluate("() => [...document.scripts].map(s => s.text).filter(t => t.includes(\"alert('\"))")
