@@ -76,16 +76,58 @@ def server_env(data_dir: Path, port: int, extra: dict[str, str] | None = None) -
     return env
 
 
-def start_app(data_dir: Path, *, timeout: float = 900, extra_env: dict[str, str] | None = None) -> AppServer:
-    """Migrate, load the demo data and serve the app; wait until it answers."""
-    port = free_port()
-    env = server_env(data_dir, port, {"REFLEX_WEB_WORKDIR": str(private_web_dir(data_dir)), **(extra_env or {})})
+def launch_backend(env: dict[str, str], port: int, log_path: Path, *, timeout: float = 300) -> subprocess.Popen:
+    """Serve the app's backend alone (granian, one worker, no front-end build) with ``env`` on
+    ``port``, as ``reflex run --env prod`` runs it; wait until it answers its health check."""
+    env = {**env, "REFLEX_ENV_MODE": "prod", "REFLEX_SKIP_COMPILE": "true"}
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(
+            [str(BIN / "granian"), "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1", "hms_app.hms_app:app"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return process
+        except OSError:
+            pass
+        time.sleep(0.25)
+    os.killpg(process.pid, signal.SIGKILL)
+    raise RuntimeError(f"the server did not start:\n{log_path.read_text()[-3000:]}")
+
+
+def prepare_data(data_dir: Path, env: dict[str, str]) -> None:
+    """Migrate the server's database and load the demo data; no role requires a second factor."""
     subprocess.run([str(BIN / "hms"), "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
     subprocess.run([str(BIN / "hms"), "seed", "--if-empty"], env=env, cwd=ROOT, check=True, capture_output=True)
     # The journeys log the demo staff in many times a minute, and a one-time code is accepted only
     # once per 30 seconds: no role requires a second factor here unless a test switches it on.
     subprocess.run([str(BIN / "hms"), "second-factor", "--not-required", "admin", "accounts", "doctor"],
                    env=env, cwd=ROOT, check=True, capture_output=True)
+
+
+def start_backend(data_dir: Path, *, extra_env: dict[str, str] | None = None) -> AppServer:
+    """The app's backend alone with the demo data, for tests that use no browser (no front-end
+    build: it starts in seconds)."""
+    port = free_port()
+    env = server_env(data_dir, port, {"HMS_PUBLIC_URL": f"http://127.0.0.1:{port}", "HMS_WORKERS": "1",
+                                      "REFLEX_WEB_WORKDIR": str(private_web_dir(data_dir)), **(extra_env or {})})
+    prepare_data(data_dir, env)
+    log_path = data_dir / "server.log"
+    process = launch_backend(env, port, log_path)
+    database_url = env.get("HMS_DATABASE_URL") or f"sqlite:///{data_dir / 'hms.db'}"
+    return AppServer(f"http://127.0.0.1:{port}", port, data_dir, database_url, log_path, process)
+
+
+def start_app(data_dir: Path, *, timeout: float = 900, extra_env: dict[str, str] | None = None) -> AppServer:
+    """Migrate, load the demo data and serve the app; wait until it answers."""
+    port = free_port()
+    env = server_env(data_dir, port, {"REFLEX_WEB_WORKDIR": str(private_web_dir(data_dir)), **(extra_env or {})})
+    prepare_data(data_dir, env)
     log_path = data_dir / "server.log"
     log = log_path.open("w")
     process = subprocess.Popen(

@@ -30,7 +30,7 @@ from hms_app.services.core import audit
 from hms_app.state.auth import LoginState
 from hms_app.state.dashboard import ProfileState
 from tests.e2e import handler_probe as probe
-from tests.e2e.server import BIN, ROOT, AppServer, server_env, start_app
+from tests.e2e.server import BIN, ROOT, AppServer, server_env, start_backend
 from tests.ws_client import EventResult, WsClient
 
 DEMO_PASSWORD = "Demo-Hospital-2026"
@@ -66,7 +66,7 @@ def start_probe_server(data_dir: Path) -> Probe:
     victims = probe.Victims.from_json(json.loads(seeded.stdout))
     engine = sa.create_engine(f"sqlite:///{data_dir / 'hms.db'}", isolation_level="AUTOCOMMIT")
     probe.install_change_log(engine)
-    server = start_app(data_dir)
+    server = start_backend(data_dir)  # websockets only: no front end to build
     return Probe(server, victims, engine, probe.all_handlers(), probe.page_routes(), probe.all_routes(),
                  probe.refusal_patterns(), {"callers": {}})
 

@@ -24,7 +24,6 @@ import subprocess
 import threading
 import time
 import traceback
-import urllib.request
 from collections import Counter as Tally
 from collections.abc import Callable
 from datetime import timedelta
@@ -51,7 +50,7 @@ from hms_app.state.appointments import BookingState
 from hms_app.state.auth import LoginState
 from hms_app.state.billing import AccountsInvoicesState
 from hms_app.state.pharmacy import QUANTITY_PREFIX, PharmacyQueueState
-from tests.e2e.server import BIN, ROOT, free_port, private_web_dir, server_env
+from tests.e2e.server import free_port, launch_backend, private_web_dir, server_env
 from tests.services.clinical_helpers import use_private_data_dir
 from tests.services.crash_checks import (
     BOOKING_REASON,
@@ -113,27 +112,10 @@ def start_backend(database_url: str, web_dir: Path, log: Path) -> tuple[subproce
     url = f"http://127.0.0.1:{port}"
     env = server_env(settings.DATA_DIR, port, {
         "HMS_DATABASE_URL": database_url, "HMS_PUBLIC_URL": url, "HMS_WORKERS": "1",
-        "REFLEX_ENV_MODE": "prod", "REFLEX_SKIP_COMPILE": "true", "REFLEX_WEB_WORKDIR": str(web_dir),
+        "REFLEX_WEB_WORKDIR": str(web_dir),
     })
     env.pop("HMS_DATA_KEY", None)  # the key file of the data folder, as in production
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [str(BIN / "granian"), "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1", "hms_app.hms_app:app"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return process, url
-        except OSError:
-            pass
-        time.sleep(0.25)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError(f"the server did not start:\n{log.read_text()[-3000:]}")
+    return launch_backend(env, port, log), url
 
 
 # --- the users -------------------------------------------------------------------------------------
