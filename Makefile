@@ -13,6 +13,10 @@ export PATH := $(BIN):$(PATH)
 export REFLEX_USE_NPM := 1
 export REFLEX_TELEMETRY_ENABLED := false
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+# pytest-xdist workers; the browser journeys (one app server, one Chromium) stay together on one
+# of them (--dist loadgroup), the service tests share the rest. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 SCALE ?= 0.1
 
 .PHONY: install install-test browser db seed-scale run run-scaled run-dev test test-postgres lint bench clean
@@ -74,11 +78,11 @@ run-scaled: install
 
 ## test: the whole suite on SQLite: services, handlers, websocket probes, browser journeys
 test: install-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 ## test-postgres: the database tests again, on a PostgreSQL database created and dropped by the suite
 test-postgres: install-test
-	HMS_TEST_POSTGRES_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -q -m db
+	HMS_TEST_POSTGRES_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -q -m db $(PYTEST_PARALLEL)
 
 ## bench: the benchmarks of issue 8 with modest defaults, one after the other (about 35 minutes; see README, Measured)
 bench: install-test

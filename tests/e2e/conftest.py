@@ -20,6 +20,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+            # With pytest-xdist (--dist loadgroup) every journey runs on one worker: the session's
+            # app server and browser start once, and the other workers take the service tests.
+            item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
 @pytest.fixture(scope="session")
