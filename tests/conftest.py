@@ -293,3 +293,31 @@ DEMO_EMAIL = {
 def actors(seeded: sa.Engine) -> dict[Role, Actor]:
     """One logged-in actor per role, from the demo data."""
     return {role: login_as(seeded, email) for role, email in DEMO_EMAIL.items()}
+
+
+def _xdist_group(nodeid: str) -> str:
+    """The work unit of a test under pytest-xdist's ``--dist loadgroup``.
+
+    Every browser journey runs on one worker, so the session's app server and Chromium start
+    once; the handler probe (its own backend, no browser, minutes of websocket calls) is a unit
+    of its own, so it runs beside the journeys; every other test is a unit alone.
+    """
+    if nodeid.startswith("tests/e2e/test_handler_probe.py::"):
+        return "probe"
+    if nodeid.startswith("tests/e2e/"):
+        return "e2e"
+    return nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadgroup`` by the groups above. pytest-xdist 3.8 groups by ``xdist_group``
+    marks by renaming ``item._nodeid``, which pytest 9 no longer reads: the marks group nothing."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _xdist_group(nodeid)
+
+    return ByGroup(config, log)

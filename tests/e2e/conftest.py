@@ -20,12 +20,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-            # With pytest-xdist (--dist loadgroup) every journey runs on one worker: the session's
-            # app server and browser start once. The handler probe (its own backend, no browser,
-            # minutes of websocket calls) is a group of its own, so it runs beside the journeys;
-            # the service tests fill in around both.
-            group = "probe" if item.fspath.basename == "test_handler_probe.py" else "e2e"
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
