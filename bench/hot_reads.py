@@ -59,16 +59,17 @@ from hms_app.services.accounting.billing import OPEN_STATUSES as OPEN_INVOICES
 from hms_app.services.accounting.finance import _AGE_LIMITS
 from hms_app.services.administration import auth, users
 from hms_app.services.booking import appointments
-from hms_app.services.booking.scheduling import day_span_utc, local_today, open_slots
+from hms_app.services.booking.scheduling import open_slots
 from hms_app.services.care import clinical
 from hms_app.services.core import audit
 from hms_app.services.core.actor import Actor
+from hms_app.services.core.localtime import day_span_utc, local_today
+from hms_app.services.core.periods import utc_offset_pieces
 from hms_app.services.laboratory import lab
 from hms_app.services.laboratory.lab import OPEN_STATUSES as OPEN_LAB
 from hms_app.services.medicines import pharmacy
 from hms_app.services.medicines.pharmacy import OPEN_STATUSES as OPEN_PRESCRIPTIONS
 from hms_app.services.messaging import notifications
-from hms_app.services.reporting.reports import utc_offset_pieces
 
 IP = "198.51.100.7"
 ACCOUNTS = {"patient": "maria.garcia@patients.example", "lab": "lab@hms.example", "pharmacy": "pharmacy@hms.example",

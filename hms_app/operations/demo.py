@@ -139,7 +139,7 @@ WORKING_HOURS = [(time(9, 0), time(12, 0)), (time(13, 0), time(17, 0))]
 def _seed_schedules(session: Session, departments: dict[str, Department]) -> None:
     """Weekday hours for every doctor, and a few past and coming appointments."""
     from hms_app import settings
-    from hms_app.services.booking.scheduling import local_today
+    from hms_app.services.core.localtime import local_today
 
     doctors = session.execute(sa.select(DoctorProfile)).scalars().all()
     for doctor in doctors:
@@ -227,7 +227,7 @@ def _seed_stock(session: Session) -> None:
     later one; a few medicines low or expiring soon, and one expired lot."""
     from hms_app.db.enums import StockMovementKind
     from hms_app.db.models import Medicine, StockBatch
-    from hms_app.services.booking.scheduling import local_today
+    from hms_app.services.core.localtime import local_today
     from hms_app.services.medicines.inventory import record_movement
 
     today = local_today()
@@ -277,7 +277,7 @@ def _seed_billing(session: Session) -> None:
     from hms_app.db.enums import ChargeKind, ClaimStatus, InvoiceStatus, PaymentMethod
     from hms_app.db.models import Invoice, InvoiceLine, LabTest, Medicine, Payment
     from hms_app.services.accounting.billing import PAYMENT_TERMS_DAYS
-    from hms_app.services.booking.scheduling import local_today
+    from hms_app.services.core.localtime import local_today
 
     latest = local_today() - timedelta(days=1)  # nothing today: the day's own work starts from zero
     rng = random.Random(90)

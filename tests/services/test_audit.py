@@ -16,7 +16,7 @@ from hms_app.db.enums import Role
 from hms_app.db.models import AuditEvent, PatientProfile
 from hms_app.db.types import utcnow
 from hms_app.services.administration import departments, users
-from hms_app.services.core import audit
+from hms_app.services.core import audit, spreadsheet
 from hms_app.services.core.errors import LoginFailed, NotFound, PermissionDenied, ValidationError
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import assert_refused, audit_events, login_token, resolve, table_count
@@ -444,7 +444,7 @@ def test_export_defuses_spreadsheet_formulas(actors, seeded):
 
 
 def test_csv_safe_leaves_ordinary_text_alone():
-    assert audit.csv_safe("3 sessions ended") == "3 sessions ended"
-    assert audit.csv_safe("") == ""
-    assert audit.csv_safe("a=b") == "a=b"
-    assert audit.csv_safe("-5") == "'-5"
+    assert spreadsheet.csv_safe("3 sessions ended") == "3 sessions ended"
+    assert spreadsheet.csv_safe("") == ""
+    assert spreadsheet.csv_safe("a=b") == "a=b"
+    assert spreadsheet.csv_safe("-5") == "'-5"

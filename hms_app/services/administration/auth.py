@@ -33,6 +33,7 @@ from hms_app.services.core import audit, counters, passwords
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import Conflict, LoginFailed, SessionExpired, ValidationError
+from hms_app.services.core.localtime import local_today
 from hms_app.services.core.text import is_storable, shown, storable
 
 LOGIN_FAILED_MESSAGE = (
@@ -414,7 +415,7 @@ def parse_birth_date(value: object) -> date:
         born = date.fromisoformat(str(value or "").strip())
     except ValueError:
         raise ValidationError("Enter the birth date as a date, like 1980-04-23.") from None
-    today = utcnow().astimezone(settings.TIMEZONE).date()
+    today = local_today()
     if born > today:
         raise ValidationError("The birth date cannot be in the future.")
     if born.year < today.year - 130:

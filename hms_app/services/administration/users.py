@@ -16,6 +16,7 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.localtime import format_local
 from hms_app.services.core.numbers import format_money, parse_int, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.text import storable
@@ -82,7 +83,6 @@ def list_users(
 
 
 def _user_row(user: User, department: str | None, second_factor: bool = False) -> UserRow:
-    from hms_app import settings
 
     role = Role(user.role)
     return UserRow(
@@ -94,9 +94,7 @@ def _user_row(user: User, department: str | None, second_factor: bool = False) -
         unit=department or STAFF_UNITS.get(role, ""),
         is_active=user.is_active,
         status="Active" if user.is_active else "Deactivated",
-        last_login=user.last_login_at.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M")
-        if user.last_login_at
-        else "never",
+        last_login=format_local(user.last_login_at) or "never",
         second_factor=second_factor,
     )
 

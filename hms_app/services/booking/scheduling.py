@@ -31,6 +31,12 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.localtime import (
+    DAY_AND_TIME,
+    day_span_utc,
+    format_local,
+    local_today,  # noqa: F401  (the pages' states ask scheduling for today)
+)
 from hms_app.services.core.text import storable
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -38,17 +44,6 @@ MAX_SEARCH_DAYS = 120
 
 
 # --- time helpers ---------------------------------------------------------------------------
-
-
-def local_today() -> date:
-    return utcnow().astimezone(settings.TIMEZONE).date()
-
-
-def day_span_utc(day: date) -> tuple[datetime, datetime]:
-    """The UTC instants of local midnight at the start and the end of ``day``."""
-    start = datetime.combine(day, time.min, tzinfo=settings.TIMEZONE)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=settings.TIMEZONE)
-    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def _to_utc_if_real(wall: datetime) -> datetime | None:
@@ -89,10 +84,6 @@ def parse_instant(value: object) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def local_label(instant: datetime, fmt: str = "%a %d %b %Y, %H:%M") -> str:
-    return instant.astimezone(settings.TIMEZONE).strftime(fmt)
-
-
 # --- slot derivation -------------------------------------------------------------------------
 
 
@@ -107,7 +98,7 @@ class Slot:
 
     @property
     def label(self) -> str:
-        return self.starts_at.astimezone(settings.TIMEZONE).strftime("%H:%M")
+        return format_local(self.starts_at, "%H:%M")
 
 
 def wall_clock_slots(day: date, blocks: Iterable[tuple[time, time]], slot_minutes: int) -> list[Slot]:
@@ -253,7 +244,7 @@ def get_schedule(*, session: Session, actor: Actor, doctor_id: int) -> Schedule:
         slot_minutes=profile.slot_minutes if profile else 0,
         hours=[HoursBlock(h.id, h.weekday, WEEKDAYS[h.weekday], h.start_time.strftime("%H:%M"),
                           h.end_time.strftime("%H:%M")) for h in hours],
-        leave=[LeaveRow(x.id, f"{local_label(x.starts_at)} – {local_label(x.ends_at)}", x.reason) for x in leave],
+        leave=[LeaveRow(x.id, f"{format_local(x.starts_at, DAY_AND_TIME)} – {format_local(x.ends_at, DAY_AND_TIME)}", x.reason) for x in leave],
     )
 
 

@@ -15,7 +15,6 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app import settings
 from hms_app.db.enums import (
     AppointmentStatus,
     ClinicalStatus,
@@ -44,6 +43,7 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.text import storable
 
@@ -144,12 +144,8 @@ def list_break_glass(*, session: Session, actor: Actor, page: int = 1, page_size
     rows = session.execute(query.offset((page - 1) * page_size).limit(page_size)).all()
     audit.record(session, actor, "chart.break_glass.list", detail=f"page {page}")
     session.commit()
-    return Page([BreakGlassRow(b.id, _local(b.created_at), d, p, mrn, b.reason, _local(b.expires_at))
+    return Page([BreakGlassRow(b.id, format_local(b.created_at), d, p, mrn, b.reason, format_local(b.expires_at))
                  for b, d, p, mrn in rows], total, page, page_size)
-
-
-def _local(instant, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return instant.astimezone(settings.TIMEZONE).strftime(fmt) if instant else ""
 
 
 # --- the chart -------------------------------------------------------------------------------
@@ -206,7 +202,7 @@ class Chart:
 def age_in_years(born: date | None, on: date | None = None) -> int | None:
     if born is None:
         return None
-    on = on or utcnow().astimezone(settings.TIMEZONE).date()
+    on = on or local_today()
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
@@ -214,13 +210,13 @@ def _allergies(session: Session, patient_id: int, *, active_only: bool = False) 
     query = sa.select(Allergy).where(Allergy.patient_id == patient_id)
     if active_only:
         query = query.where(Allergy.status == ClinicalStatus.ACTIVE.value)
-    return [AllergyRow(a.id, a.substance, a.reaction, a.severity, str(a.status), _local(a.recorded_at, "%Y-%m-%d"))
+    return [AllergyRow(a.id, a.substance, a.reaction, a.severity, str(a.status), format_local(a.recorded_at, "%Y-%m-%d"))
             for a in session.execute(query.order_by(Allergy.status, Allergy.recorded_at.desc())).scalars()]
 
 
 def _problems(session: Session, patient_id: int) -> list[ProblemRow]:
     query = sa.select(Problem).where(Problem.patient_id == patient_id).order_by(Problem.status, Problem.recorded_at.desc())
-    return [ProblemRow(p.id, p.description, p.icd10_code, str(p.status), _local(p.recorded_at, "%Y-%m-%d"))
+    return [ProblemRow(p.id, p.description, p.icd10_code, str(p.status), format_local(p.recorded_at, "%Y-%m-%d"))
             for p in session.execute(query).scalars()]
 
 
@@ -234,7 +230,7 @@ def vitals_history(session: Session, patient_id: int, limit: int = 30) -> list[V
                       Encounter.temperature_c.is_not(None), Encounter.spo2.is_not(None)))
         .order_by(Encounter.started_at.desc()).limit(limit)
     ).all()
-    return [VitalsPoint(_local(r[0], "%Y-%m-%d"), *r[1:]) for r in reversed(rows)]
+    return [VitalsPoint(format_local(r[0], "%Y-%m-%d"), *r[1:]) for r in reversed(rows)]
 
 
 def open_chart(*, session: Session, actor: Actor, patient_id: int) -> Chart:
@@ -315,7 +311,7 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
                                        .where(Encounter.id.in_(ids))):
             diagnosis = " ".join(x for x in (e.icd10_code, e.diagnosis) if x) or "No diagnosis recorded"
             detail = diagnosis if for_patient else " · ".join(x for x in (diagnosis, e.assessment[:200]) if x)
-            entries[("encounter", e.id)] = TimelineEntry("encounter", e.id, _local(e.started_at), f"Visit with {name}",
+            entries[("encounter", e.id)] = TimelineEntry("encounter", e.id, format_local(e.started_at), f"Visit with {name}",
                                                          detail, str(e.status))
     if ids := wanted.get("prescription"):
         items: dict[int, list[str]] = {}
@@ -326,16 +322,16 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
         ):
             items.setdefault(pid, []).append(f"{name} {strength}, {dose} {freq} for {days} days")
         for p in session.execute(sa.select(Prescription).where(Prescription.id.in_(ids))).scalars():
-            entries[("prescription", p.id)] = TimelineEntry("prescription", p.id, _local(p.created_at), "Prescription",
+            entries[("prescription", p.id)] = TimelineEntry("prescription", p.id, format_local(p.created_at), "Prescription",
                                                             "; ".join(items.get(p.id, [])), str(p.status).replace("_", " "))
     if ids := wanted.get("lab"):
         for o, test in session.execute(sa.select(LabOrder, LabTest.name).join(LabTest, LabTest.id == LabOrder.test_id)
                                        .where(LabOrder.id.in_(ids))):
-            entries[("lab", o.id)] = TimelineEntry("lab", o.id, _local(o.ordered_at), f"Lab test: {test}",
+            entries[("lab", o.id)] = TimelineEntry("lab", o.id, format_local(o.ordered_at), f"Lab test: {test}",
                                                    f"Priority {o.priority}", str(o.status).replace("_", " "))
     if ids := wanted.get("document"):
         for d in session.execute(sa.select(Document).where(Document.id.in_(ids))).scalars():
-            entries[("document", d.id)] = TimelineEntry("document", d.id, _local(d.created_at), f"Document: {d.title}",
+            entries[("document", d.id)] = TimelineEntry("document", d.id, format_local(d.created_at), f"Document: {d.title}",
                                                         d.file_name, "")
     rows = [entries[(kind, id_)] for kind, id_ in keys if (kind, id_) in entries]
     return Page(rows, total, page, page_size)
@@ -537,7 +533,7 @@ def _view(session: Session, encounter: Encounter) -> EncounterView:
     profile = session.get(PatientProfile, encounter.patient_id)
     return EncounterView(
         id=encounter.id, appointment_id=encounter.appointment_id, patient_id=encounter.patient_id,
-        patient_name=patient.full_name, mrn=profile.mrn if profile else "", when=_local(appointment.starts_at),
+        patient_name=patient.full_name, mrn=profile.mrn if profile else "", when=format_local(appointment.starts_at),
         reason=appointment.reason, status=str(encounter.status), subjective=encounter.subjective,
         objective=encounter.objective, assessment=encounter.assessment, plan=encounter.plan,
         diagnosis=encounter.diagnosis, icd10_code=encounter.icd10_code,

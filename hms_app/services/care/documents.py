@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlmodel import Session
 
 from hms_app.db.enums import Permission, Role
@@ -13,6 +11,7 @@ from hms_app.services.core import audit, events, files
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import NotFound
+from hms_app.services.core.files import DownloadedFile
 from hms_app.services.core.ids import get_by_id
 
 
@@ -21,8 +20,7 @@ def upload_document(*, session: Session, actor: Actor, patient_id: int, title: s
     profile = chart_patient(session, actor, patient_id, "document.upload", write=True)
     title = _text(title, "document title", limit=120)
     checked = files.check_upload(file_name, data)
-    storage_name = files.store_encrypted(checked.data)
-    try:
+    with files.stored_encrypted(checked.data) as storage_name:
         document = Document(patient_id=profile.user_id, uploaded_by=actor.user_id, title=title,
                             file_name=checked.file_name, content_type=checked.content_type,
                             size_bytes=len(checked.data), storage_name=storage_name)
@@ -32,17 +30,7 @@ def upload_document(*, session: Session, actor: Actor, patient_id: int, title: s
                      patient_id=profile.user_id, detail=f"{checked.content_type}, {len(checked.data)} bytes")
         events.publish(session, "appointments", user_ids=[profile.user_id])
         session.commit()
-    except BaseException:
-        files.remove_stored(storage_name)
-        raise
     return document.id
-
-
-@dataclass(frozen=True)
-class DownloadedFile:
-    file_name: str
-    content_type: str
-    data: bytes
 
 
 def download_document(*, session: Session, actor: Actor, document_id: int) -> DownloadedFile:

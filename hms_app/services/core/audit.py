@@ -15,12 +15,11 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from hms_app import settings
 from hms_app.db.engine import begin_write
 from hms_app.db.enums import AuditOutcome, Permission
 from hms_app.db.models import AuditEvent, PatientProfile
@@ -28,7 +27,9 @@ from hms_app.db.types import utcnow
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import PermissionDenied, ValidationError
 from hms_app.services.core.ids import parse_id
+from hms_app.services.core.localtime import format_local, local_midnight
 from hms_app.services.core.paging import clamp_page
+from hms_app.services.core.spreadsheet import csv_safe
 from hms_app.services.core.text import shown, storable
 
 GENESIS_HASH = "0" * 64
@@ -201,7 +202,7 @@ def _local_day_start(text: str, label: str) -> datetime:
         day = date.fromisoformat(text)
     except ValueError:
         raise ValidationError(f"The {label} date must look like 2026-01-31.") from None
-    return datetime.combine(day, time.min, tzinfo=settings.TIMEZONE)
+    return local_midnight(day)
 
 
 def _clean_filters(filters: AuditFilter) -> AuditFilter:
@@ -250,7 +251,7 @@ def _escape_like(term: str) -> str:
 def _to_row(event: AuditEvent) -> AuditRow:
     return AuditRow(
         id=event.id or 0,
-        occurred_at=event.occurred_at.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M:%S"),
+        occurred_at=format_local(event.occurred_at, "%Y-%m-%d %H:%M:%S"),
         actor=event.actor_email or "(visitor)",
         action=event.action,
         record=f"{event.entity_type} {event.entity_id}".strip(),
@@ -314,8 +315,3 @@ def export_audit_csv(*, session: Session, actor: Actor, filters: AuditFilter) ->
 
 def _iter(session: Session, query: sa.Select) -> Iterator[AuditEvent]:
     yield from session.execute(query.execution_options(yield_per=2000)).scalars()
-
-
-def csv_safe(text: str) -> str:
-    """Defuse spreadsheet formulas in free text (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

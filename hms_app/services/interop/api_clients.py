@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app import settings
 from hms_app.db.enums import Permission, Role
 from hms_app.db.models import ApiClient, LabOrder, LabReportFile, PatientProfile, User
 from hms_app.db.types import utcnow
@@ -30,6 +29,7 @@ from hms_app.services.core.errors import (
     ValidationError,
 )
 from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.localtime import format_local
 from hms_app.services.core.text import storable
 from hms_app.services.interop import fhir
 
@@ -71,10 +71,6 @@ def _require_admin(session: Session, actor: Actor, action: str) -> None:
     require(session, actor, Permission.USERS_MANAGE, action=action)
     if actor.role != Role.ADMIN:
         audit.deny(session, actor, action, "Only administrators manage API clients.")
-
-
-def _local(instant) -> str:
-    return instant.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M") if instant else ""
 
 
 def issue_api_client(*, session: Session, actor: Actor, name: str, scope: str, patient_mrn: str = "") -> IssuedClient:
@@ -138,8 +134,8 @@ def list_api_clients(*, session: Session, actor: Actor) -> list[ApiClientRow]:
     return [
         ApiClientRow(
             id=c.id, name=c.name, scope="All patients" if c.scope == SCOPE_ALL else "One patient",
-            patient=f"{name} ({mrn})" if mrn else "", token_hint=f"{c.token_hint}…", created=_local(c.created_at),
-            last_used=_local(c.last_used_at) or "Never", status="Revoked" if c.revoked_at else "Active",
+            patient=f"{name} ({mrn})" if mrn else "", token_hint=f"{c.token_hint}…", created=format_local(c.created_at),
+            last_used=format_local(c.last_used_at) or "Never", status="Revoked" if c.revoked_at else "Active",
         )
         for c, mrn, name in rows
     ]

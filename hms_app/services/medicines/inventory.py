@@ -24,13 +24,12 @@ from sqlmodel import Session
 from hms_app.db.enums import ADJUSTMENT_KINDS, Permission, Role, StockMovementKind
 from hms_app.db.models import Medicine, StockBatch, StockMovement, User
 from hms_app.db.types import utcnow
-from hms_app.services.booking.scheduling import local_today
-from hms_app.services.care.clinical import _local
 from hms_app.services.core import audit, events
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.numbers import format_money, parse_int, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.text import storable
@@ -279,7 +278,7 @@ def stock_ledger(*, session: Session, actor: Actor, search: str = "", sort: str 
     query = query.order_by(order_by(columns, sort, descending, "when"), StockMovement.id.desc())
     total, rows = fetch_page(session, query, page=page, page_size=page_size)
     return Page([
-        MovementRow(m.id, _local(m.created_at), medicine_label(medicine), lot, KIND_LABELS[StockMovementKind(m.kind)],
+        MovementRow(m.id, format_local(m.created_at), medicine_label(medicine), lot, KIND_LABELS[StockMovementKind(m.kind)],
                     m.quantity, f"+{m.quantity}" if m.quantity > 0 else f"−{-m.quantity}", m.note, by or "system")
         for m, medicine, lot, by in rows
     ], total, page, page_size)

@@ -31,13 +31,12 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.accounting import billing
-from hms_app.services.booking.scheduling import local_today
-from hms_app.services.care.clinical import _local
 from hms_app.services.core import audit, events
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from hms_app.services.core.ids import parse_id
+from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.numbers import format_money
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.text import storable
@@ -164,7 +163,7 @@ def prescription_queue(*, session: Session, actor: Actor, show: str = "", search
 
 def _queue_row(p: Prescription, name: str, mrn: str | None, prescriber: str, items: list[QueueItem]) -> QueueRow:
     return QueueRow(
-        id=p.id, issued=_local(p.created_at), patient=name, mrn=mrn or "", prescriber=prescriber,
+        id=p.id, issued=format_local(p.created_at), patient=name, mrn=mrn or "", prescriber=prescriber,
         status=status_label(p.status), status_value=str(p.status), status_reason=p.status_reason, items=items,
         items_text="\n".join(f"{i.medicine} — {i.directions} · {i.dispensed} of {i.quantity} dispensed"
                              if i.dispensed else f"{i.medicine} — {i.directions} · quantity {i.quantity}"
@@ -491,7 +490,7 @@ def my_prescriptions(*, session: Session, actor: Actor, page: int = 1, page_size
         .where(Dispensation.prescription_id.in_(ids)).group_by(Dispensation.prescription_id)).all())
     return Page([
         PatientPrescription(
-            p.id, _local(p.created_at), doctor, status_label(p.status), str(p.status), p.status_reason,
+            p.id, format_local(p.created_at), doctor, status_label(p.status), str(p.status), p.status_reason,
             "\n".join(f"{i.medicine} — {i.directions} · {i.dispensed} of {i.quantity} dispensed"
                       for i in items.get(p.id, [])),
             format_money(int(charges.get(p.id) or 0)))

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app import settings
 from hms_app.db.enums import Permission
 from hms_app.db.models import Notification
 from hms_app.db.types import utcnow
@@ -16,6 +15,7 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import NotFound
 from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.localtime import format_local
 from hms_app.services.core.paging import Page, clamp_page, fetch_page
 
 
@@ -58,7 +58,7 @@ def list_notifications(*, session: Session, actor: Actor, page: int = 1, page_si
         [
             NotificationRow(
                 n.id, n.title, n.body, n.link,
-                n.created_at.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M"), n.read_at is not None,
+                format_local(n.created_at), n.read_at is not None,
             )
             for (n,) in rows
         ],
