@@ -47,11 +47,10 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.core import audit, counters, events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.files import DownloadedFile
-from hms_app.services.core.ids import parse_id
 from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.numbers import format_money, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
@@ -309,15 +308,9 @@ def _invoice_for(session: Session, actor: Actor, invoice_id: object, action: str
         require(session, actor, Permission.BILLING_PAY_OWN, action=action)
     else:
         require(session, actor, Permission.BILLING_MANAGE, action=action)
-    key = parse_id(invoice_id)
-    query = sa.select(Invoice).where(Invoice.id == key)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    invoice = None if key is None else session.execute(query).scalar_one_or_none()
-    if invoice is None or (actor.role == Role.PATIENT and invoice.patient_id != actor.user_id):
-        audit.deny(session, actor, action, "That invoice does not exist.", error=NotFound,
-                   entity_type="invoice", entity_id=str(invoice_id)[:64])
-    return invoice
+    return access_by_id(session, actor, Invoice, invoice_id, action=action, lock=lock,
+                        missing="That invoice does not exist.", entity_type="invoice",
+                        allowed=lambda i: actor.role != Role.PATIENT or i.patient_id == actor.user_id)
 
 
 def invoice_detail(*, session: Session, actor: Actor, invoice_id: int) -> InvoiceDetail:

@@ -11,10 +11,9 @@ from hms_app.db.enums import Permission
 from hms_app.db.models import Department, DoctorProfile, User
 from hms_app.services.administration import auth
 from hms_app.services.core import audit
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound
-from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.errors import Conflict
 
 _PG_NAME_LOCK = 7_310_422  # advisory lock key that serialises department name checks on PostgreSQL
 
@@ -80,11 +79,8 @@ def create_department(*, session: Session, actor: Actor, name: str) -> int:
 
 
 def _get(session: Session, actor: Actor, department_id: object, action: str) -> Department:
-    department = get_by_id(session, Department, department_id)
-    if department is None:
-        audit.deny(session, actor, action, "That department does not exist.", error=NotFound,
-                   entity_type="department", entity_id=str(department_id)[:64])
-    return department
+    return access_by_id(session, actor, Department, department_id, action=action,
+                        missing="That department does not exist.", entity_type="department")
 
 
 def rename_department(*, session: Session, actor: Actor, department_id: int, name: str) -> None:

@@ -34,10 +34,9 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.core import audit
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
-from hms_app.services.core.ids import get_by_id
 
 STEP_SECONDS = 30
 CHALLENGE_SECONDS = 5 * 60
@@ -108,10 +107,8 @@ def reset_second_factor(*, session: Session, actor: Actor, user_id: int) -> None
     If their role requires a second factor they enrol again at their next login.
     """
     require(session, actor, Permission.USERS_MANAGE, action="user.reset_second_factor")
-    user = get_by_id(session, User, user_id)
-    if user is None:
-        audit.deny(session, actor, "user.reset_second_factor", "That account does not exist.", error=NotFound,
-                   entity_type="user", entity_id=str(user_id)[:64])
+    user = access_by_id(session, actor, User, user_id, action="user.reset_second_factor",
+                        missing="That account does not exist.", entity_type="user")
     factor = session.get(SecondFactor, user.id)
     if factor is None:
         raise Conflict("That account has no second factor to reset.")

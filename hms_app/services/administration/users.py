@@ -12,9 +12,9 @@ from hms_app.db.enums import ROLE_LABELS, STAFF_UNITS, Permission, Role
 from hms_app.db.models import Department, DoctorProfile, PatientProfile, SecondFactor, User
 from hms_app.services.administration import auth
 from hms_app.services.core import audit, passwords
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id
 from hms_app.services.core.localtime import format_local
 from hms_app.services.core.numbers import format_money, parse_int, parse_money
@@ -154,11 +154,8 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
 
 
 def _get_user_for_admin(session: Session, actor: Actor, user_id: object, action: str) -> User:
-    user = get_by_id(session, User, user_id)
-    if user is None:
-        audit.deny(session, actor, action, "That account does not exist.", error=NotFound,
-                   entity_type="user", entity_id=str(user_id)[:64])
-    return user
+    return access_by_id(session, actor, User, user_id, action=action, missing="That account does not exist.",
+                        entity_type="user")
 
 
 def deactivate_user(*, session: Session, actor: Actor, user_id: int) -> None:

@@ -46,9 +46,9 @@ from hms_app.services.booking.scheduling import (
     parse_instant,
 )
 from hms_app.services.core import audit, events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id, parse_id
 from hms_app.services.core.localtime import (
     DAY_AND_TIME,
@@ -264,12 +264,9 @@ def _publish(session: Session, appointment: Appointment) -> None:
 
 def _appointment_for(session: Session, actor: Actor, appointment_id: object, action: str) -> Appointment:
     """The appointment if it is the actor's (as patient or as doctor); else "not found"."""
-    key = parse_id(appointment_id)
-    appointment = session.get(Appointment, key, with_for_update=True) if key else None
-    if appointment is None or actor.user_id not in (appointment.patient_id, appointment.doctor_id):
-        audit.deny(session, actor, action, "That appointment does not exist.", error=NotFound,
-                   entity_type="appointment", entity_id=str(appointment_id)[:64])
-    return appointment
+    return access_by_id(session, actor, Appointment, appointment_id, action=action, lock=True,
+                        missing="That appointment does not exist.", entity_type="appointment",
+                        allowed=lambda a: actor.user_id in (a.patient_id, a.doctor_id))
 
 
 def _label(status: str) -> str:
@@ -514,10 +511,9 @@ def join_waitlist(
 
 def leave_waitlist(*, session: Session, actor: Actor, entry_id: int) -> None:
     require(session, actor, Permission.APPOINTMENTS_BOOK, action="waitlist.leave")
-    entry = get_by_id(session, WaitlistEntry, entry_id)
-    if entry is None or entry.patient_id != actor.user_id:
-        audit.deny(session, actor, "waitlist.leave", "That waitlist entry does not exist.", error=NotFound,
-                   entity_type="waitlist_entry", entity_id=str(entry_id)[:64])
+    entry = access_by_id(session, actor, WaitlistEntry, entry_id, action="waitlist.leave",
+                         missing="That waitlist entry does not exist.", entity_type="waitlist_entry",
+                         allowed=lambda e: e.patient_id == actor.user_id)
     if entry.status not in (WaitlistStatus.WAITING, WaitlistStatus.OFFERED):
         raise Conflict("You are no longer on that waitlist.")
     entry.status = WaitlistStatus.CANCELLED

@@ -27,10 +27,10 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.core import audit, events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, ValidationError
-from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.errors import Conflict, ValidationError
+from hms_app.services.core.ids import parse_id
 from hms_app.services.core.localtime import (
     DAY_AND_TIME,
     day_span_utc,
@@ -218,11 +218,8 @@ def _doctor_for_schedule(session: Session, actor: Actor, doctor_id: object, acti
         require(session, actor, Permission.APPOINTMENTS_MANAGE, action=action)
     else:
         require(session, actor, Permission.SCHEDULES_MANAGE, action=action)
-    doctor = session.get(User, doctor_id)
-    if doctor is None or doctor.role != Role.DOCTOR:
-        audit.deny(session, actor, action, "That doctor does not exist.", error=NotFound,
-                   entity_type="user", entity_id=doctor_id)
-    return doctor
+    return access_by_id(session, actor, User, doctor_id, action=action, missing="That doctor does not exist.",
+                        entity_type="user", allowed=lambda user: user.role == Role.DOCTOR)
 
 
 def get_schedule(*, session: Session, actor: Actor, doctor_id: int) -> Schedule:
@@ -280,10 +277,8 @@ def _remove_schedule_entry(session: Session, actor: Actor, doctor_id: object, mo
                            | type[DoctorLeave], entry_id: object, action: str, missing: str) -> None:
     """Delete one of a doctor's hour blocks or leave entries; another doctor's answers "not found"."""
     doctor = _doctor_for_schedule(session, actor, doctor_id, action)
-    entry = get_by_id(session, model, entry_id)
-    if entry is None or entry.doctor_id != doctor.id:
-        audit.deny(session, actor, action, missing, error=NotFound, entity_type=model.__tablename__,
-                   entity_id=str(entry_id)[:64])
+    entry = access_by_id(session, actor, model, entry_id, action=action, missing=missing,
+                         entity_type=model.__tablename__, allowed=lambda e: e.doctor_id == doctor.id)
     session.delete(entry)
     audit.record(session, actor, action, entity_type=model.__tablename__, entity_id=entry.id,
                  detail=f"doctor {doctor.id}")

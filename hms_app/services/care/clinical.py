@@ -39,10 +39,9 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.core import audit, events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.errors import Conflict, PermissionDenied, ValidationError
 from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.text import storable
@@ -62,8 +61,9 @@ class BreakGlassRequired(PermissionDenied):
 # --- access --------------------------------------------------------------------------------
 
 
-def _patient(session: Session, patient_id: object) -> PatientProfile | None:
-    return get_by_id(session, PatientProfile, patient_id)
+def _patient(session: Session, actor: Actor, patient_id: object, action: str) -> PatientProfile:
+    return access_by_id(session, actor, PatientProfile, patient_id, action=action,
+                        missing="That patient does not exist.", entity_type="patient")
 
 
 def has_care_relationship(session: Session, doctor_id: int, patient_id: int) -> bool:
@@ -82,10 +82,7 @@ def _break_glass_open(session: Session, doctor_id: int, patient_id: int) -> bool
 def chart_patient(session: Session, actor: Actor, patient_id: object, action: str, *, write: bool = False) -> PatientProfile:
     """The patient whose chart the doctor may open now; refusals are audited."""
     require(session, actor, Permission.CLINICAL_WRITE if write else Permission.CLINICAL_READ, action=action)
-    profile = _patient(session, patient_id)
-    if profile is None:
-        audit.deny(session, actor, action, "That patient does not exist.", error=NotFound,
-                   entity_type="patient", entity_id=str(patient_id)[:64])
+    profile = _patient(session, actor, patient_id, action)
     if not (has_care_relationship(session, actor.user_id, profile.user_id)
             or _break_glass_open(session, actor.user_id, profile.user_id)):
         audit.deny(session, actor, action,
@@ -99,10 +96,7 @@ def chart_patient(session: Session, actor: Actor, patient_id: object, action: st
 def break_glass(*, session: Session, actor: Actor, patient_id: int, reason: str) -> None:
     """Open a chart outside the doctor's patients for four hours, with a reason for review."""
     require(session, actor, Permission.CLINICAL_READ, action="chart.break_glass")
-    profile = _patient(session, patient_id)
-    if profile is None:
-        audit.deny(session, actor, "chart.break_glass", "That patient does not exist.", error=NotFound,
-                   entity_type="patient", entity_id=str(patient_id)[:64])
+    profile = _patient(session, actor, patient_id, "chart.break_glass")
     reason = storable(" ".join(str(reason or "").split()), "reason")
     if len(reason) < 10:
         raise ValidationError("Say why you need this chart (at least 10 characters); the reason is reviewed.")
@@ -401,10 +395,8 @@ def _resolve_entry(session: Session, actor: Actor, model: type[Allergy] | type[P
     """Mark an allergy or a problem-list entry resolved, after the same checks as adding one."""
     action = f"{kind}.resolve"
     require(session, actor, Permission.CLINICAL_WRITE, action=action)
-    entry = get_by_id(session, model, entry_id)
-    if entry is None:
-        audit.deny(session, actor, action, f"That {kind} does not exist.", error=NotFound,
-                   entity_type=kind, entity_id=str(entry_id)[:64])
+    entry = access_by_id(session, actor, model, entry_id, action=action, missing=f"That {kind} does not exist.",
+                         entity_type=kind)
     chart_patient(session, actor, entry.patient_id, action, write=True)
     if entry.status == ClinicalStatus.RESOLVED:
         raise Conflict(already)
@@ -513,14 +505,12 @@ class EncounterView:
     spo2: str
 
 
-def _encounter_for_doctor(session: Session, actor: Actor, encounter_id: object, action: str) -> Encounter:
+def encounter_for_doctor(session: Session, actor: Actor, encounter_id: object, action: str) -> Encounter:
+    """One of the doctor's own encounters, to write in; another's answers "not found" (audited)."""
     require(session, actor, Permission.CLINICAL_WRITE, action=action)
-    encounter = get_by_id(session, Encounter, encounter_id)
-    if encounter is None or encounter.doctor_id != actor.user_id:
-        audit.deny(session, actor, action, "That encounter does not exist.", error=NotFound,
-                   entity_type="encounter", entity_id=str(encounter_id)[:64],
-                   patient_id=encounter.patient_id if encounter else None)
-    return encounter
+    return access_by_id(session, actor, Encounter, encounter_id, action=action,
+                        missing="That encounter does not exist.", entity_type="encounter",
+                        allowed=lambda e: e.doctor_id == actor.user_id, patient_of=lambda e: e.patient_id)
 
 
 def _show(value: float | int | None) -> str:
@@ -546,10 +536,9 @@ def _view(session: Session, encounter: Encounter) -> EncounterView:
 def open_encounter(*, session: Session, actor: Actor, appointment_id: int) -> EncounterView:
     """The encounter of one of the doctor's confirmed (or completed) appointments; created on first open."""
     require(session, actor, Permission.CLINICAL_WRITE, action="encounter.open")
-    appointment = get_by_id(session, Appointment, appointment_id)
-    if appointment is None or appointment.doctor_id != actor.user_id:
-        audit.deny(session, actor, "encounter.open", "That appointment does not exist.", error=NotFound,
-                   entity_type="appointment", entity_id=str(appointment_id)[:64])
+    appointment = access_by_id(session, actor, Appointment, appointment_id, action="encounter.open",
+                               missing="That appointment does not exist.", entity_type="appointment",
+                               allowed=lambda a: a.doctor_id == actor.user_id)
     encounter = session.execute(sa.select(Encounter).where(Encounter.appointment_id == appointment.id)).scalar_one_or_none()
     if encounter is None:
         if appointment.status != AppointmentStatus.CONFIRMED:
@@ -591,7 +580,7 @@ def _note(value: object, label: str) -> str:
 
 def save_encounter(*, session: Session, actor: Actor, encounter_id: int, form: EncounterForm) -> EncounterView:
     """Save notes, diagnosis and vitals of an open encounter (all checked before anything is written)."""
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "encounter.save")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "encounter.save")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is completed and can no longer be changed.")
     values = {
@@ -614,7 +603,7 @@ def complete_encounter(*, session: Session, actor: Actor, encounter_id: int) -> 
     """Close the encounter and complete its appointment (which must have started)."""
     from hms_app.services.booking.appointments import complete_appointment
 
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "encounter.complete")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "encounter.complete")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is already completed.")
     if not (encounter.diagnosis or encounter.assessment):

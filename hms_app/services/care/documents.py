@@ -8,11 +8,9 @@ from hms_app.db.enums import Permission, Role
 from hms_app.db.models import Document
 from hms_app.services.care.clinical import _text, chart_patient
 from hms_app.services.core import audit, events, files
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import NotFound
 from hms_app.services.core.files import DownloadedFile
-from hms_app.services.core.ids import get_by_id
 
 
 def upload_document(*, session: Session, actor: Actor, patient_id: int, title: str, file_name: str, data: bytes) -> int:
@@ -35,17 +33,16 @@ def upload_document(*, session: Session, actor: Actor, patient_id: int, title: s
 
 def download_document(*, session: Session, actor: Actor, document_id: int) -> DownloadedFile:
     """The file, for the patient it belongs to or a doctor who may open that chart; audited."""
-    document = get_by_id(session, Document, document_id)
+    action = "document.download"
     if actor.role == Role.PATIENT:
-        require(session, actor, Permission.APPOINTMENTS_BOOK, action="document.download")
-        if document is None or document.patient_id != actor.user_id:
-            audit.deny(session, actor, "document.download", "That document does not exist.", error=NotFound,
-                       entity_type="document", entity_id=str(document_id)[:64])
+        require(session, actor, Permission.APPOINTMENTS_BOOK, action=action)
+        document = access_by_id(session, actor, Document, document_id, action=action,
+                                missing="That document does not exist.", entity_type="document",
+                                allowed=lambda d: d.patient_id == actor.user_id)
     else:
-        if document is None:
-            audit.deny(session, actor, "document.download", "That document does not exist.", error=NotFound,
-                       entity_type="document", entity_id=str(document_id)[:64])
-        chart_patient(session, actor, document.patient_id, "document.download")
+        document = access_by_id(session, actor, Document, document_id, action=action,
+                                missing="That document does not exist.", entity_type="document")
+        chart_patient(session, actor, document.patient_id, action)
     data = files.read_decrypted(document.storage_name)
     audit.record(session, actor, "document.download", entity_type="document", entity_id=document.id,
                  patient_id=document.patient_id)

@@ -26,7 +26,7 @@ from hms_app.db.enums import (
 )
 from hms_app.db.models import Allergy, LabOrder, LabTest, Medicine, Prescription, PrescriptionItem
 from hms_app.db.types import utcnow
-from hms_app.services.care.clinical import _encounter_for_doctor
+from hms_app.services.care.clinical import encounter_for_doctor
 from hms_app.services.core import audit, events
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
@@ -191,7 +191,7 @@ def _check_items(session: Session, patient_id: int, forms: list[ItemForm]) -> li
 
 def check_prescription(*, session: Session, actor: Actor, encounter_id: int, items: list[ItemForm]) -> list[str]:
     """The safety warnings the items would raise, without writing anything."""
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "prescription.check")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "prescription.check")
     return [w for item in _check_items(session, encounter.patient_id, items) for w in item.warnings]
 
 
@@ -201,7 +201,7 @@ def prescribe(*, session: Session, actor: Actor, encounter_id: int, items: list[
     Raises:
         SafetyWarning: when a check warns and no override reason is given.
     """
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "prescription.sign")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "prescription.sign")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is completed; start from a new appointment to prescribe.")
     checked = _check_items(session, encounter.patient_id, items)
@@ -250,7 +250,7 @@ def lab_catalog(*, session: Session, actor: Actor) -> list[LabTestOption]:
 def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_ids: list[object], priority: str,
                     note: str = "") -> list[int]:
     """Order one or more tests for the encounter's patient; they reach the lab's worklist at once."""
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "lab_order.create")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "lab_order.create")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is completed; order tests from a new appointment.")
     if not isinstance(priority, str) or priority not in {p.value for p in LabPriority}:
@@ -293,7 +293,7 @@ class OrderedItem:
 
 def encounter_orders(*, session: Session, actor: Actor, encounter_id: int) -> list[OrderedItem]:
     """What the encounter prescribed and ordered, for the encounter page."""
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "encounter.orders")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "encounter.orders")
     rows: list[OrderedItem] = []
     for item, medicine, status in session.execute(
         sa.select(PrescriptionItem, Medicine, Prescription.status)

@@ -19,7 +19,7 @@ from hms_app.db.enums import Permission, Role
 from hms_app.db.models import ApiClient, LabOrder, LabReportFile, PatientProfile, User
 from hms_app.db.types import utcnow
 from hms_app.services.core import audit, files
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import (
     Conflict,
@@ -105,10 +105,8 @@ def issue_api_client(*, session: Session, actor: Actor, name: str, scope: str, p
 def revoke_api_client(*, session: Session, actor: Actor, client_id: int) -> None:
     """Revoke a client: its token stops working at once."""
     _require_admin(session, actor, "api_client.revoke")
-    client = get_by_id(session, ApiClient, client_id)
-    if client is None:
-        audit.deny(session, actor, "api_client.revoke", "That API client does not exist.", error=NotFound,
-                   entity_type="api_client", entity_id=str(client_id)[:64])
+    client = access_by_id(session, actor, ApiClient, client_id, action="api_client.revoke",
+                          missing="That API client does not exist.", entity_type="api_client")
     # One UPDATE that reports what it changed: of two concurrent revocations only one is audited.
     changed = session.execute(
         sa.update(ApiClient).where(ApiClient.id == client.id, ApiClient.revoked_at.is_(None))

@@ -35,11 +35,11 @@ from hms_app.db.types import utcnow
 from hms_app.services.accounting import billing
 from hms_app.services.care.clinical import age_in_years, chart_patient
 from hms_app.services.core import audit, events, files
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from hms_app.services.core.files import DownloadedFile
-from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.ids import parse_id
 from hms_app.services.core.localtime import format_local, local_date
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.pdf import closing_note, field, letterhead
@@ -311,11 +311,8 @@ def refusal_message(move: str, status: str) -> str:
 
 def _order_for_lab(session: Session, actor: Actor, order_id: object, action: str) -> LabOrder:
     require(session, actor, Permission.LAB_WORK, action=action)
-    order = get_by_id(session, LabOrder, order_id)
-    if order is None:
-        audit.deny(session, actor, action, "That lab order does not exist.", error=NotFound,
-                   entity_type="lab_order", entity_id=str(order_id)[:64])
-    return order
+    return access_by_id(session, actor, LabOrder, order_id, action=action, missing="That lab order does not exist.",
+                        entity_type="lab_order")
 
 
 def _move(session: Session, order: LabOrder, move: str, **values: object) -> None:
@@ -464,11 +461,10 @@ def acknowledge_critical(*, session: Session, actor: Actor, result_id: int) -> N
     """The ordering doctor confirms they have seen a critical result (audited)."""
     action = "lab_result.acknowledge"
     require(session, actor, Permission.CLINICAL_READ, action=action)
-    result = get_by_id(session, LabResult, result_id)
-    order = session.get(LabOrder, result.order_id) if result else None
-    if order is None or order.doctor_id != actor.user_id:
-        audit.deny(session, actor, action, "That result does not exist.", error=NotFound,
-                   entity_type="lab_result", entity_id=str(result_id)[:64])
+    result = access_by_id(session, actor, LabResult, result_id, action=action, missing="That result does not exist.",
+                          entity_type="lab_result",
+                          allowed=lambda r: session.get(LabOrder, r.order_id).doctor_id == actor.user_id)
+    order = session.get(LabOrder, result.order_id)
     if result.flag not in CRITICAL_FLAGS:
         raise Conflict("Only a critical result needs acknowledging.")
     if result.critical_acknowledged_at is not None:
@@ -653,17 +649,15 @@ def _order_for_reader(session: Session, actor: Actor, order_id: object, action: 
     """A lab order whose results the actor may read: the patient's own once completed, the
     ordering doctor's, or one of a patient whose chart the doctor may open. Refusals are
     audited; for a patient another's order answers exactly like a missing one."""
-    order = get_by_id(session, LabOrder, order_id)
     if actor.role == Role.PATIENT:
         require(session, actor, Permission.APPOINTMENTS_BOOK, action=action)
-        if order is None or order.patient_id != actor.user_id or str(order.status) != LabOrderStatus.COMPLETED:
-            audit.deny(session, actor, action, "That result does not exist.", error=NotFound,
-                       entity_type="lab_order", entity_id=str(order_id)[:64])
-        return order
+        return access_by_id(session, actor, LabOrder, order_id, action=action, missing="That result does not exist.",
+                            entity_type="lab_order",
+                            allowed=lambda o: o.patient_id == actor.user_id
+                            and str(o.status) == LabOrderStatus.COMPLETED)
     require(session, actor, Permission.CLINICAL_READ, action=action)
-    if order is None:
-        audit.deny(session, actor, action, "That result does not exist.", error=NotFound,
-                   entity_type="lab_order", entity_id=str(order_id)[:64])
+    order = access_by_id(session, actor, LabOrder, order_id, action=action, missing="That result does not exist.",
+                         entity_type="lab_order")
     if order.doctor_id != actor.user_id:
         chart_patient(session, actor, order.patient_id, action)
     return order

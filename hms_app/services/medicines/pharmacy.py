@@ -32,9 +32,9 @@ from hms_app.db.models import (
 from hms_app.db.types import utcnow
 from hms_app.services.accounting import billing
 from hms_app.services.core import audit, events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import parse_id
 from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.numbers import format_money
@@ -218,14 +218,8 @@ def _prescription_for(session: Session, actor: Actor, prescription_id: object, m
     """The prescription, locked for the rest of the transaction, if ``move`` may start from its status."""
     action = f"prescription.{move}"
     require(session, actor, Permission.PHARMACY_DISPENSE, action=action)
-    key = parse_id(prescription_id)
-    prescription = None if key is None else session.execute(
-        sa.select(Prescription).where(Prescription.id == key).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if prescription is None:
-        audit.deny(session, actor, action, "That prescription does not exist.", error=NotFound,
-                   entity_type="prescription", entity_id=str(prescription_id)[:64])
+    prescription = access_by_id(session, actor, Prescription, prescription_id, action=action, lock=True,
+                                missing="That prescription does not exist.", entity_type="prescription")
     if str(prescription.status) not in _MOVES[move]:
         raise Conflict(refusal_message(move, prescription.status))
     return prescription
@@ -306,11 +300,8 @@ class DispenseView:
 def dispense_view(*, session: Session, actor: Actor, prescription_id: int) -> DispenseView:
     """The prescription's items with what is still owed and what stock can cover it."""
     require(session, actor, Permission.PHARMACY_DISPENSE, action="prescription.view")
-    key = parse_id(prescription_id)
-    prescription = None if key is None else session.get(Prescription, key)
-    if prescription is None:
-        audit.deny(session, actor, "prescription.view", "That prescription does not exist.", error=NotFound,
-                   entity_type="prescription", entity_id=str(prescription_id)[:64])
+    prescription = access_by_id(session, actor, Prescription, prescription_id, action="prescription.view",
+                                missing="That prescription does not exist.", entity_type="prescription")
     patient = session.get(User, prescription.patient_id)
     profile = session.get(PatientProfile, prescription.patient_id)
     doctor = session.get(User, prescription.doctor_id)
