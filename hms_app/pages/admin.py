@@ -9,13 +9,13 @@ from hms_app.components.forms import field, form_error, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, search_box
 from hms_app.db.enums import ROLE_LABELS, Role
+from hms_app.services.administration.audit_trail import AuditRow
 from hms_app.services.administration.dashboards import RoleCount
 from hms_app.services.administration.departments import DepartmentRow
 from hms_app.services.administration.permissions import PermissionCell, PermissionRow
 from hms_app.services.administration.second_factor import RequirementRow
 from hms_app.services.administration.users import STAFF_ROLES, UserRow
 from hms_app.services.care.clinical import BreakGlassRow
-from hms_app.services.core.audit import AuditRow
 from hms_app.state.admin import (
     AdminDashboardState,
     AdminUsersState,

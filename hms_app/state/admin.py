@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from hms_app.services.administration import audit_trail as audit
 from hms_app.services.administration import (
     dashboards,
     departments,
@@ -11,6 +12,7 @@ from hms_app.services.administration import (
     second_factor,
     users,
 )
+from hms_app.services.administration.audit_trail import AuditFilter, AuditRow
 from hms_app.services.administration.dashboards import AdminFigures
 from hms_app.services.administration.departments import DepartmentRow
 from hms_app.services.administration.permissions import PermissionRow
@@ -18,8 +20,6 @@ from hms_app.services.administration.second_factor import RequirementRow
 from hms_app.services.administration.users import UserRow
 from hms_app.services.care import clinical
 from hms_app.services.care.clinical import BreakGlassRow
-from hms_app.services.core import audit
-from hms_app.services.core.audit import AuditFilter, AuditRow
 from hms_app.services.core.errors import HMSError
 from hms_app.services.messaging import mail
 from hms_app.services.messaging.mail import MailStatus

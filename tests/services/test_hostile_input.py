@@ -96,6 +96,7 @@ from hms_app.db.models import (
 )
 from hms_app.operations import demo
 from hms_app.services.accounting import billing
+from hms_app.services.administration.audit_trail import AuditFilter
 from hms_app.services.administration.auth import Registration
 from hms_app.services.administration.users import StaffForm
 from hms_app.services.booking import appointments, scheduling
@@ -105,7 +106,6 @@ from hms_app.services.care.clinical import VITAL_RANGES, EncounterForm
 from hms_app.services.care.prescribing import FREQUENCIES, ROUTES, ItemForm
 from hms_app.services.core import audit
 from hms_app.services.core.actor import Actor, Anonymous
-from hms_app.services.core.audit import AuditFilter
 from hms_app.services.core.errors import HMSError
 from hms_app.services.laboratory import lab
 from hms_app.services.medicines import pharmacy
@@ -150,9 +150,9 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "appointments.patient_appointments": (Role.PATIENT,),
     "appointments.pending_requests": (Role.DOCTOR,),
     "appointments.reschedule_appointment": (Role.PATIENT, Role.DOCTOR),
-    "audit.export_audit_csv": (Role.ADMIN,),
-    "audit.search_audit": (Role.ADMIN,),
-    "audit.verify_audit_chain": (Role.ADMIN,),
+    "audit_trail.export_audit_csv": (Role.ADMIN,),
+    "audit_trail.search_audit": (Role.ADMIN,),
+    "audit_trail.verify_audit_chain": (Role.ADMIN,),
     "auth.change_password": ANY_ROLE,
     "auth.complete_login": VISITOR,
     "auth.confirm_enrolment": VISITOR,

@@ -55,7 +55,7 @@ from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.numbers import format_money, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.pdf import closing_note, field, letterhead, pdf_text
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.messaging import mail, notifications
 
 BILLING_TOPIC = "billing"
@@ -373,7 +373,7 @@ def issue_invoice(*, session: Session, actor: Actor, invoice_id: int) -> str:
 
 
 def _reason(text: object, what: str) -> str:
-    reason = storable(" ".join(str(text or "").split()), "reason")
+    reason = one_line(text, "reason")
     if len(reason) < 5:
         raise ValidationError(f"Give the reason for the {what} (at least 5 characters).")
     if len(reason) > 300:
@@ -468,7 +468,7 @@ def record_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     balance = invoice.total_cents - invoice.paid_cents
     if cents > balance:
         raise ValidationError(f"That is more than the balance of {format_money(balance)}; record at most the balance.")
-    reference = storable(" ".join(str(reference or "").split()), "reference")
+    reference = one_line(reference, "reference")
     if len(reference) > 80:
         raise ValidationError("Keep the reference under 80 characters.")
     _pay(session, actor, invoice, cents, PaymentMethod(method), reference)
@@ -634,7 +634,7 @@ def move_claim(*, session: Session, actor: Actor, invoice_id: int, to_status: st
                        f"it cannot be marked {target.value} now.")
     if str(invoice.status) not in OPEN_STATUSES and target != ClaimStatus.REJECTED:
         _refuse(invoice, "claimed")
-    note = storable(" ".join(str(note or "").split()), "note")
+    note = one_line(note, "note")
     if target == ClaimStatus.SUBMITTED and invoice.insurer_share_cents <= 0:
         raise ValidationError("Set the insurer's share before submitting the claim.")
     if target == ClaimStatus.REJECTED:

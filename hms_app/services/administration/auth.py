@@ -34,7 +34,7 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import Conflict, LoginFailed, SessionExpired, ValidationError
 from hms_app.services.core.localtime import local_today
-from hms_app.services.core.text import is_storable, shown, storable
+from hms_app.services.core.text import checked_line, is_storable, shown
 
 LOGIN_FAILED_MESSAGE = (
     "We could not log you in with that email and password. Check them and try again; "
@@ -392,15 +392,6 @@ class Registration:
     phone: str
 
 
-def clean_name(value: object, label: str = "name", max_length: int = 120) -> str:
-    text = storable(" ".join(str(value or "").split()), label)
-    if not text:
-        raise ValidationError(f"Enter the {label}.")
-    if len(text) > max_length:
-        raise ValidationError(f"The {label} must be at most {max_length} characters.")
-    return text
-
-
 def clean_phone(value: object, *, required: bool = True) -> str:
     text = str(value or "").strip()
     if not text and not required:
@@ -429,7 +420,7 @@ def register_patient(*, session: Session, visitor: Anonymous, form: Registration
     Returns:
         The new user's id.
     """
-    full_name = clean_name(form.full_name, "full name")
+    full_name = checked_line(form.full_name, "full name", limit=120)
     email = normalize_email(form.email)
     born = parse_birth_date(form.birth_date)
     phone = clean_phone(form.phone)

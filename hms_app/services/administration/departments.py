@@ -9,11 +9,11 @@ from sqlmodel import Session
 
 from hms_app.db.enums import Permission
 from hms_app.db.models import Department, DoctorProfile, User
-from hms_app.services.administration import auth
 from hms_app.services.core import audit
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict
+from hms_app.services.core.text import checked_line
 
 _PG_NAME_LOCK = 7_310_422  # advisory lock key that serialises department name checks on PostgreSQL
 
@@ -47,7 +47,7 @@ def list_departments(*, session: Session, actor: Actor, include_inactive: bool =
 
 
 def _clean(name: object) -> str:
-    return auth.clean_name(name, "department name", max_length=80)
+    return checked_line(name, "department name", limit=80)
 
 
 def _ensure_unique(session: Session, name: str, except_id: int | None = None) -> None:

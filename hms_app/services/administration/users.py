@@ -19,7 +19,7 @@ from hms_app.services.core.ids import get_by_id
 from hms_app.services.core.localtime import format_local
 from hms_app.services.core.numbers import format_money, parse_int, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import checked_line, escape_like, storable
 
 STAFF_ROLES = (Role.ADMIN, Role.ACCOUNTS, Role.DOCTOR, Role.LAB, Role.PHARMACY)
 
@@ -69,7 +69,7 @@ def list_users(
     )
     term = storable(str(search or "").strip()[:100], "search")
     if term:
-        like = f"%{audit._escape_like(term.lower())}%"
+        like = f"%{escape_like(term.lower())}%"
         query = query.where(
             sa.or_(sa.func.lower(User.full_name).like(like, escape="\\"), User.email.like(like, escape="\\"))
         )
@@ -117,7 +117,7 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
     if not isinstance(form.role, str) or form.role not in {r.value for r in STAFF_ROLES}:
         raise ValidationError("Choose a staff role: administrator, accounts, doctor, lab or pharmacy.")
     role = Role(form.role)
-    full_name = auth.clean_name(form.full_name, "full name")
+    full_name = checked_line(form.full_name, "full name", limit=120)
     email = auth.normalize_email(form.email)
     passwords.check_password_policy(str(form.password or ""), email=email)
     doctor: DoctorProfile | None = None

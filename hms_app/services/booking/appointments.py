@@ -59,7 +59,7 @@ from hms_app.services.core.localtime import (
     to_local,
 )
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.messaging import mail, notifications
 
 SLOT_TAKEN = "That slot was just taken. Please choose another time."
@@ -203,7 +203,7 @@ def book_appointment(
         audit.deny(session, actor, "appointment.book", "Only patients book appointments for themselves.")
     department = _active_department(session, department_id)
     instant = parse_instant(starts_at)
-    reason = storable(" ".join(str(reason or "").split()), "reason")
+    reason = one_line(reason, "reason")
     if not reason:
         raise ValidationError("Say briefly why you want to see the doctor.")
     if len(reason) > 500:
@@ -274,7 +274,7 @@ def _label(status: str) -> str:
 
 
 def _clean_reason(reason: object, what: str) -> str:
-    text = storable(" ".join(str(reason or "").split()), "reason")
+    text = one_line(reason, "reason")
     if not text:
         raise ValidationError(f"Give a reason for the {what}; the patient will see it.")
     if len(text) > 500:

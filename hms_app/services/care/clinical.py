@@ -38,13 +38,14 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
+from hms_app.services.booking.appointments import complete_appointment
 from hms_app.services.core import audit, events
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, PermissionDenied, ValidationError
 from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.paging import Page, clamp_page
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import checked_line, one_line, storable
 
 BREAK_GLASS_HOURS = 4
 MAX_NOTE = 10_000
@@ -97,7 +98,7 @@ def break_glass(*, session: Session, actor: Actor, patient_id: int, reason: str)
     """Open a chart outside the doctor's patients for four hours, with a reason for review."""
     require(session, actor, Permission.CLINICAL_READ, action="chart.break_glass")
     profile = _patient(session, actor, patient_id, "chart.break_glass")
-    reason = storable(" ".join(str(reason or "").split()), "reason")
+    reason = one_line(reason, "reason")
     if len(reason) < 10:
         raise ValidationError("Say why you need this chart (at least 10 characters); the reason is reviewed.")
     if len(reason) > 500:
@@ -366,22 +367,13 @@ def my_allergies(*, session: Session, actor: Actor) -> list[AllergyRow]:
 SEVERITIES = ("mild", "moderate", "severe")
 
 
-def _text(value: object, label: str, *, required: bool = True, limit: int = 500) -> str:
-    text = storable(" ".join(str(value or "").split()), label)
-    if required and not text:
-        raise ValidationError(f"Enter the {label}.")
-    if len(text) > limit:
-        raise ValidationError(f"The {label} must be at most {limit} characters.")
-    return text
-
-
 def add_allergy(*, session: Session, actor: Actor, patient_id: int, substance: str, reaction: str = "",
                 severity: str = "moderate") -> int:
     profile = chart_patient(session, actor, patient_id, "allergy.add", write=True)
-    substance = _text(substance, "substance", limit=120)
+    substance = checked_line(substance, "substance", limit=120)
     if severity not in SEVERITIES:
         raise ValidationError("Choose mild, moderate or severe.")
-    allergy = Allergy(patient_id=profile.user_id, substance=substance, reaction=_text(reaction, "reaction", required=False),
+    allergy = Allergy(patient_id=profile.user_id, substance=substance, reaction=checked_line(reaction, "reaction", limit=500, required=False),
                       severity=severity, recorded_by=actor.user_id)
     session.add(allergy)
     session.flush()
@@ -412,7 +404,7 @@ def resolve_allergy(*, session: Session, actor: Actor, allergy_id: int) -> None:
 
 def add_problem(*, session: Session, actor: Actor, patient_id: int, description: str, icd10_code: str = "") -> int:
     profile = chart_patient(session, actor, patient_id, "problem.add", write=True)
-    description = _text(description, "problem", limit=300)
+    description = checked_line(description, "problem", limit=300)
     code = _icd10(icd10_code)
     problem = Problem(patient_id=profile.user_id, description=description, icd10_code=code, recorded_by=actor.user_id)
     session.add(problem)
@@ -586,7 +578,7 @@ def save_encounter(*, session: Session, actor: Actor, encounter_id: int, form: E
     values = {
         "subjective": _note(form.subjective, "subjective note"), "objective": _note(form.objective, "objective note"),
         "assessment": _note(form.assessment, "assessment"), "plan": _note(form.plan, "plan"),
-        "diagnosis": _text(form.diagnosis, "diagnosis", required=False, limit=300),
+        "diagnosis": checked_line(form.diagnosis, "diagnosis", limit=300, required=False),
         "icd10_code": _icd10(form.icd10_code),
         **parse_vitals(form.vitals or {}),
     }
@@ -601,8 +593,6 @@ def save_encounter(*, session: Session, actor: Actor, encounter_id: int, form: E
 
 def complete_encounter(*, session: Session, actor: Actor, encounter_id: int) -> None:
     """Close the encounter and complete its appointment (which must have started)."""
-    from hms_app.services.booking.appointments import complete_appointment
-
     encounter = encounter_for_doctor(session, actor, encounter_id, "encounter.complete")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is already completed.")

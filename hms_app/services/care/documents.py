@@ -6,17 +6,18 @@ from sqlmodel import Session
 
 from hms_app.db.enums import Permission, Role
 from hms_app.db.models import Document
-from hms_app.services.care.clinical import _text, chart_patient
+from hms_app.services.care.clinical import chart_patient
 from hms_app.services.core import audit, events, files
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.files import DownloadedFile
+from hms_app.services.core.text import checked_line
 
 
 def upload_document(*, session: Session, actor: Actor, patient_id: int, title: str, file_name: str, data: bytes) -> int:
     """A doctor adds a PDF, PNG or JPEG to a patient's record (checked, then stored encrypted)."""
     profile = chart_patient(session, actor, patient_id, "document.upload", write=True)
-    title = _text(title, "document title", limit=120)
+    title = checked_line(title, "document title", limit=120)
     checked = files.check_upload(file_name, data)
     with files.stored_encrypted(checked.data) as storage_name:
         document = Document(patient_id=profile.user_id, uploaded_by=actor.user_id, title=title,

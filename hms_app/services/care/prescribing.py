@@ -32,7 +32,7 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id, parse_id
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.reference.allergens import allergy_matches
 from hms_app.services.reference.interactions import interactions_between
 
@@ -144,7 +144,7 @@ def _check_items(session: Session, patient_id: int, forms: list[ItemForm]) -> li
         medicine = get_by_id(session, Medicine, form.medicine_id)
         if medicine is None or not medicine.is_active:
             raise ValidationError(f"Medicine {number}: choose a medicine from the formulary.")
-        dose = storable(" ".join(str(form.dose or "").split()), "dose")
+        dose = one_line(form.dose, "dose")
         if not dose or len(dose) > 60:
             raise ValidationError(f"{medicine.name}: enter the dose, like '1 tablet' or '5 ml'.")
         if not isinstance(form.route, str) or form.route not in ROUTES:
@@ -206,7 +206,7 @@ def prescribe(*, session: Session, actor: Actor, encounter_id: int, items: list[
         raise Conflict("This encounter is completed; start from a new appointment to prescribe.")
     checked = _check_items(session, encounter.patient_id, items)
     warnings = [w for item in checked for w in item.warnings]
-    reason = storable(" ".join(str(override_reason or "").split()), "override reason")
+    reason = one_line(override_reason, "override reason")
     if warnings and len(reason) < 10:
         audit.record(session, actor, "prescription.warning", entity_type="encounter", entity_id=encounter.id,
                      patient_id=encounter.patient_id, detail=f"{len(warnings)} warning(s); not signed")
@@ -266,7 +266,7 @@ def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_i
     tests = session.execute(sa.select(LabTest).where(LabTest.id.in_(ids), LabTest.is_active)).scalars().all()
     if len(tests) != len(ids):
         raise ValidationError("Choose tests from the catalog.")
-    note = storable(" ".join(str(note or "").split()), "note")
+    note = one_line(note, "note")
     if len(note) > 500:
         raise ValidationError("Keep the note for the lab under 500 characters.")
     orders = []

@@ -30,7 +30,7 @@ from hms_app.services.core.errors import (
 )
 from hms_app.services.core.ids import get_by_id, parse_id
 from hms_app.services.core.localtime import format_local
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.interop import fhir
 
 TOKEN_PREFIX = "hms_"  # noqa: S105 - the marker of a token, not a secret
@@ -76,7 +76,7 @@ def _require_admin(session: Session, actor: Actor, action: str) -> None:
 def issue_api_client(*, session: Session, actor: Actor, name: str, scope: str, patient_mrn: str = "") -> IssuedClient:
     """Issue a client that reads every record (``scope="all"``) or one patient's (by MRN)."""
     _require_admin(session, actor, "api_client.issue")
-    name = storable(" ".join(str(name or "").split()), "name")
+    name = one_line(name, "name")
     if not 3 <= len(name) <= 120:
         raise ValidationError("Name the client (3 to 120 characters), e.g. the system that will use it.")
     if scope not in SCOPES:

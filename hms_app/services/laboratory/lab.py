@@ -43,7 +43,7 @@ from hms_app.services.core.ids import parse_id
 from hms_app.services.core.localtime import format_local, local_date
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.pdf import closing_note, field, letterhead
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.messaging import mail, notifications
 from hms_app.services.reference.lab_catalog import range_for, range_from_bands
 
@@ -364,7 +364,7 @@ def cancel_order(*, session: Session, actor: Actor, order_id: int, reason: str) 
     """Cancel an open order with a reason (haemolysed sample, duplicate order...); the
     ordering doctor is notified."""
     order = _order_for_lab(session, actor, order_id, "lab_order.cancel")
-    reason = storable(" ".join(str(reason or "").split()), "reason")
+    reason = one_line(reason, "reason")
     if len(reason) < 3:
         raise ValidationError("Say why the order is cancelled (for example: sample haemolysed).")
     if len(reason) > 300:

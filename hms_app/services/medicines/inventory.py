@@ -31,7 +31,7 @@ from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.numbers import format_money, parse_int, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import one_line, storable
 
 EXPIRY_WARNING_DAYS = 90
 MAX_UNITS = 100_000
@@ -59,7 +59,7 @@ def _publish(session: Session) -> None:
 
 
 def _clean(value: object, label: str, *, low: int, high: int) -> str:
-    text = storable(" ".join(str(value or "").split()), label)
+    text = one_line(value, label)
     if len(text) < low:
         raise ValidationError(f"Enter the {label}." if low <= 1 else f"The {label} needs at least {low} characters.")
     if len(text) > high:

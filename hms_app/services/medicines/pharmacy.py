@@ -39,7 +39,7 @@ from hms_app.services.core.ids import parse_id
 from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.numbers import format_money
 from hms_app.services.core.paging import Page, clamp_page
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.medicines.inventory import (
     STOCK_TOPIC,
     is_usable,
@@ -247,7 +247,7 @@ def verify_prescription(*, session: Session, actor: Actor, prescription_id: int)
 def reject_prescription(*, session: Session, actor: Actor, prescription_id: int, reason: str) -> None:
     """Refuse to dispense, with a reason the prescriber and the patient are told."""
     prescription = _prescription_for(session, actor, prescription_id, "reject")
-    reason = storable(" ".join(str(reason or "").split()), "reason")
+    reason = one_line(reason, "reason")
     if len(reason) < 5:
         raise ValidationError("Say why the prescription is rejected (for example: dose exceeds the maximum).")
     if len(reason) > 500:
