@@ -7,7 +7,6 @@ an expiry, a revocation or a deactivation takes effect at the very next action.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import Conflict, LoginFailed, SessionExpired, ValidationError
 from hms_app.services.core.localtime import local_today
+from hms_app.services.core.passwords import hash_token
 from hms_app.services.core.text import checked_line, is_storable, shown
 
 LOGIN_FAILED_MESSAGE = (
@@ -49,10 +49,6 @@ CODE_FAILED_MESSAGE = (
 CHALLENGE_EXPIRED_MESSAGE = "Your login has timed out. Log in again with your email and password."
 _TOUCH_EVERY = timedelta(seconds=60)
 _EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def normalize_email(email: object) -> str:

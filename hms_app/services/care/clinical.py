@@ -46,6 +46,7 @@ from hms_app.services.core.errors import Conflict, PermissionDenied, ValidationE
 from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.text import checked_line, one_line, storable
+from hms_app.services.reference.icd10 import ICD10
 
 BREAK_GLASS_HOURS = 4
 MAX_NOTE = 10_000
@@ -419,8 +420,6 @@ def resolve_problem(*, session: Session, actor: Actor, problem_id: int) -> None:
 
 
 def _icd10(code: object) -> str:
-    from hms_app.services.reference.icd10 import ICD10
-
     text = str(code or "").strip().upper()
     if not text:
         return ""

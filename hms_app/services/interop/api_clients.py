@@ -8,7 +8,6 @@ record ("all") or one patient's ("patient").
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from hms_app.services.core.errors import (
 )
 from hms_app.services.core.ids import get_by_id, parse_id
 from hms_app.services.core.localtime import format_local
+from hms_app.services.core.passwords import hash_token
 from hms_app.services.core.text import one_line, storable
 from hms_app.services.interop import fhir
 
@@ -37,10 +37,6 @@ TOKEN_PREFIX = "hms_"  # noqa: S105 - the marker of a token, not a secret
 SCOPE_ALL = "all"
 SCOPE_PATIENT = "patient"
 SCOPES = (SCOPE_ALL, SCOPE_PATIENT)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 # --- issuing and revoking (admin) -----------------------------------------------------------
