@@ -49,7 +49,7 @@ def download_document(*, session: Session, actor: Actor, document_id: int) -> Do
     """The file, for the patient it belongs to or a doctor who may open that chart; audited."""
     document = get_by_id(session, Document, document_id)
     if actor.role == Role.PATIENT:
-        require(session, actor, Permission.APPOINTMENTS_BOOK, action="document.download")
+        require(session, actor, Permission.RECORD_READ_OWN, action="document.download")
         if document is None or document.patient_id != actor.user_id:
             audit.deny(session, actor, "document.download", "That document does not exist.", error=NotFound,
                        entity_type="document", entity_id=str(document_id)[:64])

@@ -599,7 +599,7 @@ def _result_view(row: sa.Row) -> ResultView:
 
 def results_for_patient(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[ResultView]:
     """The patient's own completed results, newest first."""
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="lab_result.list")
+    require(session, actor, Permission.RECORD_READ_OWN, action="lab_result.list")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "lab_result.list", "Only patients have a results page of their own.")
     page, page_size = clamp_page(page, page_size)
@@ -658,7 +658,7 @@ def _order_for_reader(session: Session, actor: Actor, order_id: object, action: 
     audited; for a patient another's order answers exactly like a missing one."""
     order = get_by_id(session, LabOrder, order_id)
     if actor.role == Role.PATIENT:
-        require(session, actor, Permission.APPOINTMENTS_BOOK, action=action)
+        require(session, actor, Permission.RECORD_READ_OWN, action=action)
         if order is None or order.patient_id != actor.user_id or str(order.status) != LabOrderStatus.COMPLETED:
             audit.deny(session, actor, action, "That result does not exist.", error=NotFound,
                        entity_type="lab_order", entity_id=str(order_id)[:64])
