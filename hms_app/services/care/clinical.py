@@ -346,7 +346,7 @@ def chart_timeline(*, session: Session, actor: Actor, patient_id: int, page: int
 
 def my_history(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[TimelineEntry]:
     """The patient's own history, read-only: diagnoses, prescriptions, results, documents."""
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="history.view")
+    require(session, actor, Permission.RECORD_READ_OWN, action="history.view")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "history.view", "Only patients have a personal history page.")
     page, page_size = clamp_page(page, page_size)
@@ -358,7 +358,7 @@ def my_history(*, session: Session, actor: Actor, page: int = 1, page_size: int 
 
 
 def my_allergies(*, session: Session, actor: Actor) -> list[AllergyRow]:
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="history.allergies")
+    require(session, actor, Permission.RECORD_READ_OWN, action="history.allergies")
     return _allergies(session, actor.user_id, active_only=True)
 
 

@@ -36,7 +36,7 @@ def download_document(*, session: Session, actor: Actor, document_id: int) -> Do
     """The file, for the patient it belongs to or a doctor who may open that chart; audited."""
     action = "document.download"
     if actor.role == Role.PATIENT:
-        require(session, actor, Permission.APPOINTMENTS_BOOK, action=action)
+        require(session, actor, Permission.RECORD_READ_OWN, action=action)
         document = access_by_id(session, actor, Document, document_id, action=action,
                                 missing="That document does not exist.", entity_type="document",
                                 allowed=lambda d: d.patient_id == actor.user_id)

@@ -858,7 +858,7 @@ def capability_statement(base_url: str) -> dict:
 
 def export_my_record(*, session: Session, actor: Actor) -> dict:
     """The patient's whole record as a FHIR Bundle (collection), audited like a chart view."""
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="record.export")
+    require(session, actor, Permission.RECORD_READ_OWN, action="record.export")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "record.export", "Only patients can export their own record.")
     if session.get(PatientProfile, actor.user_id) is None:

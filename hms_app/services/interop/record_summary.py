@@ -135,7 +135,7 @@ def render_summary(record: dict) -> bytes:
 
 def my_record_pdf(*, session: Session, actor: Actor) -> DownloadedFile:
     """The patient's own record as a PDF summary; audited like a chart view."""
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="record.summary")
+    require(session, actor, Permission.RECORD_READ_OWN, action="record.summary")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "record.summary", "Only patients can download their own record.")
     profile = session.get(PatientProfile, actor.user_id)

@@ -592,7 +592,7 @@ def _result_view(row: sa.Row) -> ResultView:
 
 def results_for_patient(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[ResultView]:
     """The patient's own completed results, newest first."""
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="lab_result.list")
+    require(session, actor, Permission.RECORD_READ_OWN, action="lab_result.list")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "lab_result.list", "Only patients have a results page of their own.")
     page, page_size = clamp_page(page, page_size)
@@ -650,7 +650,7 @@ def _order_for_reader(session: Session, actor: Actor, order_id: object, action: 
     ordering doctor's, or one of a patient whose chart the doctor may open. Refusals are
     audited; for a patient another's order answers exactly like a missing one."""
     if actor.role == Role.PATIENT:
-        require(session, actor, Permission.APPOINTMENTS_BOOK, action=action)
+        require(session, actor, Permission.RECORD_READ_OWN, action=action)
         return access_by_id(session, actor, LabOrder, order_id, action=action, missing="That result does not exist.",
                             entity_type="lab_order",
                             allowed=lambda o: o.patient_id == actor.user_id

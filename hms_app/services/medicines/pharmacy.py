@@ -465,7 +465,7 @@ class PatientPrescription:
 
 def my_prescriptions(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[PatientPrescription]:
     """The patient's own prescriptions, newest first, with each one's status."""
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="prescription.own")
+    require(session, actor, Permission.RECORD_READ_OWN, action="prescription.own")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "prescription.own", "Only patients have a prescriptions page.")
     page, page_size = clamp_page(page, page_size)
