@@ -29,11 +29,13 @@ def upgrade() -> None:
     bind = op.get_bind()
     parameters = {"role": "patient", "permission": PERMISSION}
     bind.execute(sa.text(
-        "INSERT INTO role_permission (role, permission) SELECT :role, :permission "
+        # The casts give each parameter one type: PostgreSQL otherwise deduces text in the
+        # select list and varchar in the comparison, and refuses the statement.
+        "INSERT INTO role_permission (role, permission) SELECT CAST(:role AS VARCHAR), CAST(:permission AS VARCHAR) "
         "WHERE NOT EXISTS (SELECT 1 FROM role_permission WHERE role = :role AND permission = :permission)"
     ), parameters)
     bind.execute(sa.text(
-        "INSERT INTO permission_catalog (permission, added_at) SELECT :permission, CURRENT_TIMESTAMP "
+        "INSERT INTO permission_catalog (permission, added_at) SELECT CAST(:permission AS VARCHAR), CURRENT_TIMESTAMP "
         "WHERE NOT EXISTS (SELECT 1 FROM permission_catalog WHERE permission = :permission)"
     ), {"permission": PERMISSION})
 
