@@ -20,7 +20,7 @@ def test_production_cost_is_12_when_the_environment_does_not_lower_it():
     env = {k: v for k, v in os.environ.items() if k != "HMS_BCRYPT_ROUNDS"}
     script = (
         "from hms_app import settings\n"
-        "from hms_app.services import passwords\n"
+        "from hms_app.services.core import passwords\n"
         "print(settings.BCRYPT_ROUNDS)\n"
         "print(passwords.hash_password('Long-enough-password'))\n"
     )
