@@ -190,6 +190,8 @@ class SessionState(rx.State):
             The answer, for the handler to return: on refusal the toast of ``_failure`` (with the
             redirect to the login when the session has ended), with ``refused`` set.
         """
+        if inspect.isawaitable(work) and kwargs:
+            raise TypeError(f"arguments for an awaitable, which takes none: {sorted(kwargs)}")
         try:
             result = await work if inspect.isawaitable(work) else await self._call(work, write=write, **kwargs)
         except HMSError as error:

@@ -103,6 +103,16 @@ def test_an_awaitable_of_the_state_is_awaited_as_it_is():
     assert isinstance(answer.refusal, SessionExpired)
 
 
+def test_an_awaitable_takes_no_arguments_for_a_service():
+    async def load() -> None:
+        pass
+
+    work = load()
+    with pytest.raises(TypeError, match="number"):
+        _act(Tab(), work, number="1")
+    work.close()
+
+
 def test_an_unexpected_error_is_not_taken_for_a_refusal():
     def broken(**_kwargs):
         raise RuntimeError("bug")
