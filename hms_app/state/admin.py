@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services.administration import audit_trail as audit
 from hms_app.services.administration import (
+    audit_trail,
     dashboards,
     departments,
     permissions,
@@ -224,7 +224,7 @@ class AuditState(PagedTableMixin, SessionState):
                            self.filter_from, self.filter_to)
 
     async def _fetch(self) -> None:
-        result = await self._call(audit.search_audit, write=False, filters=self._filters(), page=self.page,
+        result = await self._call(audit_trail.search_audit, write=False, filters=self._filters(), page=self.page,
                                   page_size=self.page_size)
         self.rows = self._paged(result)
 
@@ -249,15 +249,15 @@ class AuditState(PagedTableMixin, SessionState):
 
     @rx.event
     async def export_csv(self):
-        return await self._act(audit.export_audit_csv, filters=self._filters(), success=lambda data: [
+        return await self._act(audit_trail.export_audit_csv, filters=self._filters(), success=lambda data: [
             rx.download(data=data, filename="audit-trail.csv", mime_type="text/csv"),
             rx.toast.success("Audit trail exported.")])
 
     @rx.event
     async def verify_chain(self):
-        return await self._act(audit.verify_audit_chain, success=self._show_chain)
+        return await self._act(audit_trail.verify_audit_chain, success=self._show_chain)
 
-    def _show_chain(self, report: audit.ChainReport):
+    def _show_chain(self, report: audit_trail.ChainReport):
         if report.ok:
             self.chain_status = f"Intact: {report.rows_checked} rows checked."
             return rx.toast.success(self.chain_status)
