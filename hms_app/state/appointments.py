@@ -14,6 +14,7 @@ from hms_app.services.booking.appointments import (
     WaitlistRow,
 )
 from hms_app.services.booking.scheduling import Schedule
+from hms_app.services.core import localtime
 from hms_app.services.core.errors import HMSError
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
@@ -56,7 +57,7 @@ class BookingState(SessionState):
         self.departments = answer.result
         self.department_id = str(params.get("department", "") or "")[:12]
         self.doctor_id = str(params.get("doctor", "") or "any")[:12]
-        self.day = str(params.get("date", "") or scheduling.local_today().isoformat())[:10]
+        self.day = str(params.get("date", "") or localtime.local_today().isoformat())[:10]
         self.slots, self.slot, self.searched, self.error = [], "", False, ""
         if self.department_id:
             try:
@@ -172,7 +173,7 @@ class PatientAppointmentsState(SessionState):
         self.moving_doctor = row.doctor
         self._moving_department = str(row.department_id)
         self._moving_doctor_id = str(row.doctor_id)
-        self.moving_day = scheduling.local_today().isoformat()
+        self.moving_day = localtime.local_today().isoformat()
         return await self._load_moving_slots()
 
     async def _load_moving_slots(self):
@@ -224,7 +225,7 @@ class DoctorAppointmentsState(SessionState):
 
     async def _fetch(self) -> None:
         if not self.day:
-            self.day = scheduling.local_today().isoformat()
+            self.day = localtime.local_today().isoformat()
         self.rows = await self._call(appointments.doctor_schedule, write=False, first_day=self.day,
                                      days=7 if self.week else 1)
         pending = await self._call(appointments.pending_requests, write=False, page_size=50)

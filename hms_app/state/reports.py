@@ -22,7 +22,7 @@ from hms_app.components.report_figures import (
     utilisation_figure,
     utilisation_table,
 )
-from hms_app.services.booking import scheduling
+from hms_app.services.core import localtime
 from hms_app.services.reporting import reports
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
@@ -79,7 +79,7 @@ class AdminReportsState(SessionState):
     async def load_reports(self):
         """``on_load``: the range this tab chose before, else the last 30 days up to today."""
         if not (self.start and self.end):
-            today = scheduling.local_today()
+            today = localtime.local_today()
             self.start, self.end = (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(), today.isoformat()
         self.loading = True
         yield

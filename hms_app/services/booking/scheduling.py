@@ -35,7 +35,6 @@ from hms_app.services.core.localtime import (
     DAY_AND_TIME,
     day_span_utc,
     format_local,
-    local_today,  # noqa: F401  (the pages' states ask scheduling for today)
 )
 from hms_app.services.core.text import storable
 
