@@ -57,18 +57,18 @@ from hms_app.db.models import Appointment, Encounter
 from hms_app.services.accounting import finance
 from hms_app.services.accounting.billing import OPEN_STATUSES as OPEN_INVOICES
 from hms_app.services.accounting.finance import _AGE_LIMITS
-from hms_app.services.administration import auth, users
+from hms_app.services.administration import audit_trail, auth, users
 from hms_app.services.booking import appointments
-from hms_app.services.booking.scheduling import day_span_utc, local_today, open_slots
+from hms_app.services.booking.scheduling import open_slots
 from hms_app.services.care import clinical
-from hms_app.services.core import audit
 from hms_app.services.core.actor import Actor
+from hms_app.services.core.localtime import day_span_utc, local_today
+from hms_app.services.core.periods import utc_offset_pieces
 from hms_app.services.laboratory import lab
 from hms_app.services.laboratory.lab import OPEN_STATUSES as OPEN_LAB
 from hms_app.services.medicines import pharmacy
 from hms_app.services.medicines.pharmacy import OPEN_STATUSES as OPEN_PRESCRIPTIONS
 from hms_app.services.messaging import notifications
-from hms_app.services.reporting.reports import utc_offset_pieces
 
 IP = "198.51.100.7"
 ACCOUNTS = {"patient": "maria.garcia@patients.example", "lab": "lab@hms.example", "pharmacy": "pharmacy@hms.example",
@@ -169,13 +169,13 @@ def svc_revenue(ctx: Context) -> tuple:
 
 
 def svc_audit_patient(ctx: Context) -> tuple:
-    page = _service(ctx, "admin", audit.search_audit, write=False, filters=audit.AuditFilter(patient=ctx.chart_mrn),
+    page = _service(ctx, "admin", audit_trail.search_audit, write=False, filters=audit_trail.AuditFilter(patient=ctx.chart_mrn),
                     page=1, page_size=25)
     return page.total, tuple(r.id for r in page.rows)
 
 
 def svc_audit_open(ctx: Context) -> tuple:
-    page = _service(ctx, "admin", audit.search_audit, write=False, filters=audit.AuditFilter(), page=1, page_size=25)
+    page = _service(ctx, "admin", audit_trail.search_audit, write=False, filters=audit_trail.AuditFilter(), page=1, page_size=25)
     return page.total, tuple(r.id for r in page.rows)
 
 

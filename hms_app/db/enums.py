@@ -49,6 +49,7 @@ class Permission(StrEnum):
     PROFILE_OWN = "profile.own"
     NOTIFICATIONS_OWN = "notifications.own"
     APPOINTMENTS_BOOK = "appointments.book"
+    RECORD_READ_OWN = "record.read_own"
     APPOINTMENTS_MANAGE = "appointments.manage"
     APPOINTMENTS_VIEW_ALL = "appointments.view_all"
     SCHEDULES_MANAGE = "schedules.manage"
@@ -75,6 +76,7 @@ PERMISSION_DESCRIPTIONS = {
     Permission.PROFILE_OWN: "See and edit one's own profile and password",
     Permission.NOTIFICATIONS_OWN: "Read one's own notifications",
     Permission.APPOINTMENTS_BOOK: "Book, cancel and reschedule one's own appointments",
+    Permission.RECORD_READ_OWN: "Read one's own record: history, results, documents, prescriptions, export",
     Permission.APPOINTMENTS_MANAGE: "Confirm, decline and complete one's own patients' appointments",
     Permission.APPOINTMENTS_VIEW_ALL: "See every appointment in the hospital",
     Permission.SCHEDULES_MANAGE: "Edit any doctor's working hours, slot length and leave",
@@ -107,7 +109,8 @@ DEFAULT_ROLE_PERMISSIONS: dict[Role, set[Permission]] = {
     | {Permission.APPOINTMENTS_MANAGE, Permission.CLINICAL_READ, Permission.CLINICAL_WRITE},
     Role.LAB: _EVERYONE | {Permission.LAB_WORK},
     Role.PHARMACY: _EVERYONE | {Permission.PHARMACY_DISPENSE, Permission.INVENTORY_MANAGE},
-    Role.PATIENT: _EVERYONE | {Permission.APPOINTMENTS_BOOK, Permission.BILLING_PAY_OWN},
+    Role.PATIENT: _EVERYONE
+    | {Permission.APPOINTMENTS_BOOK, Permission.RECORD_READ_OWN, Permission.BILLING_PAY_OWN},
 }
 
 PROTECTED_ADMIN_PERMISSIONS = {Permission.USERS_MANAGE, Permission.PERMISSIONS_MANAGE}

@@ -54,6 +54,7 @@ from sqlmodel import Session
 
 from hms_app import settings
 from hms_app.db import crypto, postgres
+from hms_app.db.engine import create_engine, session_scope
 from hms_app.db.enums import AuditOutcome
 from hms_app.db.migrate import alembic_config
 from hms_app.db.models import Document, LabReportFile
@@ -746,8 +747,6 @@ def _decrypt_files(files_dir: Path, names: list[str], problems: list[str]) -> in
 
 def _audit(url: sa.URL, action: str, detail: str, outcome: AuditOutcome = AuditOutcome.SUCCESS) -> None:
     """One row in the trail of the database backed up or restored, as the system."""
-    from hms_app.db.engine import create_engine, session_scope
-
     engine = create_engine(url.render_as_string(hide_password=False), pool_size=1)
     try:
         with session_scope(engine=engine) as session:

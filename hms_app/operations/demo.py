@@ -9,17 +9,41 @@ from datetime import date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app.db.enums import AppointmentStatus, Role, Sex
+from hms_app import settings
+from hms_app.db.enums import (
+    AppointmentStatus,
+    ChargeKind,
+    ClaimStatus,
+    EncounterStatus,
+    InvoiceStatus,
+    PaymentMethod,
+    Role,
+    Sex,
+    StockMovementKind,
+)
 from hms_app.db.models import (
+    Allergy,
     Appointment,
     Department,
     DoctorAvailability,
     DoctorProfile,
+    Encounter,
+    Invoice,
+    InvoiceLine,
+    LabTest,
+    Medicine,
     PatientProfile,
+    Payment,
+    Problem,
+    StockBatch,
     User,
 )
+from hms_app.services.accounting.billing import PAYMENT_TERMS_DAYS
 from hms_app.services.administration.permissions import seed_default_permissions
 from hms_app.services.core import audit, counters, passwords
+from hms_app.services.core.localtime import local_today
+from hms_app.services.medicines.inventory import record_movement
+from hms_app.services.reference.load import sync_reference_data
 
 DEMO_PASSWORD = "Demo-Hospital-2026"  # noqa: S105  (published in the README on purpose)
 DEPARTMENTS = ["Cardiology", "Orthopedics", "Pediatrics", "General Medicine", "Dermatology"]
@@ -75,8 +99,6 @@ def seed_demo(session: Session, *, billing_history: bool = True) -> bool:
     ``billing_history=False`` leaves out the months of invoices and payments (for tests that
     count invoices, numbers and payments from zero).
     """
-    from hms_app.services.reference.load import sync_reference_data
-
     seed_default_permissions(session)
     if not database_is_empty(session):
         session.commit()
@@ -138,9 +160,6 @@ WORKING_HOURS = [(time(9, 0), time(12, 0)), (time(13, 0), time(17, 0))]
 
 def _seed_schedules(session: Session, departments: dict[str, Department]) -> None:
     """Weekday hours for every doctor, and a few past and coming appointments."""
-    from hms_app import settings
-    from hms_app.services.booking.scheduling import local_today
-
     doctors = session.execute(sa.select(DoctorProfile)).scalars().all()
     for doctor in doctors:
         for weekday in range(5):
@@ -185,9 +204,6 @@ def _seed_schedules(session: Session, departments: dict[str, Department]) -> Non
 
 def _seed_clinical(session: Session) -> None:
     """Allergies, a problem and the encounters of the completed demo visits, with vitals."""
-    from hms_app.db.enums import EncounterStatus
-    from hms_app.db.models import Allergy, Encounter, Problem
-
     patients = session.execute(sa.select(User.id).where(User.role == Role.PATIENT).order_by(User.id)).scalars().all()
     admin = session.execute(sa.select(User.id).where(User.role == Role.ADMIN)).scalars().first()
     session.add(Allergy(patient_id=patients[0], substance="Penicillin", reaction="Hives and swelling",
@@ -225,11 +241,6 @@ DEMO_EXPIRED_LOT = ("Amoxicillin", "500 mg", 12)
 def _seed_stock(session: Session) -> None:
     """Stock for every medicine, booked in through the stock ledger: a first-expiring lot and a
     later one; a few medicines low or expiring soon, and one expired lot."""
-    from hms_app.db.enums import StockMovementKind
-    from hms_app.db.models import Medicine, StockBatch
-    from hms_app.services.booking.scheduling import local_today
-    from hms_app.services.medicines.inventory import record_movement
-
     today = local_today()
     rng = random.Random(6)
 
@@ -273,12 +284,6 @@ def _seed_billing(session: Session) -> None:
     (no appointment, lab order or dispensation stands behind them), so they can never stop
     a real service from being billed. No drafts: a patient's next charge opens their draft.
     """
-    from hms_app import settings
-    from hms_app.db.enums import ChargeKind, ClaimStatus, InvoiceStatus, PaymentMethod
-    from hms_app.db.models import Invoice, InvoiceLine, LabTest, Medicine, Payment
-    from hms_app.services.accounting.billing import PAYMENT_TERMS_DAYS
-    from hms_app.services.booking.scheduling import local_today
-
     latest = local_today() - timedelta(days=1)  # nothing today: the day's own work starts from zero
     rng = random.Random(90)
     clerk = session.execute(sa.select(User.id).where(User.role == Role.ACCOUNTS)).scalar_one()

@@ -60,7 +60,6 @@ Shortcuts, said plainly:
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import math
 import queue
@@ -612,7 +611,7 @@ class _PostgresSink:
         self.fmt = _Format("\\N", "+00", "")
         with self.conn.cursor() as cur:
             cur.execute("SET LOCAL synchronous_commit TO off")
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (audit._PG_AUDIT_LOCK,))
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (audit.PG_AUDIT_LOCK,))
             cur.execute("SELECT row_hash FROM audit_event ORDER BY id DESC LIMIT 1")
             row = cur.fetchone()
         self.last_hash = row[0] if row else audit.GENESIS_HASH
@@ -823,19 +822,6 @@ class _Random(random.Random):
 
     def one_of(self, items):
         return items[int(self.random() * len(items))]
-
-
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def _chain_digest(prev_hash: str, occurred_at: str, actor_id: int | None, actor_email: str, action: str,
-                  entity_type: str, entity_id: str, patient_id: int | None, ip_address: str, outcome: str,
-                  detail: str) -> str:
-    """``audit._row_digest`` of a row given as its fields (one shared encoder, no ORM object, no datetime):
-    the same payload, so ``audit.verify_chain`` recomputes the same hash (the tests check it)."""
-    fields = [occurred_at, actor_id, actor_email, action, entity_type, entity_id, patient_id, ip_address, outcome,
-              detail]
-    return hashlib.sha256((prev_hash + _ENCODE(fields)).encode()).hexdigest()
 
 
 class _Hospital:
@@ -1902,7 +1888,7 @@ class _Hospital:
                 email = self.email_of(actor) if actor is not None else ""
             ip = self.ip_of(t) if actor is None else (
                 f"10.20.{actor // 250 % 250}.{actor % 250 + 1}" if actor in self.staff_email else self.ip_of(actor))
-            row_hash = _chain_digest(prev, fmt.iso_micro(t), actor, email, action, entity_type, entity_id, patient,
+            row_hash = audit.chain_digest(prev, fmt.iso_micro(t), actor, email, action, entity_type, entity_id, patient,
                                      ip, outcome, detail)
             rows.append((next_id, fmt.ts(t), fmt.n(actor), email, action, entity_type, entity_id, fmt.n(patient), ip,
                          outcome, detail, prev, row_hash))

@@ -5,17 +5,18 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.components.badges import outcome_badge, status_badge
+from hms_app.components.dialogs import action_button, dialog, form_buttons
 from hms_app.components.forms import field, form_error, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, search_box
 from hms_app.db.enums import ROLE_LABELS, Role
+from hms_app.services.administration.audit_trail import AuditRow
 from hms_app.services.administration.dashboards import RoleCount
 from hms_app.services.administration.departments import DepartmentRow
 from hms_app.services.administration.permissions import PermissionCell, PermissionRow
 from hms_app.services.administration.second_factor import RequirementRow
 from hms_app.services.administration.users import STAFF_ROLES, UserRow
 from hms_app.services.care.clinical import BreakGlassRow
-from hms_app.services.core.audit import AuditRow
 from hms_app.state.admin import (
     AdminDashboardState,
     AdminUsersState,
@@ -126,74 +127,59 @@ def _user_row(u: UserRow) -> rx.Component:
 
 
 def _create_user_dialog() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("New staff account"),
-            rx.dialog.description("The person chooses their own password at first login.", size="2"),
-            rx.form(
-                rx.vstack(
-                    field("Full name", "full_name", required=True, field_id="new-user-name"),
-                    field("Email", "email", type="email", required=True, field_id="new-user-email"),
-                    select_field("Role", "role", [(r.value, ROLE_LABELS[r]) for r in STAFF_ROLES],
-                                 field_id="new-user-role", default="doctor",
-                                 on_change=AdminUsersState.choose_create_role),
-                    field("Temporary password", "password", type="password", required=True,
-                          autocomplete="new-password", field_id="new-user-password",
-                          hint="At least 10 characters; the person must change it at first login."),
-                    rx.cond(
-                        AdminUsersState.create_role == "doctor",
-                        rx.vstack(
-                            select_field("Department", "department_id", AdminUsersState.department_options,
-                                         field_id="new-user-department"),
-                            field("Specialty", "specialty", field_id="new-user-specialty"),
-                            field("Consultation fee", "consultation_fee", required=True, field_id="new-user-fee",
-                                  hint="An amount like 120 or 120.50.", input_mode="decimal"),
-                            field("Slot length in minutes", "slot_minutes", type="number",
-                                  field_id="new-user-slot", default_value="20", min=5, max=240),
-                            width="100%",
-                            spacing="3",
-                        ),
-                        rx.fragment(),
-                    ),
-                    form_error(AdminUsersState.form_error),
-                    rx.hstack(
-                        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button",
-                                                  on_click=AdminUsersState.close_create)),
-                        rx.button("Create account", type="submit"),
-                        justify="end",
+    return dialog(
+        "New staff account",
+        rx.form(
+            rx.vstack(
+                field("Full name", "full_name", required=True, field_id="new-user-name"),
+                field("Email", "email", type="email", required=True, field_id="new-user-email"),
+                select_field("Role", "role", [(r.value, ROLE_LABELS[r]) for r in STAFF_ROLES],
+                             field_id="new-user-role", default="doctor",
+                             on_change=AdminUsersState.choose_create_role),
+                field("Temporary password", "password", type="password", required=True,
+                      autocomplete="new-password", field_id="new-user-password",
+                      hint="At least 10 characters; the person must change it at first login."),
+                rx.cond(
+                    AdminUsersState.create_role == "doctor",
+                    rx.vstack(
+                        select_field("Department", "department_id", AdminUsersState.department_options,
+                                     field_id="new-user-department"),
+                        field("Specialty", "specialty", field_id="new-user-specialty"),
+                        field("Consultation fee", "consultation_fee", required=True, field_id="new-user-fee",
+                              hint="An amount like 120 or 120.50.", input_mode="decimal"),
+                        field("Slot length in minutes", "slot_minutes", type="number",
+                              field_id="new-user-slot", default_value="20", min=5, max=240),
                         width="100%",
+                        spacing="3",
                     ),
-                    spacing="3",
+                    rx.fragment(),
                 ),
-                on_submit=AdminUsersState.create_user,
-                reset_on_submit=False,
+                form_error(AdminUsersState.form_error),
+                form_buttons("Create account", AdminUsersState.close_create),
+                spacing="3",
             ),
-            max_width="32rem",
+            on_submit=AdminUsersState.create_user,
+            reset_on_submit=False,
         ),
+        description="The person chooses their own password at first login.",
         open=AdminUsersState.create_open,
-        on_open_change=lambda _open: AdminUsersState.close_create(),
+        on_close=AdminUsersState.close_create,
+        max_width="32rem",
     )
 
 
 def _temporary_password_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Temporary password"),
-            rx.alert_dialog.description(
-                rx.vstack(
-                    rx.text("Give this password to ", AdminUsersState.temporary_for,
-                            " in person. It is shown only once and must be changed at the next login."),
-                    rx.code(AdminUsersState.temporary_password, size="5", id="temporary-password"),
-                    spacing="3",
-                ),
-            ),
-            rx.flex(
-                rx.alert_dialog.action(rx.button("Done", on_click=AdminUsersState.dismiss_temporary_password)),
-                justify="end",
-                margin_top="1rem",
-            ),
+    return dialog(
+        "Temporary password",
+        description=rx.vstack(
+            rx.text("Give this password to ", AdminUsersState.temporary_for,
+                    " in person. It is shown only once and must be changed at the next login."),
+            rx.code(AdminUsersState.temporary_password, size="5", id="temporary-password"),
+            spacing="3",
         ),
+        buttons=[action_button("Done", AdminUsersState.dismiss_temporary_password)],
         open=AdminUsersState.temporary_password != "",
+        alert=True,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.components.badges import appointment_badge
+from hms_app.components.dialogs import action_button, close_button, dialog, form_buttons
 from hms_app.components.forms import field, form_error, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
@@ -144,20 +145,15 @@ def _patient_row(row: AppointmentRow) -> rx.Component:
                 rx.hstack(
                     rx.button("Reschedule", size="1", variant="soft", on_click=PatientAppointmentsState.start_moving(row.id),
                               aria_label="Reschedule the appointment on " + row.when),
-                    rx.alert_dialog.root(
-                        rx.alert_dialog.trigger(
-                            rx.button("Cancel", size="1", variant="soft", color_scheme="red",
-                                      aria_label="Cancel the appointment on " + row.when)),
-                        rx.alert_dialog.content(
-                            rx.alert_dialog.title("Cancel this appointment?"),
-                            rx.alert_dialog.description(row.when + " with " + row.doctor + ". The slot is offered to others."),
-                            rx.flex(
-                                rx.alert_dialog.cancel(rx.button("Keep it", variant="soft", color_scheme="gray")),
-                                rx.alert_dialog.action(rx.button("Cancel appointment", color_scheme="red",
-                                                                 on_click=PatientAppointmentsState.cancel(row.id))),
-                                spacing="3", justify="end", margin_top="1rem",
-                            ),
-                        ),
+                    dialog(
+                        "Cancel this appointment?",
+                        description=row.when + " with " + row.doctor + ". The slot is offered to others.",
+                        buttons=[close_button("Keep it", alert=True),
+                                 action_button("Cancel appointment", PatientAppointmentsState.cancel(row.id),
+                                               color_scheme="red")],
+                        trigger=rx.button("Cancel", size="1", variant="soft", color_scheme="red",
+                                          aria_label="Cancel the appointment on " + row.when),
+                        alert=True,
                     ),
                     spacing="2",
                 ),
@@ -189,24 +185,21 @@ def _moving_slot(slot: SlotOption) -> rx.Component:
 
 def _reschedule_dialog() -> rx.Component:
     s = PatientAppointmentsState
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Move the appointment"),
-            rx.dialog.description("Choose a new free time with " + s.moving_doctor + ".", size="2"),
-            rx.vstack(
-                rx.el.label("Date", html_for="move-date", font_weight="500", font_size="0.9rem"),
-                rx.input(id="move-date", type="date", value=s.moving_day, on_change=s.choose_moving_day),
-                rx.cond(s.moving_slots.length() > 0,
-                        rx.flex(rx.foreach(s.moving_slots, _moving_slot), wrap="wrap", spacing="2"),
-                        rx.text("No free times that day; try another date.", color="var(--gray-11)")),
-                rx.flex(rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray", on_click=s.stop_moving)),
-                        justify="end", width="100%"),
-                spacing="3",
-                margin_top="0.75rem",
-            ),
+    return dialog(
+        "Move the appointment",
+        rx.vstack(
+            rx.el.label("Date", html_for="move-date", font_weight="500", font_size="0.9rem"),
+            rx.input(id="move-date", type="date", value=s.moving_day, on_change=s.choose_moving_day),
+            rx.cond(s.moving_slots.length() > 0,
+                    rx.flex(rx.foreach(s.moving_slots, _moving_slot), wrap="wrap", spacing="2"),
+                    rx.text("No free times that day; try another date.", color="var(--gray-11)")),
+            rx.flex(close_button("Close", s.stop_moving), justify="end", width="100%"),
+            spacing="3",
+            margin_top="0.75rem",
         ),
+        description="Choose a new free time with " + s.moving_doctor + ".",
         open=s.moving_id != 0,
-        on_open_change=lambda _o: PatientAppointmentsState.stop_moving(),
+        on_close=s.stop_moving,
     )
 
 
@@ -310,29 +303,22 @@ def _doctor_table(rows: rx.Var, caption: str, first: str) -> rx.Component:
 
 def _reason_dialog() -> rx.Component:
     s = DoctorAppointmentsState
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(rx.cond(s.answering_action == "decline", "Decline the request", "Cancel the appointment")),
-            rx.dialog.description("The patient sees this reason.", size="2"),
-            rx.form(
-                rx.vstack(
-                    rx.el.label("Reason", html_for="answer-reason", font_weight="500", font_size="0.9rem"),
-                    rx.text_area(id="answer-reason", name="reason", required=True, max_length=500, width="100%"),
-                    rx.hstack(
-                        rx.dialog.close(rx.button("Back", type="button", variant="soft", color_scheme="gray",
-                                                  on_click=s.close_reason)),
-                        rx.button(rx.cond(s.answering_action == "decline", "Decline", "Cancel appointment"),
-                                  type="submit", color_scheme="red"),
-                        justify="end", width="100%",
-                    ),
-                    spacing="2",
-                    margin_top="0.75rem",
-                ),
-                on_submit=s.give_reason,
+    return dialog(
+        rx.cond(s.answering_action == "decline", "Decline the request", "Cancel the appointment"),
+        rx.form(
+            rx.vstack(
+                rx.el.label("Reason", html_for="answer-reason", font_weight="500", font_size="0.9rem"),
+                rx.text_area(id="answer-reason", name="reason", required=True, max_length=500, width="100%"),
+                form_buttons(rx.cond(s.answering_action == "decline", "Decline", "Cancel appointment"),
+                             s.close_reason, close="Back", color_scheme="red"),
+                spacing="2",
+                margin_top="0.75rem",
             ),
+            on_submit=s.give_reason,
         ),
+        description="The patient sees this reason.",
         open=s.answering_id != 0,
-        on_open_change=lambda _o: DoctorAppointmentsState.close_reason(),
+        on_close=s.close_reason,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from hms_app.components.dialogs import close_button, dialog, form_buttons
 from hms_app.components.forms import field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, pager, search_box
@@ -148,26 +149,23 @@ def _accounts_actions() -> rx.Component:
 def _accounts_dialog() -> rx.Component:
     s = AccountsInvoicesState
     r = s.detail.invoice
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.flex(rx.dialog.title("Invoice " + r.number), _status_badge(r), spacing="3", align="center"),
-            rx.dialog.description(r.patient + " · " + r.mrn + rx.cond(r.issued != "", " · issued " + r.issued + " · due "
-                                                                      + r.due, " · not issued yet"), size="2"),
-            rx.vstack(
-                _invoice_body(s),
-                rx.separator(size="4"),
-                _accounts_actions(),
-                rx.hstack(
-                    rx.cond(r.number.startswith("INV"),
-                            rx.button("Download PDF", variant="soft", on_click=s.download_pdf(r.id),
-                                      aria_label="Download PDF of invoice " + r.number), rx.fragment()),
-                    rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray", on_click=s.close_invoice)),
-                    justify="end", width="100%", spacing="2"),
-                spacing="4", margin_top="0.75rem"),
-            max_width="52rem",
-        ),
-        open=r.id != 0,
-        on_open_change=lambda _o: AccountsInvoicesState.close_invoice(),
+    return dialog(
+        "Invoice " + r.number,
+        rx.vstack(
+            _invoice_body(s),
+            rx.separator(size="4"),
+            _accounts_actions(),
+            rx.hstack(
+                rx.cond(r.number.startswith("INV"),
+                        rx.button("Download PDF", variant="soft", on_click=s.download_pdf(r.id),
+                                  aria_label="Download PDF of invoice " + r.number), rx.fragment()),
+                close_button("Close", s.close_invoice),
+                justify="end", width="100%", spacing="2"),
+            spacing="4", margin_top="0.75rem"),
+        title_aside=_status_badge(r),
+        description=r.patient + " · " + r.mrn + rx.cond(r.issued != "", " · issued " + r.issued + " · due " + r.due,
+                                                         " · not issued yet"),
+        open=r.id != 0, on_close=s.close_invoice, max_width="52rem",
     )
 
 
@@ -245,50 +243,35 @@ def _patient_card(r: InvoiceRow) -> rx.Component:
 def _patient_detail_dialog() -> rx.Component:
     s = PatientInvoicesState
     r = s.detail.invoice
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(rx.cond(r.status_value == "draft", "Invoice being prepared", "Invoice " + r.number)),
-            rx.dialog.description(rx.cond(r.issued != "", "Issued " + r.issued + " · due " + r.due,
-                                          "Not issued yet"), size="2"),
-            rx.vstack(_invoice_body(s),
-                      rx.flex(rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray",
-                                                        on_click=s.close_invoice)), justify="end", width="100%"),
-                      spacing="3", margin_top="0.75rem"),
-            max_width="44rem",
-        ),
-        open=r.id != 0,
-        on_open_change=lambda _o: PatientInvoicesState.close_invoice(),
+    return dialog(
+        rx.cond(r.status_value == "draft", "Invoice being prepared", "Invoice " + r.number),
+        rx.vstack(_invoice_body(s),
+                  rx.flex(close_button("Close", s.close_invoice), justify="end", width="100%"),
+                  spacing="3", margin_top="0.75rem"),
+        description=rx.cond(r.issued != "", "Issued " + r.issued + " · due " + r.due, "Not issued yet"),
+        open=r.id != 0, on_close=s.close_invoice, max_width="44rem",
     )
 
 
 def _pay_dialog() -> rx.Component:
     s = PatientInvoicesState
     r = s.paying
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Pay " + r.patient_due),
-            rx.dialog.description("Invoice " + r.number + ". This is a simulated card payment: no real card is "
-                                  "charged. Test card 4242 4242 4242 4242 succeeds; 4000 0000 0000 0002 is declined.",
-                                  size="2"),
-            rx.form(rx.vstack(
-                field("Card number", "card_number", required=True, field_id="card-number", autocomplete="cc-number",
+    return dialog(
+        "Pay " + r.patient_due,
+        rx.form(rx.vstack(
+            field("Card number", "card_number", required=True, field_id="card-number", autocomplete="cc-number",
+                  input_mode="numeric"),
+            rx.grid(
+                field("Expiry (MM/YY)", "expiry", required=True, field_id="card-expiry", autocomplete="cc-exp",
+                      placeholder="MM/YY"),
+                field("Security code", "cvc", required=True, field_id="card-cvc", autocomplete="cc-csc",
                       input_mode="numeric"),
-                rx.grid(
-                    field("Expiry (MM/YY)", "expiry", required=True, field_id="card-expiry", autocomplete="cc-exp",
-                          placeholder="MM/YY"),
-                    field("Security code", "cvc", required=True, field_id="card-cvc", autocomplete="cc-csc",
-                          input_mode="numeric"),
-                    columns="2", spacing="3", width="100%"),
-                rx.hstack(
-                    rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button",
-                                              on_click=s.close_payment)),
-                    rx.button("Pay now", type="submit"),
-                    justify="end", width="100%"),
-                spacing="3", margin_top="0.75rem"), on_submit=s.pay, reset_on_submit=False),
-            max_width="28rem",
-        ),
-        open=r.id != 0,
-        on_open_change=lambda _o: PatientInvoicesState.close_payment(),
+                columns="2", spacing="3", width="100%"),
+            form_buttons("Pay now", s.close_payment),
+            spacing="3", margin_top="0.75rem"), on_submit=s.pay, reset_on_submit=False),
+        description="Invoice " + r.number + ". This is a simulated card payment: no real card is charged. Test card "
+                    "4242 4242 4242 4242 succeeds; 4000 0000 0000 0002 is declined.",
+        open=r.id != 0, on_close=s.close_payment, max_width="28rem",
     )
 
 

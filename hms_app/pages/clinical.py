@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from hms_app.components.dialogs import close_button, dialog
 from hms_app.components.forms import field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
@@ -368,53 +369,49 @@ LAB_UPLOAD_ID = "lab-report"
 def _work_dialog() -> rx.Component:
     s = LabWorklistState
     w = s.working
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(w.test),
-            rx.dialog.description(w.patient + " · " + w.mrn + " · " + w.specimen + " · priority " + w.priority, size="2"),
-            rx.vstack(
-                rx.cond(w.note != "", rx.text("Note from the doctor: ", w.note, size="2"), rx.fragment()),
-                rx.cond(
-                    w.status_value == "in_progress",
-                    rx.form(rx.vstack(
-                        field("Result", "value", required=True, field_id="lab-value",
-                              hint="A number in the test's unit; the flag is computed, never typed."),
-                        field("Comment", "comment", field_id="lab-comment"),
-                        rx.button("Save result", type="submit"),
-                        spacing="2", width="100%"), on_submit=s.enter_result, reset_on_submit=True),
-                    rx.text(rx.cond(w.status_value == "completed", "The result is saved and the order is complete.",
-                                    "Enter the result once the test is in progress."), size="2", color="var(--gray-11)"),
-                ),
-                rx.cond(s.last_flag != "", rx.callout("Flag: " + s.last_flag, icon="flag", width="100%"), rx.fragment()),
-                rx.cond(
-                    w.status_value != "requested",
-                    rx.hstack(
-                        rx.el.label(rx.text.span("Report file", class_name="visually-hidden"),
-                                    rx.upload(rx.button("Choose report file", variant="soft", type="button"),
-                                              id=LAB_UPLOAD_ID, max_files=1, multiple=False, padding="0.25rem",
-                                              border="1px dashed var(--gray-7)")),
-                        rx.text(rx.selected_files(LAB_UPLOAD_ID).join(", "), size="2"),
-                        rx.button("Upload", variant="soft",
-                                  on_click=s.upload_report(rx.upload_files(upload_id=LAB_UPLOAD_ID))),
-                        align="center", wrap="wrap", spacing="2"),
-                    rx.fragment(),
-                ),
-                rx.cond(
-                    s.cancelling,
-                    rx.form(rx.hstack(
-                        rx.box(field("Reason for cancelling", "reason", required=True, field_id="lab-cancel-reason"),
-                               flex="1"),
-                        rx.button("Cancel order", type="submit", color_scheme="red"), align="end", width="100%"),
-                        on_submit=s.cancel),
-                    rx.button("Cancel this order…", variant="soft", color_scheme="red", on_click=s.ask_cancel),
-                ),
-                rx.flex(rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray", on_click=s.close_work)),
-                        justify="end", width="100%"),
-                spacing="3", margin_top="0.75rem",
+    return dialog(
+        w.test,
+        rx.vstack(
+            rx.cond(w.note != "", rx.text("Note from the doctor: ", w.note, size="2"), rx.fragment()),
+            rx.cond(
+                w.status_value == "in_progress",
+                rx.form(rx.vstack(
+                    field("Result", "value", required=True, field_id="lab-value",
+                          hint="A number in the test's unit; the flag is computed, never typed."),
+                    field("Comment", "comment", field_id="lab-comment"),
+                    rx.button("Save result", type="submit"),
+                    spacing="2", width="100%"), on_submit=s.enter_result, reset_on_submit=True),
+                rx.text(rx.cond(w.status_value == "completed", "The result is saved and the order is complete.",
+                                "Enter the result once the test is in progress."), size="2", color="var(--gray-11)"),
             ),
+            rx.cond(s.last_flag != "", rx.callout("Flag: " + s.last_flag, icon="flag", width="100%"), rx.fragment()),
+            rx.cond(
+                w.status_value != "requested",
+                rx.hstack(
+                    rx.el.label(rx.text.span("Report file", class_name="visually-hidden"),
+                                rx.upload(rx.button("Choose report file", variant="soft", type="button"),
+                                          id=LAB_UPLOAD_ID, max_files=1, multiple=False, padding="0.25rem",
+                                          border="1px dashed var(--gray-7)")),
+                    rx.text(rx.selected_files(LAB_UPLOAD_ID).join(", "), size="2"),
+                    rx.button("Upload", variant="soft",
+                              on_click=s.upload_report(rx.upload_files(upload_id=LAB_UPLOAD_ID))),
+                    align="center", wrap="wrap", spacing="2"),
+                rx.fragment(),
+            ),
+            rx.cond(
+                s.cancelling,
+                rx.form(rx.hstack(
+                    rx.box(field("Reason for cancelling", "reason", required=True, field_id="lab-cancel-reason"),
+                           flex="1"),
+                    rx.button("Cancel order", type="submit", color_scheme="red"), align="end", width="100%"),
+                    on_submit=s.cancel),
+                rx.button("Cancel this order…", variant="soft", color_scheme="red", on_click=s.ask_cancel),
+            ),
+            rx.flex(close_button("Close", s.close_work), justify="end", width="100%"),
+            spacing="3", margin_top="0.75rem",
         ),
-        open=s.working_id != 0,
-        on_open_change=lambda _o: LabWorklistState.close_work(),
+        description=w.patient + " · " + w.mrn + " · " + w.specimen + " · priority " + w.priority,
+        open=s.working_id != 0, on_close=s.close_work,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.components.badges import status_badge
+from hms_app.components.dialogs import action_button, dialog
 from hms_app.components.forms import field, form_error, select_field
 from hms_app.components.layout import page_shell
 from hms_app.services.interop.api_clients import ApiClientRow
@@ -15,24 +16,17 @@ SCOPE_OPTIONS = [("patient", "One patient's record"), ("all", "All patients' rec
 
 def _token_dialog() -> rx.Component:
     s = ApiClientsState
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("API token for ", s.issued_name),
-            rx.alert_dialog.description(
-                rx.vstack(
-                    rx.text("Copy this token into the other system now. It is shown only once: the hospital "
-                            "keeps only a fingerprint of it. If it is lost, revoke the client and issue a new one."),
-                    rx.code(s.issued_token, size="3", id="issued-token", word_break="break-all"),
-                    spacing="3",
-                ),
-            ),
-            rx.flex(
-                rx.alert_dialog.action(rx.button("I have copied it", on_click=s.dismiss_token)),
-                justify="end",
-                margin_top="1rem",
-            ),
+    return dialog(
+        "API token for " + s.issued_name,
+        description=rx.vstack(
+            rx.text("Copy this token into the other system now. It is shown only once: the hospital "
+                    "keeps only a fingerprint of it. If it is lost, revoke the client and issue a new one."),
+            rx.code(s.issued_token, size="3", id="issued-token", word_break="break-all"),
+            spacing="3",
         ),
+        buttons=[action_button("I have copied it", s.dismiss_token)],
         open=s.issued_token != "",
+        alert=True,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from hms_app.components.dialogs import close_button, dialog, form_buttons
 from hms_app.components.forms import field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, pager, search_box
@@ -34,14 +35,6 @@ def _filter_select(label: str, element_id: str, options: list[tuple[str, str]], 
         rx.el.select(*[rx.el.option(text, value=value) for value, text in options], id=element_id,
                      class_name="native-select", on_change=on_change),
         spacing="1",
-    )
-
-
-def _dialog_buttons(submit: str, close_handler, **submit_props) -> rx.Component:
-    return rx.hstack(
-        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button", on_click=close_handler)),
-        rx.button(submit, type="submit", **submit_props),
-        justify="end", width="100%",
     )
 
 
@@ -87,19 +80,15 @@ def _queue_row(r: QueueRow) -> rx.Component:
 
 def _reject_dialog() -> rx.Component:
     s = PharmacyQueueState
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Reject prescription"),
-            rx.dialog.description("The prescriber and the patient are told the reason.", size="2"),
-            rx.form(rx.vstack(
-                field("Reason", "reason", required=True, field_id="reject-reason",
-                      hint="For example: dose exceeds the maximum daily dose; please review."),
-                _dialog_buttons("Reject prescription", s.close_reject, color_scheme="red", high_contrast=True),
-                spacing="3", margin_top="0.75rem"), on_submit=s.reject, reset_on_submit=False),
-            max_width="32rem",
-        ),
-        open=s.rejecting_id != 0,
-        on_open_change=lambda _o: PharmacyQueueState.close_reject(),
+    return dialog(
+        "Reject prescription",
+        rx.form(rx.vstack(
+            field("Reason", "reason", required=True, field_id="reject-reason",
+                  hint="For example: dose exceeds the maximum daily dose; please review."),
+            form_buttons("Reject prescription", s.close_reject, color_scheme="red", high_contrast=True),
+            spacing="3", margin_top="0.75rem"), on_submit=s.reject, reset_on_submit=False),
+        description="The prescriber and the patient are told the reason.",
+        open=s.rejecting_id != 0, on_close=s.close_reject, max_width="32rem",
     )
 
 
@@ -124,28 +113,23 @@ def _dispense_line(line: DispenseLine) -> rx.Component:
 def _dispense_dialog() -> rx.Component:
     s = PharmacyQueueState
     v = s.dispensing
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Dispense prescription"),
-            rx.dialog.description(v.patient + " · " + v.mrn + " · prescribed by " + v.prescriber + " · " + v.status,
-                                  size="2"),
-            rx.form(rx.vstack(
-                rx.text("Units come from the first-expiring usable lot; expired lots are never used. Dispense less "
-                        "than owed to hand out part now and the rest later.", size="2", color=_MUTED),
-                rx.box(rx.table.root(
-                    rx.table.header(rx.table.row(
-                        rx.table.column_header_cell("Medicine", scope="col"),
-                        rx.table.column_header_cell("Dispensed", scope="col"),
-                        rx.table.column_header_cell("Usable stock", scope="col"),
-                        rx.table.column_header_cell("Now", scope="col"))),
-                    rx.table.body(rx.foreach(v.lines, _dispense_line)),
-                    variant="surface", width="100%"), overflow_x="auto", width="100%"),
-                _dialog_buttons("Dispense", s.close_dispense),
-                spacing="3", margin_top="0.75rem"), on_submit=s.dispense, reset_on_submit=False),
-            max_width="44rem",
-        ),
-        open=v.id != 0,
-        on_open_change=lambda _o: PharmacyQueueState.close_dispense(),
+    return dialog(
+        "Dispense prescription",
+        rx.form(rx.vstack(
+            rx.text("Units come from the first-expiring usable lot; expired lots are never used. Dispense less "
+                    "than owed to hand out part now and the rest later.", size="2", color=_MUTED),
+            rx.box(rx.table.root(
+                rx.table.header(rx.table.row(
+                    rx.table.column_header_cell("Medicine", scope="col"),
+                    rx.table.column_header_cell("Dispensed", scope="col"),
+                    rx.table.column_header_cell("Usable stock", scope="col"),
+                    rx.table.column_header_cell("Now", scope="col"))),
+                rx.table.body(rx.foreach(v.lines, _dispense_line)),
+                variant="surface", width="100%"), overflow_x="auto", width="100%"),
+            form_buttons("Dispense", s.close_dispense),
+            spacing="3", margin_top="0.75rem"), on_submit=s.dispense, reset_on_submit=False),
+        description=v.patient + " · " + v.mrn + " · prescribed by " + v.prescriber + " · " + v.status,
+        open=v.id != 0, on_close=s.close_dispense, max_width="44rem",
     )
 
 
@@ -204,32 +188,28 @@ def _stock_row(r: StockRow) -> rx.Component:
 
 def _receive_dialog() -> rx.Component:
     s = InventoryState
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Receive stock"),
-            rx.dialog.description("Book a delivery into stock; it is recorded in the stock ledger.", size="2"),
-            rx.form(rx.vstack(
-                rx.vstack(
-                    rx.el.label("Medicine", html_for="receive-medicine", font_weight="500", font_size="0.9rem"),
-                    rx.el.select(rx.foreach(s.medicines, lambda m: rx.el.option(m.label, value=m.id.to_string())),
-                                 id="receive-medicine", name="medicine_id", class_name="native-select",
-                                 default_value=s.receive_for.to_string(), required=True),
-                    spacing="1", width="100%"),
-                field("Supplier", "supplier", required=True, field_id="receive-supplier"),
-                rx.grid(
-                    field("Lot number", "lot", required=True, field_id="receive-lot"),
-                    field("Expiry date", "expiry", type="date", required=True, field_id="receive-expiry"),
-                    field("Quantity (units)", "quantity", type="number", required=True, field_id="receive-quantity",
-                          min=1, max=100000),
-                    field("Unit cost", "unit_cost", required=True, field_id="receive-cost", input_mode="decimal",
-                          hint="Per unit, like 0.12."),
-                    columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
-                _dialog_buttons("Receive", s.close_receive),
-                spacing="3", margin_top="0.75rem"), on_submit=s.receive, reset_on_submit=False),
-            max_width="36rem",
-        ),
-        open=s.receiving,
-        on_open_change=lambda _o: InventoryState.close_receive(),
+    return dialog(
+        "Receive stock",
+        rx.form(rx.vstack(
+            rx.vstack(
+                rx.el.label("Medicine", html_for="receive-medicine", font_weight="500", font_size="0.9rem"),
+                rx.el.select(rx.foreach(s.medicines, lambda m: rx.el.option(m.label, value=m.id.to_string())),
+                             id="receive-medicine", name="medicine_id", class_name="native-select",
+                             default_value=s.receive_for.to_string(), required=True),
+                spacing="1", width="100%"),
+            field("Supplier", "supplier", required=True, field_id="receive-supplier"),
+            rx.grid(
+                field("Lot number", "lot", required=True, field_id="receive-lot"),
+                field("Expiry date", "expiry", type="date", required=True, field_id="receive-expiry"),
+                field("Quantity (units)", "quantity", type="number", required=True, field_id="receive-quantity",
+                      min=1, max=100000),
+                field("Unit cost", "unit_cost", required=True, field_id="receive-cost", input_mode="decimal",
+                      hint="Per unit, like 0.12."),
+                columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
+            form_buttons("Receive", s.close_receive),
+            spacing="3", margin_top="0.75rem"), on_submit=s.receive, reset_on_submit=False),
+        description="Book a delivery into stock; it is recorded in the stock ledger.",
+        open=s.receiving, on_close=s.close_receive, max_width="36rem",
     )
 
 
@@ -248,93 +228,80 @@ def _batch_row(b: BatchRow) -> rx.Component:
 def _batches_dialog() -> rx.Component:
     s = InventoryState
     m = s.batches_of
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Batches of " + m.name + " " + m.strength),
-            rx.dialog.description("Lots holding stock, first to expire first. Expired lots are never dispensed; "
-                                  "write them off with the reason Expired.", size="2"),
-            rx.cond(
-                s.batches.length() > 0,
-                rx.box(rx.table.root(
-                    rx.table.header(rx.table.row(*[rx.table.column_header_cell(h, scope="col") for h in
-                                                   ("Lot", "Expiry", "On hand", "Unit cost", "State")])),
-                    rx.table.body(rx.foreach(s.batches, _batch_row)), variant="surface", width="100%"),
-                    overflow_x="auto", width="100%", margin_top="0.75rem"),
-                rx.callout("No stock of this medicine. Use Receive to book a delivery in.", icon="info",
-                           color_scheme="gray", margin_top="0.75rem"),
-            ),
-            rx.cond(
-                s.batches.length() > 0,
-                rx.form(rx.vstack(
-                    rx.heading("Adjust a batch", as_="h3", size="3"),
-                    rx.grid(
-                        rx.vstack(
-                            rx.el.label("Lot", html_for="adjust-batch", font_weight="500", font_size="0.9rem"),
-                            rx.el.select(rx.foreach(s.batches, lambda b: rx.el.option(
-                                b.lot + " (" + b.on_hand.to_string() + " on hand)", value=b.id.to_string())),
-                                id="adjust-batch", name="batch_id", class_name="native-select", width="100%"),
-                            spacing="1", width="100%"),
-                        select_field("Reason", "reason", ADJUSTMENT_REASONS, field_id="adjust-reason"),
-                        field("Change in units", "change", required=True, field_id="adjust-change",
-                              hint="Negative to take out, like -3."),
-                        field("Note", "note", field_id="adjust-note", hint="Required for a count correction."),
-                        columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
-                    rx.button("Record adjustment", type="submit"),
-                    spacing="3", margin_top="1rem", align="start"), on_submit=s.adjust, reset_on_submit=True),
-                rx.fragment(),
-            ),
-            rx.flex(rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray", on_click=s.close_batches)),
-                    justify="end", margin_top="1rem"),
-            max_width="44rem",
+    return dialog(
+        "Batches of " + m.name + " " + m.strength,
+        rx.cond(
+            s.batches.length() > 0,
+            rx.box(rx.table.root(
+                rx.table.header(rx.table.row(*[rx.table.column_header_cell(h, scope="col") for h in
+                                               ("Lot", "Expiry", "On hand", "Unit cost", "State")])),
+                rx.table.body(rx.foreach(s.batches, _batch_row)), variant="surface", width="100%"),
+                overflow_x="auto", width="100%", margin_top="0.75rem"),
+            rx.callout("No stock of this medicine. Use Receive to book a delivery in.", icon="info",
+                       color_scheme="gray", margin_top="0.75rem"),
         ),
-        open=m.id != 0,
-        on_open_change=lambda _o: InventoryState.close_batches(),
+        rx.cond(
+            s.batches.length() > 0,
+            rx.form(rx.vstack(
+                rx.heading("Adjust a batch", as_="h3", size="3"),
+                rx.grid(
+                    rx.vstack(
+                        rx.el.label("Lot", html_for="adjust-batch", font_weight="500", font_size="0.9rem"),
+                        rx.el.select(rx.foreach(s.batches, lambda b: rx.el.option(
+                            b.lot + " (" + b.on_hand.to_string() + " on hand)", value=b.id.to_string())),
+                            id="adjust-batch", name="batch_id", class_name="native-select", width="100%"),
+                        spacing="1", width="100%"),
+                    select_field("Reason", "reason", ADJUSTMENT_REASONS, field_id="adjust-reason"),
+                    field("Change in units", "change", required=True, field_id="adjust-change",
+                          hint="Negative to take out, like -3."),
+                    field("Note", "note", field_id="adjust-note", hint="Required for a count correction."),
+                    columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
+                rx.button("Record adjustment", type="submit"),
+                spacing="3", margin_top="1rem", align="start"), on_submit=s.adjust, reset_on_submit=True),
+            rx.fragment(),
+        ),
+        description="Lots holding stock, first to expire first. Expired lots are never dispensed; write them off "
+                    "with the reason Expired.",
+        buttons=[close_button("Close", s.close_batches)],
+        open=m.id != 0, on_close=s.close_batches, max_width="44rem",
     )
 
 
 def _edit_dialog() -> rx.Component:
     s = InventoryState
     m = s.editing
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Edit " + m.name + " " + m.strength),
-            rx.form(rx.vstack(
-                field("Unit price", "unit_price", required=True, field_id="edit-price", default_value=m.unit_price,
-                      input_mode="decimal", hint="What the patient is charged per unit."),
-                field("Reorder level (units)", "reorder_level", type="number", required=True,
-                      field_id="edit-reorder", default_value=m.reorder_level.to_string(), min=0),
-                _dialog_buttons("Save", s.close_edit),
-                spacing="3", margin_top="0.75rem"), on_submit=s.save_medicine, reset_on_submit=False),
-            max_width="28rem",
-        ),
-        open=m.id != 0,
-        on_open_change=lambda _o: InventoryState.close_edit(),
+    return dialog(
+        "Edit " + m.name + " " + m.strength,
+        rx.form(rx.vstack(
+            field("Unit price", "unit_price", required=True, field_id="edit-price", default_value=m.unit_price,
+                  input_mode="decimal", hint="What the patient is charged per unit."),
+            field("Reorder level (units)", "reorder_level", type="number", required=True,
+                  field_id="edit-reorder", default_value=m.reorder_level.to_string(), min=0),
+            form_buttons("Save", s.close_edit),
+            spacing="3", margin_top="0.75rem"), on_submit=s.save_medicine, reset_on_submit=False),
+        open=m.id != 0, on_close=s.close_edit, max_width="28rem",
     )
 
 
 def _add_dialog() -> rx.Component:
     s = InventoryState
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Add a medicine to the formulary"),
-            rx.form(rx.vstack(
-                rx.grid(
-                    field("Name", "name", required=True, field_id="add-name"),
-                    field("Strength", "strength", required=True, field_id="add-strength", placeholder="500 mg"),
-                    field("Form", "form", required=True, field_id="add-form", placeholder="tablet"),
-                    field("Unit price", "unit_price", required=True, field_id="add-price", input_mode="decimal"),
-                    field("Reorder level (units)", "reorder_level", type="number", required=True,
-                          field_id="add-reorder", min=0),
-                    field("Drug class", "drug_class", field_id="add-class", placeholder="penicillins"),
-                    columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
-                field("Active ingredients", "ingredients", required=True, field_id="add-ingredients",
-                      hint="Comma-separated; the allergy check at prescribing matches on them."),
-                _dialog_buttons("Add medicine", s.close_add),
-                spacing="3", margin_top="0.75rem"), on_submit=s.add_medicine, reset_on_submit=False),
-            max_width="36rem",
-        ),
-        open=s.adding,
-        on_open_change=lambda _o: InventoryState.close_add(),
+    return dialog(
+        "Add a medicine to the formulary",
+        rx.form(rx.vstack(
+            rx.grid(
+                field("Name", "name", required=True, field_id="add-name"),
+                field("Strength", "strength", required=True, field_id="add-strength", placeholder="500 mg"),
+                field("Form", "form", required=True, field_id="add-form", placeholder="tablet"),
+                field("Unit price", "unit_price", required=True, field_id="add-price", input_mode="decimal"),
+                field("Reorder level (units)", "reorder_level", type="number", required=True,
+                      field_id="add-reorder", min=0),
+                field("Drug class", "drug_class", field_id="add-class", placeholder="penicillins"),
+                columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
+            field("Active ingredients", "ingredients", required=True, field_id="add-ingredients",
+                  hint="Comma-separated; the allergy check at prescribing matches on them."),
+            form_buttons("Add medicine", s.close_add),
+            spacing="3", margin_top="0.75rem"), on_submit=s.add_medicine, reset_on_submit=False),
+        open=s.adding, on_close=s.close_add, max_width="36rem",
     )
 
 

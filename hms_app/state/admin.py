@@ -5,12 +5,14 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.services.administration import (
+    audit_trail,
     dashboards,
     departments,
     permissions,
     second_factor,
     users,
 )
+from hms_app.services.administration.audit_trail import AuditFilter, AuditRow
 from hms_app.services.administration.dashboards import AdminFigures
 from hms_app.services.administration.departments import DepartmentRow
 from hms_app.services.administration.permissions import PermissionRow
@@ -18,9 +20,6 @@ from hms_app.services.administration.second_factor import RequirementRow
 from hms_app.services.administration.users import UserRow
 from hms_app.services.care import clinical
 from hms_app.services.care.clinical import BreakGlassRow
-from hms_app.services.core import audit
-from hms_app.services.core.audit import AuditFilter, AuditRow
-from hms_app.services.core.errors import HMSError
 from hms_app.services.messaging import mail
 from hms_app.services.messaging.mail import MailStatus
 from hms_app.state.auth import SessionState
@@ -35,14 +34,13 @@ class AdminDashboardState(SessionState):
     figures: AdminFigures = _NO_FIGURES
     mail_status: MailStatus = _NO_MAIL
 
+    async def _fetch(self) -> None:
+        self.figures = await self._call(dashboards.admin_figures, write=False)
+        self.mail_status = await self._call(mail.mail_status, write=False)
+
     @rx.event
     async def load_figures(self):
-        try:
-            self.figures = await self._call(dashboards.admin_figures, write=False)
-            self.mail_status = await self._call(mail.mail_status, write=False)
-        except HMSError as error:
-            return await self._failure(error)
-        return None
+        return await self._act(self._fetch())
 
 
 class AdminUsersState(PagedTableMixin, SessionState):
@@ -71,14 +69,12 @@ class AdminUsersState(PagedTableMixin, SessionState):
 
     @rx.event
     async def open_create(self):
-        try:
-            rows = await self._call(departments.list_departments, write=False, include_inactive=False)
-        except HMSError as error:
-            return await self._failure(error)
-        self.department_options = [[str(d.id), d.name] for d in rows]
-        self.form_error = ""
-        self.create_open = True
-        return None
+        answer = await self._act(departments.list_departments, write=False, include_inactive=False)
+        if not answer.refused:
+            self.department_options = [[str(d.id), d.name] for d in answer.result]
+            self.form_error = ""
+            self.create_open = True
+        return answer
 
     @rx.event
     def close_create(self):
@@ -100,52 +96,37 @@ class AdminUsersState(PagedTableMixin, SessionState):
             consultation_fee=form_text(form_data, "consultation_fee", 40),
             slot_minutes=form_text(form_data, "slot_minutes", 10) or "20",
         )
-        try:
-            await self._call(users.create_staff_user, form=form)
-        except HMSError as error:
-            self.form_error = error.message
-            return await self._failure(error)
-        self.create_open = False
-        self.form_error = ""
-        await self._reload()
-        return rx.toast.success(f"Account created for {form.full_name.strip()}. They choose a new password at first login.")
+        answer = await self._act(
+            users.create_staff_user, form=form, refresh=self._reload,
+            success=f"Account created for {form.full_name.strip()}. They choose a new password at first login.")
+        self.form_error = answer.error
+        if not answer.refused:
+            self.create_open = False
+        return answer
 
     @rx.event
     async def deactivate(self, user_id: int):
-        try:
-            await self._call(users.deactivate_user, user_id=user_id)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._reload()
-        return rx.toast.success("Account deactivated; its open sessions have ended.")
+        return await self._act(users.deactivate_user, user_id=user_id, refresh=self._reload,
+                               success="Account deactivated; its open sessions have ended.")
 
     @rx.event
     async def reactivate(self, user_id: int):
-        try:
-            await self._call(users.reactivate_user, user_id=user_id)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._reload()
-        return rx.toast.success("Account reactivated.")
+        return await self._act(users.reactivate_user, user_id=user_id, refresh=self._reload,
+                               success="Account reactivated.")
 
     @rx.event
     async def reset_password(self, user_id: int, name: str = ""):
-        try:
-            self.temporary_password = await self._call(users.reset_password, user_id=user_id)
-        except HMSError as error:
-            return await self._failure(error)
-        self.temporary_for = str(name)[:120]
-        return rx.toast.success("Password reset. Hand over the temporary password in person.")
+        answer = await self._act(users.reset_password, user_id=user_id,
+                                 success="Password reset. Hand over the temporary password in person.")
+        if not answer.refused:
+            self.temporary_password, self.temporary_for = answer.result, str(name)[:120]
+        return answer
 
     @rx.event
     async def reset_second_factor(self, user_id: int):
-        try:
-            await self._call(second_factor.reset_second_factor, user_id=user_id)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._reload()
-        return rx.toast.success("Second factor reset; the account's sessions have ended. If the role requires "
-                                "one, they set up a new authenticator at their next login.")
+        return await self._act(second_factor.reset_second_factor, user_id=user_id, refresh=self._reload,
+                               success="Second factor reset; the account's sessions have ended. If the role "
+                                       "requires one, they set up a new authenticator at their next login.")
 
     @rx.event
     def dismiss_temporary_password(self):
@@ -159,11 +140,10 @@ class DepartmentsState(SessionState):
     form_error: str = ""
 
     async def _fetch(self):
-        try:
-            self.rows = await self._call(departments.list_departments, write=False)
-        except HMSError as error:
-            return await self._failure(error)
-        return None
+        answer = await self._act(departments.list_departments, write=False)
+        if not answer.refused:
+            self.rows = answer.result
+        return answer
 
     @rx.event
     async def load_departments(self):
@@ -171,14 +151,10 @@ class DepartmentsState(SessionState):
 
     @rx.event
     async def create_department(self, form_data: dict):
-        try:
-            await self._call(departments.create_department, name=form_text(form_data, "name"))
-        except HMSError as error:
-            self.form_error = error.message
-            return await self._failure(error)
-        self.form_error = ""
-        await self._fetch()
-        return rx.toast.success("Department created.")
+        answer = await self._act(departments.create_department, name=form_text(form_data, "name"),
+                                 refresh=self._fetch, success="Department created.")
+        self.form_error = answer.error
+        return answer
 
     @rx.event
     def start_rename(self, department_id: int):
@@ -190,58 +166,46 @@ class DepartmentsState(SessionState):
 
     @rx.event
     async def rename_department(self, form_data: dict):
-        try:
-            await self._call(departments.rename_department, department_id=self.renaming_id,
-                             name=form_text(form_data, "name"))
-        except HMSError as error:
-            return await self._failure(error)
-        self.renaming_id = 0
-        await self._fetch()
-        return rx.toast.success("Department renamed.")
+        answer = await self._act(departments.rename_department, department_id=self.renaming_id,
+                                 name=form_text(form_data, "name"), refresh=self._fetch, success="Department renamed.")
+        if not answer.refused:
+            self.renaming_id = 0
+        return answer
 
     @rx.event
     async def toggle_department(self, department_id: int, active: bool):
-        try:
-            await self._call(departments.set_department_active, department_id=department_id, active=bool(active))
-        except HMSError as error:
-            return await self._failure(error)
-        await self._fetch()
-        return rx.toast.success("Department reactivated." if active else "Department deactivated.")
+        return await self._act(departments.set_department_active, department_id=department_id, active=bool(active),
+                               refresh=self._fetch,
+                               success="Department reactivated." if active else "Department deactivated.")
 
 
 class PermissionsState(SessionState):
     matrix: list[PermissionRow] = []
     second_factor_rules: list[RequirementRow] = []
 
+    async def _fetch(self) -> None:
+        self.matrix = await self._call(permissions.permission_matrix, write=False)
+        self.second_factor_rules = await self._call(second_factor.list_second_factor_requirements, write=False)
+
+    async def _load(self):
+        return await self._act(self._fetch())
+
     @rx.event
     async def load_matrix(self):
-        try:
-            self.matrix = await self._call(permissions.permission_matrix, write=False)
-            self.second_factor_rules = await self._call(second_factor.list_second_factor_requirements, write=False)
-        except HMSError as error:
-            return await self._failure(error)
-        return None
+        return await self._load()
 
     @rx.event
     async def require_second_factor(self, role: str, required: bool):
-        try:
-            await self._call(second_factor.set_second_factor_requirement, role=role, required=required)
-        except HMSError as error:
-            await self.load_matrix()
-            return await self._failure(error)
-        await self.load_matrix()
-        return rx.toast.success(f"A second factor is {'now' if required else 'no longer'} required of {role} accounts.")
+        return await self._act(
+            second_factor.set_second_factor_requirement, role=role, required=required,
+            refresh=self._load, on_refusal=self._load,
+            success=f"A second factor is {'now' if required else 'no longer'} required of {role} accounts.")
 
     @rx.event
     async def toggle_permission(self, role: str, permission: str, grant: bool):
         service = permissions.grant_permission if grant else permissions.revoke_permission
-        try:
-            await self._call(service, role=role, permission=permission)
-        except HMSError as error:
-            await self.load_matrix()
-            return await self._failure(error)
-        await self.load_matrix()
-        return rx.toast.success(f"{'Granted' if grant else 'Removed'} {permission} for {role}.")
+        return await self._act(service, role=role, permission=permission, refresh=self._load, on_refusal=self._load,
+                               success=f"{'Granted' if grant else 'Removed'} {permission} for {role}.")
 
 
 class AuditState(PagedTableMixin, SessionState):
@@ -260,7 +224,7 @@ class AuditState(PagedTableMixin, SessionState):
                            self.filter_from, self.filter_to)
 
     async def _fetch(self) -> None:
-        result = await self._call(audit.search_audit, write=False, filters=self._filters(), page=self.page,
+        result = await self._call(audit_trail.search_audit, write=False, filters=self._filters(), page=self.page,
                                   page_size=self.page_size)
         self.rows = self._paged(result)
 
@@ -285,19 +249,15 @@ class AuditState(PagedTableMixin, SessionState):
 
     @rx.event
     async def export_csv(self):
-        try:
-            data = await self._call(audit.export_audit_csv, filters=self._filters())
-        except HMSError as error:
-            return await self._failure(error)
-        return [rx.download(data=data, filename="audit-trail.csv", mime_type="text/csv"),
-                rx.toast.success("Audit trail exported.")]
+        return await self._act(audit_trail.export_audit_csv, filters=self._filters(), success=lambda data: [
+            rx.download(data=data, filename="audit-trail.csv", mime_type="text/csv"),
+            rx.toast.success("Audit trail exported.")])
 
     @rx.event
     async def verify_chain(self):
-        try:
-            report = await self._call(audit.verify_audit_chain)
-        except HMSError as error:
-            return await self._failure(error)
+        return await self._act(audit_trail.verify_audit_chain, success=self._show_chain)
+
+    def _show_chain(self, report: audit_trail.ChainReport):
         if report.ok:
             self.chain_status = f"Intact: {report.rows_checked} rows checked."
             return rx.toast.success(self.chain_status)

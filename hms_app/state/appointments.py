@@ -14,6 +14,7 @@ from hms_app.services.booking.appointments import (
     WaitlistRow,
 )
 from hms_app.services.booking.scheduling import Schedule
+from hms_app.services.core import localtime
 from hms_app.services.core.errors import HMSError
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
@@ -39,28 +40,24 @@ class BookingState(SessionState):
         if not self.department_id or not self.day:
             self.slots = []
             return None
-        try:
-            self.slots = await self._call(appointments.free_slots, write=False, department_id=self.department_id,
-                                          doctor_id=self.doctor_id, day=self.day)
-        except HMSError as error:
-            self.slots = []
-            self.error = error.message
-            return await self._failure(error)
-        self.error = ""
-        self.searched = True
-        return None
+        answer = await self._act(appointments.free_slots, write=False, department_id=self.department_id,
+                                 doctor_id=self.doctor_id, day=self.day)
+        self.slots = [] if answer.refused else answer.result
+        self.error = answer.error
+        self.searched = not answer.refused
+        return answer
 
     @rx.event
     async def open_booking(self):
         """``on_load``: the lists, and the choice a waitlist offer's link carries."""
         params = self.router.url.query_parameters
-        try:
-            self.departments = await self._call(appointments.booking_departments, write=False)
-        except HMSError as error:
-            return await self._failure(error)
+        answer = await self._act(appointments.booking_departments, write=False)
+        if answer.refused:
+            return answer
+        self.departments = answer.result
         self.department_id = str(params.get("department", "") or "")[:12]
         self.doctor_id = str(params.get("doctor", "") or "any")[:12]
-        self.day = str(params.get("date", "") or scheduling.local_today().isoformat())[:10]
+        self.day = str(params.get("date", "") or localtime.local_today().isoformat())[:10]
         self.slots, self.slot, self.searched, self.error = [], "", False, ""
         if self.department_id:
             try:
@@ -76,11 +73,10 @@ class BookingState(SessionState):
         self.doctor_id = "any"
         self.doctors = []
         if self.department_id:
-            try:
-                self.doctors = await self._call(appointments.booking_doctors, write=False,
-                                                department_id=self.department_id)
-            except HMSError as error:
-                return await self._failure(error)
+            answer = await self._act(appointments.booking_doctors, write=False, department_id=self.department_id)
+            if answer.refused:
+                return answer
+            self.doctors = answer.result
         return await self._load_slots()
 
     @rx.event
@@ -102,26 +98,22 @@ class BookingState(SessionState):
         if not self.slot:
             self.error = "Choose one of the free times first."
             return rx.toast.error(self.error)
-        try:
-            await self._call(appointments.book_appointment, department_id=self.department_id,
-                             doctor_id=self.doctor_id, starts_at=self.slot, reason=form_text(form_data, "reason", 600))
-        except HMSError as error:
-            self.error = error.message
-            await self._load_slots()
-            return await self._failure(error)
-        self.error = ""
-        return [rx.redirect("/patient/appointments"),
-                rx.toast.success("Appointment requested. You will see here when the doctor confirms it.")]
+        answer = await self._act(
+            appointments.book_appointment, department_id=self.department_id, doctor_id=self.doctor_id,
+            starts_at=self.slot, reason=form_text(form_data, "reason", 600), on_refusal=self._load_slots,
+            success=lambda _: [rx.redirect("/patient/appointments"), rx.toast.success(
+                "Appointment requested. You will see here when the doctor confirms it.")])
+        if not answer.refused:
+            self.error = ""
+        return answer
 
     @rx.event
     async def join_waitlist(self, form_data: dict):
-        try:
-            await self._call(appointments.join_waitlist, department_id=self.department_id, doctor_id=self.doctor_id,
-                             date_from=form_text(form_data, "date_from", 10), date_to=form_text(form_data, "date_to", 10))
-        except HMSError as error:
-            return await self._failure(error)
-        return [rx.redirect("/patient/appointments"),
-                rx.toast.success("You are on the waitlist. We will tell you when a slot frees up.")]
+        return await self._act(
+            appointments.join_waitlist, department_id=self.department_id, doctor_id=self.doctor_id,
+            date_from=form_text(form_data, "date_from", 10), date_to=form_text(form_data, "date_to", 10),
+            success=lambda _: [rx.redirect("/patient/appointments"),
+                               rx.toast.success("You are on the waitlist. We will tell you when a slot frees up.")])
 
 
 class PatientAppointmentsState(SessionState):
@@ -143,18 +135,17 @@ class PatientAppointmentsState(SessionState):
     async def load_appointments(self):
         return await self._load()
 
-    async def _load(self):
-        try:
-            upcoming = await self._call(appointments.patient_appointments, write=False, upcoming=True, page_size=50)
-            past = await self._call(appointments.patient_appointments, write=False, upcoming=False,
-                                    page=self.past_page, page_size=10)
-            self.waitlist = await self._call(appointments.my_waitlist, write=False)
-        except HMSError as error:
-            return await self._failure(error)
+    async def _fetch(self) -> None:
+        upcoming = await self._call(appointments.patient_appointments, write=False, upcoming=True, page_size=50)
+        past = await self._call(appointments.patient_appointments, write=False, upcoming=False,
+                                page=self.past_page, page_size=10)
+        self.waitlist = await self._call(appointments.my_waitlist, write=False)
         self.upcoming = upcoming.rows
         self.past = past.rows
         self.past_pages = past.page_count
-        return None
+
+    async def _load(self):
+        return await self._act(self._fetch())
 
     @rx.event
     async def older_past(self):
@@ -170,12 +161,8 @@ class PatientAppointmentsState(SessionState):
 
     @rx.event
     async def cancel(self, appointment_id: int):
-        try:
-            await self._call(appointments.cancel_appointment, appointment_id=appointment_id)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._load()
-        return rx.toast.success("Appointment cancelled. The slot is free for others again.")
+        return await self._act(appointments.cancel_appointment, appointment_id=appointment_id, refresh=self._load,
+                               success="Appointment cancelled. The slot is free for others again.")
 
     @rx.event
     async def start_moving(self, appointment_id: int):
@@ -186,18 +173,14 @@ class PatientAppointmentsState(SessionState):
         self.moving_doctor = row.doctor
         self._moving_department = str(row.department_id)
         self._moving_doctor_id = str(row.doctor_id)
-        self.moving_day = scheduling.local_today().isoformat()
+        self.moving_day = localtime.local_today().isoformat()
         return await self._load_moving_slots()
 
     async def _load_moving_slots(self):
-        try:
-            self.moving_slots = await self._call(
-                appointments.free_slots, write=False, department_id=self._moving_department,
-                doctor_id=self._moving_doctor_id, day=self.moving_day)
-        except HMSError as error:
-            self.moving_slots = []
-            return await self._failure(error)
-        return None
+        answer = await self._act(appointments.free_slots, write=False, department_id=self._moving_department,
+                                 doctor_id=self._moving_doctor_id, day=self.moving_day)
+        self.moving_slots = [] if answer.refused else answer.result
+        return answer
 
     @rx.event
     async def choose_moving_day(self, day: str):
@@ -211,25 +194,18 @@ class PatientAppointmentsState(SessionState):
 
     @rx.event
     async def move_to(self, starts_at: str):
-        try:
-            await self._call(appointments.reschedule_appointment, appointment_id=self.moving_id,
-                             starts_at=str(starts_at)[:40])
-        except HMSError as error:
-            await self._load_moving_slots()
-            return await self._failure(error)
-        self.moving_id = 0
-        self.moving_slots = []
-        await self._load()
-        return rx.toast.success("Appointment moved. The doctor will confirm the new time.")
+        answer = await self._act(appointments.reschedule_appointment, appointment_id=self.moving_id,
+                                 starts_at=str(starts_at)[:40], refresh=self._load, on_refusal=self._load_moving_slots,
+                                 success="Appointment moved. The doctor will confirm the new time.")
+        if not answer.refused:
+            self.moving_id = 0
+            self.moving_slots = []
+        return answer
 
     @rx.event
     async def leave_waitlist(self, entry_id: int):
-        try:
-            await self._call(appointments.leave_waitlist, entry_id=entry_id)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._load()
-        return rx.toast.success("You have left the waitlist.")
+        return await self._act(appointments.leave_waitlist, entry_id=entry_id, refresh=self._load,
+                               success="You have left the waitlist.")
 
 
 class DoctorAppointmentsState(SessionState):
@@ -247,18 +223,17 @@ class DoctorAppointmentsState(SessionState):
     async def load_schedule(self):
         return await self._load()
 
-    async def _load(self):
+    async def _fetch(self) -> None:
         if not self.day:
-            self.day = scheduling.local_today().isoformat()
-        try:
-            self.rows = await self._call(appointments.doctor_schedule, write=False, first_day=self.day,
-                                         days=7 if self.week else 1)
-            pending = await self._call(appointments.pending_requests, write=False, page_size=50)
-        except HMSError as error:
-            return await self._failure(error)
+            self.day = localtime.local_today().isoformat()
+        self.rows = await self._call(appointments.doctor_schedule, write=False, first_day=self.day,
+                                     days=7 if self.week else 1)
+        pending = await self._call(appointments.pending_requests, write=False, page_size=50)
         self.pending = pending.rows
         self.pending_total = pending.total
-        return None
+
+    async def _load(self):
+        return await self._act(self._fetch())
 
     @rx.event
     async def choose_day(self, day: str):
@@ -270,29 +245,26 @@ class DoctorAppointmentsState(SessionState):
         self.week = bool(week)
         return await self._load()
 
-    async def _act(self, service, success: str, **kwargs):
-        try:
-            await self._call(service, **kwargs)
-        except HMSError as error:
-            await self._load()
-            return await self._failure(error)
-        self.answering_id = 0
-        await self._load()
-        return rx.toast.success(success)
+    async def _decide(self, service, success: str, **kwargs):
+        """One of the doctor's answers to an appointment; the day is shown afresh either way."""
+        answer = await self._act(service, refresh=self._load, on_refusal=self._load, success=success, **kwargs)
+        if not answer.refused:
+            self.answering_id = 0
+        return answer
 
     @rx.event
     async def confirm(self, appointment_id: int):
-        return await self._act(appointments.confirm_appointment, "Appointment confirmed; the patient sees it now.",
-                               appointment_id=appointment_id)
+        return await self._decide(appointments.confirm_appointment, "Appointment confirmed; the patient sees it now.",
+                                  appointment_id=appointment_id)
 
     @rx.event
     async def complete(self, appointment_id: int):
-        return await self._act(appointments.complete_appointment, "Appointment completed.",
-                               appointment_id=appointment_id)
+        return await self._decide(appointments.complete_appointment, "Appointment completed.",
+                                  appointment_id=appointment_id)
 
     @rx.event
     async def no_show(self, appointment_id: int):
-        return await self._act(appointments.mark_no_show, "Marked as a no-show.", appointment_id=appointment_id)
+        return await self._decide(appointments.mark_no_show, "Marked as a no-show.", appointment_id=appointment_id)
 
     @rx.event
     def ask_reason(self, appointment_id: int, action: str):
@@ -307,10 +279,10 @@ class DoctorAppointmentsState(SessionState):
     async def give_reason(self, form_data: dict):
         reason = form_text(form_data, "reason")
         if self.answering_action == "decline":
-            return await self._act(appointments.decline_appointment, "Request declined; the patient is told why.",
-                                   appointment_id=self.answering_id, reason=reason)
-        return await self._act(appointments.cancel_appointment, "Appointment cancelled; the patient is told why.",
-                               appointment_id=self.answering_id, reason=reason)
+            return await self._decide(appointments.decline_appointment, "Request declined; the patient is told why.",
+                                      appointment_id=self.answering_id, reason=reason)
+        return await self._decide(appointments.cancel_appointment, "Appointment cancelled; the patient is told why.",
+                                  appointment_id=self.answering_id, reason=reason)
 
 
 class ScheduleState(SessionState):
@@ -323,27 +295,25 @@ class ScheduleState(SessionState):
     async def _fetch(self):
         if not self.doctor_id:
             return None
-        try:
-            self.schedule = await self._call(scheduling.get_schedule, write=False, doctor_id=self.doctor_id)
-        except HMSError as error:
-            return await self._failure(error)
-        return None
+        answer = await self._act(scheduling.get_schedule, write=False, doctor_id=self.doctor_id)
+        if not answer.refused:
+            self.schedule = answer.result
+        return answer
 
     @rx.event
     async def load_own_schedule(self):
-        try:
-            actor = await self._actor(refused_action="scheduling.get_schedule")
-        except HMSError as error:
-            return await self._failure(error)
-        self.doctor_id = str(actor.user_id)
+        answer = await self._act(self._actor(refused_action="scheduling.get_schedule"))
+        if answer.refused:
+            return answer
+        self.doctor_id = str(answer.result.user_id)
         return await self._fetch()
 
     @rx.event
     async def load_any_schedule(self):
-        try:
-            _, self.doctor_options = await self._call(appointments.appointment_filter_options, write=False)
-        except HMSError as error:
-            return await self._failure(error)
+        answer = await self._act(appointments.appointment_filter_options, write=False)
+        if answer.refused:
+            return answer
+        _, self.doctor_options = answer.result
         if not self.doctor_id and self.doctor_options:
             self.doctor_id = self.doctor_options[0].value
         return await self._fetch()
@@ -354,12 +324,7 @@ class ScheduleState(SessionState):
         return await self._fetch()
 
     async def _edit(self, service, success: str, **kwargs):
-        try:
-            await self._call(service, doctor_id=self.doctor_id, **kwargs)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._fetch()
-        return rx.toast.success(success)
+        return await self._act(service, doctor_id=self.doctor_id, refresh=self._fetch, success=success, **kwargs)
 
     @rx.event
     async def add_hours(self, form_data: dict):

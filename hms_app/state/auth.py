@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import http.cookies
+import inspect
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import reflex as rx
@@ -72,9 +73,37 @@ def _cookie_token(header: str) -> str:
     return morsel.value if morsel else ""
 
 
+def file_download(file: Any):
+    """The browser's download of a file a service handed over (``data``, ``file_name``, ``content_type``)."""
+    return rx.download(data=file.data, filename=file.file_name, mime_type=file.content_type)
+
+
 def _rooms_of(actor: Actor) -> list[str]:
     """The live-update rooms of a tab: its user's and its role's, chosen by the server."""
     return [live.user_room(actor.user_id), live.role_room(actor.role.value)]
+
+
+class Answer(list):
+    """The events that answer a click (a toast, perhaps a redirect or a download), as ``_act`` built them.
+
+    A handler returns it as it is: Reflex takes any list of events. A handler that does more
+    reads it first: ``result`` is what the service returned; ``refusal`` the service's error when
+    it refused, and ``error`` its message ("" when the service did its work, so that a form's
+    error line can take it either way).
+    """
+
+    def __init__(self, events: object = None, *, result: Any = None, refusal: HMSError | None = None) -> None:
+        super().__init__(events if isinstance(events, list | tuple) else [] if events is None else [events])
+        self.result = result
+        self.refusal = refusal
+
+    @property
+    def refused(self) -> bool:
+        return self.refusal is not None
+
+    @property
+    def error(self) -> str:
+        return self.refusal.message if self.refusal is not None else ""
 
 
 class SessionState(rx.State):
@@ -129,6 +158,52 @@ class SessionState(rx.State):
                 return service(session=session, actor=actor, **kwargs)
 
         return await asyncio.to_thread(work)
+
+    async def _act(
+        self,
+        work: Callable[..., Any] | Awaitable[Any],
+        /,
+        *,
+        success: str | Callable[[Any], object] | None = None,
+        refresh: Callable[[], Awaitable[object]] | None = None,
+        on_refusal: Callable[[], Awaitable[object]] | None = None,
+        write: bool = True,
+        **kwargs: Any,
+    ) -> Answer:
+        """Call one service as this tab's user and answer the click: the one place where a state
+        turns what a service did, or refused, into what the user is shown.
+
+        Args:
+            work: a service, called through ``_call`` with ``write`` and ``kwargs``; or an
+                awaitable of this state's own that makes several calls (a page's loader), awaited
+                as it is.
+            success: the answer once the service has done its work: a text, toasted as a
+                success; or a function of the service's result that gives a text to toast, or
+                the events to answer with (a download, another kind of toast, a redirect).
+                Without it the answer is no event.
+            refresh: what to fetch again after the work is done, before the answer (the page's
+                loader).
+            on_refusal: what to fetch again when the service refused, before the refusal is
+                answered, so that the page shows what stands now.
+
+        Returns:
+            The answer, for the handler to return: on refusal the toast of ``_failure`` (with the
+            redirect to the login when the session has ended), with ``refused`` set.
+        """
+        if inspect.isawaitable(work) and kwargs:
+            raise TypeError(f"arguments for an awaitable, which takes none: {sorted(kwargs)}")
+        try:
+            result = await work if inspect.isawaitable(work) else await self._call(work, write=write, **kwargs)
+        except HMSError as error:
+            if on_refusal is not None:
+                await on_refusal()
+            return Answer(await self._failure(error), refusal=error)
+        if refresh is not None:
+            await refresh()
+        answer = success(result) if callable(success) else success
+        if isinstance(answer, str):
+            answer = rx.toast.success(answer)
+        return Answer(answer, result=result)
 
     async def _actor(self, *, refused_action: str = "") -> Actor:
         """The actor of this tab's session, or ``SessionExpired``.
@@ -454,16 +529,14 @@ class PasswordState(SessionState):
         if form_text(form_data, "new_password", 1000) != form_text(form_data, "new_password_confirm", 1000):
             self.error = "The two new passwords do not match."
             return rx.toast.error(self.error)
-        try:
-            await self._call(
-                auth.change_password,
-                current_password=form_text(form_data, "current_password", 1000),
-                new_password=form_text(form_data, "new_password", 1000),
-            )
-        except HMSError as error:
-            self.error = error.message
-            return await self._failure(error)
-        self.error = ""
+        answer = await self._act(
+            auth.change_password,
+            current_password=form_text(form_data, "current_password", 1000),
+            new_password=form_text(form_data, "new_password", 1000),
+        )
+        self.error = answer.error
+        if answer.refused:
+            return answer
         base = await self._session_state()
         base.must_change_password = False
         return [rx.redirect(home_for(base.user_role)), rx.toast.success("Your password has been changed.")]

@@ -7,8 +7,7 @@ import reflex as rx
 
 from hms_app.services.accounting import billing
 from hms_app.services.accounting.billing import InvoiceDetail, InvoiceRow
-from hms_app.services.core.errors import HMSError
-from hms_app.state.auth import SessionState
+from hms_app.state.auth import SessionState, file_download
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
 
@@ -26,12 +25,10 @@ class _InvoiceDialogMixin(rx.State, mixin=True):
 
     @rx.event
     async def open_invoice(self, invoice_id: int):
-        try:
-            await self._load_detail(invoice_id)
-        except HMSError as error:
+        answer = await self._act(self._load_detail(invoice_id))  # type: ignore[attr-defined]
+        if answer.refused:
             self.detail = _NO_DETAIL
-            return await self._failure(error)  # type: ignore[attr-defined]
-        return None
+        return answer
 
     @rx.event
     def close_invoice(self):
@@ -39,11 +36,7 @@ class _InvoiceDialogMixin(rx.State, mixin=True):
 
     @rx.event
     async def download_pdf(self, invoice_id: int):
-        try:
-            result = await self._call(billing.invoice_pdf, invoice_id=invoice_id)  # type: ignore[attr-defined]
-        except HMSError as error:
-            return await self._failure(error)  # type: ignore[attr-defined]
-        return rx.download(data=result.data, filename=result.file_name, mime_type=result.content_type)
+        return await self._act(billing.invoice_pdf, invoice_id=invoice_id, success=file_download)  # type: ignore[attr-defined]
 
 
 class AccountsInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
@@ -65,48 +58,45 @@ class AccountsInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
         self.page = 1
         return await self._reload()
 
-    async def _act(self, service, success, **kwargs):
-        try:
-            result = await self._call(service, invoice_id=self.detail.invoice.id, **kwargs)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._reload()
-        return rx.toast.success(success(result) if callable(success) else success)
+    async def _work(self, service, success, **kwargs):
+        """One step of work on the invoice open in the dialog."""
+        return await self._act(service, invoice_id=self.detail.invoice.id, refresh=self._reload, success=success,
+                               **kwargs)
 
     @rx.event
     async def issue(self):
-        return await self._act(billing.issue_invoice, lambda number: f"Invoice {number} issued; the patient is told.")
+        return await self._work(billing.issue_invoice, lambda number: f"Invoice {number} issued; the patient is told.")
 
     @rx.event
     async def discount(self, form_data: dict):
-        return await self._act(billing.apply_discount, "Discount saved.", amount=form_text(form_data, "amount", 20),
-                               reason=form_text(form_data, "reason", 400))
+        return await self._work(billing.apply_discount, "Discount saved.", amount=form_text(form_data, "amount", 20),
+                                reason=form_text(form_data, "reason", 400))
 
     @rx.event
     async def record_payment(self, form_data: dict):
-        return await self._act(billing.record_payment, lambda status: f"Payment recorded; the invoice is {status}.",
-                               amount=form_text(form_data, "amount", 20), method=form_text(form_data, "method", 20),
-                               reference=form_text(form_data, "reference", 100))
+        return await self._work(billing.record_payment, lambda status: f"Payment recorded; the invoice is {status}.",
+                                amount=form_text(form_data, "amount", 20), method=form_text(form_data, "method", 20),
+                                reference=form_text(form_data, "reference", 100))
 
     @rx.event
     async def refund(self, form_data: dict):
-        return await self._act(billing.refund_payment, lambda status: f"Refund recorded; the invoice is {status}.",
-                               amount=form_text(form_data, "amount", 20), reason=form_text(form_data, "reason", 400),
-                               method=form_text(form_data, "method", 20))
+        return await self._work(billing.refund_payment, lambda status: f"Refund recorded; the invoice is {status}.",
+                                amount=form_text(form_data, "amount", 20), reason=form_text(form_data, "reason", 400),
+                                method=form_text(form_data, "method", 20))
 
     @rx.event
     async def insurer_share(self, form_data: dict):
-        return await self._act(billing.set_insurer_share, "Insurer's share saved.",
-                               amount=form_text(form_data, "amount", 20))
+        return await self._work(billing.set_insurer_share, "Insurer's share saved.",
+                                amount=form_text(form_data, "amount", 20))
 
     @rx.event
     async def claim(self, form_data: dict):
-        return await self._act(billing.move_claim, "Claim updated.", to_status=form_text(form_data, "to_status", 20),
-                               note=form_text(form_data, "note", 400))
+        return await self._work(billing.move_claim, "Claim updated.", to_status=form_text(form_data, "to_status", 20),
+                                note=form_text(form_data, "note", 400))
 
     @rx.event
     async def void(self, form_data: dict):
-        return await self._act(billing.void_invoice, "Invoice voided.", reason=form_text(form_data, "reason", 400))
+        return await self._work(billing.void_invoice, "Invoice voided.", reason=form_text(form_data, "reason", 400))
 
 
 class PatientInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
@@ -131,15 +121,16 @@ class PatientInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
 
     @rx.event
     async def pay(self, form_data: dict):
-        try:
-            paid = await self._call(
-                billing.pay_online, invoice_id=self._paying_id, card_number=form_text(form_data, "card_number", 40),
-                expiry=form_text(form_data, "expiry", 10), cvc=form_text(form_data, "cvc", 10),
-                idempotency_key=self._payment_key)
-        except HMSError as error:
-            return await self._failure(error)
-        self.paying = _NO_ROW  # the key stays: a second click of the same form finds this payment
-        await self._reload()
-        if paid.repeated:
-            return rx.toast.info(f"This payment was already made ({paid.reference}); nothing more was charged.")
-        return rx.toast.success(f"Paid {paid.amount} by card ({paid.reference}). Thank you.")
+        answer = await self._act(
+            billing.pay_online, invoice_id=self._paying_id, card_number=form_text(form_data, "card_number", 40),
+            expiry=form_text(form_data, "expiry", 10), cvc=form_text(form_data, "cvc", 10),
+            idempotency_key=self._payment_key, refresh=self._reload, success=_paid)
+        if not answer.refused:
+            self.paying = _NO_ROW  # the key stays: a second click of the same form finds this payment
+        return answer
+
+
+def _paid(paid: billing.OnlinePayment):
+    if paid.repeated:
+        return rx.toast.info(f"This payment was already made ({paid.reference}); nothing more was charged.")
+    return rx.toast.success(f"Paid {paid.amount} by card ({paid.reference}). Thank you.")

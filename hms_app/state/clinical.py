@@ -23,10 +23,9 @@ from hms_app.services.care.prescribing import (
     OrderedItem,
     SafetyWarning,
 )
-from hms_app.services.core.errors import HMSError
 from hms_app.services.laboratory import lab
 from hms_app.services.laboratory.lab import LabTestChoice, ResultView, WorklistRow
-from hms_app.state.auth import SessionState
+from hms_app.state.auth import SessionState, file_download
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
 
@@ -64,14 +63,14 @@ class ChartState(PagedTableMixin, SessionState):
         self.rows = self._paged(result)
 
     async def _load_chart(self):
-        try:
-            self.chart = await self._call(clinical.open_chart, patient_id=self.patient_id)
-        except BreakGlassRequired as error:
+        answer = await self._act(clinical.open_chart, patient_id=self.patient_id)
+        if isinstance(answer.refusal, BreakGlassRequired):
             self.chart, self.needs_break_glass, self.missing = _NO_CHART, True, False
-            return rx.toast.warning(error.message)
-        except HMSError as error:
+            return rx.toast.warning(answer.error)
+        if answer.refused:
             self.chart, self.needs_break_glass, self.missing = _NO_CHART, False, True
-            return await self._failure(error)
+            return answer
+        self.chart = answer.result
         self.needs_break_glass = self.missing = False
         self.vitals = vitals_figure(self.chart.vitals)
         return await self._reload()
@@ -84,20 +83,13 @@ class ChartState(PagedTableMixin, SessionState):
 
     @rx.event
     async def break_glass(self, form_data: dict):
-        try:
-            await self._call(clinical.break_glass, patient_id=self.patient_id, reason=form_text(form_data, "reason"))
-        except HMSError as error:
-            return await self._failure(error)
-        await self._load_chart()
-        return rx.toast.warning("Chart opened by breaking the glass. This is recorded and reviewed.")
+        return await self._act(
+            clinical.break_glass, patient_id=self.patient_id, reason=form_text(form_data, "reason"),
+            refresh=self._load_chart,
+            success=lambda _: rx.toast.warning("Chart opened by breaking the glass. This is recorded and reviewed."))
 
     async def _change(self, service, success: str, **kwargs):
-        try:
-            await self._call(service, **kwargs)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._load_chart()
-        return rx.toast.success(success)
+        return await self._act(service, refresh=self._load_chart, success=success, **kwargs)
 
     @rx.event
     async def add_allergy(self, form_data: dict):
@@ -123,21 +115,12 @@ class ChartState(PagedTableMixin, SessionState):
     async def upload_document(self, files: list[rx.UploadFile]):
         name, data = await _upload_bytes(files)
         title = name.rsplit(".", 1)[0][:120] if name else ""
-        try:
-            await self._call(documents.upload_document, patient_id=self.patient_id, title=title, file_name=name,
-                             data=data)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._reload()
-        return rx.toast.success("Document added to the record.")
+        return await self._act(documents.upload_document, patient_id=self.patient_id, title=title, file_name=name,
+                               data=data, refresh=self._reload, success="Document added to the record.")
 
     @rx.event
     async def download_document(self, document_id: int):
-        try:
-            result = await self._call(documents.download_document, document_id=document_id)
-        except HMSError as error:
-            return await self._failure(error)
-        return rx.download(data=result.data, filename=result.file_name, mime_type=result.content_type)
+        return await self._act(documents.download_document, document_id=document_id, success=file_download)
 
 
 class EncounterState(SessionState):
@@ -154,20 +137,21 @@ class EncounterState(SessionState):
     async def _refresh_orders(self) -> None:
         self.orders = await self._call(prescribing.encounter_orders, write=False, encounter_id=self.encounter.id)
 
+    async def _fetch(self, appointment_id: str) -> None:
+        self.encounter = await self._call(clinical.open_encounter, appointment_id=appointment_id)
+        self.medicines = await self._call(prescribing.formulary, write=False)
+        self.lab_tests = await self._call(prescribing.lab_catalog, write=False)
+        await self._refresh_orders()
+
     @rx.event
     async def open_encounter(self):
         appointment_id = str(self.router.url.query_parameters.get("appointment", ""))[:12]
         self.warnings, self.chosen_tests = [], []
-        try:
-            self.encounter = await self._call(clinical.open_encounter, appointment_id=appointment_id)
-            self.medicines = await self._call(prescribing.formulary, write=False)
-            self.lab_tests = await self._call(prescribing.lab_catalog, write=False)
-            await self._refresh_orders()
-        except HMSError as error:
-            self.encounter, self.missing = _NO_ENCOUNTER, True
-            return await self._failure(error)
-        self.missing = False
-        return None
+        answer = await self._act(self._fetch(appointment_id))
+        self.missing = answer.refused
+        if answer.refused:
+            self.encounter = _NO_ENCOUNTER
+        return answer
 
     @rx.event
     async def save_notes(self, form_data: dict):
@@ -177,11 +161,11 @@ class EncounterState(SessionState):
             diagnosis=form_text(form_data, "diagnosis", 400), icd10_code=form_text(form_data, "icd10_code", 10),
             vitals={k: form_text(form_data, k, 20) for k in clinical.VITAL_RANGES},
         )
-        try:
-            self.encounter = await self._call(clinical.save_encounter, encounter_id=self.encounter.id, form=form)
-        except HMSError as error:
-            return await self._failure(error)
-        return rx.toast.success("Notes and vitals saved.")
+        answer = await self._act(clinical.save_encounter, encounter_id=self.encounter.id, form=form,
+                                 success="Notes and vitals saved.")
+        if not answer.refused:
+            self.encounter = answer.result
+        return answer
 
     @rx.event
     async def prescribe(self, form_data: dict):
@@ -191,17 +175,15 @@ class EncounterState(SessionState):
             days=form_text(form_data, "days", 6), quantity=form_text(form_data, "quantity", 8),
             instructions=form_text(form_data, "instructions"),
         )
-        try:
-            await self._call(prescribing.prescribe, encounter_id=self.encounter.id, items=[item],
-                             override_reason=form_text(form_data, "override_reason"))
-        except SafetyWarning as error:
-            self.warnings = error.warnings
+        answer = await self._act(prescribing.prescribe, encounter_id=self.encounter.id, items=[item],
+                                 override_reason=form_text(form_data, "override_reason"), refresh=self._refresh_orders,
+                                 success="Prescription signed and sent to the pharmacy.")
+        if isinstance(answer.refusal, SafetyWarning):
+            self.warnings = answer.refusal.warnings
             return rx.toast.warning("Safety check: read the warnings. To prescribe anyway, give a reason.")
-        except HMSError as error:
-            return await self._failure(error)
-        self.warnings = []
-        await self._refresh_orders()
-        return rx.toast.success("Prescription signed and sent to the pharmacy.")
+        if not answer.refused:
+            self.warnings = []
+        return answer
 
     @rx.event
     def clear_warnings(self):
@@ -217,23 +199,18 @@ class EncounterState(SessionState):
 
     @rx.event
     async def order_tests(self, form_data: dict):
-        try:
-            await self._call(prescribing.order_lab_tests, encounter_id=self.encounter.id, test_ids=self.chosen_tests,
-                             priority=form_text(form_data, "priority", 10), note=form_text(form_data, "note"))
-        except HMSError as error:
-            return await self._failure(error)
-        count = len(self.chosen_tests)
-        self.chosen_tests = []
-        await self._refresh_orders()
-        return rx.toast.success(f"{count} test(s) ordered; the lab sees them now.")
+        answer = await self._act(prescribing.order_lab_tests, encounter_id=self.encounter.id,
+                                 test_ids=self.chosen_tests, priority=form_text(form_data, "priority", 10),
+                                 note=form_text(form_data, "note"), refresh=self._refresh_orders,
+                                 success=f"{len(self.chosen_tests)} test(s) ordered; the lab sees them now.")
+        if not answer.refused:
+            self.chosen_tests = []
+        return answer
 
     @rx.event
     async def complete(self):
-        try:
-            await self._call(clinical.complete_encounter, encounter_id=self.encounter.id)
-        except HMSError as error:
-            return await self._failure(error)
-        return [rx.redirect("/doctor/appointments"), rx.toast.success("Encounter completed; the appointment is closed.")]
+        return await self._act(clinical.complete_encounter, encounter_id=self.encounter.id, success=lambda _: [
+            rx.redirect("/doctor/appointments"), rx.toast.success("Encounter completed; the appointment is closed.")])
 
 
 class PatientHistoryState(PagedTableMixin, SessionState):
@@ -249,11 +226,7 @@ class PatientHistoryState(PagedTableMixin, SessionState):
 
     @rx.event
     async def download_document(self, document_id: int):
-        try:
-            result = await self._call(documents.download_document, document_id=document_id)
-        except HMSError as error:
-            return await self._failure(error)
-        return rx.download(data=result.data, filename=result.file_name, mime_type=result.content_type)
+        return await self._act(documents.download_document, document_id=document_id, success=file_download)
 
 
 class LabWorklistState(PagedTableMixin, SessionState):
@@ -288,13 +261,8 @@ class LabWorklistState(PagedTableMixin, SessionState):
         return await self._reload()
 
     async def _move(self, service, success: str, **kwargs):
-        try:
-            await self._call(service, **kwargs)
-        except HMSError as error:
-            await self._reload()
-            return await self._failure(error)
-        await self._reload()
-        return rx.toast.success(success)
+        """One move of an order; the worklist is shown afresh either way."""
+        return await self._act(service, refresh=self._reload, on_refusal=self._reload, success=success, **kwargs)
 
     @rx.event
     async def collect(self, order_id: int):
@@ -328,11 +296,11 @@ class LabWorklistState(PagedTableMixin, SessionState):
 
     @rx.event
     async def enter_result(self, form_data: dict):
-        try:
-            entered = await self._call(lab.enter_result, order_id=self.working_id,
-                                       value=form_text(form_data, "value", 200), comment=form_text(form_data, "comment"))
-        except HMSError as error:
-            return await self._failure(error)
+        answer = await self._act(lab.enter_result, order_id=self.working_id, value=form_text(form_data, "value", 200),
+                                 comment=form_text(form_data, "comment"))
+        if answer.refused:
+            return answer
+        entered = answer.result
         self.last_flag = entered.flag_label
         self.working = dataclasses.replace(self.working, status_value="completed", status="completed")
         await self._reload()
@@ -359,17 +327,10 @@ class LabResultsState(PagedTableMixin, SessionState):
 
     @rx.event
     async def acknowledge(self, result_id: int):
-        try:
-            await self._call(lab.acknowledge_critical, result_id=result_id)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._reload()
-        return rx.toast.success("Critical result acknowledged.")
+        return await self._act(lab.acknowledge_critical, result_id=result_id, refresh=self._reload,
+                               success="Critical result acknowledged.")
 
     @rx.event
     async def download(self, order_id: int, which: str):
-        try:
-            result = await self._call(lab.download_result_file, order_id=order_id, which=str(which)[:10])
-        except HMSError as error:
-            return await self._failure(error)
-        return rx.download(data=result.data, filename=result.file_name, mime_type=result.content_type)
+        return await self._act(lab.download_result_file, order_id=order_id, which=str(which)[:10],
+                               success=file_download)

@@ -6,7 +6,6 @@ import reflex as rx
 
 from hms_app.services.administration import users
 from hms_app.services.administration.users import Profile
-from hms_app.services.core.errors import HMSError
 from hms_app.services.messaging import mail, notifications
 from hms_app.services.messaging.notifications import NotificationRow
 from hms_app.state.auth import SessionState
@@ -21,26 +20,26 @@ class ProfileState(SessionState):
     profile: Profile = _EMPTY_PROFILE
     email_reminders: bool = True
 
+    async def _fetch(self) -> None:
+        self.profile = await self._call(users.get_own_profile)
+        self.email_reminders = await self._call(mail.my_email_reminders, write=False)
+
     @rx.event
     async def load_profile(self):
-        try:
-            self.profile = await self._call(users.get_own_profile)
-            self.email_reminders = await self._call(mail.my_email_reminders, write=False)
-        except HMSError as error:
+        answer = await self._act(self._fetch())
+        if answer.refused:
             self.profile = _EMPTY_PROFILE
-            return await self._failure(error)
-        return None
+        return answer
 
     @rx.event
     async def choose_reminders(self, wanted: bool):
         """Turn one's appointment reminders by e-mail on or off."""
-        try:
-            await self._call(mail.choose_email_reminders, wanted=wanted)
-        except HMSError as error:
-            return await self._failure(error)
-        self.email_reminders = wanted
-        return rx.toast.success("We will e-mail you a reminder the day before each appointment." if wanted
-                                else "No more reminders by e-mail.")
+        answer = await self._act(mail.choose_email_reminders, wanted=wanted,
+                                 success="We will e-mail you a reminder the day before each appointment." if wanted
+                                 else "No more reminders by e-mail.")
+        if not answer.refused:
+            self.email_reminders = wanted
+        return answer
 
 
 class NotificationsState(PagedTableMixin, SessionState):
@@ -54,19 +53,12 @@ class NotificationsState(PagedTableMixin, SessionState):
 
     @rx.event
     async def mark_read(self, notification_id: int):
-        try:
-            await self._call(notifications.mark_read, notification_id=notification_id)
-        except HMSError as error:
-            return await self._failure(error)
-        return await self._reload()
+        answer = await self._act(notifications.mark_read, notification_id=notification_id)
+        return answer if answer.refused else await self._reload()
 
     @rx.event
     async def mark_all_read(self):
-        try:
-            count = await self._call(notifications.mark_all_read)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._reload()
-        return rx.toast.success(f"{count} notifications marked as read." if count else "Nothing was unread.")
+        return await self._act(notifications.mark_all_read, refresh=self._reload, success=lambda count: (
+            f"{count} notifications marked as read." if count else "Nothing was unread."))
 
 

@@ -17,7 +17,6 @@ from hms_app.components.finance_figures import (
 )
 from hms_app.services.accounting import finance
 from hms_app.services.accounting.finance import AccountsSummary
-from hms_app.services.core.errors import HMSError
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 
@@ -57,12 +56,10 @@ class AccountsDashboardState(SessionState):
         """Fetch the figures of the range shown (the live watcher's loader too)."""
         if not self.start or not self.end:
             self.start, self.end = finance.default_range()
-        try:
-            summary = await self._call(finance.accounts_summary, write=False, start=self.start, end=self.end)
-        except HMSError as error:
-            return await self._failure(error)
-        await self._show(summary)
-        return None
+        answer = await self._act(finance.accounts_summary, write=False, start=self.start, end=self.end)
+        if not answer.refused:
+            await self._show(answer.result)
+        return answer
 
     @rx.event
     async def load_dashboard(self):
@@ -72,13 +69,11 @@ class AccountsDashboardState(SessionState):
     async def show_range(self, form_data: dict):
         """The date-range form: the figures of the new range, or a toast saying what is wrong."""
         start, end = form_text(form_data, "start", 20), form_text(form_data, "end", 20)
-        try:
-            summary = await self._call(finance.accounts_summary, write=False, start=start, end=end)
-        except HMSError as error:
-            return await self._failure(error)
-        self.start, self.end = start.strip(), end.strip()
-        await self._show(summary)
-        return None
+        answer = await self._act(finance.accounts_summary, write=False, start=start, end=end)
+        if not answer.refused:
+            self.start, self.end = start.strip(), end.strip()
+            await self._show(answer.result)
+        return answer
 
     @rx.event
     async def show_last_days(self, days: int):
@@ -92,10 +87,8 @@ class AccountsDashboardState(SessionState):
     async def export_csv(self, report: str):
         """One chart's figures over the range shown, as a CSV download."""
         name = str(report)[:40]
-        try:
-            text = await self._call(finance.export_accounts_csv, report=name, start=self.start, end=self.end)
-        except HMSError as error:
-            return await self._failure(error)
-        return [rx.download(data=text, filename=f"accounts-{name}-{self.start}-to-{self.end}.csv",
-                            mime_type="text/csv"),
-                rx.toast.success(f"{finance.REPORTS[name].title} exported.")]
+        return await self._act(finance.export_accounts_csv, report=name, start=self.start, end=self.end,
+                               success=lambda text: [
+                                   rx.download(data=text, filename=f"accounts-{name}-{self.start}-to-{self.end}.csv",
+                                               mime_type="text/csv"),
+                                   rx.toast.success(f"{finance.REPORTS[name].title} exported.")])

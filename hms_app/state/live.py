@@ -3,7 +3,9 @@
 A service publishes which users or roles a change concerns (``services.events``). After the
 commit, ``LiveHub`` finds the browser tabs of those users and roles and, through
 ``app.modify_state``, re-runs on each tab the loader of the page it shows if that page
-watches the topic (``watch``), and re-counts the bell's unread notifications. The loaders
+watches the topic (``watch``), and re-counts the bell's unread notifications. A watcher names
+its loader in code, and ``check`` holds each against the app's pages, so that a mistake stops
+the app as it starts instead of a push failing silently later. The loaders
 are the pages' own, resolving the tab's session and checking permission as on any click,
 so a change never carries one user's data to another: each tab fetches only what its own
 user may see. The fresh rows reach the browser as an ordinary state delta.
@@ -18,10 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from hms_app import settings
 from hms_app.services.core.events import Change
@@ -48,7 +53,7 @@ def role_room(role: str) -> str:
 class Watcher:
     path: str
     state: type
-    loader: str
+    loader: Callable[[Any], Awaitable[object]]
 
 
 class LiveHub:
@@ -61,14 +66,39 @@ class LiveHub:
         self._watchers: dict[str, list[Watcher]] = defaultdict(list)
         self.pushed = 0
 
-    def watch(self, topic: str, path: str, state: type, loader: str) -> None:
-        """On a change of ``topic``, tabs showing ``path`` re-run ``state.<loader>()``.
+    def watch(self, topic: str, path: str, state: type, loader: Callable[[Any], Awaitable[object]]) -> None:
+        """On a change of ``topic``, tabs showing ``path`` re-run ``loader`` on their ``state``.
 
-        ``loader`` is a backend method (``_name``) that fetches what the page shows.
+        Args:
+            loader: the state's own loader, named in code (``PharmacyQueueState._reload``): an
+                async backend method (``_name``) that takes no argument and fetches what the
+                page shows. Anything else is refused here, as the app is built.
         """
         if topic not in TOPICS:
             raise ValueError(f"unknown live topic {topic}")
+        name = getattr(loader, "__name__", "")
+        if not (name.startswith("_") and inspect.iscoroutinefunction(loader) and getattr(state, name, None) is loader):
+            raise TypeError(f"the live loader of {path} must be an async backend method of {state.__name__}, "
+                            f"not {loader!r}")
+        try:
+            inspect.signature(loader).bind(None)
+        except TypeError:
+            raise TypeError(f"{state.__name__}.{name} takes arguments: a live loader takes none") from None
         self._watchers[topic].append(Watcher(path.rstrip("/") or "/", state, loader))
+
+    def check(self, app: Any) -> None:
+        """Refuse, as the app starts, a watcher of a page ``app`` does not have or whose loads
+        do not include the watched state: its push would find no tab, or refresh a state the
+        page does not show."""
+        for watchers in self._watchers.values():
+            for watcher in watchers:
+                if app.router(watcher.path) is None:
+                    raise ValueError(f"live updates watch {watcher.path}, which is no page of the app")
+                loaded = {getattr(getattr(event, "handler", event), "state", None)
+                          for event in app.get_load_events(watcher.path)}
+                if watcher.state not in loaded:
+                    raise ValueError(f"live updates refresh {watcher.state.__name__} on {watcher.path}, "
+                                     f"whose page does not load it")
 
     # --- rooms ----------------------------------------------------------------------------
 
@@ -174,7 +204,7 @@ class LiveHub:
                 path = root.router.url.path.rstrip("/") or "/"
                 for watcher in watchers:
                     if watcher.path == path:
-                        await getattr(await root.get_state(watcher.state), watcher.loader)()
+                        await watcher.loader(await root.get_state(watcher.state))
             return True
 
         results = await asyncio.gather(*(refresh(t) for t in tokens), return_exceptions=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services.core.errors import HMSError
 from hms_app.services.medicines import inventory, pharmacy
 from hms_app.services.medicines.inventory import (
     BatchRow,
@@ -49,14 +48,9 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
     async def _load_dispensing(self, prescription_id: int) -> None:
         self.dispensing = await self._call(pharmacy.dispense_view, prescription_id=prescription_id)
 
-    async def _act(self, service, success: str, **kwargs):
-        try:
-            result = await self._call(service, **kwargs)
-        except HMSError as error:
-            await self._reload()
-            return await self._failure(error)
-        await self._reload()
-        return rx.toast.success(success(result) if callable(success) else success)
+    async def _work(self, service, success, **kwargs):
+        """One step of a prescription's work; the queue is shown afresh either way."""
+        return await self._act(service, refresh=self._reload, on_refusal=self._reload, success=success, **kwargs)
 
     @rx.event
     async def filter_queue(self, show: str):
@@ -66,7 +60,7 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
 
     @rx.event
     async def verify(self, prescription_id: int):
-        return await self._act(pharmacy.verify_prescription, "Prescription verified; it can now be dispensed.",
+        return await self._work(pharmacy.verify_prescription, "Prescription verified; it can now be dispensed.",
                                prescription_id=prescription_id)
 
     @rx.event
@@ -79,7 +73,7 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
 
     @rx.event
     async def reject(self, form_data: dict):
-        outcome = await self._act(pharmacy.reject_prescription, "Prescription rejected; the doctor has been told why.",
+        outcome = await self._work(pharmacy.reject_prescription, "Prescription rejected; the doctor has been told why.",
                                   prescription_id=self.rejecting_id, reason=form_text(form_data, "reason"))
         if not any(r.id == self.rejecting_id and r.status_value != "rejected" for r in self.rows):
             self.rejecting_id = 0
@@ -87,12 +81,10 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
 
     @rx.event
     async def open_dispense(self, prescription_id: int):
-        try:
-            await self._load_dispensing(prescription_id)
-        except HMSError as error:
+        answer = await self._act(self._load_dispensing(prescription_id))
+        if answer.refused:
             self.dispensing = _NO_VIEW
-            return await self._failure(error)
-        return None
+        return answer
 
     @rx.event
     def close_dispense(self):
@@ -103,7 +95,7 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
         quantities = {key.removeprefix(QUANTITY_PREFIX): form_text(form_data, key, 12)
                       for key in (form_data if isinstance(form_data, dict) else {})
                       if isinstance(key, str) and key.startswith(QUANTITY_PREFIX)}
-        outcome = await self._act(
+        outcome = await self._work(
             pharmacy.dispense, lambda r: f"{r.summary} The prescription is now {r.status}.",
             prescription_id=self.dispensing.id, quantities=quantities)
         if self.dispensing.status_value == "dispensed":
@@ -136,13 +128,9 @@ class InventoryState(PagedTableMixin, SessionState):
         self.batches = await self._call(inventory.medicine_batches, write=False, medicine_id=medicine_id)
         self.batches_of = next((r for r in self.rows if r.id == medicine_id), self.batches_of)
 
-    async def _act(self, service, success: str, **kwargs) -> tuple[bool, object]:
-        try:
-            await self._call(service, **kwargs)
-        except HMSError as error:
-            return False, await self._failure(error)
-        await self._reload()
-        return True, rx.toast.success(success)
+    async def _edit(self, service, success: str, **kwargs):
+        """A change to the stock; the list is shown afresh once it is made."""
+        return await self._act(service, refresh=self._reload, success=success, **kwargs)
 
     @rx.event
     async def filter_stock(self, show: str):
@@ -152,11 +140,11 @@ class InventoryState(PagedTableMixin, SessionState):
 
     @rx.event
     async def open_receive(self, medicine_id: int):
-        try:
-            if not self.medicines:
-                self.medicines = await self._call(inventory.medicine_choices, write=False)
-        except HMSError as error:
-            return await self._failure(error)
+        if not self.medicines:
+            answer = await self._act(inventory.medicine_choices, write=False)
+            if answer.refused:
+                return answer
+            self.medicines = answer.result
         self.receive_for = medicine_id if isinstance(medicine_id, int) else 0
         self.receiving = True
         return None
@@ -171,21 +159,19 @@ class InventoryState(PagedTableMixin, SessionState):
             medicine_id=form_text(form_data, "medicine_id", 20), lot=form_text(form_data, "lot", 100),
             expiry=form_text(form_data, "expiry", 20), quantity=form_text(form_data, "quantity", 20),
             unit_cost=form_text(form_data, "unit_cost", 20), supplier=form_text(form_data, "supplier", 200))
-        done, outcome = await self._act(inventory.receive_stock, f"Received {form.quantity} units of lot "
-                                        f"{form.lot.strip().upper()} into stock.", form=form)
-        if done:
+        answer = await self._edit(inventory.receive_stock, f"Received {form.quantity} units of lot "
+                                  f"{form.lot.strip().upper()} into stock.", form=form)
+        if not answer.refused:
             self.receiving = False
-        return outcome
+        return answer
 
     @rx.event
     async def open_batches(self, medicine_id: int):
-        try:
-            self.batches_of = next((r for r in self.rows if r.id == medicine_id), _NO_STOCK)
-            await self._load_batches(medicine_id)
-        except HMSError as error:
+        self.batches_of = next((r for r in self.rows if r.id == medicine_id), _NO_STOCK)
+        answer = await self._act(self._load_batches(medicine_id))
+        if answer.refused:
             self.batches_of = _NO_STOCK
-            return await self._failure(error)
-        return None
+        return answer
 
     @rx.event
     def close_batches(self):
@@ -193,11 +179,10 @@ class InventoryState(PagedTableMixin, SessionState):
 
     @rx.event
     async def adjust(self, form_data: dict):
-        _, outcome = await self._act(
+        return await self._edit(
             inventory.adjust_stock, "Stock adjusted and recorded in the ledger.",
             batch_id=form_text(form_data, "batch_id", 20), reason=form_text(form_data, "reason", 30),
             change=form_text(form_data, "change", 20), note=form_text(form_data, "note", 400))
-        return outcome
 
     @rx.event
     def open_edit(self, medicine_id: int):
@@ -209,12 +194,12 @@ class InventoryState(PagedTableMixin, SessionState):
 
     @rx.event
     async def save_medicine(self, form_data: dict):
-        done, outcome = await self._act(
+        answer = await self._edit(
             inventory.update_medicine, "Price and reorder level saved.", medicine_id=self.editing.id,
             unit_price=form_text(form_data, "unit_price", 20), reorder_level=form_text(form_data, "reorder_level", 20))
-        if done:
+        if not answer.refused:
             self.editing = _NO_STOCK
-        return outcome
+        return answer
 
     @rx.event
     def open_add(self):
@@ -231,11 +216,10 @@ class InventoryState(PagedTableMixin, SessionState):
             strength=form_text(form_data, "strength", 100), unit_price=form_text(form_data, "unit_price", 20),
             reorder_level=form_text(form_data, "reorder_level", 20),
             ingredients=form_text(form_data, "ingredients", 400), drug_class=form_text(form_data, "drug_class", 100))
-        done, outcome = await self._act(inventory.add_medicine, f"{form.name.strip()} added to the formulary.",
-                                        form=form)
-        if done:
+        answer = await self._edit(inventory.add_medicine, f"{form.name.strip()} added to the formulary.", form=form)
+        if not answer.refused:
             self.adding, self.medicines = False, []
-        return outcome
+        return answer
 
 
 class StockLedgerState(PagedTableMixin, SessionState):
@@ -253,13 +237,12 @@ class PharmacyDashboardState(SessionState):
     alerts: StockAlerts = _NO_ALERTS
     counts: QueueCounts = QueueCounts(0, 0)
 
+    async def _fetch(self) -> None:
+        self.counts = await self._call(pharmacy.queue_counts, write=False)
+        self.alerts = await self._call(inventory.stock_alerts, write=False)
+
     async def _load(self):
-        try:
-            self.counts = await self._call(pharmacy.queue_counts, write=False)
-            self.alerts = await self._call(inventory.stock_alerts, write=False)
-        except HMSError as error:
-            return await self._failure(error)
-        return None
+        return await self._act(self._fetch())
 
     @rx.event
     async def load_dashboard(self):

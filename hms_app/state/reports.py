@@ -22,8 +22,7 @@ from hms_app.components.report_figures import (
     utilisation_figure,
     utilisation_table,
 )
-from hms_app.services.booking import scheduling
-from hms_app.services.core.errors import HMSError
+from hms_app.services.core import localtime
 from hms_app.services.reporting import reports
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
@@ -53,12 +52,12 @@ class AdminReportsState(SessionState):
     new_patients_summary: SummaryTable = _NO_TABLE
 
     async def _load(self, start: str, end: str):
-        try:
-            result = await self._call(reports.hospital_reports, start=start, end=end)
-        except HMSError as error:
+        answer = await self._act(reports.hospital_reports, start=start, end=end)
+        if answer.refused:
             self.loading = False
-            self.error = error.message
-            return await self._failure(error)
+            self.error = answer.error
+            return answer
+        result = answer.result
         dates = result.dates
         self.start, self.end, self.error = dates.first_day.isoformat(), dates.last_day.isoformat(), ""
         self.range_label = f"{dates.label}: {dates.days} days, charted per {dates.per}."
@@ -80,7 +79,7 @@ class AdminReportsState(SessionState):
     async def load_reports(self):
         """``on_load``: the range this tab chose before, else the last 30 days up to today."""
         if not (self.start and self.end):
-            today = scheduling.local_today()
+            today = localtime.local_today()
             self.start, self.end = (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(), today.isoformat()
         self.loading = True
         yield
@@ -93,10 +92,10 @@ class AdminReportsState(SessionState):
         yield await self._load(form_text(form_data, "start", 20), form_text(form_data, "end", 20))
 
     async def _export(self, report: str, title: str):
-        try:
-            data = await self._call(reports.export_report_csv, report=report, start=self.start, end=self.end)
-        except HMSError as error:
-            return await self._failure(error)
+        return await self._act(reports.export_report_csv, report=report, start=self.start, end=self.end,
+                               success=lambda data: self._csv(data, report, title))
+
+    def _csv(self, data: str, report: str, title: str):
         # The file is named from the dates as parsed, never as sent (setvar reaches start and end).
         dates = reports.parse_report_range(self.start, self.end)
         return [rx.download(data=data, filename=f"{report}-{dates.first_day}-to-{dates.last_day}.csv",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.services.core.errors import HMSError
-
 
 class PagedTableMixin(rx.State, mixin=True):
     """Search text, sort column, direction and page; a table's state fetches one page in ``_fetch``.
@@ -35,11 +33,7 @@ class PagedTableMixin(rx.State, mixin=True):
 
     async def _reload(self):
         """Fetch the current page again (after a change, or a live update)."""
-        try:
-            await self._fetch()
-        except HMSError as error:
-            return await self._failure(error)  # type: ignore[attr-defined]
-        return None
+        return await self._act(self._fetch())  # type: ignore[attr-defined]
 
     @rx.event
     async def load_rows(self):

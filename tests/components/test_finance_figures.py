@@ -17,7 +17,7 @@ from hms_app.services.accounting.finance import (
     PayerOutstanding,
     RevenuePeriod,
 )
-from hms_app.services.reporting.reports import ReportRange
+from hms_app.services.core.periods import ReportRange
 
 
 def _summary() -> AccountsSummary:

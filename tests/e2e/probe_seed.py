@@ -43,6 +43,7 @@ from hms_app.services.booking import appointments, scheduling
 from hms_app.services.care import clinical, documents, prescribing
 from hms_app.services.care.clinical import EncounterForm
 from hms_app.services.care.prescribing import ItemForm
+from hms_app.services.core import localtime
 from hms_app.services.core.actor import Anonymous
 from hms_app.services.laboratory import lab
 from hms_app.services.messaging import notifications
@@ -146,12 +147,12 @@ def seed_victims(nonce: str) -> Victims:
     number = run(billing.issue_invoice, actor=accounts, invoice_id=invoice_id)
     run(billing.record_payment, actor=accounts, invoice_id=invoice_id, amount="1.00", method="cash",
         reference=canary("PaymentRef"))
-    leave_day = (scheduling.local_today() + timedelta(days=200)).isoformat()
+    leave_day = (localtime.local_today() + timedelta(days=200)).isoformat()
     leave = run(scheduling.add_leave, actor=admin, doctor_id=doctor.user_id, date_from=leave_day,
                 reason=canary("LeaveReason"))
     waitlist = run(appointments.join_waitlist, actor=patient, department_id=victims.department,
-                   doctor_id=doctor.user_id, date_from=(scheduling.local_today() + timedelta(days=5)).isoformat(),
-                   date_to=(scheduling.local_today() + timedelta(days=30)).isoformat())
+                   doctor_id=doctor.user_id, date_from=(localtime.local_today() + timedelta(days=5)).isoformat(),
+                   date_to=(localtime.local_today() + timedelta(days=30)).isoformat())
     with session_scope(engine=engine) as s:
         notifications.notify(s, victims.patient, canary("Notification"), canary("NotificationBody"))
         s.commit()

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from playwright.sync_api import expect
 
-from hms_app.services.booking.scheduling import local_today
+from hms_app.services.core.localtime import local_today
 from tests.e2e.helpers import (
     assert_accessible,
     db_value,

@@ -46,6 +46,7 @@ from hms_app.db.models import (
 from hms_app.operations import demo
 from hms_app.services.accounting import billing
 from hms_app.services.booking import scheduling
+from hms_app.services.core import localtime
 from hms_app.state.appointments import BookingState
 from hms_app.state.auth import LoginState
 from hms_app.state.billing import AccountsInvoicesState
@@ -186,7 +187,7 @@ def patients_book(engine: sa.Engine, doctors: dict[int, int], patient_ids: list[
         which = user.rng.randrange(len(user.tabs))
         tab, patient = user.tabs[which], patient_ids[which]
         doctor = user.rng.choice(sorted(doctors))
-        day = scheduling.local_today() + timedelta(days=user.rng.randint(1, scheduling.MAX_SEARCH_DAYS - 1))
+        day = localtime.local_today() + timedelta(days=user.rng.randint(1, scheduling.MAX_SEARCH_DAYS - 1))
         with session_scope(write=False, engine=engine) as s:
             free = scheduling.free_slots_for(s, doctor, day)
         if not free:

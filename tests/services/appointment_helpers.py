@@ -28,6 +28,7 @@ from hms_app.db.models import (
 )
 from hms_app.services.administration import auth
 from hms_app.services.booking import appointments, scheduling
+from hms_app.services.core import localtime
 from hms_app.services.core.actor import Actor, Anonymous
 from tests.conftest import login_as
 from tests.services.helpers import STRONG_PASSWORD
@@ -60,6 +61,7 @@ def freeze(monkeypatch: pytest.MonkeyPatch, now: datetime = NOW) -> Clock:
     clock = Clock(now)
     monkeypatch.setattr(scheduling, "utcnow", clock)
     monkeypatch.setattr(appointments, "utcnow", clock)
+    monkeypatch.setattr(localtime, "utcnow", clock)  # "today" in the hospital's calendar
     return clock
 
 

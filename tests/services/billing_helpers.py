@@ -28,8 +28,8 @@ from hms_app.db.models import (
 )
 from hms_app.services.accounting import billing
 from hms_app.services.administration import auth, users
-from hms_app.services.booking.scheduling import local_today
 from hms_app.services.core.actor import Actor
+from hms_app.services.core.localtime import local_today
 from tests.services.appointment_helpers import call, user_id
 from tests.services.helpers import STRONG_PASSWORD, login_token, resolve
 

@@ -39,6 +39,7 @@ from hms_app.db.models import DoctorProfile, Invoice, InvoiceLine, Prescription,
 from hms_app.services.accounting import billing
 from hms_app.services.administration import auth
 from hms_app.services.booking import appointments, scheduling
+from hms_app.services.core import localtime
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.medicines import pharmacy
@@ -92,7 +93,7 @@ def book_forever(rng: random.Random, tag: str, patients: list[Actor], doctors: d
     count = 0
     while True:
         patient, doctor = rng.choice(patients), rng.choice(sorted(doctors))
-        day = scheduling.local_today() + timedelta(days=rng.randint(1, scheduling.MAX_SEARCH_DAYS - 1))
+        day = localtime.local_today() + timedelta(days=rng.randint(1, scheduling.MAX_SEARCH_DAYS - 1))
         with session_scope(write=False) as s:
             free = scheduling.free_slots_for(s, doctor, day)
         if not free:
@@ -112,7 +113,7 @@ def book_forever(rng: random.Random, tag: str, patients: list[Actor], doctors: d
 
 def money_forever(rng: random.Random, tag: str, accounts: Actor, patients: dict[int, Actor]) -> None:
     count = 0
-    expiry = f"12/{(scheduling.local_today().year + 2) % 100:02d}"
+    expiry = f"12/{(localtime.local_today().year + 2) % 100:02d}"
     while True:
         with session_scope(write=False) as s:
             drafts = s.execute(sa.select(Invoice.id).where(

@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from hms_app.db.engine import session_scope
 from hms_app.db.models import Dispensation, PrescriptionItem, StockBatch, StockMovement
 from hms_app.services.administration import auth, users
-from hms_app.services.booking.scheduling import local_today
 from hms_app.services.care import prescribing
 from hms_app.services.care.prescribing import ItemForm
 from hms_app.services.core.actor import Actor
+from hms_app.services.core.localtime import local_today
 from hms_app.services.medicines import inventory, pharmacy
 from hms_app.services.medicines.inventory import MedicineForm, ReceiveForm
 from tests.services.appointment_helpers import call

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -15,8 +15,8 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import AuditEvent, PatientProfile
 from hms_app.db.types import utcnow
-from hms_app.services.administration import departments, users
-from hms_app.services.core import audit
+from hms_app.services.administration import audit_trail, departments, users
+from hms_app.services.core import audit, spreadsheet
 from hms_app.services.core.errors import LoginFailed, NotFound, PermissionDenied, ValidationError
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import assert_refused, audit_events, login_token, resolve, table_count
@@ -31,15 +31,15 @@ def _verify(engine) -> audit.ChainReport:
         return audit.verify_chain(s)
 
 
-def _search(engine, actor, page=1, page_size=100, **filters) -> audit.AuditPage:
+def _search(engine, actor, page=1, page_size=100, **filters) -> audit_trail.AuditPage:
     with session_scope(write=False, engine=engine) as s:
-        return audit.search_audit(session=s, actor=actor, filters=audit.AuditFilter(**filters), page=page,
+        return audit_trail.search_audit(session=s, actor=actor, filters=audit_trail.AuditFilter(**filters), page=page,
                                   page_size=page_size)
 
 
 def _export(engine, actor, **filters) -> list[dict[str, str]]:
     with session_scope(engine=engine) as s:
-        text = audit.export_audit_csv(session=s, actor=actor, filters=audit.AuditFilter(**filters))
+        text = audit_trail.export_audit_csv(session=s, actor=actor, filters=audit_trail.AuditFilter(**filters))
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -180,7 +180,7 @@ def test_a_rewritten_chain_tail_is_still_caught_at_the_edit(actors, seeded):
     with session_scope(engine=seeded) as s:
         event = s.get(AuditEvent, target)
         event.detail = "forged"
-        event.row_hash = audit._row_digest(event.prev_hash, event)
+        event.row_hash = audit.row_digest(event.prev_hash, event)
         s.add(event)
         s.commit()
     report = _verify(seeded)
@@ -221,7 +221,7 @@ def test_a_refusal_in_a_read_only_session_takes_the_write_lock_first(seeded):
 def test_verify_audit_chain_service_is_audited(actors, seeded):
     admin = actors[Role.ADMIN]
     with session_scope(engine=seeded) as s:
-        report = audit.verify_audit_chain(session=s, actor=admin)
+        report = audit_trail.verify_audit_chain(session=s, actor=admin)
     assert report.ok
     [event] = audit_events(seeded, action="audit.verify")
     assert (event.actor_id, str(event.outcome), event.detail) == (
@@ -232,7 +232,7 @@ def test_verify_audit_chain_service_is_audited(actors, seeded):
     with seeded.begin() as conn:
         conn.execute(sa.update(AuditEvent).where(AuditEvent.id == ids[1]).values(ip_address="10.0.0.1"))
     with session_scope(engine=seeded) as s:
-        report = audit.verify_audit_chain(session=s, actor=admin)
+        report = audit_trail.verify_audit_chain(session=s, actor=admin)
     assert (report.ok, report.first_bad_id) == (False, ids[1])
     event = audit_events(seeded, action="audit.verify")[-1]
     assert str(event.outcome) == "failed"
@@ -241,11 +241,11 @@ def test_verify_audit_chain_service_is_audited(actors, seeded):
 
 def _only_audit_viewers_verify_search_and_export(seeded, actors, role):
     actor = actors[role]
-    assert_refused(seeded, actor, "audit.verify", lambda s: audit.verify_audit_chain(session=s, actor=actor))
+    assert_refused(seeded, actor, "audit.verify", lambda s: audit_trail.verify_audit_chain(session=s, actor=actor))
     assert_refused(seeded, actor, "audit.search",
-                   lambda s: audit.search_audit(session=s, actor=actor, filters=audit.AuditFilter()))
+                   lambda s: audit_trail.search_audit(session=s, actor=actor, filters=audit_trail.AuditFilter()))
     assert_refused(seeded, actor, "audit.export",
-                   lambda s: audit.export_audit_csv(session=s, actor=actor, filters=audit.AuditFilter()))
+                   lambda s: audit_trail.export_audit_csv(session=s, actor=actor, filters=audit_trail.AuditFilter()))
 
 
 def test_only_audit_viewers_verify_search_and_export(actors, seeded, subtests):
@@ -444,7 +444,22 @@ def test_export_defuses_spreadsheet_formulas(actors, seeded):
 
 
 def test_csv_safe_leaves_ordinary_text_alone():
-    assert audit.csv_safe("3 sessions ended") == "3 sessions ended"
-    assert audit.csv_safe("") == ""
-    assert audit.csv_safe("a=b") == "a=b"
-    assert audit.csv_safe("-5") == "'-5"
+    assert spreadsheet.csv_safe("3 sessions ended") == "3 sessions ended"
+    assert spreadsheet.csv_safe("") == ""
+    assert spreadsheet.csv_safe("a=b") == "a=b"
+    assert spreadsheet.csv_safe("-5") == "'-5"
+
+
+def test_one_hash_for_rows_made_by_the_orm_and_by_the_scale_seed():
+    # The digest of rows already in every database must not change: this value was computed
+    # by the hash before it moved into core.audit.chain_digest.
+    event = AuditEvent(occurred_at=datetime(2026, 3, 29, 0, 30, 1, 5, tzinfo=UTC), actor_id=7,
+                       actor_email="zoë@hms.example", action="invoice.issue", entity_type="invoice", entity_id="12",
+                       patient_id=None, ip_address="203.0.113.9", outcome="success",
+                       detail="INV-2026-000001 “issued”", prev_hash="", row_hash="")
+    expected = "f00ecea56fbd8412c2baa1bee08faf33837795341e4888c2708dfc436a354bc4"
+    assert audit.row_digest("a" * 64, event) == expected
+    assert audit.chain_digest("a" * 64, "2026-03-29T00:30:01.000005+00:00", 7, "zoë@hms.example", "invoice.issue",
+                              "invoice", "12", None, "203.0.113.9", "success", "INV-2026-000001 “issued”") == expected
+    assert audit.chain_digest("b" * 64, "2026-03-29T00:30:01.000005+00:00", 7, "zoë@hms.example", "invoice.issue",
+                              "invoice", "12", None, "203.0.113.9", "success", "INV-2026-000001 “issued”") != expected

@@ -30,9 +30,9 @@ from hms_app.db.models import (
 from hms_app.services.accounting import billing
 from hms_app.services.administration import permissions
 from hms_app.services.booking import appointments
-from hms_app.services.booking.scheduling import local_today
 from hms_app.services.core import audit
 from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from hms_app.services.core.localtime import local_today
 from hms_app.services.laboratory import lab
 from hms_app.services.medicines import inventory
 from tests.conftest import login_as

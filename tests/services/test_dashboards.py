@@ -12,7 +12,7 @@ from hms_app.db.enums import Role
 from hms_app.db.models import Department, User
 from hms_app.db.types import utcnow
 from hms_app.services.administration import dashboards, users
-from hms_app.services.core import passwords
+from hms_app.services.core import localtime, passwords
 from hms_app.services.core.errors import LoginFailed, SessionExpired
 from tests.conftest import DEMO_EMAIL
 from tests.services.helpers import STRONG_PASSWORD, assert_refused, login_token, resolve
@@ -73,7 +73,7 @@ def test_yesterdays_logins_do_not_count(actors, seeded, monkeypatch):
     # The trail cannot be edited, so yesterday is made by moving "today" forward a day.
     admin = actors[Role.ADMIN]
     _fail_login(seeded, "nobody@example.org")
-    monkeypatch.setattr(dashboards, "utcnow", lambda: utcnow() + timedelta(days=1))
+    monkeypatch.setattr(localtime, "utcnow", lambda: utcnow() + timedelta(days=1))
     figures = _figures(seeded, admin)
     assert (figures.logins_today, figures.failed_logins_today) == (0, 0)
 

@@ -48,8 +48,8 @@ from hms_app.services.accounting.finance import (
     RevenuePeriod,
 )
 from hms_app.services.administration import permissions
-from hms_app.services.booking.scheduling import local_today
 from hms_app.services.core.errors import SessionExpired, ValidationError
+from hms_app.services.core.localtime import local_today
 from tests.conftest import DEMO_EMAIL, login_as
 from tests.services.appointment_helpers import call, insert_appointment, user_id
 from tests.services.helpers import assert_refused, audit_events, last_audit_id, snapshot

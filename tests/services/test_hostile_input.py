@@ -96,6 +96,7 @@ from hms_app.db.models import (
 )
 from hms_app.operations import demo
 from hms_app.services.accounting import billing
+from hms_app.services.administration.audit_trail import AuditFilter
 from hms_app.services.administration.auth import Registration
 from hms_app.services.administration.users import StaffForm
 from hms_app.services.booking import appointments, scheduling
@@ -103,9 +104,8 @@ from hms_app.services.booking.appointments import AppointmentFilter
 from hms_app.services.care import clinical, documents, prescribing
 from hms_app.services.care.clinical import VITAL_RANGES, EncounterForm
 from hms_app.services.care.prescribing import FREQUENCIES, ROUTES, ItemForm
-from hms_app.services.core import audit
+from hms_app.services.core import audit, localtime
 from hms_app.services.core.actor import Actor, Anonymous
-from hms_app.services.core.audit import AuditFilter
 from hms_app.services.core.errors import HMSError
 from hms_app.services.laboratory import lab
 from hms_app.services.medicines import pharmacy
@@ -150,9 +150,9 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "appointments.patient_appointments": (Role.PATIENT,),
     "appointments.pending_requests": (Role.DOCTOR,),
     "appointments.reschedule_appointment": (Role.PATIENT, Role.DOCTOR),
-    "audit.export_audit_csv": (Role.ADMIN,),
-    "audit.search_audit": (Role.ADMIN,),
-    "audit.verify_audit_chain": (Role.ADMIN,),
+    "audit_trail.export_audit_csv": (Role.ADMIN,),
+    "audit_trail.search_audit": (Role.ADMIN,),
+    "audit_trail.verify_audit_chain": (Role.ADMIN,),
     "auth.change_password": ANY_ROLE,
     "auth.complete_login": VISITOR,
     "auth.confirm_enrolment": VISITOR,
@@ -343,7 +343,7 @@ def plausible_text(*samples: str) -> st.SearchStrategy:
 
 
 def days_from_today(low: int, high: int) -> st.SearchStrategy:
-    today = scheduling.local_today()
+    today = localtime.local_today()
     return st.integers(low, high).map(lambda n: (today + timedelta(days=n)).isoformat())
 
 
@@ -530,7 +530,7 @@ def build_world(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         cardiology = conn.execute(sa.select(DoctorProfile.department_id).where(
             DoctorProfile.user_id == doctor.user_id)).scalar_one()
-    day = scheduling.local_today() + timedelta(days=1)
+    day = localtime.local_today() + timedelta(days=1)
     for _ in range(14):
         slots = call(engine, appointments.free_slots, actor=patient, department_id=cardiology,
                      doctor_id=doctor.user_id, day=day.isoformat())
@@ -542,7 +542,7 @@ def build_world(engine: sa.Engine) -> None:
     call(engine, appointments.join_waitlist, actor=patient, department_id=cardiology, doctor_id="any",
          date_from=day.isoformat(), date_to=(day + timedelta(days=7)).isoformat())
     call(engine, scheduling.add_leave, actor=doctor, doctor_id=doctor.user_id,
-         date_from=(scheduling.local_today() + timedelta(days=150)).isoformat(), reason="Conference")
+         date_from=(localtime.local_today() + timedelta(days=150)).isoformat(), reason="Conference")
 
 
 def world_of(engine: sa.Engine) -> World:
@@ -570,7 +570,7 @@ def world_of(engine: sa.Engine) -> World:
         item_ids = _ids(conn, PrescriptionItem.id)
         starts = [a.isoformat() for a in conn.execute(sa.select(Appointment.starts_at).where(
             Appointment.starts_at > datetime.now().astimezone())).scalars()]
-    day = scheduling.local_today() + timedelta(days=2)
+    day = localtime.local_today() + timedelta(days=2)
     starts += [datetime.combine(day, time(hour, minute), tzinfo=settings.TIMEZONE).isoformat()
                for hour in (9, 10, 14) for minute in (0, 20)]
     return World(actors, ids, item_ids, starts)

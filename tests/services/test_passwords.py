@@ -20,7 +20,7 @@ def test_production_cost_is_12_when_the_environment_does_not_lower_it():
     env = {k: v for k, v in os.environ.items() if k != "HMS_BCRYPT_ROUNDS"}
     script = (
         "from hms_app import settings\n"
-        "from hms_app.services import passwords\n"
+        "from hms_app.services.core import passwords\n"
         "print(settings.BCRYPT_ROUNDS)\n"
         "print(passwords.hash_password('Long-enough-password'))\n"
     )
@@ -114,3 +114,11 @@ def test_policy_refuses_non_text():
     with pytest.raises(ValidationError):
         passwords.check_password_policy(12345678901, email=EMAIL)
 
+
+
+def test_one_hash_for_the_random_secrets_the_server_issues():
+    digest = passwords.hash_token("session-token-abc")
+    # SHA-256 in hex, as the session, API token, challenge and recovery code hashes already stored are.
+    assert digest == "bb7bc9c17f37dfedb0a4b3b7e53d6dff8688c54ca6ae8a3ef5d2e0884de7248a"
+    assert digest == passwords.hash_token("session-token-abc") != passwords.hash_token("session-token-abd")
+    assert "session-token-abc" not in digest

@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import DEFAULT_ROLE_PERMISSIONS, Permission, Role
 from hms_app.db.models import AuditEvent, RolePermission
-from hms_app.services.administration import auth, permissions
-from hms_app.services.core import audit
+from hms_app.services.administration import audit_trail, auth, permissions
 from hms_app.services.core.access import require
 from hms_app.services.core.errors import Conflict, SessionExpired, ValidationError
 from hms_app.services.messaging import notifications
@@ -96,7 +95,7 @@ def test_a_revocation_takes_effect_at_the_next_resolve(seeded):
     token = login_token(seeded, DEMO_EMAIL[Role.ADMIN])
     admin = resolve(seeded, token)
     with session_scope(write=False, engine=seeded) as s:
-        audit.search_audit(session=s, actor=admin, filters=audit.AuditFilter())
+        audit_trail.search_audit(session=s, actor=admin, filters=audit_trail.AuditFilter())
     _revoke(seeded, admin, "admin", "audit.view")
     assert ("admin", "audit.view") not in _granted(seeded)
     [event] = audit_events(seeded, action="permission.revoke")
@@ -105,13 +104,13 @@ def test_a_revocation_takes_effect_at_the_next_resolve(seeded):
     admin = resolve(seeded, token)
     assert not admin.can(Permission.AUDIT_VIEW)
     assert_refused(seeded, admin, "audit.search",
-                   lambda s: audit.search_audit(session=s, actor=admin, filters=audit.AuditFilter()))
+                   lambda s: audit_trail.search_audit(session=s, actor=admin, filters=audit_trail.AuditFilter()))
     with pytest.raises(Conflict, match="does not have"):
         _revoke(seeded, admin, "admin", "audit.view")
     # Granting it back restores access.
     _grant(seeded, admin, "admin", "audit.view")
     with session_scope(write=False, engine=seeded) as s:
-        assert audit.search_audit(session=s, actor=resolve(seeded, token), filters=audit.AuditFilter()).total
+        assert audit_trail.search_audit(session=s, actor=resolve(seeded, token), filters=audit_trail.AuditFilter()).total
 
 
 def test_revoking_a_permission_from_a_role_stops_every_member(actors, seeded):

@@ -14,8 +14,8 @@ from hms_app.db.enums import PrescriptionStatus, Role
 from hms_app.db.models import Dispensation, Medicine, PatientProfile, Prescription, StockMovement
 from hms_app.db.types import utcnow
 from hms_app.operations import demo
-from hms_app.services.booking.scheduling import local_today
 from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from hms_app.services.core.localtime import local_today
 from hms_app.services.medicines import inventory, pharmacy
 from tests.conftest import login_as
 from tests.services.appointment_helpers import call, last_notification_id, notifications_since

@@ -40,8 +40,9 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.services.administration import permissions
-from hms_app.services.booking.scheduling import local_today
+from hms_app.services.core import periods, spreadsheet
 from hms_app.services.core.errors import SessionExpired, ValidationError
+from hms_app.services.core.localtime import local_today
 from hms_app.services.reporting import reports
 from hms_app.services.reporting.reports import (
     AppointmentCount,
@@ -110,14 +111,14 @@ def book(engine, people, doctor: str, starts_at: datetime, status=AppointmentSta
 
 def test_the_offset_pieces_find_londons_changes_to_the_second():
     # Spring: 01:00 UTC on 30 March 2025; autumn: 01:00 UTC on 26 October 2025.
-    assert reports.utc_offset_pieces(utc(2025, 3, 30), utc(2025, 3, 30, 23)) == [
+    assert periods.utc_offset_pieces(utc(2025, 3, 30), utc(2025, 3, 30, 23)) == [
         (utc(2025, 3, 30), 0), (utc(2025, 3, 30, 1), 3600)]
-    assert reports.utc_offset_pieces(utc(2025, 10, 25, 23), utc(2025, 10, 27)) == [
+    assert periods.utc_offset_pieces(utc(2025, 10, 25, 23), utc(2025, 10, 27)) == [
         (utc(2025, 10, 25, 23), 3600), (utc(2025, 10, 26, 1), 0)]
     year = reports.parse_report_range("2025-01-01", "2025-12-31")
-    assert reports.utc_offset_pieces(year.starts_at, year.ends_at) == [
+    assert periods.utc_offset_pieces(year.starts_at, year.ends_at) == [
         (utc(2025, 1, 1), 0), (utc(2025, 3, 30, 1), 3600), (utc(2025, 10, 26, 1), 0)]
-    assert reports.utc_offset_pieces(utc(2025, 7, 1), utc(2025, 7, 31)) == [(utc(2025, 7, 1), 3600)]
+    assert periods.utc_offset_pieces(utc(2025, 7, 1), utc(2025, 7, 31)) == [(utc(2025, 7, 1), 3600)]
 
 
 def test_a_range_is_the_utc_span_of_its_local_days():
@@ -537,7 +538,7 @@ class _Row:
 
 
 def test_rows_to_csv_defuses_every_formula_lead_and_keeps_numbers():
-    text = reports.rows_to_csv(_Row, [_Row("=1+2", -5, 1.5), _Row("+44 20", 0, None), _Row("-x", 1, 0.0),
+    text = spreadsheet.rows_to_csv(_Row, [_Row("=1+2", -5, 1.5), _Row("+44 20", 0, None), _Row("-x", 1, 0.0),
                                       _Row("@SUM(A1)", 2, 2.0), _Row("\tTab", 3, None), _Row("Plain, with comma", 4, 9.9)])
     assert _csv(text) == [["name", "amount", "share"], ["'=1+2", "-5", "1.5"], ["'+44 20", "0", ""],
                           ["'-x", "1", "0.0"], ["'@SUM(A1)", "2", "2.0"], ["'\tTab", "3", ""],

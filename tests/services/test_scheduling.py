@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from hms_app.db.enums import Role
 from hms_app.services.booking import appointments, scheduling
+from hms_app.services.core import localtime
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from tests.services.appointment_helpers import (
     DAY,
@@ -406,9 +407,9 @@ def test_schedule_lists_only_leave_that_has_not_ended(seeded, actors, amelia, cl
 
 def test_local_today_follows_the_hospital_time_zone(clock):
     clock.now = utc(2027, 6, 30, 23, 30)  # 00:30 BST on 1 July
-    assert scheduling.local_today() == date(2027, 7, 1)
+    assert localtime.local_today() == date(2027, 7, 1)
     clock.now = utc(2027, 12, 31, 23, 30)  # GMT: still New Year's Eve
-    assert scheduling.local_today() == date(2027, 12, 31)
+    assert localtime.local_today() == date(2027, 12, 31)
 
 
 @pytest.mark.parametrize("text", ["", "tomorrow", "2027-03-24T09:00:00"])

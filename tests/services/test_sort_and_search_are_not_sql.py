@@ -17,13 +17,12 @@ import sqlalchemy as sa
 from hms_app.db.enums import Role
 from hms_app.db.models import User
 from hms_app.services.accounting import billing
-from hms_app.services.administration import auth, users
+from hms_app.services.administration import audit_trail, auth, users
+from hms_app.services.administration.audit_trail import AuditFilter
 from hms_app.services.administration.auth import Registration
 from hms_app.services.booking.appointments import AppointmentFilter, all_appointments
 from hms_app.services.care import prescribing
-from hms_app.services.core import audit
 from hms_app.services.core.actor import Actor, Anonymous
-from hms_app.services.core.audit import AuditFilter
 from hms_app.services.core.errors import LoginFailed
 from hms_app.services.medicines import inventory, pharmacy
 from hms_app.services.medicines.inventory import MedicineForm, ReceiveForm
@@ -152,8 +151,8 @@ SEARCHES: dict[str, tuple[Callable[..., list[str]], str]] = {
         e, pharmacy.prescription_queue, actor=a[Role.PHARMACY], search=term, page_size=100).rows], "patient"),
     "prescribing.formulary": (lambda e, a, term: [m.label for m in call(
         e, prescribing.formulary, actor=a[Role.DOCTOR], search=term)], "medicine"),
-    "audit.search_audit (user)": (lambda e, a, term: [r.actor for r in call(
-        e, audit.search_audit, actor=a[Role.ADMIN], filters=AuditFilter(user=term), page_size=100).rows],
+    "audit_trail.search_audit (user)": (lambda e, a, term: [r.actor for r in call(
+        e, audit_trail.search_audit, actor=a[Role.ADMIN], filters=AuditFilter(user=term), page_size=100).rows],
         "email"),
 }
 
@@ -165,7 +164,7 @@ LITERAL_TERMS = {
     "inventory.stock_ledger": ("t_1%", "LOT_1%"),
     "pharmacy.prescription_queue": ("n_lee 10%", LITERAL),
     "prescribing.formulary": ("c_oxide 10%", "Zinc_oxide"),
-    "audit.search_audit (user)": ("a_b%", "a_b%@visitors.example"),
+    "audit_trail.search_audit (user)": ("a_b%", "a_b%@visitors.example"),
 }
 
 
@@ -194,7 +193,7 @@ def test_sql_in_a_search_is_only_text_that_matches_nothing(hospital, actors, ser
 def test_an_audit_action_filter_is_a_literal_prefix(hospital, actors):
     """"login%" would find every login event as a pattern; as text it finds none."""
     def actions(prefix: str) -> list[str]:
-        return [r.action for r in call(hospital, audit.search_audit, actor=actors[Role.ADMIN],
+        return [r.action for r in call(hospital, audit_trail.search_audit, actor=actors[Role.ADMIN],
                                        filters=AuditFilter(action=prefix), page_size=100).rows]
 
     assert actions("login.")

@@ -46,17 +46,16 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
-from hms_app.services.booking.scheduling import local_today
-from hms_app.services.care.clinical import _local
-from hms_app.services.care.documents import DownloadedFile
 from hms_app.services.core import audit, counters, events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, ValidationError
-from hms_app.services.core.ids import parse_id
+from hms_app.services.core.errors import Conflict, ValidationError
+from hms_app.services.core.files import DownloadedFile
+from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.numbers import format_money, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
-from hms_app.services.core.text import storable
+from hms_app.services.core.pdf import closing_note, field, letterhead, pdf_text
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.messaging import mail, notifications
 
 BILLING_TOPIC = "billing"
@@ -128,7 +127,7 @@ def charge_consultation(session: Session, appointment: Appointment) -> int | Non
     name = session.execute(sa.select(User.full_name).where(User.id == appointment.doctor_id)).scalar_one()
     return _add_line(session, patient_id=appointment.patient_id, kind=ChargeKind.CONSULTATION,
                      source_type="appointment", source_id=appointment.id,
-                     description=f"Consultation with {name}, {_local(appointment.starts_at, '%Y-%m-%d')}",
+                     description=f"Consultation with {name}, {format_local(appointment.starts_at, '%Y-%m-%d')}",
                      quantity=1, unit_price_cents=doctor.consultation_fee_cents if doctor else 0,
                      department_id=appointment.department_id)
 
@@ -207,7 +206,7 @@ def _row(invoice: Invoice, name: str, mrn: str | None, insurance_paid: int, toda
     due = patient_due_cents(invoice, insurance_paid)
     return InvoiceRow(
         id=invoice.id, number=_number(invoice), patient=name, mrn=mrn or "", status=status_label(invoice.status),
-        status_value=str(invoice.status), issued=_local(invoice.issued_at, "%Y-%m-%d"),
+        status_value=str(invoice.status), issued=format_local(invoice.issued_at, "%Y-%m-%d"),
         due=invoice.due_date.isoformat() if invoice.due_date else "", total=format_money(invoice.total_cents),
         paid=format_money(invoice.paid_cents), balance=format_money(invoice.total_cents - invoice.paid_cents),
         patient_due=format_money(due), patient_due_cents=due, insurer=invoice.insurer,
@@ -309,15 +308,9 @@ def _invoice_for(session: Session, actor: Actor, invoice_id: object, action: str
         require(session, actor, Permission.BILLING_PAY_OWN, action=action)
     else:
         require(session, actor, Permission.BILLING_MANAGE, action=action)
-    key = parse_id(invoice_id)
-    query = sa.select(Invoice).where(Invoice.id == key)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    invoice = None if key is None else session.execute(query).scalar_one_or_none()
-    if invoice is None or (actor.role == Role.PATIENT and invoice.patient_id != actor.user_id):
-        audit.deny(session, actor, action, "That invoice does not exist.", error=NotFound,
-                   entity_type="invoice", entity_id=str(invoice_id)[:64])
-    return invoice
+    return access_by_id(session, actor, Invoice, invoice_id, action=action, lock=lock,
+                        missing="That invoice does not exist.", entity_type="invoice",
+                        allowed=lambda i: actor.role != Role.PATIENT or i.patient_id == actor.user_id)
 
 
 def invoice_detail(*, session: Session, actor: Actor, invoice_id: int) -> InvoiceDetail:
@@ -327,12 +320,12 @@ def invoice_detail(*, session: Session, actor: Actor, invoice_id: int) -> Invoic
     profile = session.get(PatientProfile, invoice.patient_id)
     lines = [LineView(line.id, KIND_LABELS[ChargeKind(line.kind)], line.description, line.quantity,
                       format_money(line.unit_price_cents), format_money(line.amount_cents),
-                      _local(line.service_at, "%Y-%m-%d"))
+                      format_local(line.service_at, "%Y-%m-%d"))
              for line in session.execute(sa.select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
                                          .order_by(InvoiceLine.service_at, InvoiceLine.id)).scalars()]
     records = session.execute(sa.select(Payment).where(Payment.invoice_id == invoice.id)
                               .order_by(Payment.received_at, Payment.id)).scalars().all()
-    payments = [PaymentView(p.id, _local(p.received_at), METHOD_LABELS[PaymentMethod(p.method)],
+    payments = [PaymentView(p.id, format_local(p.received_at), METHOD_LABELS[PaymentMethod(p.method)],
                             format_money(p.amount_cents) if p.amount_cents > 0 else f"−{format_money(-p.amount_cents)}",
                             p.amount_cents, p.reference, p.reason) for p in records]
     insurance_paid = sum(p.amount_cents for p in records if str(p.method) == PaymentMethod.INSURANCE)
@@ -380,7 +373,7 @@ def issue_invoice(*, session: Session, actor: Actor, invoice_id: int) -> str:
 
 
 def _reason(text: object, what: str) -> str:
-    reason = storable(" ".join(str(text or "").split()), "reason")
+    reason = one_line(text, "reason")
     if len(reason) < 5:
         raise ValidationError(f"Give the reason for the {what} (at least 5 characters).")
     if len(reason) > 300:
@@ -475,7 +468,7 @@ def record_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     balance = invoice.total_cents - invoice.paid_cents
     if cents > balance:
         raise ValidationError(f"That is more than the balance of {format_money(balance)}; record at most the balance.")
-    reference = storable(" ".join(str(reference or "").split()), "reference")
+    reference = one_line(reference, "reference")
     if len(reference) > 80:
         raise ValidationError("Keep the reference under 80 characters.")
     _pay(session, actor, invoice, cents, PaymentMethod(method), reference)
@@ -641,7 +634,7 @@ def move_claim(*, session: Session, actor: Actor, invoice_id: int, to_status: st
                        f"it cannot be marked {target.value} now.")
     if str(invoice.status) not in OPEN_STATUSES and target != ClaimStatus.REJECTED:
         _refuse(invoice, "claimed")
-    note = storable(" ".join(str(note or "").split()), "note")
+    note = one_line(note, "note")
     if target == ClaimStatus.SUBMITTED and invoice.insurer_share_cents <= 0:
         raise ValidationError("Set the insurer's share before submitting the claim.")
     if target == ClaimStatus.REJECTED:
@@ -669,35 +662,21 @@ def move_claim(*, session: Session, actor: Actor, invoice_id: int, to_status: st
 
 def invoice_pdf(*, session: Session, actor: Actor, invoice_id: int) -> DownloadedFile:
     """The invoice as a PDF, for its patient or accounts; every download is audited."""
-    from hms_app.services.laboratory.lab import pdf_text
-
     detail = invoice_detail(session=session, actor=actor, invoice_id=invoice_id)
-    data = _render_invoice(detail, pdf_text)
+    data = _render_invoice(detail)
     audit.record(session, actor, "invoice.download", entity_type="invoice", entity_id=detail.invoice.id,
                  patient_id=session.get(Invoice, detail.invoice.id).patient_id)
     session.commit()
     return DownloadedFile(f"{detail.invoice.number.replace(' ', '-')}.pdf", "application/pdf", data)
 
 
-def _render_invoice(detail: InvoiceDetail, pdf_text) -> bytes:
-    from fpdf import FPDF  # imported here: only downloads need it
-
+def _render_invoice(detail: InvoiceDetail) -> bytes:
     row = detail.invoice
-    pdf = FPDF(format="A4")
-    pdf.set_title(pdf_text(f"Invoice {row.number}"))
-    pdf.set_author(pdf_text(settings.HOSPITAL_NAME))
-    pdf.add_page()
-    pdf.set_font("helvetica", "B", 16)
-    pdf.cell(0, 9, pdf_text(settings.HOSPITAL_NAME), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("helvetica", "", 12)
-    pdf.cell(0, 7, pdf_text(f"Invoice {row.number}"), new_x="LMARGIN", new_y="NEXT")
+    pdf = letterhead(f"Invoice {row.number}", f"Invoice {row.number}")
     pdf.ln(3)
 
     def pair(label: str, value: str) -> None:
-        pdf.set_font("helvetica", "B", 10)
-        pdf.cell(40, 6, pdf_text(label))
-        pdf.set_font("helvetica", "", 10)
-        pdf.cell(0, 6, pdf_text(value or "-"), new_x="LMARGIN", new_y="NEXT")
+        field(pdf, label, value, label_width=40)
 
     pair("Patient", f"{row.patient} ({row.mrn})")
     pair("Status", row.status)
@@ -736,8 +715,5 @@ def _render_invoice(detail: InvoiceDetail, pdf_text) -> bytes:
     if row.insurer and row.insurer_share != "0.00":
         total(f"Expected from {row.insurer}", row.insurer_share)
     total("Balance", row.balance, bold=True)
-    pdf.ln(6)
-    pdf.set_font("helvetica", "I", 8)
-    pdf.multi_cell(0, 4, pdf_text(f"Amounts in {settings.CURRENCY}. Printed {_local(utcnow())} "
-                                  f"({settings.TIMEZONE.key})."))
-    return bytes(pdf.output())
+    return closing_note(pdf, f"Amounts in {settings.CURRENCY}. Printed {format_local(utcnow())} "
+                             f"({settings.TIMEZONE.key}).")

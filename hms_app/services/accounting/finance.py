@@ -22,9 +22,9 @@ What each figure means:
   ``billing.patient_due_cents``), so the payers add up to the receivables.
 
 Days and months are those of the hospital's calendar (``settings.TIMEZONE``), labelled in
-SQL by the reports' ``local_period``, so a payment at 00:30 local time on a summer
+SQL by ``core.periods.local_period``, so a payment at 00:30 local time on a summer
 morning (23:30 UTC the evening before) counts on its local day, on SQLite and PostgreSQL
-alike. A range is validated as the reports' ranges are: ISO dates, start ≤ end, at most
+alike. A range is validated as the reports' ranges are (``core.periods``): ISO dates, start ≤ end, at most
 366 days; months at its ends count only the days inside it.
 
 Only accounts see it (``Permission.BILLING_MANAGE``). Admin holds ``REPORTS_VIEW`` for the
@@ -46,18 +46,19 @@ from sqlmodel import Session
 from hms_app.db.enums import ChargeKind, ClaimStatus, InvoiceStatus, PaymentMethod, Permission
 from hms_app.db.models import Department, Invoice, InvoiceLine, Payment
 from hms_app.services.accounting.billing import KIND_LABELS, METHOD_LABELS, OPEN_STATUSES
-from hms_app.services.booking.scheduling import day_span_utc, local_today
 from hms_app.services.core import audit
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import ValidationError
-from hms_app.services.reporting.reports import (
+from hms_app.services.core.localtime import day_span_utc, local_today
+from hms_app.services.core.periods import (
     ReportRange,
     local_period,
     parse_report_range,
     periods_of,
-    rows_to_csv,
+    within,
 )
+from hms_app.services.core.spreadsheet import rows_to_csv
 
 DEFAULT_RANGE_DAYS = 30
 NO_DEPARTMENT = "No department"
@@ -152,10 +153,6 @@ class AccountsSummary:
 # --- the queries -------------------------------------------------------------------------------
 
 
-def _within(column, window: ReportRange) -> sa.ColumnElement[bool]:
-    return sa.and_(column >= window.starts_at, column < window.ends_at)
-
-
 @dataclass(frozen=True)
 class _Billed:
     """The range's charges on invoices not void, summed per local day, department and kind."""
@@ -186,7 +183,7 @@ def _billed(session: Session, window: ReportRange) -> list[_Billed]:
     lines = (sa.select(local_period(session, InvoiceLine.service_at, window, "day").label("day"),
                        InvoiceLine.department_id, InvoiceLine.kind, InvoiceLine.amount_cents)
              .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
-             .where(Invoice.status != InvoiceStatus.VOID.value, _within(InvoiceLine.service_at, window))
+             .where(Invoice.status != InvoiceStatus.VOID.value, within(InvoiceLine.service_at, window))
              .subquery())
     return [_Billed(day, department, str(kind), int(n), int(cents or 0)) for day, department, kind, n, cents in
             session.execute(sa.select(lines.c.day, lines.c.department_id, lines.c.kind, sa.func.count(),
@@ -197,7 +194,7 @@ def _billed(session: Session, window: ReportRange) -> list[_Billed]:
 def _collected(session: Session, window: ReportRange) -> list[_Collected]:
     paid = (sa.select(local_period(session, Payment.received_at, window, "day").label("day"), Payment.method,
                       Payment.amount_cents)
-            .where(_within(Payment.received_at, window)).subquery())
+            .where(within(Payment.received_at, window)).subquery())
     amount = paid.c.amount_cents
     return [_Collected(day, str(method), int(n), int(received or 0), int(refunded or 0), int(cents or 0))
             for day, method, n, received, refunded, cents in session.execute(

@@ -7,7 +7,6 @@ an expiry, a revocation or a deactivation takes effect at the very next action.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -33,7 +32,9 @@ from hms_app.services.core import audit, counters, passwords
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import Conflict, LoginFailed, SessionExpired, ValidationError
-from hms_app.services.core.text import is_storable, shown, storable
+from hms_app.services.core.localtime import local_today
+from hms_app.services.core.passwords import hash_token
+from hms_app.services.core.text import checked_line, is_storable, shown
 
 LOGIN_FAILED_MESSAGE = (
     "We could not log you in with that email and password. Check them and try again; "
@@ -48,10 +49,6 @@ CODE_FAILED_MESSAGE = (
 CHALLENGE_EXPIRED_MESSAGE = "Your login has timed out. Log in again with your email and password."
 _TOUCH_EVERY = timedelta(seconds=60)
 _EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def normalize_email(email: object) -> str:
@@ -391,15 +388,6 @@ class Registration:
     phone: str
 
 
-def clean_name(value: object, label: str = "name", max_length: int = 120) -> str:
-    text = storable(" ".join(str(value or "").split()), label)
-    if not text:
-        raise ValidationError(f"Enter the {label}.")
-    if len(text) > max_length:
-        raise ValidationError(f"The {label} must be at most {max_length} characters.")
-    return text
-
-
 def clean_phone(value: object, *, required: bool = True) -> str:
     text = str(value or "").strip()
     if not text and not required:
@@ -414,7 +402,7 @@ def parse_birth_date(value: object) -> date:
         born = date.fromisoformat(str(value or "").strip())
     except ValueError:
         raise ValidationError("Enter the birth date as a date, like 1980-04-23.") from None
-    today = utcnow().astimezone(settings.TIMEZONE).date()
+    today = local_today()
     if born > today:
         raise ValidationError("The birth date cannot be in the future.")
     if born.year < today.year - 130:
@@ -428,7 +416,7 @@ def register_patient(*, session: Session, visitor: Anonymous, form: Registration
     Returns:
         The new user's id.
     """
-    full_name = clean_name(form.full_name, "full name")
+    full_name = checked_line(form.full_name, "full name", limit=120)
     email = normalize_email(form.email)
     born = parse_birth_date(form.birth_date)
     phone = clean_phone(form.phone)

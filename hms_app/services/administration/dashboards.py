@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app import settings
 from hms_app.db.enums import ROLE_LABELS, Permission, Role
 from hms_app.db.models import AuditEvent, Department, User
-from hms_app.db.types import utcnow
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
+from hms_app.services.core.localtime import local_midnight, local_today
 
 
 @dataclass(frozen=True)
@@ -34,11 +32,6 @@ class AdminFigures:
     active_departments: int
 
 
-def _local_midnight_utc() -> datetime:
-    today = utcnow().astimezone(settings.TIMEZONE).date()
-    return datetime.combine(today, time.min, tzinfo=settings.TIMEZONE)
-
-
 def admin_figures(*, session: Session, actor: Actor) -> AdminFigures:
     require(session, actor, Permission.ADMIN_DASHBOARD, action="dashboard.admin")
     counts = {
@@ -51,7 +44,7 @@ def admin_figures(*, session: Session, actor: Actor) -> AdminFigures:
         RoleCount(r.value, ROLE_LABELS[r], counts.get((r.value, True), 0), counts.get((r.value, False), 0))
         for r in Role
     ]
-    since = _local_midnight_utc()
+    since = local_midnight(local_today())
     actions = dict(
         session.execute(
             sa.select(AuditEvent.action, sa.func.count())

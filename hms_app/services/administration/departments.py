@@ -9,12 +9,11 @@ from sqlmodel import Session
 
 from hms_app.db.enums import Permission
 from hms_app.db.models import Department, DoctorProfile, User
-from hms_app.services.administration import auth
 from hms_app.services.core import audit
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound
-from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.errors import Conflict
+from hms_app.services.core.text import checked_line
 
 _PG_NAME_LOCK = 7_310_422  # advisory lock key that serialises department name checks on PostgreSQL
 
@@ -48,7 +47,7 @@ def list_departments(*, session: Session, actor: Actor, include_inactive: bool =
 
 
 def _clean(name: object) -> str:
-    return auth.clean_name(name, "department name", max_length=80)
+    return checked_line(name, "department name", limit=80)
 
 
 def _ensure_unique(session: Session, name: str, except_id: int | None = None) -> None:
@@ -80,11 +79,8 @@ def create_department(*, session: Session, actor: Actor, name: str) -> int:
 
 
 def _get(session: Session, actor: Actor, department_id: object, action: str) -> Department:
-    department = get_by_id(session, Department, department_id)
-    if department is None:
-        audit.deny(session, actor, action, "That department does not exist.", error=NotFound,
-                   entity_type="department", entity_id=str(department_id)[:64])
-    return department
+    return access_by_id(session, actor, Department, department_id, action=action,
+                        missing="That department does not exist.", entity_type="department")
 
 
 def rename_department(*, session: Session, actor: Actor, department_id: int, name: str) -> None:

@@ -10,7 +10,6 @@ and the admin's two levers: the per-role requirement and resetting a user's fact
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 import secrets
@@ -34,20 +33,16 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.core import audit
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
-from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.passwords import hash_token
 
 STEP_SECONDS = 30
 CHALLENGE_SECONDS = 5 * 60
 RECOVERY_CODE_COUNT = 10
 _TOTP_RE = re.compile(r"^[0-9]{6}$")
 _RECOVERY_RE = re.compile(r"^[A-Z2-7]{16}$")
-
-
-def hash_secret(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- the per-role requirement ----------------------------------------------------------
@@ -108,10 +103,8 @@ def reset_second_factor(*, session: Session, actor: Actor, user_id: int) -> None
     If their role requires a second factor they enrol again at their next login.
     """
     require(session, actor, Permission.USERS_MANAGE, action="user.reset_second_factor")
-    user = get_by_id(session, User, user_id)
-    if user is None:
-        audit.deny(session, actor, "user.reset_second_factor", "That account does not exist.", error=NotFound,
-                   entity_type="user", entity_id=str(user_id)[:64])
+    user = access_by_id(session, actor, User, user_id, action="user.reset_second_factor",
+                        missing="That account does not exist.", entity_type="user")
     factor = session.get(SecondFactor, user.id)
     if factor is None:
         raise Conflict("That account has no second factor to reset.")
@@ -135,7 +128,7 @@ def open_challenge(session: Session, user: User, ip_address: str) -> str:
     """Record a challenge for ``user`` (in the caller's transaction); return its token."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(LoginChallenge(user_id=user.id, token_hash=hash_secret(token), created_at=now,
+    session.add(LoginChallenge(user_id=user.id, token_hash=hash_token(token), created_at=now,
                                expires_at=now + timedelta(seconds=CHALLENGE_SECONDS), ip_address=ip_address[:64]))
     return token
 
@@ -146,7 +139,7 @@ def find_challenge(session: Session, token: object) -> tuple[LoginChallenge, Use
         return None
     row = session.execute(
         select(LoginChallenge, User).join(User, User.id == LoginChallenge.user_id)
-        .where(LoginChallenge.token_hash == hash_secret(token))
+        .where(LoginChallenge.token_hash == hash_token(token))
     ).first()
     if row is None:
         return None
@@ -210,7 +203,7 @@ def new_recovery_codes(session: Session, user_id: int) -> list[str]:
     codes = []
     for _ in range(RECOVERY_CODE_COUNT):
         raw = base64.b32encode(secrets.token_bytes(10)).decode()
-        session.add(RecoveryCode(user_id=user_id, code_hash=hash_secret(raw)))
+        session.add(RecoveryCode(user_id=user_id, code_hash=hash_token(raw)))
         codes.append("-".join(raw[i:i + 4] for i in range(0, 16, 4)))
     return codes
 
@@ -221,7 +214,7 @@ def use_recovery_code(session: Session, user_id: int, code: str) -> bool:
         return False
     result = session.execute(
         sa.update(RecoveryCode)
-        .where(RecoveryCode.user_id == user_id, RecoveryCode.code_hash == hash_secret(code),
+        .where(RecoveryCode.user_id == user_id, RecoveryCode.code_hash == hash_token(code),
                RecoveryCode.used_at.is_(None))
         .values(used_at=utcnow())
     )

@@ -12,13 +12,14 @@ from hms_app.db.enums import ROLE_LABELS, STAFF_UNITS, Permission, Role
 from hms_app.db.models import Department, DoctorProfile, PatientProfile, SecondFactor, User
 from hms_app.services.administration import auth
 from hms_app.services.core import audit, passwords
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.localtime import format_local
 from hms_app.services.core.numbers import format_money, parse_int, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import checked_line, escape_like, storable
 
 STAFF_ROLES = (Role.ADMIN, Role.ACCOUNTS, Role.DOCTOR, Role.LAB, Role.PHARMACY)
 
@@ -68,7 +69,7 @@ def list_users(
     )
     term = storable(str(search or "").strip()[:100], "search")
     if term:
-        like = f"%{audit._escape_like(term.lower())}%"
+        like = f"%{escape_like(term.lower())}%"
         query = query.where(
             sa.or_(sa.func.lower(User.full_name).like(like, escape="\\"), User.email.like(like, escape="\\"))
         )
@@ -82,7 +83,6 @@ def list_users(
 
 
 def _user_row(user: User, department: str | None, second_factor: bool = False) -> UserRow:
-    from hms_app import settings
 
     role = Role(user.role)
     return UserRow(
@@ -94,9 +94,7 @@ def _user_row(user: User, department: str | None, second_factor: bool = False) -
         unit=department or STAFF_UNITS.get(role, ""),
         is_active=user.is_active,
         status="Active" if user.is_active else "Deactivated",
-        last_login=user.last_login_at.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M")
-        if user.last_login_at
-        else "never",
+        last_login=format_local(user.last_login_at) or "never",
         second_factor=second_factor,
     )
 
@@ -119,7 +117,7 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
     if not isinstance(form.role, str) or form.role not in {r.value for r in STAFF_ROLES}:
         raise ValidationError("Choose a staff role: administrator, accounts, doctor, lab or pharmacy.")
     role = Role(form.role)
-    full_name = auth.clean_name(form.full_name, "full name")
+    full_name = checked_line(form.full_name, "full name", limit=120)
     email = auth.normalize_email(form.email)
     passwords.check_password_policy(str(form.password or ""), email=email)
     doctor: DoctorProfile | None = None
@@ -156,11 +154,8 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
 
 
 def _get_user_for_admin(session: Session, actor: Actor, user_id: object, action: str) -> User:
-    user = get_by_id(session, User, user_id)
-    if user is None:
-        audit.deny(session, actor, action, "That account does not exist.", error=NotFound,
-                   entity_type="user", entity_id=str(user_id)[:64])
-    return user
+    return access_by_id(session, actor, User, user_id, action=action, missing="That account does not exist.",
+                        entity_type="user")
 
 
 def deactivate_user(*, session: Session, actor: Actor, user_id: int) -> None:

@@ -19,7 +19,6 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app import settings
 from hms_app.db.enums import (
     ACTIVE_APPOINTMENT_STATUSES,
     APPOINTMENT_STATUS_LABELS,
@@ -41,21 +40,26 @@ from hms_app.services.accounting import billing
 from hms_app.services.booking.scheduling import (
     MAX_SEARCH_DAYS,
     Slot,
-    day_span_utc,
     free_slots_by_doctor,
     free_slots_for,
-    local_label,
-    local_today,
     parse_day,
     parse_instant,
 )
 from hms_app.services.core import audit, events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.localtime import (
+    DAY_AND_TIME,
+    day_span_utc,
+    format_local,
+    local_date,
+    local_today,
+    to_local,
+)
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.messaging import mail, notifications
 
 SLOT_TAKEN = "That slot was just taken. Please choose another time."
@@ -149,7 +153,7 @@ def free_slots(
 
 
 def _appointments_that_day(session: Session, doctor_id: int, instant: datetime) -> int:
-    day = instant.astimezone(settings.TIMEZONE).date()
+    day = local_date(instant)
     start, end = day_span_utc(day)
     return session.execute(
         sa.select(sa.func.count()).select_from(Appointment).where(
@@ -171,7 +175,7 @@ def _patient_overlap(session: Session, patient_id: int, starts_at: datetime, end
 
 
 def _slot_of(session: Session, doctor_id: int, starts_at: datetime) -> Slot | None:
-    day = starts_at.astimezone(settings.TIMEZONE).date()
+    day = local_date(starts_at)
     return next((s for s in free_slots_for(session, doctor_id, day) if s.starts_at == starts_at), None)
 
 
@@ -199,14 +203,14 @@ def book_appointment(
         audit.deny(session, actor, "appointment.book", "Only patients book appointments for themselves.")
     department = _active_department(session, department_id)
     instant = parse_instant(starts_at)
-    reason = storable(" ".join(str(reason or "").split()), "reason")
+    reason = one_line(reason, "reason")
     if not reason:
         raise ValidationError("Say briefly why you want to see the doctor.")
     if len(reason) > 500:
         raise ValidationError("Keep the reason under 500 characters.")
     if instant <= utcnow():
         raise ValidationError("That time has already passed. Choose a later slot.")
-    _bookable_day(instant.astimezone(settings.TIMEZONE).date())  # the slot list's horizon binds here too
+    _bookable_day(local_date(instant))  # the slot list's horizon binds here too
     doctors = [d for d, _ in _doctors_of(session, department.id)]
     if doctor_id in (None, "", "any"):
         candidates = sorted(doctors, key=lambda d: (_appointments_that_day(session, d, instant), d))
@@ -243,7 +247,7 @@ def book_appointment(
         .values(status=WaitlistStatus.BOOKED.value)
     )
     notifications.notify(session, doctor, "New appointment request",
-                         f"{actor.full_name} asks for {local_label(slot.starts_at)}.", "/doctor/appointments")
+                         f"{actor.full_name} asks for {format_local(slot.starts_at, DAY_AND_TIME)}.", "/doctor/appointments")
     audit.record(session, actor, "appointment.book", entity_type="appointment", entity_id=appointment.id,
                  patient_id=actor.user_id, detail=f"doctor {doctor} at {slot.starts_at.isoformat()}")
     _publish(session, appointment)
@@ -260,12 +264,9 @@ def _publish(session: Session, appointment: Appointment) -> None:
 
 def _appointment_for(session: Session, actor: Actor, appointment_id: object, action: str) -> Appointment:
     """The appointment if it is the actor's (as patient or as doctor); else "not found"."""
-    key = parse_id(appointment_id)
-    appointment = session.get(Appointment, key, with_for_update=True) if key else None
-    if appointment is None or actor.user_id not in (appointment.patient_id, appointment.doctor_id):
-        audit.deny(session, actor, action, "That appointment does not exist.", error=NotFound,
-                   entity_type="appointment", entity_id=str(appointment_id)[:64])
-    return appointment
+    return access_by_id(session, actor, Appointment, appointment_id, action=action, lock=True,
+                        missing="That appointment does not exist.", entity_type="appointment",
+                        allowed=lambda a: actor.user_id in (a.patient_id, a.doctor_id))
 
 
 def _label(status: str) -> str:
@@ -273,7 +274,7 @@ def _label(status: str) -> str:
 
 
 def _clean_reason(reason: object, what: str) -> str:
-    text = storable(" ".join(str(reason or "").split()), "reason")
+    text = one_line(reason, "reason")
     if not text:
         raise ValidationError(f"Give a reason for the {what}; the patient will see it.")
     if len(text) > 500:
@@ -292,7 +293,7 @@ def _change(
     session.add(appointment)
     other = appointment.patient_id if actor.user_id == appointment.doctor_id else appointment.doctor_id
     link = "/patient/appointments" if other == appointment.patient_id else "/doctor/appointments"
-    body = f"{local_label(appointment.starts_at)}" + (f" — {reason}" if reason else "")
+    body = f"{format_local(appointment.starts_at, DAY_AND_TIME)}" + (f" — {reason}" if reason else "")
     notifications.notify(session, other, notify_title, body, link)
     audit.record(session, actor, action, entity_type="appointment", entity_id=appointment.id,
                  patient_id=appointment.patient_id, detail=f"{old} -> {status.value}" + (f": {reason}" if reason else ""))
@@ -367,7 +368,7 @@ def _close_after_start(session: Session, actor: Actor, appointment_id: int, stat
         _refuse(appointment, verb)
     if appointment.starts_at > utcnow():
         raise Conflict(f"This appointment has not started yet; it can be {verb} from "
-                       f"{local_label(appointment.starts_at, '%H:%M on %d %b')}.")
+                       f"{format_local(appointment.starts_at, '%H:%M on %d %b')}.")
     _change(session, actor, appointment, status, action, notify_title=title)
     if status == AppointmentStatus.COMPLETED:
         billing.charge_consultation(session, appointment)
@@ -400,7 +401,7 @@ def reschedule_appointment(*, session: Session, actor: Actor, appointment_id: in
     instant = parse_instant(starts_at)
     if instant == appointment.starts_at:
         raise ValidationError("Choose a different time.")
-    _bookable_day(instant.astimezone(settings.TIMEZONE).date())
+    _bookable_day(local_date(instant))
     slot = _slot_of(session, appointment.doctor_id, instant)
     if slot is None:
         raise ValidationError("That time is not a free slot of this doctor. Choose one from the list.")
@@ -409,7 +410,7 @@ def reschedule_appointment(*, session: Session, actor: Actor, appointment_id: in
     freed = Appointment(id=appointment.id, doctor_id=appointment.doctor_id, department_id=appointment.department_id,
                         patient_id=appointment.patient_id, starts_at=appointment.starts_at,
                         ends_at=appointment.ends_at)
-    old_label = local_label(appointment.starts_at)
+    old_label = format_local(appointment.starts_at, DAY_AND_TIME)
     appointment.starts_at, appointment.ends_at = slot.starts_at, slot.ends_at
     by_doctor = actor.user_id == appointment.doctor_id
     appointment.status = AppointmentStatus.CONFIRMED if by_doctor else AppointmentStatus.REQUESTED
@@ -421,7 +422,7 @@ def reschedule_appointment(*, session: Session, actor: Actor, appointment_id: in
         session.rollback()
         raise Conflict(SLOT_TAKEN) from None
     other = appointment.patient_id if by_doctor else appointment.doctor_id
-    notifications.notify(session, other, "Appointment moved", f"{old_label} → {local_label(slot.starts_at)}",
+    notifications.notify(session, other, "Appointment moved", f"{old_label} → {format_local(slot.starts_at, DAY_AND_TIME)}",
                          "/patient/appointments" if by_doctor else "/doctor/appointments")
     audit.record(session, actor, "appointment.reschedule", entity_type="appointment", entity_id=appointment.id,
                  patient_id=appointment.patient_id, detail=f"{freed.starts_at.isoformat()} -> {slot.starts_at.isoformat()}")
@@ -437,7 +438,7 @@ def _offer_freed_slot(session: Session, freed: Appointment) -> None:
     """Offer a slot that just became free to the first patient waiting for it."""
     if freed.starts_at <= utcnow():
         return
-    day = freed.starts_at.astimezone(settings.TIMEZONE).date()
+    day = local_date(freed.starts_at)
     entry = session.execute(
         sa.select(WaitlistEntry)
         .where(
@@ -463,7 +464,7 @@ def _offer_freed_slot(session: Session, freed: Appointment) -> None:
     doctor = session.get(User, freed.doctor_id)
     notifications.notify(
         session, entry.patient_id, "A slot you were waiting for is free",
-        f"{doctor.full_name if doctor else 'A doctor'} at {local_label(freed.starts_at)}. Book it before someone else does.",
+        f"{doctor.full_name if doctor else 'A doctor'} at {format_local(freed.starts_at, DAY_AND_TIME)}. Book it before someone else does.",
         f"/patient/book?department={freed.department_id}&doctor={freed.doctor_id}&date={day.isoformat()}",
     )
     audit.record(session, None, "waitlist.offer", entity_type="waitlist_entry", entity_id=entry.id,
@@ -510,10 +511,9 @@ def join_waitlist(
 
 def leave_waitlist(*, session: Session, actor: Actor, entry_id: int) -> None:
     require(session, actor, Permission.APPOINTMENTS_BOOK, action="waitlist.leave")
-    entry = get_by_id(session, WaitlistEntry, entry_id)
-    if entry is None or entry.patient_id != actor.user_id:
-        audit.deny(session, actor, "waitlist.leave", "That waitlist entry does not exist.", error=NotFound,
-                   entity_type="waitlist_entry", entity_id=str(entry_id)[:64])
+    entry = access_by_id(session, actor, WaitlistEntry, entry_id, action="waitlist.leave",
+                         missing="That waitlist entry does not exist.", entity_type="waitlist_entry",
+                         allowed=lambda e: e.patient_id == actor.user_id)
     if entry.status not in (WaitlistStatus.WAITING, WaitlistStatus.OFFERED):
         raise Conflict("You are no longer on that waitlist.")
     entry.status = WaitlistStatus.CANCELLED
@@ -549,7 +549,7 @@ def my_waitlist(*, session: Session, actor: Actor) -> list[WaitlistRow]:
         WaitlistRow(
             e.id, dept, doc or "Any available doctor", f"{e.date_from:%d %b} – {e.date_to:%d %b %Y}",
             "Slot offered" if e.status == WaitlistStatus.OFFERED else "Waiting",
-            local_label(e.offered_start) if e.offered_start else "",
+            format_local(e.offered_start, DAY_AND_TIME),
         )
         for e, dept, doc in rows
     ]
@@ -599,10 +599,10 @@ def _base_query() -> sa.Select:
 def _row(a: Appointment, patient: str, mrn: str | None, doctor: str, department: str, *, now: datetime) -> AppointmentRow:
     status = AppointmentStatus(a.status)
     active = status in ACTIVE_APPOINTMENT_STATUSES
-    local = a.starts_at.astimezone(settings.TIMEZONE)
+    local = to_local(a.starts_at)
     return AppointmentRow(
-        id=a.id, when=local.strftime("%a %d %b %Y, %H:%M"), date=local.strftime("%a %d %b"),
-        time=f"{local:%H:%M}–{a.ends_at.astimezone(settings.TIMEZONE):%H:%M}", starts_at=a.starts_at.isoformat(),
+        id=a.id, when=local.strftime(DAY_AND_TIME), date=local.strftime("%a %d %b"),
+        time=f"{local:%H:%M}–{format_local(a.ends_at, '%H:%M')}", starts_at=a.starts_at.isoformat(),
         patient=patient, patient_id=a.patient_id, mrn=mrn or "", doctor=doctor, department=department,
         department_id=a.department_id, doctor_id=a.doctor_id, reason=a.reason, status=status.value,
         status_label=APPOINTMENT_STATUS_LABELS[status], status_reason=a.status_reason,

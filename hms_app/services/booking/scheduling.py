@@ -27,10 +27,15 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.core import audit, events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, ValidationError
-from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.errors import Conflict, ValidationError
+from hms_app.services.core.ids import parse_id
+from hms_app.services.core.localtime import (
+    DAY_AND_TIME,
+    day_span_utc,
+    format_local,
+)
 from hms_app.services.core.text import storable
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -38,17 +43,6 @@ MAX_SEARCH_DAYS = 120
 
 
 # --- time helpers ---------------------------------------------------------------------------
-
-
-def local_today() -> date:
-    return utcnow().astimezone(settings.TIMEZONE).date()
-
-
-def day_span_utc(day: date) -> tuple[datetime, datetime]:
-    """The UTC instants of local midnight at the start and the end of ``day``."""
-    start = datetime.combine(day, time.min, tzinfo=settings.TIMEZONE)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=settings.TIMEZONE)
-    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def _to_utc_if_real(wall: datetime) -> datetime | None:
@@ -89,10 +83,6 @@ def parse_instant(value: object) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def local_label(instant: datetime, fmt: str = "%a %d %b %Y, %H:%M") -> str:
-    return instant.astimezone(settings.TIMEZONE).strftime(fmt)
-
-
 # --- slot derivation -------------------------------------------------------------------------
 
 
@@ -107,7 +97,7 @@ class Slot:
 
     @property
     def label(self) -> str:
-        return self.starts_at.astimezone(settings.TIMEZONE).strftime("%H:%M")
+        return format_local(self.starts_at, "%H:%M")
 
 
 def wall_clock_slots(day: date, blocks: Iterable[tuple[time, time]], slot_minutes: int) -> list[Slot]:
@@ -227,11 +217,8 @@ def _doctor_for_schedule(session: Session, actor: Actor, doctor_id: object, acti
         require(session, actor, Permission.APPOINTMENTS_MANAGE, action=action)
     else:
         require(session, actor, Permission.SCHEDULES_MANAGE, action=action)
-    doctor = session.get(User, doctor_id)
-    if doctor is None or doctor.role != Role.DOCTOR:
-        audit.deny(session, actor, action, "That doctor does not exist.", error=NotFound,
-                   entity_type="user", entity_id=doctor_id)
-    return doctor
+    return access_by_id(session, actor, User, doctor_id, action=action, missing="That doctor does not exist.",
+                        entity_type="user", allowed=lambda user: user.role == Role.DOCTOR)
 
 
 def get_schedule(*, session: Session, actor: Actor, doctor_id: int) -> Schedule:
@@ -253,7 +240,7 @@ def get_schedule(*, session: Session, actor: Actor, doctor_id: int) -> Schedule:
         slot_minutes=profile.slot_minutes if profile else 0,
         hours=[HoursBlock(h.id, h.weekday, WEEKDAYS[h.weekday], h.start_time.strftime("%H:%M"),
                           h.end_time.strftime("%H:%M")) for h in hours],
-        leave=[LeaveRow(x.id, f"{local_label(x.starts_at)} – {local_label(x.ends_at)}", x.reason) for x in leave],
+        leave=[LeaveRow(x.id, f"{format_local(x.starts_at, DAY_AND_TIME)} – {format_local(x.ends_at, DAY_AND_TIME)}", x.reason) for x in leave],
     )
 
 
@@ -289,10 +276,8 @@ def _remove_schedule_entry(session: Session, actor: Actor, doctor_id: object, mo
                            | type[DoctorLeave], entry_id: object, action: str, missing: str) -> None:
     """Delete one of a doctor's hour blocks or leave entries; another doctor's answers "not found"."""
     doctor = _doctor_for_schedule(session, actor, doctor_id, action)
-    entry = get_by_id(session, model, entry_id)
-    if entry is None or entry.doctor_id != doctor.id:
-        audit.deny(session, actor, action, missing, error=NotFound, entity_type=model.__tablename__,
-                   entity_id=str(entry_id)[:64])
+    entry = access_by_id(session, actor, model, entry_id, action=action, missing=missing,
+                         entity_type=model.__tablename__, allowed=lambda e: e.doctor_id == doctor.id)
     session.delete(entry)
     audit.record(session, actor, action, entity_type=model.__tablename__, entity_id=entry.id,
                  detail=f"doctor {doctor.id}")

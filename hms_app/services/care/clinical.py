@@ -15,7 +15,6 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app import settings
 from hms_app.db.enums import (
     AppointmentStatus,
     ClinicalStatus,
@@ -39,13 +38,15 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
+from hms_app.services.booking.appointments import complete_appointment
 from hms_app.services.core import audit, events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.errors import Conflict, PermissionDenied, ValidationError
+from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.paging import Page, clamp_page
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import checked_line, one_line, storable
+from hms_app.services.reference.icd10 import ICD10
 
 BREAK_GLASS_HOURS = 4
 MAX_NOTE = 10_000
@@ -62,8 +63,9 @@ class BreakGlassRequired(PermissionDenied):
 # --- access --------------------------------------------------------------------------------
 
 
-def _patient(session: Session, patient_id: object) -> PatientProfile | None:
-    return get_by_id(session, PatientProfile, patient_id)
+def _patient(session: Session, actor: Actor, patient_id: object, action: str) -> PatientProfile:
+    return access_by_id(session, actor, PatientProfile, patient_id, action=action,
+                        missing="That patient does not exist.", entity_type="patient")
 
 
 def has_care_relationship(session: Session, doctor_id: int, patient_id: int) -> bool:
@@ -82,10 +84,7 @@ def _break_glass_open(session: Session, doctor_id: int, patient_id: int) -> bool
 def chart_patient(session: Session, actor: Actor, patient_id: object, action: str, *, write: bool = False) -> PatientProfile:
     """The patient whose chart the doctor may open now; refusals are audited."""
     require(session, actor, Permission.CLINICAL_WRITE if write else Permission.CLINICAL_READ, action=action)
-    profile = _patient(session, patient_id)
-    if profile is None:
-        audit.deny(session, actor, action, "That patient does not exist.", error=NotFound,
-                   entity_type="patient", entity_id=str(patient_id)[:64])
+    profile = _patient(session, actor, patient_id, action)
     if not (has_care_relationship(session, actor.user_id, profile.user_id)
             or _break_glass_open(session, actor.user_id, profile.user_id)):
         audit.deny(session, actor, action,
@@ -99,11 +98,8 @@ def chart_patient(session: Session, actor: Actor, patient_id: object, action: st
 def break_glass(*, session: Session, actor: Actor, patient_id: int, reason: str) -> None:
     """Open a chart outside the doctor's patients for four hours, with a reason for review."""
     require(session, actor, Permission.CLINICAL_READ, action="chart.break_glass")
-    profile = _patient(session, patient_id)
-    if profile is None:
-        audit.deny(session, actor, "chart.break_glass", "That patient does not exist.", error=NotFound,
-                   entity_type="patient", entity_id=str(patient_id)[:64])
-    reason = storable(" ".join(str(reason or "").split()), "reason")
+    profile = _patient(session, actor, patient_id, "chart.break_glass")
+    reason = one_line(reason, "reason")
     if len(reason) < 10:
         raise ValidationError("Say why you need this chart (at least 10 characters); the reason is reviewed.")
     if len(reason) > 500:
@@ -144,12 +140,8 @@ def list_break_glass(*, session: Session, actor: Actor, page: int = 1, page_size
     rows = session.execute(query.offset((page - 1) * page_size).limit(page_size)).all()
     audit.record(session, actor, "chart.break_glass.list", detail=f"page {page}")
     session.commit()
-    return Page([BreakGlassRow(b.id, _local(b.created_at), d, p, mrn, b.reason, _local(b.expires_at))
+    return Page([BreakGlassRow(b.id, format_local(b.created_at), d, p, mrn, b.reason, format_local(b.expires_at))
                  for b, d, p, mrn in rows], total, page, page_size)
-
-
-def _local(instant, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return instant.astimezone(settings.TIMEZONE).strftime(fmt) if instant else ""
 
 
 # --- the chart -------------------------------------------------------------------------------
@@ -206,7 +198,7 @@ class Chart:
 def age_in_years(born: date | None, on: date | None = None) -> int | None:
     if born is None:
         return None
-    on = on or utcnow().astimezone(settings.TIMEZONE).date()
+    on = on or local_today()
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
@@ -214,13 +206,13 @@ def _allergies(session: Session, patient_id: int, *, active_only: bool = False) 
     query = sa.select(Allergy).where(Allergy.patient_id == patient_id)
     if active_only:
         query = query.where(Allergy.status == ClinicalStatus.ACTIVE.value)
-    return [AllergyRow(a.id, a.substance, a.reaction, a.severity, str(a.status), _local(a.recorded_at, "%Y-%m-%d"))
+    return [AllergyRow(a.id, a.substance, a.reaction, a.severity, str(a.status), format_local(a.recorded_at, "%Y-%m-%d"))
             for a in session.execute(query.order_by(Allergy.status, Allergy.recorded_at.desc())).scalars()]
 
 
 def _problems(session: Session, patient_id: int) -> list[ProblemRow]:
     query = sa.select(Problem).where(Problem.patient_id == patient_id).order_by(Problem.status, Problem.recorded_at.desc())
-    return [ProblemRow(p.id, p.description, p.icd10_code, str(p.status), _local(p.recorded_at, "%Y-%m-%d"))
+    return [ProblemRow(p.id, p.description, p.icd10_code, str(p.status), format_local(p.recorded_at, "%Y-%m-%d"))
             for p in session.execute(query).scalars()]
 
 
@@ -234,7 +226,7 @@ def vitals_history(session: Session, patient_id: int, limit: int = 30) -> list[V
                       Encounter.temperature_c.is_not(None), Encounter.spo2.is_not(None)))
         .order_by(Encounter.started_at.desc()).limit(limit)
     ).all()
-    return [VitalsPoint(_local(r[0], "%Y-%m-%d"), *r[1:]) for r in reversed(rows)]
+    return [VitalsPoint(format_local(r[0], "%Y-%m-%d"), *r[1:]) for r in reversed(rows)]
 
 
 def open_chart(*, session: Session, actor: Actor, patient_id: int) -> Chart:
@@ -315,7 +307,7 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
                                        .where(Encounter.id.in_(ids))):
             diagnosis = " ".join(x for x in (e.icd10_code, e.diagnosis) if x) or "No diagnosis recorded"
             detail = diagnosis if for_patient else " · ".join(x for x in (diagnosis, e.assessment[:200]) if x)
-            entries[("encounter", e.id)] = TimelineEntry("encounter", e.id, _local(e.started_at), f"Visit with {name}",
+            entries[("encounter", e.id)] = TimelineEntry("encounter", e.id, format_local(e.started_at), f"Visit with {name}",
                                                          detail, str(e.status))
     if ids := wanted.get("prescription"):
         items: dict[int, list[str]] = {}
@@ -326,16 +318,16 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
         ):
             items.setdefault(pid, []).append(f"{name} {strength}, {dose} {freq} for {days} days")
         for p in session.execute(sa.select(Prescription).where(Prescription.id.in_(ids))).scalars():
-            entries[("prescription", p.id)] = TimelineEntry("prescription", p.id, _local(p.created_at), "Prescription",
+            entries[("prescription", p.id)] = TimelineEntry("prescription", p.id, format_local(p.created_at), "Prescription",
                                                             "; ".join(items.get(p.id, [])), str(p.status).replace("_", " "))
     if ids := wanted.get("lab"):
         for o, test in session.execute(sa.select(LabOrder, LabTest.name).join(LabTest, LabTest.id == LabOrder.test_id)
                                        .where(LabOrder.id.in_(ids))):
-            entries[("lab", o.id)] = TimelineEntry("lab", o.id, _local(o.ordered_at), f"Lab test: {test}",
+            entries[("lab", o.id)] = TimelineEntry("lab", o.id, format_local(o.ordered_at), f"Lab test: {test}",
                                                    f"Priority {o.priority}", str(o.status).replace("_", " "))
     if ids := wanted.get("document"):
         for d in session.execute(sa.select(Document).where(Document.id.in_(ids))).scalars():
-            entries[("document", d.id)] = TimelineEntry("document", d.id, _local(d.created_at), f"Document: {d.title}",
+            entries[("document", d.id)] = TimelineEntry("document", d.id, format_local(d.created_at), f"Document: {d.title}",
                                                         d.file_name, "")
     rows = [entries[(kind, id_)] for kind, id_ in keys if (kind, id_) in entries]
     return Page(rows, total, page, page_size)
@@ -354,7 +346,7 @@ def chart_timeline(*, session: Session, actor: Actor, patient_id: int, page: int
 
 def my_history(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[TimelineEntry]:
     """The patient's own history, read-only: diagnoses, prescriptions, results, documents."""
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="history.view")
+    require(session, actor, Permission.RECORD_READ_OWN, action="history.view")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "history.view", "Only patients have a personal history page.")
     page, page_size = clamp_page(page, page_size)
@@ -366,7 +358,7 @@ def my_history(*, session: Session, actor: Actor, page: int = 1, page_size: int 
 
 
 def my_allergies(*, session: Session, actor: Actor) -> list[AllergyRow]:
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="history.allergies")
+    require(session, actor, Permission.RECORD_READ_OWN, action="history.allergies")
     return _allergies(session, actor.user_id, active_only=True)
 
 
@@ -376,22 +368,13 @@ def my_allergies(*, session: Session, actor: Actor) -> list[AllergyRow]:
 SEVERITIES = ("mild", "moderate", "severe")
 
 
-def _text(value: object, label: str, *, required: bool = True, limit: int = 500) -> str:
-    text = storable(" ".join(str(value or "").split()), label)
-    if required and not text:
-        raise ValidationError(f"Enter the {label}.")
-    if len(text) > limit:
-        raise ValidationError(f"The {label} must be at most {limit} characters.")
-    return text
-
-
 def add_allergy(*, session: Session, actor: Actor, patient_id: int, substance: str, reaction: str = "",
                 severity: str = "moderate") -> int:
     profile = chart_patient(session, actor, patient_id, "allergy.add", write=True)
-    substance = _text(substance, "substance", limit=120)
+    substance = checked_line(substance, "substance", limit=120)
     if severity not in SEVERITIES:
         raise ValidationError("Choose mild, moderate or severe.")
-    allergy = Allergy(patient_id=profile.user_id, substance=substance, reaction=_text(reaction, "reaction", required=False),
+    allergy = Allergy(patient_id=profile.user_id, substance=substance, reaction=checked_line(reaction, "reaction", limit=500, required=False),
                       severity=severity, recorded_by=actor.user_id)
     session.add(allergy)
     session.flush()
@@ -405,10 +388,8 @@ def _resolve_entry(session: Session, actor: Actor, model: type[Allergy] | type[P
     """Mark an allergy or a problem-list entry resolved, after the same checks as adding one."""
     action = f"{kind}.resolve"
     require(session, actor, Permission.CLINICAL_WRITE, action=action)
-    entry = get_by_id(session, model, entry_id)
-    if entry is None:
-        audit.deny(session, actor, action, f"That {kind} does not exist.", error=NotFound,
-                   entity_type=kind, entity_id=str(entry_id)[:64])
+    entry = access_by_id(session, actor, model, entry_id, action=action, missing=f"That {kind} does not exist.",
+                         entity_type=kind)
     chart_patient(session, actor, entry.patient_id, action, write=True)
     if entry.status == ClinicalStatus.RESOLVED:
         raise Conflict(already)
@@ -424,7 +405,7 @@ def resolve_allergy(*, session: Session, actor: Actor, allergy_id: int) -> None:
 
 def add_problem(*, session: Session, actor: Actor, patient_id: int, description: str, icd10_code: str = "") -> int:
     profile = chart_patient(session, actor, patient_id, "problem.add", write=True)
-    description = _text(description, "problem", limit=300)
+    description = checked_line(description, "problem", limit=300)
     code = _icd10(icd10_code)
     problem = Problem(patient_id=profile.user_id, description=description, icd10_code=code, recorded_by=actor.user_id)
     session.add(problem)
@@ -439,8 +420,6 @@ def resolve_problem(*, session: Session, actor: Actor, problem_id: int) -> None:
 
 
 def _icd10(code: object) -> str:
-    from hms_app.services.reference.icd10 import ICD10
-
     text = str(code or "").strip().upper()
     if not text:
         return ""
@@ -517,14 +496,12 @@ class EncounterView:
     spo2: str
 
 
-def _encounter_for_doctor(session: Session, actor: Actor, encounter_id: object, action: str) -> Encounter:
+def encounter_for_doctor(session: Session, actor: Actor, encounter_id: object, action: str) -> Encounter:
+    """One of the doctor's own encounters, to write in; another's answers "not found" (audited)."""
     require(session, actor, Permission.CLINICAL_WRITE, action=action)
-    encounter = get_by_id(session, Encounter, encounter_id)
-    if encounter is None or encounter.doctor_id != actor.user_id:
-        audit.deny(session, actor, action, "That encounter does not exist.", error=NotFound,
-                   entity_type="encounter", entity_id=str(encounter_id)[:64],
-                   patient_id=encounter.patient_id if encounter else None)
-    return encounter
+    return access_by_id(session, actor, Encounter, encounter_id, action=action,
+                        missing="That encounter does not exist.", entity_type="encounter",
+                        allowed=lambda e: e.doctor_id == actor.user_id, patient_of=lambda e: e.patient_id)
 
 
 def _show(value: float | int | None) -> str:
@@ -537,7 +514,7 @@ def _view(session: Session, encounter: Encounter) -> EncounterView:
     profile = session.get(PatientProfile, encounter.patient_id)
     return EncounterView(
         id=encounter.id, appointment_id=encounter.appointment_id, patient_id=encounter.patient_id,
-        patient_name=patient.full_name, mrn=profile.mrn if profile else "", when=_local(appointment.starts_at),
+        patient_name=patient.full_name, mrn=profile.mrn if profile else "", when=format_local(appointment.starts_at),
         reason=appointment.reason, status=str(encounter.status), subjective=encounter.subjective,
         objective=encounter.objective, assessment=encounter.assessment, plan=encounter.plan,
         diagnosis=encounter.diagnosis, icd10_code=encounter.icd10_code,
@@ -550,10 +527,9 @@ def _view(session: Session, encounter: Encounter) -> EncounterView:
 def open_encounter(*, session: Session, actor: Actor, appointment_id: int) -> EncounterView:
     """The encounter of one of the doctor's confirmed (or completed) appointments; created on first open."""
     require(session, actor, Permission.CLINICAL_WRITE, action="encounter.open")
-    appointment = get_by_id(session, Appointment, appointment_id)
-    if appointment is None or appointment.doctor_id != actor.user_id:
-        audit.deny(session, actor, "encounter.open", "That appointment does not exist.", error=NotFound,
-                   entity_type="appointment", entity_id=str(appointment_id)[:64])
+    appointment = access_by_id(session, actor, Appointment, appointment_id, action="encounter.open",
+                               missing="That appointment does not exist.", entity_type="appointment",
+                               allowed=lambda a: a.doctor_id == actor.user_id)
     encounter = session.execute(sa.select(Encounter).where(Encounter.appointment_id == appointment.id)).scalar_one_or_none()
     if encounter is None:
         if appointment.status != AppointmentStatus.CONFIRMED:
@@ -595,13 +571,13 @@ def _note(value: object, label: str) -> str:
 
 def save_encounter(*, session: Session, actor: Actor, encounter_id: int, form: EncounterForm) -> EncounterView:
     """Save notes, diagnosis and vitals of an open encounter (all checked before anything is written)."""
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "encounter.save")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "encounter.save")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is completed and can no longer be changed.")
     values = {
         "subjective": _note(form.subjective, "subjective note"), "objective": _note(form.objective, "objective note"),
         "assessment": _note(form.assessment, "assessment"), "plan": _note(form.plan, "plan"),
-        "diagnosis": _text(form.diagnosis, "diagnosis", required=False, limit=300),
+        "diagnosis": checked_line(form.diagnosis, "diagnosis", limit=300, required=False),
         "icd10_code": _icd10(form.icd10_code),
         **parse_vitals(form.vitals or {}),
     }
@@ -616,9 +592,7 @@ def save_encounter(*, session: Session, actor: Actor, encounter_id: int, form: E
 
 def complete_encounter(*, session: Session, actor: Actor, encounter_id: int) -> None:
     """Close the encounter and complete its appointment (which must have started)."""
-    from hms_app.services.booking.appointments import complete_appointment
-
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "encounter.complete")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "encounter.complete")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is already completed.")
     if not (encounter.diagnosis or encounter.assessment):

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlmodel import Session
 
 from hms_app.db.enums import Permission, Role
 from hms_app.db.models import Document
-from hms_app.services.care.clinical import _text, chart_patient
+from hms_app.services.care.clinical import chart_patient
 from hms_app.services.core import audit, events, files
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import NotFound
-from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.files import DownloadedFile
+from hms_app.services.core.text import checked_line
 
 
 def upload_document(*, session: Session, actor: Actor, patient_id: int, title: str, file_name: str, data: bytes) -> int:
     """A doctor adds a PDF, PNG or JPEG to a patient's record (checked, then stored encrypted)."""
     profile = chart_patient(session, actor, patient_id, "document.upload", write=True)
-    title = _text(title, "document title", limit=120)
+    title = checked_line(title, "document title", limit=120)
     checked = files.check_upload(file_name, data)
-    storage_name = files.store_encrypted(checked.data)
-    try:
+    with files.stored_encrypted(checked.data) as storage_name:
         document = Document(patient_id=profile.user_id, uploaded_by=actor.user_id, title=title,
                             file_name=checked.file_name, content_type=checked.content_type,
                             size_bytes=len(checked.data), storage_name=storage_name)
@@ -32,32 +29,21 @@ def upload_document(*, session: Session, actor: Actor, patient_id: int, title: s
                      patient_id=profile.user_id, detail=f"{checked.content_type}, {len(checked.data)} bytes")
         events.publish(session, "appointments", user_ids=[profile.user_id])
         session.commit()
-    except BaseException:
-        files.remove_stored(storage_name)
-        raise
     return document.id
-
-
-@dataclass(frozen=True)
-class DownloadedFile:
-    file_name: str
-    content_type: str
-    data: bytes
 
 
 def download_document(*, session: Session, actor: Actor, document_id: int) -> DownloadedFile:
     """The file, for the patient it belongs to or a doctor who may open that chart; audited."""
-    document = get_by_id(session, Document, document_id)
+    action = "document.download"
     if actor.role == Role.PATIENT:
-        require(session, actor, Permission.APPOINTMENTS_BOOK, action="document.download")
-        if document is None or document.patient_id != actor.user_id:
-            audit.deny(session, actor, "document.download", "That document does not exist.", error=NotFound,
-                       entity_type="document", entity_id=str(document_id)[:64])
+        require(session, actor, Permission.RECORD_READ_OWN, action=action)
+        document = access_by_id(session, actor, Document, document_id, action=action,
+                                missing="That document does not exist.", entity_type="document",
+                                allowed=lambda d: d.patient_id == actor.user_id)
     else:
-        if document is None:
-            audit.deny(session, actor, "document.download", "That document does not exist.", error=NotFound,
-                       entity_type="document", entity_id=str(document_id)[:64])
-        chart_patient(session, actor, document.patient_id, "document.download")
+        document = access_by_id(session, actor, Document, document_id, action=action,
+                                missing="That document does not exist.", entity_type="document")
+        chart_patient(session, actor, document.patient_id, action)
     data = files.read_decrypted(document.storage_name)
     audit.record(session, actor, "document.download", entity_type="document", entity_id=document.id,
                  patient_id=document.patient_id)

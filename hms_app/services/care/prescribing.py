@@ -26,13 +26,13 @@ from hms_app.db.enums import (
 )
 from hms_app.db.models import Allergy, LabOrder, LabTest, Medicine, Prescription, PrescriptionItem
 from hms_app.db.types import utcnow
-from hms_app.services.care.clinical import _encounter_for_doctor
+from hms_app.services.care.clinical import encounter_for_doctor
 from hms_app.services.core import audit, events
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id, parse_id
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.reference.allergens import allergy_matches
 from hms_app.services.reference.interactions import interactions_between
 
@@ -144,7 +144,7 @@ def _check_items(session: Session, patient_id: int, forms: list[ItemForm]) -> li
         medicine = get_by_id(session, Medicine, form.medicine_id)
         if medicine is None or not medicine.is_active:
             raise ValidationError(f"Medicine {number}: choose a medicine from the formulary.")
-        dose = storable(" ".join(str(form.dose or "").split()), "dose")
+        dose = one_line(form.dose, "dose")
         if not dose or len(dose) > 60:
             raise ValidationError(f"{medicine.name}: enter the dose, like '1 tablet' or '5 ml'.")
         if not isinstance(form.route, str) or form.route not in ROUTES:
@@ -191,7 +191,7 @@ def _check_items(session: Session, patient_id: int, forms: list[ItemForm]) -> li
 
 def check_prescription(*, session: Session, actor: Actor, encounter_id: int, items: list[ItemForm]) -> list[str]:
     """The safety warnings the items would raise, without writing anything."""
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "prescription.check")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "prescription.check")
     return [w for item in _check_items(session, encounter.patient_id, items) for w in item.warnings]
 
 
@@ -201,12 +201,12 @@ def prescribe(*, session: Session, actor: Actor, encounter_id: int, items: list[
     Raises:
         SafetyWarning: when a check warns and no override reason is given.
     """
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "prescription.sign")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "prescription.sign")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is completed; start from a new appointment to prescribe.")
     checked = _check_items(session, encounter.patient_id, items)
     warnings = [w for item in checked for w in item.warnings]
-    reason = storable(" ".join(str(override_reason or "").split()), "override reason")
+    reason = one_line(override_reason, "override reason")
     if warnings and len(reason) < 10:
         audit.record(session, actor, "prescription.warning", entity_type="encounter", entity_id=encounter.id,
                      patient_id=encounter.patient_id, detail=f"{len(warnings)} warning(s); not signed")
@@ -250,7 +250,7 @@ def lab_catalog(*, session: Session, actor: Actor) -> list[LabTestOption]:
 def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_ids: list[object], priority: str,
                     note: str = "") -> list[int]:
     """Order one or more tests for the encounter's patient; they reach the lab's worklist at once."""
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "lab_order.create")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "lab_order.create")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is completed; order tests from a new appointment.")
     if not isinstance(priority, str) or priority not in {p.value for p in LabPriority}:
@@ -266,7 +266,7 @@ def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_i
     tests = session.execute(sa.select(LabTest).where(LabTest.id.in_(ids), LabTest.is_active)).scalars().all()
     if len(tests) != len(ids):
         raise ValidationError("Choose tests from the catalog.")
-    note = storable(" ".join(str(note or "").split()), "note")
+    note = one_line(note, "note")
     if len(note) > 500:
         raise ValidationError("Keep the note for the lab under 500 characters.")
     orders = []
@@ -293,7 +293,7 @@ class OrderedItem:
 
 def encounter_orders(*, session: Session, actor: Actor, encounter_id: int) -> list[OrderedItem]:
     """What the encounter prescribed and ordered, for the encounter page."""
-    encounter = _encounter_for_doctor(session, actor, encounter_id, "encounter.orders")
+    encounter = encounter_for_doctor(session, actor, encounter_id, "encounter.orders")
     rows: list[OrderedItem] = []
     for item, medicine, status in session.execute(
         sa.select(PrescriptionItem, Medicine, Prescription.status)

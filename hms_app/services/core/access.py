@@ -1,18 +1,29 @@
 """Permission and ownership checks, made inside every service call.
 
-``require`` answers "may this role do this at all"; the ``get_*_for`` helpers answer
-"is this record the actor's to touch" and treat a forbidden record exactly like a
-missing one, so ids cannot be probed.
+``require`` answers "may this role do this at all"; ``access_by_id`` answers "is this
+record, whose id a client sent, the actor's to touch" and treats a forbidden record
+exactly like a missing one, so ids cannot be probed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlmodel import Session
 
 from hms_app.db.enums import Permission
 from hms_app.services.core import audit
 from hms_app.services.core.actor import Actor, Anonymous
-from hms_app.services.core.errors import PasswordChangeRequired, PermissionDenied, SessionExpired
+from hms_app.services.core.errors import (
+    NotFound,
+    PasswordChangeRequired,
+    PermissionDenied,
+    SessionExpired,
+)
+from hms_app.services.core.ids import parse_id
+
+T = TypeVar("T")
 
 
 def require(
@@ -43,3 +54,41 @@ def refuse_visitor(session: Session, visitor: Anonymous, action: str, refusal: S
     resolve never reaches them, so its refusal is recorded here.
     """
     audit.deny(session, visitor, action, refusal.message, error=type(refusal), detail=f"no session: {refusal.message}")
+
+
+def access_by_id(
+    session: Session,
+    actor: Actor,
+    model: type[T],
+    object_id: object,
+    *,
+    action: str,
+    missing: str,
+    entity_type: str,
+    allowed: Callable[[T], bool] | None = None,
+    lock: bool = False,
+    patient_of: Callable[[T], int | None] | None = None,
+) -> T:
+    """The row of ``model`` whose id a client sent, if the actor may touch it.
+
+    An id that is no id, a row that does not exist and a row that ``allowed`` refuses all
+    answer alike: the refusal is audited (``action``, ``entity_type`` and the id as sent)
+    and ``NotFound(missing)`` is raised. Check the permission with ``require`` first.
+
+    Args:
+        allowed: whether the actor may touch this row (their own, their patient's...);
+            every existing row when None.
+        lock: read the row ``FOR UPDATE``, fresh from the database, for a change that
+            depends on its current state.
+        patient_of: the patient to name in the audit row of a refused existing row.
+    """
+    key = parse_id(object_id)
+    row = None
+    if key is not None:
+        row = (session.get(model, key, with_for_update=True, populate_existing=True) if lock
+               else session.get(model, key))
+    if row is None or (allowed is not None and not allowed(row)):
+        audit.deny(session, actor, action, missing, error=NotFound, entity_type=entity_type,
+                   entity_id=str(object_id)[:64],
+                   patient_id=patient_of(row) if patient_of is not None and row is not None else None)
+    return row

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,15 @@ _SAFE_NAME = re.compile(r"^[\w\- ()\[\],+&']{1,100}$")
 
 @dataclass(frozen=True)
 class CheckedFile:
+    file_name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class DownloadedFile:
+    """A file on its way to the person who asked for it (an upload, a report, an invoice)."""
+
     file_name: str
     content_type: str
     data: bytes
@@ -75,6 +86,21 @@ def store_encrypted(data: bytes) -> str:
     with os.fdopen(fd, "wb") as handle:
         handle.write(crypto.encrypt_bytes(data))
     return name
+
+
+@contextmanager
+def stored_encrypted(data: bytes) -> Iterator[str]:
+    """Store ``data`` encrypted under a new name for the row the block writes; yields the name.
+
+    If the block fails (its transaction did not commit), the file is removed again, so a
+    refused or failed upload leaves nothing behind in storage.
+    """
+    name = store_encrypted(data)
+    try:
+        yield name
+    except BaseException:
+        remove_stored(name)
+        raise
 
 
 def _path(storage_name: str) -> Path:

@@ -1,6 +1,8 @@
-"""Password hashing (bcrypt, cost 12) and the password policy."""
+"""Password hashing (bcrypt, cost 12), the password policy, and the hash of random tokens."""
 
 from __future__ import annotations
+
+import hashlib
 
 import bcrypt
 
@@ -55,3 +57,10 @@ def check_password_policy(password: str, *, email: str) -> None:
     email = (email or "").strip().lower()
     if email and normalized in {email, email.split("@", 1)[0]}:
         raise ValidationError("The password must not be your email address.")
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 stored in place of a random secret the server issued (a session or API
+    token, a login challenge, a recovery code). A fast hash suffices for random secrets;
+    passwords, which people choose, use bcrypt."""
+    return hashlib.sha256(token.encode()).hexdigest()

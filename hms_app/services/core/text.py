@@ -31,3 +31,24 @@ def shown(text: str) -> str:
     """``text`` with every character that cannot be stored replaced by U+FFFD, for the audit
     trail's record of what a client sent (a typed login email, say)."""
     return _UNSTORABLE.sub("\ufffd", text)
+
+
+def one_line(value: object, label: str) -> str:
+    """What a person typed into a one-line field: runs of white space made one space and the
+    ends trimmed; ``ValidationError`` if it holds a character that cannot be stored."""
+    return storable(" ".join(str(value or "").split()), label)
+
+
+def checked_line(value: object, label: str, *, limit: int, required: bool = True) -> str:
+    """``one_line``, which must not be empty (when ``required``) nor longer than ``limit`` characters."""
+    text = one_line(value, label)
+    if required and not text:
+        raise ValidationError(f"Enter the {label}.")
+    if len(text) > limit:
+        raise ValidationError(f"The {label} must be at most {limit} characters.")
+    return text
+
+
+def escape_like(term: str) -> str:
+    """``term`` with LIKE's wildcards escaped (use with ``escape="\\"``), so a search finds them as typed."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -8,19 +8,17 @@ record ("all") or one patient's ("patient").
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app import settings
 from hms_app.db.enums import Permission, Role
 from hms_app.db.models import ApiClient, LabOrder, LabReportFile, PatientProfile, User
 from hms_app.db.types import utcnow
 from hms_app.services.core import audit, files
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import (
     Conflict,
@@ -30,17 +28,15 @@ from hms_app.services.core.errors import (
     ValidationError,
 )
 from hms_app.services.core.ids import get_by_id, parse_id
-from hms_app.services.core.text import storable
+from hms_app.services.core.localtime import format_local
+from hms_app.services.core.passwords import hash_token
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.interop import fhir
 
 TOKEN_PREFIX = "hms_"  # noqa: S105 - the marker of a token, not a secret
 SCOPE_ALL = "all"
 SCOPE_PATIENT = "patient"
 SCOPES = (SCOPE_ALL, SCOPE_PATIENT)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 # --- issuing and revoking (admin) -----------------------------------------------------------
@@ -73,14 +69,10 @@ def _require_admin(session: Session, actor: Actor, action: str) -> None:
         audit.deny(session, actor, action, "Only administrators manage API clients.")
 
 
-def _local(instant) -> str:
-    return instant.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M") if instant else ""
-
-
 def issue_api_client(*, session: Session, actor: Actor, name: str, scope: str, patient_mrn: str = "") -> IssuedClient:
     """Issue a client that reads every record (``scope="all"``) or one patient's (by MRN)."""
     _require_admin(session, actor, "api_client.issue")
-    name = storable(" ".join(str(name or "").split()), "name")
+    name = one_line(name, "name")
     if not 3 <= len(name) <= 120:
         raise ValidationError("Name the client (3 to 120 characters), e.g. the system that will use it.")
     if scope not in SCOPES:
@@ -109,10 +101,8 @@ def issue_api_client(*, session: Session, actor: Actor, name: str, scope: str, p
 def revoke_api_client(*, session: Session, actor: Actor, client_id: int) -> None:
     """Revoke a client: its token stops working at once."""
     _require_admin(session, actor, "api_client.revoke")
-    client = get_by_id(session, ApiClient, client_id)
-    if client is None:
-        audit.deny(session, actor, "api_client.revoke", "That API client does not exist.", error=NotFound,
-                   entity_type="api_client", entity_id=str(client_id)[:64])
+    client = access_by_id(session, actor, ApiClient, client_id, action="api_client.revoke",
+                          missing="That API client does not exist.", entity_type="api_client")
     # One UPDATE that reports what it changed: of two concurrent revocations only one is audited.
     changed = session.execute(
         sa.update(ApiClient).where(ApiClient.id == client.id, ApiClient.revoked_at.is_(None))
@@ -138,8 +128,8 @@ def list_api_clients(*, session: Session, actor: Actor) -> list[ApiClientRow]:
     return [
         ApiClientRow(
             id=c.id, name=c.name, scope="All patients" if c.scope == SCOPE_ALL else "One patient",
-            patient=f"{name} ({mrn})" if mrn else "", token_hint=f"{c.token_hint}…", created=_local(c.created_at),
-            last_used=_local(c.last_used_at) or "Never", status="Revoked" if c.revoked_at else "Active",
+            patient=f"{name} ({mrn})" if mrn else "", token_hint=f"{c.token_hint}…", created=format_local(c.created_at),
+            last_used=format_local(c.last_used_at) or "Never", status="Revoked" if c.revoked_at else "Active",
         )
         for c, mrn, name in rows
     ]

@@ -72,6 +72,7 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import NotFound, ValidationError
 from hms_app.services.core.ids import parse_id
+from hms_app.services.reference.icd10 import ICD10
 
 FHIR_VERSION = "4.0.1"
 FHIR_JSON = "application/fhir+json"
@@ -310,8 +311,6 @@ def encounter_resource(encounter: Encounter, appointment: Appointment, doctor_na
 
 
 def _icd10_concept(text: str, code: str) -> dict:
-    from hms_app.services.reference.icd10 import ICD10
-
     return _concept(text or ICD10.get(code, ""), system=ICD10_SYSTEM if code else None, code=code or None,
                     display=ICD10.get(code) if code else None)
 
@@ -859,7 +858,7 @@ def capability_statement(base_url: str) -> dict:
 
 def export_my_record(*, session: Session, actor: Actor) -> dict:
     """The patient's whole record as a FHIR Bundle (collection), audited like a chart view."""
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="record.export")
+    require(session, actor, Permission.RECORD_READ_OWN, action="record.export")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "record.export", "Only patients can export their own record.")
     if session.get(PatientProfile, actor.user_id) is None:

@@ -11,13 +11,14 @@ from hms_app import settings
 from hms_app.db.enums import Permission, Role
 from hms_app.db.models import PatientProfile
 from hms_app.db.types import utcnow
-from hms_app.services.care.documents import DownloadedFile
 from hms_app.services.core import audit
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import NotFound
+from hms_app.services.core.files import DownloadedFile
+from hms_app.services.core.localtime import format_local
+from hms_app.services.core.pdf import closing_note, field, letterhead, pdf_text
 from hms_app.services.interop import fhir
-from hms_app.services.laboratory.lab import pdf_text
 
 
 def _when(value: str | None, *, with_time: bool = True) -> str:
@@ -25,8 +26,7 @@ def _when(value: str | None, *, with_time: bool = True) -> str:
         return ""
     if len(value) <= 10:
         return value
-    local = datetime.fromisoformat(value).astimezone(settings.TIMEZONE)
-    return local.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+    return format_local(datetime.fromisoformat(value), "%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
 
 
 def _text(concept: dict | None) -> str:
@@ -103,18 +103,8 @@ def summary_rows(record: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def render_summary(record: dict) -> bytes:
-    from fpdf import FPDF  # imported here: only downloads need it
-
     [patient] = fhir.typed(record)["Patient"]
-    pdf = FPDF(format="A4")
-    pdf.set_title(pdf_text(f"Health record of {patient['name'][0]['text']}"))
-    pdf.set_author(pdf_text(settings.HOSPITAL_NAME))
-    pdf.set_auto_page_break(True, margin=15)
-    pdf.add_page()
-    pdf.set_font("helvetica", "B", 16)
-    pdf.cell(0, 9, pdf_text(settings.HOSPITAL_NAME), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("helvetica", "", 12)
-    pdf.cell(0, 7, "Health record summary", new_x="LMARGIN", new_y="NEXT")
+    pdf = letterhead(f"Health record of {patient['name'][0]['text']}", "Health record summary", bottom_margin=15)
     pdf.ln(3)
     details = [
         ("Patient", patient["name"][0]["text"]),
@@ -123,10 +113,7 @@ def render_summary(record: dict) -> bytes:
         ("Sex", patient.get("gender", "").capitalize()),
     ]
     for label, value in details:
-        pdf.set_font("helvetica", "B", 10)
-        pdf.cell(45, 6, pdf_text(label))
-        pdf.set_font("helvetica", "", 10)
-        pdf.cell(0, 6, pdf_text(value or "-"), new_x="LMARGIN", new_y="NEXT")
+        field(pdf, label, value, label_width=45)
     width = pdf.w - pdf.l_margin - pdf.r_margin
     for title, headings, rows in summary_rows(record):
         pdf.ln(4)
@@ -142,17 +129,13 @@ def render_summary(record: dict) -> bytes:
             table.row([pdf_text(h) for h in headings])
             for row in rows:
                 table.row([pdf_text(cell or "-") for cell in row])
-    pdf.ln(6)
-    pdf.set_font("helvetica", "I", 8)
-    pdf.multi_cell(0, 4, pdf_text(f"Printed {utcnow().astimezone(settings.TIMEZONE):%Y-%m-%d %H:%M} "
-                                  f"({settings.TIMEZONE.key}). The same record is available as a FHIR R4 "
-                                  "Bundle (JSON) for other hospitals' systems."))
-    return bytes(pdf.output())
+    return closing_note(pdf, f"Printed {format_local(utcnow())} ({settings.TIMEZONE.key}). The same record is "
+                             "available as a FHIR R4 Bundle (JSON) for other hospitals' systems.")
 
 
 def my_record_pdf(*, session: Session, actor: Actor) -> DownloadedFile:
     """The patient's own record as a PDF summary; audited like a chart view."""
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="record.summary")
+    require(session, actor, Permission.RECORD_READ_OWN, action="record.summary")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "record.summary", "Only patients can download their own record.")
     profile = session.get(PatientProfile, actor.user_id)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -34,15 +33,17 @@ from hms_app.db.enums import LabOrderStatus, LabPriority, Permission, Role
 from hms_app.db.models import LabOrder, LabReportFile, LabResult, LabTest, PatientProfile, User
 from hms_app.db.types import utcnow
 from hms_app.services.accounting import billing
-from hms_app.services.care.clinical import _local, age_in_years, chart_patient
-from hms_app.services.care.documents import DownloadedFile
+from hms_app.services.care.clinical import age_in_years, chart_patient
 from hms_app.services.core import audit, events, files
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
-from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.files import DownloadedFile
+from hms_app.services.core.ids import parse_id
+from hms_app.services.core.localtime import format_local, local_date
 from hms_app.services.core.paging import Page, clamp_page
-from hms_app.services.core.text import storable
+from hms_app.services.core.pdf import closing_note, field, letterhead
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.messaging import mail, notifications
 from hms_app.services.reference.lab_catalog import range_for, range_from_bands
 
@@ -265,7 +266,7 @@ def worklist(*, session: Session, actor: Actor, status: str = "", priority: str 
                      str(o.status).replace("_", " "), doctor_name,
                      _waiting(int((now - o.ordered_at).total_seconds() // 60)), o.note,
                      status_value=str(o.status), test_id=t.id, numeric=t.numeric, unit=t.unit,
-                     ordered_at=_local(o.ordered_at), has_report=bool(has_report))
+                     ordered_at=format_local(o.ordered_at), has_report=bool(has_report))
          for o, t, name, profile, doctor_name, has_report in rows],
         total, page, page_size,
     )
@@ -310,11 +311,8 @@ def refusal_message(move: str, status: str) -> str:
 
 def _order_for_lab(session: Session, actor: Actor, order_id: object, action: str) -> LabOrder:
     require(session, actor, Permission.LAB_WORK, action=action)
-    order = get_by_id(session, LabOrder, order_id)
-    if order is None:
-        audit.deny(session, actor, action, "That lab order does not exist.", error=NotFound,
-                   entity_type="lab_order", entity_id=str(order_id)[:64])
-    return order
+    return access_by_id(session, actor, LabOrder, order_id, action=action, missing="That lab order does not exist.",
+                        entity_type="lab_order")
 
 
 def _move(session: Session, order: LabOrder, move: str, **values: object) -> None:
@@ -366,7 +364,7 @@ def cancel_order(*, session: Session, actor: Actor, order_id: int, reason: str) 
     """Cancel an open order with a reason (haemolysed sample, duplicate order...); the
     ordering doctor is notified."""
     order = _order_for_lab(session, actor, order_id, "lab_order.cancel")
-    reason = storable(" ".join(str(reason or "").split()), "reason")
+    reason = one_line(reason, "reason")
     if len(reason) < 3:
         raise ValidationError("Say why the order is cancelled (for example: sample haemolysed).")
     if len(reason) > 300:
@@ -422,7 +420,7 @@ def enter_result(*, session: Session, actor: Actor, order_id: int, value: object
     if test.numeric:
         number = parse_result_value(value)
         reference = reference_range(test, profile.sex if profile else "unknown",
-                                    profile.birth_date if profile else None, now.astimezone(settings.TIMEZONE).date())
+                                    profile.birth_date if profile else None, local_date(now))
         flag = compute_flag(number, reference, test.critical_low, test.critical_high)
         result = LabResult(order_id=order.id, value_numeric=number, unit=test.unit, flag=flag,
                            range_low=reference[0] if reference else None, range_high=reference[1] if reference else None)
@@ -463,15 +461,14 @@ def acknowledge_critical(*, session: Session, actor: Actor, result_id: int) -> N
     """The ordering doctor confirms they have seen a critical result (audited)."""
     action = "lab_result.acknowledge"
     require(session, actor, Permission.CLINICAL_READ, action=action)
-    result = get_by_id(session, LabResult, result_id)
-    order = session.get(LabOrder, result.order_id) if result else None
-    if order is None or order.doctor_id != actor.user_id:
-        audit.deny(session, actor, action, "That result does not exist.", error=NotFound,
-                   entity_type="lab_result", entity_id=str(result_id)[:64])
+    result = access_by_id(session, actor, LabResult, result_id, action=action, missing="That result does not exist.",
+                          entity_type="lab_result",
+                          allowed=lambda r: session.get(LabOrder, r.order_id).doctor_id == actor.user_id)
+    order = session.get(LabOrder, result.order_id)
     if result.flag not in CRITICAL_FLAGS:
         raise Conflict("Only a critical result needs acknowledging.")
     if result.critical_acknowledged_at is not None:
-        raise Conflict(f"You acknowledged this result at {_local(result.critical_acknowledged_at)}.")
+        raise Conflict(f"You acknowledged this result at {format_local(result.critical_acknowledged_at)}.")
     acknowledged = session.execute(
         sa.update(LabResult).where(LabResult.id == result.id, LabResult.critical_acknowledged_at.is_(None))
         .values(critical_acknowledged_at=utcnow(), critical_acknowledged_by=actor.user_id)
@@ -499,9 +496,8 @@ def upload_report_file(*, session: Session, actor: Actor, order_id: int, file_na
     if str(order.status) == LabOrderStatus.REQUESTED:
         raise Conflict("Collect the sample before attaching a report.")
     checked = files.check_upload(file_name, data)
-    storage_name = files.store_encrypted(checked.data)
     replaced = ""
-    try:
+    with files.stored_encrypted(checked.data) as storage_name:
         row = session.execute(sa.select(LabReportFile).where(LabReportFile.order_id == order.id)).scalar_one_or_none()
         if row is None:
             row = LabReportFile(order_id=order.id, storage_name=storage_name, file_name=checked.file_name,
@@ -518,9 +514,6 @@ def upload_report_file(*, session: Session, actor: Actor, order_id: int, file_na
                      detail=f"{checked.content_type}, {len(checked.data)} bytes{', replaced' if replaced else ''}")
         _publish(session, order)
         session.commit()
-    except BaseException:
-        files.remove_stored(storage_name)
-        raise
     if replaced:
         files.remove_stored(replaced)
     return row.id
@@ -589,8 +582,8 @@ def _result_view(row: sa.Row) -> ResultView:
         unit=result.unit, reference_range=range_text(result.range_low, result.range_high), flag=result.flag,
         flag_label=flag_label(result.flag), is_critical=critical,
         critical_acknowledged=result.critical_acknowledged_at is not None,
-        acknowledged_at=_local(result.critical_acknowledged_at), comment=result.comment, verified_by=verifier,
-        ordered_at=_local(order.ordered_at), resulted_at=_local(result.resulted_at),
+        acknowledged_at=format_local(result.critical_acknowledged_at), comment=result.comment, verified_by=verifier,
+        ordered_at=format_local(order.ordered_at), resulted_at=format_local(result.resulted_at),
         turnaround_minutes=result.turnaround_seconds // 60, has_report_file=report_name is not None,
         report_file_name=report_name or "",
         needs_acknowledgement=critical and result.critical_acknowledged_at is None,
@@ -599,7 +592,7 @@ def _result_view(row: sa.Row) -> ResultView:
 
 def results_for_patient(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[ResultView]:
     """The patient's own completed results, newest first."""
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="lab_result.list")
+    require(session, actor, Permission.RECORD_READ_OWN, action="lab_result.list")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "lab_result.list", "Only patients have a results page of their own.")
     page, page_size = clamp_page(page, page_size)
@@ -656,17 +649,15 @@ def _order_for_reader(session: Session, actor: Actor, order_id: object, action: 
     """A lab order whose results the actor may read: the patient's own once completed, the
     ordering doctor's, or one of a patient whose chart the doctor may open. Refusals are
     audited; for a patient another's order answers exactly like a missing one."""
-    order = get_by_id(session, LabOrder, order_id)
     if actor.role == Role.PATIENT:
-        require(session, actor, Permission.APPOINTMENTS_BOOK, action=action)
-        if order is None or order.patient_id != actor.user_id or str(order.status) != LabOrderStatus.COMPLETED:
-            audit.deny(session, actor, action, "That result does not exist.", error=NotFound,
-                       entity_type="lab_order", entity_id=str(order_id)[:64])
-        return order
+        require(session, actor, Permission.RECORD_READ_OWN, action=action)
+        return access_by_id(session, actor, LabOrder, order_id, action=action, missing="That result does not exist.",
+                            entity_type="lab_order",
+                            allowed=lambda o: o.patient_id == actor.user_id
+                            and str(o.status) == LabOrderStatus.COMPLETED)
     require(session, actor, Permission.CLINICAL_READ, action=action)
-    if order is None:
-        audit.deny(session, actor, action, "That result does not exist.", error=NotFound,
-                   entity_type="lab_order", entity_id=str(order_id)[:64])
+    order = access_by_id(session, actor, LabOrder, order_id, action=action, missing="That result does not exist.",
+                         entity_type="lab_order")
     if order.doctor_id != actor.user_id:
         chart_patient(session, actor, order.patient_id, action)
     return order
@@ -731,52 +722,19 @@ def generate_report_pdf(*, session: Session, actor: Actor, order_id: int) -> byt
 # --- the PDF report ------------------------------------------------------------------------------
 
 
-_PDF_REPLACEMENTS = {"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
-                     "\u2264": "<=", "\u2265": ">=", "\u2026": "...", "\u0141": "L", "\u0142": "l",
-                     "\u0110": "D", "\u0111": "d", "\u0131": "i", "\u0152": "OE", "\u0153": "oe"}
-"""Letters and signs that neither Latin-1 nor an accent-stripping decomposition covers."""
-
-
-def pdf_text(text: str) -> str:
-    """Text the PDF's built-in font can show: Latin-1 kept, accents elsewhere dropped
-    (Ł stays L), anything else as "?"."""
-    out = []
-    for char in str(text):
-        char = _PDF_REPLACEMENTS.get(char, char)
-        try:
-            char.encode("latin-1")
-        except UnicodeEncodeError:
-            base = unicodedata.normalize("NFKD", char).encode("latin-1", "ignore").decode("latin-1")
-            char = base or "?"
-        out.append(char)
-    return "".join(out)
-
-
 def _when(instant: datetime | None) -> str:
-    return instant.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M %Z") if instant else ""
+    return format_local(instant, "%Y-%m-%d %H:%M %Z")
 
 
 def _render_pdf(session: Session, row: sa.Row) -> bytes:
-    from fpdf import FPDF  # imported here: only report downloads need it
-
     order, result, test, patient, mrn, doctor, verifier, _ = row
     profile = session.get(PatientProfile, order.patient_id)
     view = _result_view(row)
-    pdf = FPDF(format="A4")
-    pdf.set_title(pdf_text(f"Lab report {order.id}"))
-    pdf.set_author(pdf_text(settings.HOSPITAL_NAME))
-    pdf.add_page()
-    pdf.set_font("helvetica", "B", 16)
-    pdf.cell(0, 9, pdf_text(settings.HOSPITAL_NAME), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("helvetica", "", 12)
-    pdf.cell(0, 7, "Laboratory report", new_x="LMARGIN", new_y="NEXT")
+    pdf = letterhead(f"Lab report {order.id}", "Laboratory report")
     pdf.ln(4)
 
     def line(label: str, value: str, *, bold: bool = False) -> None:
-        pdf.set_font("helvetica", "B", 10)
-        pdf.cell(45, 6, pdf_text(label))
-        pdf.set_font("helvetica", "B" if bold else "", 10)
-        pdf.multi_cell(0, 6, pdf_text(value or "-"), new_x="LMARGIN", new_y="NEXT")
+        field(pdf, label, value, label_width=45, bold=bold, wrap=True)
 
     line("Patient", patient)
     line("Medical record no.", mrn)
@@ -800,8 +758,5 @@ def _render_pdf(session: Session, row: sa.Row) -> bytes:
     line("Collected", _when(order.collected_at))
     line("Resulted", _when(result.resulted_at))
     line("Verified by", verifier)
-    pdf.ln(6)
-    pdf.set_font("helvetica", "I", 8)
-    pdf.multi_cell(0, 4, pdf_text(f"Printed {_when(utcnow())}. Times are {settings.TIMEZONE.key} local time. "
-                                  "Reference ranges are for the patient's sex and age on the day of the result."))
-    return bytes(pdf.output())
+    return closing_note(pdf, f"Printed {_when(utcnow())}. Times are {settings.TIMEZONE.key} local time. "
+                             "Reference ranges are for the patient's sex and age on the day of the result.")

@@ -24,16 +24,14 @@ from sqlmodel import Session
 from hms_app.db.enums import ADJUSTMENT_KINDS, Permission, Role, StockMovementKind
 from hms_app.db.models import Medicine, StockBatch, StockMovement, User
 from hms_app.db.types import utcnow
-from hms_app.services.booking.scheduling import local_today
-from hms_app.services.care.clinical import _local
 from hms_app.services.core import audit, events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, ValidationError
-from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.errors import Conflict, ValidationError
+from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.numbers import format_money, parse_int, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import one_line, storable
 
 EXPIRY_WARNING_DAYS = 90
 MAX_UNITS = 100_000
@@ -61,7 +59,7 @@ def _publish(session: Session) -> None:
 
 
 def _clean(value: object, label: str, *, low: int, high: int) -> str:
-    text = storable(" ".join(str(value or "").split()), label)
+    text = one_line(value, label)
     if len(text) < low:
         raise ValidationError(f"Enter the {label}." if low <= 1 else f"The {label} needs at least {low} characters.")
     if len(text) > high:
@@ -182,11 +180,9 @@ def _batch_row(batch: StockBatch, medicine: Medicine, today: date) -> BatchRow:
 
 
 def _medicine(session: Session, actor: Actor, medicine_id: object, action: str) -> Medicine:
-    medicine = get_by_id(session, Medicine, medicine_id)
-    if medicine is None or not medicine.is_active:
-        audit.deny(session, actor, action, "That medicine is not in the formulary.", error=NotFound,
-                   entity_type="medicine", entity_id=str(medicine_id)[:64])
-    return medicine
+    return access_by_id(session, actor, Medicine, medicine_id, action=action,
+                        missing="That medicine is not in the formulary.", entity_type="medicine",
+                        allowed=lambda m: m.is_active)
 
 
 def medicine_batches(*, session: Session, actor: Actor, medicine_id: int) -> list[BatchRow]:
@@ -279,7 +275,7 @@ def stock_ledger(*, session: Session, actor: Actor, search: str = "", sort: str 
     query = query.order_by(order_by(columns, sort, descending, "when"), StockMovement.id.desc())
     total, rows = fetch_page(session, query, page=page, page_size=page_size)
     return Page([
-        MovementRow(m.id, _local(m.created_at), medicine_label(medicine), lot, KIND_LABELS[StockMovementKind(m.kind)],
+        MovementRow(m.id, format_local(m.created_at), medicine_label(medicine), lot, KIND_LABELS[StockMovementKind(m.kind)],
                     m.quantity, f"+{m.quantity}" if m.quantity > 0 else f"−{-m.quantity}", m.note, by or "system")
         for m, medicine, lot, by in rows
     ], total, page, page_size)
@@ -383,10 +379,8 @@ def adjust_stock(*, session: Session, actor: Actor, batch_id: int, reason: str, 
     Damaged and expired stock can only be taken out; a count correction goes either way.
     """
     require(session, actor, Permission.INVENTORY_MANAGE, action="stock.adjust")
-    batch = get_by_id(session, StockBatch, batch_id)
-    if batch is None:
-        audit.deny(session, actor, "stock.adjust", "That batch does not exist.", error=NotFound,
-                   entity_type="stock_batch", entity_id=str(batch_id)[:64])
+    batch = access_by_id(session, actor, StockBatch, batch_id, action="stock.adjust",
+                         missing="That batch does not exist.", entity_type="stock_batch")
     if not isinstance(reason, str) or reason not in {k.value for k in ADJUSTMENT_KINDS}:
         raise ValidationError("Choose why the stock changes: damaged, expired or a count correction.")
     kind = StockMovementKind(reason)

@@ -31,16 +31,15 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.accounting import billing
-from hms_app.services.booking.scheduling import local_today
-from hms_app.services.care.clinical import _local
 from hms_app.services.core import audit, events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import parse_id
+from hms_app.services.core.localtime import format_local, local_today
 from hms_app.services.core.numbers import format_money
 from hms_app.services.core.paging import Page, clamp_page
-from hms_app.services.core.text import storable
+from hms_app.services.core.text import one_line, storable
 from hms_app.services.medicines.inventory import (
     STOCK_TOPIC,
     is_usable,
@@ -164,7 +163,7 @@ def prescription_queue(*, session: Session, actor: Actor, show: str = "", search
 
 def _queue_row(p: Prescription, name: str, mrn: str | None, prescriber: str, items: list[QueueItem]) -> QueueRow:
     return QueueRow(
-        id=p.id, issued=_local(p.created_at), patient=name, mrn=mrn or "", prescriber=prescriber,
+        id=p.id, issued=format_local(p.created_at), patient=name, mrn=mrn or "", prescriber=prescriber,
         status=status_label(p.status), status_value=str(p.status), status_reason=p.status_reason, items=items,
         items_text="\n".join(f"{i.medicine} — {i.directions} · {i.dispensed} of {i.quantity} dispensed"
                              if i.dispensed else f"{i.medicine} — {i.directions} · quantity {i.quantity}"
@@ -219,14 +218,8 @@ def _prescription_for(session: Session, actor: Actor, prescription_id: object, m
     """The prescription, locked for the rest of the transaction, if ``move`` may start from its status."""
     action = f"prescription.{move}"
     require(session, actor, Permission.PHARMACY_DISPENSE, action=action)
-    key = parse_id(prescription_id)
-    prescription = None if key is None else session.execute(
-        sa.select(Prescription).where(Prescription.id == key).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if prescription is None:
-        audit.deny(session, actor, action, "That prescription does not exist.", error=NotFound,
-                   entity_type="prescription", entity_id=str(prescription_id)[:64])
+    prescription = access_by_id(session, actor, Prescription, prescription_id, action=action, lock=True,
+                                missing="That prescription does not exist.", entity_type="prescription")
     if str(prescription.status) not in _MOVES[move]:
         raise Conflict(refusal_message(move, prescription.status))
     return prescription
@@ -254,7 +247,7 @@ def verify_prescription(*, session: Session, actor: Actor, prescription_id: int)
 def reject_prescription(*, session: Session, actor: Actor, prescription_id: int, reason: str) -> None:
     """Refuse to dispense, with a reason the prescriber and the patient are told."""
     prescription = _prescription_for(session, actor, prescription_id, "reject")
-    reason = storable(" ".join(str(reason or "").split()), "reason")
+    reason = one_line(reason, "reason")
     if len(reason) < 5:
         raise ValidationError("Say why the prescription is rejected (for example: dose exceeds the maximum).")
     if len(reason) > 500:
@@ -307,11 +300,8 @@ class DispenseView:
 def dispense_view(*, session: Session, actor: Actor, prescription_id: int) -> DispenseView:
     """The prescription's items with what is still owed and what stock can cover it."""
     require(session, actor, Permission.PHARMACY_DISPENSE, action="prescription.view")
-    key = parse_id(prescription_id)
-    prescription = None if key is None else session.get(Prescription, key)
-    if prescription is None:
-        audit.deny(session, actor, "prescription.view", "That prescription does not exist.", error=NotFound,
-                   entity_type="prescription", entity_id=str(prescription_id)[:64])
+    prescription = access_by_id(session, actor, Prescription, prescription_id, action="prescription.view",
+                                missing="That prescription does not exist.", entity_type="prescription")
     patient = session.get(User, prescription.patient_id)
     profile = session.get(PatientProfile, prescription.patient_id)
     doctor = session.get(User, prescription.doctor_id)
@@ -475,7 +465,7 @@ class PatientPrescription:
 
 def my_prescriptions(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[PatientPrescription]:
     """The patient's own prescriptions, newest first, with each one's status."""
-    require(session, actor, Permission.APPOINTMENTS_BOOK, action="prescription.own")
+    require(session, actor, Permission.RECORD_READ_OWN, action="prescription.own")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "prescription.own", "Only patients have a prescriptions page.")
     page, page_size = clamp_page(page, page_size)
@@ -491,7 +481,7 @@ def my_prescriptions(*, session: Session, actor: Actor, page: int = 1, page_size
         .where(Dispensation.prescription_id.in_(ids)).group_by(Dispensation.prescription_id)).all())
     return Page([
         PatientPrescription(
-            p.id, _local(p.created_at), doctor, status_label(p.status), str(p.status), p.status_reason,
+            p.id, format_local(p.created_at), doctor, status_label(p.status), str(p.status), p.status_reason,
             "\n".join(f"{i.medicine} — {i.directions} · {i.dispensed} of {i.quantity} dispensed"
                       for i in items.get(p.id, [])),
             format_money(int(charges.get(p.id) or 0)))

@@ -37,6 +37,7 @@ from hms_app.services.core import audit
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.localtime import format_local
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ TEMPLATES = {
 def render(kind: str, *, when: datetime | None = None) -> tuple[str, str]:
     """Subject and plain-text body of a message of ``kind``."""
     template = TEMPLATES[kind]
-    label = when.astimezone(settings.TIMEZONE).strftime("%A %d %B %Y at %H:%M") if when else ""
+    label = format_local(when, "%A %d %B %Y at %H:%M")
     body = (
         "Hello,\n\n"
         f"{template.lead.format(when=label)} Log in to see the details:\n\n"

@@ -7,15 +7,13 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app import settings
 from hms_app.db.enums import Permission
 from hms_app.db.models import Notification
 from hms_app.db.types import utcnow
 from hms_app.services.core import events
-from hms_app.services.core.access import require
+from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.errors import NotFound
-from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.localtime import format_local
 from hms_app.services.core.paging import Page, clamp_page, fetch_page
 
 
@@ -58,7 +56,7 @@ def list_notifications(*, session: Session, actor: Actor, page: int = 1, page_si
         [
             NotificationRow(
                 n.id, n.title, n.body, n.link,
-                n.created_at.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M"), n.read_at is not None,
+                format_local(n.created_at), n.read_at is not None,
             )
             for (n,) in rows
         ],
@@ -69,12 +67,9 @@ def list_notifications(*, session: Session, actor: Actor, page: int = 1, page_si
 def mark_read(*, session: Session, actor: Actor, notification_id: int) -> None:
     """Mark one of the actor's own notifications read (someone else's answers "not found")."""
     require(session, actor, Permission.NOTIFICATIONS_OWN, action="notification.read")
-    notification = get_by_id(session, Notification, notification_id)
-    if notification is None or notification.user_id != actor.user_id:
-        from hms_app.services.core import audit
-
-        audit.deny(session, actor, "notification.read", "That notification does not exist.", error=NotFound,
-                   entity_type="notification", entity_id=str(notification_id)[:64])
+    notification = access_by_id(session, actor, Notification, notification_id, action="notification.read",
+                                missing="That notification does not exist.", entity_type="notification",
+                                allowed=lambda n: n.user_id == actor.user_id)
     if notification.read_at is None:
         notification.read_at = utcnow()
         session.add(notification)

@@ -1,13 +1,9 @@
 """The admin's hospital reports: aggregates over a date range, and their CSV export.
 
 Each report is a GROUP BY in SQL that returns a few small rows. Dates are days of the
-hospital's calendar (``settings.TIMEZONE``); the database stores UTC. A range of days is
-the UTC span from local midnight before its first day to local midnight after its last,
-and each row is put in its local day or month by ``local_period``: PostgreSQL converts
-with its own time-zone data; SQLite, which has none, shifts each instant by the zone's UTC
-offset at that instant, an offset that is constant between the zone's transitions, which
-are found in Python for the range. Daylight-saving changes are therefore bucketed alike on
-both databases.
+hospital's calendar (``settings.TIMEZONE``); the database stores UTC. The range and the
+local day or month of each row come from ``core.periods`` (shared with the accounts
+dashboard), which buckets daylight-saving changes alike on SQLite and PostgreSQL.
 
 Doctor utilisation is the one report with a part outside SQL: slots are derived, never
 stored, so the slots a doctor offered are cut from their weekly hours by the scheduling
@@ -16,18 +12,14 @@ service's own ``open_slots`` (minus leave); the bookings are counted in SQL.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app import settings
 from hms_app.db.enums import (
     APPOINTMENT_STATUS_LABELS,
     AppointmentStatus,
@@ -54,12 +46,14 @@ from hms_app.services.core import audit
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import ValidationError
-
-MAX_RANGE_DAYS = 366
-DAILY_UP_TO_DAYS = 92
-"""Ranges up to this many days are charted per day; longer ones per month."""
-EARLIEST_DAY = date(2000, 1, 1)
-LATEST_DAY = date(2099, 12, 31)
+from hms_app.services.core.periods import (
+    ReportRange,
+    local_period,
+    parse_report_range,
+    periods_of,
+    within,
+)
+from hms_app.services.core.spreadsheet import rows_to_csv
 
 SLOT_HOLDING_STATUSES = (
     AppointmentStatus.REQUESTED,
@@ -71,132 +65,6 @@ SLOT_HOLDING_STATUSES = (
 cancelled or declined appointment gave it back."""
 
 _PRIORITY_ORDER = {LabPriority.STAT.value: 0, LabPriority.URGENT.value: 1, LabPriority.ROUTINE.value: 2}
-_SQLITE_FORMATS = {"day": "%Y-%m-%d", "month": "%Y-%m"}
-_POSTGRES_FORMATS = {"day": "YYYY-MM-DD", "month": "YYYY-MM"}
-
-
-# --- the date range --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReportRange:
-    """Days ``first_day`` to ``last_day`` of the hospital's calendar, both included."""
-
-    first_day: date
-    last_day: date
-    starts_at: datetime
-    """UTC instant of local midnight at the start of ``first_day``."""
-    ends_at: datetime
-    """UTC instant of local midnight at the end of ``last_day`` (excluded)."""
-    per: str
-    """The period of the reports over time: ``day`` or ``month``."""
-
-    @property
-    def days(self) -> int:
-        return (self.last_day - self.first_day).days + 1
-
-    @property
-    def label(self) -> str:
-        return f"{_day_label(self.first_day)} – {_day_label(self.last_day)}"
-
-    @property
-    def periods(self) -> list[str]:
-        """Every day or month (``per``) of the range, labelled as the report rows label them."""
-        return periods_of(self, self.per)
-
-
-def _day_label(day: date) -> str:
-    return f"{day.day} {day:%b %Y}"
-
-
-def _parse_day(value: object, label: str) -> date:
-    text = str(value if value is not None else "").strip()
-    if not text:
-        raise ValidationError(f"Enter the {label} date, like 2026-01-31.")
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"The {label} date must look like 2026-01-31.") from None
-    if not EARLIEST_DAY <= day <= LATEST_DAY:
-        raise ValidationError(f"The {label} date must be between {EARLIEST_DAY.year} and {LATEST_DAY.year}.")
-    return day
-
-
-def parse_report_range(start: object, end: object) -> ReportRange:
-    """The range of a report from the form's two dates (ISO, like 2026-01-31), validated."""
-    first, last = _parse_day(start, "start"), _parse_day(end, "end")
-    if first > last:
-        raise ValidationError("The start date must not be after the end date.")
-    if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise ValidationError(f"A report covers at most {MAX_RANGE_DAYS} days; choose a shorter range.")
-    starts_at, _ = scheduling.day_span_utc(first)
-    _, ends_at = scheduling.day_span_utc(last)
-    per = "day" if (last - first).days + 1 <= DAILY_UP_TO_DAYS else "month"
-    return ReportRange(first, last, starts_at, ends_at, per)
-
-
-def periods_of(window: ReportRange, per: str) -> list[str]:
-    """Every period of the range, as ``local_period`` labels them, in order."""
-    if per == "day":
-        return [(window.first_day + timedelta(days=i)).isoformat() for i in range(window.days)]
-    months, year, month = [], window.first_day.year, window.first_day.month
-    while (year, month) <= (window.last_day.year, window.last_day.month):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
-
-
-def _offset_seconds(instant: datetime) -> int:
-    return int(instant.astimezone(settings.TIMEZONE).utcoffset().total_seconds())
-
-
-def utc_offset_pieces(starts_at: datetime, ends_at: datetime) -> list[tuple[datetime, int]]:
-    """The hospital zone's UTC offset over ``[starts_at, ends_at)``: (from instant, seconds).
-
-    The first piece starts at ``starts_at``; each further one at a transition, found to the
-    second. Zones change their offset at most once a day, so each day is checked at its ends.
-    """
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-
-    def offset_at(second: int) -> int:
-        return _offset_seconds(epoch + timedelta(seconds=second))
-
-    start = int((starts_at - epoch).total_seconds())
-    stop = int((ends_at - epoch).total_seconds())
-    pieces = [(start, offset_at(start))]
-    cursor = start
-    while cursor < stop:
-        step = min(cursor + 86_400, stop)
-        if offset_at(step) != offset_at(cursor):
-            low, high = cursor, step  # offset_at(low) is the old offset, offset_at(high) the new
-            while high - low > 1:
-                middle = (low + high) // 2
-                low, high = (middle, high) if offset_at(middle) == offset_at(low) else (low, middle)
-            if high < stop:
-                pieces.append((high, offset_at(high)))
-        cursor = step
-    return [(epoch + timedelta(seconds=second), offset) for second, offset in pieces]
-
-
-def local_period(session: Session, column: Any, window: ReportRange, per: str) -> sa.ColumnElement[str]:
-    """The local day (``2026-03-29``) or month (``2026-03``) of a UTC timestamp column.
-
-    Correct only for instants inside ``window``, which every report filters on.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        return sa.func.to_char(sa.func.timezone(settings.TIMEZONE.key, column), _POSTGRES_FORMATS[per])
-    pieces = utc_offset_pieces(window.starts_at, window.ends_at)
-    modifiers = [f"{offset:+d} seconds" for _, offset in pieces]
-    if len(pieces) == 1:
-        shift: Any = sa.literal(modifiers[0])
-    else:
-        shift = sa.case(*[(column < since, modifier) for (since, _), modifier in zip(pieces[1:], modifiers, strict=False)],
-                        else_=modifiers[-1])
-    return sa.func.strftime(_SQLITE_FORMATS[per], column, shift)
-
-
-def _within(column: Any, window: ReportRange) -> sa.ColumnElement[bool]:
-    return sa.and_(column >= window.starts_at, column < window.ends_at)
 
 
 # --- the rows of each report -----------------------------------------------------------------
@@ -255,7 +123,7 @@ def _appointments(session: Session, window: ReportRange) -> list[AppointmentCoun
         Department.name.label("department"),
         Appointment.status.label("status"),
     ).join(Department, Department.id == Appointment.department_id).where(
-        _within(Appointment.starts_at, window)
+        within(Appointment.starts_at, window)
     ).subquery()
     counts = session.execute(
         sa.select(rows.c.period, rows.c.department, rows.c.status, sa.func.count())
@@ -275,7 +143,7 @@ def _status_label(status: str) -> str:
 def _doctor_utilisation(session: Session, window: ReportRange) -> list[DoctorUtilisation]:
     booked = dict(session.execute(
         sa.select(Appointment.doctor_id, sa.func.count()).where(
-            _within(Appointment.starts_at, window),
+            within(Appointment.starts_at, window),
             Appointment.status.in_([s.value for s in SLOT_HOLDING_STATUSES]),
         ).group_by(Appointment.doctor_id)
     ).all())
@@ -333,7 +201,7 @@ def _lab_turnaround(session: Session, window: ReportRange) -> list[LabTurnaround
                   sa.func.avg(LabResult.turnaround_seconds), sa.func.max(LabResult.turnaround_seconds))
         .join(LabOrder, LabOrder.id == LabResult.order_id)
         .join(LabTest, LabTest.id == LabOrder.test_id)
-        .where(_within(LabResult.resulted_at, window))
+        .where(within(LabResult.resulted_at, window))
         .group_by(LabTest.code, LabTest.name, LabOrder.priority)
     ).all()
     result = [
@@ -354,7 +222,7 @@ def _pharmacy(session: Session, window: ReportRange) -> list[PharmacyPeriod]:
     moves = sa.select(
         local_period(session, StockMovement.created_at, window, window.per).label("period"), value.label("value")
     ).join(StockBatch, StockBatch.id == StockMovement.batch_id).where(
-        _within(StockMovement.created_at, window)
+        within(StockMovement.created_at, window)
     ).subquery()
     change = dict(session.execute(
         sa.select(moves.c.period, sa.func.sum(moves.c.value)).group_by(moves.c.period)
@@ -363,7 +231,7 @@ def _pharmacy(session: Session, window: ReportRange) -> list[PharmacyPeriod]:
         local_period(session, Dispensation.dispensed_at, window, window.per).label("period"),
         Dispensation.quantity.label("quantity"),
         (Dispensation.quantity * Dispensation.unit_price_cents).label("value"),
-    ).where(_within(Dispensation.dispensed_at, window)).subquery()
+    ).where(within(Dispensation.dispensed_at, window)).subquery()
     dispensed = {
         period: (int(n), int(units), int(amount))
         for period, n, units, amount in session.execute(
@@ -381,7 +249,7 @@ def _pharmacy(session: Session, window: ReportRange) -> list[PharmacyPeriod]:
 
 def _new_patients(session: Session, window: ReportRange) -> list[NewPatientsMonth]:
     joined = sa.select(local_period(session, User.created_at, window, "month").label("month")).where(
-        User.role == Role.PATIENT.value, _within(User.created_at, window)
+        User.role == Role.PATIENT.value, within(User.created_at, window)
     ).subquery()
     counts = dict(session.execute(sa.select(joined.c.month, sa.func.count()).group_by(joined.c.month)).all())
     return [NewPatientsMonth(month, int(counts.get(month, 0))) for month in periods_of(window, "month")]
@@ -471,29 +339,6 @@ def hospital_reports(*, session: Session, actor: Actor, start: object, end: obje
                  detail=f"{window.first_day}..{window.last_day}")
     session.commit()
     return reports
-
-
-def rows_to_csv(row_type: type, rows: Sequence[Any]) -> str:
-    """Rows of a report as CSV text: one column per field, money in integer cents.
-
-    Text cells are defused against spreadsheet formulas (department, doctor and test names
-    are typed by people).
-    """
-    names = [f.name for f in fields(row_type)]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(names)
-    for row in rows:
-        writer.writerow([_csv_cell(getattr(row, name)) for name in names])
-    return buffer.getvalue()
-
-
-def _csv_cell(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return audit.csv_safe(value)
-    return value
 
 
 def export_report_csv(*, session: Session, actor: Actor, report: str, start: object, end: object) -> str:

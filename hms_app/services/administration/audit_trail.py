@@ -1,0 +1,190 @@
+"""The admin's view of the audit trail: search it, export it as CSV, verify its chain.
+
+The trail itself (appending rows, recording refusals, the hash chain) is ``core.audit``;
+these are the services of the audit page, each checked against ``Permission.AUDIT_VIEW``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from hms_app.db.enums import AuditOutcome, Permission
+from hms_app.db.models import AuditEvent, PatientProfile
+from hms_app.services.core import audit
+from hms_app.services.core.access import require
+from hms_app.services.core.actor import Actor
+from hms_app.services.core.audit import ChainReport
+from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.ids import parse_id
+from hms_app.services.core.localtime import format_local, local_midnight
+from hms_app.services.core.paging import clamp_page
+from hms_app.services.core.spreadsheet import csv_safe
+from hms_app.services.core.text import escape_like, storable
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    user: str = ""
+    patient: str = ""
+    action: str = ""
+    outcome: str = ""
+    date_from: str = ""
+    date_to: str = ""
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    occurred_at: str
+    actor: str
+    action: str
+    record: str
+    patient: str
+    ip_address: str
+    outcome: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    rows: list[AuditRow]
+    total: int
+    page: int
+    page_size: int
+
+
+def _local_day_start(text: str, label: str) -> datetime:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"The {label} date must look like 2026-01-31.") from None
+    return local_midnight(day)
+
+
+def _clean_filters(filters: AuditFilter) -> AuditFilter:
+    """The filters as text, whatever a client put in them."""
+    return AuditFilter(*(storable(str(getattr(filters, name, "") or ""), "filter")
+                         for name in AuditFilter.__dataclass_fields__))
+
+
+def _filtered(session: Session, filters: AuditFilter) -> sa.Select:
+    query = sa.select(AuditEvent)
+    if filters.user.strip():
+        term = filters.user.strip()
+        if term.isdigit():
+            query = query.where(AuditEvent.actor_id == (parse_id(term) or -1))
+        else:
+            query = query.where(AuditEvent.actor_email.ilike(f"%{escape_like(term)}%", escape="\\"))
+    if filters.patient.strip():
+        term = filters.patient.strip()
+        # Record numbers are issued in capitals (counters.next_mrn): comparing the column itself,
+        # not upper(mrn), lets its unique index answer instead of a scan of every patient.
+        patient_id = parse_id(term) if term.isdigit() else session.execute(
+            sa.select(PatientProfile.user_id).where(PatientProfile.mrn == term.upper())
+        ).scalar_one_or_none()
+        query = query.where(AuditEvent.patient_id == (patient_id if patient_id is not None else -1))
+    if filters.action.strip():
+        query = query.where(AuditEvent.action.like(f"{escape_like(filters.action.strip())}%", escape="\\"))
+    if filters.outcome.strip():
+        if filters.outcome not in {o.value for o in AuditOutcome}:
+            raise ValidationError("Choose an outcome from the list.")
+        query = query.where(AuditEvent.outcome == filters.outcome)
+    start = _local_day_start(filters.date_from, "start") if filters.date_from.strip() else None
+    end = _local_day_start(filters.date_to, "end") + timedelta(days=1) if filters.date_to.strip() else None
+    if start and end and start >= end:
+        raise ValidationError("The start date must not be after the end date.")
+    if start:
+        query = query.where(AuditEvent.occurred_at >= start)
+    if end:
+        query = query.where(AuditEvent.occurred_at < end)
+    return query
+
+
+def _to_row(event: AuditEvent) -> AuditRow:
+    return AuditRow(
+        id=event.id or 0,
+        occurred_at=format_local(event.occurred_at, "%Y-%m-%d %H:%M:%S"),
+        actor=event.actor_email or "(visitor)",
+        action=event.action,
+        record=f"{event.entity_type} {event.entity_id}".strip(),
+        patient="" if event.patient_id is None else str(event.patient_id),
+        ip_address=event.ip_address,
+        outcome=str(event.outcome),
+        detail=event.detail,
+    )
+
+
+def _require_audit_view(session: Session, actor: Actor, action: str) -> None:
+    require(session, actor, Permission.AUDIT_VIEW, action=action)
+
+
+def search_audit(
+    *, session: Session, actor: Actor, filters: AuditFilter, page: int = 1, page_size: int = 25
+) -> AuditPage:
+    """One page of audit rows, newest first, filtered in SQL."""
+    _require_audit_view(session, actor, "audit.search")
+    page, page_size = clamp_page(page, page_size)
+    filters = _clean_filters(filters)
+    query = _filtered(session, filters)
+    total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+    events = session.execute(
+        query.order_by(AuditEvent.id.desc()).offset((page - 1) * page_size).limit(page_size)
+    ).scalars()
+    return AuditPage([_to_row(e) for e in events], total, page, page_size)
+
+
+EXPORT_LIMIT = 100_000
+
+
+def export_audit_csv(*, session: Session, actor: Actor, filters: AuditFilter) -> str:
+    """The filtered trail as CSV text (at most ``EXPORT_LIMIT`` rows); the export is audited."""
+    _require_audit_view(session, actor, "audit.export")
+    filters = _clean_filters(filters)
+    query = _filtered(session, filters).order_by(AuditEvent.id).limit(EXPORT_LIMIT)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        ["id", "occurred_at_utc", "actor_id", "actor_email", "action", "entity_type", "entity_id",
+         "patient_id", "ip_address", "outcome", "detail", "prev_hash", "row_hash"]
+    )
+    count = 0
+    for event in _iter(session, query):
+        count += 1
+        # Every text cell is defused, not only the detail: a typed login email, an id sent
+        # to a handler or a forwarded address reach the trail as given.
+        writer.writerow(
+            [event.id, event.occurred_at.isoformat(), event.actor_id or "", csv_safe(event.actor_email),
+             csv_safe(event.action), csv_safe(event.entity_type), csv_safe(event.entity_id),
+             event.patient_id or "", csv_safe(event.ip_address), event.outcome, csv_safe(event.detail),
+             event.prev_hash, event.row_hash]
+        )
+    audit.record(session, actor, "audit.export", detail=f"{count} rows; filters {json.dumps(filters.__dict__)}")
+    session.commit()
+    return buffer.getvalue()
+
+
+def _iter(session: Session, query: sa.Select) -> Iterator[AuditEvent]:
+    yield from session.execute(query.execution_options(yield_per=2000)).scalars()
+
+
+def verify_audit_chain(*, session: Session, actor: Actor) -> ChainReport:
+    """The admin's check of the chain, itself audited."""
+    _require_audit_view(session, actor, "audit.verify")
+    report = audit.verify_chain(session)
+    audit.record(
+        session,
+        actor,
+        "audit.verify",
+        outcome=AuditOutcome.SUCCESS if report.ok else AuditOutcome.FAILED,
+        detail=f"{report.rows_checked} rows checked" + ("" if report.ok else f"; first altered row {report.first_bad_id}"),
+    )
+    session.commit()
+    return report

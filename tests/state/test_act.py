@@ -1,0 +1,121 @@
+"""``SessionState._act``: the one place where a state turns what a service did, or refused, into
+what the user is shown. Run on a stand-in for a tab, which records what happens in which order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import reflex as rx
+
+from hms_app.services.core.errors import NotFound, SessionExpired
+from hms_app.state.auth import Answer, SessionState
+
+
+class Tab:
+    """A tab's state as ``_act`` sees it: the service call and the refusal's answer, logged."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    async def _call(self, service, /, *, write: bool = True, **kwargs):
+        self.log.append(f"call {service.__name__} write={write}")
+        return service(**kwargs)
+
+    async def _failure(self, error):
+        self.log.append(f"failure {error.message}")
+        return [rx.redirect("/login"), "refusal toast"]
+
+    async def refresh(self) -> None:
+        self.log.append("refresh")
+
+    async def on_refusal(self) -> None:
+        self.log.append("on_refusal")
+
+
+def _act(tab: Tab, work, /, **kwargs) -> Answer:
+    return asyncio.run(SessionState._act(tab, work, **kwargs))
+
+
+def issue(*, number: str) -> str:
+    return f"INV-{number}"
+
+
+def refuse(**_kwargs):
+    raise NotFound("No such invoice.")
+
+
+def _toast_text(event) -> str:
+    return repr(event)
+
+
+def test_done_work_is_refreshed_then_toasted_as_a_success():
+    tab = Tab()
+    answer = _act(tab, issue, number="7", refresh=tab.refresh, on_refusal=tab.on_refusal, success="Issued.")
+    assert tab.log == ["call issue write=True", "refresh"]
+    assert not answer.refused
+    assert answer.error == ""
+    assert answer.refusal is None
+    assert answer.result == "INV-7"
+    assert len(answer) == 1
+    assert '"success"]("Issued.")' in _toast_text(answer[0])
+
+
+def test_success_can_word_the_result_or_answer_with_events_of_its_own():
+    worded = _act(Tab(), issue, number="8", success=lambda number: f"Invoice {number} issued.")
+    assert len(worded) == 1
+    assert '"success"]("Invoice INV-8 issued.")' in _toast_text(worded[0])
+    download = rx.download(data="a,b", filename="x.csv")
+    events = _act(Tab(), issue, number="9", success=lambda _: [download, rx.toast.info("Exported.")])
+    assert events[0] is download
+    assert '"info"]("Exported.")' in _toast_text(events[1])
+
+
+def test_without_success_the_answer_is_no_event():
+    tab = Tab()
+    answer = _act(tab, issue, number="1", write=False)
+    assert tab.log == ["call issue write=False"]
+    assert answer == []
+    assert answer.result == "INV-1"
+    assert not answer.refused
+
+
+def test_a_refusal_refreshes_first_then_answers_with_the_refusal():
+    tab = Tab()
+    answer = _act(tab, refuse, refresh=tab.refresh, on_refusal=tab.on_refusal, success="Never shown.")
+    assert tab.log == ["call refuse write=True", "on_refusal", "failure No such invoice."]
+    assert answer.refused
+    assert answer.error == "No such invoice."
+    assert isinstance(answer.refusal, NotFound)
+    assert answer[1] == "refusal toast"
+    assert answer.result is None
+
+
+def test_an_awaitable_of_the_state_is_awaited_as_it_is():
+    tab = Tab()
+
+    async def load() -> str:
+        tab.log.append("load")
+        raise SessionExpired("Please log in.")
+
+    answer = _act(tab, load())
+    assert tab.log == ["load", "failure Please log in."]
+    assert isinstance(answer.refusal, SessionExpired)
+
+
+def test_an_awaitable_takes_no_arguments_for_a_service():
+    async def load() -> None:
+        pass
+
+    work = load()
+    with pytest.raises(TypeError, match="number"):
+        _act(Tab(), work, number="1")
+    work.close()
+
+
+def test_an_unexpected_error_is_not_taken_for_a_refusal():
+    def broken(**_kwargs):
+        raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError):
+        _act(Tab(), broken, success="Never shown.")
