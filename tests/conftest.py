@@ -45,7 +45,7 @@ from hms_app.db.enums import Role
 from hms_app.db.migrate import upgrade
 from hms_app.operations import demo
 from hms_app.services.administration import auth, permissions
-from hms_app.services.booking import scheduling
+from hms_app.services.core import localtime
 from hms_app.services.core.actor import Actor, Anonymous
 
 POSTGRES_URL = os.environ.get("HMS_TEST_POSTGRES_URL", "")
@@ -173,7 +173,7 @@ class _DemoTemplates:
     made: dict[tuple, str] = field(default_factory=dict)
 
     def template_for(self, *, billing_history: bool) -> str:
-        context = (scheduling.local_today(), str(settings.TIMEZONE), settings.BCRYPT_ROUNDS, billing_history)
+        context = (localtime.local_today(), str(settings.TIMEZONE), settings.BCRYPT_ROUNDS, billing_history)
         if context not in self.made:
             self.made[context] = self._seed(billing_history=billing_history)
         return self.made[context]
