@@ -4,6 +4,7 @@ what the user is shown. Run on a stand-in for a tab, which records what happens 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import reflex as rx
@@ -34,7 +35,10 @@ class Tab:
 
 
 def _act(tab: Tab, work, /, **kwargs) -> Answer:
-    return asyncio.run(SessionState._act(tab, work, **kwargs))
+    # On a thread of its own: in a run that has opened the browser journeys' Chromium (a
+    # session fixture), Playwright's sync API keeps an event loop running on this thread.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, SessionState._act(tab, work, **kwargs)).result()
 
 
 def issue(*, number: str) -> str:
