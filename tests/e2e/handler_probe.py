@@ -41,7 +41,6 @@ import json
 import re
 import textwrap
 import urllib.parse
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from typing import Any, get_origin
 import reflex as rx
 import sqlalchemy as sa
 
+from tests.services.lab_helpers import inflated_streams
 from tests.ws_client import (
     FIELD_MARKER,
     ROOT_STATE,
@@ -589,16 +589,6 @@ class ProbeClient(WsClient):
 # --- oracle 1: no foreign data -----------------------------------------------------------------
 
 
-def _inflated_pdf_streams(data: bytes) -> bytes:
-    found = []
-    for match in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
-        try:
-            found.append(zlib.decompress(match.group(1)))
-        except zlib.error:
-            found.append(match.group(1))
-    return b"\n".join(found)
-
-
 def received_text(result: EventResult) -> str:
     """Everything the server sent for a call as one text: updates, and each download decoded."""
     parts = [result.text()]
@@ -610,7 +600,7 @@ def received_text(result: EventResult) -> str:
             except ValueError:
                 continue
             if data.startswith(b"%PDF"):
-                data += _inflated_pdf_streams(data)
+                data += b"\n".join(inflated_streams(data))
             parts.append(data.decode("latin-1"))
     return "\n".join(parts)
 

@@ -129,15 +129,26 @@ def pdf_bytes(text: str = "Analyser printout") -> bytes:
     return clinical_helpers.pdf_bytes(text)
 
 
+def inflated_streams(data: bytes) -> list[bytes]:
+    """Every stream of a PDF, inflated where it is deflated.
+
+    A stream's bytes run to the "\\n" before ``endstream`` (fpdf2 writes no "\\r" there): a
+    deflated stream may itself end in the byte "\\r", which "\\r?\\n" would cut off.
+    """
+    found = []
+    for raw in re.findall(rb"stream\r?\n(.*?)\nendstream", data, re.S):
+        try:
+            found.append(zlib.decompressobj().decompress(raw))
+        except zlib.error:
+            found.append(raw)
+    return found
+
+
 def pdf_text(data: bytes) -> str:
     """The text drawn on the pages of a PDF fpdf2 wrote: every content stream inflated, the
     strings of its text operators joined (enough to find a name or a value)."""
     texts = []
-    for raw in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
-        try:
-            content = zlib.decompress(raw)
-        except zlib.error:
-            content = raw
+    for content in inflated_streams(data):
         for literal in re.findall(rb"\((.*?)(?<!\\)\)\s*Tj", content, re.S):
             texts.append(literal.replace(rb"\(", b"(").replace(rb"\)", b")").replace(rb"\\", b"\\").decode("latin-1"))
     return " ".join(texts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from hms_app import settings
 from hms_app.services.core import pdf
 from tests.services.lab_helpers import pdf_text as drawn_text
@@ -38,3 +40,12 @@ def test_a_wrapped_field_runs_on_over_lines():
 def test_a_bottom_margin_moves_the_page_break():
     assert pdf.letterhead("Health record", "Health record summary", bottom_margin=15).b_margin == 15
     assert pdf.letterhead("Health record", "Health record summary").b_margin != 15
+
+
+def test_the_text_reader_keeps_a_deflated_stream_that_ends_in_a_carriage_return():
+    # About one deflated stream in 256 ends in the byte "\r": reading up to "\r?\nendstream"
+    # cut that byte, the stream no longer inflated, and the PDF's text read as empty.
+    number = next(n for n in range(100_000) if zlib.compress(f"BT ({n}) Tj ET".encode()).endswith(b"\r"))
+    stream = zlib.compress(f"BT ({number}) Tj ET".encode())
+    document = b"%PDF-1.3\n1 0 obj\n<< /Filter /FlateDecode >>\nstream\n" + stream + b"\nendstream\nendobj\n"
+    assert drawn_text(document) == str(number)
