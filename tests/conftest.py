@@ -28,15 +28,10 @@ import pytest
 import sqlalchemy as sa
 
 os.environ.setdefault("HMS_BCRYPT_ROUNDS", "4")  # speed only; production keeps 12 (tested)
-# The data key and stored files of the test run live in a folder of its own, never in data/.
-# With pytest-xdist the workers inherit the controller's environment: a folder made here (for
-# the process HMS_TEST_DATA_DIR_OF names) is replaced by one of each worker's own.
-os.environ.setdefault("HMS_TEST_DATA_DIR_OF", "" if "HMS_DATA_DIR" in os.environ else str(os.getpid()))
-os.environ["HMS_DATA_DIR"] = (
-    os.environ["HMS_DATA_DIR"]
-    if "HMS_DATA_DIR" in os.environ and os.environ["HMS_TEST_DATA_DIR_OF"] in ("", str(os.getpid()))
-    else tempfile.mkdtemp(prefix="hms-test-data-")
-)
+# The data key and stored files of the test run live in a folder of its own, never in data/;
+# each pytest-xdist worker (which inherits the controller's environment) gets one of its own.
+if "PYTEST_XDIST_WORKER" in os.environ or "HMS_DATA_DIR" not in os.environ:
+    os.environ["HMS_DATA_DIR"] = tempfile.mkdtemp(prefix="hms-test-data-")
 
 from hms_app import settings
 from hms_app.db import crypto
