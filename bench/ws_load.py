@@ -54,7 +54,7 @@ from bench.harness import (
 from hms_app.state.appointments import BookingState, DoctorAppointmentsState
 from hms_app.state.auth import LoginState
 from hms_app.state.billing import AccountsInvoicesState
-from hms_app.state.clinical import LabWorklistState
+from hms_app.state.lab import LabWorklistState
 from hms_app.state.pharmacy import InventoryState, PharmacyQueueState
 from tests.ws_client import ROOT_STATE, EventResult, ReflexSocket
 

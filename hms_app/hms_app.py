@@ -25,6 +25,7 @@ from hms_app.pages import (
     dashboards,
     finance,
     interop,
+    lab,
     pharmacy,
     reports,
 )
@@ -51,13 +52,12 @@ from hms_app.state.billing import AccountsInvoicesState, PatientInvoicesState
 from hms_app.state.clinical import (
     ChartState,
     EncounterState,
-    LabResultsState,
-    LabWorklistState,
     PatientHistoryState,
 )
 from hms_app.state.dashboard import NotificationsState, ProfileState
 from hms_app.state.finance import AccountsDashboardState
 from hms_app.state.interop import ApiClientsState
+from hms_app.state.lab import LabResultsState, LabWorklistState
 from hms_app.state.malformed import MalformedEventGate
 from hms_app.state.pharmacy import (
     InventoryState,
@@ -196,11 +196,11 @@ app.add_page(clinical.encounter_page, route="/doctor/encounter", title="Encounte
              on_load=[SessionState.guard("doctor"), EncounterState.open_encounter])
 app.add_page(clinical.patient_history_page, route="/patient/history", title="My health record · HMS",
              on_load=[SessionState.guard("patient"), PatientHistoryState.load_rows])
-app.add_page(clinical.lab_worklist_page, route="/lab/worklist", title="Lab worklist · HMS",
+app.add_page(lab.lab_worklist_page, route="/lab/worklist", title="Lab worklist · HMS",
              on_load=[SessionState.guard("lab"), LabWorklistState.load_rows])
-app.add_page(clinical.results_page, route="/doctor/results", title="Lab results · HMS",
+app.add_page(lab.results_page, route="/doctor/results", title="Lab results · HMS",
              on_load=[SessionState.guard("doctor"), LabResultsState.load_rows])
-app.add_page(clinical.results_page, route="/patient/results", title="My results · HMS",
+app.add_page(lab.results_page, route="/patient/results", title="My results · HMS",
              on_load=[SessionState.guard("patient"), LabResultsState.load_rows])
 app.add_page(pharmacy.pharmacy_dashboard, route="/pharmacy", title="Pharmacy · HMS",
              on_load=[SessionState.guard("pharmacy"), PharmacyDashboardState.load_dashboard])

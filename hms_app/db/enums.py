@@ -201,6 +201,17 @@ class LabPriority(StrEnum):
     STAT = "stat"
 
 
+class LabReleaseRule(StrEnum):
+    """When a lab test's result reaches the patient."""
+
+    AT_ONCE = "at_once"
+    """Every result, as soon as the lab enters it."""
+    NORMAL_AT_ONCE = "normal_at_once"
+    """Normal results at once; abnormal and critical ones after the ordering doctor's review."""
+    AFTER_REVIEW = "after_review"
+    """Every result after the ordering doctor's review."""
+
+
 class LabOrderStatus(StrEnum):
     REQUESTED = "requested"
     COLLECTED = "collected"

@@ -23,6 +23,7 @@ from hms_app.db.enums import (
     InvoiceStatus,
     LabOrderStatus,
     LabPriority,
+    LabReleaseRule,
     PaymentMethod,
     PrescriptionStatus,
     Role,
@@ -276,6 +277,9 @@ class LabTest(SQLModel, table=True):
     ranges: str = Field(default="[]", max_length=4000)
     critical_low: float | None = None
     critical_high: float | None = None
+    release_rule: LabReleaseRule = Field(default=LabReleaseRule.NORMAL_AT_ONCE, sa_type=sa.String(16),
+                                         sa_column_kwargs={"server_default": LabReleaseRule.NORMAL_AT_ONCE.value})
+    """When a result of this test reaches the patient: at once, or after the ordering doctor's review."""
     is_active: bool = Field(default=True)
 
 
@@ -517,6 +521,12 @@ class LabResult(SQLModel, table=True):
     """From the order to the result, for the turnaround reports."""
     critical_acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     critical_acknowledged_by: int | None = Field(default=None, foreign_key="user.id")
+    released_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    """When the patient could first see the value: at entry, or when the doctor reviewed it. None: held."""
+    reviewed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    reviewed_by: int | None = Field(default=None, foreign_key="user.id")
+    review_note: str | None = Field(default=None, sa_type=EncryptedText)
+    """The reviewing doctor's note to the patient, shown with the released result; None: no review yet."""
 
 
 class LabReportFile(SQLModel, table=True):

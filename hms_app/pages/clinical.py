@@ -1,23 +1,19 @@
-"""The doctor's chart and encounter pages, the patient's history, the lab worklist and results."""
+"""The doctor's chart and encounter pages, and the patient's history."""
 
 from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.components.dialogs import close_button, dialog
 from hms_app.components.forms import field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
 from hms_app.pages.interop import record_downloads
 from hms_app.services.care.clinical import AllergyRow, ProblemRow, TimelineEntry
 from hms_app.services.care.prescribing import FREQUENCIES, ROUTES, LabTestOption, OrderedItem
-from hms_app.services.laboratory.lab import ResultView, WorklistRow
 from hms_app.services.reference.icd10 import ICD10
 from hms_app.state.clinical import (
     ChartState,
     EncounterState,
-    LabResultsState,
-    LabWorklistState,
     PatientHistoryState,
 )
 
@@ -325,165 +321,4 @@ def patient_history_page() -> rx.Component:
                    columns=[("", "When"), ("", "What"), ("", "Details"), ("", "Status"), ("", "")],
                    rows=s.rows, render_row=_history_row,
                    empty="Nothing here yet. After your visits, diagnoses, prescriptions and results appear here."),
-    )
-
-
-# --- the lab --------------------------------------------------------------------------------------
-
-
-def _priority_badge(priority: rx.Var) -> rx.Component:
-    return rx.badge(priority, high_contrast=True, variant="soft",
-                    color_scheme=rx.match(priority, ("stat", "red"), ("urgent", "orange"), "gray"))
-
-
-def _worklist_actions(r: WorklistRow) -> rx.Component:
-    s = LabWorklistState
-    return rx.hstack(
-        rx.cond(r.status_value == "requested",
-                rx.button("Collect", size="1", on_click=s.collect(r.id), aria_label="Collect " + r.test + " for " + r.patient),
-                rx.fragment()),
-        rx.cond(r.status_value == "collected",
-                rx.button("Start", size="1", on_click=s.start(r.id), aria_label="Start " + r.test + " for " + r.patient), rx.fragment()),
-        rx.button(rx.cond(r.status_value == "in_progress", "Enter result", "Details"), size="1", variant="soft",
-                  on_click=s.open_work(r.id),
-                  aria_label=rx.cond(r.status_value == "in_progress", "Enter result", "Details") + ": " + r.test + " for " + r.patient),
-        spacing="2",
-    )
-
-
-def _worklist_row(r: WorklistRow) -> rx.Component:
-    return rx.table.row(
-        rx.table.cell(_priority_badge(r.priority)),
-        rx.table.row_header_cell(r.test, rx.text(r.specimen, size="1", color="var(--gray-11)")),
-        rx.table.cell(r.patient, rx.text(r.mrn + " · " + r.birth_date + " · " + r.sex, size="1",
-                                         color="var(--gray-11)")),
-        rx.table.cell(r.ordered_by), rx.table.cell(r.waiting), rx.table.cell(r.status), rx.table.cell(r.note),
-        rx.table.cell(_worklist_actions(r)),
-        data_order=r.id.to_string(),
-    )
-
-
-LAB_UPLOAD_ID = "lab-report"
-
-
-def _work_dialog() -> rx.Component:
-    s = LabWorklistState
-    w = s.working
-    return dialog(
-        w.test,
-        rx.vstack(
-            rx.cond(w.note != "", rx.text("Note from the doctor: ", w.note, size="2"), rx.fragment()),
-            rx.cond(
-                w.status_value == "in_progress",
-                rx.form(rx.vstack(
-                    field("Result", "value", required=True, field_id="lab-value",
-                          hint="A number in the test's unit; the flag is computed, never typed."),
-                    field("Comment", "comment", field_id="lab-comment"),
-                    rx.button("Save result", type="submit"),
-                    spacing="2", width="100%"), on_submit=s.enter_result, reset_on_submit=True),
-                rx.text(rx.cond(w.status_value == "completed", "The result is saved and the order is complete.",
-                                "Enter the result once the test is in progress."), size="2", color="var(--gray-11)"),
-            ),
-            rx.cond(s.last_flag != "", rx.callout("Flag: " + s.last_flag, icon="flag", width="100%"), rx.fragment()),
-            rx.cond(
-                w.status_value != "requested",
-                rx.hstack(
-                    rx.el.label(rx.text.span("Report file", class_name="visually-hidden"),
-                                rx.upload(rx.button("Choose report file", variant="soft", type="button"),
-                                          id=LAB_UPLOAD_ID, max_files=1, multiple=False, padding="0.25rem",
-                                          border="1px dashed var(--gray-7)")),
-                    rx.text(rx.selected_files(LAB_UPLOAD_ID).join(", "), size="2"),
-                    rx.button("Upload", variant="soft",
-                              on_click=s.upload_report(rx.upload_files(upload_id=LAB_UPLOAD_ID))),
-                    align="center", wrap="wrap", spacing="2"),
-                rx.fragment(),
-            ),
-            rx.cond(
-                s.cancelling,
-                rx.form(rx.hstack(
-                    rx.box(field("Reason for cancelling", "reason", required=True, field_id="lab-cancel-reason"),
-                           flex="1"),
-                    rx.button("Cancel order", type="submit", color_scheme="red"), align="end", width="100%"),
-                    on_submit=s.cancel),
-                rx.button("Cancel this order…", variant="soft", color_scheme="red", on_click=s.ask_cancel),
-            ),
-            rx.flex(close_button("Close", s.close_work), justify="end", width="100%"),
-            spacing="3", margin_top="0.75rem",
-        ),
-        description=w.patient + " · " + w.mrn + " · " + w.specimen + " · priority " + w.priority,
-        open=s.working_id != 0, on_close=s.close_work,
-    )
-
-
-def lab_worklist_page() -> rx.Component:
-    s = LabWorklistState
-    filters = rx.form(
-        rx.grid(
-            select_field("Status", "status", [("", "All open"), ("requested", "Requested"), ("collected", "Collected"),
-                                              ("in_progress", "In progress")], field_id="lab-filter-status"),
-            select_field("Priority", "priority", [("", "Any"), ("stat", "Stat"), ("urgent", "Urgent"),
-                                                  ("routine", "Routine")], field_id="lab-filter-priority"),
-            rx.vstack(
-                rx.el.label("Test", html_for="lab-filter-test", font_weight="500", font_size="0.9rem"),
-                rx.el.select(rx.el.option("Any test", value=""),
-                             rx.foreach(s.tests, lambda t: rx.el.option(t.label, value=t.id.to_string())),
-                             id="lab-filter-test", name="test", class_name="native-select", width="100%"),
-                spacing="1", width="100%"),
-            rx.button("Apply filters", type="submit"),
-            columns=rx.breakpoints(initial="1", sm="4"), spacing="3", align="end", width="100%"),
-        on_submit=s.apply_filters, reset_on_submit=False, width="100%",
-    )
-    return page_shell(
-        "Lab worklist",
-        data_table(s, caption="Open lab orders: stat first, then urgent, then routine",
-                   columns=[("", "Priority"), ("", "Test"), ("", "Patient"), ("", "Ordered by"), ("", "Waiting"),
-                            ("", "Status"), ("", "Note"), ("", "Actions")],
-                   rows=s.rows, render_row=_worklist_row, toolbar=filters,
-                   empty="No open orders match. New orders from doctors appear here at once."),
-        _work_dialog(),
-    )
-
-
-# --- results (patient and doctor) ---------------------------------------------------------------
-
-
-def _flag_badge(r: ResultView) -> rx.Component:
-    return rx.cond(r.flag != "", rx.badge(r.flag_label, high_contrast=True, variant="soft", size="2",
-                                          color_scheme=rx.match(r.flag, ("normal", "grass"), ("low", "amber"),
-                                                                ("high", "amber"), "red"),
-                                          class_name="result-flag", data_flag=r.flag), rx.fragment())
-
-
-def _result_row(r: ResultView) -> rx.Component:
-    s = LabResultsState
-    return rx.table.row(
-        rx.table.cell(r.resulted_at, white_space="nowrap"),
-        rx.table.row_header_cell(r.test, rx.text(r.patient + " · " + r.mrn, size="1", color="var(--gray-11)")),
-        rx.table.cell(rx.text(r.value + " " + r.unit, weight="bold"), rx.text(r.comment, size="1")),
-        rx.table.cell(r.reference_range),
-        rx.table.cell(_flag_badge(r),
-                      rx.cond(r.needs_acknowledgement,
-                              rx.button("Acknowledge", size="1", color_scheme="red", on_click=s.acknowledge(r.result_id),
-                                        aria_label="Acknowledge the critical " + r.test),
-                              rx.fragment())),
-        rx.table.cell(rx.hstack(
-            rx.button("PDF report", size="1", variant="soft", on_click=s.download(r.order_id, "pdf"),
-                      aria_label="PDF report of " + r.test),
-            rx.cond(r.has_report_file,
-                    rx.button("Lab file", size="1", variant="soft", on_click=s.download(r.order_id, "report"),
-                              aria_label="Lab file for " + r.test),
-                    rx.fragment()),
-            spacing="2")),
-        data_result=r.order_id.to_string(),
-        background=rx.cond(r.needs_acknowledgement, "var(--red-2)", "transparent"),
-    )
-
-
-def results_page() -> rx.Component:
-    return page_shell(
-        "Lab results",
-        data_table(LabResultsState, caption="Lab results, critical ones not yet acknowledged first",
-                   columns=[("", "Resulted"), ("", "Test"), ("", "Value"), ("", "Range"), ("", "Flag"), ("", "Files")],
-                   rows=LabResultsState.rows, render_row=_result_row,
-                   empty="No results yet. Completed tests appear here as soon as the lab enters them."),
     )

@@ -1,8 +1,6 @@
-"""The doctor's chart and encounter, the patient's own history, and the lab's worklist and results."""
+"""The doctor's chart and encounter, and the patient's own history."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import plotly.graph_objects as go
 import reflex as rx
@@ -23,8 +21,6 @@ from hms_app.services.care.prescribing import (
     OrderedItem,
     SafetyWarning,
 )
-from hms_app.services.laboratory import lab
-from hms_app.services.laboratory.lab import LabTestChoice, ResultView, WorklistRow
 from hms_app.state.auth import SessionState, file_download
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
@@ -35,7 +31,7 @@ _NO_ENCOUNTER = EncounterView(*([0, 0, 0] + [""] * 18))
 
 
 
-async def _upload_bytes(files: list[rx.UploadFile]) -> tuple[str, bytes]:
+async def upload_bytes(files: list[rx.UploadFile]) -> tuple[str, bytes]:
     """The one uploaded file's name and bytes, reading at most one byte past the limit."""
     from hms_app import settings
 
@@ -113,7 +109,7 @@ class ChartState(PagedTableMixin, SessionState):
 
     @rx.event
     async def upload_document(self, files: list[rx.UploadFile]):
-        name, data = await _upload_bytes(files)
+        name, data = await upload_bytes(files)
         title = name.rsplit(".", 1)[0][:120] if name else ""
         return await self._act(documents.upload_document, patient_id=self.patient_id, title=title, file_name=name,
                                data=data, refresh=self._reload, success="Document added to the record.")
@@ -227,110 +223,3 @@ class PatientHistoryState(PagedTableMixin, SessionState):
     @rx.event
     async def download_document(self, document_id: int):
         return await self._act(documents.download_document, document_id=document_id, success=file_download)
-
-
-class LabWorklistState(PagedTableMixin, SessionState):
-    """The lab's worklist with filters, the moves of an order, results and report files."""
-
-    rows: list[WorklistRow] = []
-    page_size: int = 25
-    tests: list[LabTestChoice] = []
-    filter_status: str = ""
-    filter_priority: str = ""
-    filter_test: str = ""
-    working_id: int = 0
-    working: WorklistRow = WorklistRow(0, "", "", "", "", "", "", "", "", "", "", "")
-    cancelling: bool = False
-    last_flag: str = ""
-
-    async def _fetch(self) -> None:
-        if not self.tests:
-            self.tests = await self._call(lab.worklist_tests, write=False)
-        self.rows = self._paged(await self._call(
-            lab.worklist, write=False, status=self.filter_status, priority=self.filter_priority,
-            test_id=self.filter_test or None, page=self.page, page_size=self.page_size))
-        if self.working_id:
-            self.working = next((r for r in self.rows if r.id == self.working_id), self.working)
-
-    @rx.event
-    async def apply_filters(self, form_data: dict):
-        self.filter_status = form_text(form_data, "status", 20)
-        self.filter_priority = form_text(form_data, "priority", 10)
-        self.filter_test = form_text(form_data, "test", 12)
-        self.page = 1
-        return await self._reload()
-
-    async def _move(self, service, success: str, **kwargs):
-        """One move of an order; the worklist is shown afresh either way."""
-        return await self._act(service, refresh=self._reload, on_refusal=self._reload, success=success, **kwargs)
-
-    @rx.event
-    async def collect(self, order_id: int):
-        return await self._move(lab.collect_sample, "Sample collected.", order_id=order_id)
-
-    @rx.event
-    async def start(self, order_id: int):
-        return await self._move(lab.start_test, "Test started.", order_id=order_id)
-
-    @rx.event
-    def open_work(self, order_id: int):
-        row = next((r for r in self.rows if r.id == order_id), None)
-        if row is not None:
-            self.working_id, self.working, self.cancelling, self.last_flag = row.id, row, False, ""
-
-    @rx.event
-    def ask_cancel(self):
-        self.cancelling = True
-
-    @rx.event
-    def close_work(self):
-        self.working_id, self.cancelling = 0, False
-
-    @rx.event
-    async def cancel(self, form_data: dict):
-        outcome = await self._move(lab.cancel_order, "Order cancelled; the doctor is told why.",
-                                   order_id=self.working_id, reason=form_text(form_data, "reason"))
-        if self.working_id and not any(r.id == self.working_id and r.status_value != "cancelled" for r in self.rows):
-            self.working_id = 0
-        return outcome
-
-    @rx.event
-    async def enter_result(self, form_data: dict):
-        answer = await self._act(lab.enter_result, order_id=self.working_id, value=form_text(form_data, "value", 200),
-                                 comment=form_text(form_data, "comment"))
-        if answer.refused:
-            return answer
-        entered = answer.result
-        self.last_flag = entered.flag_label
-        self.working = dataclasses.replace(self.working, status_value="completed", status="completed")
-        await self._reload()
-        if entered.is_critical:
-            return rx.toast.warning(f"Critical value ({entered.flag_label}): the ordering doctor has been alerted.")
-        return rx.toast.success(f"Result saved ({entered.flag_label or 'text result'}); patient and doctor notified.")
-
-    @rx.event
-    async def upload_report(self, files: list[rx.UploadFile]):
-        name, data = await _upload_bytes(files)
-        return await self._move(lab.upload_report_file, "Report file attached.", order_id=self.working_id,
-                                file_name=name, data=data)
-
-
-class LabResultsState(PagedTableMixin, SessionState):
-    """Results as the patient (their own) or the ordering doctor (critical ones first) sees them."""
-
-    rows: list[ResultView] = []
-
-    async def _fetch(self) -> None:
-        actor = await self._actor(refused_action="lab.results")
-        service = lab.results_for_patient if actor.role == "patient" else lab.results_for_doctor
-        self.rows = self._paged(await self._call(service, page=self.page, page_size=self.page_size))
-
-    @rx.event
-    async def acknowledge(self, result_id: int):
-        return await self._act(lab.acknowledge_critical, result_id=result_id, refresh=self._reload,
-                               success="Critical result acknowledged.")
-
-    @rx.event
-    async def download(self, order_id: int, which: str):
-        return await self._act(lab.download_result_file, order_id=order_id, which=str(which)[:10],
-                               success=file_download)

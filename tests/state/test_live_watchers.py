@@ -7,7 +7,7 @@ import pytest
 
 from hms_app.hms_app import app
 from hms_app.state import live
-from hms_app.state.clinical import LabResultsState, LabWorklistState
+from hms_app.state.lab import LabResultsState, LabWorklistState
 from hms_app.state.pharmacy import PharmacyDashboardState
 from hms_app.state.reports import AdminReportsState
 
