@@ -190,7 +190,7 @@ class _DemoTemplates:
         eng = db_engine.create_engine(url)
         try:
             with db_engine.session_scope(engine=eng) as s:
-                demo.seed_demo(s, billing_history=billing_history)
+                demo.seed_demo(s, billing_history=billing_history, work_in_progress=False)
         finally:
             eng.dispose()  # on SQLite the last connection folds the WAL into the file
             settings.DATA_KEY = saved_key
@@ -246,7 +246,7 @@ def seed_demo_into(engine: sa.Engine, templates: _DemoTemplates, *, billing_hist
         templates.copy_into(engine, templates.template_for(billing_history=billing_history))
         return engine
     with db_engine.session_scope(engine=engine) as s:
-        demo.seed_demo(s, billing_history=billing_history)
+        demo.seed_demo(s, billing_history=billing_history, work_in_progress=False)
     return engine
 
 

@@ -38,6 +38,7 @@ from hms_app.db.models import (
     StockBatch,
     User,
 )
+from hms_app.operations import demo_day
 from hms_app.services.accounting.billing import PAYMENT_TERMS_DAYS
 from hms_app.services.administration.permissions import seed_default_permissions
 from hms_app.services.core import audit, counters, passwords
@@ -93,11 +94,12 @@ def database_is_empty(session: Session) -> bool:
     return session.execute(sa.select(User.id).limit(1)).first() is None
 
 
-def seed_demo(session: Session, *, billing_history: bool = True) -> bool:
+def seed_demo(session: Session, *, billing_history: bool = True, work_in_progress: bool = True) -> bool:
     """Load the demo hospital into an empty database. Returns False if it held users already.
 
-    ``billing_history=False`` leaves out the months of invoices and payments (for tests that
-    count invoices, numbers and payments from zero).
+    ``billing_history=False`` leaves out the months of invoices and payments, and
+    ``work_in_progress=False`` the day under way (results, orders, prescriptions and today's
+    clinic; see ``demo_day``), for tests that count such things from zero.
     """
     seed_default_permissions(session)
     if not database_is_empty(session):
@@ -152,6 +154,8 @@ def seed_demo(session: Session, *, billing_history: bool = True) -> bool:
     audit.record(session, None, "demo.seed", actor_email="system",
                  detail=f"{len(accounts)} accounts, {len(DEPARTMENTS)} departments")
     session.commit()
+    if work_in_progress:
+        demo_day.seed_day_in_progress(session)
     return True
 
 

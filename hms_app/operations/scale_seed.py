@@ -480,7 +480,7 @@ def seed_scale(engine: sa.Engine, *, scale: float, seed: int = DEFAULT_SEED, now
     with session_scope(engine=engine) as session:
         if not demo.database_is_empty(session):
             raise Conflict("The database already holds users; `hms seed --scale` needs an empty, migrated database.")
-        demo.seed_demo(session, billing_history=False)
+        demo.seed_demo(session, billing_history=False, work_in_progress=False)
     now = (now or utcnow()).astimezone(UTC).replace(microsecond=0)
     with session_scope(engine=engine, write=False) as session:
         context = _Context.read(session)

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
 from hms_app import cli
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
-from hms_app.db.models import AuditEvent, Department, DoctorProfile, PatientProfile, User
-from hms_app.operations import demo
+from hms_app.db.models import (
+    Appointment,
+    AuditEvent,
+    Department,
+    DoctorProfile,
+    Invoice,
+    LabOrder,
+    LabResult,
+    LabTest,
+    PatientProfile,
+    Prescription,
+    User,
+)
+from hms_app.db.types import utcnow
+from hms_app.operations import demo, demo_day
+from hms_app.services.booking import appointments
 from hms_app.services.core import audit
+from hms_app.services.core.localtime import day_span_utc, local_today
+from hms_app.services.laboratory import lab
+from hms_app.services.medicines import pharmacy
 from tests.services.helpers import login_token, resolve, snapshot, table_count
 
 pytestmark = pytest.mark.db
@@ -23,7 +42,7 @@ def _rows(engine, query):
 
 def test_seed_loads_the_demo_hospital(empty_hospital):
     with session_scope(engine=empty_hospital) as s:
-        assert demo.seed_demo(s) is True
+        assert demo.seed_demo(s, work_in_progress=False) is True
     assert sorted(name for (name,) in _rows(empty_hospital, sa.select(Department.name))) == sorted(demo.DEPARTMENTS)
     assert len(demo.DEPARTMENTS) == 5
     roles = dict(_rows(empty_hospital, sa.select(User.role, sa.func.count()).group_by(User.role)))
@@ -49,6 +68,57 @@ def test_seed_loads_the_demo_hospital(empty_hospital):
 
     [event] = _rows(empty_hospital, sa.select(AuditEvent.action, AuditEvent.detail))
     assert event == ("demo.seed", "34 accounts, 5 departments")
+
+
+def _day_under_way(engine) -> dict:
+    with session_scope(engine=engine) as s:
+        assert demo.seed_demo(s, billing_history=False) is True
+    sofia = _rows(engine, sa.select(User.id).where(User.full_name == demo_day.FIRST_PATIENT))[0][0]
+    hart = _rows(engine, sa.select(User.id).where(User.email == demo_day.CLINIC_DOCTOR))[0][0]
+    now, today = utcnow(), local_today()
+    sofias = _rows(engine, sa.select(Appointment.starts_at, Appointment.status).where(Appointment.patient_id == sofia))
+    results = _rows(engine, sa.select(LabTest.code, LabOrder.status, LabResult.flag).select_from(LabOrder)
+                    .join(LabTest, LabTest.id == LabOrder.test_id)
+                    .outerjoin(LabResult, LabResult.order_id == LabOrder.id).where(LabOrder.patient_id == sofia)
+                    .order_by(LabTest.code))
+    todays = _rows(engine, sa.select(Appointment.starts_at, Appointment.status).where(
+        Appointment.doctor_id == hart, Appointment.starts_at >= day_span_utc(today)[0],
+        Appointment.starts_at < day_span_utc(today)[1]))
+    return {"sofia": sofia, "hart": hart, "now": now, "appointments": sofias, "results": results, "today": todays}
+
+
+def test_the_demo_day_is_under_way_for_every_role(empty_hospital):
+    day = _day_under_way(empty_hospital)
+    # The first patient: a visit behind her and one ahead; results, one of them high; a
+    # prescription being dispensed; an invoice partly paid.
+    assert [(starts < day["now"], status) for starts, status in sorted(day["appointments"])] == [
+        (True, "completed"), (False, "confirmed"), (False, "confirmed")]
+    assert day["results"] == [("CHOL", "completed", "normal"), ("HBA1C", "in_progress", None),
+                              ("TROP", "completed", "high")]
+    assert _rows(empty_hospital, sa.select(Prescription.status).where(Prescription.patient_id == day["sofia"])) == [
+        ("partly_dispensed",)]
+    [(status, total, paid)] = _rows(empty_hospital, sa.select(Invoice.status, Invoice.total_cents, Invoice.paid_cents)
+                                    .where(Invoice.patient_id == day["sofia"]))
+    assert status == "partly_paid"
+    assert 0 < paid < total
+
+    # The lab, the pharmacy and the doctor start on work: a stat order first, a prescription to
+    # verify, today's clinic of five, a request to answer.
+    lab_actor, pharmacist, doctor = (resolve(empty_hospital, login_token(empty_hospital, email))
+                                     for email in ("lab@hms.example", "pharmacy@hms.example", demo_day.CLINIC_DOCTOR))
+    with session_scope(engine=empty_hospital) as s:
+        worklist = lab.worklist(session=s, actor=lab_actor)
+        queue = pharmacy.prescription_queue(session=s, actor=pharmacist)
+        requests = appointments.pending_requests(session=s, actor=doctor)
+    assert [row.priority for row in worklist.rows][:2] == ["stat", "stat"]
+    assert worklist.total == 3
+    assert sorted(row.status for row in queue.rows) == ["issued", "partly dispensed"]
+    assert len(day["today"]) == len(demo_day.TODAYS_CLINIC)
+    assert all(status == "completed" for starts, status in day["today"] if starts + timedelta(minutes=20) <= day["now"])
+    assert all(status == "confirmed" for starts, status in day["today"] if starts > day["now"])
+    assert requests.total >= 1
+    with session_scope(write=False, engine=empty_hospital) as s:
+        assert audit.verify_chain(s).ok
 
 
 def test_every_demo_account_logs_in_with_the_demo_password(seeded):
