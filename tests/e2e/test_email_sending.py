@@ -42,9 +42,15 @@ def _queue(database_url: str, patient: int, key: str) -> None:
         engine.dispose()
 
 
+def _to_our_patients(smtp) -> list[str]:  # noqa: F811
+    """Whom the messages to this test's patients went to, in the order they left; the demo's
+    day under way mails other patients (results, reminders) while the test runs."""
+    return [m["To"] for m in smtp.messages if m["To"] in (PATIENT, LATER_PATIENT)]
+
+
 def _wait_for_messages(smtp, count: int) -> None:  # noqa: F811
     deadline = time.monotonic() + 60
-    while len(smtp.messages) < count and time.monotonic() < deadline:
+    while len(_to_our_patients(smtp)) < count and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
@@ -59,7 +65,7 @@ def test_the_app_sends_a_queued_message_once_without_a_worker(mailing_server, sm
     _queue(mailing_server.database_url, later, f"lab.results_ready:sending-{later}")
     _wait_for_messages(smtp, 2)
 
-    assert [m["To"] for m in smtp.messages] == [PATIENT, LATER_PATIENT]
+    assert _to_our_patients(smtp) == [PATIENT, LATER_PATIENT]
     assert SENDER in smtp.messages[0]["From"]
     assert db_rows(mailing_server.database_url, "SELECT status, attempts FROM email_outbox WHERE user_id = ?",
                    (patient,)) == [("sent", 1)]
