@@ -2,8 +2,8 @@
 
 The demo's first patient in the README, Sofia Rossi, was seen by Dr. Amelia Hart two working
 days ago: her results are back (one waits for the doctor's review), her prescription is being
-dispensed, her invoice is partly paid, and a follow-up is booked. Ana Silva was seen yesterday:
-a stat blood count waits for the lab and a prescription for the pharmacy. Today Dr. Hart's
+dispensed, her invoice is partly paid, and a follow-up is booked. Ana Silva was seen within the
+hour: a stat blood count waits for the lab and a prescription for the pharmacy. Today Dr. Hart's
 clinic is under way: the visits before now are done, the one now is with the doctor, the rest
 are coming; a patient's request waits for her answer.
 
@@ -51,7 +51,7 @@ TODAYS_CLINIC = [  # (patient, hour, minute, reason)
     ("John O'Brien", 9, 0, "Breathless on the stairs"),
     ("Chloe Martin", 9, 40, "Blood pressure check"),
     ("Yusuf Demir", 11, 0, "Chest tightness after meals"),
-    ("Ana Silva", 14, 0, "Results of the blood count"),
+    ("Wei Zhang", 14, 0, "Results of the blood count"),
     ("Emma Johnson", 15, 20, "Palpitations"),
 ]
 
@@ -187,8 +187,12 @@ def seed_day_in_progress(session: Session) -> None:
                            method="cash", reference="Paid at the desk")
     _appointment(session, doctor, sofia, _at(_working_day(today, 1, 5), 10, 40), "Review of the heart tests")
 
-    # Ana Silva, yesterday with Dr. Chen: a stat blood count for the lab, a prescription for the pharmacy.
-    ana_seen = _appointment(session, gp, ana, _at(_working_day(today, -1, 1), 16), "Tired and short of breath")
+    # Ana Silva, seen by Dr. Chen within the hour: a stat blood count for the lab, a prescription
+    # for the pharmacy.
+    local_now = now.astimezone(settings.TIMEZONE)
+    ana_seen = _appointment(session, gp, ana, local_now.replace(minute=local_now.minute // 20 * 20, second=0,
+                                                                microsecond=0) - timedelta(minutes=40),
+                            "Tired and short of breath")
     ana_encounter = _visit(session, gp, ana_seen, notes=EncounterForm(
         subjective="Tired for a month, breathless walking uphill.", objective="Pale conjunctivae.",
         assessment="Anaemia suspected.", diagnosis="Fatigue", plan="Blood count today; iron if low."))
