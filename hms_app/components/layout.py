@@ -46,10 +46,9 @@ def header() -> rx.Component:
             menu_button(),
             rx.hstack(
                 rx.icon("hospital", size=26, color="var(--accent-11)", aria_hidden="true"),
-                rx.text(settings.HOSPITAL_NAME, weight="bold", size="4"),
+                rx.text(settings.HOSPITAL_NAME, weight="bold", size="4", class_name="phone-hidden"),
                 align="center",
                 spacing="2",
-                class_name="hospital-name",
             ),
             rx.spacer(),
             rx.hstack(
@@ -62,13 +61,13 @@ def header() -> rx.Component:
                 ),
                 rx.button(
                     rx.icon("log-out", size=16, aria_hidden="true"),
-                    "Log out",
+                    rx.el.span("Log out", class_name="phone-hidden"),
                     on_click=SessionState.logout,
                     variant="soft",
                     color_scheme="gray",
                 ),
                 align="center",
-                spacing="4",
+                spacing=rx.breakpoints(initial="3", sm="4"),
             ),
             width="100%",
             align="center",
