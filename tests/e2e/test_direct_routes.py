@@ -21,6 +21,7 @@ from tests.e2e.helpers import (
     demo_account,
     log_in_to,
     routes_by_role,
+    screenshot,
     user_id,
     wait_ready,
 )
@@ -59,7 +60,7 @@ class _Problems:
                 if "ERR_ABORTED" not in (r.failure or "") else None)
 
 
-def _open_directly(page, problems: _Problems, url: str, route: str) -> None:
+def _open_directly(page, problems: _Problems, url: str, route: str, shots=None) -> None:
     problems.found.clear()
     page.goto(url)
     wait_ready(page)
@@ -68,10 +69,12 @@ def _open_directly(page, problems: _Problems, url: str, route: str) -> None:
     assert not problems.found, f"{route}:\n" + "\n".join(problems.found)
     violations = axe_violations(page)
     assert not violations, f"{route}:\n" + json.dumps(violations, indent=2)
+    if shots is not None:
+        screenshot(page, shots, "desk" + (route.replace("/", "-") if route != "/" else "-front"))
 
 
 @pytest.mark.parametrize("role", sorted(role for role in ROUTES if role))
-def test_every_page_of_a_role_opens_directly(app_server, new_context, role):
+def test_every_page_of_a_role_opens_directly(app_server, new_context, screenshot_dir, role):
     page = new_context(**DESK).new_page()
     email = demo_account(app_server.database_url, role)
     log_in_to(page, app_server.url, email, HOMES.get(role, f"/{role}"))
@@ -79,7 +82,8 @@ def test_every_page_of_a_role_opens_directly(app_server, new_context, role):
     actor = user_id(app_server.database_url, email)
     # Pages for every role are opened by the role's account too.
     for route in ROUTES[role] + ROUTES.get("", []):
-        _open_directly(page, problems, app_server.url + route + _query(route, app_server.database_url, actor), route)
+        _open_directly(page, problems, app_server.url + route + _query(route, app_server.database_url, actor), route,
+                       screenshot_dir)
         sidebar = page.locator("nav[aria-label='Main navigation']")
         expect(sidebar).to_be_visible()
         assert sidebar.evaluate("n => getComputedStyle(n).width") == "240px", f"{route}: the sidebar lost its styling"
