@@ -23,6 +23,7 @@ as text does (``tests/e2e/test_stored_xss.py``).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,10 +37,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def content_security_policy(public_url: str = settings.PUBLIC_URL) -> str:
-    """The policy for an app served at ``public_url`` (its websocket at the same address)."""
-    parts = urlsplit(public_url)
-    websocket = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}"
+def content_security_policy(origins: list[str] = settings.ALLOWED_ORIGINS) -> str:
+    """The policy for an app served at ``origins`` (the first is its public address), its
+    websocket at the same address."""
+    websocket = " ".join(f"{'wss' if urlsplit(o).scheme == 'https' else 'ws'}://{urlsplit(o).netloc}" for o in origins)
     return "; ".join([
         "default-src 'self'",
         "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
@@ -55,16 +56,16 @@ def content_security_policy(public_url: str = settings.PUBLIC_URL) -> str:
     ])
 
 
-def security_headers(public_url: str = settings.PUBLIC_URL) -> list[tuple[bytes, bytes]]:
+def security_headers(origins: list[str] = settings.ALLOWED_ORIGINS) -> list[tuple[bytes, bytes]]:
     headers = {
-        "content-security-policy": content_security_policy(public_url),
+        "content-security-policy": content_security_policy(origins),
         "x-frame-options": "DENY",
         "x-content-type-options": "nosniff",
         "referrer-policy": "same-origin",
         "cross-origin-opener-policy": "same-origin",
         "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=()",
     }
-    if public_url.startswith("https://"):
+    if origins[0].startswith("https://"):
         headers["strict-transport-security"] = "max-age=31536000"
     return [(name.encode(), value.encode()) for name, value in headers.items()]
 
@@ -87,5 +88,69 @@ def with_security_headers(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         await app(scope, receive, send_with_headers)
+
+    return wrapped
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _netloc(scheme: str, host: str) -> str:
+    """``host`` (a Host header or a URL's netloc) in lower case, without its scheme's default port."""
+    host = host.strip().lower()
+    port = _DEFAULT_PORTS.get(scheme)
+    return host.removesuffix(f":{port}") if port else host
+
+
+def _request_host(scope: Scope) -> str | None:
+    """The address the browser asked for: the Host header, or behind trusted reverse proxies
+    their X-Forwarded-Host (None when they send none: the proxy's own Host says nothing)."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    if settings.TRUSTED_PROXY_HOPS > 0:
+        forwarded = headers.get("x-forwarded-host", "")
+        return forwarded.split(",")[-1].strip() or None
+    return headers.get("host")
+
+
+def wrong_address_page(host: str, path: str, allowed: list[str] | None = None) -> bytes:
+    """The plain page for a browser at ``host``: where the app is, and why it is not here."""
+    target = (allowed or settings.ALLOWED_ORIGINS)[0]
+    link = html.escape(target + path, quote=True)
+    return (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>Open {html.escape(target)} · HMS</title></head>"
+        "<body style=\"font-family: system-ui, sans-serif; max-width: 36rem; margin: 3rem auto; padding: 0 1rem;"
+        " line-height: 1.5; color: #1c2024\"><main>"
+        f"<h1>Open {html.escape(target)}</h1>"
+        f"<p>{html.escape(settings.HOSPITAL_NAME)}\u2019s system is served at <a href=\"{link}\">{link}</a>.</p>"
+        f"<p>This browser opened it at <strong>{html.escape(host)}</strong>, an address it does not "
+        "answer at: the pages would load but could not connect to the server.</p>"
+        "</main></body></html>"
+    ).encode()
+
+
+def with_address_check(app: ASGIApp, allowed: list[str] | None = None) -> ASGIApp:
+    """Wrap ``app`` so that a browser's page request (GET or HEAD asking for HTML) at an
+    address other than ``allowed`` (by default ``settings.ALLOWED_ORIGINS``) gets
+    ``wrong_address_page``; other requests (the API, health checks, assets) pass through."""
+    origins = allowed or settings.ALLOWED_ORIGINS
+    hosts = {_netloc(urlsplit(o).scheme, urlsplit(o).netloc) for o in origins}
+    schemes = {urlsplit(o).scheme for o in origins}
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
+            await app(scope, receive, send)
+            return
+        accept = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"accept"), "")
+        host = _request_host(scope)
+        if "text/html" not in accept or host is None or any(_netloc(s, host) in hosts for s in schemes):
+            await app(scope, receive, send)
+            return
+        body = wrong_address_page(host, scope.get("path", "/"), origins)
+        await send({"type": "http.response.start", "status": 421,
+                    "headers": [(b"content-type", b"text/html; charset=utf-8"),
+                                (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")]})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
     return wrapped

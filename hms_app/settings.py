@@ -16,8 +16,13 @@ DATABASE_URL = os.environ.get("HMS_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'hm
 """SQLAlchemy URL of the database; SQLite under ``data/`` unless set."""
 
 PORT = int(os.environ.get("HMS_PORT", "3000"))
-PUBLIC_URL = os.environ.get("HMS_PUBLIC_URL", f"http://localhost:{PORT}").rstrip("/")
+PUBLIC_URL_SET = bool(os.environ.get("HMS_PUBLIC_URL"))
+PUBLIC_URL = (os.environ.get("HMS_PUBLIC_URL") or f"http://localhost:{PORT}").rstrip("/")
 """The one address browsers use: the websocket and CORS accept only this origin."""
+LOCAL_ORIGINS = [f"http://{host}:{PORT}" for host in ("localhost", "127.0.0.1", "[::1]")]
+ALLOWED_ORIGINS = [PUBLIC_URL] if PUBLIC_URL_SET else LOCAL_ORIGINS
+"""The origins browsers may use: ``HMS_PUBLIC_URL`` alone when it is set; unset (a local run),
+every loopback name at ``HMS_PORT``. A browser anywhere else gets a page naming the address."""
 
 REDIS_URL = os.environ.get("REFLEX_REDIS_URL", "")
 

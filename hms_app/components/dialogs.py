@@ -40,7 +40,8 @@ def dialog(
         title_aside: shown beside the title (a status badge).
         buttons: the buttons that close it, at its foot on the right (``close_button``,
             ``action_button``); a form's buttons belong in the form (``form_buttons``).
-        max_width: wider or narrower than Radix's default.
+        max_width: wider or narrower than Radix's default (600px); on a small screen the dialog
+            is narrower still (``fit_to_screen``).
     """
     kit = rx.alert_dialog if alert else rx.dialog
     heading = kit.title(title)
@@ -52,7 +53,7 @@ def dialog(
     parts.extend(body)
     if buttons:
         parts.append(rx.flex(*buttons, spacing="3", justify="end", margin_top="1rem"))
-    content = kit.content(*parts, max_width=max_width) if max_width else kit.content(*parts)
+    content = kit.content(*parts, **fit_to_screen(max_width))
     root_props: dict[str, Any] = {}
     if open is not None:
         root_props["open"] = open
@@ -60,6 +61,16 @@ def dialog(
         root_props["on_open_change"] = lambda _open: on_close()
     opener = [kit.trigger(trigger)] if trigger is not None else []
     return kit.root(*opener, content, **root_props)
+
+
+def fit_to_screen(max_width: str | None = None) -> dict[str, str]:
+    """A dialog's size: at most ``max_width`` (Radix's default otherwise) and never wider or
+    taller than the screen, scrolling inside itself when its content is longer."""
+    return {
+        "max_width": f"min({max_width or '600px'}, calc(100vw - 1.5rem))",
+        "max_height": "calc(100dvh - 1.5rem)",
+        "overflow_y": "auto",
+    }
 
 
 def close_button(label: str = "Close", on_click: Any = None, *, alert: bool = False, **props: Any) -> rx.Component:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app import settings
-from hms_app.components.navigation import sidebar
+from hms_app.components.navigation import menu_button, sidebar
+from hms_app.components.table import label_table_cells
 from hms_app.state.auth import SessionState
 
 
@@ -42,9 +43,10 @@ def notification_bell() -> rx.Component:
 def header() -> rx.Component:
     return rx.el.header(
         rx.hstack(
+            menu_button(),
             rx.hstack(
                 rx.icon("hospital", size=26, color="var(--accent-11)", aria_hidden="true"),
-                rx.text(settings.HOSPITAL_NAME, weight="bold", size="4"),
+                rx.text(settings.HOSPITAL_NAME, weight="bold", size="4", class_name="phone-hidden"),
                 align="center",
                 spacing="2",
             ),
@@ -59,13 +61,13 @@ def header() -> rx.Component:
                 ),
                 rx.button(
                     rx.icon("log-out", size=16, aria_hidden="true"),
-                    "Log out",
+                    rx.el.span("Log out", class_name="phone-hidden"),
                     on_click=SessionState.logout,
                     variant="soft",
                     color_scheme="gray",
                 ),
                 align="center",
-                spacing="4",
+                spacing=rx.breakpoints(initial="3", sm="4"),
             ),
             width="100%",
             align="center",
@@ -80,7 +82,11 @@ def header() -> rx.Component:
 
 
 def page_shell(title: str, *children: rx.Component, actions: rx.Component | None = None) -> rx.Component:
-    """A signed-in page: header, the role's sidebar and a main landmark titled ``title``."""
+    """A signed-in page: header, the role's sidebar and a main landmark titled ``title``.
+
+    Every table on the page gets its cells labelled for the narrow-screen cards.
+    """
+    children = tuple(label_table_cells(child) for child in children)
     return rx.box(
         skip_link(),
         header(),
@@ -107,7 +113,6 @@ def page_shell(title: str, *children: rx.Component, actions: rx.Component | None
                 min_width="0",
                 padding=rx.breakpoints(initial="1rem", md="1.5rem"),
             ),
-            direction=rx.breakpoints(initial="column", md="row"),
             min_height="calc(100vh - 57px)",
         ),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import reflex as rx
 
 from hms_app.db.enums import Role
@@ -68,29 +70,58 @@ def _link(label: str, href: str, icon: str) -> rx.Component:
     )
 
 
-def _items(role: Role) -> rx.Component:
-    return rx.fragment(*[_link(*item) for item in NAV_ITEMS[role]])
+def _links(wrap: Callable[[rx.Component], rx.Component] = lambda link: link) -> rx.Component:
+    """The signed-in role's pages, then the pages every role has, one under the other."""
+    def items(role: Role) -> rx.Component:
+        return rx.fragment(*[wrap(_link(*item)) for item in NAV_ITEMS[role]])
+
+    return rx.flex(
+        rx.match(SessionState.user_role, *[(role.value, items(role)) for role in Role], rx.fragment()),
+        rx.separator(size="4", margin_y="0.5rem"),
+        *[wrap(_link(*item)) for item in COMMON_ITEMS],
+        direction="column",
+        spacing="1",
+    )
 
 
 def sidebar() -> rx.Component:
+    """The navigation at a desk: a column beside the page (hidden on narrow screens, where
+    ``menu_button`` opens it)."""
     return rx.el.nav(
-        rx.flex(
-            rx.match(
-                SessionState.user_role,
-                *[(role.value, _items(role)) for role in Role],
-                rx.fragment(),
-            ),
-            rx.separator(size="4", margin_y="0.5rem", display=["none", "none", "block"]),
-            *[_link(*item) for item in COMMON_ITEMS],
-            direction=rx.breakpoints(initial="row", md="column"),
-            wrap=rx.breakpoints(initial="wrap", md="nowrap"),
-            spacing="1",
-        ),
+        _links(),
         aria_label="Main navigation",
-        width=rx.breakpoints(initial="100%", md="15rem"),
+        class_name="wide-only",
+        width="15rem",
         flex_shrink="0",
         padding="0.75rem",
-        border_right=rx.breakpoints(initial="none", md="1px solid var(--gray-5)"),
-        border_bottom=rx.breakpoints(initial="1px solid var(--gray-5)", md="none"),
+        border_right="1px solid var(--gray-5)",
         background="var(--gray-2)",
+    )
+
+
+def menu_button() -> rx.Component:
+    """On a narrow screen: the Menu button, which opens the navigation as a sheet from the left.
+
+    A Radix dialog, so it traps focus, closes on Escape or a tap outside and gives focus back
+    to the button; choosing a page closes it too. It lives in the browser alone: no event
+    reaches the server to open or close it.
+    """
+    return rx.dialog.root(
+        rx.dialog.trigger(
+            rx.button(rx.icon("menu", size=18, aria_hidden="true"), "Menu", variant="soft", color_scheme="gray",
+                      id="menu-button", class_name="narrow-only"),
+        ),
+        rx.dialog.content(
+            rx.flex(
+                rx.dialog.title("Menu", size="4", margin="0"),
+                rx.dialog.close(rx.icon_button(rx.icon("x", size=18, aria_hidden="true"), variant="ghost",
+                                               color_scheme="gray", aria_label="Close menu")),
+                justify="between",
+                align="center",
+                margin_bottom="0.75rem",
+            ),
+            rx.dialog.description("The pages you can open.", class_name="visually-hidden"),
+            rx.el.nav(_links(rx.dialog.close), aria_label="Main navigation"),
+            class_name="nav-sheet",
+        ),
     )

@@ -121,6 +121,7 @@ def _user_row(u: UserRow) -> rx.Component:
                     rx.fragment(),
                 ),
                 spacing="2",
+                wrap="wrap",
             )
         ),
     )

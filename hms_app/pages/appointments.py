@@ -219,7 +219,7 @@ def patient_appointments_page() -> rx.Component:
         "My appointments",
         rx.heading("Upcoming", as_="h2", size="4"),
         rx.cond(s.upcoming.length() > 0, _appointments_table(s.upcoming, "Upcoming appointments", _patient_row),
-                rx.callout(rx.text("No upcoming appointments. ", rx.link("Book one now", href="/patient/book", underline="always"), "."),
+                rx.callout(rx.text("No upcoming appointments. ", rx.link("Book one now", href="/patient/book", underline="always"), ".", as_="span"),
                            icon="calendar", color_scheme="gray", width="100%")),
         rx.cond(s.waitlist.length() > 0, rx.vstack(
             rx.heading("Waitlists", as_="h2", size="4"),

@@ -175,7 +175,7 @@ def _accounts_row(r: InvoiceRow) -> rx.Component:
         rx.table.cell(r.patient, rx.text(r.mrn, size="1", color=_MUTED)),
         rx.table.cell(_status_badge(r), rx.cond(r.overdue, rx.text("overdue", size="1", color="var(--red-11)"),
                                                 rx.fragment())),
-        rx.table.cell(r.issued), rx.table.cell(r.due),
+        rx.table.cell(r.issued, white_space="nowrap"), rx.table.cell(r.due, white_space="nowrap"),
         rx.table.cell(r.total, text_align="right"), rx.table.cell(r.balance, text_align="right"),
         rx.table.cell(rx.cond(r.insurer != "", r.insurer + rx.cond(r.claim_status != "", " · " + r.claim_status, ""),
                               "self-pay")),

@@ -123,10 +123,18 @@ def start_backend(data_dir: Path, *, extra_env: dict[str, str] | None = None) ->
     return AppServer(f"http://127.0.0.1:{port}", port, data_dir, database_url, log_path, process)
 
 
-def start_app(data_dir: Path, *, timeout: float = 900, extra_env: dict[str, str] | None = None) -> AppServer:
-    """Migrate, load the demo data and serve the app; wait until it answers."""
+def start_app(data_dir: Path, *, timeout: float = 900, extra_env: dict[str, str] | None = None,
+              local_run: bool = False) -> AppServer:
+    """Migrate, load the demo data and serve the app; wait until it answers.
+
+    Args:
+        local_run: serve it as ``make run`` does, with no ``HMS_PUBLIC_URL`` (every loopback
+            name is the app's address); otherwise at ``http://localhost:PORT`` alone.
+    """
     port = free_port()
     env = server_env(data_dir, port, {"REFLEX_WEB_WORKDIR": str(private_web_dir(data_dir)), **(extra_env or {})})
+    if local_run:
+        env.pop("HMS_PUBLIC_URL")
     prepare_data(data_dir, env)
     log_path = data_dir / "server.log"
     log = log_path.open("w")
