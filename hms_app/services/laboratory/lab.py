@@ -226,7 +226,8 @@ class LabTestChoice:
     label: str
 
 
-def _waiting(minutes: int) -> str:
+def duration_text(minutes: int) -> str:
+    """A span of minutes as the lab reads it: "42 min", or "2 h 5 min" from two hours on."""
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
 
 
@@ -339,7 +340,7 @@ def worklist(*, session: Session, actor: Actor, status: str = "", priority: str 
         [WorklistRow(o.id, name, profile.mrn, profile.birth_date.isoformat() if profile.birth_date else "",
                      str(profile.sex), f"{t.name} ({t.code})", t.specimen, str(o.priority),
                      str(o.status).replace("_", " "), doctor_name,
-                     _waiting(int((now - o.ordered_at).total_seconds() // 60)) if show == WorklistShow.OPEN else "",
+                     duration_text(int((now - o.ordered_at).total_seconds() // 60)) if show == WorklistShow.OPEN else "",
                      o.note,
                      status_value=str(o.status), test_id=t.id, numeric=t.numeric, unit=t.unit,
                      ordered_at=format_local(o.ordered_at), has_report=bool(has_report),
