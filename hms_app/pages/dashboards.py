@@ -109,7 +109,6 @@ def _count_link(c: DeskCount) -> rx.Component:
             min_width="12rem", width="100%",
         ),
         href=c.link, flex="1", min_width="12rem", underline="none", color="inherit",
-        aria_label=c.label + ": " + c.count.to_string(),
     )
 
 

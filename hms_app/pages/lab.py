@@ -127,10 +127,11 @@ def _cancel_steps() -> rx.Component:
                             rx.el.br(), "Reason: " + s.cancel_reason,
                             rx.el.br(), "The ordering doctor is told why. This cannot be undone."),
             rx.hstack(
-                rx.button("Yes, cancel this order", color_scheme="red", on_click=s.cancel, id="lab-cancel-confirm"),
+                rx.button("Yes, cancel this order", color_scheme="red", high_contrast=True, on_click=s.cancel,
+                          id="lab-cancel-confirm"),
                 rx.button("Keep the order", variant="soft", color_scheme="gray", on_click=s.keep_order),
                 spacing="2", wrap="wrap"),
-            color_scheme="red", role="alertdialog", width="100%", id="lab-cancel-confirmation",
+            color_scheme="red", role="alert", width="100%", id="lab-cancel-confirmation",
         ),
         rx.cond(
             s.cancelling,

@@ -121,7 +121,7 @@ def test_cancelling_an_order_asks_to_confirm_what_is_cancelled(app_server, brows
         lab.get_by_label("Reason for cancelling").fill("Sample haemolysed")
         lab.get_by_role("button", name="Continue…").click()
         confirmation = lab.locator("#lab-cancel-confirmation")
-        expect(confirmation).to_contain_text("Cancel C-reactive protein for Maria Garcia")
+        expect(confirmation).to_contain_text("Cancel C-reactive protein (CRP) for Maria Garcia")
         expect(confirmation).to_contain_text("Reason: Sample haemolysed")
         screenshot(lab, screenshot_dir, "lab-cancel-confirmation")
         assert_accessible(lab)
