@@ -57,6 +57,7 @@ def test_lab_result_flag_and_report_download(app_server, browser, screenshot_dir
         expect(lab.locator("#lab-guide-range")).to_have_text("up to 5 mg/L")
         expect(lab.locator("#lab-guide-critical")).to_have_text("none")
         expect(lab.locator("#lab-value")).to_have_value("")
+        screenshot(lab, screenshot_dir, "lab-result-entry-guide")
         lab.fill("#lab-value", "85")
         lab.fill("#lab-comment", "Repeat in a week")
         lab.get_by_role("button", name="Save result").click()
