@@ -748,8 +748,10 @@ def _result_view(row: sa.Row, *, viewer: Actor | None = None) -> ResultView:
             turnaround_minutes=0, has_report_file=False, report_file_name="", needs_acknowledgement=False,
             held=True, status=AWAITING_REVIEW)
     critical = result.flag in CRITICAL_FLAGS
+    mine = viewer is not None and viewer.user_id == order.doctor_id
     if held:
-        status = "Held for your review: the patient does not see it yet"
+        status = ("Held for your review" if mine else "Held for the ordering doctor's review") + \
+            ": the patient does not see it yet"
     elif result.reviewed_at is not None:
         status = "Reviewed"
     else:
@@ -767,7 +769,7 @@ def _result_view(row: sa.Row, *, viewer: Actor | None = None) -> ResultView:
         report_file_name=report_name or "",
         needs_acknowledgement=critical and result.critical_acknowledged_at is None,
         held=held, status=status, review_note=result.review_note or "", reviewed_at=format_local(result.reviewed_at),
-        can_review=held and viewer is not None and viewer.user_id == order.doctor_id,
+        can_review=held and mine,
     )
 
 
