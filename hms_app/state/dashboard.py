@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import reflex as rx
 
 from hms_app.services.administration import users
@@ -66,16 +68,21 @@ class NotificationsState(PagedTableMixin, SessionState):
 
 
 
+async def _load_desk(state: DoctorDeskState | LabDeskState, service: Callable[..., object]):
+    """Fetch a desk into ``state.desk``; on refusal the desk shown stays as it was."""
+    answer = await state._act(service, write=False)
+    if not answer.refused:
+        state.desk = answer.result
+    return answer
+
+
 class DoctorDeskState(SessionState):
     """The doctor's dashboard: today's visits and the counts of what waits, live."""
 
     desk: DoctorDesk = DoctorDesk([], [])
 
     async def _load(self):
-        answer = await self._act(desks.doctor_desk, write=False)
-        if not answer.refused:
-            self.desk = answer.result
-        return answer
+        return await _load_desk(self, desks.doctor_desk)
 
     @rx.event
     async def load_desk(self):
@@ -88,10 +95,7 @@ class LabDeskState(SessionState):
     desk: LabDesk = LabDesk([], [], 0, 0, "")
 
     async def _load(self):
-        answer = await self._act(desks.lab_desk, write=False)
-        if not answer.refused:
-            self.desk = answer.result
-        return answer
+        return await _load_desk(self, desks.lab_desk)
 
     @rx.event
     async def load_desk(self):
