@@ -54,7 +54,7 @@ from hms_app.state.clinical import (
     EncounterState,
     PatientHistoryState,
 )
-from hms_app.state.dashboard import NotificationsState, ProfileState
+from hms_app.state.dashboard import DoctorDeskState, LabDeskState, NotificationsState, ProfileState
 from hms_app.state.finance import AccountsDashboardState
 from hms_app.state.interop import ApiClientsState
 from hms_app.state.lab import LabResultsState, LabWorklistState
@@ -153,13 +153,12 @@ app.add_page(auth.password_page, route="/account/password", title="Change passwo
 app.add_page(common.notifications_page, route="/notifications", title="Notifications · HMS",
              on_load=[SessionState.guard(""), NotificationsState.load_rows])
 
-_ROLE_DASHBOARDS = [
-    ("/patient", "patient", dashboards.patient_dashboard, "My dashboard"),
-    ("/doctor", "doctor", dashboards.doctor_dashboard, "Doctor"),
-    ("/lab", "lab", dashboards.lab_dashboard, "Laboratory"),
-]
-for route, role, page, title in _ROLE_DASHBOARDS:
-    app.add_page(page, route=route, title=f"{title} · HMS", on_load=[SessionState.guard(role), ProfileState.load_profile])
+app.add_page(dashboards.patient_dashboard, route="/patient", title="My dashboard · HMS",
+             on_load=[SessionState.guard("patient"), ProfileState.load_profile])
+app.add_page(dashboards.doctor_dashboard, route="/doctor", title="Doctor · HMS",
+             on_load=[SessionState.guard("doctor"), ProfileState.load_profile, DoctorDeskState.load_desk])
+app.add_page(dashboards.lab_dashboard, route="/lab", title="Laboratory · HMS",
+             on_load=[SessionState.guard("lab"), ProfileState.load_profile, LabDeskState.load_desk])
 
 app.add_page(finance.accounts_dashboard, route="/accounts", title="Accounts · HMS",
              on_load=[SessionState.guard("accounts"), AccountsDashboardState.load_dashboard])
@@ -236,5 +235,8 @@ live.hub.watch("stock", "/pharmacy/queue", PharmacyQueueState, PharmacyQueueStat
 live.hub.watch("lab", "/lab/worklist", LabWorklistState, LabWorklistState._reload)
 live.hub.watch("lab", "/doctor/results", LabResultsState, LabResultsState._reload)
 live.hub.watch("lab", "/patient/results", LabResultsState, LabResultsState._reload)
+live.hub.watch("appointments", "/doctor", DoctorDeskState, DoctorDeskState._load)
+live.hub.watch("lab", "/doctor", DoctorDeskState, DoctorDeskState._load)
+live.hub.watch("lab", "/lab", LabDeskState, LabDeskState._load)
 live.hub.watch("appointments", "/patient/history", PatientHistoryState, PatientHistoryState._reload)
 live.hub.check(app)

@@ -412,7 +412,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                   "ordered_at", "updated_at", "collected_at", "started_at", "cancelled_at", "cancel_reason"),
     "lab_result": ("id", "order_id", "value_numeric", "value_text", "unit", "flag", "range_low", "range_high",
                    "comment", "verified_by", "resulted_at", "turnaround_seconds", "critical_acknowledged_at",
-                   "critical_acknowledged_by"),
+                   "critical_acknowledged_by", "released_at", "reviewed_at", "reviewed_by", "review_note"),
     "dispensation": ("id", "prescription_id", "prescription_item_id", "batch_id", "quantity", "unit_price_cents",
                      "dispensed_by", "dispensed_at"),
     "stock_movement": ("id", "batch_id", "medicine_id", "kind", "quantity", "note", "dispensation_id", "actor_id",
@@ -1470,7 +1470,7 @@ class _Hospital:
         comment = self.token(rng.one_of(LAB_COMMENTS)) if rng.random() < 0.05 else self.empty
         self.add("lab_result", (result_id, order_id, value_numeric, value_text, result_unit, flag, low, high, comment,
                                 technician, fmt.ts(resulted), resulted - ordered, fmt.tsn(acknowledged),
-                                fmt.n(acknowledged_by)))
+                                fmt.n(acknowledged_by), fmt.ts(resulted), fmt.null, fmt.null, fmt.null))
         self.fact(resulted, "lab_result.enter", technician, "lab_result", result_id, uid,
                   f"order {order_id}, {code}, flag {flag or 'none'}")
         if rng.random() < 0.5:

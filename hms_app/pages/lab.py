@@ -8,7 +8,12 @@ from hms_app.components.dialogs import close_button, dialog
 from hms_app.components.forms import field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
-from hms_app.services.laboratory.lab import ResultView, WorklistRow
+from hms_app.services.laboratory.lab import (
+    AWAITING_REVIEW,
+    MAX_REVIEW_NOTE,
+    ResultView,
+    WorklistRow,
+)
 from hms_app.state.lab import LabResultsState, LabWorklistState
 
 
@@ -54,6 +59,7 @@ def _work_dialog() -> rx.Component:
         w.test,
         rx.vstack(
             rx.cond(w.note != "", rx.text("Note from the doctor: ", w.note, size="2"), rx.fragment()),
+            rx.cond(w.status_value == "in_progress", _entry_guide(w), rx.fragment()),
             rx.cond(
                 w.status_value == "in_progress",
                 rx.form(rx.vstack(
@@ -80,19 +86,63 @@ def _work_dialog() -> rx.Component:
                 rx.fragment(),
             ),
             rx.cond(
-                s.cancelling,
-                rx.form(rx.hstack(
-                    rx.box(field("Reason for cancelling", "reason", required=True, field_id="lab-cancel-reason"),
-                           flex="1"),
-                    rx.button("Cancel order", type="submit", color_scheme="red"), align="end", width="100%"),
-                    on_submit=s.cancel),
-                rx.button("Cancel this order…", variant="soft", color_scheme="red", on_click=s.ask_cancel),
+                (w.status_value == "completed") | (w.status_value == "cancelled"),
+                rx.fragment(),
+                _cancel_steps(),
             ),
             rx.flex(close_button("Close", s.close_work), justify="end", width="100%"),
             spacing="3", margin_top="0.75rem",
         ),
         description=w.patient + " · " + w.mrn + " · " + w.specimen + " · priority " + w.priority,
         open=s.working_id != 0, on_close=s.close_work,
+    )
+
+
+def _entry_guide(w: WorklistRow) -> rx.Component:
+    """What the result must be read against, shown before a value is typed."""
+    def item(label: str, value: rx.Var, element_id: str) -> rx.Component:
+        return rx.data_list.item(rx.data_list.label(label, min_width="9rem"),
+                                 rx.data_list.value(rx.cond(value != "", value, "none"), id=element_id))
+
+    return rx.cond(
+        w.numeric,
+        rx.data_list.root(
+            item("Unit", w.unit, "lab-guide-unit"),
+            item("This patient's range", w.reference_range, "lab-guide-range"),
+            item("Critical limits", w.critical_limits, "lab-guide-critical"),
+            size="2", orientation=rx.breakpoints(initial="vertical", sm="horizontal"),
+        ),
+        rx.text("A text result: no unit, range or critical limits.", size="2", color="var(--gray-11)"),
+    )
+
+
+def _cancel_steps() -> rx.Component:
+    """Cancelling takes three steps: ask, give the reason, then confirm what will be cancelled."""
+    s = LabWorklistState
+    w = s.working
+    return rx.cond(
+        s.cancel_reason != "",
+        rx.callout.root(
+            rx.callout.text(rx.text.strong("Cancel " + w.test + " for " + w.patient + " (" + w.mrn + ")?"),
+                            rx.el.br(), "Reason: " + s.cancel_reason,
+                            rx.el.br(), "The ordering doctor is told why. This cannot be undone."),
+            rx.hstack(
+                rx.button("Yes, cancel this order", color_scheme="red", high_contrast=True, on_click=s.cancel,
+                          id="lab-cancel-confirm"),
+                rx.button("Keep the order", variant="soft", color_scheme="gray", on_click=s.keep_order),
+                spacing="2", wrap="wrap"),
+            color_scheme="red", role="alert", width="100%", id="lab-cancel-confirmation",
+        ),
+        rx.cond(
+            s.cancelling,
+            rx.form(rx.hstack(
+                rx.box(field("Reason for cancelling", "reason", required=True, field_id="lab-cancel-reason"),
+                       flex="1"),
+                rx.button("Continue…", type="submit", color_scheme="red", variant="soft"), align="end",
+                width="100%"),
+                on_submit=s.review_cancel),
+            rx.button("Cancel this order…", variant="soft", color_scheme="red", on_click=s.ask_cancel),
+        ),
     )
 
 
@@ -110,17 +160,25 @@ def lab_worklist_page() -> rx.Component:
                              rx.foreach(s.tests, lambda t: rx.el.option(t.label, value=t.id.to_string())),
                              id="lab-filter-test", name="test", class_name="native-select", width="100%"),
                 spacing="1", width="100%"),
+            select_field("Show", "show", [("open", "Open orders"), ("completed", "Completed"),
+                                          ("cancelled", "Cancelled")], field_id="lab-filter-show"),
+            field("From (completed or cancelled)", "from", type="date", field_id="lab-filter-from"),
+            field("To", "to", type="date", field_id="lab-filter-to"),
             rx.button("Apply filters", type="submit"),
             columns=rx.breakpoints(initial="1", sm="4"), spacing="3", align="end", width="100%"),
         on_submit=s.apply_filters, reset_on_submit=False, width="100%",
     )
     return page_shell(
         "Lab worklist",
-        data_table(s, caption="Open lab orders: stat first, then urgent, then routine",
+        data_table(s, caption=rx.match(s.filter_show, ("completed", "Completed orders, newest first"),
+                                       ("cancelled", "Cancelled orders, newest first"),
+                                       "Open lab orders: stat first, then urgent, then routine"),
                    columns=[("", "Priority"), ("", "Test"), ("", "Patient"), ("", "Ordered by"), ("", "Waiting"),
                             ("", "Status"), ("", "Note"), ("", "Actions")],
                    rows=s.rows, render_row=_worklist_row, toolbar=filters,
-                   empty="No open orders match. New orders from doctors appear here at once."),
+                   empty=rx.cond(s.filter_show == "open",
+                                 "No open orders match. New orders from doctors appear here at once.",
+                                 "No orders match in these dates. Widen the dates or change the filters.")),
         _work_dialog(),
     )
 
@@ -140,30 +198,63 @@ def _result_row(r: ResultView) -> rx.Component:
     return rx.table.row(
         rx.table.cell(r.resulted_at, white_space="nowrap"),
         rx.table.row_header_cell(r.test, rx.text(r.patient + " · " + r.mrn, size="1", color="var(--gray-11)")),
-        rx.table.cell(rx.text(r.value + " " + r.unit, weight="bold"), rx.text(r.comment, size="1")),
+        rx.table.cell(rx.text(r.value + " " + r.unit, weight="bold"), rx.text(r.comment, size="1"),
+                      rx.cond(r.status != "", rx.badge(r.status, variant="soft", color_scheme=rx.cond(r.held, "amber", "gray"),
+                                                       high_contrast=True, class_name="result-status",
+                                                       white_space="normal"), rx.fragment()),
+                      rx.cond(r.review_note != "", rx.text("Note from your doctor: " + r.review_note, size="1",
+                                                           class_name="review-note"), rx.fragment())),
         rx.table.cell(r.reference_range),
         rx.table.cell(_flag_badge(r),
                       rx.cond(r.needs_acknowledgement,
                               rx.button("Acknowledge", size="1", color_scheme="red", on_click=s.acknowledge(r.result_id),
                                         aria_label="Acknowledge the critical " + r.test),
+                              rx.fragment()),
+                      rx.cond(r.can_review,
+                              rx.button("Mark reviewed…", size="1", on_click=s.open_review(r.result_id),
+                                        aria_label="Mark reviewed: " + r.test + " for " + r.patient),
                               rx.fragment())),
-        rx.table.cell(rx.hstack(
+        rx.table.cell(rx.cond(r.status == AWAITING_REVIEW, rx.fragment(), rx.hstack(
             rx.button("PDF report", size="1", variant="soft", on_click=s.download(r.order_id, "pdf"),
                       aria_label="PDF report of " + r.test),
             rx.cond(r.has_report_file,
                     rx.button("Lab file", size="1", variant="soft", on_click=s.download(r.order_id, "report"),
                               aria_label="Lab file for " + r.test),
                     rx.fragment()),
-            spacing="2")),
+            spacing="2"))),
         data_result=r.order_id.to_string(),
         background=rx.cond(r.needs_acknowledgement, "var(--red-2)", "transparent"),
+    )
+
+
+def _review_dialog() -> rx.Component:
+    s = LabResultsState
+    return dialog(
+        "Mark reviewed",
+        rx.form(rx.vstack(
+            rx.vstack(
+                rx.el.label("Note to the patient (optional)", html_for="review-note", font_weight="500",
+                            font_size="0.9rem"),
+                rx.text_area(id="review-note", name="note", rows="4", width="100%",
+                             aria_describedby="review-note-hint"),
+                rx.text(f"The patient sees it with the result. At most {MAX_REVIEW_NOTE} characters.",
+                        id="review-note-hint", size="1", color="var(--gray-11)"),
+                spacing="1", width="100%"),
+            rx.flex(close_button("Cancel", s.close_review),
+                    rx.button("Mark reviewed and release", type="submit", id="review-submit"),
+                    justify="end", spacing="2", width="100%"),
+            spacing="3", width="100%"), on_submit=s.review, reset_on_submit=False),
+        description=s.reviewing_title + " · the patient sees the result once you mark it reviewed.",
+        open=s.reviewing_id != 0, on_close=s.close_review,
     )
 
 
 def results_page() -> rx.Component:
     return page_shell(
         "Lab results",
-        data_table(LabResultsState, caption="Lab results, critical ones not yet acknowledged first",
+        _review_dialog(),
+        data_table(LabResultsState, caption="Lab results: critical ones not yet acknowledged first, then those "
+                                            "awaiting review",
                    columns=[("", "Resulted"), ("", "Test"), ("", "Value"), ("", "Range"), ("", "Flag"), ("", "Files")],
                    rows=LabResultsState.rows, render_row=_result_row,
                    empty="No results yet. Completed tests appear here as soon as the lab enters them."),

@@ -1,6 +1,8 @@
-"""The profile every role's dashboard shows, and the notifications page."""
+"""The profile every role's dashboard shows, the doctor's and the lab's desks, and the notifications page."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import reflex as rx
 
@@ -8,6 +10,8 @@ from hms_app.services.administration import users
 from hms_app.services.administration.users import Profile
 from hms_app.services.messaging import mail, notifications
 from hms_app.services.messaging.notifications import NotificationRow
+from hms_app.services.reporting import desks
+from hms_app.services.reporting.desks import DoctorDesk, LabDesk
 from hms_app.state.auth import SessionState
 from hms_app.state.tables import PagedTableMixin
 
@@ -62,3 +66,37 @@ class NotificationsState(PagedTableMixin, SessionState):
             f"{count} notifications marked as read." if count else "Nothing was unread."))
 
 
+
+
+async def _load_desk(state: DoctorDeskState | LabDeskState, service: Callable[..., object]):
+    """Fetch a desk into ``state.desk``; on refusal the desk shown stays as it was."""
+    answer = await state._act(service, write=False)
+    if not answer.refused:
+        state.desk = answer.result
+    return answer
+
+
+class DoctorDeskState(SessionState):
+    """The doctor's dashboard: today's visits and the counts of what waits, live."""
+
+    desk: DoctorDesk = DoctorDesk([], [])
+
+    async def _load(self):
+        return await _load_desk(self, desks.doctor_desk)
+
+    @rx.event
+    async def load_desk(self):
+        return await self._load()
+
+
+class LabDeskState(SessionState):
+    """The lab's dashboard: open orders by status and priority, today's turnaround, live."""
+
+    desk: LabDesk = LabDesk([], [], 0, 0, "")
+
+    async def _load(self):
+        return await _load_desk(self, desks.lab_desk)
+
+    @rx.event
+    async def load_desk(self):
+        return await self._load()

@@ -23,9 +23,14 @@ class LabWorklistState(PagedTableMixin, SessionState):
     filter_status: str = ""
     filter_priority: str = ""
     filter_test: str = ""
+    filter_show: str = "open"
+    filter_from: str = ""
+    filter_to: str = ""
     working_id: int = 0
     working: WorklistRow = WorklistRow(0, "", "", "", "", "", "", "", "", "", "", "")
     cancelling: bool = False
+    cancel_reason: str = ""
+    """The reason typed, waiting for the explicit "Yes, cancel" (empty: not asked yet)."""
     last_flag: str = ""
 
     async def _fetch(self) -> None:
@@ -33,7 +38,8 @@ class LabWorklistState(PagedTableMixin, SessionState):
             self.tests = await self._call(lab.worklist_tests, write=False)
         self.rows = self._paged(await self._call(
             lab.worklist, write=False, status=self.filter_status, priority=self.filter_priority,
-            test_id=self.filter_test or None, page=self.page, page_size=self.page_size))
+            test_id=self.filter_test or None, show=self.filter_show, date_from=self.filter_from,
+            date_to=self.filter_to, page=self.page, page_size=self.page_size))
         if self.working_id:
             self.working = next((r for r in self.rows if r.id == self.working_id), self.working)
 
@@ -42,6 +48,9 @@ class LabWorklistState(PagedTableMixin, SessionState):
         self.filter_status = form_text(form_data, "status", 20)
         self.filter_priority = form_text(form_data, "priority", 10)
         self.filter_test = form_text(form_data, "test", 12)
+        self.filter_show = form_text(form_data, "show", 12) or "open"
+        self.filter_from = form_text(form_data, "from", 10)
+        self.filter_to = form_text(form_data, "to", 10)
         self.page = 1
         return await self._reload()
 
@@ -61,20 +70,38 @@ class LabWorklistState(PagedTableMixin, SessionState):
     def open_work(self, order_id: int):
         row = next((r for r in self.rows if r.id == order_id), None)
         if row is not None:
-            self.working_id, self.working, self.cancelling, self.last_flag = row.id, row, False, ""
+            self.working_id, self.working, self.last_flag = row.id, row, ""
+            self.cancelling, self.cancel_reason = False, ""
 
     @rx.event
     def ask_cancel(self):
-        self.cancelling = True
+        self.cancelling, self.cancel_reason = True, ""
 
     @rx.event
     def close_work(self):
-        self.working_id, self.cancelling = 0, False
+        self.working_id, self.cancelling, self.cancel_reason = 0, False, ""
 
     @rx.event
-    async def cancel(self, form_data: dict):
+    def review_cancel(self, form_data: dict):
+        """The reason is typed: show what will be cancelled and ask for an explicit yes."""
+        reason = form_text(form_data, "reason", 300).strip()
+        if len(reason) < 3:
+            return rx.toast.error("Say why the order is cancelled (for example: sample haemolysed).")
+        self.cancel_reason = reason
+        return None
+
+    @rx.event
+    def keep_order(self):
+        self.cancelling, self.cancel_reason = False, ""
+
+    @rx.event
+    async def cancel(self):
+        """Cancel the order in the dialog, once its reason was given and the cancellation confirmed."""
+        if not (self.working_id and self.cancel_reason):
+            return rx.toast.error("Give a reason and confirm before cancelling the order.")
         outcome = await self._move(lab.cancel_order, "Order cancelled; the doctor is told why.",
-                                   order_id=self.working_id, reason=form_text(form_data, "reason"))
+                                   order_id=self.working_id, reason=self.cancel_reason)
+        self.cancelling, self.cancel_reason = False, ""
         if self.working_id and not any(r.id == self.working_id and r.status_value != "cancelled" for r in self.rows):
             self.working_id = 0
         return outcome
@@ -91,6 +118,9 @@ class LabWorklistState(PagedTableMixin, SessionState):
         await self._reload()
         if entered.is_critical:
             return rx.toast.warning(f"Critical value ({entered.flag_label}): the ordering doctor has been alerted.")
+        if not entered.released:
+            return rx.toast.success(f"Result saved ({entered.flag_label or 'text result'}); held for the ordering "
+                                    "doctor's review before the patient sees it.")
         return rx.toast.success(f"Result saved ({entered.flag_label or 'text result'}); patient and doctor notified.")
 
     @rx.event
@@ -101,9 +131,12 @@ class LabWorklistState(PagedTableMixin, SessionState):
 
 
 class LabResultsState(PagedTableMixin, SessionState):
-    """Results as the patient (their own) or the ordering doctor (critical ones first) sees them."""
+    """Results as the patient (their own) or the ordering doctor (critical ones first, then those
+    held for review) sees them; the doctor marks held ones reviewed, which releases them."""
 
     rows: list[ResultView] = []
+    reviewing_id: int = 0
+    reviewing_title: str = ""
 
     async def _fetch(self) -> None:
         actor = await self._actor(refused_action="lab.results")
@@ -119,3 +152,25 @@ class LabResultsState(PagedTableMixin, SessionState):
     async def download(self, order_id: int, which: str):
         return await self._act(lab.download_result_file, order_id=order_id, which=str(which)[:10],
                                success=file_download)
+
+    @rx.event
+    def open_review(self, result_id: int):
+        row = next((r for r in self.rows if r.result_id == result_id and r.can_review), None)
+        if row is not None:
+            self.reviewing_id = row.result_id
+            self.reviewing_title = f"{row.test} for {row.patient}: {row.value} {row.unit}".strip()
+
+    @rx.event
+    def close_review(self):
+        self.reviewing_id, self.reviewing_title = 0, ""
+
+    @rx.event
+    async def review(self, form_data: dict):
+        """Mark the result in the dialog reviewed, with the optional note: the patient sees it now."""
+        answer = await self._act(lab.review_result, result_id=self.reviewing_id,
+                                 note=form_text(form_data, "note", lab.MAX_REVIEW_NOTE + 1),
+                                 refresh=self._reload, on_refusal=self._reload,
+                                 success="Reviewed: the patient can see the result now and has been told.")
+        if not answer.refused or not any(r.result_id == self.reviewing_id and r.can_review for r in self.rows):
+            self.reviewing_id, self.reviewing_title = 0, ""
+        return answer

@@ -729,6 +729,14 @@ EVERYONE = (
     # its own choice about e-mail reminders
     Allowed("email_preference", frozenset({"INSERT", "UPDATE"}), owner="user_id"),
 )
+_REVIEW_COLUMNS = ("released_at", "reviewed_at", "reviewed_by", "review_note")
+
+
+def _with_review(change: Change, others: list[Change]) -> bool:
+    return any(o.table == "lab_result" and o.op == "UPDATE" and o.changed_columns <= set(_REVIEW_COLUMNS)
+               for o in others)
+
+
 _CHARGES = ("invoice", "invoice_line")
 """A completed lab test and a dispensation each add a line to the patient's draft invoice."""
 # What each role's permissions let it change hospital-wide, or in its own rows (``owner``):
@@ -739,7 +747,10 @@ MAY_CHANGE: dict[str, tuple[Allowed, ...]] = {
                Allowed("doctor_availability", owner="doctor_id"), Allowed("doctor_leave", owner="doctor_id"),
                Allowed("doctor_profile", owner="user_id"),
                # breaking the glass: audited, reviewed by admin
-               Allowed("break_glass", frozenset({"INSERT"}), owner="doctor_id")),
+               Allowed("break_glass", frozenset({"INSERT"}), owner="doctor_id"),
+               # reviewing a held result of theirs releases it, and the patient is told
+               Allowed("lab_result", frozenset({"UPDATE"}), frozenset(_REVIEW_COLUMNS), owner="reviewed_by"),
+               *(Allowed(t, frozenset({"INSERT"}), when=_with_review) for t in ("notification", "email_outbox"))),
     "lab": (*EVERYONE, *(Allowed(t) for t in ("lab_order", "lab_result", "lab_report_file", *_CHARGES)),
             Allowed("notification", frozenset({"INSERT"})), Allowed("counter", when=_counter("invoice"))),
     "pharmacy": (*EVERYONE, *(Allowed(t) for t in ("prescription", "prescription_item", "dispensation",

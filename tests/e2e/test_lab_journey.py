@@ -8,8 +8,9 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from cryptography.fernet import Fernet
+from playwright.sync_api import expect
 
-from tests.e2e.helpers import assert_accessible, log_in, screenshot, wait_ready
+from tests.e2e.helpers import assert_accessible, db_value, log_in, screenshot, wait_ready
 
 PATIENT = "maria.garcia@patients.example"
 DOCTOR = "mateo.rossi@hms.example"
@@ -51,6 +52,12 @@ def test_lab_result_flag_and_report_download(app_server, browser, screenshot_dir
         row.get_by_role("button", name="Collect").click()
         row.get_by_role("button", name="Start").click()
         row.get_by_role("button", name="Enter result").click()
+        # Before a value is typed: the unit, this patient's range and the critical limits.
+        expect(lab.locator("#lab-guide-unit")).to_have_text("mg/L")
+        expect(lab.locator("#lab-guide-range")).to_have_text("up to 5 mg/L")
+        expect(lab.locator("#lab-guide-critical")).to_have_text("none")
+        expect(lab.locator("#lab-value")).to_have_value("")
+        screenshot(lab, screenshot_dir, "lab-result-entry-guide")
         lab.fill("#lab-value", "85")
         lab.fill("#lab-comment", "Repeat in a week")
         lab.get_by_role("button", name="Save result").click()
@@ -73,6 +80,10 @@ def test_lab_result_flag_and_report_download(app_server, browser, screenshot_dir
         result.locator(".result-flag[data-flag='high']").wait_for()
         screenshot(doctor, screenshot_dir, "doctor-results")
         assert_accessible(doctor)
+        # High, so held until the ordering doctor marks it reviewed.
+        result.get_by_role("button", name="Mark reviewed: C-reactive protein").click()
+        doctor.get_by_role("button", name="Mark reviewed and release").click()
+        expect(result).to_contain_text("Reviewed")
 
         log_in(patient, app_server.url, PATIENT)
         patient.wait_for_url(f"{app_server.url}/patient")
@@ -94,3 +105,48 @@ def test_lab_result_flag_and_report_download(app_server, browser, screenshot_dir
     finally:
         for ctx in contexts:
             ctx.close()
+
+
+def test_cancelling_an_order_asks_to_confirm_what_is_cancelled(app_server, browser, screenshot_dir, tmp_path):
+    db = app_server.database_url.removeprefix("sqlite:///")
+    order_id = _open_crp_order(db, app_server.data_dir)
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    try:
+        lab = context.new_page()
+        log_in(lab, app_server.url, "lab@hms.example")
+        lab.wait_for_url(f"{app_server.url}/lab")
+        lab.goto(f"{app_server.url}/lab/worklist")
+        wait_ready(lab)
+        lab.locator(f"tr[data-order='{order_id}']").get_by_role("button", name="Details").click()
+        lab.get_by_role("button", name="Cancel this order…").click()
+        lab.get_by_label("Reason for cancelling").fill("Sample haemolysed")
+        lab.get_by_role("button", name="Continue…").click()
+        confirmation = lab.locator("#lab-cancel-confirmation")
+        expect(confirmation).to_contain_text("Cancel C-reactive protein (CRP) for Maria Garcia")
+        expect(confirmation).to_contain_text("Reason: Sample haemolysed")
+        screenshot(lab, screenshot_dir, "lab-cancel-confirmation")
+        assert_accessible(lab)
+        # Nothing is cancelled until the explicit yes; "Keep the order" backs out.
+        assert db_value(app_server.database_url, "SELECT status FROM lab_order WHERE id=?", (order_id,)) == "requested"
+        lab.get_by_role("button", name="Keep the order").click()
+        expect(confirmation).to_have_count(0)
+        assert db_value(app_server.database_url, "SELECT status FROM lab_order WHERE id=?", (order_id,)) == "requested"
+        lab.get_by_role("button", name="Cancel this order…").click()
+        lab.get_by_label("Reason for cancelling").fill("Sample haemolysed")
+        lab.get_by_role("button", name="Continue…").click()
+        lab.get_by_role("button", name="Yes, cancel this order").click()
+        expect(lab.get_by_text("Order cancelled").first).to_be_visible()
+        assert db_value(app_server.database_url, "SELECT status FROM lab_order WHERE id=?", (order_id,)) == "cancelled"
+
+        # The worklist lists cancelled orders over dates when asked; open ones by default.
+        expect(lab.locator(f"tr[data-order='{order_id}']")).to_have_count(0)
+        lab.get_by_label("Show").select_option("cancelled")
+        lab.get_by_role("button", name="Apply filters").click()
+        expect(lab.locator(f"tr[data-order='{order_id}']")).to_contain_text("cancelled")
+        screenshot(lab, screenshot_dir, "lab-worklist-cancelled")
+        lab.get_by_label("To", exact=True).fill("2020-01-01")
+        lab.get_by_label("From (completed or cancelled)").fill("2019-12-01")
+        lab.get_by_role("button", name="Apply filters").click()
+        expect(lab.get_by_text("No orders match in these dates")).to_be_visible()
+    finally:
+        context.close()

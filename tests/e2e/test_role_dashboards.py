@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 from playwright.sync_api import expect
 
+from hms_app import settings
 from tests.e2e.helpers import (
     assert_accessible,
     assert_apart,
@@ -111,3 +115,95 @@ def test_patient_lands_on_own_dashboard_with_mrn(app_server, page, screenshot_di
     expect(page.get_by_text("10 Example Street, London", exact=True)).to_be_visible()
     screenshot(page, screenshot_dir, "dashboard-patient")
     assert_accessible(page)
+
+
+def _appointment(db: str, email: str, doctor_email: str, start: datetime, status: str, reason: str) -> int:
+    with sqlite3.connect(db) as conn:
+        patient = conn.execute("SELECT id FROM user WHERE email=?", (email,)).fetchone()[0]
+        doctor, department = conn.execute(
+            "SELECT u.id, d.department_id FROM user u JOIN doctor_profile d ON d.user_id=u.id WHERE u.email=?",
+            (doctor_email,)).fetchone()
+        utc = start.astimezone(UTC).replace(tzinfo=None)
+        return conn.execute(
+            "INSERT INTO appointment (patient_id, doctor_id, department_id, starts_at, ends_at, status, reason, "
+            "status_reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
+            (patient, doctor, department, utc.isoformat(" "), (utc + timedelta(minutes=20)).isoformat(" "), status,
+             reason, utc.isoformat(" "), utc.isoformat(" "))).lastrowid
+
+
+def test_the_doctors_dashboard_shows_today_and_what_waits_live(app_server, browser, screenshot_dir):
+    db = app_server.database_url.removeprefix("sqlite:///")
+    doctor_email = "mateo.rossi@hms.example"
+    today_start = datetime.now(settings.TIMEZONE).replace(hour=0, minute=7, second=0, microsecond=0)
+    visit = _appointment(db, "maria.garcia@patients.example", doctor_email, today_start, "confirmed",
+                         "Chest pain follow-up")
+    request = _appointment(db, "maria.garcia@patients.example", doctor_email,
+                           today_start + timedelta(days=6, hours=10, minutes=13), "requested", "Check-up")
+    contexts = [browser.new_context(viewport={"width": 1366, "height": 900}) for _ in range(2)]
+    try:
+        desk, other_tab = (ctx.new_page() for ctx in contexts)
+        log_in_to(desk, app_server.url, doctor_email, "/doctor")
+        row = desk.locator(f"tr[data-visit='{visit}']")
+        expect(row).to_contain_text("00:07")
+        expect(row).to_contain_text("Maria Garcia")
+        expect(row).to_contain_text("Confirmed")
+        expect(row).to_contain_text("Chest pain follow-up")
+        requests = db_value(app_server.database_url, "SELECT count(*) FROM appointment a JOIN user u ON u.id=a.doctor_id "
+                            "WHERE u.email=? AND a.status='requested' AND a.starts_at >= datetime('now')", (doctor_email,))
+        expect(desk.locator("#desk-count-requests")).to_have_text(str(requests))
+        expect(desk.get_by_role("link", name=re.compile(r"^Appointment requests"))).to_have_attribute(
+            "href", "/doctor/appointments")
+        expect(desk.get_by_role("link", name=re.compile(r"^Results to review"))).to_have_attribute("href", "/doctor/results")
+        expect(desk.get_by_role("link", name=re.compile(r"^Critical values"))).to_have_attribute("href", "/doctor/results")
+        screenshot(desk, screenshot_dir, "dashboard-doctor-desk")
+        assert_accessible(desk)
+        # Confirming the request in another tab lowers the count here, live.
+        log_in_to(other_tab, app_server.url, doctor_email, "/doctor")
+        other_tab.goto(f"{app_server.url}/doctor/appointments")
+        wait_ready(other_tab)
+        other_tab.locator(f"[data-appointment='{request}']").get_by_role("button", name="Confirm").click()
+        expect(desk.locator("#desk-count-requests")).to_have_text(str(requests - 1))
+    finally:
+        for ctx in contexts:
+            ctx.close()
+
+
+def _requested_lab_order(db: str, data_dir) -> int:
+    key = (data_dir / "hms.key").read_bytes().splitlines()[0]
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
+    with sqlite3.connect(db) as conn:
+        patient = conn.execute("SELECT id FROM user WHERE email='maria.garcia@patients.example'").fetchone()[0]
+        doctor = conn.execute("SELECT id FROM user WHERE email='mateo.rossi@hms.example'").fetchone()[0]
+        test = conn.execute("SELECT id FROM lab_test WHERE code='NA'").fetchone()[0]
+        return conn.execute(
+            "INSERT INTO lab_order (patient_id, doctor_id, test_id, priority, status, note, ordered_at, updated_at) "
+            "VALUES (?, ?, ?, 'stat', 'requested', ?, ?, ?)",
+            (patient, doctor, test, Fernet(key).encrypt(b"").decode(), now, now)).lastrowid
+
+
+def test_the_labs_dashboard_counts_open_orders_live(app_server, browser, screenshot_dir):
+    order_id = _requested_lab_order(app_server.database_url.removeprefix("sqlite:///"), app_server.data_dir)
+    contexts = [browser.new_context(viewport={"width": 1366, "height": 900}) for _ in range(2)]
+    try:
+        desk, worklist = (ctx.new_page() for ctx in contexts)
+        log_in_to(desk, app_server.url, "lab@hms.example", "/lab")
+        for status in ("requested", "collected", "in_progress"):
+            count = db_value(app_server.database_url, "SELECT count(*) FROM lab_order WHERE status=?", (status,))
+            expect(desk.locator(f"#desk-count-{status}")).to_have_text(str(count))
+        for priority in ("stat", "urgent", "routine"):
+            count = db_value(app_server.database_url, "SELECT count(*) FROM lab_order WHERE priority=? AND status IN "
+                             "('requested', 'collected', 'in_progress')", (priority,))
+            expect(desk.locator(f"#desk-count-{priority}")).to_have_text(str(count))
+        expect(desk.locator("#desk-resulted-today")).to_have_text(re.compile(r"^\d+$"))
+        screenshot(desk, screenshot_dir, "dashboard-lab-desk")
+        assert_accessible(desk)
+        # Collecting a sample in another tab moves the counts here, live.
+        requested = db_value(app_server.database_url, "SELECT count(*) FROM lab_order WHERE status='requested'")
+        log_in_to(worklist, app_server.url, "lab@hms.example", "/lab")
+        worklist.goto(f"{app_server.url}/lab/worklist")
+        wait_ready(worklist)
+        worklist.locator(f"tr[data-order='{order_id}']").get_by_role("button", name="Collect").click()
+        expect(desk.locator("#desk-count-requested")).to_have_text(str(requested - 1))
+    finally:
+        for ctx in contexts:
+            ctx.close()

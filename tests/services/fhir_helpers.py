@@ -57,7 +57,9 @@ def build_record(engine: sa.Engine, actors: dict[Role, Actor], patient_id: int) 
     allergy_id = call(engine, clinical.add_allergy, actor=doctor, patient_id=patient_id, substance="Latex",
                       reaction="Contact dermatitis", severity="mild")
     order_id = running(engine, lab_staff, order(engine, doctor, visit, "K"))
-    call(engine, lab.enter_result, actor=lab_staff, order_id=order_id, value="5.9", comment="Repeat in a week")
+    entered = call(engine, lab.enter_result, actor=lab_staff, order_id=order_id, value="5.9", comment="Repeat in a week")
+    # High, so held until the ordering doctor reviews it: the record holds it released.
+    call(engine, lab.review_result, actor=doctor, result_id=entered.result_id)
     call(engine, lab.upload_report_file, actor=lab_staff, order_id=order_id, file_name="potassium.pdf",
          data=pdf_bytes())
     medicine = medicine_id(engine, "atorvastatin")

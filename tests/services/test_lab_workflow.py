@@ -445,8 +445,8 @@ def test_a_critical_value_sends_the_doctor_a_separate_urgent_notification(hospit
     entered = enter(hospital, lab_staff, order_id, "7.1")
     assert (entered.flag, entered.is_critical, entered.flag_label) == ("critical_high", True, "Critical high")
     sent = notifications_since(hospital, before)
-    assert [(n[0], n[1]) for n in sent] == [(patient.user_id, "Your results are ready"),
-                                           (doctor.user_id, "Lab result ready"),
+    # A critical value is held for the doctor's review: the patient hears of it only on release.
+    assert [(n[0], n[1]) for n in sent] == [(doctor.user_id, "Lab result to review"),
                                            (doctor.user_id, "URGENT: critical lab result")]
     assert "critical high" in sent[-1][2]
 
@@ -473,7 +473,10 @@ def test_critical_results_come_first_for_the_doctor_until_acknowledged(hospital,
     with pytest.raises(Conflict, match="acknowledged"):
         call(hospital, lab.acknowledge_critical, actor=doctor, result_id=critical.result_id)
     rows = call(hospital, lab.results_for_doctor, actor=doctor).rows
-    assert [r.order_id for r in rows] == [normal_order, critical_order]  # newest first once acknowledged
+    assert [r.order_id for r in rows] == [critical_order, normal_order]  # acknowledged, still held for review
+    call(hospital, lab.review_result, actor=doctor, result_id=critical.result_id)
+    rows = call(hospital, lab.results_for_doctor, actor=doctor).rows
+    assert [r.order_id for r in rows] == [normal_order, critical_order]  # newest first once acknowledged and reviewed
     assert rows[1].critical_acknowledged
     assert rows[1].acknowledged_at
     assert call(hospital, lab.unacknowledged_critical_count, actor=doctor) == 0
@@ -687,7 +690,7 @@ def test_one_result_wins_when_lab_staff_enter_it_at_once(hospital, doctor, lab_s
     assert sum(isinstance(o, lab.EnteredResult) for o in outcomes) == 1, outcomes
     assert all(isinstance(o, Conflict) for o in outcomes if not isinstance(o, lab.EnteredResult)), outcomes
     assert table_count(hospital, LabResult) == 1
-    assert len(notifications_since(hospital, before)) == 3  # patient, doctor, and the one urgent notice
+    assert len(notifications_since(hospital, before)) == 2  # the doctor's "to review" and the one urgent notice
     assert len(audit_events(hospital, action="lab_result.enter")) == 1
 
 

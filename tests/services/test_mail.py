@@ -119,7 +119,9 @@ def test_each_event_is_mailed_once_with_no_clinical_content(seeded, actors, smtp
     hospital = with_reference_data(seeded)
     visit = open_visit(hospital, doctor, patient_id)
     order_id = running(hospital, actors[Role.LAB], order(hospital, doctor, visit, "HGB"))
-    call(hospital, lab.enter_result, actor=actors[Role.LAB], order_id=order_id, value="6.1", comment="HIV positive")
+    entered = call(hospital, lab.enter_result, actor=actors[Role.LAB], order_id=order_id, value="6.1",
+                   comment="HIV positive")
+    call(hospital, lab.review_result, actor=doctor, result_id=entered.result_id)  # critical: mailed on release
 
     assert sorted(row.event_key for row in _outbox(seeded)) == sorted([
         f"appointment.confirmed:{confirmed}", f"appointment.declined:{declined}",

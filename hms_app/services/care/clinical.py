@@ -29,6 +29,7 @@ from hms_app.db.models import (
     Document,
     Encounter,
     LabOrder,
+    LabResult,
     LabTest,
     Medicine,
     PatientProfile,
@@ -321,10 +322,15 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
             entries[("prescription", p.id)] = TimelineEntry("prescription", p.id, format_local(p.created_at), "Prescription",
                                                             "; ".join(items.get(p.id, [])), str(p.status).replace("_", " "))
     if ids := wanted.get("lab"):
-        for o, test in session.execute(sa.select(LabOrder, LabTest.name).join(LabTest, LabTest.id == LabOrder.test_id)
-                                       .where(LabOrder.id.in_(ids))):
+        for o, test, held in session.execute(
+            sa.select(LabOrder, LabTest.name, LabResult.id.is_not(None) & LabResult.released_at.is_(None))
+            .join(LabTest, LabTest.id == LabOrder.test_id).outerjoin(LabResult, LabResult.order_id == LabOrder.id)
+            .where(LabOrder.id.in_(ids))
+        ):
+            # A result held for the doctor's review is, to its patient, not there yet.
+            status = "awaiting review by your doctor" if for_patient and held else str(o.status).replace("_", " ")
             entries[("lab", o.id)] = TimelineEntry("lab", o.id, format_local(o.ordered_at), f"Lab test: {test}",
-                                                   f"Priority {o.priority}", str(o.status).replace("_", " "))
+                                                   f"Priority {o.priority}", status)
     if ids := wanted.get("document"):
         for d in session.execute(sa.select(Document).where(Document.id.in_(ids))).scalars():
             entries[("document", d.id)] = TimelineEntry("document", d.id, format_local(d.created_at), f"Document: {d.title}",

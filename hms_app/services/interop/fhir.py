@@ -391,6 +391,22 @@ def _lab_code(test: LabTest) -> dict:
     return _concept(test.name, system=LAB_TEST_SYSTEM, code=test.code, display=test.name)
 
 
+HELD_NOTE = "Awaiting review by your doctor"
+
+
+def held_lab_observation(order: LabOrder, result: LabResult, test: LabTest) -> dict:
+    """A result held for the ordering doctor's review, as its patient may see it: registered,
+    with no value, range, interpretation or comment."""
+    return validated({
+        "resourceType": "Observation", "id": f"lab-{order.id}", "status": "registered",
+        "category": [_concept("", system=_OBS_CATEGORY, code="laboratory", display="Laboratory")],
+        "code": _lab_code(test), "subject": _ref("Patient", order.patient_id),
+        "encounter": _ref("Encounter", order.encounter_id) if order.encounter_id else None,
+        "effectiveDateTime": _instant(order.collected_at or order.ordered_at), "issued": _instant(result.resulted_at),
+        "note": [{"text": HELD_NOTE}],
+    })
+
+
 def lab_observation(order: LabOrder, result: LabResult, test: LabTest) -> dict:
     resource: dict[str, Any] = {
         "resourceType": "Observation",
@@ -606,8 +622,14 @@ def _names(session: Session, ids: Iterable[int]) -> dict[int, str]:
     return dict(session.execute(sa.select(User.id, User.full_name).where(User.id.in_(ids))).all())
 
 
-def _build(session: Session, wanted: dict[str, list[int]], base_url: str) -> dict[tuple[str, int], dict]:
-    """The resources of the given (kind, ids), each fetched with one query per kind."""
+def _build(session: Session, wanted: dict[str, list[int]], base_url: str, *, for_patient: bool = False
+           ) -> dict[tuple[str, int], dict]:
+    """The resources of the given (kind, ids), each fetched with one query per kind.
+
+    Args:
+        for_patient: built for the patient's own eyes: a lab result held for the ordering
+            doctor's review shows as registered, without its value (and without its report).
+    """
     built: dict[tuple[str, int], dict] = {}
     if ids := wanted.get("patient"):
         for user, profile in session.execute(sa.select(User, PatientProfile).join(PatientProfile, PatientProfile.user_id == User.id)
@@ -655,6 +677,10 @@ def _build(session: Session, wanted: dict[str, list[int]], base_url: str) -> dic
             .where(LabOrder.id.in_(lab_ids), _COMPLETED_LAB)
         ).all()
         for order, result, test, report in rows:
+            if for_patient and result.released_at is None:
+                if order.id in wanted.get("lab", []):
+                    built[("lab", order.id)] = held_lab_observation(order, result, test)
+                continue
             if order.id in wanted.get("lab", []):
                 built[("lab", order.id)] = lab_observation(order, result, test)
             if order.id in wanted.get("report", []):
@@ -773,12 +799,12 @@ def paging(count: object, offset: object) -> tuple[int, int]:
 
 
 def bundle(session: Session, keys: list[tuple[str, int]], total: int, *, base_url: str, self_url: str,
-           offset: int, count: int) -> dict:
+           offset: int, count: int, for_patient: bool = False) -> dict:
     """A searchset Bundle of the resources behind ``keys``, with self, first, previous and next links."""
     wanted: dict[str, list[int]] = {}
     for kind, id_ in keys:
         wanted.setdefault(kind, []).append(id_)
-    built = _build(session, wanted, base_url)
+    built = _build(session, wanted, base_url, for_patient=for_patient)
     entries = []
     for kind, id_ in keys:
         resource = built.get((kind, id_))
@@ -806,11 +832,12 @@ def _bundle(data: dict) -> dict:
     return _drop_empty(data)
 
 
-def whole_record(session: Session, patient_id: int, *, base_url: str) -> dict:
-    """Every resource of the patient in one collection Bundle (the portal's export)."""
+def whole_record(session: Session, patient_id: int, *, base_url: str, for_patient: bool = False) -> dict:
+    """Every resource of the patient in one collection Bundle (the portal's export; ``for_patient``
+    leaves out the values of results held for the doctor's review)."""
     total, keys = patient_entries(session, patient_id, None, 0, 2**31 - 1)
     page = bundle(session, keys, total, base_url=base_url, self_url=f"{base_url}/Patient/{patient_id}/$everything",
-                  offset=0, count=max(total, 1))
+                  offset=0, count=max(total, 1), for_patient=for_patient)
     return _bundle({"resourceType": "Bundle", "type": "collection", "timestamp": page["timestamp"],
                     "entry": [{"fullUrl": e["fullUrl"], "resource": e["resource"]} for e in page["entry"]]})
 
@@ -863,7 +890,7 @@ def export_my_record(*, session: Session, actor: Actor) -> dict:
         audit.deny(session, actor, "record.export", "Only patients can export their own record.")
     if session.get(PatientProfile, actor.user_id) is None:
         raise NotFound("Your patient record was not found.")
-    record = whole_record(session, actor.user_id, base_url=f"{settings.PUBLIC_URL}/fhir")
+    record = whole_record(session, actor.user_id, base_url=f"{settings.PUBLIC_URL}/fhir", for_patient=True)
     audit.record(session, actor, "record.export", entity_type="patient", entity_id=actor.user_id,
                  patient_id=actor.user_id, detail=f"FHIR bundle, {len(record.get('entry', []))} resources")
     session.commit()

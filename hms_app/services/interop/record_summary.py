@@ -77,7 +77,8 @@ def summary_rows(record: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     labs = [o for o in by_type.get("Observation", []) if o["id"].startswith("lab-")]
     sections.append(("Lab results", ["Date", "Test", "Result", "Reference range", "Flag"], [
         [_when(o.get("issued")), o["code"].get("text", ""),
-         _quantity(o.get("valueQuantity")) if "valueQuantity" in o else o.get("valueString", ""),
+         _quantity(o.get("valueQuantity")) if "valueQuantity" in o
+         else o.get("valueString", fhir.HELD_NOTE if o.get("status") == "registered" else ""),
          " - ".join(_quantity(r.get(k)) for r in o.get("referenceRange", [])[:1] for k in ("low", "high") if r.get(k)),
          (o.get("interpretation") or [{}])[0].get("text", "")]
         for o in sorted(labs, key=lambda o: o.get("issued", ""), reverse=True)]))
@@ -141,7 +142,7 @@ def my_record_pdf(*, session: Session, actor: Actor) -> DownloadedFile:
     profile = session.get(PatientProfile, actor.user_id)
     if profile is None:
         raise NotFound("Your patient record was not found.")
-    record = fhir.whole_record(session, actor.user_id, base_url=f"{settings.PUBLIC_URL}/fhir")
+    record = fhir.whole_record(session, actor.user_id, base_url=f"{settings.PUBLIC_URL}/fhir", for_patient=True)
     data = render_summary(record)
     audit.record(session, actor, "record.summary", entity_type="patient", entity_id=actor.user_id,
                  patient_id=actor.user_id, detail=f"PDF summary, {len(record.get('entry', []))} resources")

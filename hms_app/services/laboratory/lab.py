@@ -11,7 +11,9 @@ band for the patient's sex and age on the day of the result (``range_for``); the
 rule is in ``compute_flag``. A critical value notifies the ordering doctor separately and
 stays first in the doctor's results until that doctor acknowledges it (audited).
 
-Patients see their own completed results and download their files; doctors see what they
+Patients see their own completed results and download their files once released to them (by
+the test's ``release_rule``: at entry, or when the ordering doctor marks it reviewed; until then
+the patient sees only that it awaits review); doctors see what they
 ordered, and a doctor who may open the patient's chart sees that patient's results. Every
 read of a result and every download is audited.
 """
@@ -22,14 +24,14 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from hms_app import settings
-from hms_app.db.enums import LabOrderStatus, LabPriority, Permission, Role
+from hms_app.db.enums import LabOrderStatus, LabPriority, LabReleaseRule, Permission, Role
 from hms_app.db.models import LabOrder, LabReportFile, LabResult, LabTest, PatientProfile, User
 from hms_app.db.types import utcnow
 from hms_app.services.accounting import billing
@@ -40,7 +42,7 @@ from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from hms_app.services.core.files import DownloadedFile
 from hms_app.services.core.ids import parse_id
-from hms_app.services.core.localtime import format_local, local_date
+from hms_app.services.core.localtime import day_span_utc, format_local, local_date
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.pdf import closing_note, field, letterhead
 from hms_app.services.core.text import one_line, storable
@@ -51,6 +53,8 @@ OPEN_STATUSES = [LabOrderStatus.REQUESTED.value, LabOrderStatus.COLLECTED.value,
 MAX_TEXT_RESULT = 2000
 MAX_COMMENT = 1000
 MAX_VALUE = 1e9
+MAX_REVIEW_NOTE = 1000
+AWAITING_REVIEW = "Awaiting review by your doctor"
 # The users a query joins in their roles, aliased once: building an alias costs more CPU
 # than running a short query (about 1.4 ms per statement), and every list page joins them.
 _PATIENT = sa.orm.aliased(User, name="patient")
@@ -170,6 +174,19 @@ def range_text(low: float | None, high: float | None) -> str:
     return f"up to {_number(high)}" if low == 0 else f"{_number(low)} - {_number(high)}"
 
 
+def critical_limits_text(test: LabTest) -> str:
+    """The test's critical limits as the lab reads them: "below 70, above 200 g/L"."""
+    parts = [f"below {_number(test.critical_low)}" if test.critical_low is not None else "",
+             f"above {_number(test.critical_high)}" if test.critical_high is not None else ""]
+    text = ", ".join(p for p in parts if p)
+    return f"{text} {test.unit}".strip() if text else ""
+
+
+def _patient_range(test: LabTest, profile: PatientProfile, on: date) -> str:
+    reference = reference_range(test, str(profile.sex), profile.birth_date, on)
+    return f"{range_text(*reference)} {test.unit}".strip() if reference else ""
+
+
 # --- the worklist --------------------------------------------------------------------------------
 
 
@@ -197,6 +214,10 @@ class WorklistRow:
     unit: str = ""
     ordered_at: str = ""
     has_report: bool = False
+    reference_range: str = ""
+    """This patient's range (by sex and age today) as printed, before a value is typed; "" for none."""
+    critical_limits: str = ""
+    """The test's critical limits in words ("below 70, above 200"); "" for none."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +226,8 @@ class LabTestChoice:
     label: str
 
 
-def _waiting(minutes: int) -> str:
+def duration_text(minutes: int) -> str:
+    """A span of minutes as the lab reads it: "42 min", or "2 h 5 min" from two hours on."""
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
 
 
@@ -216,19 +238,61 @@ def _choice(value: object, allowed: type[StrEnum], label: str) -> str:
     return text
 
 
+class WorklistShow(StrEnum):
+    """Which orders the worklist lists."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+MAX_RANGE_DAYS = 366
+DEFAULT_RANGE_DAYS = 7
+
+
+def _day(value: object, label: str) -> date | None:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"Enter the {label} date as a calendar date, like 2026-12-07.") from None
+
+
+def closed_range(date_from: object, date_to: object) -> tuple[date, date]:
+    """The days (local, both included) over which completed or cancelled orders are listed:
+    as given, or the last week up to today; at most a year, and not backwards."""
+    last = _day(date_to, "to") or local_date(utcnow())
+    first = _day(date_from, "from") or last - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    if first > last:
+        raise ValidationError("The 'from' date must not be after the 'to' date.")
+    if (last - first).days >= MAX_RANGE_DAYS:
+        raise ValidationError(f"Choose a range of at most {MAX_RANGE_DAYS} days.")
+    return first, last
+
+
 def worklist(*, session: Session, actor: Actor, status: str = "", priority: str = "", test_id: object = None,
+             show: str = WorklistShow.OPEN.value, date_from: object = "", date_to: object = "",
              page: int = 1, page_size: int = 25) -> Page[WorklistRow]:
-    """Lab orders: stat first, then urgent, then routine; oldest first within each.
+    """Lab orders: the open ones stat first, then urgent, then routine, oldest first within each;
+    or the completed or cancelled ones of a date range, newest first.
 
     Args:
         status: one ``LabOrderStatus`` value; empty means every open order (requested,
-            collected, in progress).
+            collected, in progress). Only for the open orders.
         priority: one ``LabPriority`` value, or empty for all.
         test_id: a catalog test's id, or empty for all.
+        show: ``open`` (the default), ``completed`` or ``cancelled``.
+        date_from, date_to: for completed and cancelled orders, the local days (ISO dates,
+            both included) on which they were resulted or cancelled; the last week by default.
     """
     require(session, actor, Permission.LAB_WORK, action="lab.worklist")
     page, page_size = clamp_page(page, page_size)
-    status = _choice(status, LabOrderStatus, "status")
+    show = _choice(show, WorklistShow, "list to show") or WorklistShow.OPEN.value
+    status = _choice(status, LabOrderStatus, "status") if show == WorklistShow.OPEN else ""
     priority = _choice(priority, LabPriority, "priority")
     wanted_test = None
     if test_id not in (None, "", 0):
@@ -237,12 +301,23 @@ def worklist(*, session: Session, actor: Actor, status: str = "", priority: str 
             raise ValidationError("Choose a test from the list.")
     patient, doctor = _PATIENT, _DOCTOR
     urgency = sa.case({LabPriority.STAT.value: 0, LabPriority.URGENT.value: 1}, value=LabOrder.priority, else_=2)
-    wanted = [LabOrder.status == status if status else LabOrder.status.in_(OPEN_STATUSES)]
+    if show == WorklistShow.OPEN:
+        wanted = [LabOrder.status == status if status else LabOrder.status.in_(OPEN_STATUSES)]
+        order = (urgency, LabOrder.ordered_at, LabOrder.id)
+    else:
+        first, last = closed_range(date_from, date_to)
+        start, end = day_span_utc(first)[0], day_span_utc(last)[1]
+        if show == WorklistShow.CANCELLED:
+            closed_at = LabOrder.cancelled_at
+        else:
+            closed_at = (sa.select(LabResult.resulted_at).where(LabResult.order_id == LabOrder.id)
+                         .correlate(LabOrder).scalar_subquery())
+        wanted = [LabOrder.status == show, closed_at >= start, closed_at < end]
+        order = (closed_at.desc(), LabOrder.id.desc())
     if priority:
         wanted.append(LabOrder.priority == priority)
     if wanted_test is not None:
         wanted.append(LabOrder.test_id == wanted_test)
-    order = (urgency, LabOrder.ordered_at, LabOrder.id)
     # The filters are all on the order, and every order has its test, patient, profile and
     # doctor (foreign keys; an order needs a chart): the count and the page's ids come from the
     # orders alone, and only the page's rows are joined to the rest.
@@ -250,6 +325,7 @@ def worklist(*, session: Session, actor: Actor, status: str = "", priority: str 
     ids = session.execute(sa.select(LabOrder.id).where(*wanted).order_by(*order)
                           .offset((page - 1) * page_size).limit(page_size)).scalars().all()
     now = utcnow()
+    today = local_date(now)
     rows = session.execute(
         sa.select(LabOrder, LabTest, patient.full_name, PatientProfile, doctor.full_name,
                   LabReportFile.id.is_not(None).label("has_report"))
@@ -264,9 +340,11 @@ def worklist(*, session: Session, actor: Actor, status: str = "", priority: str 
         [WorklistRow(o.id, name, profile.mrn, profile.birth_date.isoformat() if profile.birth_date else "",
                      str(profile.sex), f"{t.name} ({t.code})", t.specimen, str(o.priority),
                      str(o.status).replace("_", " "), doctor_name,
-                     _waiting(int((now - o.ordered_at).total_seconds() // 60)), o.note,
+                     duration_text(int((now - o.ordered_at).total_seconds() // 60)) if show == WorklistShow.OPEN else "",
+                     o.note,
                      status_value=str(o.status), test_id=t.id, numeric=t.numeric, unit=t.unit,
-                     ordered_at=format_local(o.ordered_at), has_report=bool(has_report))
+                     ordered_at=format_local(o.ordered_at), has_report=bool(has_report),
+                     reference_range=_patient_range(t, profile, today), critical_limits=critical_limits_text(t))
          for o, t, name, profile, doctor_name, has_report in rows],
         total, page, page_size,
     )
@@ -391,6 +469,8 @@ class EnteredResult:
     is_critical: bool
     reference_range: str
     """As printed ("3.5 - 5.3"); empty for a text result or where no range applies."""
+    released: bool = True
+    """False: held until the ordering doctor reviews it."""
 
 
 def _text(value: object, label: str, limit: int, *, required: bool) -> str:
@@ -428,6 +508,7 @@ def enter_result(*, session: Session, actor: Actor, order_id: int, value: object
         result = LabResult(order_id=order.id, value_text=_text(value, "result", MAX_TEXT_RESULT, required=True))
     result.comment, result.verified_by, result.resulted_at = comment, actor.user_id, now
     result.turnaround_seconds = max(0, int((now - order.ordered_at).total_seconds()))
+    result.released_at = now if releases_at_once(test.release_rule, result.flag) else None
     _move(session, order, "result")
     session.add(result)
     try:
@@ -439,12 +520,14 @@ def enter_result(*, session: Session, actor: Actor, order_id: int, value: object
     audit.record(session, actor, "lab_result.enter", entity_type="lab_result", entity_id=result.id,
                  patient_id=order.patient_id, detail=f"order {order.id}, {test.code}, flag {result.flag or 'none'}")
     patient = session.get(User, order.patient_id)
-    notifications.notify(session, order.patient_id, "Your results are ready",
-                         f"{test.name}: open Lab results to see them.", PATIENT_RESULTS_LINK)
-    mail.queue_email(session, user_id=order.patient_id, kind="lab.results_ready",
-                     event_key=f"lab.results_ready:{order.id}")
-    notifications.notify(session, order.doctor_id, "Lab result ready",
-                         f"{test.name} for {patient.full_name}.", DOCTOR_RESULTS_LINK)
+    if result.released_at is not None:
+        _tell_patient_ready(session, order, test)
+        notifications.notify(session, order.doctor_id, "Lab result ready",
+                             f"{test.name} for {patient.full_name}.", DOCTOR_RESULTS_LINK)
+    else:
+        notifications.notify(session, order.doctor_id, "Lab result to review",
+                             f"{test.name} for {patient.full_name}: the patient sees it once you mark it reviewed.",
+                             DOCTOR_RESULTS_LINK)
     critical = result.flag in CRITICAL_FLAGS
     if critical:
         notifications.notify(session, order.doctor_id, "URGENT: critical lab result",
@@ -454,7 +537,76 @@ def enter_result(*, session: Session, actor: Actor, order_id: int, value: object
     _publish(session, order)
     session.commit()
     return EnteredResult(result.id, result.flag, flag_label(result.flag), critical,
-                         range_text(result.range_low, result.range_high))
+                         range_text(result.range_low, result.range_high), result.released_at is not None)
+
+
+def releases_at_once(rule: str, flag: str) -> bool:
+    """Whether a result with ``flag`` reaches the patient as soon as the lab enters it.
+
+    Under the default rule (normal at once) only a result flagged normal does: an abnormal or
+    critical number, a number with no reference range to judge it by, and a text result (which
+    has no flag, so nothing says it is normal) wait for the ordering doctor's review.
+    """
+    rule = str(rule)
+    if rule == LabReleaseRule.AT_ONCE:
+        return True
+    if rule == LabReleaseRule.AFTER_REVIEW:
+        return False
+    return flag == ResultFlag.NORMAL
+
+
+def _tell_patient_ready(session: Session, order: LabOrder, test: LabTest) -> None:
+    """Tell the patient a result is ready: only ever once it is released to them."""
+    notifications.notify(session, order.patient_id, "Your results are ready",
+                         f"{test.name}: open Lab results to see them.", PATIENT_RESULTS_LINK)
+    mail.queue_email(session, user_id=order.patient_id, kind="lab.results_ready",
+                     event_key=f"lab.results_ready:{order.id}")
+
+
+def review_result(*, session: Session, actor: Actor, result_id: int, note: str = "") -> None:
+    """The ordering doctor marks a held result reviewed, with an optional note to the patient,
+    which releases it to the patient (audited, published, the patient notified).
+
+    Only the ordering doctor may review: for anyone else the result answers like a missing one.
+    A result is reviewed once; a second review (or a review of a result released at once) is
+    refused and changes nothing.
+    """
+    action = "lab_result.review"
+    require(session, actor, Permission.CLINICAL_READ, action=action)
+    result = access_by_id(session, actor, LabResult, result_id, action=action, missing="That result does not exist.",
+                          entity_type="lab_result",
+                          allowed=lambda r: session.get(LabOrder, r.order_id).doctor_id == actor.user_id)
+    note = _text(note, "note to the patient", MAX_REVIEW_NOTE, required=False)
+    order = session.get(LabOrder, result.order_id)
+    if result.reviewed_at is not None:
+        raise Conflict(f"You reviewed this result at {format_local(result.reviewed_at)}; the patient can see it.")
+    if result.released_at is not None:
+        raise Conflict("This result was released to the patient when it was entered; it needs no review.")
+    now = utcnow()
+    reviewed = session.execute(
+        sa.update(LabResult).where(LabResult.id == result.id, LabResult.reviewed_at.is_(None),
+                                   LabResult.released_at.is_(None))
+        .values(reviewed_at=now, reviewed_by=actor.user_id, released_at=now, review_note=note or None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if reviewed != 1:
+        session.rollback()
+        raise Conflict("This result was reviewed a moment ago; the patient can see it.")
+    test = session.get(LabTest, order.test_id)
+    audit.record(session, actor, action, entity_type="lab_result", entity_id=result.id, patient_id=order.patient_id,
+                 detail=f"order {order.id}, released{', with a note' if note else ''}")
+    _tell_patient_ready(session, order, test)
+    events.publish(session, "lab", user_ids=[order.patient_id, actor.user_id])
+    session.commit()
+
+
+def results_to_review_count(*, session: Session, actor: Actor) -> int:
+    """How many results the doctor ordered still wait for their review (for the desk)."""
+    require(session, actor, Permission.CLINICAL_READ, action="lab_result.count")
+    return session.execute(
+        sa.select(sa.func.count()).select_from(LabResult).join(LabOrder, LabOrder.id == LabResult.order_id)
+        .where(LabOrder.doctor_id == actor.user_id, LabResult.released_at.is_(None))
+    ).scalar_one()
 
 
 def acknowledge_critical(*, session: Session, actor: Actor, result_id: int) -> None:
@@ -554,6 +706,15 @@ class ResultView:
     report_file_name: str
     needs_acknowledgement: bool
     """Critical and not yet acknowledged by the ordering doctor: show it first, loudly."""
+    held: bool = False
+    """Not yet released to the patient: waiting for the ordering doctor's review."""
+    status: str = ""
+    """What the row's state says in words: "Awaiting review by your doctor", "Reviewed"..."""
+    review_note: str = ""
+    """The reviewing doctor's note to the patient."""
+    reviewed_at: str = ""
+    can_review: bool = False
+    """Held, and the viewer is the ordering doctor: the row offers "Mark reviewed"."""
 
 
 def _results_query() -> sa.Select:
@@ -572,9 +733,29 @@ def _results_query() -> sa.Select:
     )
 
 
-def _result_view(row: sa.Row) -> ResultView:
+def _result_view(row: sa.Row, *, viewer: Actor | None = None) -> ResultView:
+    """The row as ``viewer`` may see it: a patient sees a held result's test and dates but no
+    value, flag, range, comment or file, only that it awaits the doctor's review."""
     order, result, test, patient, mrn, doctor, verifier, report_name = row
+    held = result.released_at is None
+    if held and viewer is not None and viewer.role == Role.PATIENT:
+        return ResultView(
+            order_id=order.id, result_id=result.id, patient_id=order.patient_id, patient=patient, mrn=mrn,
+            test=test.name, test_code=test.code, specimen=test.specimen, priority=str(order.priority),
+            ordered_by=doctor, value="", unit="", reference_range="", flag="", flag_label="", is_critical=False,
+            critical_acknowledged=False, acknowledged_at="", comment="", verified_by="",
+            ordered_at=format_local(order.ordered_at), resulted_at=format_local(result.resulted_at),
+            turnaround_minutes=0, has_report_file=False, report_file_name="", needs_acknowledgement=False,
+            held=True, status=AWAITING_REVIEW)
     critical = result.flag in CRITICAL_FLAGS
+    mine = viewer is not None and viewer.user_id == order.doctor_id
+    if held:
+        status = ("Held for your review" if mine else "Held for the ordering doctor's review") + \
+            ": the patient does not see it yet"
+    elif result.reviewed_at is not None:
+        status = "Reviewed"
+    else:
+        status = ""
     return ResultView(
         order_id=order.id, result_id=result.id, patient_id=order.patient_id, patient=patient, mrn=mrn,
         test=test.name, test_code=test.code, specimen=test.specimen, priority=str(order.priority),
@@ -587,11 +768,14 @@ def _result_view(row: sa.Row) -> ResultView:
         turnaround_minutes=result.turnaround_seconds // 60, has_report_file=report_name is not None,
         report_file_name=report_name or "",
         needs_acknowledgement=critical and result.critical_acknowledged_at is None,
+        held=held, status=status, review_note=result.review_note or "", reviewed_at=format_local(result.reviewed_at),
+        can_review=held and mine,
     )
 
 
 def results_for_patient(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[ResultView]:
-    """The patient's own completed results, newest first."""
+    """The patient's own completed results, newest first; a result held for the doctor's review
+    shows as awaiting review, with no value, flag, range, comment or file."""
     require(session, actor, Permission.RECORD_READ_OWN, action="lab_result.list")
     if actor.role != Role.PATIENT:
         audit.deny(session, actor, "lab_result.list", "Only patients have a results page of their own.")
@@ -603,12 +787,14 @@ def results_for_patient(*, session: Session, actor: Actor, page: int = 1, page_s
     audit.record(session, actor, "lab_result.list", entity_type="patient", entity_id=actor.user_id,
                  patient_id=actor.user_id, detail=f"page {page}")
     session.commit()
-    return Page([_result_view(r) for r in rows], total, page, page_size)
+    return Page([_result_view(r, viewer=actor) for r in rows], total, page, page_size)
 
 
 def results_for_doctor(*, session: Session, actor: Actor, patient_id: object = None, critical_only: bool = False,
                        page: int = 1, page_size: int = 20) -> Page[ResultView]:
-    """The results of tests the doctor ordered: unacknowledged critical ones first, then newest first.
+    """The results of tests the doctor ordered: unacknowledged critical ones first, then those
+    held for the doctor's review (oldest first: the patient has waited longest), then the rest,
+    newest first.
 
     Args:
         patient_id: only this patient's (an id as the client sent it); empty for all.
@@ -626,13 +812,15 @@ def results_for_doctor(*, session: Session, actor: Actor, patient_id: object = N
     if critical_only:
         query = query.where(unacknowledged)
     total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.execute(query.order_by(sa.case((unacknowledged, 0), else_=1), LabResult.resulted_at.desc(),
+    held = LabResult.released_at.is_(None)
+    rows = session.execute(query.order_by(sa.case((unacknowledged, 0), (held, 1), else_=2),
+                                          sa.case((held, LabResult.resulted_at)), LabResult.resulted_at.desc(),
                                           LabResult.id.desc())
                            .offset((page - 1) * page_size).limit(page_size)).all()
     audit.record(session, actor, "lab_result.list", detail=f"ordered by me, page {page}"
                  + (f", patient {patient_id}" if patient_id not in (None, "", 0) else ""))
     session.commit()
-    return Page([_result_view(r) for r in rows], total, page, page_size)
+    return Page([_result_view(r, viewer=actor) for r in rows], total, page, page_size)
 
 
 def unacknowledged_critical_count(*, session: Session, actor: Actor) -> int:
@@ -654,13 +842,19 @@ def _order_for_reader(session: Session, actor: Actor, order_id: object, action: 
         return access_by_id(session, actor, LabOrder, order_id, action=action, missing="That result does not exist.",
                             entity_type="lab_order",
                             allowed=lambda o: o.patient_id == actor.user_id
-                            and str(o.status) == LabOrderStatus.COMPLETED)
+                            and str(o.status) == LabOrderStatus.COMPLETED and _released(session, o.id))
     require(session, actor, Permission.CLINICAL_READ, action=action)
     order = access_by_id(session, actor, LabOrder, order_id, action=action, missing="That result does not exist.",
                          entity_type="lab_order")
     if order.doctor_id != actor.user_id:
         chart_patient(session, actor, order.patient_id, action)
     return order
+
+
+def _released(session: Session, order_id: int) -> bool:
+    """Whether the order's result has reached the patient (a held one is, to them, no result)."""
+    return session.execute(sa.select(LabResult.id).where(LabResult.order_id == order_id,
+                                                         LabResult.released_at.is_not(None))).first() is not None
 
 
 def _completed_row(session: Session, order: LabOrder) -> sa.Row | None:
@@ -676,7 +870,7 @@ def result_for_order(*, session: Session, actor: Actor, order_id: int) -> Result
     audit.record(session, actor, "lab_result.view", entity_type="lab_order", entity_id=order.id,
                  patient_id=order.patient_id)
     session.commit()
-    return _result_view(row)
+    return _result_view(row, viewer=actor)
 
 
 def download_result_file(*, session: Session, actor: Actor, order_id: int, which: str = "report") -> DownloadedFile:
