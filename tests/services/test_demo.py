@@ -77,7 +77,8 @@ def _day_under_way(engine) -> dict:
     hart = _rows(engine, sa.select(User.id).where(User.email == demo_day.CLINIC_DOCTOR))[0][0]
     now, today = utcnow(), local_today()
     sofias = _rows(engine, sa.select(Appointment.starts_at, Appointment.status).where(Appointment.patient_id == sofia))
-    results = _rows(engine, sa.select(LabTest.code, LabOrder.status, LabResult.flag).select_from(LabOrder)
+    results = _rows(engine, sa.select(LabTest.code, LabOrder.status, LabResult.flag,
+                                      LabResult.released_at.is_not(None)).select_from(LabOrder)
                     .join(LabTest, LabTest.id == LabOrder.test_id)
                     .outerjoin(LabResult, LabResult.order_id == LabOrder.id).where(LabOrder.patient_id == sofia)
                     .order_by(LabTest.code))
@@ -93,8 +94,9 @@ def test_the_demo_day_is_under_way_for_every_role(empty_hospital):
     # prescription being dispensed; an invoice partly paid.
     assert [(starts < day["now"], status) for starts, status in sorted(day["appointments"])] == [
         (True, "completed"), (False, "confirmed"), (False, "confirmed")]
-    assert day["results"] == [("CHOL", "completed", "normal"), ("HBA1C", "in_progress", None),
-                              ("TROP", "completed", "high")]
+    # The high troponin waits for Dr. Hart's review; the normal cholesterol reached Sofia at once.
+    assert day["results"] == [("CHOL", "completed", "normal", True), ("HBA1C", "in_progress", None, False),
+                              ("TROP", "completed", "high", False)]
     assert _rows(empty_hospital, sa.select(Prescription.status).where(Prescription.patient_id == day["sofia"])) == [
         ("partly_dispensed",)]
     [(status, total, paid)] = _rows(empty_hospital, sa.select(Invoice.status, Invoice.total_cents, Invoice.paid_cents)
@@ -110,6 +112,7 @@ def test_the_demo_day_is_under_way_for_every_role(empty_hospital):
         worklist = lab.worklist(session=s, actor=lab_actor)
         queue = pharmacy.prescription_queue(session=s, actor=pharmacist)
         requests = appointments.pending_requests(session=s, actor=doctor)
+        to_review = lab.results_to_review_count(session=s, actor=doctor)
     assert [row.priority for row in worklist.rows][:2] == ["stat", "stat"]
     assert worklist.total == 3
     assert sorted(row.status for row in queue.rows) == ["issued", "partly dispensed"]
@@ -117,6 +120,7 @@ def test_the_demo_day_is_under_way_for_every_role(empty_hospital):
     assert all(status == "completed" for starts, status in day["today"] if starts + timedelta(minutes=20) <= day["now"])
     assert all(status == "confirmed" for starts, status in day["today"] if starts > day["now"])
     assert requests.total >= 1
+    assert to_review == 1
     with session_scope(write=False, engine=empty_hospital) as s:
         assert audit.verify_chain(s).ok
 
