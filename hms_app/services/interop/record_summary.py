@@ -3,7 +3,7 @@ the JSON export, so the two never disagree."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlmodel import Session
 
@@ -16,7 +16,7 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import NotFound
 from hms_app.services.core.files import DownloadedFile
-from hms_app.services.core.localtime import format_local
+from hms_app.services.core.localtime import format_date, format_local
 from hms_app.services.core.pdf import closing_note, field, letterhead, pdf_text
 from hms_app.services.interop import fhir
 
@@ -25,8 +25,9 @@ def _when(value: str | None, *, with_time: bool = True) -> str:
     if not value:
         return ""
     if len(value) <= 10:
-        return value
-    return format_local(datetime.fromisoformat(value), "%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+        return format_date(date.fromisoformat(value))
+    instant = datetime.fromisoformat(value)
+    return format_local(instant) if with_time else format_date(instant)
 
 
 def _text(concept: dict | None) -> str:
