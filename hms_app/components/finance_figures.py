@@ -192,7 +192,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _signed(cents: int) -> str:
-    return format_money(cents)  # a net refund reads −£5.00
+    return format_money(cents)  # a net refund reads with a minus sign, like every amount
 
 
 def _revenue_table(report: str, rows: list[RevenuePeriod], range_label: str, period: str) -> SummaryTable:

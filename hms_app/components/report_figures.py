@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from hms_app.components.figures import NO_TEMPLATE
 from hms_app.db.enums import APPOINTMENT_STATUS_LABELS
 from hms_app.services.core.localtime import format_period
-from hms_app.services.core.numbers import format_money, format_number
+from hms_app.services.core.numbers import format_money, format_number, money_axis
 from hms_app.services.reporting.reports import (
     AppointmentCount,
     DoctorUtilisation,
@@ -87,7 +87,7 @@ def _style(figure: go.Figure, title: str, *, height: int = 320, legend: bool = T
                "font": {"size": 15}},
         margin={"l": 10, "r": 10, "t": 76 if legend else 44, "b": 10}, height=height, showlegend=legend,
         legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom", "traceorder": "normal"},
-        paper_bgcolor="white", plot_bgcolor="white",
+        paper_bgcolor="white", plot_bgcolor="white", separators=money_axis()["separators"],
         font={"color": INK, "size": 12}, hoverlabel={"font": {"color": INK}, "bgcolor": "white"},
         **layout,
     )
@@ -228,6 +228,7 @@ def pharmacy_figure(rows: list[PharmacyPeriod], per: str) -> go.Figure:
                                 hovertemplate="%{x}: stock worth %{customdata} at cost<extra></extra>"))
     _style(figure, title, yaxis2={"overlaying": "y", "side": "right", "title": {"text": "Stock value at cost"},
                                   "rangemode": "tozero", "tickformat": ",.0f", "showgrid": False,
+                                  "tickprefix": money_axis()["tickprefix"], "ticksuffix": money_axis()["ticksuffix"],
                                   "automargin": True})
     figure.update_xaxes(type="category", title_text=per.capitalize())
     figure.update_layout(yaxis={"title": {"text": "Units dispensed"},

@@ -8,7 +8,13 @@ from babel import Locale
 
 from hms_app import settings
 from hms_app.services.core.errors import ValidationError
-from hms_app.services.core.numbers import format_money, format_number, format_percent, money_axis, parse_money
+from hms_app.services.core.numbers import (
+    format_money,
+    format_number,
+    format_percent,
+    money_axis,
+    parse_money,
+)
 
 
 @pytest.fixture(params=["en_GB", "en_US", "de_DE"])

@@ -17,6 +17,7 @@ from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import NotFound
 from hms_app.services.core.files import DownloadedFile
 from hms_app.services.core.localtime import format_date, format_local
+from hms_app.services.core.numbers import format_money
 from hms_app.services.core.pdf import closing_note, field, letterhead, pdf_text
 from hms_app.services.interop import fhir
 
@@ -98,7 +99,7 @@ def summary_rows(record: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         for a in sorted(by_type.get("Appointment", []), key=lambda a: a.get("start", ""), reverse=True)]))
     sections.append(("Invoices", ["Date", "Number", "Total", "Status"], [
         [_when(i.get("date"), with_time=False), (i.get("identifier") or [{}])[0].get("value", "draft"),
-         f"{i['totalGross']['value']:.2f} {i['totalGross']['currency']}", i["status"]]
+         format_money(round(i["totalGross"]["value"] * 100)), i["status"]]
         for i in by_type.get("Invoice", [])]))
     return sections
 
