@@ -380,7 +380,8 @@ def test_search_clamps_paging_from_a_client(actors, seeded):
 def test_search_rows_show_time_in_the_hospital_zone(actors, seeded):
     row = _search(seeded, actors[Role.ADMIN], action="demo.seed").rows[0]
     event = audit_events(seeded, action="demo.seed")[0]
-    assert row.occurred_at == event.occurred_at.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
+    local = event.occurred_at.astimezone(settings.TIMEZONE)
+    assert row.occurred_at == f"{local.day} {local:%b %Y, %H:%M:%S}"
     assert row.actor == "system"
 
 

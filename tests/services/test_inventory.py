@@ -24,6 +24,7 @@ from hms_app.services.core.errors import (
     SessionExpired,
     ValidationError,
 )
+from hms_app.services.core.localtime import format_date
 from hms_app.services.medicines import inventory
 from hms_app.services.medicines.inventory import MAX_UNITS, MedicineForm, ReceiveForm
 from tests.conftest import login_as
@@ -108,12 +109,12 @@ def test_receiving_a_new_lot_makes_a_batch_with_one_ledger_row(seeded, pharmacis
     assert movements(seeded, medicine) == [("AB-1234", "receive", 100)]
     with seeded.connect() as conn:
         movement = conn.execute(sa.select(StockMovement).where(StockMovement.medicine_id == medicine)).one()
-    assert (movement.note, movement.actor_id) == (f"from {SUPPLIER} at 1.25 a unit", pharmacist.user_id)
+    assert (movement.note, movement.actor_id) == (f"from {SUPPLIER} at £1.25 a unit", pharmacist.user_id)
     [event] = audit_events(seeded, action="stock.receive")
     assert (event.actor_id, event.entity_id, str(event.outcome)) == (pharmacist.user_id, str(batch_id), "success")
     assert event.detail.endswith("lot AB-1234 +100")
     [row] = call(seeded, inventory.medicine_batches, actor=pharmacist, medicine_id=medicine)
-    assert (row.id, row.lot, row.on_hand, row.unit_cost, row.state) == (batch_id, "AB-1234", 100, "1.25", "Usable")
+    assert (row.id, row.lot, row.on_hand, row.unit_cost, row.state) == (batch_id, "AB-1234", 100, "£1.25", "Usable")
     assert mismatches(seeded) == []
 
 
@@ -134,7 +135,7 @@ def test_the_same_lot_with_another_expiry_is_refused(seeded, pharmacist, medicin
     message = _refused(seeded, ValidationError, lambda s: inventory.receive_stock(session=s, actor=pharmacist, form=ReceiveForm(
         medicine_id=medicine, lot="lot-9", expiry=in_days(101, today), quantity=5, unit_cost="1", supplier=SUPPLIER)))
     name = call(seeded, inventory.stock_list, actor=pharmacist, search="testamycin").rows[0].name
-    assert message == (f"Lot LOT-9 of {name} is on record with expiry {in_days(100, today)}; "
+    assert message == (f"Lot LOT-9 of {name} is on record with expiry {format_date(date.fromisoformat(in_days(100, today)))}; "
                        "check the lot number and the expiry date.")
     assert on_hand(seeded, medicine) == {"LOT-9": 10}
     # The same lot number of another medicine is another batch.
@@ -330,7 +331,7 @@ def test_adding_and_updating_a_medicine(seeded, pharmacist):
         stored = s.get(Medicine, medicine_id)
         assert (stored.unit_price_cents, stored.reorder_level) == (145, 30)
     [event] = audit_events(seeded, action="medicine.update")
-    assert event.detail == "price/reorder 1.20/15 → 1.45/30"
+    assert event.detail == "price/reorder £1.20/15 → £1.45/30"
     assert _refused(seeded, ValidationError, lambda s: inventory.update_medicine(
         session=s, actor=pharmacist, medicine_id=medicine_id, unit_price="1.45", reorder_level=-1)) == (
         f"The reorder level must be between 0 and {MAX_UNITS}.")
@@ -383,7 +384,7 @@ def test_alerts_count_low_expiring_and_expired_stock_and_value_usable_stock_at_c
     assert [(b.lot, b.state, b.on_hand) for b in after.expiring if b.medicine_id == expiring] == [
         ("S-90", "Expiring", 10)]
     assert [(b.lot, b.state, b.on_hand) for b in after.expired if b.medicine_id == expired] == [("X-1", "Expired", 7)]
-    # At cost: 20 x 2.00 + 21 x 1.00 + 20 x 0.50; the 7 expired units are valued apart.
+    # At cost: 20 x £2.00 + 21 x £1.00 + 20 x £0.50; the 7 expired units are valued apart.
     assert _cents(after.stock_value) - _cents(before.stock_value) == 4000 + 2100 + 1000
     assert _cents(after.expired_value) - _cents(before.expired_value) == 7 * 300
 
@@ -397,7 +398,7 @@ def test_alerts_count_low_expiring_and_expired_stock_and_value_usable_stock_at_c
 
 def test_the_stock_list_searches_filters_sorts_and_pages_in_sql(seeded, pharmacist, today):
     names = {}
-    for name, price, reorder in (("Zyxamol", "3.00", 50), ("Zyxbutin", "1.00", 5), ("Zyxcodone", "2.00", 0)):
+    for name, price, reorder in (("Zyxamol", "£3.00", 50), ("Zyxbutin", "£1.00", 5), ("Zyxcodone", "£2.00", 0)):
         names[name] = new_medicine(seeded, pharmacist, name=name, price=price, reorder=reorder)
     receive(seeded, pharmacist, names["Zyxamol"], "A-1", in_days(300, today), 30)
     receive(seeded, pharmacist, names["Zyxamol"], "A-2", in_days(60, today), 10)
@@ -414,10 +415,10 @@ def test_the_stock_list_searches_filters_sorts_and_pages_in_sql(seeded, pharmaci
     assert page.total == 3
     rows = {r.name: r for r in page.rows}
     assert (rows["Zyxamol"].on_hand, rows["Zyxamol"].next_expiry, rows["Zyxamol"].state,
-            rows["Zyxamol"].unit_price) == (40, in_days(59, today), "Low stock", "3.00")
+            rows["Zyxamol"].unit_price) == (40, format_date(date.fromisoformat(in_days(59, today))), "Low stock", "£3.00")
     assert (rows["Zyxbutin"].on_hand, rows["Zyxbutin"].low, rows["Zyxbutin"].state) == (100, False, "In stock")
     assert (rows["Zyxcodone"].on_hand, rows["Zyxcodone"].expired_on_hand, rows["Zyxcodone"].next_expiry) == (
-        3, 12, in_days(499, today))
+        3, 12, format_date(date.fromisoformat(in_days(499, today))))
 
     assert listed() == (3, ["Zyxamol", "Zyxbutin", "Zyxcodone"])
     assert listed(sort="name", descending=True) == (3, ["Zyxcodone", "Zyxbutin", "Zyxamol"])
@@ -479,7 +480,7 @@ def test_the_ledger_lists_every_movement_newest_first(seeded, pharmacist, prescr
         ("Ledgermycin 5 mg tablet", "LG-1", "Dispensed", -4, "−4", f"prescription {prescription_id}",
          "Pat Pharmacist"),
         ("Ledgermycin 5 mg tablet", "LG-1", "Damaged", -3, "−3", "crushed box", "Pat Pharmacist"),
-        ("Ledgermycin 5 mg tablet", "LG-1", "Received", 100, "+100", f"from {SUPPLIER} at 0.40 a unit",
+        ("Ledgermycin 5 mg tablet", "LG-1", "Received", 100, "+100", f"from {SUPPLIER} at £0.40 a unit",
          "Pat Pharmacist"),
     ]
     assert [r.lot for r in call(seeded, inventory.stock_ledger, actor=pharmacist, search="ot-1").rows] == ["OT-1"]
@@ -510,7 +511,7 @@ def test_only_the_pharmacy_writes_stock(seeded, actors, pharmacist, medicine, to
         ("stock.adjust", lambda s: inventory.adjust_stock(session=s, actor=actor, batch_id=batch_id,
                                                           reason="damaged", change=-1)),
         ("medicine.create", lambda s: inventory.add_medicine(session=s, actor=actor, form=MedicineForm(
-            "Sneakamol", "tablet", "5 mg", "1.00", 5, ingredients="sneakamol"))),
+            "Sneakamol", "tablet", "5 mg", "£1.00", 5, ingredients="sneakamol"))),
         ("medicine.update", lambda s: inventory.update_medicine(session=s, actor=actor, medicine_id=medicine,
                                                                 unit_price="0.01", reorder_level=0)),
     ]
@@ -556,11 +557,11 @@ def test_two_deliveries_of_one_new_lot_booked_at_once_both_go_into_one_batch(see
 
     for _ in range(3):
         medicine = new_medicine(seeded, pharmacist)
-        outcomes = all_at_once(delivery(pharmacist, medicine, "NEW-1", 10, "1.00"),
-                               delivery(second, medicine, "new-1", 30, "2.00"))
+        outcomes = all_at_once(delivery(pharmacist, medicine, "NEW-1", 10, "£1.00"),
+                               delivery(second, medicine, "new-1", 30, "£2.00"))
         [batch] = batches(seeded, medicine)
         assert outcomes == [batch.id, batch.id]
-        # (10 x 1.00 + 30 x 2.00) / 40, whichever came first
+        # (10 x £1.00 + 30 x £2.00) / 40, whichever came first
         assert (batch.quantity_on_hand, batch.unit_cost_cents) == (40, 175)
         assert sorted(movements(seeded, medicine)) == [("NEW-1", "receive", 10), ("NEW-1", "receive", 30)]
     assert mismatches(seeded) == []
@@ -575,7 +576,7 @@ PRESCRIBED = 400
 # Mostly valid operations, with every kind of invalid one mixed in.
 receive_ops = st.tuples(st.just("receive"), st.sampled_from(LOTS), st.integers(-2, 150),
                         st.sampled_from(("same", "same", "same", "other", "expired", "garbage")),
-                        st.sampled_from(("1.00", "0.35", "2.10", "abc")))
+                        st.sampled_from(("£1.00", "£0.35", "£2.10", "abc")))
 adjust_ops = st.tuples(st.just("adjust"), st.integers(0, 2),
                        st.sampled_from(("damaged", "expired", "count_correction", "count_correction", "stolen")),
                        st.integers(-60, 30))

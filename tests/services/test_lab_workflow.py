@@ -652,7 +652,7 @@ def test_the_pdf_report_carries_the_hospital_patient_result_and_verifier(hospita
     assert pdf.startswith(b"%PDF-")
     assert len(pdf) > 1000
     text = pdf_text(pdf)
-    for expected in (settings.HOSPITAL_NAME, "Maria Garcia", born.isoformat(), "Haemoglobin (HGB)", "65.5 g/L",
+    for expected in (settings.HOSPITAL_NAME, "Maria Garcia", f"{born.day} {born:%b %Y}", "Haemoglobin (HGB)", "65.5 g/L",
                      "130 - 180 g/L", "Critical low", "Phoned to Dr Hart", "Lee Laboratory", "Amelia Hart"):
         assert expected in text, expected
     with session_scope(write=False, engine=hospital) as s:

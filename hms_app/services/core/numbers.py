@@ -18,21 +18,24 @@ from hms_app.services.core.errors import ValidationError
 def _plain_amount(value: object) -> str:
     """An amount as typed or as ``format_money`` wrote it, reduced to ``1234.50``.
 
-    The currency's symbol or code and spaces go; a ``.`` or ``,`` followed by one or two final digits is
-    the decimal mark and every other one groups thousands, so ``£1,234.50``, ``1.234,50 £`` and
-    ``120.50`` all read alike in every locale.
+    The currency's symbol or code and spaces go. The decimal mark is the locale's or ``.``, followed by
+    one or two final digits; any other mark must be the locale's group mark before three digits. So
+    ``£1,234.50``, ``120.50`` and (in de-DE) ``1.234,50 €`` read, and ``1.234`` or ``12,50`` in en-GB,
+    which could mean two things, are refused rather than guessed.
     """
     text = str(value or "").strip()
     for mark in (babel_numbers.get_currency_symbol(settings.CURRENCY, locale=settings.LOCALE), settings.CURRENCY):
         text = text.replace(mark, "")
     text = "".join(text.split())
+    decimal_marks = {".", babel_numbers.get_decimal_symbol(settings.LOCALE)}
+    group = babel_numbers.get_group_symbol(settings.LOCALE)
     whole, fraction = text, ""
     for position in (len(text) - 2, len(text) - 3):
-        if position > 0 and text[position] in ".," and text[position + 1:].isdigit():
+        if position > 0 and text[position] in decimal_marks and text[position + 1:].isdigit():
             whole, fraction = text[:position], text[position + 1:]
             break
-    groups = whole.replace(",", ".").split(".")
-    if len(groups) > 1 and not all(len(g) == 3 for g in groups[1:]):
+    groups = whole.split(group) if group in ".," else [whole]
+    if len(groups) > 1 and not (groups[0].isdigit() and all(len(g) == 3 for g in groups[1:])):
         return text  # a stray mark: let the caller refuse it
     return "".join(groups) + (f".{fraction}" if fraction else "")
 

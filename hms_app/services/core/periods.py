@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from hms_app import settings
 from hms_app.services.core.errors import ValidationError
-from hms_app.services.core.localtime import day_span_utc, format_date, parse_local_date
+from hms_app.services.core.localtime import day_span_utc, format_date
 
 MAX_RANGE_DAYS = 366
 DAILY_UP_TO_DAYS = 92
@@ -66,9 +66,7 @@ def _parse_day(value: object, label: str) -> date:
     if not text:
         raise ValidationError(f"Enter the {label} date, like 2026-01-31.")
     try:
-        day = parse_local_date(text)
-        if day is None:
-            raise ValueError
+        day = date.fromisoformat(text)
     except ValueError:
         raise ValidationError(f"The {label} date must look like 2026-01-31.") from None
     if not EARLIEST_DAY <= day <= LATEST_DAY:
