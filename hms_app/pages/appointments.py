@@ -332,7 +332,7 @@ def doctor_appointments_page() -> rx.Component:
                 rx.callout("No requests are waiting. New ones appear here at once.", icon="inbox",
                            color_scheme="gray", width="100%")),
         rx.hstack(
-            rx.heading(rx.cond(s.week, "Week from ", "Schedule for "), s.day, as_="h2", size="4"),
+            rx.heading(rx.cond(s.week, "Week from ", "Schedule for "), s.day_label, as_="h2", size="4"),
             rx.spacer(),
             rx.vstack(
                 rx.el.label("Date", html_for="doctor-day", font_weight="500", font_size="0.9rem"),

@@ -23,10 +23,10 @@ def _patient_row(p: PatientMatch) -> rx.Component:
         rx.table.cell(
             rx.cond(
                 p.own,
-                rx.button(rx.link("Open chart", href=chart, aria_label="Open the chart of " + p.full_name),
+                rx.button(rx.link("Open chart", href=chart, aria_label="Open chart of " + p.full_name),
                           as_child=True, size="1", variant="soft"),
                 rx.button(rx.link("Break the glass", href=chart,
-                                  aria_label="Open the chart of " + p.full_name + " by breaking the glass"),
+                                  aria_label="Break the glass for the chart of " + p.full_name),
                           as_child=True, size="1", variant="outline", color_scheme="red"),
             ),
         ),

@@ -57,7 +57,8 @@ def test_pending_requests_carry_their_day(app_server, new_context, screenshot_di
     wait_ready(page)
     pending = page.get_by_role("table", name="Pending requests")
     # Written out here by hand, not by the app's formatter: en-GB's short weekday, day and month.
-    later = f"{next_week:%a} {next_week.day} {next_week:%b} 06:10–06:30"
+    month = f"{next_week:%b}".replace("Sep", "Sept")  # CLDR's en-GB abbreviation
+    later = f"{next_week:%a} {next_week.day} {month} 06:10–06:30"
     pending.get_by_role("rowheader", name="Tomorrow 06:10–06:30", exact=True).wait_for()
     pending.get_by_role("rowheader", name=later, exact=True).wait_for()
     assert pending.get_by_role("rowheader", name="06:10–06:30", exact=True).count() == 0
@@ -106,7 +107,7 @@ def test_doctor_finds_patients_own_first_and_others_through_break_the_glass(app_
     assert_accessible(page)
     # Back to the stranger by name; the chart opens only by breaking the glass.
     search.fill(name)
-    row.get_by_role("link", name=f"Open the chart of {name} by breaking the glass").click()
+    row.get_by_role("link", name=f"Break the glass for the chart of {name}").click()
     page.wait_for_url(f"{app_server.url}/doctor/patient?id={stranger_id}")
     page.get_by_text("This patient is not under your care").wait_for()
     page.fill("#break-glass-reason", "Collapsed in the waiting room, no history available")
@@ -114,3 +115,23 @@ def test_doctor_finds_patients_own_first_and_others_through_break_the_glass(app_
     page.get_by_text("Opened by breaking the glass").wait_for()
     assert db_value(db, "SELECT COUNT(*) FROM audit_event WHERE action = 'patient.search' AND actor_id = ?",
                     (doctor_id,)) >= 4
+
+
+def test_the_patients_list_carries_the_day_too_on_a_phone(app_server, new_context, screenshot_dir):
+    """The same rule wherever an appointment is listed: the patient's own list, at 390×844."""
+    tomorrow = datetime.now(LONDON).date() + timedelta(days=1)
+    db = app_server.database_url
+    patient_id = user_id(db, PATIENT)
+    if not db_value(db, "SELECT COUNT(*) FROM appointment WHERE patient_id = ? AND status = 'requested'", (patient_id,)):
+        engine = create_engine(db)
+        try:
+            insert_appointment(engine, patient_id=patient_id, doctor_id=user_id(db, DOCTOR),
+                               starts_at=_local(tomorrow, 6, 10), status=AppointmentStatus.REQUESTED)
+        finally:
+            engine.dispose()
+    page = new_context(viewport={"width": 390, "height": 844}).new_page()
+    log_in_to(page, app_server.url, PATIENT, "/patient")
+    page.goto(f"{app_server.url}/patient/appointments")
+    wait_ready(page)
+    page.get_by_role("rowheader", name="Tomorrow 06:10–06:30", exact=True).first.wait_for()
+    screenshot(page, screenshot_dir, "patient-appointments-phone")

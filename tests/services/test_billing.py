@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hms_app import settings as hms_settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import (
@@ -32,7 +31,7 @@ from hms_app.services.administration import permissions
 from hms_app.services.booking import appointments
 from hms_app.services.core import audit
 from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from hms_app.services.core.localtime import local_today
+from hms_app.services.core.localtime import format_date, local_today
 from hms_app.services.laboratory import lab
 from hms_app.services.medicines import inventory
 from tests.conftest import login_as
@@ -181,8 +180,7 @@ def test_completing_an_appointment_bills_the_doctors_fee_with_its_department(see
 
     draft = draft_of(seeded, patient.user_id)
     [line] = lines(seeded, draft.id)
-    local = appointment(seeded, appointment_id).starts_at.astimezone(hms_settings.TIMEZONE)
-    day = f"{local.day} {local:%b %Y}"
+    day = format_date(appointment(seeded, appointment_id).starts_at)
     assert fee(seeded, HART) == 15000
     assert (str(line.kind), line.source_type, line.source_id, line.description, line.quantity,
             line.unit_price_cents, line.amount_cents, line.department_id) == (
@@ -369,9 +367,9 @@ def test_issuing_numbers_invoices_in_sequence_and_sets_the_due_date(seeded, acco
         (accounts.user_id, str(drafts[2]), aisha, f"{numbers[2]} £140.00"),
     ]
     assert notifications_since(seeded, after_note) == [
-        (patient.user_id, "New invoice", f"Invoice {numbers[0]} for £150.00 is due by {due.day} {due:%b %Y}."),
-        (insured.user_id, "New invoice", f"Invoice {numbers[1]} for £180.00 is due by {due.day} {due:%b %Y}."),
-        (aisha, "New invoice", f"Invoice {numbers[2]} for £140.00 is due by {due.day} {due:%b %Y}."),
+        (patient.user_id, "New invoice", f"Invoice {numbers[0]} for £150.00 is due by {format_date(due)}."),
+        (insured.user_id, "New invoice", f"Invoice {numbers[1]} for £180.00 is due by {format_date(due)}."),
+        (aisha, "New invoice", f"Invoice {numbers[2]} for £140.00 is due by {format_date(due)}."),
     ]
 
 

@@ -15,6 +15,7 @@ from hms_app.services.care import clinical
 from hms_app.services.care.clinical import BreakGlassRequired
 from hms_app.services.care.patient_search import search_patients
 from hms_app.services.core.errors import PermissionDenied
+from hms_app.services.core.localtime import format_date
 from tests.conftest import login_as
 from tests.services.appointment_helpers import call
 from tests.services.clinical_helpers import STRANGER_EMAIL, care_appointment, use_private_data_dir
@@ -72,7 +73,7 @@ def test_own_patients_come_first_and_are_marked(seeded, doctor, maria, stranger)
     mine = next(r for r in found.rows if r.patient_id == maria)
     name, mrn, born = _profile(seeded, maria)
     assert (mine.full_name, mine.mrn, mine.own) == (name, mrn, True)
-    assert mine.born == (f"{born.day} {born:%b} {born.year}" if born else "")
+    assert mine.born == format_date(born)
 
 
 def test_anyone_else_shows_name_mrn_and_birth_year_only(seeded, doctor, stranger):
