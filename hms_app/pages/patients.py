@@ -15,8 +15,8 @@ def _patient_row(p: PatientMatch) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(
             rx.text(p.full_name, weight="medium"),
-            rx.cond(p.own, rx.badge("Your patient", color_scheme="green", variant="soft", margin_top="0.25rem"),
-                    rx.fragment()),
+            rx.cond(p.own, rx.badge("Your patient", color_scheme="green", variant="soft", high_contrast=True,
+                                    margin_top="0.25rem"), rx.fragment()),
         ),
         rx.table.cell(p.mrn, white_space="nowrap"),
         rx.table.cell(p.born, white_space="nowrap"),

@@ -25,6 +25,7 @@ from hms_app.services.core.errors import (
     ValidationError,
 )
 from hms_app.services.core.localtime import format_date
+from hms_app.services.core.numbers import parse_money
 from hms_app.services.medicines import inventory
 from hms_app.services.medicines.inventory import MAX_UNITS, MedicineForm, ReceiveForm
 from tests.conftest import login_as
@@ -78,7 +79,7 @@ def medicine(seeded, pharmacist):
 
 
 def _cents(money: str) -> int:
-    return int(Decimal(money.replace(",", "")) * 100)
+    return parse_money(money, "amount")  # reads what format_money wrote
 
 
 def _refused(engine, error, call_service) -> str:
@@ -384,7 +385,7 @@ def test_alerts_count_low_expiring_and_expired_stock_and_value_usable_stock_at_c
     assert [(b.lot, b.state, b.on_hand) for b in after.expiring if b.medicine_id == expiring] == [
         ("S-90", "Expiring", 10)]
     assert [(b.lot, b.state, b.on_hand) for b in after.expired if b.medicine_id == expired] == [("X-1", "Expired", 7)]
-    # At cost: 20 x £2.00 + 21 x £1.00 + 20 x £0.50; the 7 expired units are valued apart.
+    # At cost: 20 x 2.00 + 21 x 1.00 + 20 x 0.50; the 7 expired units are valued apart.
     assert _cents(after.stock_value) - _cents(before.stock_value) == 4000 + 2100 + 1000
     assert _cents(after.expired_value) - _cents(before.expired_value) == 7 * 300
 
