@@ -399,7 +399,7 @@ def test_alerts_count_low_expiring_and_expired_stock_and_value_usable_stock_at_c
 
 def test_the_stock_list_searches_filters_sorts_and_pages_in_sql(seeded, pharmacist, today):
     names = {}
-    for name, price, reorder in (("Zyxamol", "£3.00", 50), ("Zyxbutin", "£1.00", 5), ("Zyxcodone", "£2.00", 0)):
+    for name, price, reorder in (("Zyxamol", "3.00", 50), ("Zyxbutin", "1.00", 5), ("Zyxcodone", "2.00", 0)):
         names[name] = new_medicine(seeded, pharmacist, name=name, price=price, reorder=reorder)
     receive(seeded, pharmacist, names["Zyxamol"], "A-1", in_days(300, today), 30)
     receive(seeded, pharmacist, names["Zyxamol"], "A-2", in_days(60, today), 10)
@@ -512,7 +512,7 @@ def test_only_the_pharmacy_writes_stock(seeded, actors, pharmacist, medicine, to
         ("stock.adjust", lambda s: inventory.adjust_stock(session=s, actor=actor, batch_id=batch_id,
                                                           reason="damaged", change=-1)),
         ("medicine.create", lambda s: inventory.add_medicine(session=s, actor=actor, form=MedicineForm(
-            "Sneakamol", "tablet", "5 mg", "£1.00", 5, ingredients="sneakamol"))),
+            "Sneakamol", "tablet", "5 mg", "1.00", 5, ingredients="sneakamol"))),
         ("medicine.update", lambda s: inventory.update_medicine(session=s, actor=actor, medicine_id=medicine,
                                                                 unit_price="0.01", reorder_level=0)),
     ]
@@ -558,11 +558,11 @@ def test_two_deliveries_of_one_new_lot_booked_at_once_both_go_into_one_batch(see
 
     for _ in range(3):
         medicine = new_medicine(seeded, pharmacist)
-        outcomes = all_at_once(delivery(pharmacist, medicine, "NEW-1", 10, "£1.00"),
-                               delivery(second, medicine, "new-1", 30, "£2.00"))
+        outcomes = all_at_once(delivery(pharmacist, medicine, "NEW-1", 10, "1.00"),
+                               delivery(second, medicine, "new-1", 30, "2.00"))
         [batch] = batches(seeded, medicine)
         assert outcomes == [batch.id, batch.id]
-        # (10 x £1.00 + 30 x £2.00) / 40, whichever came first
+        # (10 x 1.00 + 30 x 2.00) / 40, whichever came first
         assert (batch.quantity_on_hand, batch.unit_cost_cents) == (40, 175)
         assert sorted(movements(seeded, medicine)) == [("NEW-1", "receive", 10), ("NEW-1", "receive", 30)]
     assert mismatches(seeded) == []
@@ -577,7 +577,7 @@ PRESCRIBED = 400
 # Mostly valid operations, with every kind of invalid one mixed in.
 receive_ops = st.tuples(st.just("receive"), st.sampled_from(LOTS), st.integers(-2, 150),
                         st.sampled_from(("same", "same", "same", "other", "expired", "garbage")),
-                        st.sampled_from(("£1.00", "£0.35", "£2.10", "abc")))
+                        st.sampled_from(("1.00", "0.35", "2.10", "abc")))
 adjust_ops = st.tuples(st.just("adjust"), st.integers(0, 2),
                        st.sampled_from(("damaged", "expired", "count_correction", "count_correction", "stolen")),
                        st.integers(-60, 30))
