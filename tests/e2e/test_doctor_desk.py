@@ -40,17 +40,21 @@ def _local(day: date, hour: int, minute: int) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=LONDON)
 
 
+def _request_at_6_10(database_url: str, *days: date) -> None:
+    """Daniel Cohen asks Dr Hart for 06:10 on each of ``days`` (written to the database directly)."""
+    engine = create_engine(database_url)
+    try:
+        for day in days:
+            insert_appointment(engine, patient_id=user_id(database_url, PATIENT), doctor_id=user_id(database_url, DOCTOR),
+                               starts_at=_local(day, 6, 10), status=AppointmentStatus.REQUESTED)
+    finally:
+        engine.dispose()
+
+
 def test_pending_requests_carry_their_day(app_server, new_context, screenshot_dir):
     today = datetime.now(LONDON).date()
     tomorrow, next_week = today + timedelta(days=1), today + timedelta(days=8)
-    engine = create_engine(app_server.database_url)
-    try:
-        doctor_id, patient_id = user_id(app_server.database_url, DOCTOR), user_id(app_server.database_url, PATIENT)
-        for day in (tomorrow, next_week):
-            insert_appointment(engine, patient_id=patient_id, doctor_id=doctor_id, starts_at=_local(day, 6, 10),
-                               status=AppointmentStatus.REQUESTED)
-    finally:
-        engine.dispose()
+    _request_at_6_10(app_server.database_url, tomorrow, next_week)
     page = new_context(viewport={"width": 1366, "height": 900}).new_page()
     log_in_to(page, app_server.url, DOCTOR, "/doctor")
     page.goto(f"{app_server.url}/doctor/appointments")
@@ -123,12 +127,7 @@ def test_the_patients_list_carries_the_day_too_on_a_phone(app_server, new_contex
     db = app_server.database_url
     patient_id = user_id(db, PATIENT)
     if not db_value(db, "SELECT COUNT(*) FROM appointment WHERE patient_id = ? AND status = 'requested'", (patient_id,)):
-        engine = create_engine(db)
-        try:
-            insert_appointment(engine, patient_id=patient_id, doctor_id=user_id(db, DOCTOR),
-                               starts_at=_local(tomorrow, 6, 10), status=AppointmentStatus.REQUESTED)
-        finally:
-            engine.dispose()
+        _request_at_6_10(db, tomorrow)
     page = new_context(viewport={"width": 390, "height": 844}).new_page()
     log_in_to(page, app_server.url, PATIENT, "/patient")
     page.goto(f"{app_server.url}/patient/appointments")
