@@ -26,6 +26,7 @@ from hms_app.pages import (
     finance,
     interop,
     lab,
+    patients,
     pharmacy,
     reports,
 )
@@ -59,6 +60,7 @@ from hms_app.state.finance import AccountsDashboardState
 from hms_app.state.interop import ApiClientsState
 from hms_app.state.lab import LabResultsState, LabWorklistState
 from hms_app.state.malformed import MalformedEventGate
+from hms_app.state.patients import PatientSearchState
 from hms_app.state.pharmacy import (
     InventoryState,
     PatientPrescriptionsState,
@@ -191,6 +193,8 @@ app.add_page(appointments.admin_appointments_page, route="/admin/appointments", 
              on_load=[SessionState.guard("admin"), AdminAppointmentsState.load_rows])
 app.add_page(appointments.admin_schedules_page, route="/admin/schedules", title="Schedules · HMS",
              on_load=[SessionState.guard("admin"), ScheduleState.load_any_schedule])
+app.add_page(patients.patients_page, route="/doctor/patients", title="Patients · HMS",
+             on_load=[SessionState.guard("doctor"), PatientSearchState.load_rows])
 app.add_page(clinical.chart_page, route="/doctor/patient", title="Patient chart · HMS",
              on_load=[SessionState.guard("doctor"), ChartState.open_chart])
 app.add_page(clinical.encounter_page, route="/doctor/encounter", title="Encounter · HMS",

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel import Locale, UnknownLocaleError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("HMS_DATA_DIR", PROJECT_ROOT / "data")).resolve()
 
@@ -30,6 +32,19 @@ HOSPITAL_NAME = os.environ.get("HMS_HOSPITAL_NAME", "St. Example General Hospita
 CURRENCY = os.environ.get("HMS_CURRENCY", "GBP")
 """The currency every amount is in (printed on invoices); amounts are integer cents of it."""
 TIMEZONE = ZoneInfo(os.environ.get("HMS_TIMEZONE", "Europe/London"))
+
+
+def _locale(tag: str) -> Locale:
+    """The Babel locale of a tag like ``en-GB``; an unknown one stops the start with a clear message."""
+    try:
+        return Locale.parse(tag.strip().replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise SystemExit(f"HMS_LOCALE={tag!r} is not a locale Babel knows: set it to a tag like en-GB, "
+                         "en-US or de-DE.") from None
+
+
+LOCALE = _locale(os.environ.get("HMS_LOCALE") or "en-GB")
+"""How every date, time, number and amount is written (``hms_app/services/core/localtime.py``, ``numbers.py``)."""
 
 DATA_KEY = os.environ.get("HMS_DATA_KEY", "")
 """Fernet key(s) for clinical data, comma-separated, newest first; unset means data/hms.key."""

@@ -24,7 +24,8 @@ from hms_app.services.accounting.finance import (
     PayerOutstanding,
     RevenuePeriod,
 )
-from hms_app.services.core.numbers import format_money
+from hms_app.services.core.localtime import format_date, format_period
+from hms_app.services.core.numbers import format_money, format_percent, money_axis
 
 BILLED_COLOUR = "#0072B2"  # blue, 5.2:1 on white
 COLLECTED_COLOUR = "#D55E00"  # vermilion, 3.9:1
@@ -37,7 +38,9 @@ CHART_CONFIG = {"displaylogo": False, "responsive": True,
 
 
 def _money_axis() -> dict:
+    marks = money_axis()
     return {"title": {"text": f"Amount ({settings.CURRENCY})"}, "tickformat": ",.0f", "gridcolor": GRID,
+            "tickprefix": marks["tickprefix"], "ticksuffix": marks["ticksuffix"],
             "rangemode": "tozero", "zerolinecolor": "#b9bbc6"}
 
 
@@ -48,7 +51,7 @@ def _layout(figure: go.Figure, title: str, *, height: int = 320, legend: bool = 
         height=height, margin={"l": 60, "r": 16, "t": 36, "b": 48}, showlegend=legend,
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         paper_bgcolor="white", plot_bgcolor="white", font={"color": INK, "family": "system-ui, sans-serif"},
-        hoverlabel={"bgcolor": "white"}, separators=".,", **axes,
+        hoverlabel={"bgcolor": "white"}, separators=money_axis()["separators"], **axes,
     )
     return figure
 
@@ -63,13 +66,14 @@ def _bar_text(cents: list[int]) -> list[str]:
 
 def _revenue_bars(rows: list[RevenuePeriod]) -> list[go.Bar]:
     """Billed and collected side by side; collected hatched, so the two differ without colour."""
-    periods = [r.period for r in rows]
+    periods = [format_period(r.period) for r in rows]
     return [
         go.Bar(x=periods, y=[_units(r.billed_cents) for r in rows], name="Billed", marker={"color": BILLED_COLOUR},
-               hovertemplate="%{x}<br>Billed %{y:,.2f}<extra></extra>"),
+               customdata=_bar_text([r.billed_cents for r in rows]), hovertemplate="%{x}<br>Billed %{customdata}<extra></extra>"),
         go.Bar(x=periods, y=[_units(r.collected_cents) for r in rows], name="Collected",
                marker={"color": COLLECTED_COLOUR, "pattern": {"shape": "/", "fgcolor": "white", "solidity": 0.25}},
-               hovertemplate="%{x}<br>Collected %{y:,.2f}<extra></extra>"),
+               customdata=[_signed(r.collected_cents) for r in rows],
+               hovertemplate="%{x}<br>Collected %{customdata}<extra></extra>"),
     ]
 
 
@@ -77,7 +81,7 @@ def revenue_by_day_figure(rows: list[RevenuePeriod], range_label: str) -> go.Fig
     """Billed and collected on each local day of the range."""
     figure = go.Figure(_revenue_bars(rows))
     return _layout(figure, f"{range_label} · {settings.CURRENCY}", legend=True, barmode="group", bargap=0.25,
-                   xaxis={"title": {"text": "Day"}, "type": "date", "gridcolor": GRID, "tickformat": "%d %b"},
+                   xaxis={"title": {"text": "Day"}, "type": "category", "gridcolor": GRID},
                    yaxis=_money_axis())
 
 
@@ -98,7 +102,8 @@ def _horizontal_bars(names: list[str], cents: list[int], title: str, colours: st
     figure = go.Figure(go.Bar(
         y=names, x=[_units(c) for c in cents], orientation="h", marker={"color": colours},
         text=_bar_text(cents), textposition="auto", insidetextfont={"color": "white"},
-        outsidetextfont={"color": INK}, hovertemplate=f"%{{y}}<br>{what} %{{x:,.2f}}<extra></extra>",
+        outsidetextfont={"color": INK}, customdata=_bar_text(cents),
+        hovertemplate=f"%{{y}}<br>{what} %{{customdata}}<extra></extra>",
     ))
     return _layout(figure, title, height=max(200, 70 + 44 * len(names)),
                    xaxis=_money_axis(), yaxis={"autorange": "reversed", "automargin": True, "title": None})
@@ -179,7 +184,7 @@ def headline_view(summary: AccountsSummary) -> HeadlineView:
     h = summary.headline
     return HeadlineView(format_money(h.billed_cents), _signed(h.collected_cents),
                         format_money(h.outstanding_cents), format_money(h.overdue_cents), h.open_invoices,
-                        summary.dates.label, f"{summary.today.day} {summary.today:%b %Y}")
+                        summary.dates.label, format_date(summary.today))
 
 
 def _count(n: int, noun: str) -> str:
@@ -187,7 +192,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _signed(cents: int) -> str:
-    return format_money(cents) if cents >= 0 else f"−{format_money(-cents)}"
+    return format_money(cents)  # a net refund reads with a minus sign, like every amount
 
 
 def _revenue_table(report: str, rows: list[RevenuePeriod], range_label: str, period: str) -> SummaryTable:
@@ -195,9 +200,9 @@ def _revenue_table(report: str, rows: list[RevenuePeriod], range_label: str, per
     busiest = max(rows, key=lambda r: (r.collected_cents, r.period), default=None)
     summary = f"{range_label}: billed {format_money(billed)}, collected {_signed(collected)}."
     if busiest is not None and busiest.collected_cents > 0:
-        summary += f" Most collected on {busiest.period}: {format_money(busiest.collected_cents)}."
+        summary += f" Most collected on {format_period(busiest.period)}: {format_money(busiest.collected_cents)}."
     return SummaryTable(report, finance.REPORTS[report].title, [period, "Billed", "Collected"],
-                        [[r.period, format_money(r.billed_cents), _signed(r.collected_cents)] for r in rows],
+                        [[format_period(r.period), format_money(r.billed_cents), _signed(r.collected_cents)] for r in rows],
                         ["Total", format_money(billed), _signed(collected)], summary,
                         not any(r.billed_cents or r.collected_cents for r in rows))
 
@@ -205,7 +210,7 @@ def _revenue_table(report: str, rows: list[RevenuePeriod], range_label: str, per
 def _share_table(report: str, names: list[str], charges: list[int], cents: list[int], what: str,
                  label: str) -> SummaryTable:
     total = sum(cents)
-    rows = [[name, str(n), format_money(c), f"{100 * c / total:.0f}%" if total else "–"]
+    rows = [[name, str(n), format_money(c), format_percent(c, total)]
             for name, n, c in zip(names, charges, cents, strict=True)]
     top = max(zip(cents, names, strict=True), default=(0, ""))
     summary = (f"{format_money(total)} {what} in {_count(sum(charges), 'charge')}; the most from {top[1]} "

@@ -26,6 +26,7 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
     Role.DOCTOR: [
         ("Dashboard", "/doctor", "layout-dashboard"),
         ("Appointments", "/doctor/appointments", "calendar-days"),
+        ("Patients", "/doctor/patients", "users"),
         ("My schedule", "/doctor/schedule", "calendar-clock"),
         ("Lab results", "/doctor/results", "flask-conical"),
     ],

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
 
 import plotly.graph_objects as go
 
 from hms_app.components.figures import NO_TEMPLATE
 from hms_app.db.enums import APPOINTMENT_STATUS_LABELS
-from hms_app.services.core.numbers import format_money
+from hms_app.services.core.localtime import format_period
+from hms_app.services.core.numbers import format_money, format_number, money_axis
 from hms_app.services.reporting.reports import (
     AppointmentCount,
     DoctorUtilisation,
@@ -56,10 +56,7 @@ class SummaryTable:
 
 def period_label(period: str) -> str:
     """``2025-03-29`` as "29 Mar 2025", ``2025-03`` as "Mar 2025"."""
-    if len(period) == 7:
-        return date.fromisoformat(period + "-01").strftime("%b %Y")
-    day = date.fromisoformat(period)
-    return f"{day.day} {day:%b %Y}"
+    return format_period(period)
 
 
 def duration_label(minutes: float) -> str:
@@ -90,7 +87,7 @@ def _style(figure: go.Figure, title: str, *, height: int = 320, legend: bool = T
                "font": {"size": 15}},
         margin={"l": 10, "r": 10, "t": 76 if legend else 44, "b": 10}, height=height, showlegend=legend,
         legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom", "traceorder": "normal"},
-        paper_bgcolor="white", plot_bgcolor="white",
+        paper_bgcolor="white", plot_bgcolor="white", separators=money_axis()["separators"],
         font={"color": INK, "size": 12}, hoverlabel={"font": {"color": INK}, "bgcolor": "white"},
         **layout,
     )
@@ -222,13 +219,16 @@ def pharmacy_figure(rows: list[PharmacyPeriod], per: str) -> go.Figure:
     labels = [period_label(r.period) for r in rows]
     figure = go.Figure()
     figure.add_trace(go.Bar(x=labels, y=[r.units_dispensed for r in rows], name="Units dispensed",
-                            marker_color=BLUE, hovertemplate="%{x}: %{y:,} units dispensed<extra></extra>"))
+                            marker_color=BLUE, customdata=[format_number(r.units_dispensed) for r in rows],
+                            hovertemplate="%{x}: %{customdata} units dispensed<extra></extra>"))
     figure.add_trace(go.Scatter(x=labels, y=[r.stock_value_cents / 100 for r in rows], name="Stock value at cost",
                                 yaxis="y2", mode="lines+markers" if len(rows) <= 31 else "lines",
                                 line={"color": GREEN, "width": 3},
-                                hovertemplate="%{x}: stock worth %{y:,.2f} at cost<extra></extra>"))
+                                customdata=[format_money(r.stock_value_cents) for r in rows],
+                                hovertemplate="%{x}: stock worth %{customdata} at cost<extra></extra>"))
     _style(figure, title, yaxis2={"overlaying": "y", "side": "right", "title": {"text": "Stock value at cost"},
                                   "rangemode": "tozero", "tickformat": ",.0f", "showgrid": False,
+                                  "tickprefix": money_axis()["tickprefix"], "ticksuffix": money_axis()["ticksuffix"],
                                   "automargin": True})
     figure.update_xaxes(type="category", title_text=per.capitalize())
     figure.update_layout(yaxis={"title": {"text": "Units dispensed"},
@@ -293,8 +293,8 @@ def pharmacy_table(rows: list[PharmacyPeriod]) -> SummaryTable:
     if not rows:
         return SummaryTable("Pharmacy dispensing and stock value in the range", ["Figure", "Value"], [], empty=True)
     body = [
-        ["Dispensations", f"{sum(r.dispensations for r in rows):,}"],
-        ["Units dispensed", f"{sum(r.units_dispensed for r in rows):,}"],
+        ["Dispensations", format_number(sum(r.dispensations for r in rows))],
+        ["Units dispensed", format_number(sum(r.units_dispensed for r in rows))],
         ["Value dispensed (at price)", format_money(sum(r.dispensed_value_cents for r in rows))],
         [f"Stock value at cost, end of {period_label(rows[0].period)}", format_money(rows[0].stock_value_cents)],
         [f"Stock value at cost, end of {period_label(rows[-1].period)}", format_money(rows[-1].stock_value_cents)],

@@ -274,9 +274,10 @@ def _doctor_actions(row: AppointmentRow) -> rx.Component:
     )
 
 
-def _doctor_row(row: AppointmentRow) -> rx.Component:
+def _doctor_row(row: AppointmentRow, *, with_day: bool = False) -> rx.Component:
     return rx.table.row(
-        rx.table.row_header_cell(rx.cond(DoctorAppointmentsState.week, row.date + " ", ""), row.time),
+        rx.table.row_header_cell(row.when if with_day else rx.cond(DoctorAppointmentsState.week, row.date + " ", ""),
+                                 "" if with_day else row.time),
         rx.table.cell(rx.link(row.patient, href="/doctor/patient?id=" + row.patient_id.to_string(), weight="medium"),
                       rx.text(row.mrn, size="1", color="var(--gray-11)")),
         rx.table.cell(row.reason),
@@ -286,13 +287,13 @@ def _doctor_row(row: AppointmentRow) -> rx.Component:
     )
 
 
-def _doctor_table(rows: rx.Var, caption: str, first: str) -> rx.Component:
+def _doctor_table(rows: rx.Var, caption: str, first: str, *, with_day: bool = False) -> rx.Component:
     return rx.box(
         rx.table.root(
             rx.el.caption(caption, class_name="visually-hidden"),
             rx.table.header(rx.table.row(*[rx.table.column_header_cell(h, scope="col") for h in
                                            (first, "Patient", "Reason", "Status", "Actions")])),
-            rx.table.body(rx.foreach(rows, _doctor_row)),
+            rx.table.body(rx.foreach(rows, lambda row: _doctor_row(row, with_day=with_day))),
             variant="surface",
             width="100%",
         ),
@@ -327,11 +328,11 @@ def doctor_appointments_page() -> rx.Component:
     return page_shell(
         "Appointments",
         rx.heading("Requests waiting for you (" + s.pending_total.to_string() + ")", as_="h2", size="4"),
-        rx.cond(s.pending.length() > 0, _doctor_table(s.pending, "Pending requests", "When"),
+        rx.cond(s.pending.length() > 0, _doctor_table(s.pending, "Pending requests", "When", with_day=True),
                 rx.callout("No requests are waiting. New ones appear here at once.", icon="inbox",
                            color_scheme="gray", width="100%")),
         rx.hstack(
-            rx.heading(rx.cond(s.week, "Week from ", "Schedule for "), s.day, as_="h2", size="4"),
+            rx.heading(rx.cond(s.week, "Week from ", "Schedule for "), s.day_label, as_="h2", size="4"),
             rx.spacer(),
             rx.vstack(
                 rx.el.label("Date", html_for="doctor-day", font_weight="500", font_size="0.9rem"),

@@ -212,6 +212,7 @@ class DoctorAppointmentsState(SessionState):
     """The doctor's day or week, and the queue of requests waiting for an answer."""
 
     day: str = ""
+    day_label: str = ""
     week: bool = False
     rows: list[AppointmentRow] = []
     pending: list[AppointmentRow] = []
@@ -228,6 +229,7 @@ class DoctorAppointmentsState(SessionState):
             self.day = localtime.local_today().isoformat()
         self.rows = await self._call(appointments.doctor_schedule, write=False, first_day=self.day,
                                      days=7 if self.week else 1)
+        self.day_label = localtime.format_date(localtime.parse_local_date(self.day), "weekday")
         pending = await self._call(appointments.pending_requests, write=False, page_size=50)
         self.pending = pending.rows
         self.pending_total = pending.total

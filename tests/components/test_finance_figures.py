@@ -55,7 +55,7 @@ def test_every_chart_has_a_figure_with_a_title_and_labelled_axes():
     assert day.layout.title.text == "30 Mar 2025 – 31 Mar 2025 · GBP"
     departments = figures["billed-by-department"].data[0]
     assert list(departments.y) == ["Cardiology", "Dermatology"]
-    assert list(departments.text) == ["10,000.00", "2,345.67"]
+    assert list(departments.text) == ["£10,000.00", "£2,345.67"]
     assert figures["receivables-by-age"].layout.title.text == "Open invoices on 2 Apr 2025, by days since issue"
     payer_colours = list(figures["outstanding-by-payer"].data[0].marker.color)
     assert payer_colours == [finance_figures.BILLED_COLOUR, finance_figures.COLLECTED_COLOUR]
@@ -81,16 +81,16 @@ def test_the_tables_say_in_words_what_the_charts_show():
     assert list(tables) == list(finance.REPORTS)
     day = tables["revenue-by-day"]
     assert day.columns == ["Day", "Billed", "Collected"]
-    assert day.rows == [["2025-03-30", "12,345.67", "0.00"], ["2025-03-31", "0.00", "−5.00"]]
-    assert day.total == ["Total", "12,345.67", "−5.00"]
-    assert day.summary == "30 Mar 2025 – 31 Mar 2025: billed 12,345.67, collected −5.00."
+    assert day.rows == [["30 Mar 2025", "£12,345.67", "£0.00"], ["31 Mar 2025", "£0.00", "−£5.00"]]
+    assert day.total == ["Total", "£12,345.67", "−£5.00"]
+    assert day.summary == "30 Mar 2025 – 31 Mar 2025: billed £12,345.67, collected −£5.00."
     assert not day.is_empty
-    assert tables["billed-by-department"].rows == [["Cardiology", "3", "10,000.00", "81%"],
-                                                   ["Dermatology", "1", "2,345.67", "19%"]]
-    assert tables["billed-by-kind"].summary == "12,345.67 billed in 4 charges; the most from Consultation (12,345.67)."
-    assert tables["collected-by-method"].summary == "−5.00 collected after 5.00 refunded."
-    assert tables["receivables-by-age"].summary == "90.00 outstanding on 3 open invoices; 40.00 of it overdue."
-    assert tables["outstanding-by-payer"].summary == "35.00 expected from 1 insurer, 55.00 from patients."
+    assert tables["billed-by-department"].rows == [["Cardiology", "3", "£10,000.00", "81%"],
+                                                   ["Dermatology", "1", "£2,345.67", "19%"]]
+    assert tables["billed-by-kind"].summary == "£12,345.67 billed in 4 charges; the most from Consultation (£12,345.67)."
+    assert tables["collected-by-method"].summary == "−£5.00 collected after £5.00 refunded."
+    assert tables["receivables-by-age"].summary == "£90.00 outstanding on 3 open invoices; £40.00 of it overdue."
+    assert tables["outstanding-by-payer"].summary == "£35.00 expected from 1 insurer, £55.00 from patients."
 
 
 def test_empty_charts_are_marked_so_the_page_says_what_to_do():
@@ -108,5 +108,5 @@ def test_empty_charts_are_marked_so_the_page_says_what_to_do():
 def test_the_headline_in_money_format():
     view = headline_view(_summary())
     assert (view.billed, view.collected, view.outstanding, view.overdue, view.open_invoices) == (
-        "12,345.67", "−5.00", "90.00", "40.00", 3)
+        "£12,345.67", "−£5.00", "£90.00", "£40.00", 3)
     assert view.today == "2 Apr 2025"

@@ -78,8 +78,8 @@ def test_pharmacy_bars_units_and_lines_the_stock_value_in_money_on_its_own_axis(
     bars, line = figure.data
     assert (list(bars.y), list(line.y), line.yaxis) == ([0, 13], [40.0, 1234.56], "y2")
     assert figures.pharmacy_table(rows).rows == [
-        ["Dispensations", "2"], ["Units dispensed", "13"], ["Value dispensed (at price)", "32.50"],
-        ["Stock value at cost, end of 29 Mar 2025", "40.00"], ["Stock value at cost, end of 30 Mar 2025", "1,234.56"]]
+        ["Dispensations", "2"], ["Units dispensed", "13"], ["Value dispensed (at price)", "£32.50"],
+        ["Stock value at cost, end of 29 Mar 2025", "£40.00"], ["Stock value at cost, end of 30 Mar 2025", "£1,234.56"]]
 
 
 def test_new_patients_per_month_with_a_total():

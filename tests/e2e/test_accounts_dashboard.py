@@ -25,15 +25,15 @@ CHARTS = ("revenue-by-day", "revenue-by-month", "billed-by-department", "billed-
 
 
 def _cents(text: str) -> int:
-    """ "1,234.56" (or "−5.00") as integer cents."""
+    """ "£1,234.56" (or "−£5.00") as integer cents."""
     negative = text.startswith(("−", "-"))
-    whole, _, fraction = text.lstrip("−-").replace(",", "").partition(".")
+    whole, _, fraction = text.lstrip("−-").lstrip("£").replace(",", "").partition(".")
     cents = int(whole) * 100 + int(fraction or 0)
     return -cents if negative else cents
 
 
 def _money(cents: int) -> str:
-    return f"{cents / 100:,.2f}" if cents >= 0 else f"−{-cents / 100:,.2f}"
+    return f"£{cents / 100:,.2f}" if cents >= 0 else f"−£{-cents / 100:,.2f}"
 
 
 def _self_paying_patient_with_an_open_invoice(db_url: str) -> tuple[str, int, int]:
@@ -72,7 +72,7 @@ def test_accounts_dashboard_charts_ranges_exports_and_live_payments(app_server, 
         accounts.fill("#range-end", "2024-01-31")
         accounts.get_by_role("button", name="Show", exact=True).click()
         expect(accounts.locator("#range-shown")).to_contain_text("1 Jan 2024 – 31 Jan 2024")
-        expect(accounts.locator("#collected-total")).to_have_text("0.00")
+        expect(accounts.locator("#collected-total")).to_have_text("£0.00")
         expect(accounts.locator("#chart-revenue-by-day")).to_contain_text("Choose an earlier start date")
         expect(accounts.locator("#chart-revenue-by-day .js-plotly-plot")).to_have_count(0)
         expect(accounts.locator("#chart-receivables-by-age .js-plotly-plot")).to_have_count(1)  # as of today

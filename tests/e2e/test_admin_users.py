@@ -145,7 +145,7 @@ def test_admin_creates_a_doctor_who_must_choose_a_password(app_server, page, new
     doctor.wait_for_url(f"{app_server.url}/doctor")
     expect(doctor.get_by_role("heading", level=1, name="Doctor's dashboard")).to_be_visible()
     expect(doctor.locator("#staff-department")).to_have_text("Orthopedics")
-    expect(doctor.get_by_text("95.50", exact=True)).to_be_visible()
+    expect(doctor.get_by_text("£95.50", exact=True)).to_be_visible()
     assert db_value(url, 'SELECT must_change_password FROM "user" WHERE email = ?', (email,)) == 0
 
 

@@ -74,7 +74,7 @@ def test_staff_member_lands_on_own_dashboard(app_server, page, screenshot_dir, e
     expect(page.get_by_text(email, exact=True)).to_be_visible()
     if home == "/doctor":
         expect(page.get_by_text("Interventional cardiology")).to_be_visible()
-        expect(page.get_by_text("150.00")).to_be_visible()  # the fee, from 15000 cents
+        expect(page.get_by_text("£150.00")).to_be_visible()  # the fee, from 15000 cents
     nav = page.get_by_role("navigation", name="Main navigation")
     expect(nav.get_by_role("link", name="Dashboard")).to_have_attribute("aria-current", "page")
     expect(nav.get_by_role("link", name="Users")).to_have_count(0)
@@ -88,7 +88,7 @@ def test_pharmacist_lands_on_the_stock_and_queue_dashboard(app_server, page, scr
     expect(page.locator("#user-role")).to_have_text("Pharmacy staff")
     for tile in ("to-verify", "to-dispense", "low", "expiring", "expired"):
         expect(page.locator(f"#tile-{tile}")).to_have_text(re.compile(r"^\d+$"))
-    expect(page.locator("#tile-stock-value")).to_have_text(re.compile(r"^[\d,]+\.\d\d$"))
+    expect(page.locator("#tile-stock-value")).to_have_text(re.compile(r"^£[\d,]+\.\d\d$"))
     # The demo's low and expired stock, as the alert lists name it.
     expect(page.get_by_role("heading", name="Low stock").locator("..")).to_contain_text("Salbutamol")
     expect(page.get_by_role("heading", name="Expired, blocked from dispensing").locator("..")).to_contain_text(

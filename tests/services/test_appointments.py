@@ -138,7 +138,7 @@ def test_a_patient_books_a_free_slot_and_the_doctor_is_told(seeded, patient, doc
         patient.user_id, doctor.user_id, AppointmentStatus.REQUESTED, "Chest pain")
     assert (row.starts_at, row.ends_at) == (at(DAY, 10, 0), at(DAY, 10, 20))
     assert notifications_since(seeded, mark) == [
-        (doctor.user_id, "New appointment request", "Maria Garcia asks for Wed 24 Mar 2027, 10:00.")]
+        (doctor.user_id, "New appointment request", "Maria Garcia asks for Wed, 24 Mar 2027, 10:00.")]
     assert at(DAY, 10, 0) not in free_starts(seeded, doctor.user_id, DAY)
     [event] = audit_events(seeded, action="appointment.book")
     assert (event.actor_id, event.patient_id, event.entity_id) == (patient.user_id, patient.user_id, str(appointment_id))
@@ -287,7 +287,7 @@ def test_the_doctor_confirms_a_request_and_the_patient_is_told(seeded, patient, 
     call(seeded, appointments.confirm_appointment, actor=doctor, appointment_id=requested)
 
     assert status_of(seeded, requested) == AppointmentStatus.CONFIRMED
-    assert notifications_since(seeded, mark) == [(patient.user_id, "Appointment confirmed", "Wed 24 Mar 2027, 10:00")]
+    assert notifications_since(seeded, mark) == [(patient.user_id, "Appointment confirmed", "Wed, 24 Mar 2027, 10:00")]
 
 
 def test_confirm_only_from_requested(seeded, doctor, confirmed):
@@ -317,7 +317,7 @@ def test_decline_needs_a_reason_which_the_patient_sees(seeded, patient, doctor, 
     row = appointment(seeded, requested)
     assert (row.status, row.status_reason) == (AppointmentStatus.DECLINED, "Not cardiac")
     assert notifications_since(seeded, mark) == [
-        (patient.user_id, "Appointment request declined", "Wed 24 Mar 2027, 10:00 — Not cardiac")]
+        (patient.user_id, "Appointment request declined", "Wed, 24 Mar 2027, 10:00 — Not cardiac")]
     assert at(DAY, 10, 0) in free_starts(seeded, doctor.user_id, DAY)
 
 
@@ -334,7 +334,7 @@ def test_the_patient_cancels_before_the_start_without_a_reason(request, seeded, 
     call(seeded, appointments.cancel_appointment, actor=patient, appointment_id=appointment_id)
 
     assert status_of(seeded, appointment_id) == AppointmentStatus.CANCELLED
-    assert notifications_since(seeded, mark) == [(doctor.user_id, "Appointment cancelled", "Wed 24 Mar 2027, 10:00")]
+    assert notifications_since(seeded, mark) == [(doctor.user_id, "Appointment cancelled", "Wed, 24 Mar 2027, 10:00")]
     assert at(DAY, 10, 0) in free_starts(seeded, doctor.user_id, DAY)
 
 
@@ -356,7 +356,7 @@ def test_the_doctor_cancels_only_with_a_reason(seeded, patient, doctor, confirme
     row = appointment(seeded, confirmed)
     assert (row.status, row.status_reason) == (AppointmentStatus.CANCELLED, "Called to theatre")
     assert notifications_since(seeded, mark) == [
-        (patient.user_id, "Appointment cancelled", "Wed 24 Mar 2027, 10:00 — Called to theatre")]
+        (patient.user_id, "Appointment cancelled", "Wed, 24 Mar 2027, 10:00 — Called to theatre")]
 
 
 @pytest.mark.parametrize(("first", "then", "message"), [
@@ -401,13 +401,13 @@ def test_complete_or_no_show_only_once_started_and_only_once(seeded, patient, do
     with pytest.raises(Conflict) as raised:
         call(seeded, close, actor=doctor, appointment_id=confirmed)
     assert "has not started yet" in raised.value.message
-    assert "from 10:00 on 24 Mar" in raised.value.message
+    assert "from Wed, 24 Mar 2027, 10:00" in raised.value.message
 
     clock.now = at(DAY, 10, 0)
     mark = last_notification_id(seeded)
     call(seeded, close, actor=doctor, appointment_id=confirmed)
     assert status_of(seeded, confirmed) == status
-    assert notifications_since(seeded, mark) == [(patient.user_id, title, "Wed 24 Mar 2027, 10:00")]
+    assert notifications_since(seeded, mark) == [(patient.user_id, title, "Wed, 24 Mar 2027, 10:00")]
 
     for again in (appointments.complete_appointment, appointments.mark_no_show):
         with pytest.raises(Conflict, match=f"A {status.label.lower()} appointment cannot be"):
@@ -513,7 +513,7 @@ def test_the_patient_moves_a_confirmed_appointment_back_to_requested(seeded, pat
     assert at(DAY, 10, 0) in free
     assert at(DAY, 14, 0) not in free
     assert notifications_since(seeded, mark) == [
-        (doctor.user_id, "Appointment moved", "Wed 24 Mar 2027, 10:00 → Wed 24 Mar 2027, 14:00")]
+        (doctor.user_id, "Appointment moved", "Wed, 24 Mar 2027, 10:00 → Wed, 24 Mar 2027, 14:00")]
     with seeded.connect() as conn:  # moved, not copied
         assert conn.execute(sa.select(sa.func.count()).select_from(Appointment)
                             .where(Appointment.patient_id == patient.user_id)).scalar_one() == 1
@@ -532,7 +532,7 @@ def test_the_doctor_moves_a_confirmed_appointment_and_it_stays_confirmed(seeded,
     assert (row.starts_at, row.status) == (at(next_day, 9, 0), AppointmentStatus.CONFIRMED)
     assert at(DAY, 10, 0) in free_starts(seeded, doctor.user_id, DAY)
     assert notifications_since(seeded, mark) == [
-        (patient.user_id, "Appointment moved", "Wed 24 Mar 2027, 10:00 → Thu 25 Mar 2027, 09:00")]
+        (patient.user_id, "Appointment moved", "Wed, 24 Mar 2027, 10:00 → Thu, 25 Mar 2027, 09:00")]
 
 
 def test_a_move_that_fails_part_way_leaves_the_appointment_where_it_was(seeded, patient, doctor, confirmed,
@@ -669,7 +669,7 @@ def test_the_doctors_day_and_week(seeded, doctor, other_patient, requested, cloc
     assert [(r.id, r.time, r.patient, r.status) for r in day] == [(requested, f"10:00{DASH}10:20", "Maria Garcia", "requested")]
 
     week = call(seeded, appointments.doctor_schedule, actor=doctor, first_day=NOW.date().isoformat(), days=7)
-    assert [(r.patient, r.when) for r in week] == [("Fatima Ali", "Thu 18 Mar 2027, 15:00")]
+    assert [(r.patient, r.when) for r in week] == [("Fatima Ali", "Thu 18 Mar 15:00–15:20")]
     week = call(seeded, appointments.doctor_schedule, actor=doctor, first_day=(DAY - timedelta(days=2)).isoformat(),
                 days=7)
     assert [r.id for r in week] == [requested]
@@ -698,7 +698,7 @@ def test_pending_requests_are_the_doctors_future_requests(seeded, doctor, other_
     pending = call(seeded, appointments.pending_requests, actor=doctor)
 
     assert [(r.patient, r.when) for r in pending.rows] == [
-        ("Fatima Ali", "Thu 18 Mar 2027, 15:00"), ("Maria Garcia", "Wed 24 Mar 2027, 10:00")]
+        ("Fatima Ali", "Thu 18 Mar 15:00–15:20"), ("Maria Garcia", "Wed 24 Mar 10:00–10:20")]
     assert all(r.can_confirm for r in pending.rows)
     assert [r.id for r in call(seeded, appointments.pending_requests, actor=other_doctor).rows] == [elsewhere]
 

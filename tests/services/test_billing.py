@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hms_app import settings as hms_settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import (
@@ -32,7 +31,7 @@ from hms_app.services.administration import permissions
 from hms_app.services.booking import appointments
 from hms_app.services.core import audit
 from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from hms_app.services.core.localtime import local_today
+from hms_app.services.core.localtime import format_date, local_today
 from hms_app.services.laboratory import lab
 from hms_app.services.medicines import inventory
 from tests.conftest import login_as
@@ -181,7 +180,7 @@ def test_completing_an_appointment_bills_the_doctors_fee_with_its_department(see
 
     draft = draft_of(seeded, patient.user_id)
     [line] = lines(seeded, draft.id)
-    day = appointment(seeded, appointment_id).starts_at.astimezone(hms_settings.TIMEZONE).strftime("%Y-%m-%d")
+    day = format_date(appointment(seeded, appointment_id).starts_at)
     assert fee(seeded, HART) == 15000
     assert (str(line.kind), line.source_type, line.source_id, line.description, line.quantity,
             line.unit_price_cents, line.amount_cents, line.department_id) == (
@@ -363,14 +362,14 @@ def test_issuing_numbers_invoices_in_sequence_and_sets_the_due_date(seeded, acco
     assert counter_value(seeded, f"invoice-{local_today().year}") == 3
     assert [(e.actor_id, e.entity_id, e.patient_id, e.detail)
             for e in audit_events(seeded, action="invoice.issue", after_id=after_audit)] == [
-        (accounts.user_id, str(drafts[0]), patient.user_id, f"{numbers[0]} 150.00"),
-        (accounts.user_id, str(drafts[1]), insured.user_id, f"{numbers[1]} 180.00"),
-        (accounts.user_id, str(drafts[2]), aisha, f"{numbers[2]} 140.00"),
+        (accounts.user_id, str(drafts[0]), patient.user_id, f"{numbers[0]} £150.00"),
+        (accounts.user_id, str(drafts[1]), insured.user_id, f"{numbers[1]} £180.00"),
+        (accounts.user_id, str(drafts[2]), aisha, f"{numbers[2]} £140.00"),
     ]
     assert notifications_since(seeded, after_note) == [
-        (patient.user_id, "New invoice", f"Invoice {numbers[0]} for 150.00 is due by {due.isoformat()}."),
-        (insured.user_id, "New invoice", f"Invoice {numbers[1]} for 180.00 is due by {due.isoformat()}."),
-        (aisha, "New invoice", f"Invoice {numbers[2]} for 140.00 is due by {due.isoformat()}."),
+        (patient.user_id, "New invoice", f"Invoice {numbers[0]} for £150.00 is due by {format_date(due)}."),
+        (insured.user_id, "New invoice", f"Invoice {numbers[1]} for £180.00 is due by {format_date(due)}."),
+        (aisha, "New invoice", f"Invoice {numbers[2]} for £140.00 is due by {format_date(due)}."),
     ]
 
 
@@ -504,7 +503,7 @@ def test_a_discount_needs_a_reason_and_cannot_exceed_the_charges(seeded, account
         ("20.50", "", "Give the reason for the discount (at least 5 characters)."),
         ("20.50", " ok  ", "Give the reason for the discount (at least 5 characters)."),
         ("20.50", "x" * 301, "Keep the reason for the discount under 300 characters."),
-        ("150.01", "Hardship fund", "The discount cannot exceed the charges (150.00)."),
+        ("150.01", "Hardship fund", "The discount cannot exceed the charges (£150.00)."),
         ("abc", "Hardship fund", "Enter the discount as an amount like 120 or 120.50."),
         ("-5", "Hardship fund", "Enter the discount as an amount like 120 or 120.50."),
     ]:
@@ -516,7 +515,7 @@ def test_a_discount_needs_a_reason_and_cannot_exceed_the_charges(seeded, account
     assert money(seeded, invoice_id) == (15000, 2050, 12950, 0, "issued")
     assert invoice(seeded, invoice_id).discount_reason == "Hardship fund"
     [event] = audit_events(seeded, action="invoice.discount")
-    assert (event.actor_id, event.detail) == (accounts.user_id, "20.50: Hardship fund")
+    assert (event.actor_id, event.detail) == (accounts.user_id, "£20.50: Hardship fund")
 
     call(seeded, billing.apply_discount, actor=accounts, invoice_id=invoice_id, amount="150", reason="Staff member")
     assert money(seeded, invoice_id) == (15000, 15000, 0, 0, "paid")  # nothing left to pay
@@ -542,7 +541,7 @@ def test_a_discount_cannot_take_the_total_below_what_is_paid(seeded, accounts, p
     message = _refused(seeded, ValidationError, billing.apply_discount, actor=accounts, invoice_id=invoice_id,
                        amount="50.01", reason="Hardship fund")
 
-    assert message == "100.00 is paid already; the total cannot go below that."
+    assert message == "£100.00 is paid already; the total cannot go below that."
     call(seeded, billing.apply_discount, actor=accounts, invoice_id=invoice_id, amount="50", reason="Hardship fund")
     assert money(seeded, invoice_id) == (15000, 5000, 10000, 10000, "paid")
     _books_balance(seeded, invoice_id)
@@ -574,10 +573,10 @@ def test_a_part_payment_then_the_rest_settles_the_invoice(seeded, accounts, pati
     assert [(p.amount_cents, str(p.method), p.reference, p.recorded_by) for p in payments(seeded, invoice_id)] == [
         (5025, "bank_transfer", "", accounts.user_id), (9975, "card", "POS 8812", accounts.user_id)]
     assert [e.detail for e in audit_events(seeded, action="payment.record")] == [
-        "bank_transfer 50.25", "card 99.75 POS 8812"]
+        "bank_transfer £50.25", "card £99.75 POS 8812"]
     _books_balance(seeded, invoice_id)
     detail = call(seeded, billing.invoice_detail, actor=accounts, invoice_id=invoice_id)
-    assert (detail.invoice.paid, detail.invoice.balance, detail.invoice.status) == ("150.00", "0.00", "paid")
+    assert (detail.invoice.paid, detail.invoice.balance, detail.invoice.status) == ("£150.00", "£0.00", "paid")
 
 
 def test_paying_more_than_the_balance_is_refused_and_nothing_is_written(seeded, accounts, patient):
@@ -587,7 +586,7 @@ def test_paying_more_than_the_balance_is_refused_and_nothing_is_written(seeded, 
     message = _refused(seeded, ValidationError, billing.record_payment, actor=accounts, invoice_id=invoice_id,
                        amount="100.01", method="cash")
 
-    assert message == "That is more than the balance of 100.00; record at most the balance."
+    assert message == "That is more than the balance of £100.00; record at most the balance."
     assert money(seeded, invoice_id) == (15000, 0, 15000, 5000, "partly_paid")
 
 
@@ -632,7 +631,7 @@ def test_a_refund_is_a_negative_payment_with_a_reason_of_at_most_what_was_paid(s
     assert _refused(seeded, ValidationError, billing.refund_payment, **refund, amount="30", reason="") == (
         "Give the reason for the refund (at least 5 characters).")
     assert _refused(seeded, ValidationError, billing.refund_payment, **refund, amount="150.01",
-                    reason="Overcharged") == "Only 150.00 has been paid; refund at most that."
+                    reason="Overcharged") == "Only £150.00 has been paid; refund at most that."
     assert _refused(seeded, ValidationError, billing.refund_payment, **refund, amount="0",
                     reason="Overcharged") == "Enter the amount to refund, more than 0."
     assert _refused(seeded, ValidationError, billing.refund_payment, **refund, amount="30", reason="Overcharged",
@@ -644,17 +643,17 @@ def test_a_refund_is_a_negative_payment_with_a_reason_of_at_most_what_was_paid(s
     assert [(p.amount_cents, str(p.method), p.reference, p.reason) for p in payments(seeded, invoice_id)] == [
         (15000, "cash", "", ""), (-3000, "cash", "refund", "Overcharged for the visit")]
     [event] = audit_events(seeded, action="payment.refund")
-    assert (event.actor_id, event.detail) == (accounts.user_id, "30.00: Overcharged for the visit")
+    assert (event.actor_id, event.detail) == (accounts.user_id, "£30.00: Overcharged for the visit")
 
     assert call(seeded, billing.refund_payment, **refund, amount="120", reason="Treatment cancelled",
                 method="bank_transfer") == "issued"
     assert money(seeded, invoice_id) == (15000, 0, 15000, 0, "issued")
     assert _refused(seeded, ValidationError, billing.refund_payment, **refund, amount="0.01",
-                    reason="Overcharged") == "Only 0.00 has been paid; refund at most that."
+                    reason="Overcharged") == "Only £0.00 has been paid; refund at most that."
     _books_balance(seeded, invoice_id)
     detail = call(seeded, billing.invoice_detail, actor=accounts, invoice_id=invoice_id)
     assert [(p.amount, p.amount_cents, p.method) for p in detail.payments] == [
-        ("150.00", 15000, "Cash"), ("−30.00", -3000, "Cash"), ("−120.00", -12000, "Bank transfer")]
+        ("£150.00", 15000, "Cash"), ("−£30.00", -3000, "Cash"), ("−£120.00", -12000, "Bank transfer")]
 
 
 def test_a_draft_or_void_invoice_cannot_be_refunded(seeded, accounts, patient, insured):
@@ -804,7 +803,7 @@ def test_the_patient_pays_exactly_what_is_due_from_them(seeded, accounts, insure
 
     paid = _pay_online(seeded, insured, invoice_id, key=key)
 
-    assert (paid.amount, paid.status, paid.repeated) == ("50.00", "partly paid", False)
+    assert (paid.amount, paid.status, paid.repeated) == ("£50.00", "partly paid", False)
     assert re.fullmatch(r"SIM-[0-9A-F]{10} card ending 4242", paid.reference), paid.reference
     [payment] = payments(seeded, invoice_id)
     assert (payment.amount_cents, str(payment.method), payment.reference, payment.idempotency_key,
@@ -812,9 +811,9 @@ def test_the_patient_pays_exactly_what_is_due_from_them(seeded, accounts, insure
     assert money(seeded, invoice_id) == (15000, 0, 15000, 5000, "partly_paid")
     [event] = audit_events(seeded, action="invoice.pay_online")
     assert (event.actor_id, event.patient_id, event.detail) == (insured.user_id, insured.user_id,
-                                                                f"50.00 {paid.reference}")
+                                                                f"£50.00 {paid.reference}")
     row = _mine(seeded, insured)[invoice_id]
-    assert (row.patient_due, row.balance, row.insurer_share) == ("0.00", "100.00", "100.00")
+    assert (row.patient_due, row.balance, row.insurer_share) == ("£0.00", "£100.00", "£100.00")
     assert _refused(seeded, Conflict, billing.pay_online, actor=insured, invoice_id=invoice_id, card_number=VALID_CARD,
                     expiry=expiry(), cvc=CVC, idempotency_key=_key()) == (
         "Nothing is due from you on this invoice; the rest is expected from your insurer.")
@@ -826,7 +825,7 @@ def test_the_patient_pays_the_whole_balance_without_an_insurer_share(seeded, acc
 
     paid = _pay_online(seeded, patient, invoice_id, card=OTHER_VALID_CARD)
 
-    assert (paid.amount, paid.status, paid.repeated) == ("200.00", "paid", False)
+    assert (paid.amount, paid.status, paid.repeated) == ("£200.00", "paid", False)
     assert paid.reference.endswith(" card ending 4444")
     assert money(seeded, invoice_id) == (21000, 0, 21000, 21000, "paid")
     assert _refused(seeded, Conflict, billing.pay_online, actor=patient, invoice_id=invoice_id,
@@ -876,9 +875,9 @@ def test_the_same_payment_sent_twice_charges_once(seeded, accounts, patient):
     first = _pay_online(seeded, patient, invoice_id, key=key)
     second = _pay_online(seeded, patient, invoice_id, key=key, card=OTHER_VALID_CARD)
 
-    assert (first.amount, first.status, first.repeated) == ("100.00", "paid", False)
+    assert (first.amount, first.status, first.repeated) == ("£100.00", "paid", False)
     assert (second.amount, second.reference, second.status, second.repeated) == (
-        "100.00", first.reference, "paid", True)
+        "£100.00", first.reference, "paid", True)
     assert amounts_paid(seeded, invoice_id) == [(5000, "cash"), (10000, "card")]
     assert len(audit_events(seeded, action="invoice.pay_online")) == 1
 
@@ -905,7 +904,7 @@ def test_the_same_payment_sent_from_two_tabs_at_once_charges_once(seeded, accoun
 
         assert all(isinstance(o, billing.OnlinePayment) for o in outcomes), outcomes
         assert sorted(o.repeated for o in outcomes) == [False, True]
-        assert {(o.amount, o.reference) for o in outcomes} == {("150.00", payments(seeded, invoice_id)[0].reference)}
+        assert {(o.amount, o.reference) for o in outcomes} == {("£150.00", payments(seeded, invoice_id)[0].reference)}
         assert amounts_paid(seeded, invoice_id) == [(15000, "card")]
         assert money(seeded, invoice_id) == (15000, 0, 15000, 15000, "paid")
 
@@ -962,7 +961,7 @@ def test_an_insurer_share_needs_an_insurer_and_fits_the_balance(seeded, accounts
     assert _refused(seeded, ValidationError, billing.set_insurer_share, actor=accounts, invoice_id=uninsured,
                     amount="50") == "The patient has no insurer on record; add one to their profile first."
     assert _refused(seeded, ValidationError, billing.set_insurer_share, actor=accounts, invoice_id=covered,
-                    amount="130.01") == "The share cannot exceed the balance of 130.00."
+                    amount="130.01") == "The share cannot exceed the balance of £130.00."
     assert _refused(seeded, ValidationError, billing.set_insurer_share, actor=accounts, invoice_id=covered,
                     amount="lots") == "Enter the insurer's share as an amount like 120 or 120.50."
 
@@ -970,7 +969,7 @@ def test_an_insurer_share_needs_an_insurer_and_fits_the_balance(seeded, accounts
 
     assert invoice(seeded, covered).insurer_share_cents == 13000
     [event] = audit_events(seeded, action="invoice.insurer_share")
-    assert (event.actor_id, event.detail) == (accounts.user_id, "Northwind Health 130.00")
+    assert (event.actor_id, event.detail) == (accounts.user_id, "Northwind Health £130.00")
     assert _mine(seeded, insured)[covered].patient_due_cents == 0
     # The total cannot then be discounted below the share.
     assert _refused(seeded, ValidationError, billing.apply_discount, actor=accounts, invoice_id=covered,
@@ -1012,7 +1011,7 @@ def test_a_claim_paid_before_the_patient_pays_leaves_the_patients_part_due(seede
     assert money(seeded, invoice_id) == (15000, 0, 15000, 10000, "partly_paid")
     assert amounts_paid(seeded, invoice_id) == [(10000, "insurance")]
     assert _mine(seeded, insured)[invoice_id].patient_due_cents == 5000
-    assert _pay_online(seeded, insured, invoice_id).amount == "50.00"
+    assert _pay_online(seeded, insured, invoice_id).amount == "£50.00"
     assert money(seeded, invoice_id) == (15000, 0, 15000, 15000, "paid")
 
 
@@ -1036,7 +1035,7 @@ def test_a_rejected_claim_needs_a_reason_and_the_patient_then_owes_everything(se
         insured.user_id, "Insurance claim rejected",
         f"Your insurer rejected the claim on invoice {number}: Policy lapsed in December. "
         "The balance is now due from you.")]
-    assert _pay_online(seeded, insured, invoice_id).amount == "150.00"
+    assert _pay_online(seeded, insured, invoice_id).amount == "£150.00"
     assert money(seeded, invoice_id) == (15000, 0, 15000, 15000, "paid")
 
 
@@ -1092,8 +1091,8 @@ def test_the_invoice_pdf_for_the_patient_and_for_accounts(seeded, accounts, pati
         assert (document.file_name, document.content_type) == (f"{number}.pdf", "application/pdf")
         text = pdf_text(document.data)
         for expected in (f"Invoice {number}", "Maria Garcia (MRN-000001)", "Consultation with Dr. Amelia Hart",
-                         "Consultation with Dr. Olivia Chen", "210.00", "Discount (Hardship fund)", "-10.00",
-                         "200.00", "100.00", "-30.00", "70.00", "130.00"):
+                         "Consultation with Dr. Olivia Chen", "£210.00", "Discount (Hardship fund)", "-£10.00",
+                         "£200.00", "£100.00", "-£30.00", "£70.00", "£130.00"):
             assert expected in text, (expected, text)
 
     downloads = audit_events(seeded, action="invoice.download", after_id=after)
@@ -1204,9 +1203,9 @@ def test_the_invoice_list_filters_by_state(seeded, accounts, ledger):
         ("partly paid", False)]
     partly = rows[ids["partly"]]
     assert (partly.patient, partly.mrn, partly.total, partly.paid, partly.balance, partly.patient_due) == (
-        "Zara Ahmed", "MRN-000015", "290.00", "100.00", "190.00", "190.00")
+        "Zara Ahmed", "MRN-000015", "£290.00", "£100.00", "£190.00", "£190.00")
     draft = rows[ids["draft"]]
-    assert (draft.number, draft.issued, draft.due, draft.patient_due) == (f"Draft {ids['draft']}", "", "", "0.00")
+    assert (draft.number, draft.issued, draft.due, draft.patient_due) == (f"Draft {ids['draft']}", "", "", "£0.00")
 
 
 def test_the_invoice_list_searches_by_number_patient_and_mrn(seeded, accounts, ledger):
@@ -1248,7 +1247,7 @@ def test_a_patient_lists_only_their_own_invoices(seeded, accounts, patient, insu
     mine = _mine(seeded, patient)
     assert list(mine) == [own_draft, own_issued]
     assert (mine[own_draft].status, mine[own_draft].number) == ("being prepared", f"Draft {own_draft}")
-    assert (mine[own_issued].status, mine[own_issued].patient_due) == ("issued", "150.00")
+    assert (mine[own_issued].status, mine[own_issued].patient_due) == ("issued", "£150.00")
     assert list(_mine(seeded, insured)) == [theirs]
     assert _mine(seeded, login_as(seeded, AISHA)) == {}
 

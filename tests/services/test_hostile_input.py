@@ -230,6 +230,7 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "notifications.mark_all_read": ANY_ROLE,
     "notifications.mark_read": ANY_ROLE,
     "notifications.unread_count": ANY_ROLE,
+    "patient_search.search_patients": (Role.DOCTOR,),
     "permissions.grant_permission": (Role.ADMIN,),
     "permissions.permission_matrix": (Role.ADMIN,),
     "permissions.revoke_permission": (Role.ADMIN,),

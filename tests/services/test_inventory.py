@@ -24,6 +24,8 @@ from hms_app.services.core.errors import (
     SessionExpired,
     ValidationError,
 )
+from hms_app.services.core.localtime import format_date
+from hms_app.services.core.numbers import parse_money
 from hms_app.services.medicines import inventory
 from hms_app.services.medicines.inventory import MAX_UNITS, MedicineForm, ReceiveForm
 from tests.conftest import login_as
@@ -77,7 +79,7 @@ def medicine(seeded, pharmacist):
 
 
 def _cents(money: str) -> int:
-    return int(Decimal(money.replace(",", "")) * 100)
+    return parse_money(money, "amount")  # reads what format_money wrote
 
 
 def _refused(engine, error, call_service) -> str:
@@ -108,12 +110,12 @@ def test_receiving_a_new_lot_makes_a_batch_with_one_ledger_row(seeded, pharmacis
     assert movements(seeded, medicine) == [("AB-1234", "receive", 100)]
     with seeded.connect() as conn:
         movement = conn.execute(sa.select(StockMovement).where(StockMovement.medicine_id == medicine)).one()
-    assert (movement.note, movement.actor_id) == (f"from {SUPPLIER} at 1.25 a unit", pharmacist.user_id)
+    assert (movement.note, movement.actor_id) == (f"from {SUPPLIER} at £1.25 a unit", pharmacist.user_id)
     [event] = audit_events(seeded, action="stock.receive")
     assert (event.actor_id, event.entity_id, str(event.outcome)) == (pharmacist.user_id, str(batch_id), "success")
     assert event.detail.endswith("lot AB-1234 +100")
     [row] = call(seeded, inventory.medicine_batches, actor=pharmacist, medicine_id=medicine)
-    assert (row.id, row.lot, row.on_hand, row.unit_cost, row.state) == (batch_id, "AB-1234", 100, "1.25", "Usable")
+    assert (row.id, row.lot, row.on_hand, row.unit_cost, row.state) == (batch_id, "AB-1234", 100, "£1.25", "Usable")
     assert mismatches(seeded) == []
 
 
@@ -134,7 +136,7 @@ def test_the_same_lot_with_another_expiry_is_refused(seeded, pharmacist, medicin
     message = _refused(seeded, ValidationError, lambda s: inventory.receive_stock(session=s, actor=pharmacist, form=ReceiveForm(
         medicine_id=medicine, lot="lot-9", expiry=in_days(101, today), quantity=5, unit_cost="1", supplier=SUPPLIER)))
     name = call(seeded, inventory.stock_list, actor=pharmacist, search="testamycin").rows[0].name
-    assert message == (f"Lot LOT-9 of {name} is on record with expiry {in_days(100, today)}; "
+    assert message == (f"Lot LOT-9 of {name} is on record with expiry {format_date(date.fromisoformat(in_days(100, today)))}; "
                        "check the lot number and the expiry date.")
     assert on_hand(seeded, medicine) == {"LOT-9": 10}
     # The same lot number of another medicine is another batch.
@@ -330,7 +332,7 @@ def test_adding_and_updating_a_medicine(seeded, pharmacist):
         stored = s.get(Medicine, medicine_id)
         assert (stored.unit_price_cents, stored.reorder_level) == (145, 30)
     [event] = audit_events(seeded, action="medicine.update")
-    assert event.detail == "price/reorder 1.20/15 → 1.45/30"
+    assert event.detail == "price/reorder £1.20/15 → £1.45/30"
     assert _refused(seeded, ValidationError, lambda s: inventory.update_medicine(
         session=s, actor=pharmacist, medicine_id=medicine_id, unit_price="1.45", reorder_level=-1)) == (
         f"The reorder level must be between 0 and {MAX_UNITS}.")
@@ -414,10 +416,10 @@ def test_the_stock_list_searches_filters_sorts_and_pages_in_sql(seeded, pharmaci
     assert page.total == 3
     rows = {r.name: r for r in page.rows}
     assert (rows["Zyxamol"].on_hand, rows["Zyxamol"].next_expiry, rows["Zyxamol"].state,
-            rows["Zyxamol"].unit_price) == (40, in_days(59, today), "Low stock", "3.00")
+            rows["Zyxamol"].unit_price) == (40, format_date(date.fromisoformat(in_days(59, today))), "Low stock", "£3.00")
     assert (rows["Zyxbutin"].on_hand, rows["Zyxbutin"].low, rows["Zyxbutin"].state) == (100, False, "In stock")
     assert (rows["Zyxcodone"].on_hand, rows["Zyxcodone"].expired_on_hand, rows["Zyxcodone"].next_expiry) == (
-        3, 12, in_days(499, today))
+        3, 12, format_date(date.fromisoformat(in_days(499, today))))
 
     assert listed() == (3, ["Zyxamol", "Zyxbutin", "Zyxcodone"])
     assert listed(sort="name", descending=True) == (3, ["Zyxcodone", "Zyxbutin", "Zyxamol"])
@@ -479,7 +481,7 @@ def test_the_ledger_lists_every_movement_newest_first(seeded, pharmacist, prescr
         ("Ledgermycin 5 mg tablet", "LG-1", "Dispensed", -4, "−4", f"prescription {prescription_id}",
          "Pat Pharmacist"),
         ("Ledgermycin 5 mg tablet", "LG-1", "Damaged", -3, "−3", "crushed box", "Pat Pharmacist"),
-        ("Ledgermycin 5 mg tablet", "LG-1", "Received", 100, "+100", f"from {SUPPLIER} at 0.40 a unit",
+        ("Ledgermycin 5 mg tablet", "LG-1", "Received", 100, "+100", f"from {SUPPLIER} at £0.40 a unit",
          "Pat Pharmacist"),
     ]
     assert [r.lot for r in call(seeded, inventory.stock_ledger, actor=pharmacist, search="ot-1").rows] == ["OT-1"]

@@ -22,6 +22,7 @@ from hms_app.services.care import clinical
 from hms_app.services.care.clinical import BreakGlassRequired, EncounterForm
 from hms_app.services.core import events
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.localtime import format_date, format_local
 from hms_app.services.laboratory import lab
 from hms_app.services.reference.lab_catalog import LAB_TESTS
 from tests.conftest import login_as
@@ -655,12 +656,12 @@ def test_the_pdf_report_carries_the_hospital_patient_result_and_verifier(hospita
     assert pdf.startswith(b"%PDF-")
     assert len(pdf) > 1000
     text = pdf_text(pdf)
-    for expected in (settings.HOSPITAL_NAME, "Maria Garcia", born.isoformat(), "Haemoglobin (HGB)", "65.5 g/L",
+    for expected in (settings.HOSPITAL_NAME, "Maria Garcia", format_date(born), "Haemoglobin (HGB)", "65.5 g/L",
                      "130 - 180 g/L", "Critical low", "Phoned to Dr Hart", "Lee Laboratory", "Amelia Hart"):
         assert expected in text, expected
     with session_scope(write=False, engine=hospital) as s:
         result = s.get(LabResult, result_of(hospital, order_id).id)
-    local = result.resulted_at.astimezone(settings.TIMEZONE).strftime("%Y-%m-%d %H:%M %Z")
+    local = format_local(result.resulted_at, zone=True)
     assert local in text
     assert audit_events(hospital, action="lab_report.generate")[-1].patient_id == patient.user_id
 

@@ -4,7 +4,7 @@ it, and two pharmacists dispensing at the same moment."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ from hms_app.db.models import Dispensation, Medicine, PatientProfile, Prescripti
 from hms_app.db.types import utcnow
 from hms_app.operations import demo
 from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from hms_app.services.core.localtime import local_today
+from hms_app.services.core.localtime import format_date, local_today
 from hms_app.services.medicines import inventory, pharmacy
 from tests.conftest import login_as
 from tests.services.appointment_helpers import call, last_notification_id, notifications_since
@@ -226,7 +226,7 @@ def test_a_rejection_needs_a_reason_and_tells_the_doctor_and_the_patient(seeded,
     [event] = audit_events(seeded, action="prescription.reject")
     assert (event.detail, event.patient_id) == (REASON, patient.user_id)
     mine = _mine(seeded, patient)[prescription_id]
-    assert (mine.status, mine.status_reason, mine.charge) == ("rejected", REASON, "0.00")
+    assert (mine.status, mine.status_reason, mine.charge) == ("rejected", REASON, "£0.00")
     done = _queue(seeded, pharmacist, show="done")[prescription_id]
     assert (done.status, done.status_reason) == ("rejected", REASON)
     assert prescription_id not in _queue(seeded, pharmacist)
@@ -284,7 +284,7 @@ def test_dispensing_takes_the_first_expiring_batch_first_and_spans_batches(seede
 
     [line] = call(seeded, pharmacy.dispense_view, actor=pharmacist, prescription_id=prescription_id).lines
     assert (line.item_id, line.medicine, line.quantity, line.dispensed, line.remaining, line.in_stock,
-            line.next_lot) == (item_id, LABEL, 20, 0, 20, 85, f"lot FIRST, expires {in_days(60, today)}")
+            line.next_lot) == (item_id, LABEL, 20, 0, 20, 85, f"lot FIRST, expires {format_date(date.fromisoformat(in_days(60, today)))}")
 
     result = dispense(seeded, pharmacist, prescription_id, {item_id: 12})
     assert result.status == "partly dispensed"
@@ -305,7 +305,7 @@ def test_dispensing_takes_the_first_expiring_batch_first_and_spans_batches(seede
 
     [line] = call(seeded, pharmacy.dispense_view, actor=pharmacist, prescription_id=prescription_id).lines
     assert (line.dispensed, line.remaining, line.in_stock, line.next_lot) == (
-        12, 8, 73, f"lot LATER, expires {in_days(200, today)}")
+        12, 8, 73, f"lot LATER, expires {format_date(date.fromisoformat(in_days(200, today)))}")
     assert mismatches(seeded) == []
 
 
@@ -318,7 +318,7 @@ def test_an_expired_batch_is_never_dispensed_even_when_it_holds_the_stock(seeded
     today.advance(1)  # OLD expires today: it is no longer usable
 
     [line] = call(seeded, pharmacy.dispense_view, actor=pharmacist, prescription_id=prescription_id).lines
-    assert (line.in_stock, line.next_lot) == (10, f"lot NEW, expires {in_days(299, today)}")
+    assert (line.in_stock, line.next_lot) == (10, f"lot NEW, expires {format_date(date.fromisoformat(in_days(299, today)))}")
     dispense(seeded, pharmacist, prescription_id, {item_id: 8})
     assert dispensations(seeded, prescription_id) == [(item_id, "NEW", 8)]
     assert on_hand(seeded, medicine) == {"OLD": 50, "NEW": 2}
@@ -365,7 +365,7 @@ def test_dispensing_item_by_item_until_complete(seeded, doctor, pharmacist, pati
     assert dispense(seeded, pharmacist, prescription_id, {str(first): "4", second: ""}).status == "partly dispensed"
     assert dispensed_quantities(seeded, prescription_id) == [4, 0]
     mine = _mine(seeded, patient)[prescription_id]
-    assert (mine.status, mine.status_value, mine.charge) == ("partly dispensed", "partly_dispensed", "3.20")
+    assert (mine.status, mine.status_value, mine.charge) == ("partly dispensed", "partly_dispensed", "£3.20")
     assert mine.items_text.splitlines()[0].endswith("· 4 of 10 dispensed")
     assert mine.items_text.splitlines()[1].endswith("· 0 of 6 dispensed")
     assert _queue(seeded, pharmacist, show="verified")[prescription_id].status == "partly dispensed"
@@ -381,7 +381,7 @@ def test_dispensing_item_by_item_until_complete(seeded, doctor, pharmacist, pati
         (patient.user_id, "Your prescription is ready", f"Prescription {prescription_id} has been dispensed.")]
     mine = _mine(seeded, patient)[prescription_id]
     # 10 x 0.80 + 6 x 1.50, at the prices when dispensed
-    assert (mine.status, mine.charge) == ("dispensed", "17.00")
+    assert (mine.status, mine.charge) == ("dispensed", "£17.00")
     assert prescription_id not in _queue(seeded, pharmacist)
     assert _queue(seeded, pharmacist, show="done")[prescription_id].status == "dispensed"
     assert on_hand(seeded, medicine) == {"F-1": 90}
@@ -450,7 +450,7 @@ def test_a_patient_sees_only_their_own_prescriptions(seeded, doctor, pharmacist,
     mine = _mine(seeded, patient)
     assert hers in mine
     assert theirs not in mine
-    assert (mine[hers].status, mine[hers].prescriber, mine[hers].charge) == ("issued", "Dr. Amelia Hart", "0.00")
+    assert (mine[hers].status, mine[hers].prescriber, mine[hers].charge) == ("issued", "Dr. Amelia Hart", "£0.00")
     assert mine[hers].items_text == f"{LABEL} — 1 tablet oral twice daily for 5 days · 0 of 10 dispensed"
     assert set(_mine(seeded, other_patient)) & {hers, theirs} == {theirs}
     # The pharmacy's own view of a prescription is closed to patients, their own included.

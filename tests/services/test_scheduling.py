@@ -401,7 +401,7 @@ def test_schedule_lists_only_leave_that_has_not_ended(seeded, actors, amelia, cl
     clock.now = NOW + timedelta(days=2)  # Wednesday 17 March: Tuesday's leave is over
     schedule = call(seeded, scheduling.get_schedule, actor=doctor, doctor_id=amelia)
     assert [row.reason for row in schedule.leave] == ["Wednesday"]
-    assert schedule.leave[0].period == f"Wed 24 Mar 2027, 00:00 {DASH} Thu 25 Mar 2027, 00:00"
+    assert schedule.leave[0].period == f"Wed, 24 Mar 2027, 00:00 {DASH} Thu, 25 Mar 2027, 00:00"
     assert len(schedule.hours) == 10
 
 

@@ -415,7 +415,7 @@ def test_own_profile_of_a_patient_is_audited_as_a_clinical_read(actors, seeded):
 def test_own_profile_of_a_doctor_names_the_department_and_fee(actors, seeded):
     with session_scope(engine=seeded) as s:
         profile = users.get_own_profile(session=s, actor=actors[Role.DOCTOR])
-    assert (profile.unit, profile.consultation_fee, profile.slot_minutes) == ("Cardiology", "150.00", 20)
+    assert (profile.unit, profile.consultation_fee, profile.slot_minutes) == ("Cardiology", "£150.00", 20)
     assert profile.mrn == ""
 
 

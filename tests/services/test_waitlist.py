@@ -164,14 +164,14 @@ def test_a_cancelled_slot_goes_to_the_first_in_line_whose_wish_matches(seeded, p
         WaitlistStatus.OFFERED, at(DAY, 10, 0), doctor.user_id)
     assert [status(seeded, e) for e in (elsewhere, later, other_doctor, second)] == [WaitlistStatus.WAITING] * 4
     assert notifications_since(seeded, mark) == [
-        (doctor.user_id, "Appointment cancelled", "Wed 24 Mar 2027, 10:00"),
+        (doctor.user_id, "Appointment cancelled", "Wed, 24 Mar 2027, 10:00"),
         (fatima.user_id, OFFER_TITLE,
-         "Dr. Amelia Hart at Wed 24 Mar 2027, 10:00. Book it before someone else does."),
+         "Dr. Amelia Hart at Wed, 24 Mar 2027, 10:00. Book it before someone else does."),
     ]
     [event] = audit_events(seeded, action="waitlist.offer")
     assert (event.actor_email, event.patient_id, event.entity_id) == ("system", fatima.user_id, str(first))
     [row] = call(seeded, appointments.my_waitlist, actor=fatima)
-    assert (row.status, row.offer) == ("Slot offered", "Wed 24 Mar 2027, 10:00")
+    assert (row.status, row.offer) == ("Slot offered", "Wed, 24 Mar 2027, 10:00")
 
 
 def test_the_next_freed_slot_goes_to_the_next_in_line(seeded, patient, doctor, patients):

@@ -51,7 +51,7 @@ from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.files import DownloadedFile
-from hms_app.services.core.localtime import format_local, local_today
+from hms_app.services.core.localtime import format_date, format_local, local_today
 from hms_app.services.core.numbers import format_money, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.pdf import closing_note, field, letterhead, pdf_text
@@ -127,7 +127,7 @@ def charge_consultation(session: Session, appointment: Appointment) -> int | Non
     name = session.execute(sa.select(User.full_name).where(User.id == appointment.doctor_id)).scalar_one()
     return _add_line(session, patient_id=appointment.patient_id, kind=ChargeKind.CONSULTATION,
                      source_type="appointment", source_id=appointment.id,
-                     description=f"Consultation with {name}, {format_local(appointment.starts_at, '%Y-%m-%d')}",
+                     description=f"Consultation with {name}, {format_date(appointment.starts_at)}",
                      quantity=1, unit_price_cents=doctor.consultation_fee_cents if doctor else 0,
                      department_id=appointment.department_id)
 
@@ -206,8 +206,8 @@ def _row(invoice: Invoice, name: str, mrn: str | None, insurance_paid: int, toda
     due = patient_due_cents(invoice, insurance_paid)
     return InvoiceRow(
         id=invoice.id, number=_number(invoice), patient=name, mrn=mrn or "", status=status_label(invoice.status),
-        status_value=str(invoice.status), issued=format_local(invoice.issued_at, "%Y-%m-%d"),
-        due=invoice.due_date.isoformat() if invoice.due_date else "", total=format_money(invoice.total_cents),
+        status_value=str(invoice.status), issued=format_date(invoice.issued_at),
+        due=format_date(invoice.due_date), total=format_money(invoice.total_cents),
         paid=format_money(invoice.paid_cents), balance=format_money(invoice.total_cents - invoice.paid_cents),
         patient_due=format_money(due), patient_due_cents=due, insurer=invoice.insurer,
         insurer_share=format_money(invoice.insurer_share_cents),
@@ -320,13 +320,13 @@ def invoice_detail(*, session: Session, actor: Actor, invoice_id: int) -> Invoic
     profile = session.get(PatientProfile, invoice.patient_id)
     lines = [LineView(line.id, KIND_LABELS[ChargeKind(line.kind)], line.description, line.quantity,
                       format_money(line.unit_price_cents), format_money(line.amount_cents),
-                      format_local(line.service_at, "%Y-%m-%d"))
+                      format_date(line.service_at))
              for line in session.execute(sa.select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
                                          .order_by(InvoiceLine.service_at, InvoiceLine.id)).scalars()]
     records = session.execute(sa.select(Payment).where(Payment.invoice_id == invoice.id)
                               .order_by(Payment.received_at, Payment.id)).scalars().all()
     payments = [PaymentView(p.id, format_local(p.received_at), METHOD_LABELS[PaymentMethod(p.method)],
-                            format_money(p.amount_cents) if p.amount_cents > 0 else f"−{format_money(-p.amount_cents)}",
+                            format_money(p.amount_cents),
                             p.amount_cents, p.reference, p.reason) for p in records]
     insurance_paid = sum(p.amount_cents for p in records if str(p.method) == PaymentMethod.INSURANCE)
     audit.record(session, actor, "invoice.view", entity_type="invoice", entity_id=invoice.id,
@@ -365,7 +365,7 @@ def issue_invoice(*, session: Session, actor: Actor, invoice_id: int) -> str:
                  patient_id=invoice.patient_id, detail=f"{invoice.number} {format_money(invoice.total_cents)}")
     notifications.notify(session, invoice.patient_id, "New invoice",
                          f"Invoice {invoice.number} for {format_money(invoice.total_cents)} is due by "
-                         f"{invoice.due_date.isoformat()}.", PATIENT_INVOICES_LINK)
+                         f"{format_date(invoice.due_date)}.", PATIENT_INVOICES_LINK)
     mail.queue_email(session, user_id=invoice.patient_id, kind="invoice.issued", event_key=f"invoice.issued:{invoice.id}")
     _publish(session, invoice)
     session.commit()

@@ -111,7 +111,7 @@ def _filtered(session: Session, filters: AuditFilter) -> sa.Select:
 def _to_row(event: AuditEvent) -> AuditRow:
     return AuditRow(
         id=event.id or 0,
-        occurred_at=format_local(event.occurred_at, "%Y-%m-%d %H:%M:%S"),
+        occurred_at=format_local(event.occurred_at, seconds=True),
         actor=event.actor_email or "(visitor)",
         action=event.action,
         record=f"{event.entity_type} {event.entity_id}".strip(),

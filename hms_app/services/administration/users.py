@@ -16,7 +16,7 @@ from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id
-from hms_app.services.core.localtime import format_local
+from hms_app.services.core.localtime import format_date, format_local
 from hms_app.services.core.numbers import format_money, parse_int, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.text import checked_line, escape_like, storable
@@ -251,7 +251,7 @@ def get_own_profile(*, session: Session, actor: Actor) -> Profile:
             base.update(
                 unit="",
                 mrn=patient.mrn,
-                birth_date=patient.birth_date.isoformat() if patient.birth_date else "",
+                birth_date=format_date(patient.birth_date),
                 sex=str(patient.sex).capitalize(),
                 phone=patient.phone,
                 address=patient.address,

@@ -51,12 +51,14 @@ from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id, parse_id
 from hms_app.services.core.localtime import (
-    DAY_AND_TIME,
     day_span_utc,
-    format_local,
+    format_date,
+    format_day_and_time,
+    format_time_range,
+    format_when,
     local_date,
     local_today,
-    to_local,
+    relative_day,
 )
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.text import one_line, storable
@@ -247,7 +249,7 @@ def book_appointment(
         .values(status=WaitlistStatus.BOOKED.value)
     )
     notifications.notify(session, doctor, "New appointment request",
-                         f"{actor.full_name} asks for {format_local(slot.starts_at, DAY_AND_TIME)}.", "/doctor/appointments")
+                         f"{actor.full_name} asks for {format_day_and_time(slot.starts_at)}.", "/doctor/appointments")
     audit.record(session, actor, "appointment.book", entity_type="appointment", entity_id=appointment.id,
                  patient_id=actor.user_id, detail=f"doctor {doctor} at {slot.starts_at.isoformat()}")
     _publish(session, appointment)
@@ -293,7 +295,7 @@ def _change(
     session.add(appointment)
     other = appointment.patient_id if actor.user_id == appointment.doctor_id else appointment.doctor_id
     link = "/patient/appointments" if other == appointment.patient_id else "/doctor/appointments"
-    body = f"{format_local(appointment.starts_at, DAY_AND_TIME)}" + (f" — {reason}" if reason else "")
+    body = f"{format_day_and_time(appointment.starts_at)}" + (f" — {reason}" if reason else "")
     notifications.notify(session, other, notify_title, body, link)
     audit.record(session, actor, action, entity_type="appointment", entity_id=appointment.id,
                  patient_id=appointment.patient_id, detail=f"{old} -> {status.value}" + (f": {reason}" if reason else ""))
@@ -368,7 +370,7 @@ def _close_after_start(session: Session, actor: Actor, appointment_id: int, stat
         _refuse(appointment, verb)
     if appointment.starts_at > utcnow():
         raise Conflict(f"This appointment has not started yet; it can be {verb} from "
-                       f"{format_local(appointment.starts_at, '%H:%M on %d %b')}.")
+                       f"{format_day_and_time(appointment.starts_at)}.")
     _change(session, actor, appointment, status, action, notify_title=title)
     if status == AppointmentStatus.COMPLETED:
         billing.charge_consultation(session, appointment)
@@ -410,7 +412,7 @@ def reschedule_appointment(*, session: Session, actor: Actor, appointment_id: in
     freed = Appointment(id=appointment.id, doctor_id=appointment.doctor_id, department_id=appointment.department_id,
                         patient_id=appointment.patient_id, starts_at=appointment.starts_at,
                         ends_at=appointment.ends_at)
-    old_label = format_local(appointment.starts_at, DAY_AND_TIME)
+    old_label = format_day_and_time(appointment.starts_at)
     appointment.starts_at, appointment.ends_at = slot.starts_at, slot.ends_at
     by_doctor = actor.user_id == appointment.doctor_id
     appointment.status = AppointmentStatus.CONFIRMED if by_doctor else AppointmentStatus.REQUESTED
@@ -422,7 +424,7 @@ def reschedule_appointment(*, session: Session, actor: Actor, appointment_id: in
         session.rollback()
         raise Conflict(SLOT_TAKEN) from None
     other = appointment.patient_id if by_doctor else appointment.doctor_id
-    notifications.notify(session, other, "Appointment moved", f"{old_label} → {format_local(slot.starts_at, DAY_AND_TIME)}",
+    notifications.notify(session, other, "Appointment moved", f"{old_label} → {format_day_and_time(slot.starts_at)}",
                          "/patient/appointments" if by_doctor else "/doctor/appointments")
     audit.record(session, actor, "appointment.reschedule", entity_type="appointment", entity_id=appointment.id,
                  patient_id=appointment.patient_id, detail=f"{freed.starts_at.isoformat()} -> {slot.starts_at.isoformat()}")
@@ -464,7 +466,7 @@ def _offer_freed_slot(session: Session, freed: Appointment) -> None:
     doctor = session.get(User, freed.doctor_id)
     notifications.notify(
         session, entry.patient_id, "A slot you were waiting for is free",
-        f"{doctor.full_name if doctor else 'A doctor'} at {format_local(freed.starts_at, DAY_AND_TIME)}. Book it before someone else does.",
+        f"{doctor.full_name if doctor else 'A doctor'} at {format_day_and_time(freed.starts_at)}. Book it before someone else does.",
         f"/patient/book?department={freed.department_id}&doctor={freed.doctor_id}&date={day.isoformat()}",
     )
     audit.record(session, None, "waitlist.offer", entity_type="waitlist_entry", entity_id=entry.id,
@@ -547,9 +549,9 @@ def my_waitlist(*, session: Session, actor: Actor) -> list[WaitlistRow]:
     ).all()
     return [
         WaitlistRow(
-            e.id, dept, doc or "Any available doctor", f"{e.date_from:%d %b} – {e.date_to:%d %b %Y}",
+            e.id, dept, doc or "Any available doctor", f"{format_date(e.date_from, 'day_month')} – {format_date(e.date_to)}",
             "Slot offered" if e.status == WaitlistStatus.OFFERED else "Waiting",
-            format_local(e.offered_start, DAY_AND_TIME),
+            format_day_and_time(e.offered_start),
         )
         for e, dept, doc in rows
     ]
@@ -599,10 +601,9 @@ def _base_query() -> sa.Select:
 def _row(a: Appointment, patient: str, mrn: str | None, doctor: str, department: str, *, now: datetime) -> AppointmentRow:
     status = AppointmentStatus(a.status)
     active = status in ACTIVE_APPOINTMENT_STATUSES
-    local = to_local(a.starts_at)
     return AppointmentRow(
-        id=a.id, when=local.strftime(DAY_AND_TIME), date=local.strftime("%a %d %b"),
-        time=f"{local:%H:%M}–{format_local(a.ends_at, '%H:%M')}", starts_at=a.starts_at.isoformat(),
+        id=a.id, when=format_when(a.starts_at, a.ends_at), date=relative_day(a.starts_at),
+        time=format_time_range(a.starts_at, a.ends_at), starts_at=a.starts_at.isoformat(),
         patient=patient, patient_id=a.patient_id, mrn=mrn or "", doctor=doctor, department=department,
         department_id=a.department_id, doctor_id=a.doctor_id, reason=a.reason, status=status.value,
         status_label=APPOINTMENT_STATUS_LABELS[status], status_reason=a.status_reason,

@@ -31,11 +31,7 @@ from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import parse_id
-from hms_app.services.core.localtime import (
-    DAY_AND_TIME,
-    day_span_utc,
-    format_local,
-)
+from hms_app.services.core.localtime import day_span_utc, format_day_and_time, format_time
 from hms_app.services.core.text import storable
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -97,7 +93,7 @@ class Slot:
 
     @property
     def label(self) -> str:
-        return format_local(self.starts_at, "%H:%M")
+        return format_time(self.starts_at)
 
 
 def wall_clock_slots(day: date, blocks: Iterable[tuple[time, time]], slot_minutes: int) -> list[Slot]:
@@ -238,9 +234,9 @@ def get_schedule(*, session: Session, actor: Actor, doctor_id: int) -> Schedule:
         doctor_name=doctor.full_name,
         department=department.name if department else "",
         slot_minutes=profile.slot_minutes if profile else 0,
-        hours=[HoursBlock(h.id, h.weekday, WEEKDAYS[h.weekday], h.start_time.strftime("%H:%M"),
-                          h.end_time.strftime("%H:%M")) for h in hours],
-        leave=[LeaveRow(x.id, f"{format_local(x.starts_at, DAY_AND_TIME)} – {format_local(x.ends_at, DAY_AND_TIME)}", x.reason) for x in leave],
+        hours=[HoursBlock(h.id, h.weekday, WEEKDAYS[h.weekday], format_time(h.start_time),
+                          format_time(h.end_time)) for h in hours],
+        leave=[LeaveRow(x.id, f"{format_day_and_time(x.starts_at)} – {format_day_and_time(x.ends_at)}", x.reason) for x in leave],
     )
 
 
@@ -261,12 +257,12 @@ def add_hours(*, session: Session, actor: Actor, doctor_id: int, weekday: object
     ).scalars()
     for block in existing:
         if start_t < block.end_time and block.start_time < end_t:
-            raise Conflict(f"That overlaps the {block.start_time:%H:%M}–{block.end_time:%H:%M} block on {WEEKDAYS[day]}.")
+            raise Conflict(f"That overlaps the {format_time(block.start_time)}–{format_time(block.end_time)} block on {WEEKDAYS[day]}.")
     block = DoctorAvailability(doctor_id=doctor.id, weekday=day, start_time=start_t, end_time=end_t)
     session.add(block)
     session.flush()
     audit.record(session, actor, "schedule.hours.add", entity_type="doctor_availability", entity_id=block.id,
-                 detail=f"doctor {doctor.id}: {WEEKDAYS[day]} {start_t:%H:%M}-{end_t:%H:%M}")
+                 detail=f"doctor {doctor.id}: {WEEKDAYS[day]} {start_t.isoformat('minutes')}-{end_t.isoformat('minutes')}")
     events.publish(session, "appointments", user_ids=[doctor.id])
     session.commit()
     return block.id

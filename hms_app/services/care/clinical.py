@@ -44,7 +44,7 @@ from hms_app.services.core import audit, events
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, PermissionDenied, ValidationError
-from hms_app.services.core.localtime import format_local, local_today
+from hms_app.services.core.localtime import format_date, format_local, local_today
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.text import checked_line, one_line, storable
 from hms_app.services.reference.icd10 import ICD10
@@ -207,13 +207,13 @@ def _allergies(session: Session, patient_id: int, *, active_only: bool = False) 
     query = sa.select(Allergy).where(Allergy.patient_id == patient_id)
     if active_only:
         query = query.where(Allergy.status == ClinicalStatus.ACTIVE.value)
-    return [AllergyRow(a.id, a.substance, a.reaction, a.severity, str(a.status), format_local(a.recorded_at, "%Y-%m-%d"))
+    return [AllergyRow(a.id, a.substance, a.reaction, a.severity, str(a.status), format_date(a.recorded_at))
             for a in session.execute(query.order_by(Allergy.status, Allergy.recorded_at.desc())).scalars()]
 
 
 def _problems(session: Session, patient_id: int) -> list[ProblemRow]:
     query = sa.select(Problem).where(Problem.patient_id == patient_id).order_by(Problem.status, Problem.recorded_at.desc())
-    return [ProblemRow(p.id, p.description, p.icd10_code, str(p.status), format_local(p.recorded_at, "%Y-%m-%d"))
+    return [ProblemRow(p.id, p.description, p.icd10_code, str(p.status), format_date(p.recorded_at))
             for p in session.execute(query).scalars()]
 
 
@@ -227,7 +227,7 @@ def vitals_history(session: Session, patient_id: int, limit: int = 30) -> list[V
                       Encounter.temperature_c.is_not(None), Encounter.spo2.is_not(None)))
         .order_by(Encounter.started_at.desc()).limit(limit)
     ).all()
-    return [VitalsPoint(format_local(r[0], "%Y-%m-%d"), *r[1:]) for r in reversed(rows)]
+    return [VitalsPoint(format_date(r[0]), *r[1:]) for r in reversed(rows)]
 
 
 def open_chart(*, session: Session, actor: Actor, patient_id: int) -> Chart:
@@ -238,7 +238,7 @@ def open_chart(*, session: Session, actor: Actor, patient_id: int) -> Chart:
     via_break_glass = not has_care_relationship(session, actor.user_id, profile.user_id)
     chart = Chart(
         patient_id=profile.user_id, full_name=user.full_name, mrn=profile.mrn,
-        birth_date=profile.birth_date.isoformat() if profile.birth_date else "",
+        birth_date=format_date(profile.birth_date),
         age="" if age is None else str(age), sex=str(profile.sex).capitalize(), phone=profile.phone,
         address=profile.address,
         emergency_contact=" ".join(x for x in (profile.emergency_contact_name, profile.emergency_contact_phone) if x),

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from hms_app import settings
 from hms_app.services.core.errors import ValidationError
-from hms_app.services.core.localtime import day_span_utc
+from hms_app.services.core.localtime import day_span_utc, format_date
 
 MAX_RANGE_DAYS = 366
 DAILY_UP_TO_DAYS = 92
@@ -58,7 +58,7 @@ class ReportRange:
 
 
 def _day_label(day: date) -> str:
-    return f"{day.day} {day:%b %Y}"
+    return format_date(day)
 
 
 def _parse_day(value: object, label: str) -> date:

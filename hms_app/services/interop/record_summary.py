@@ -3,7 +3,7 @@ the JSON export, so the two never disagree."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlmodel import Session
 
@@ -16,7 +16,8 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import NotFound
 from hms_app.services.core.files import DownloadedFile
-from hms_app.services.core.localtime import format_local
+from hms_app.services.core.localtime import format_date, format_local
+from hms_app.services.core.numbers import format_money
 from hms_app.services.core.pdf import closing_note, field, letterhead, pdf_text
 from hms_app.services.interop import fhir
 
@@ -25,8 +26,9 @@ def _when(value: str | None, *, with_time: bool = True) -> str:
     if not value:
         return ""
     if len(value) <= 10:
-        return value
-    return format_local(datetime.fromisoformat(value), "%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+        return format_date(date.fromisoformat(value))
+    instant = datetime.fromisoformat(value)
+    return format_local(instant) if with_time else format_date(instant)
 
 
 def _text(concept: dict | None) -> str:
@@ -98,7 +100,7 @@ def summary_rows(record: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         for a in sorted(by_type.get("Appointment", []), key=lambda a: a.get("start", ""), reverse=True)]))
     sections.append(("Invoices", ["Date", "Number", "Total", "Status"], [
         [_when(i.get("date"), with_time=False), (i.get("identifier") or [{}])[0].get("value", "draft"),
-         f"{i['totalGross']['value']:.2f} {i['totalGross']['currency']}", i["status"]]
+         format_money(round(i["totalGross"]["value"] * 100)), i["status"]]
         for i in by_type.get("Invoice", [])]))
     return sections
 

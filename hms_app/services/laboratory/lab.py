@@ -42,7 +42,7 @@ from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from hms_app.services.core.files import DownloadedFile
 from hms_app.services.core.ids import parse_id
-from hms_app.services.core.localtime import day_span_utc, format_local, local_date
+from hms_app.services.core.localtime import day_span_utc, format_date, format_local, local_date
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.pdf import closing_note, field, letterhead
 from hms_app.services.core.text import one_line, storable
@@ -337,7 +337,7 @@ def worklist(*, session: Session, actor: Actor, status: str = "", priority: str 
         .where(LabOrder.id.in_(ids)).order_by(*order)
     ).all() if ids else []
     return Page(
-        [WorklistRow(o.id, name, profile.mrn, profile.birth_date.isoformat() if profile.birth_date else "",
+        [WorklistRow(o.id, name, profile.mrn, format_date(profile.birth_date),
                      str(profile.sex), f"{t.name} ({t.code})", t.specimen, str(o.priority),
                      str(o.status).replace("_", " "), doctor_name,
                      duration_text(int((now - o.ordered_at).total_seconds() // 60)) if show == WorklistShow.OPEN else "",
@@ -917,7 +917,7 @@ def generate_report_pdf(*, session: Session, actor: Actor, order_id: int) -> byt
 
 
 def _when(instant: datetime | None) -> str:
-    return format_local(instant, "%Y-%m-%d %H:%M %Z")
+    return format_local(instant, zone=True)
 
 
 def _render_pdf(session: Session, row: sa.Row) -> bytes:
@@ -932,7 +932,7 @@ def _render_pdf(session: Session, row: sa.Row) -> bytes:
 
     line("Patient", patient)
     line("Medical record no.", mrn)
-    line("Birth date", profile.birth_date.isoformat() if profile and profile.birth_date else "")
+    line("Birth date", format_date(profile.birth_date) if profile else "")
     line("Sex", str(profile.sex).capitalize() if profile else "")
     pdf.ln(3)
     line("Test", f"{test.name} ({test.code})")

@@ -28,7 +28,7 @@ from hms_app.services.core import audit, events
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
-from hms_app.services.core.localtime import format_local, local_today
+from hms_app.services.core.localtime import format_date, format_local, local_today
 from hms_app.services.core.numbers import format_money, parse_int, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.text import one_line, storable
@@ -123,7 +123,7 @@ def _stock_row(medicine: Medicine, on_hand: int, expired: int, next_expiry: date
         id=medicine.id, name=medicine.name, strength=medicine.strength, form=medicine.form,
         unit_price=format_money(medicine.unit_price_cents), reorder_level=medicine.reorder_level,
         on_hand=int(on_hand), expired_on_hand=int(expired),
-        next_expiry=next_expiry.isoformat() if next_expiry else "",
+        next_expiry=format_date(next_expiry),
         low=low, state="Out of stock" if on_hand == 0 else ("Low stock" if low else "In stock"),
     )
 
@@ -174,7 +174,7 @@ def _batch_state(expiry: date, today: date) -> str:
 
 
 def _batch_row(batch: StockBatch, medicine: Medicine, today: date) -> BatchRow:
-    return BatchRow(batch.id, medicine.id, medicine_label(medicine), batch.lot, batch.expiry_date.isoformat(),
+    return BatchRow(batch.id, medicine.id, medicine_label(medicine), batch.lot, format_date(batch.expiry_date),
                     batch.quantity_on_hand, format_money(batch.unit_cost_cents), batch.supplier,
                     _batch_state(batch.expiry_date, today))
 
@@ -355,7 +355,7 @@ def receive_stock(*, session: Session, actor: Actor, form: ReceiveForm) -> int:
             # moment got past the query too and made the batch first: top that one up.
             batch = session.execute(on_record.execution_options(populate_existing=True)).scalar_one()
     if batch.expiry_date != expiry:
-        raise ValidationError(f"Lot {lot} of {medicine.name} is on record with expiry {batch.expiry_date.isoformat()}; "
+        raise ValidationError(f"Lot {lot} of {medicine.name} is on record with expiry {format_date(batch.expiry_date)}; "
                               "check the lot number and the expiry date.")
     held = batch.quantity_on_hand
     batch.unit_cost_cents = round((held * batch.unit_cost_cents + quantity * unit_cost) / (held + quantity))

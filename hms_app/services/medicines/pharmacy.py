@@ -36,7 +36,7 @@ from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import parse_id
-from hms_app.services.core.localtime import format_local, local_today
+from hms_app.services.core.localtime import format_date, format_local, local_today
 from hms_app.services.core.numbers import format_money
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.text import one_line, storable
@@ -317,7 +317,7 @@ def dispense_view(*, session: Session, actor: Actor, prescription_id: int) -> Di
             item.id, medicine_label(medicine), f"{item.dose} {item.route} {item.frequency} for {item.days} days",
             item.quantity, item.dispensed_quantity, item.quantity - item.dispensed_quantity,
             sum(b.quantity_on_hand for b in batches),
-            f"lot {first.lot}, expires {first.expiry_date.isoformat()}" if first else "none in stock"))
+            f"lot {first.lot}, expires {format_date(first.expiry_date)}" if first else "none in stock"))
     audit.record(session, actor, "prescription.view", entity_type="prescription", entity_id=prescription.id,
                  patient_id=prescription.patient_id)
     session.commit()

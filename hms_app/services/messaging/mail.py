@@ -37,7 +37,7 @@ from hms_app.services.core import audit
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import ValidationError
-from hms_app.services.core.localtime import format_local
+from hms_app.services.core.localtime import format_day_and_time
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ TEMPLATES = {
 def render(kind: str, *, when: datetime | None = None) -> tuple[str, str]:
     """Subject and plain-text body of a message of ``kind``."""
     template = TEMPLATES[kind]
-    label = format_local(when, "%A %d %B %Y at %H:%M")
+    label = format_day_and_time(when)
     body = (
         "Hello,\n\n"
         f"{template.lead.format(when=label)} Log in to see the details:\n\n"
@@ -260,7 +260,7 @@ def _message(row: EmailOutbox, sender: str) -> EmailMessage:
     message["Subject"] = row.subject
     message["Date"] = formatdate(localtime=False)
     # One identity per outbox row: a receiving system can drop a copy that somehow arrives twice.
-    message["Message-ID"] = f"<hms-outbox-{row.id}-{row.created_at.strftime('%Y%m%d%H%M%S')}@{urlsplit(settings.PUBLIC_URL).hostname or 'hms'}>"
+    message["Message-ID"] = f"<hms-outbox-{row.id}-{int(row.created_at.timestamp())}@{urlsplit(settings.PUBLIC_URL).hostname or 'hms'}>"
     message.set_content(row.body)
     return message
 
