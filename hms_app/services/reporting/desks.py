@@ -18,7 +18,7 @@ from hms_app.db.models import Appointment, LabOrder, LabResult, User
 from hms_app.db.types import utcnow
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.localtime import day_span_utc, format_local, local_date
+from hms_app.services.core.localtime import day_span_utc, format_time, local_date
 from hms_app.services.laboratory import lab
 
 MAX_TODAY = 60
@@ -74,7 +74,7 @@ def doctor_desk(*, session: Session, actor: Actor) -> DoctorDesk:
                Appointment.status.not_in([AppointmentStatus.CANCELLED.value, AppointmentStatus.DECLINED.value]))
         .order_by(Appointment.starts_at, Appointment.id).limit(MAX_TODAY)
     ).all()
-    today = [TodayVisit(id_, format_local(starts, "%H:%M"), name, AppointmentStatus(status).label, str(status), reason)
+    today = [TodayVisit(id_, format_time(starts), name, AppointmentStatus(status).label, str(status), reason)
              for id_, starts, name, status, reason in rows]
     requests = session.execute(
         sa.select(sa.func.count()).select_from(Appointment)
