@@ -15,7 +15,7 @@ codes and are refused.
 Importing the package parses its 10 MB XML into a tree of about 190 MB and takes about two
 seconds, so it is never imported into the app's process: the first search or check of a code
 outside the common ones reads the classification once, in a child process, as compact
-(code, billable, description) lines, and builds the in-memory index from them (about 30 MB).
+(code, billable, description) lines, and builds the in-memory index from them (about 65 MB).
 The common codes below need none of it.
 
 The common codes (``ICD10``) are those the demo and scale seeds draw from, and come first in
@@ -39,6 +39,7 @@ import re
 import subprocess
 import sys
 import threading
+from array import array
 from dataclasses import dataclass
 
 ICD10: dict[str, str] = {
@@ -268,21 +269,30 @@ class _Index:
         self.descriptions = [r[2] for r in rows]
         self.keys = [_code_key(r[0]) for r in rows]
         self.position = {key: i for i, key in enumerate(self.keys)}
-        self.words = [tuple(dict.fromkeys(_WORD.findall(d.lower()))) for d in self.descriptions]
         # " word word ...": a term's word begins one of the words when " " + it is in here.
-        self.spaced = [" " + " ".join(words) for words in self.words]
-        postings: dict[str, list[int]] = {}
-        for i, words in enumerate(self.words):
+        self.spaced: list[str] = []
+        postings: dict[str, array] = {}
+        sizes = []
+        for i, description in enumerate(self.descriptions):
+            words = list(dict.fromkeys(_WORD.findall(description.lower())))
+            self.spaced.append(" " + " ".join(words))
+            sizes.append(len(words))
             for word in words:
-                postings.setdefault(word, []).append(i)
+                postings.setdefault(word, array("I")).append(i)
         self.vocabulary = sorted(postings)
-        self.postings = [postings[w] for w in self.vocabulary]
+        # Arrays of 4-byte ints rather than lists of int objects: the index is kept for the
+        # life of the process, and this halves it.
+        self.postings = [postings[w] for w in self.vocabulary]  # code positions, turned into ranks below
         # Best first: the clinics' common codes, then the shortest descriptions (the general
         # "Angina pectoris, unspecified" before "... with documented spasm"), then code order.
-        ranked = sorted(range(len(rows)), key=lambda i: (self.codes[i] not in ICD10, len(self.words[i]), i))
-        self.rank = [0] * len(rows)
+        ranked = sorted(range(len(rows)), key=lambda i: (self.codes[i] not in ICD10, sizes[i], i))
+        self.ranked = array("I", ranked)
+        self.rank = array("I", bytes(4 * len(rows)))
         for place, i in enumerate(ranked):
             self.rank[i] = place
+        # A word's codes by rank: the best matches are then the smallest numbers of a set.
+        self.postings = [array("I", sorted(self.rank[i] for i in codes)) for codes in self.postings]
+        self.spaced_by_rank = [self.spaced[i] for i in ranked]
 
     def _vocabulary_range(self, prefix: str) -> range:
         return range(bisect.bisect_left(self.vocabulary, prefix), bisect.bisect_left(self.vocabulary, prefix + "\uffff"))
@@ -297,15 +307,30 @@ class _Index:
         # The rarest word's codes first, then a substring test per other word on those only.
         sized = sorted(((sum(len(self.postings[i]) for i in r), r, w)
                         for w in words for r in [self._vocabulary_range(w)]), key=lambda x: x[0])
-        _, rarest, _ = sized[0]
+        size, rarest, _ = sized[0]
         if not rarest:
             return []
-        candidates = set().union(*(self.postings[i] for i in rarest))
+        if size > _SCAN_ABOVE:
+            # Every word is common ("a", "s"): walking the codes best first finds the first
+            # matches sooner than collecting most of the classification as candidates.
+            needles = [" " + w for w in words]
+            found = []
+            for place, spaced in enumerate(self.spaced_by_rank):
+                if all(n in spaced for n in needles) and self.ranked[place] not in skip:
+                    found.append(self.ranked[place])
+                    if len(found) == limit:
+                        break
+            return found
+        ranks = set().union(*(self.postings[i] for i in rarest))
         for _, _, word in sized[1:]:
             needle = " " + word
-            candidates = {c for c in candidates if needle in self.spaced[c]}
-        return heapq.nsmallest(limit, candidates - skip, key=self.rank.__getitem__)
+            ranks = {r for r in ranks if needle in self.spaced_by_rank[r]}
+        best = heapq.nsmallest(limit + len(skip), ranks)
+        return [i for i in (self.ranked[r] for r in best) if i not in skip][:limit]
 
+
+_SCAN_ABOVE = 40_000
+"""When the rarest word of a term begins more description words than this, scan instead."""
 
 _index: _Index | None = None
 _lock = threading.Lock()
