@@ -72,7 +72,8 @@ def test_encounter_prescription_and_orders_reach_pharmacy_and_lab_live(app_serve
         screenshot(doctor, screenshot_dir, "doctor-encounter-warning")
         assert_accessible(doctor)
         with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT count(*) FROM prescription").fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM prescription p JOIN encounter e ON e.id = p.encounter_id "
+                                "WHERE e.appointment_id = ?", (appointment_id,)).fetchone()[0] == 0
         doctor.fill("#rx-override", "Mild rash only in childhood; tolerated amoxicillin in 2024.")
         doctor.get_by_role("button", name="Override and sign").click()
         doctor.get_by_text("Prescription signed").first.wait_for()
