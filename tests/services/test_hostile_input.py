@@ -514,8 +514,10 @@ def build_world(engine: sa.Engine) -> None:
         tests = list(conn.execute(sa.select(LabTest.id).where(LabTest.numeric, LabTest.critical_high.is_not(None))
                                   .order_by(LabTest.id)).scalars())[:1] + _ids(conn, LabTest.id)[:3]
     for medicine in medicines[:2]:
+        items = [ItemForm(medicine_id=medicine, dose="1 tablet", route="oral", frequency="twice daily", days=5)]
+        read = call(engine, prescribing.check_prescription, actor=doctor, encounter_id=first, items=items)
         call(engine, prescribing.prescribe, actor=doctor, encounter_id=first, override_reason="Reviewed, benefits outweigh",
-             items=[ItemForm(medicine_id=medicine, dose="1 tablet", route="oral", frequency="twice daily", days=5)])
+             items=items, acknowledged_warnings=read)
     with engine.connect() as conn:
         prescriptions = _ids(conn, Prescription.id)
     call(engine, pharmacy.verify_prescription, actor=pharmacist, prescription_id=prescriptions[-1])
