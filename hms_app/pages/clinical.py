@@ -8,7 +8,7 @@ from hms_app.components.forms import field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
 from hms_app.pages.interop import record_downloads
-from hms_app.services.care.clinical import AllergyRow, ProblemRow, TimelineEntry
+from hms_app.services.care.clinical import AllergyRow, DiagnosisOption, ProblemRow, TimelineEntry
 from hms_app.services.care.prescribing import FREQUENCIES, ROUTES, LabTestOption, OrderedItem
 from hms_app.services.reference.icd10 import ICD10
 from hms_app.state.clinical import (
@@ -195,6 +195,88 @@ def _test_choice(t: LabTestOption) -> rx.Component:
     )
 
 
+def _banner_allergy(a: AllergyRow) -> rx.Component:
+    return rx.el.li(rx.text.strong(a.substance), rx.cond(a.reaction != "", " — " + a.reaction, ""),
+                    " (" + a.severity + ")")
+
+
+def _banner_problem(p: ProblemRow) -> rx.Component:
+    return rx.el.li(p.description, rx.cond(p.icd10_code != "", " (" + p.icd10_code + ")", ""))
+
+
+def _safety_banner() -> rx.Component:
+    """The patient's active allergies and problems, kept in view while the doctor writes and prescribes."""
+    e = EncounterState.encounter
+    has_allergies = e.allergies.length() > 0
+    return rx.box(
+        rx.grid(
+            rx.box(
+                rx.heading("Allergies", as_="h2", size="2", margin_bottom="0.25rem"),
+                rx.cond(has_allergies,
+                        rx.el.ul(rx.foreach(e.allergies, _banner_allergy), margin="0", padding_left="1.1rem"),
+                        rx.text("No known allergies", size="2")),
+                id="banner-allergies",
+            ),
+            rx.box(
+                rx.heading("Active problems", as_="h2", size="2", margin_bottom="0.25rem"),
+                rx.cond(e.problems.length() > 0,
+                        rx.el.ul(rx.foreach(e.problems, _banner_problem), margin="0", padding_left="1.1rem"),
+                        rx.text("None recorded; add them on the chart.", size="2")),
+                id="banner-problems",
+            ),
+            columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%",
+        ),
+        id="encounter-banner", role="region", aria_label="Allergies and active problems",
+        background=rx.cond(has_allergies, "var(--red-2)", "var(--gray-2)"),
+        border=rx.cond(has_allergies, "2px solid var(--red-9)", "1px solid var(--gray-7)"),
+        color="var(--gray-12)", border_radius="var(--radius-3)", padding="0.6rem 0.9rem", width="100%",
+        position="sticky", top="0", z_index="5", box_shadow="0 2px 6px rgba(0, 0, 0, 0.08)", font_size="0.9rem",
+    )
+
+
+def _icd10_option(o: DiagnosisOption) -> rx.Component:
+    return rx.el.li(rx.button(o.label, type="button", variant="ghost", size="2", on_click=EncounterState.pick_icd10(o.code),
+                              width="100%", justify="start", text_align="left", white_space="normal", height="auto",
+                              padding="0.35rem 0.5rem"),
+                    list_style="none")
+
+
+def _icd10_picker() -> rx.Component:
+    """Search-as-you-type over ICD-10-CM: at most 20 matches to pick with the mouse or Tab and Enter."""
+    s = EncounterState
+    return rx.vstack(
+        rx.el.label("ICD-10 code", html_for="enc-icd10-search", font_weight="500", font_size="0.9rem"),
+        rx.cond(s.icd10_code != "",
+                rx.hstack(rx.text(s.icd10_label, size="2", weight="medium", id="enc-icd10-chosen"),
+                          rx.button("Remove code", type="button", size="1", variant="soft", on_click=s.clear_icd10,
+                                    aria_label="Remove the ICD-10 code " + s.icd10_code),
+                          align="center", wrap="wrap", spacing="2"),
+                rx.text("No code chosen: the diagnosis is kept as free text.", size="2", color="var(--gray-11)",
+                        id="enc-icd10-chosen")),
+        rx.input(id="enc-icd10-search", type="search", placeholder="Search by code or words, e.g. I20 or angina",
+                 on_change=s.search_icd10.debounce(250), auto_complete="off", width="100%",
+                 aria_describedby="enc-icd10-hint", aria_controls="enc-icd10-results"),
+        rx.text("Type a code or words; every word must match. Pick a match with Tab and Enter.", id="enc-icd10-hint",
+                size="1", color="var(--gray-11)"),
+        rx.box(
+            rx.cond(s.icd10_options.length() > 0,
+                    rx.el.ul(rx.foreach(s.icd10_options, _icd10_option), id="enc-icd10-options",
+                             aria_label="Matching ICD-10 codes", margin="0", padding="0.25rem", max_height="16rem",
+                             overflow_y="auto", border="1px solid var(--gray-6)", border_radius="var(--radius-2)",
+                             width="100%"),
+                    rx.cond(s.icd10_term.strip() != "",
+                            rx.text("No code matches; leave the code empty to keep a free-text diagnosis.", size="2",
+                                    color="var(--gray-11)"),
+                            rx.fragment())),
+            id="enc-icd10-results", aria_live="polite", width="100%"),
+        spacing="1", width="100%", align="stretch",
+    )
+
+
+def _duplicate(text: rx.Var) -> rx.Component:
+    return rx.el.li(text)
+
+
 def _vital(label: str, name: str, value: rx.Var) -> rx.Component:
     return field(label, name, field_id=f"vital-{name}", default_value=value, input_mode="decimal")
 
@@ -216,6 +298,7 @@ def encounter_page() -> rx.Component:
                         rx.badge(rx.cond(completed, "Completed", "Open"), size="2", high_contrast=True,
                                  color_scheme=rx.cond(completed, "indigo", "grass")),
                         width="100%", align="center", wrap="wrap"), width="100%"),
+                    _safety_banner(),
                     _card("Notes, diagnosis and vitals", rx.form(rx.vstack(
                         rx.grid(_textarea("Subjective", "subjective", e.subjective),
                                 _textarea("Objective", "objective", e.objective),
@@ -223,8 +306,7 @@ def encounter_page() -> rx.Component:
                                 _textarea("Plan", "plan", e.plan),
                                 columns=rx.breakpoints(initial="1", md="2"), spacing="3", width="100%"),
                         rx.grid(field("Diagnosis", "diagnosis", field_id="enc-diagnosis", default_value=e.diagnosis),
-                                field("ICD-10 code", "icd10_code", field_id="enc-icd10", default_value=e.icd10_code,
-                                      list="icd10-codes", hint="Optional; pick from the list."),
+                                _icd10_picker(),
                                 columns=rx.breakpoints(initial="1", md="2"), spacing="3", width="100%"),
                         rx.grid(_vital("Systolic BP (mmHg)", "bp_systolic", e.bp_systolic),
                                 _vital("Diastolic BP (mmHg)", "bp_diastolic", e.bp_diastolic),
@@ -245,7 +327,8 @@ def encounter_page() -> rx.Component:
                                              rx.foreach(EncounterState.medicines,
                                                         lambda m: rx.el.option(m.label, value=m.id.to_string())),
                                              id="rx-medicine", name="medicine_id", required=True,
-                                             class_name="native-select", width="100%"),
+                                             class_name="native-select", width="100%",
+                                             on_change=EncounterState.check_medicine),
                                 spacing="1", width="100%"),
                             field("Dose", "dose", required=True, field_id="rx-dose", placeholder="e.g. 1 tablet"),
                             select_field("Route", "route", [(r, r.capitalize()) for r in ROUTES], field_id="rx-route"),
@@ -277,7 +360,15 @@ def encounter_page() -> rx.Component:
                                                                       ("stat", "Stat")], field_id="lab-priority"),
                                 field("Note for the lab", "note", field_id="lab-note"),
                                 columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
-                        rx.button("Order tests", type="submit", disabled=completed),
+                        rx.cond(EncounterState.duplicate_orders.length() > 0, rx.callout.root(
+                            rx.callout.icon(rx.icon("copy")),
+                            rx.vstack(rx.el.ul(rx.foreach(EncounterState.duplicate_orders, _duplicate), margin="0",
+                                               padding_left="1rem"),
+                                      rx.text("Order again? Press \u201cOrder again\u201d to confirm, or untick the test.",
+                                              size="2"), spacing="1"),
+                            color_scheme="amber", role="alert", width="100%", id="lab-duplicates"), rx.fragment()),
+                        rx.button(rx.cond(EncounterState.duplicate_orders.length() > 0, "Order again", "Order tests"),
+                                  type="submit", disabled=completed),
                         spacing="3", width="100%"),
                         on_submit=EncounterState.order_tests, reset_on_submit=False)),
                     _card("Ordered in this encounter",
@@ -285,7 +376,6 @@ def encounter_page() -> rx.Component:
                                        "Nothing prescribed or ordered yet.")),
                     rx.hstack(rx.spacer(), rx.button("Complete encounter", size="3", on_click=EncounterState.complete,
                                                      disabled=completed), width="100%"),
-                    _icd10_datalist(),
                     spacing="4", width="100%",
                 )),
     )

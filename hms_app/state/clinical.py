@@ -10,23 +10,26 @@ from hms_app.services.care import clinical, documents, prescribing
 from hms_app.services.care.clinical import (
     BreakGlassRequired,
     Chart,
+    DiagnosisOption,
     EncounterForm,
     EncounterView,
     TimelineEntry,
 )
 from hms_app.services.care.prescribing import (
+    DuplicateOrder,
     ItemForm,
     LabTestOption,
     MedicineOption,
     OrderedItem,
     SafetyWarning,
 )
+from hms_app.services.reference import icd10
 from hms_app.state.auth import SessionState, file_download
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
 
 _NO_CHART = Chart(0, "", "", "", "", "", "", "", "", "", [], [], [], False)
-_NO_ENCOUNTER = EncounterView(*([0, 0, 0] + [""] * 18))
+_NO_ENCOUNTER = EncounterView(*([0, 0, 0] + [""] * 19), [], [])
 
 
 
@@ -128,13 +131,25 @@ class EncounterState(SessionState):
     lab_tests: list[LabTestOption] = []
     chosen_tests: list[str] = []
     warnings: list[str] = []
+    """The safety warnings of the prescription's items as they now stand; signing overrides exactly these."""
+    duplicate_orders: list[str] = []
+    """The chosen tests the patient already has open; ordering the same tests again confirms them."""
+    _duplicates_of: list[str] = []
+    icd10_code: str = ""
+    icd10_label: str = ""
+    icd10_term: str = ""
+    icd10_options: list[DiagnosisOption] = []
     missing: bool = False
 
     async def _refresh_orders(self) -> None:
         self.orders = await self._call(prescribing.encounter_orders, write=False, encounter_id=self.encounter.id)
 
+    def _show_encounter(self, encounter: EncounterView) -> None:
+        self.encounter = encounter
+        self.icd10_code, self.icd10_label = encounter.icd10_code, encounter.icd10_label
+
     async def _fetch(self, appointment_id: str) -> None:
-        self.encounter = await self._call(clinical.open_encounter, appointment_id=appointment_id)
+        self._show_encounter(await self._call(clinical.open_encounter, appointment_id=appointment_id))
         self.medicines = await self._call(prescribing.formulary, write=False)
         self.lab_tests = await self._call(prescribing.lab_catalog, write=False)
         await self._refresh_orders()
@@ -142,11 +157,14 @@ class EncounterState(SessionState):
     @rx.event
     async def open_encounter(self):
         appointment_id = str(self.router.url.query_parameters.get("appointment", ""))[:12]
-        self.warnings, self.chosen_tests = [], []
+        self.warnings, self.chosen_tests, self.duplicate_orders, self._duplicates_of = [], [], [], []
+        self.icd10_term, self.icd10_options = "", []
         answer = await self._act(self._fetch(appointment_id))
         self.missing = answer.refused
         if answer.refused:
-            self.encounter = _NO_ENCOUNTER
+            self._show_encounter(_NO_ENCOUNTER)
+        else:
+            icd10.warm_up()  # the diagnosis search's index, before the doctor types
         return answer
 
     @rx.event
@@ -154,14 +172,54 @@ class EncounterState(SessionState):
         form = EncounterForm(
             subjective=form_text(form_data, "subjective", 20_000), objective=form_text(form_data, "objective", 20_000),
             assessment=form_text(form_data, "assessment", 20_000), plan=form_text(form_data, "plan", 20_000),
-            diagnosis=form_text(form_data, "diagnosis", 400), icd10_code=form_text(form_data, "icd10_code", 10),
+            diagnosis=form_text(form_data, "diagnosis", 400), icd10_code=str(self.icd10_code)[:12],
             vitals={k: form_text(form_data, k, 20) for k in clinical.VITAL_RANGES},
         )
         answer = await self._act(clinical.save_encounter, encounter_id=self.encounter.id, form=form,
                                  success="Notes and vitals saved.")
         if not answer.refused:
-            self.encounter = answer.result
+            self._show_encounter(answer.result)
         return answer
+
+    @rx.event
+    async def search_icd10(self, term: str):
+        self.icd10_term = str(term)[:100]
+        if not self.icd10_term.strip():
+            self.icd10_options = []
+            return None
+        answer = await self._act(clinical.search_diagnoses, write=False, term=self.icd10_term)
+        self.icd10_options = [] if answer.refused else answer.result
+        return None if not answer.refused else answer
+
+    @rx.event
+    def pick_icd10(self, code: str):
+        for option in self.icd10_options:
+            if option.code == code:
+                self.icd10_code, self.icd10_label = option.code, option.label
+                self.icd10_options, self.icd10_term = [], ""
+                return rx.toast.info(f"ICD-10 {option.code} chosen; save the notes to keep it.")
+        return rx.toast.error("Choose a code from the list of matches.")
+
+    @rx.event
+    def clear_icd10(self):
+        self.icd10_code = self.icd10_label = ""
+        return rx.toast.info("ICD-10 code removed; the diagnosis stays as free text once saved.")
+
+    @rx.event
+    async def check_medicine(self, medicine_id: str):
+        """Check the prescription's item again whenever its medicine changes."""
+        medicine_id = str(medicine_id)[:12]
+        if not medicine_id:
+            self.warnings = []
+            return None
+        answer = await self._act(prescribing.check_medicines, write=False, encounter_id=self.encounter.id,
+                                 medicine_ids=[medicine_id])
+        self.warnings = [] if answer.refused else answer.result
+        if answer.refused:
+            return answer
+        if self.warnings:
+            return rx.toast.warning("Safety check: read the warnings. To prescribe anyway, give a reason.")
+        return None
 
     @rx.event
     async def prescribe(self, form_data: dict):
@@ -172,10 +230,13 @@ class EncounterState(SessionState):
             instructions=form_text(form_data, "instructions"),
         )
         answer = await self._act(prescribing.prescribe, encounter_id=self.encounter.id, items=[item],
-                                 override_reason=form_text(form_data, "override_reason"), refresh=self._refresh_orders,
+                                 override_reason=form_text(form_data, "override_reason") if self.warnings else "",
+                                 acknowledged_warnings=list(self.warnings), refresh=self._refresh_orders,
                                  success="Prescription signed and sent to the pharmacy.")
         if isinstance(answer.refusal, SafetyWarning):
             self.warnings = answer.refusal.warnings
+            if not self.warnings:
+                return rx.toast.warning(answer.refusal.message)
             return rx.toast.warning("Safety check: read the warnings. To prescribe anyway, give a reason.")
         if not answer.refused:
             self.warnings = []
@@ -192,13 +253,20 @@ class EncounterState(SessionState):
             self.chosen_tests = [*self.chosen_tests, test_id]
         elif not chosen:
             self.chosen_tests = [t for t in self.chosen_tests if t != test_id]
+        self.duplicate_orders, self._duplicates_of = [], []
 
     @rx.event
     async def order_tests(self, form_data: dict):
+        confirmed = bool(self._duplicates_of) and sorted(self._duplicates_of) == sorted(self.chosen_tests)
         answer = await self._act(prescribing.order_lab_tests, encounter_id=self.encounter.id,
                                  test_ids=self.chosen_tests, priority=form_text(form_data, "priority", 10),
-                                 note=form_text(form_data, "note"), refresh=self._refresh_orders,
+                                 note=form_text(form_data, "note"), confirm_duplicate=confirmed,
+                                 refresh=self._refresh_orders,
                                  success=f"{len(self.chosen_tests)} test(s) ordered; the lab sees them now.")
+        if isinstance(answer.refusal, DuplicateOrder):
+            self.duplicate_orders, self._duplicates_of = answer.refusal.open_orders, list(self.chosen_tests)
+            return rx.toast.warning("Already open: confirm to order again, or untick the test.")
+        self.duplicate_orders, self._duplicates_of = [], []
         if not answer.refused:
             self.chosen_tests = []
         return answer

@@ -128,9 +128,11 @@ def seed_victims(nonce: str) -> Victims:
     allergy = run(clinical.add_allergy, actor=doctor, patient_id=victims.patient, substance="Penicillin",
                   reaction=canary("AllergyReaction"), severity="severe")
     problem = run(clinical.add_problem, actor=doctor, patient_id=victims.patient, description=canary("Problem"))
-    prescription = run(prescribing.prescribe, actor=doctor, encounter_id=encounter.id, items=[ItemForm(
-        medicine_id=amoxicillin, dose="500 mg", route="oral", frequency="three times daily", days="7", quantity="21",
-        instructions=canary("Instructions"))], override_reason=canary("OverrideReason"))
+    items = [ItemForm(medicine_id=amoxicillin, dose="500 mg", route="oral", frequency="three times daily", days="7",
+                      quantity="21", instructions=canary("Instructions"))]
+    read = run(prescribing.check_prescription, actor=doctor, encounter_id=encounter.id, items=items)
+    prescription = run(prescribing.prescribe, actor=doctor, encounter_id=encounter.id, items=items,
+                       override_reason=canary("OverrideReason"), acknowledged_warnings=read)
     orders = run(prescribing.order_lab_tests, actor=doctor, encounter_id=encounter.id, test_ids=tests,
                  priority="routine", note=canary("LabNote"))
     document = run(documents.upload_document, actor=doctor, patient_id=victims.patient,

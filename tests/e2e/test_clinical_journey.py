@@ -14,14 +14,15 @@ PATIENT = "maria.garcia@patients.example"  # the demo data records her penicilli
 DOCTOR = "mateo.rossi@hms.example"
 
 
-def _started_confirmed_appointment(db: str) -> int:
-    """A confirmed appointment that began ten minutes ago (booking refuses the past)."""
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+def started_confirmed_appointment(db: str, patient_email: str = PATIENT, doctor_email: str = DOCTOR, *,
+                                  minutes_ago: int = 10) -> int:
+    """A confirmed appointment that began ``minutes_ago`` (booking refuses the past)."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes_ago)
     with sqlite3.connect(db) as conn:
-        patient = conn.execute("SELECT id FROM user WHERE email=?", (PATIENT,)).fetchone()[0]
+        patient = conn.execute("SELECT id FROM user WHERE email=?", (patient_email,)).fetchone()[0]
         doctor, department = conn.execute(
             "SELECT u.id, d.department_id FROM user u JOIN doctor_profile d ON d.user_id=u.id WHERE u.email=?",
-            (DOCTOR,)).fetchone()
+            (doctor_email,)).fetchone()
         cursor = conn.execute(
             "INSERT INTO appointment (patient_id, doctor_id, department_id, starts_at, ends_at, status, reason, "
             "status_reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'confirmed', 'Sore throat and fever', '', ?, ?)",
@@ -33,7 +34,7 @@ def _started_confirmed_appointment(db: str) -> int:
 
 def test_encounter_prescription_and_orders_reach_pharmacy_and_lab_live(app_server, browser, screenshot_dir):
     db = app_server.database_url.removeprefix("sqlite:///")
-    appointment_id = _started_confirmed_appointment(db)
+    appointment_id = started_confirmed_appointment(db)
     contexts = [browser.new_context(viewport={"width": 1280, "height": 1000}) for _ in range(3)]
     try:
         pharmacy, lab, doctor = (ctx.new_page() for ctx in contexts)
@@ -65,14 +66,14 @@ def test_encounter_prescription_and_orders_reach_pharmacy_and_lab_live(app_serve
         doctor.fill("#rx-dose", "1 capsule")
         doctor.select_option("#rx-frequency", value="three times daily")
         doctor.fill("#rx-days", "7")
-        doctor.get_by_role("button", name="Sign prescription").click()
         warning = doctor.locator("#rx-warnings")
         warning.wait_for()
         assert "Penicillin" in warning.inner_text()
         screenshot(doctor, screenshot_dir, "doctor-encounter-warning")
         assert_accessible(doctor)
         with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT count(*) FROM prescription").fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM prescription p JOIN encounter e ON e.id = p.encounter_id "
+                                "WHERE e.appointment_id = ?", (appointment_id,)).fetchone()[0] == 0
         doctor.fill("#rx-override", "Mild rash only in childhood; tolerated amoxicillin in 2024.")
         doctor.get_by_role("button", name="Override and sign").click()
         doctor.get_by_text("Prescription signed").first.wait_for()

@@ -121,10 +121,13 @@ def seed(nonce: str) -> dict[str, object]:
         return [ItemForm(medicine_id=medicine, dose="1 tablet", route="oral", frequency="twice daily", days="5",
                          instructions=text["instructions"])]
 
-    rejected = run(prescribing.prescribe, actor=doctor, encounter_id=encounter.id, items=item(),
-                   override_reason="Reviewed: benefit outweighs the risk")
-    open_prescription = run(prescribing.prescribe, actor=doctor, encounter_id=encounter.id, items=item(),
-                            override_reason="Reviewed: benefit outweighs the risk")
+    def sign() -> int:  # overriding whatever the check warns of now
+        read = run(prescribing.check_prescription, actor=doctor, encounter_id=encounter.id, items=item())
+        return run(prescribing.prescribe, actor=doctor, encounter_id=encounter.id, items=item(),
+                   override_reason="Reviewed: benefit outweighs the risk", acknowledged_warnings=read)
+
+    rejected = sign()
+    open_prescription = sign()
     run(pharmacy.reject_prescription, actor=pharmacist, prescription_id=rejected, reason=text["rejection_reason"])
     run(prescribing.order_lab_tests, actor=doctor, encounter_id=encounter.id, test_ids=[test], priority="routine",
         note=text["lab_note"])

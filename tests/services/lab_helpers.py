@@ -67,9 +67,10 @@ def lab_test_id(engine: sa.Engine, code: str) -> int:
 
 def order(engine: sa.Engine, doctor: Actor, encounter_id: int, code: str, priority: str = "routine",
           note: str = "") -> int:
-    """One order of the test ``code``, placed through the doctor's service."""
+    """One order of the test ``code``, placed through the doctor's service (confirmed when the
+    patient already has the test open: the lab's tests order the same test again on purpose)."""
     [order_id] = call(engine, prescribing.order_lab_tests, actor=doctor, encounter_id=encounter_id,
-                      test_ids=[lab_test_id(engine, code)], priority=priority, note=note)
+                      test_ids=[lab_test_id(engine, code)], priority=priority, note=note, confirm_duplicate=True)
     return order_id
 
 

@@ -122,8 +122,11 @@ def prescribe(engine, doctor: Actor, encounter_id: int, *lines: tuple[int, int],
     """A prescription of (medicine id, units) lines, signed through the doctor's service."""
     items = [ItemForm(medicine_id=medicine_id, dose="1 tablet", route="oral", frequency="twice daily", days=5,
                       quantity=str(units)) for medicine_id, units in lines]
+    # An override is given for the warnings the doctor read: those the items raise now.
+    read = call(engine, prescribing.check_prescription, actor=doctor, encounter_id=encounter_id,
+                items=items) if override_reason else []
     return call(engine, prescribing.prescribe, actor=doctor, encounter_id=encounter_id, items=items,
-                override_reason=override_reason)
+                override_reason=override_reason, acknowledged_warnings=read)
 
 
 def item_ids(engine, prescription_id: int) -> list[int]:

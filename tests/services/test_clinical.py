@@ -659,3 +659,79 @@ def test_my_history_shows_only_the_patients_own_entries(hospital, doctor, patien
 def test_only_patients_have_a_history_page(hospital, actors, role):
     assert_refused(hospital, actors[role], "history.view",
                    lambda s: clinical.my_history(session=s, actor=actors[role]))
+
+
+# --- issue 16: the whole ICD-10-CM, the allergy and problem banner --------------------------------
+
+
+@pytest.mark.parametrize(("typed", "stored"), [
+    ("I20.8", "I20.8"),  # a category: recorded as precisely as the doctor knows it
+    ("i2089", "I20.89"),
+    ("F32.A", "F32.A"),
+    ("S72.001A", "S72.001A"),  # a seventh-character code
+])
+def test_any_code_of_the_classification_is_saved_as_icd10_cm_writes_it(hospital, doctor, maria, typed, stored):
+    encounter_id = open_visit(hospital, doctor, maria)
+    view = call(hospital, clinical.save_encounter, actor=doctor, encounter_id=encounter_id,
+                form=EncounterForm(diagnosis="As coded", icd10_code=typed))
+    assert view.icd10_code == stored
+    assert view.icd10_label.startswith(f"{stored} — ")
+    assert encounter(hospital, encounter_id).icd10_code == stored
+    assert call(hospital, clinical.add_problem, actor=doctor, patient_id=maria, description="As coded",
+                icd10_code=typed)
+
+
+@pytest.mark.parametrize("code", ["I20-I25", "9", "I20.8999", "ZZZ9", "<I20>"])
+def test_chapters_blocks_and_unknown_codes_are_refused(hospital, doctor, maria, code):
+    encounter_id = open_visit(hospital, doctor, maria)
+    before = snapshot(hospital)
+    with session_scope(engine=hospital) as s, pytest.raises(ValidationError, match="ICD-10"):
+        clinical.save_encounter(session=s, actor=doctor, encounter_id=encounter_id,
+                                form=EncounterForm(diagnosis="Chest pain", icd10_code=code))
+    assert snapshot(hospital) == before
+
+
+def test_a_free_text_diagnosis_needs_no_code(hospital, doctor, maria):
+    encounter_id = open_visit(hospital, doctor, maria)
+    view = call(hospital, clinical.save_encounter, actor=doctor, encounter_id=encounter_id,
+                form=EncounterForm(diagnosis="Atypical chest wall pain after a fall", icd10_code=""))
+    assert (view.diagnosis, view.icd10_code, view.icd10_label) == ("Atypical chest wall pain after a fall", "", "")
+
+
+def test_search_diagnoses_gives_at_most_20_labelled_codes(hospital, doctor):
+    found = call(hospital, clinical.search_diagnoses, actor=doctor, term="angina")
+    assert 1 <= len(found) <= 20
+    assert all("angina" in o.description.lower() for o in found)
+    by_code = {o.code: o.label for o in call(hospital, clinical.search_diagnoses, actor=doctor, term="I20.8")}
+    assert by_code["I20.8"] == "I20.8 — Other forms of angina pectoris (category)"
+    assert by_code["I20.89"] == "I20.89 — Other forms of angina pectoris"
+    for nothing in ("", "   ", "zzqx", "%", None):
+        assert call(hospital, clinical.search_diagnoses, actor=doctor, term=nothing) == []
+    with session_scope(engine=hospital) as s, pytest.raises(ValidationError, match="control or invalid"):
+        clinical.search_diagnoses(session=s, actor=doctor, term="angina\x00")
+    assert len(call(hospital, clinical.search_diagnoses, actor=doctor, term="a" * 5_000)) <= 20
+
+
+@pytest.mark.parametrize("role", [Role.LAB, Role.PHARMACY, Role.ACCOUNTS, Role.PATIENT, Role.ADMIN])
+def test_roles_without_clinical_write_cannot_search_diagnoses(hospital, actors, role):
+    assert_refused(hospital, actors[role], "icd10.search",
+                   lambda s: clinical.search_diagnoses(session=s, actor=actors[role], term="angina"))
+
+
+def test_the_encounter_shows_the_active_allergies_and_problems(hospital, doctor, maria):
+    encounter_id = open_visit(hospital, doctor, maria)
+    with hospital.begin() as conn:
+        conn.execute(sa.delete(Allergy).where(Allergy.patient_id == maria))
+        conn.execute(sa.delete(Problem).where(Problem.patient_id == maria))
+    view = call(hospital, clinical.save_encounter, actor=doctor, encounter_id=encounter_id, form=EncounterForm())
+    assert (view.allergies, view.problems) == ([], [])
+    call(hospital, clinical.add_allergy, actor=doctor, patient_id=maria, substance="Penicillin", reaction="Hives",
+         severity="severe")
+    gone = call(hospital, clinical.add_allergy, actor=doctor, patient_id=maria, substance="Latex")
+    call(hospital, clinical.resolve_allergy, actor=doctor, allergy_id=gone)
+    call(hospital, clinical.add_problem, actor=doctor, patient_id=maria, description="Asthma", icd10_code="J45.909")
+    old = call(hospital, clinical.add_problem, actor=doctor, patient_id=maria, description="Sprained ankle")
+    call(hospital, clinical.resolve_problem, actor=doctor, problem_id=old)
+    view = call(hospital, clinical.save_encounter, actor=doctor, encounter_id=encounter_id, form=EncounterForm())
+    assert [(a.substance, a.reaction, a.severity) for a in view.allergies] == [("Penicillin", "Hives", "severe")]
+    assert [(p.description, p.icd10_code) for p in view.problems] == [("Asthma", "J45.909")]

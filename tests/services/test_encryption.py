@@ -86,10 +86,11 @@ def record(hospital, actors) -> Record:
                       reaction=f"Anaphylaxis {MARKER}", severity="severe")
     problem_id = call(hospital, clinical.add_problem, actor=doctor, patient_id=maria, description=f"Asthma {MARKER}")
     # Maria is allergic to penicillin (demo data): amoxicillin warns and needs the override.
-    prescription_id = call(hospital, prescribing.prescribe, actor=doctor, encounter_id=encounter_id, items=[
-        prescribing.ItemForm(medicine_id=medicine_id(hospital, "amoxicillin"), dose="1 capsule", route="oral",
-                             frequency="three times daily", days=5, instructions=f"After food {MARKER}")],
-        override_reason=f"Tolerated before {MARKER}")
+    items = [prescribing.ItemForm(medicine_id=medicine_id(hospital, "amoxicillin"), dose="1 capsule", route="oral",
+                                  frequency="three times daily", days=5, instructions=f"After food {MARKER}")]
+    read = call(hospital, prescribing.check_prescription, actor=doctor, encounter_id=encounter_id, items=items)
+    prescription_id = call(hospital, prescribing.prescribe, actor=doctor, encounter_id=encounter_id, items=items,
+                           override_reason=f"Tolerated before {MARKER}", acknowledged_warnings=read)
     [lab_order_id] = call(hospital, prescribing.order_lab_tests, actor=doctor, encounter_id=encounter_id,
                           test_ids=any_lab_test_ids(hospital, 1), priority="urgent", note=f"Fasting {MARKER}")
     data = pdf_bytes(f"Echo report {MARKER}")

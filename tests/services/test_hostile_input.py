@@ -186,6 +186,7 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "clinical.resolve_allergy": (Role.DOCTOR,),
     "clinical.resolve_problem": (Role.DOCTOR,),
     "clinical.save_encounter": (Role.DOCTOR,),
+    "clinical.search_diagnoses": (Role.DOCTOR,),
     "dashboards.admin_figures": (Role.ADMIN,),
     "departments.create_department": (Role.ADMIN,),
     "departments.list_departments": ANY_ROLE,
@@ -241,6 +242,7 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "pharmacy.queue_counts": (Role.PHARMACY,),
     "pharmacy.reject_prescription": (Role.PHARMACY,),
     "pharmacy.verify_prescription": (Role.PHARMACY,),
+    "prescribing.check_medicines": (Role.DOCTOR,),
     "prescribing.check_prescription": (Role.DOCTOR,),
     "prescribing.encounter_orders": (Role.DOCTOR,),
     "prescribing.formulary": (Role.DOCTOR,),
@@ -432,6 +434,7 @@ def argument(world: World, service: str, name: str) -> st.SearchStrategy:
         return ids_of(world, ID_KIND[name])
     by_name: dict[str, Callable[[], st.SearchStrategy]] = {
         "test_ids": lambda: st.one_of(st.lists(ids_of(world, "lab_test"), max_size=4), hostile),
+        "medicine_ids": lambda: st.one_of(st.lists(ids_of(world, "medicine"), max_size=4), hostile),
         "items": lambda: st.one_of(st.lists(form_of(
             ItemForm, world, medicine_id=ids_of(world, "medicine"), dose=plausible_text("1 tablet", "2 tablets", "5 ml"),
             route=choice(list(ROUTES)), frequency=choice(list(FREQUENCIES)), days=number, quantity=number,
@@ -516,8 +519,10 @@ def build_world(engine: sa.Engine) -> None:
         tests = list(conn.execute(sa.select(LabTest.id).where(LabTest.numeric, LabTest.critical_high.is_not(None))
                                   .order_by(LabTest.id)).scalars())[:1] + _ids(conn, LabTest.id)[:3]
     for medicine in medicines[:2]:
+        items = [ItemForm(medicine_id=medicine, dose="1 tablet", route="oral", frequency="twice daily", days=5)]
+        read = call(engine, prescribing.check_prescription, actor=doctor, encounter_id=first, items=items)
         call(engine, prescribing.prescribe, actor=doctor, encounter_id=first, override_reason="Reviewed, benefits outweigh",
-             items=[ItemForm(medicine_id=medicine, dose="1 tablet", route="oral", frequency="twice daily", days=5)])
+             items=items, acknowledged_warnings=read)
     with engine.connect() as conn:
         prescriptions = _ids(conn, Prescription.id)
     call(engine, pharmacy.verify_prescription, actor=pharmacist, prescription_id=prescriptions[-1])

@@ -14,9 +14,15 @@ from hms_app.db.models import LabOrder, Prescription, PrescriptionItem
 from hms_app.db.types import utcnow
 from hms_app.services.care import clinical, prescribing
 from hms_app.services.care.clinical import EncounterForm
-from hms_app.services.care.prescribing import ItemForm, SafetyWarning, suggested_quantity
+from hms_app.services.care.prescribing import (
+    DuplicateOrder,
+    ItemForm,
+    SafetyWarning,
+    suggested_quantity,
+)
 from hms_app.services.core import events
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.localtime import format_date
 from hms_app.services.laboratory import lab
 from hms_app.services.medicines import pharmacy
 from tests.conftest import login_as
@@ -79,9 +85,15 @@ def item(engine, name: str, *, dose: str = "1 tablet", frequency: str = "twice d
                     quantity=quantity, instructions=instructions)
 
 
+def warnings_of(engine, doctor, encounter_id, items) -> list[str]:
+    return call(engine, prescribing.check_prescription, actor=doctor, encounter_id=encounter_id, items=items)
+
+
 def prescribe(engine, doctor, encounter_id, items, override_reason=""):
+    """Sign; an override is given for the warnings the items raise now, as the page shows them."""
+    read = warnings_of(engine, doctor, encounter_id, items) if override_reason else []
     return call(engine, prescribing.prescribe, actor=doctor, encounter_id=encounter_id, items=items,
-                override_reason=override_reason)
+                override_reason=override_reason, acknowledged_warnings=read)
 
 
 def items_of(engine, prescription_id: int) -> list[PrescriptionItem]:
@@ -90,15 +102,16 @@ def items_of(engine, prescription_id: int) -> list[PrescriptionItem]:
                               .order_by(PrescriptionItem.id)).scalars())
 
 
-def refused_warnings(engine, doctor, encounter_id, items, override_reason="") -> list[str]:
+def refused_warnings(engine, doctor, encounter_id, items, override_reason="", acknowledged=None) -> list[str]:
     """Prescribe expecting a SafetyWarning: nothing but the warning's audit row may be written."""
     before = snapshot(engine)
     with session_scope(engine=engine) as s, pytest.raises(SafetyWarning) as raised:
         prescribing.prescribe(session=s, actor=doctor, encounter_id=encounter_id, items=items,
-                              override_reason=override_reason)
+                              override_reason=override_reason, acknowledged_warnings=acknowledged)
     assert snapshot(engine) == before
-    assert raised.value.message.startswith("Safety check: ")
-    assert raised.value.message.endswith("Give a reason to prescribe anyway.")
+    if raised.value.warnings:
+        assert raised.value.message.startswith("Safety check: ")
+        assert raised.value.message.endswith("Give a reason to prescribe anyway.")
     return raised.value.warnings
 
 
@@ -120,10 +133,10 @@ def test_an_allergy_to_the_class_warns_and_an_override_signs(hospital, doctor, p
     assert (warned.patient_id, warned.detail) == (patient.user_id, "1 warning(s); not signed")
 
     for too_short in ("", "   ", "because"):
-        refused_warnings(hospital, doctor, visit, [amoxicillin], override_reason=too_short)
+        refused_warnings(hospital, doctor, visit, [amoxicillin], override_reason=too_short, acknowledged=warnings)
     with session_scope(engine=hospital) as s, pytest.raises(ValidationError, match="under 500"):
         prescribing.prescribe(session=s, actor=doctor, encounter_id=visit, items=[amoxicillin],
-                              override_reason="r" * 501)
+                              override_reason="r" * 501, acknowledged_warnings=warnings)
 
     prescription_id = prescribe(hospital, doctor, visit, [amoxicillin], override_reason=f"  {OVERRIDE}  ")
     [stored] = items_of(hospital, prescription_id)
@@ -369,3 +382,141 @@ def test_roles_without_clinical_write_cannot_order_tests(hospital, actors, visit
 @pytest.mark.parametrize("role", [Role.DOCTOR, Role.PHARMACY, Role.ACCOUNTS, Role.PATIENT, Role.ADMIN])
 def test_only_the_lab_sees_the_worklist(hospital, actors, role):
     assert_refused(hospital, actors[role], "lab.worklist", lambda s: lab.worklist(session=s, actor=actors[role]))
+
+
+# --- an override is given for the warnings read (issue 16, item 1) ------------------------------
+
+
+def test_an_override_counts_only_for_the_warnings_the_items_raise_now(hospital, doctor, patient, visit):
+    add_allergy(hospital, doctor, patient.user_id, "penicillin")
+    amoxicillin = item(hospital, "amoxicillin", dose="1 capsule", frequency="three times daily", days=7)
+    aspirin = item(hospital, "aspirin", frequency="once daily")
+    read = warnings_of(hospital, doctor, visit, [amoxicillin])
+    assert len(read) == 1
+
+    # The doctor read amoxicillin's warning, then changed the item to aspirin: the override
+    # was given for other items, and aspirin raises nothing, so the signature is refused.
+    with session_scope(engine=hospital) as s, pytest.raises(SafetyWarning) as stale:
+        prescribing.prescribe(session=s, actor=doctor, encounter_id=visit, items=[aspirin],
+                              override_reason=OVERRIDE, acknowledged_warnings=read)
+    assert stale.value.warnings == []
+    assert "changed" in stale.value.message
+    # A client that sends a reason without the warnings it overrides, or other ones, is refused.
+    for acknowledged in (None, [], ["Amoxicillin: something else."], [*read, "Amoxicillin with warfarin: bleeding."],
+                         [w.upper() for w in read]):
+        assert refused_warnings(hospital, doctor, visit, [amoxicillin], override_reason=OVERRIDE,
+                                acknowledged=acknowledged) == read
+    [*_, last] = audit_events(hospital, action="prescription.warning")
+    assert last.detail == "1 warning(s); not signed; the override was given for other warnings"
+    with hospital.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(Prescription)).scalar_one() == 0
+
+    # Aspirin with no override signs plainly; amoxicillin with its own warning acknowledged signs.
+    plain = call(hospital, prescribing.prescribe, actor=doctor, encounter_id=visit, items=[aspirin])
+    assert [i.override_reason for i in items_of(hospital, plain)] == [""]
+    overridden = call(hospital, prescribing.prescribe, actor=doctor, encounter_id=visit, items=[amoxicillin],
+                      override_reason=OVERRIDE, acknowledged_warnings=list(reversed(read)))
+    assert [i.override_reason for i in items_of(hospital, overridden)] == [OVERRIDE]
+
+
+def test_a_warning_added_after_reading_needs_a_new_override(hospital, doctor, patient, visit):
+    warfarin = item(hospital, "warfarin", frequency="once daily", days=30)
+    aspirin = item(hospital, "aspirin", frequency="once daily")
+    read = warnings_of(hospital, doctor, visit, [warfarin, aspirin])
+    assert read
+    add_allergy(hospital, doctor, patient.user_id, "aspirin")  # recorded by a colleague meanwhile
+    now = refused_warnings(hospital, doctor, visit, [warfarin, aspirin], override_reason=OVERRIDE,
+                           acknowledged=read)
+    assert set(read) < set(now)
+
+
+@pytest.mark.parametrize("acknowledged", ["Amoxicillin: penicillin", [1, 2], ["w" * 2_001], ["w"] * 101, {"a": 1}])
+def test_acknowledged_warnings_of_the_wrong_shape_are_refused(hospital, doctor, visit, acknowledged):
+    before = snapshot(hospital)
+    with session_scope(engine=hospital) as s, pytest.raises(ValidationError, match="Read the safety warnings"):
+        prescribing.prescribe(session=s, actor=doctor, encounter_id=visit, items=[item(hospital, "paracetamol")],
+                              override_reason=OVERRIDE, acknowledged_warnings=acknowledged)
+    assert snapshot(hospital) == before
+
+
+def test_check_medicines_follows_the_items_as_they_change(hospital, doctor, patient, visit):
+    add_allergy(hospital, doctor, patient.user_id, "penicillin")
+    amoxicillin, aspirin = medicine_id(hospital, "amoxicillin"), medicine_id(hospital, "aspirin")
+    before = snapshot(hospital)
+    [warning] = call(hospital, prescribing.check_medicines, actor=doctor, encounter_id=visit,
+                     medicine_ids=[str(amoxicillin)])
+    assert warning == warnings_of(hospital, doctor, visit, [item(hospital, "amoxicillin")])[0]
+    assert call(hospital, prescribing.check_medicines, actor=doctor, encounter_id=visit, medicine_ids=[aspirin]) == []
+    for junk in ([], ["", "x", 999_999, None], "12", None):
+        assert call(hospital, prescribing.check_medicines, actor=doctor, encounter_id=visit, medicine_ids=junk) == []
+    assert snapshot(hospital) == before
+
+
+@pytest.mark.parametrize("role", NO_CLINICAL_WRITE)
+def test_roles_without_clinical_write_cannot_check_medicines(hospital, actors, visit, role):
+    actor = actors[role]
+    assert_refused(hospital, actor, "prescription.check", lambda s: prescribing.check_medicines(
+        session=s, actor=actor, encounter_id=visit, medicine_ids=[medicine_id(hospital, "aspirin")]))
+
+
+def test_another_doctors_encounter_is_not_checked(hospital, visit):
+    other = login_as(hospital, OTHER_DOCTOR_EMAIL)
+    assert_refused(hospital, other, "prescription.check", lambda s: prescribing.check_medicines(
+        session=s, actor=other, encounter_id=visit, medicine_ids=[medicine_id(hospital, "aspirin")]), error=NotFound)
+
+
+# --- a test already open is ordered again only when confirmed (issue 16, item 8) ------------------
+
+
+def _set_status(engine, order_id: int, status: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.update(LabOrder).where(LabOrder.id == order_id).values(status=status))
+
+
+def test_a_test_already_open_is_ordered_again_only_when_confirmed(hospital, doctor, visit):
+    test_id, other_test = any_lab_test_ids(hospital, 2)
+    [first] = call(hospital, prescribing.order_lab_tests, actor=doctor, encounter_id=visit, test_ids=[test_id],
+                   priority="routine")
+    for status in ("requested", "collected", "in_progress"):
+        _set_status(hospital, first, status)
+        before = snapshot(hospital)
+        for confirm in (False, "yes", 1):
+            with session_scope(engine=hospital) as s, pytest.raises(DuplicateOrder) as raised:
+                prescribing.order_lab_tests(session=s, actor=doctor, encounter_id=visit,
+                                            test_ids=[other_test, test_id], priority="urgent", confirm_duplicate=confirm)
+            assert snapshot(hospital) == before
+        with hospital.connect() as conn:
+            name = conn.execute(sa.text("SELECT name FROM lab_test WHERE id = :i"), {"i": test_id}).scalar_one()
+            ordered_at = conn.execute(sa.select(LabOrder.ordered_at).where(LabOrder.id == first)).scalar_one()
+        [line] = raised.value.open_orders
+        assert line == f"{name} is already open, ordered {format_date(ordered_at)} by {doctor_name(hospital, doctor)}"
+        assert raised.value.message == f"{line} — order again?"
+    again = call(hospital, prescribing.order_lab_tests, actor=doctor, encounter_id=visit,
+                 test_ids=[other_test, test_id], priority="urgent", confirm_duplicate=True)
+    assert len(again) == 2
+    assert len(audit_events(hospital, action="lab_order.create")) == 3
+
+
+@pytest.mark.parametrize("status", ["completed", "cancelled"])
+def test_a_closed_order_of_the_same_test_needs_no_confirmation(hospital, doctor, visit, status):
+    [test_id] = any_lab_test_ids(hospital, 1)
+    [first] = call(hospital, prescribing.order_lab_tests, actor=doctor, encounter_id=visit, test_ids=[test_id],
+                   priority="routine")
+    _set_status(hospital, first, status)
+    [second] = call(hospital, prescribing.order_lab_tests, actor=doctor, encounter_id=visit, test_ids=[test_id],
+                    priority="routine")
+    assert second != first
+
+
+def test_another_patients_open_order_is_no_duplicate(hospital, doctor, visit, actors):
+    [test_id] = any_lab_test_ids(hospital, 1)
+    elsewhere = open_visit(hospital, doctor, actors[Role.PATIENT].user_id)
+    call(hospital, prescribing.order_lab_tests, actor=doctor, encounter_id=elsewhere, test_ids=[test_id],
+         priority="routine")
+    assert len(call(hospital, prescribing.order_lab_tests, actor=doctor, encounter_id=visit, test_ids=[test_id],
+                    priority="routine")) == 1
+
+
+def doctor_name(engine, doctor) -> str:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT full_name FROM user WHERE id = :i"), {"i": doctor.user_id}).scalar_one()

