@@ -60,10 +60,11 @@ def claim(session: Session, actor: Actor, *, key: str | None, action: str) -> Re
     if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise ValidationError(EXPIRED)
     insert = _INSERT[session.get_bind().dialect.name]
+    table = RequestReceipt.__table__
     claimed = session.execute(
-        insert(RequestReceipt).values(key=key, actor_id=actor.user_id, action=action, result="", created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["key"])).rowcount
-    if claimed == 1:
+        insert(table).values(key=key, actor_id=actor.user_id, action=action, result="", created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)).first()
+    if claimed is not None:
         return None
     earlier = session.execute(sa.select(RequestReceipt).where(RequestReceipt.key == key)
                               .execution_options(populate_existing=True)).scalar_one()
