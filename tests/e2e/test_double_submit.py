@@ -72,8 +72,9 @@ def test_a_double_click_books_one_appointment(app_server, browser, screenshot_di
         log_in_to(page, url, email, "/patient")
         page.goto(f"{url}/patient/book")
         wait_ready(page)
-        page.fill("#book-date", day.isoformat())
         page.select_option("#book-department", label="Orthopedics")
+        page.fill("#book-date", day.isoformat())  # after the page's own loader has set today
+        expect(page.locator("#book-date")).to_have_value(day.isoformat())
         slot = page.get_by_role("group", name="Free times").get_by_role("button").first
         slot.click()
         page.fill("#book-reason", "Knee pain after running")
