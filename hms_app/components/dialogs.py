@@ -13,6 +13,8 @@ from typing import Any
 
 import reflex as rx
 
+from hms_app.components.forms import submit_button
+
 
 def dialog(
     title: str | rx.Var,
@@ -88,6 +90,26 @@ def form_buttons(submit: str | rx.Var, on_close: Any, *, close: str = "Cancel", 
     """The foot of a form in a dialog: close without saving, and submit."""
     return rx.hstack(
         close_button(close, on_close, type="button"),
-        rx.button(submit, type="submit", **submit_props),
+        submit_button(submit, **submit_props),
         justify="end", width="100%",
     )
+
+
+def confirm_dialog(question: str | rx.Var, consequence: str | rx.Var, *, confirm: str | rx.Var, trigger: rx.Component,
+                   on_confirm: Any = None, form: str | rx.Var = "", keep: str = "Cancel",
+                   color_scheme: str = "red") -> rx.Component:
+    """Ask before a destructive action: what will happen, then Cancel (focused first; Escape too) or do it.
+
+    Args:
+        question: names the action and its object ("Void invoice INV-2026-000042?").
+        consequence: what follows ("This cannot be undone.").
+        confirm: the label of the button that does it.
+        trigger: the button that asks.
+        on_confirm: the event that does it; or
+        form: the id of the form whose submission does it (a reason typed in it goes along).
+        keep: the label of the button that does nothing (where "Cancel" would be ambiguous).
+    """
+    attrs = {} if on_confirm is not None else {"custom_attrs": {"form": form}, "type": "submit"}
+    answer = rx.button(confirm, color_scheme=color_scheme, on_click=on_confirm, **attrs)
+    return dialog(question, description=consequence, trigger=trigger, alert=True,
+                  buttons=[close_button(keep, alert=True), rx.alert_dialog.action(answer)])

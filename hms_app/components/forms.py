@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from hms_app.state.auth import SessionState
+
 
 def field(
     label: str,
@@ -73,3 +75,16 @@ def form_error(message: rx.Var) -> rx.Component:
         rx.callout(message, icon="triangle-alert", color_scheme="red", role="alert", width="100%"),
         rx.fragment(),
     )
+
+
+def submit_button(label: str | rx.Var, **props) -> rx.Component:
+    """A form's submit button: while a submission of the tab is with the server it shows a spinner
+    and takes no click (``SessionState.submitting``, set by ``_hold_submits``)."""
+    return rx.button(label, type="submit", loading=SessionState.submitting, **props)
+
+
+def request_key_field(key: rx.Var) -> rx.Component:
+    """The key the server issued when the form opened, submitted with it as ``request_key``: both
+    clicks of a double click carry the same key, so the second writes nothing
+    (``services.core.receipts``)."""
+    return rx.el.input(type="hidden", name="request_key", value=key)

@@ -638,6 +638,25 @@ class Payment(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+class RequestReceipt(SQLModel, table=True):
+    """A write request done once, by its key: who sent it, which action, what it made or changed.
+
+    The server issues the key when a form opens (``services.core.receipts``); a repeat of the
+    request with that key (a double click, a retry after a lost answer) finds this receipt and
+    answers with the first request's result instead of writing again.
+    """
+
+    __tablename__ = "request_receipt"
+
+    key: str = Field(primary_key=True, max_length=64)
+    actor_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    action: str = Field(max_length=40)
+    object_id: int | None = Field(default=None)
+    result: str = Field(default="", sa_type=sa.Text)
+    """The first request's answer, as its service stored it, for a repeat to give again."""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
 class ApiClient(SQLModel, table=True):
     """A system allowed to read the FHIR API, issued by admin. The token is shown once; only its
     SHA-256 is kept. ``scope`` is "all" (every patient) or "patient" (``patient_id``'s record)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.components.badges import outcome_badge, status_badge
-from hms_app.components.dialogs import action_button, dialog, form_buttons
+from hms_app.components.dialogs import action_button, confirm_dialog, dialog, form_buttons
 from hms_app.components.forms import field, form_error, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, search_box
@@ -105,19 +105,31 @@ def _user_row(u: UserRow) -> rx.Component:
             rx.hstack(
                 rx.cond(
                     u.is_active,
-                    rx.button("Deactivate", size="1", color_scheme="red", variant="soft",
-                              on_click=AdminUsersState.deactivate(u.id), aria_label="Deactivate " + u.full_name),
+                    confirm_dialog(
+                        "Deactivate " + u.full_name + "?",
+                        "They can no longer log in and their open sessions end at once. You can reactivate "
+                        "the account later.",
+                        confirm="Deactivate", on_confirm=AdminUsersState.deactivate(u.id),
+                        trigger=rx.button("Deactivate", size="1", color_scheme="red", variant="soft",
+                                          aria_label="Deactivate " + u.full_name)),
                     rx.button("Reactivate", size="1", variant="soft",
                               on_click=AdminUsersState.reactivate(u.id), aria_label="Reactivate " + u.full_name),
                 ),
-                rx.button("Reset password", size="1", variant="soft", color_scheme="gray",
-                          on_click=AdminUsersState.reset_password(u.id, u.full_name),
-                          aria_label="Reset password of " + u.full_name),
+                confirm_dialog(
+                    "Reset the password of " + u.full_name + "?",
+                    "Their current password stops working at once; you hand them a temporary one.",
+                    confirm="Reset password", on_confirm=AdminUsersState.reset_password(u.id, u.full_name),
+                    trigger=rx.button("Reset password", size="1", variant="soft", color_scheme="gray",
+                                      aria_label="Reset password of " + u.full_name)),
                 rx.cond(
                     u.second_factor,
-                    rx.button("Reset second factor", size="1", variant="soft", color_scheme="gray",
-                              on_click=AdminUsersState.reset_second_factor(u.id),
-                              aria_label="Reset second factor of " + u.full_name),
+                    confirm_dialog(
+                        "Reset the second factor of " + u.full_name + "?",
+                        "Their authenticator stops working and their sessions end; they set up a new one at "
+                        "their next login.",
+                        confirm="Reset second factor", on_confirm=AdminUsersState.reset_second_factor(u.id),
+                        trigger=rx.button("Reset second factor", size="1", variant="soft", color_scheme="gray",
+                                          aria_label="Reset second factor of " + u.full_name)),
                     rx.fragment(),
                 ),
                 spacing="2",

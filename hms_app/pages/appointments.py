@@ -6,8 +6,14 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.components.badges import appointment_badge
-from hms_app.components.dialogs import action_button, close_button, dialog, form_buttons
-from hms_app.components.forms import field, form_error, select_field
+from hms_app.components.dialogs import close_button, confirm_dialog, dialog, form_buttons
+from hms_app.components.forms import (
+    field,
+    form_error,
+    request_key_field,
+    select_field,
+    submit_button,
+)
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
 from hms_app.db.enums import APPOINTMENT_STATUS_LABELS
@@ -94,7 +100,8 @@ def booking_page() -> rx.Component:
                         rx.text_area(id="book-reason", name="reason", required=True, max_length=500,
                                      placeholder="For example: follow-up of my blood pressure", width="100%"),
                         form_error(BookingState.error),
-                        rx.button("Request appointment", type="submit", disabled=BookingState.slot == ""),
+                        request_key_field(BookingState.form_key),
+                        submit_button("Request appointment", disabled=BookingState.slot == ""),
                         spacing="2",
                         width="100%",
                     ),
@@ -145,15 +152,13 @@ def _patient_row(row: AppointmentRow) -> rx.Component:
                 rx.hstack(
                     rx.button("Reschedule", size="1", variant="soft", on_click=PatientAppointmentsState.start_moving(row.id),
                               aria_label="Reschedule the appointment on " + row.when),
-                    dialog(
-                        "Cancel this appointment?",
-                        description=row.when + " with " + row.doctor + ". The slot is offered to others.",
-                        buttons=[close_button("Keep it", alert=True),
-                                 action_button("Cancel appointment", PatientAppointmentsState.cancel(row.id),
-                                               color_scheme="red")],
+                    confirm_dialog(
+                        "Cancel your appointment on " + row.when + "?",
+                        "With " + row.doctor + ". The time is offered to others; this cannot be undone.",
+                        confirm="Cancel appointment", keep="Keep it",
+                        on_confirm=PatientAppointmentsState.cancel(row.id),
                         trigger=rx.button("Cancel", size="1", variant="soft", color_scheme="red",
                                           aria_label="Cancel the appointment on " + row.when),
-                        alert=True,
                     ),
                     spacing="2",
                 ),

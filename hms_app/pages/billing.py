@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.components.dialogs import close_button, dialog, form_buttons
-from hms_app.components.forms import field, select_field
+from hms_app.components.dialogs import close_button, confirm_dialog, dialog, form_buttons
+from hms_app.components.forms import field, request_key_field, select_field, submit_button
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, pager, search_box
 from hms_app.services.accounting.billing import (
@@ -92,12 +92,19 @@ def _invoice_body(state) -> rx.Component:
     )
 
 
-def _form(title: str, submit: str, handler, *fields: rx.Component, color: str = "indigo") -> rx.Component:
+def _form(title: str, submit: str, handler, *fields: rx.Component, color: str = "indigo", key: rx.Var | None = None,
+          confirm: rx.Component | None = None, form_id: str = "") -> rx.Component:
+    """One of the invoice's forms. ``key``: its request key (a payment once, however often sent);
+    ``confirm``: what asks before it is sent, in place of its submit button."""
+    button = confirm if confirm is not None else submit_button(submit, color_scheme=color,
+                                                               high_contrast=color != "indigo")
     return rx.form(rx.vstack(
         rx.heading(title, as_="h3", size="3"),
         rx.grid(*fields, columns=rx.breakpoints(initial="1", sm="3"), spacing="3", width="100%", align="end"),
-        rx.button(submit, type="submit", color_scheme=color, high_contrast=color != "indigo"),
-        spacing="2", align="start", width="100%"), on_submit=handler, reset_on_submit=True, width="100%")
+        *([request_key_field(key)] if key is not None else []),
+        button,
+        spacing="2", align="start", width="100%"), on_submit=handler, reset_on_submit=True, width="100%",
+        **({"id": form_id} if form_id else {}))
 
 
 def _accounts_actions() -> rx.Component:
@@ -114,7 +121,8 @@ def _accounts_actions() -> rx.Component:
             field("Amount", "amount", required=True, field_id="pay-amount", input_mode="decimal",
                   default_value=r.balance, key=r.id.to_string() + "-" + r.paid, hint="At most the balance."),
             select_field("Method", "method", PAYMENT_METHODS, field_id="pay-method"),
-            field("Reference", "reference", field_id="pay-reference", hint="Receipt, transaction or transfer id.")),
+            field("Reference", "reference", field_id="pay-reference", hint="Receipt, transaction or transfer id."),
+            key=s.form_key),
             rx.fragment()),
         rx.cond((r.status_value == "draft") | is_open, _form(
             "Discount", "Save discount", s.discount,
@@ -136,11 +144,16 @@ def _accounts_actions() -> rx.Component:
             "Refund", "Record refund", s.refund,
             field("Refund amount", "amount", required=True, field_id="refund-amount", input_mode="decimal"),
             select_field("Paid back by", "method", PAYMENT_METHODS, field_id="refund-method"),
-            field("Reason", "reason", required=True, field_id="refund-reason"), color="amber"),
+            field("Reason", "reason", required=True, field_id="refund-reason"), color="amber", key=s.form_key),
             rx.fragment()),
         rx.cond((r.status_value != "void") & (r.paid == "0.00"), _form(
             "Void", "Void invoice", s.void,
-            field("Reason for voiding", "reason", required=True, field_id="void-reason"), color="red"),
+            field("Reason for voiding", "reason", required=True, field_id="void-reason"), form_id="void-form",
+            confirm=confirm_dialog(
+                "Void invoice " + r.number + "?",
+                "The patient will no longer owe it; its charges stay on record with it. This cannot be undone.",
+                confirm="Void invoice", form="void-form",
+                trigger=rx.button("Void invoice", type="button", color_scheme="red", high_contrast=True))),
             rx.fragment()),
         spacing="4", width="100%",
     )

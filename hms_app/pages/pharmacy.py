@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.components.dialogs import close_button, dialog, form_buttons
-from hms_app.components.forms import field, select_field
+from hms_app.components.dialogs import close_button, confirm_dialog, dialog, form_buttons
+from hms_app.components.forms import field, request_key_field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, pager, search_box
 from hms_app.services.medicines.inventory import ADJUSTMENT_REASONS, BatchRow, MovementRow, StockRow
@@ -85,8 +85,16 @@ def _reject_dialog() -> rx.Component:
         rx.form(rx.vstack(
             field("Reason", "reason", required=True, field_id="reject-reason",
                   hint="For example: dose exceeds the maximum daily dose; please review."),
-            form_buttons("Reject prescription", s.close_reject, color_scheme="red", high_contrast=True),
-            spacing="3", margin_top="0.75rem"), on_submit=s.reject, reset_on_submit=False),
+            rx.hstack(
+                close_button("Cancel", s.close_reject, type="button"),
+                confirm_dialog(
+                    "Reject the prescription for " + s.rejecting_patient + "?",
+                    "It will not be dispensed; the prescriber and the patient are told the reason. "
+                    "This cannot be undone.",
+                    confirm="Reject prescription", form="reject-form",
+                    trigger=rx.button("Reject prescription", type="button", color_scheme="red", high_contrast=True)),
+                justify="end", width="100%"),
+            spacing="3", margin_top="0.75rem"), on_submit=s.reject, reset_on_submit=False, id="reject-form"),
         description="The prescriber and the patient are told the reason.",
         open=s.rejecting_id != 0, on_close=s.close_reject, max_width="32rem",
     )
@@ -126,6 +134,7 @@ def _dispense_dialog() -> rx.Component:
                     rx.table.column_header_cell("Now", scope="col"))),
                 rx.table.body(rx.foreach(v.lines, _dispense_line)),
                 variant="surface", width="100%"), overflow_x="auto", width="100%"),
+            request_key_field(s.form_key),
             form_buttons("Dispense", s.close_dispense),
             spacing="3", margin_top="0.75rem"), on_submit=s.dispense, reset_on_submit=False),
         description=v.patient + " · " + v.mrn + " · prescribed by " + v.prescriber + " · " + v.status,

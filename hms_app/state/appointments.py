@@ -14,7 +14,7 @@ from hms_app.services.booking.appointments import (
     WaitlistRow,
 )
 from hms_app.services.booking.scheduling import Schedule
-from hms_app.services.core import localtime
+from hms_app.services.core import localtime, receipts
 from hms_app.services.core.errors import HMSError
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
@@ -33,6 +33,8 @@ class BookingState(SessionState):
     slot: str = ""
     searched: bool = False
     error: str = ""
+    form_key: str = ""
+    """The booking form's request key (``receipts``): a double click books once."""
 
     async def _load_slots(self):
         self.slot = ""
@@ -59,6 +61,7 @@ class BookingState(SessionState):
         self.doctor_id = str(params.get("doctor", "") or "any")[:12]
         self.day = str(params.get("date", "") or localtime.local_today().isoformat())[:10]
         self.slots, self.slot, self.searched, self.error = [], "", False, ""
+        self.form_key = receipts.new_request_key()
         if self.department_id:
             try:
                 self.doctors = await self._call(appointments.booking_doctors, write=False,
@@ -97,15 +100,20 @@ class BookingState(SessionState):
     async def request_appointment(self, form_data: dict):
         if not self.slot:
             self.error = "Choose one of the free times first."
-            return rx.toast.error(self.error)
+            yield rx.toast.error(self.error)
+            return
+        await self._hold_submits()
+        yield
         answer = await self._act(
             appointments.book_appointment, department_id=self.department_id, doctor_id=self.doctor_id,
             starts_at=self.slot, reason=form_text(form_data, "reason", 600), on_refusal=self._load_slots,
+            request_key=form_text(form_data, "request_key", 64),
             success=lambda _: [rx.redirect("/patient/appointments"), rx.toast.success(
                 "Appointment requested. You will see here when the doctor confirms it.")])
         if not answer.refused:
             self.error = ""
-        return answer
+            self.form_key = receipts.new_request_key()
+        yield answer
 
     @rx.event
     async def join_waitlist(self, form_data: dict):

@@ -120,6 +120,10 @@ class SessionState(rx.State):
     role_label: str = ""
     unread_count: int = 0
     must_change_password: bool = False
+    submitting: bool = False
+    """A form's submission is with the server: the tab's submit buttons wait (``_hold_submits``)."""
+    _answered_keys: list[str] = []
+    """The request keys of the tab's last writes that succeeded (see ``_act``'s ``request_key``)."""
 
     # --- helpers for every state (not client-callable) ---------------------------------
 
@@ -168,6 +172,7 @@ class SessionState(rx.State):
         refresh: Callable[[], Awaitable[object]] | None = None,
         on_refusal: Callable[[], Awaitable[object]] | None = None,
         write: bool = True,
+        request_key: str | None = None,
         **kwargs: Any,
     ) -> Answer:
         """Call one service as this tab's user and answer the click: the one place where a state
@@ -185,6 +190,10 @@ class SessionState(rx.State):
                 loader).
             on_refusal: what to fetch again when the service refused, before the refusal is
                 answered, so that the page shows what stands now.
+            request_key: the key the submitted form carried (``services.core.receipts``), passed
+                to the service. The service answers a repeat as it answered the first request;
+                when this tab has shown that answer already (the second click of a double click)
+                the repeat is answered with no event, so that one success shows once.
 
         Returns:
             The answer, for the handler to return: on refusal the toast of ``_failure`` (with the
@@ -192,18 +201,38 @@ class SessionState(rx.State):
         """
         if inspect.isawaitable(work) and kwargs:
             raise TypeError(f"arguments for an awaitable, which takes none: {sorted(kwargs)}")
+        if request_key is not None:
+            kwargs["request_key"] = request_key
         try:
-            result = await work if inspect.isawaitable(work) else await self._call(work, write=write, **kwargs)
-        except HMSError as error:
-            if on_refusal is not None:
-                await on_refusal()
-            return Answer(await self._failure(error), refusal=error)
-        if refresh is not None:
-            await refresh()
+            try:
+                result = await work if inspect.isawaitable(work) else await self._call(work, write=write, **kwargs)
+            except HMSError as error:
+                if on_refusal is not None:
+                    await on_refusal()
+                return Answer(await self._failure(error), refusal=error)
+            if refresh is not None:
+                await refresh()
+        finally:
+            (await self._session_state()).submitting = False
+        if request_key is not None:
+            base = await self._session_state()
+            repeat = request_key in base._answered_keys
+            base._answered_keys = [*base._answered_keys[-19:], request_key]
+            if repeat:
+                return Answer(result=result)
         answer = success(result) if callable(success) else success
         if isinstance(answer, str):
             answer = rx.toast.success(answer)
         return Answer(answer, result=result)
+
+    async def _hold_submits(self) -> None:
+        """Before a form's ``_act``: the tab's submit buttons show that they wait, until ``_act`` answers.
+
+        A handler yields right after this call, so the browser gets the change before the
+        service runs; a click that was on its way already is queued behind this event, and the
+        form's request key (``services.core.receipts``) makes it a repeat that writes nothing.
+        """
+        (await self._session_state()).submitting = True
 
     async def _actor(self, *, refused_action: str = "") -> Actor:
         """The actor of this tab's session, or ``SessionExpired``.

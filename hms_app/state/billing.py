@@ -7,6 +7,7 @@ import reflex as rx
 
 from hms_app.services.accounting import billing
 from hms_app.services.accounting.billing import InvoiceDetail, InvoiceRow
+from hms_app.services.core import receipts
 from hms_app.state.auth import SessionState, file_download
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
@@ -23,11 +24,16 @@ class _InvoiceDialogMixin(rx.State, mixin=True):
     async def _load_detail(self, invoice_id: int) -> None:
         self.detail = await self._call(billing.invoice_detail, invoice_id=invoice_id)  # type: ignore[attr-defined]
 
+    def _opened(self) -> None:
+        """What else a state readies when an invoice opens (its forms' keys)."""
+
     @rx.event
     async def open_invoice(self, invoice_id: int):
         answer = await self._act(self._load_detail(invoice_id))  # type: ignore[attr-defined]
         if answer.refused:
             self.detail = _NO_DETAIL
+        else:
+            self._opened()
         return answer
 
     @rx.event
@@ -44,6 +50,9 @@ class AccountsInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
     show: str = "open"
     sort: str = "created"
     descending: bool = True
+    form_key: str = ""
+    """The payment and refund forms' request key (``receipts``): new when the invoice opens and
+    after each payment or refund, so that only a repeat of one submission carries it twice."""
 
     async def _fetch(self) -> None:
         self.rows = self._paged(await self._call(
@@ -58,10 +67,20 @@ class AccountsInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
         self.page = 1
         return await self._reload()
 
+    def _opened(self) -> None:
+        self.form_key = receipts.new_request_key()
+
     async def _work(self, service, success, **kwargs):
         """One step of work on the invoice open in the dialog."""
         return await self._act(service, invoice_id=self.detail.invoice.id, refresh=self._reload, success=success,
                                **kwargs)
+
+    async def _move_money(self, service, success, form_data: dict, **kwargs):
+        """A payment or a refund, once however often its form is sent (``receipts``)."""
+        answer = await self._work(service, success, request_key=form_text(form_data, "request_key", 64), **kwargs)
+        if not answer.refused:
+            self.form_key = receipts.new_request_key()
+        return answer
 
     @rx.event
     async def issue(self):
@@ -74,15 +93,21 @@ class AccountsInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
 
     @rx.event
     async def record_payment(self, form_data: dict):
-        return await self._work(billing.record_payment, lambda status: f"Payment recorded; the invoice is {status}.",
-                                amount=form_text(form_data, "amount", 20), method=form_text(form_data, "method", 20),
-                                reference=form_text(form_data, "reference", 100))
+        await self._hold_submits()
+        yield
+        yield await self._move_money(
+            billing.record_payment, lambda status: f"Payment recorded; the invoice is {status}.", form_data,
+            amount=form_text(form_data, "amount", 20), method=form_text(form_data, "method", 20),
+            reference=form_text(form_data, "reference", 100))
 
     @rx.event
     async def refund(self, form_data: dict):
-        return await self._work(billing.refund_payment, lambda status: f"Refund recorded; the invoice is {status}.",
-                                amount=form_text(form_data, "amount", 20), reason=form_text(form_data, "reason", 400),
-                                method=form_text(form_data, "method", 20))
+        await self._hold_submits()
+        yield
+        yield await self._move_money(
+            billing.refund_payment, lambda status: f"Refund recorded; the invoice is {status}.", form_data,
+            amount=form_text(form_data, "amount", 20), reason=form_text(form_data, "reason", 400),
+            method=form_text(form_data, "method", 20))
 
     @rx.event
     async def insurer_share(self, form_data: dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from hms_app.services.core import receipts
 from hms_app.services.medicines import inventory, pharmacy
 from hms_app.services.medicines.inventory import (
     BatchRow,
@@ -37,7 +38,12 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
     rows: list[QueueRow] = []
     show: str = ""
     rejecting_id: int = 0
+    rejecting_patient: str = ""
     dispensing: DispenseView = _NO_VIEW
+    form_key: str = ""
+    """The dispensing form's request key (``receipts``): new when the form opens and after each dispensing."""
+    _dispensing_id: int = 0
+    """The prescription the dispensing form was opened for; kept once it closes, for a repeat to find."""
 
     async def _fetch(self) -> None:
         self.rows = self._paged(await self._call(pharmacy.prescription_queue, show=self.show, search=self.search,
@@ -65,7 +71,9 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
 
     @rx.event
     def ask_reject(self, prescription_id: int):
-        self.rejecting_id = prescription_id if isinstance(prescription_id, int) else 0
+        row = next((r for r in self.rows if r.id == prescription_id), None)
+        self.rejecting_id = row.id if row is not None else 0
+        self.rejecting_patient = row.patient if row is not None else ""
 
     @rx.event
     def close_reject(self):
@@ -84,6 +92,8 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
         answer = await self._act(self._load_dispensing(prescription_id))
         if answer.refused:
             self.dispensing = _NO_VIEW
+        else:
+            self._dispensing_id, self.form_key = self.dispensing.id, receipts.new_request_key()
         return answer
 
     @rx.event
@@ -95,12 +105,17 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
         quantities = {key.removeprefix(QUANTITY_PREFIX): form_text(form_data, key, 12)
                       for key in (form_data if isinstance(form_data, dict) else {})
                       if isinstance(key, str) and key.startswith(QUANTITY_PREFIX)}
+        await self._hold_submits()
+        yield
         outcome = await self._work(
             pharmacy.dispense, lambda r: f"{r.summary} The prescription is now {r.status}.",
-            prescription_id=self.dispensing.id, quantities=quantities)
+            prescription_id=self._dispensing_id, quantities=quantities,
+            request_key=form_text(form_data, "request_key", 64))
+        if not outcome.refused:
+            self.form_key = receipts.new_request_key()
         if self.dispensing.status_value == "dispensed":
             self.dispensing = _NO_VIEW
-        return outcome
+        yield outcome
 
 
 class InventoryState(PagedTableMixin, SessionState):

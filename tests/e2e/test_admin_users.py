@@ -160,6 +160,7 @@ def test_deactivating_a_user_ends_their_open_tab(app_server, page, new_context):
     _search(page, "kenji")
     expect(_rows(page)).to_have_count(1)
     page.get_by_role("button", name="Deactivate Kenji Tanaka").click()
+    page.get_by_role("alertdialog", name="Deactivate Kenji Tanaka?").get_by_role("button", name="Deactivate").click()
     expect(_rows(page).nth(0)).to_contain_text("Deactivated")
     expect(page.get_by_role("button", name="Reactivate Kenji Tanaka")).to_be_visible()
     assert db_value(url, 'SELECT is_active FROM "user" WHERE email = ?', (email,)) == 0
@@ -188,6 +189,8 @@ def test_reset_password_shows_the_temporary_password_once(app_server, page, new_
     _search(page, "ingrid")
     expect(_rows(page)).to_have_count(1)
     page.get_by_role("button", name="Reset password of Ingrid Larsen").click()
+    page.get_by_role("alertdialog", name="Reset the password of Ingrid Larsen?").get_by_role(
+        "button", name="Reset password").click()
     dialog = page.get_by_role("alertdialog", name="Temporary password")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text("Give this password to Ingrid Larsen in person.")

@@ -51,6 +51,12 @@ def _amoxicillin_prescription(db: str, data_dir) -> tuple[int, int]:
         return prescription, 21
 
 
+def _reject(page) -> None:
+    """Reject, and confirm it in the question that follows (issue 16, item 10)."""
+    page.get_by_role("dialog").get_by_role("button", name="Reject prescription", exact=True).click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Reject prescription").click()
+
+
 def _stock(db_url: str) -> dict[str, int]:
     return dict(db_rows(db_url, "SELECT lot, quantity_on_hand FROM stock_batch WHERE medicine_id=(" + AMOXICILLIN + ")"))
 
@@ -173,14 +179,14 @@ def test_rejected_prescription_reaches_the_doctor(app_server, browser):
         page.goto(f"{app_server.url}/pharmacy/queue")
         wait_ready(page)
         page.locator(f"tr[data-prescription='{prescription_id}']").get_by_role("button", name="Reject").click()
-        page.get_by_role("dialog").get_by_role("button", name="Reject prescription", exact=True).click()  # no reason: the browser asks for one
+        _reject(page)  # no reason: the browser asks for one
         assert db_value(app_server.database_url, "SELECT status FROM prescription WHERE id=?",
                         (prescription_id,)) == "issued"
         page.fill("#reject-reason", "x")
-        page.get_by_role("dialog").get_by_role("button", name="Reject prescription", exact=True).click()
+        _reject(page)
         page.get_by_text("Say why the prescription is rejected").first.wait_for()
         page.fill("#reject-reason", "Duplicate of a course dispensed this week")
-        page.get_by_role("dialog").get_by_role("button", name="Reject prescription", exact=True).click()
+        _reject(page)
         page.get_by_text("Prescription rejected").first.wait_for()
         assert db_value(app_server.database_url, "SELECT status FROM prescription WHERE id=?",
                         (prescription_id,)) == "rejected"

@@ -18,6 +18,11 @@ class Tab:
 
     def __init__(self) -> None:
         self.log: list[str] = []
+        self.submitting = True  # as ``_hold_submits`` leaves it before a form's ``_act``
+        self._answered_keys: list[str] = []
+
+    async def _session_state(self):
+        return self
 
     async def _call(self, service, /, *, write: bool = True, **kwargs):
         self.log.append(f"call {service.__name__} write={write}")
@@ -123,3 +128,32 @@ def test_an_unexpected_error_is_not_taken_for_a_refusal():
 
     with pytest.raises(RuntimeError):
         _act(Tab(), broken, success="Never shown.")
+
+
+def test_the_submit_buttons_wait_until_the_answer_whatever_it_is():
+    done, refused = Tab(), Tab()
+    _act(done, issue, number="1", success="Issued.")
+    _act(refused, refuse, success="Issued.")
+    assert (done.submitting, refused.submitting) == (False, False)
+
+
+def test_a_repeat_of_a_request_this_tab_saw_answered_shows_nothing_more():
+    """The second click of a double click: the service answers it as the first, the tab toasts once."""
+    tab = Tab()
+
+    def pay(*, request_key: str) -> str:
+        tab.log.append(f"pay {request_key}")
+        return "paid"
+
+    first = _act(tab, pay, request_key="key-one-0123456789", success="Paid.")
+    second = _act(tab, pay, request_key="key-one-0123456789", success="Paid.")
+    other = _act(tab, pay, request_key="key-two-0123456789", success="Paid.")
+    assert tab.log[1::2] == ["pay key-one-0123456789", "pay key-one-0123456789", "pay key-two-0123456789"]
+    assert (len(first), len(second), len(other)) == (1, 0, 1)
+    assert (second.result, second.refused) == ("paid", False)
+
+
+def test_a_refused_request_is_not_remembered_as_answered():
+    tab = Tab()
+    _act(tab, refuse, request_key="key-one-0123456789")
+    assert tab._answered_keys == []

@@ -46,7 +46,7 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
-from hms_app.services.core import audit, counters, events
+from hms_app.services.core import audit, counters, events, receipts
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
@@ -454,10 +454,26 @@ def _pay(session: Session, actor: Actor, invoice: Invoice, cents: int, method: P
 PAYMENT_METHODS = [(m.value, METHOD_LABELS[m]) for m in PaymentMethod]
 
 
+def _repeated(session: Session, actor: Actor, invoice: Invoice, request_key: str | None, action: str) -> str | None:
+    """The answer of an earlier request with this form's key (see ``receipts``), or None: this one goes on."""
+    earlier = receipts.claim(session, actor, key=request_key, action=action)
+    if earlier is None:
+        return None
+    if earlier.object_id != invoice.id:
+        raise ValidationError(receipts.EXPIRED)
+    return earlier.result
+
+
 def record_payment(*, session: Session, actor: Actor, invoice_id: int, amount: str, method: str,
-                   reference: str = "") -> str:
-    """Accounts record money received, in part or in whole; never more than the balance. Returns the new status."""
+                   reference: str = "", request_key: str | None = None) -> str:
+    """Accounts record money received, in part or in whole; never more than the balance. Returns the new status.
+
+    ``request_key`` is the payment form's key (``receipts``): a repeat of the request records
+    nothing more and answers as the first did.
+    """
     invoice = _invoice_for(session, actor, invoice_id, "payment.record", lock=True)
+    if (earlier := _repeated(session, actor, invoice, request_key, "payment.record")) is not None:
+        return earlier
     if str(invoice.status) not in OPEN_STATUSES:
         _refuse(invoice, "paid" if str(invoice.status) != InvoiceStatus.PAID else "paid again")
     if not isinstance(method, str) or method not in {m.value for m in PaymentMethod}:
@@ -474,15 +490,21 @@ def record_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     _pay(session, actor, invoice, cents, PaymentMethod(method), reference)
     audit.record(session, actor, "payment.record", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{method} {format_money(cents)} {reference}".strip())
+    receipts.fulfil(session, key=request_key, object_id=invoice.id, result=status_label(invoice.status))
     _publish(session, invoice)
     session.commit()
     return status_label(invoice.status)
 
 
 def refund_payment(*, session: Session, actor: Actor, invoice_id: int, amount: str, reason: str,
-                   method: str = PaymentMethod.CASH.value) -> str:
-    """Give money back: a negative payment with a reason, at most what was paid."""
+                   method: str = PaymentMethod.CASH.value, request_key: str | None = None) -> str:
+    """Give money back: a negative payment with a reason, at most what was paid.
+
+    ``request_key`` as for ``record_payment``: a repeated refund gives nothing back twice.
+    """
     invoice = _invoice_for(session, actor, invoice_id, "payment.refund", lock=True)
+    if (earlier := _repeated(session, actor, invoice, request_key, "payment.refund")) is not None:
+        return earlier
     if str(invoice.status) not in (*OPEN_STATUSES, InvoiceStatus.PAID):
         _refuse(invoice, "refunded")
     if not isinstance(method, str) or method not in {m.value for m in PaymentMethod}:
@@ -496,6 +518,7 @@ def refund_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     _pay(session, actor, invoice, -cents, PaymentMethod(method), "refund", reason)
     audit.record(session, actor, "payment.refund", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{format_money(cents)}: {reason}")
+    receipts.fulfil(session, key=request_key, object_id=invoice.id, result=status_label(invoice.status))
     _publish(session, invoice)
     session.commit()
     return status_label(invoice.status)
@@ -548,7 +571,7 @@ class OnlinePayment:
 
 
 def new_payment_key() -> str:
-    return secrets.token_urlsafe(24)
+    return receipts.new_request_key()
 
 
 def pay_online(*, session: Session, actor: Actor, invoice_id: int, card_number: str, expiry: str, cvc: str,
@@ -563,7 +586,7 @@ def pay_online(*, session: Session, actor: Actor, invoice_id: int, card_number: 
         require(session, actor, Permission.BILLING_PAY_OWN, action="invoice.pay_online")
         audit.deny(session, actor, "invoice.pay_online", "Only the patient pays their invoices online.")
     key = str(idempotency_key or "")
-    if not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", key):  # the server's token_urlsafe, nothing else
+    if not receipts.KEY_PATTERN.fullmatch(key):  # the server's token_urlsafe, nothing else
         raise ValidationError("This payment form has expired; close it and open it again.")
     invoice = _invoice_for(session, actor, invoice_id, "invoice.pay_online", lock=True, own=True)
     earlier = session.execute(sa.select(Payment).where(Payment.idempotency_key == key)).scalar_one_or_none()

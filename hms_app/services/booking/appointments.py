@@ -45,7 +45,7 @@ from hms_app.services.booking.scheduling import (
     parse_day,
     parse_instant,
 )
-from hms_app.services.core import audit, events
+from hms_app.services.core import audit, events, receipts
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
@@ -196,13 +196,20 @@ def _inserted(session: Session, appointment: Appointment) -> bool:
 
 
 def book_appointment(
-    *, session: Session, actor: Actor, department_id: int, doctor_id: object, starts_at: str, reason: str
+    *, session: Session, actor: Actor, department_id: int, doctor_id: object, starts_at: str, reason: str,
+    request_key: str | None = None,
 ) -> int:
     """A patient requests a slot. ``doctor_id`` "any" assigns the free doctor with the fewest
-    appointments that day. Returns the new appointment's id."""
+    appointments that day. Returns the new appointment's id.
+
+    ``request_key`` is the booking form's key (``receipts``): a repeat of the request (a double
+    click) books nothing more and answers with the appointment the first one booked.
+    """
     require(session, actor, Permission.APPOINTMENTS_BOOK, action="appointment.book")
     if actor.role != Role.PATIENT or session.get(PatientProfile, actor.user_id) is None:
         audit.deny(session, actor, "appointment.book", "Only patients book appointments for themselves.")
+    if (earlier := receipts.claim(session, actor, key=request_key, action="appointment.book")) is not None:
+        return earlier.object_id
     department = _active_department(session, department_id)
     instant = parse_instant(starts_at)
     reason = one_line(reason, "reason")
@@ -252,6 +259,7 @@ def book_appointment(
                          f"{actor.full_name} asks for {format_day_and_time(slot.starts_at)}.", "/doctor/appointments")
     audit.record(session, actor, "appointment.book", entity_type="appointment", entity_id=appointment.id,
                  patient_id=actor.user_id, detail=f"doctor {doctor} at {slot.starts_at.isoformat()}")
+    receipts.fulfil(session, key=request_key, object_id=appointment.id)
     _publish(session, appointment)
     session.commit()
     return appointment.id

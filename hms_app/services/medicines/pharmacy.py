@@ -31,7 +31,7 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.accounting import billing
-from hms_app.services.core import audit, events
+from hms_app.services.core import audit, events, receipts
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
@@ -381,12 +381,23 @@ class DispenseResult:
     summary: str
 
 
-def dispense(*, session: Session, actor: Actor, prescription_id: int, quantities: dict) -> DispenseResult:
+def dispense(*, session: Session, actor: Actor, prescription_id: int, quantities: dict,
+             request_key: str | None = None) -> DispenseResult:
     """Dispense ``quantities`` (item id → units) of a verified prescription, first-expiring batch first.
+
+    ``request_key`` is the dispensing form's key (``receipts``): a repeat of the request (a
+    double click) hands out nothing more and answers as the first did.
 
     Raises:
         Conflict: when usable stock cannot cover a quantity; nothing at all is dispensed then.
     """
+    require(session, actor, Permission.PHARMACY_DISPENSE, action="prescription.dispense")
+    # Claimed before the prescription's status is checked: a repeat finds it dispensed already.
+    if (earlier := receipts.claim(session, actor, key=request_key, action="prescription.dispense")) is not None:
+        if earlier.object_id != parse_id(prescription_id):
+            raise ValidationError(receipts.EXPIRED)
+        status, _, summary = earlier.result.partition("\n")
+        return DispenseResult(status, summary)
     prescription = _prescription_for(session, actor, prescription_id, "dispense")
     items = {i.id: i for i in session.execute(
         sa.select(PrescriptionItem).where(PrescriptionItem.prescription_id == prescription.id)
@@ -442,9 +453,11 @@ def dispense(*, session: Session, actor: Actor, prescription_id: int, quantities
     if complete:
         notifications.notify(session, prescription.patient_id, "Your prescription is ready",
                              f"Prescription {prescription.id} has been dispensed.", PATIENT_PRESCRIPTIONS_LINK)
+    result = DispenseResult(status_label(prescription.status), "Dispensed " + "; ".join(lines) + ".")
+    receipts.fulfil(session, key=request_key, object_id=prescription.id, result=f"{result.status}\n{result.summary}")
     _publish(session, prescription, stock=True)
     session.commit()
-    return DispenseResult(status_label(prescription.status), "Dispensed " + "; ".join(lines) + ".")
+    return result
 
 
 # --- what the patient sees -----------------------------------------------------------------------
