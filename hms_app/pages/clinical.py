@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.components.forms import field, select_field
+from hms_app.components.forms import field, request_key_field, select_field, submit_button
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
 from hms_app.pages.interop import record_downloads
@@ -347,8 +347,9 @@ def encounter_page() -> rx.Component:
                             field("Reason to prescribe anyway", "override_reason", required=True, field_id="rx-override",
                                   hint="Stored with the prescription and shown to the pharmacist."),
                             width="100%"), rx.fragment()),
-                        rx.button(rx.cond(EncounterState.warnings.length() > 0, "Override and sign", "Sign prescription"),
-                                  type="submit", disabled=completed),
+                        request_key_field(EncounterState.prescribe_key),
+                        submit_button(rx.cond(EncounterState.warnings.length() > 0, "Override and sign",
+                                              "Sign prescription"), disabled=completed),
                         spacing="3", width="100%"),
                         on_submit=EncounterState.prescribe, reset_on_submit=False)),
                     _card("Order lab tests", rx.form(rx.vstack(
@@ -367,8 +368,9 @@ def encounter_page() -> rx.Component:
                                       rx.text("Order again? Press \u201cOrder again\u201d to confirm, or untick the test.",
                                               size="2"), spacing="1"),
                             color_scheme="amber", role="alert", width="100%", id="lab-duplicates"), rx.fragment()),
-                        rx.button(rx.cond(EncounterState.duplicate_orders.length() > 0, "Order again", "Order tests"),
-                                  type="submit", disabled=completed),
+                        request_key_field(EncounterState.order_key),
+                        submit_button(rx.cond(EncounterState.duplicate_orders.length() > 0, "Order again", "Order tests"),
+                                      disabled=completed),
                         spacing="3", width="100%"),
                         on_submit=EncounterState.order_tests, reset_on_submit=False)),
                     _card("Ordered in this encounter",

@@ -23,6 +23,7 @@ from hms_app.services.care.prescribing import (
     OrderedItem,
     SafetyWarning,
 )
+from hms_app.services.core import receipts
 from hms_app.services.reference import icd10
 from hms_app.state.auth import SessionState, file_download
 from hms_app.state.forms import form_text
@@ -140,6 +141,10 @@ class EncounterState(SessionState):
     icd10_term: str = ""
     icd10_options: list[DiagnosisOption] = []
     missing: bool = False
+    prescribe_key: str = ""
+    order_key: str = ""
+    """The keys the prescribing and ordering forms carry (``receipts``): a double click signs or
+    orders once."""
 
     async def _refresh_orders(self) -> None:
         self.orders = await self._call(prescribing.encounter_orders, write=False, encounter_id=self.encounter.id)
@@ -159,6 +164,7 @@ class EncounterState(SessionState):
         appointment_id = str(self.router.url.query_parameters.get("appointment", ""))[:12]
         self.warnings, self.chosen_tests, self.duplicate_orders, self._duplicates_of = [], [], [], []
         self.icd10_term, self.icd10_options = "", []
+        self.prescribe_key, self.order_key = receipts.new_request_key(), receipts.new_request_key()
         answer = await self._act(self._fetch(appointment_id))
         self.missing = answer.refused
         if answer.refused:
@@ -223,6 +229,8 @@ class EncounterState(SessionState):
 
     @rx.event
     async def prescribe(self, form_data: dict):
+        await self._hold_submits()
+        yield
         item = ItemForm(
             medicine_id=form_text(form_data, "medicine_id", 12), dose=form_text(form_data, "dose", 80),
             route=form_text(form_data, "route", 30), frequency=form_text(form_data, "frequency", 40),
@@ -232,15 +240,19 @@ class EncounterState(SessionState):
         answer = await self._act(prescribing.prescribe, encounter_id=self.encounter.id, items=[item],
                                  override_reason=form_text(form_data, "override_reason") if self.warnings else "",
                                  acknowledged_warnings=list(self.warnings), refresh=self._refresh_orders,
+                                 request_key=form_text(form_data, "request_key", 64),
                                  success="Prescription signed and sent to the pharmacy.")
         if isinstance(answer.refusal, SafetyWarning):
             self.warnings = answer.refusal.warnings
             if not self.warnings:
-                return rx.toast.warning(answer.refusal.message)
-            return rx.toast.warning("Safety check: read the warnings. To prescribe anyway, give a reason.")
+                yield rx.toast.warning(answer.refusal.message)
+                return
+            yield rx.toast.warning("Safety check: read the warnings. To prescribe anyway, give a reason.")
+            return
         if not answer.refused:
             self.warnings = []
-        return answer
+            self.prescribe_key = receipts.new_request_key()
+        yield answer
 
     @rx.event
     def clear_warnings(self):
@@ -257,19 +269,23 @@ class EncounterState(SessionState):
 
     @rx.event
     async def order_tests(self, form_data: dict):
+        await self._hold_submits()
+        yield
         confirmed = bool(self._duplicates_of) and sorted(self._duplicates_of) == sorted(self.chosen_tests)
         answer = await self._act(prescribing.order_lab_tests, encounter_id=self.encounter.id,
                                  test_ids=self.chosen_tests, priority=form_text(form_data, "priority", 10),
                                  note=form_text(form_data, "note"), confirm_duplicate=confirmed,
-                                 refresh=self._refresh_orders,
+                                 refresh=self._refresh_orders, request_key=form_text(form_data, "request_key", 64),
                                  success=f"{len(self.chosen_tests)} test(s) ordered; the lab sees them now.")
         if isinstance(answer.refusal, DuplicateOrder):
             self.duplicate_orders, self._duplicates_of = answer.refusal.open_orders, list(self.chosen_tests)
-            return rx.toast.warning("Already open: confirm to order again, or untick the test.")
+            yield rx.toast.warning("Already open: confirm to order again, or untick the test.")
+            return
         self.duplicate_orders, self._duplicates_of = [], []
         if not answer.refused:
             self.chosen_tests = []
-        return answer
+            self.order_key = receipts.new_request_key()
+        yield answer
 
     @rx.event
     async def complete(self):

@@ -20,7 +20,7 @@ from hms_app.services.care.prescribing import (
     SafetyWarning,
     suggested_quantity,
 )
-from hms_app.services.core import events
+from hms_app.services.core import events, receipts
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from hms_app.services.core.localtime import format_date
 from hms_app.services.laboratory import lab
@@ -520,3 +520,41 @@ def test_another_patients_open_order_is_no_duplicate(hospital, doctor, visit, ac
 def doctor_name(engine, doctor) -> str:
     with engine.connect() as conn:
         return conn.execute(sa.text("SELECT full_name FROM user WHERE id = :i"), {"i": doctor.user_id}).scalar_one()
+
+
+# --- a double click on the prescribing and ordering forms --------------------------------------------------
+
+
+def test_a_repeated_signature_answers_with_the_first_prescription_and_signs_no_second(hospital, doctor, visit):
+    key = receipts.new_request_key()
+    items = [item(hospital, "Paracetamol")]
+    first = call(hospital, prescribing.prescribe, actor=doctor, encounter_id=visit, items=items, request_key=key)
+    before = snapshot(hospital)
+    again = call(hospital, prescribing.prescribe, actor=doctor, encounter_id=visit, items=items, request_key=key)
+    assert again == first
+    assert snapshot(hospital) == before
+    # A new form (a new key) signs a new prescription, as a doctor who means it would.
+    assert prescribe(hospital, doctor, visit, items) != first
+
+
+def test_a_repeated_order_answers_with_the_first_orders_and_is_no_duplicate(hospital, doctor, visit):
+    key = receipts.new_request_key()
+    tests = any_lab_test_ids(hospital, 2)
+    first = call(hospital, prescribing.order_lab_tests, actor=doctor, encounter_id=visit, test_ids=tests,
+                 priority="stat", request_key=key)
+    before = snapshot(hospital)
+    again = call(hospital, prescribing.order_lab_tests, actor=doctor, encounter_id=visit, test_ids=tests,
+                 priority="stat", request_key=key)
+    assert sorted(again) == sorted(first)
+    assert snapshot(hospital) == before
+    with pytest.raises(DuplicateOrder):  # without the key it is a second order of open tests
+        call(hospital, prescribing.order_lab_tests, actor=doctor, encounter_id=visit, test_ids=tests, priority="stat")
+
+
+def test_a_signing_key_is_for_its_encounter_and_its_doctor(hospital, doctor, visit, actors):
+    key = receipts.new_request_key()
+    items = [item(hospital, "Paracetamol")]
+    call(hospital, prescribing.prescribe, actor=doctor, encounter_id=visit, items=items, request_key=key)
+    other_visit = open_visit(hospital, doctor, login_as(hospital, "james.smith@patients.example").user_id)
+    with pytest.raises(ValidationError, match="expired"):
+        call(hospital, prescribing.prescribe, actor=doctor, encounter_id=other_visit, items=items, request_key=key)

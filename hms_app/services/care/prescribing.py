@@ -40,7 +40,7 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.care.clinical import encounter_for_doctor
-from hms_app.services.core import audit, events
+from hms_app.services.core import audit, events, receipts
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
@@ -270,10 +270,12 @@ def _acknowledged(value: object) -> set[str]:
 
 
 def prescribe(*, session: Session, actor: Actor, encounter_id: int, items: list[ItemForm], override_reason: str = "",
-              acknowledged_warnings: list[str] | None = None) -> int:
+              acknowledged_warnings: list[str] | None = None, request_key: str | None = None) -> int:
     """Sign a prescription for the encounter's patient. Returns its id.
 
     Args:
+        request_key: the prescribing form's key (``receipts``): a repeat of the request (a
+            double click) answers with the prescription the first one signed and signs no second.
         override_reason: why to prescribe despite the warnings (at least 10 characters).
         acknowledged_warnings: the warnings the doctor read and overrides, exactly as
             ``check_medicines`` or a ``SafetyWarning`` gave them. The items are checked again
@@ -300,6 +302,11 @@ def prescribe(*, session: Session, actor: Actor, encounter_id: int, items: list[
         raise SafetyWarning(warnings, stale=bool(acknowledged) and acknowledged != set(warnings))
     if len(reason) > 500:
         raise ValidationError("Keep the override reason under 500 characters.")
+    if (earlier := receipts.claim(session, actor, key=request_key, action="prescription.sign")) is not None:
+        signed = session.get(Prescription, earlier.object_id)
+        if signed is None or signed.encounter_id != encounter.id:
+            raise ValidationError(receipts.EXPIRED)
+        return signed.id
     prescription = Prescription(patient_id=encounter.patient_id, doctor_id=actor.user_id, encounter_id=encounter.id)
     session.add(prescription)
     session.flush()
@@ -313,6 +320,7 @@ def prescribe(*, session: Session, actor: Actor, encounter_id: int, items: list[
                  patient_id=encounter.patient_id,
                  detail=f"{len(checked)} item(s)" + (f"; {len(warnings)} warning(s) overridden" if warnings else ""))
     events.publish(session, "prescriptions", roles=["pharmacy"], user_ids=[encounter.patient_id, actor.user_id])
+    receipts.fulfil(session, key=request_key, object_id=prescription.id)
     session.commit()
     return prescription.id
 
@@ -348,10 +356,13 @@ def _open_duplicates(session: Session, patient_id: int, test_ids: list[int]) -> 
 
 
 def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_ids: list[object], priority: str,
-                    note: str = "", confirm_duplicate: bool = False) -> list[int]:
+                    note: str = "", confirm_duplicate: bool = False, request_key: str | None = None) -> list[int]:
     """Order one or more tests for the encounter's patient; they reach the lab's worklist at once.
 
     Args:
+        request_key: the order form's key (``receipts``): a repeat of the request (a double
+            click) answers with the orders the first one made, orders nothing more and is not
+            taken for a duplicate of them.
         confirm_duplicate: order even the tests the patient already has open (requested,
             collected or in progress); without it such an order is refused.
 
@@ -377,6 +388,11 @@ def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_i
     note = one_line(note, "note")
     if len(note) > 500:
         raise ValidationError("Keep the note for the lab under 500 characters.")
+    if (earlier := receipts.claim(session, actor, key=request_key, action="lab_order.create")) is not None:
+        first = session.get(LabOrder, earlier.object_id)
+        if first is None or first.encounter_id != encounter.id:
+            raise ValidationError(receipts.EXPIRED)
+        return [int(order_id) for order_id in earlier.result.split(",")]
     if confirm_duplicate is not True and (duplicates := _open_duplicates(session, encounter.patient_id, ids)):
         raise DuplicateOrder(duplicates)
     orders = []
@@ -389,6 +405,7 @@ def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_i
         audit.record(session, actor, "lab_order.create", entity_type="lab_order", entity_id=order.id,
                      patient_id=encounter.patient_id, detail=f"{test.code} {priority}")
     events.publish(session, "lab", roles=["lab"], user_ids=[encounter.patient_id, actor.user_id])
+    receipts.fulfil(session, key=request_key, object_id=orders[0], result=",".join(map(str, orders)))
     session.commit()
     return orders
 
