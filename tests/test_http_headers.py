@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -26,7 +27,9 @@ def _call(origins: list[str], host: str, *, accept: str = "text/html", method: s
 
     scope = {"type": "http", "method": method, "path": "/patient/appointments",
              "headers": [(b"host", host.encode()), (b"accept", accept.encode()), *(extra or [])]}
-    asyncio.run(http_headers.with_address_check(app, origins)(scope, None, send))
+    # In a thread of its own: a browser journey on the same xdist worker may hold this thread's loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, http_headers.with_address_check(app, origins)(scope, None, send)).result()
     return sent[0]["status"], sent[1]["body"]
 
 

@@ -249,7 +249,7 @@ def _icd10_picker() -> rx.Component:
         rx.cond(s.icd10_code != "",
                 rx.hstack(rx.text(s.icd10_label, size="2", weight="medium", id="enc-icd10-chosen"),
                           rx.button("Remove code", type="button", size="1", variant="soft", on_click=s.clear_icd10,
-                                    aria_label="Remove the ICD-10 code " + s.icd10_code),
+                                    aria_label="Remove code " + s.icd10_code),
                           align="center", wrap="wrap", spacing="2"),
                 rx.text("No code chosen: the diagnosis is kept as free text.", size="2", color="var(--gray-11)",
                         id="enc-icd10-chosen")),

@@ -193,7 +193,8 @@ class SessionState(rx.State):
             request_key: the key the submitted form carried (``services.core.receipts``), passed
                 to the service. The service answers a repeat as it answered the first request;
                 when this tab has shown that answer already (the second click of a double click)
-                the repeat is answered with no event, so that one success shows once.
+                the repeat is answered with no event, so that one success shows once. A form
+                sent with no key (a script's client, not our pages) is done with no receipt.
 
         Returns:
             The answer, for the handler to return: on refusal the toast of ``_failure`` (with the
@@ -201,6 +202,7 @@ class SessionState(rx.State):
         """
         if inspect.isawaitable(work) and kwargs:
             raise TypeError(f"arguments for an awaitable, which takes none: {sorted(kwargs)}")
+        request_key = request_key or None
         if request_key is not None:
             kwargs["request_key"] = request_key
         try:

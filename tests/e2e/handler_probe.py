@@ -135,6 +135,8 @@ class Victims:
 #  - accounts: invoices name the patient, with number and payments; nothing clinical;
 #  - admin: accounts, schedules (a doctor's leave), every appointment (with its reason), the
 #    audit trail and break-glass review; nothing clinical beyond an appointment's reason;
+#  - a doctor finds her in the register (Patients: name, record number, birth year; each search
+#    audited) but opens her chart only by breaking the glass;
 #  - a doctor who breaks the glass (audited, reviewed) sees her chart: identity and every
 #    clinical entry, but not her bills or her doctor's leave.
 IDENTITY = ("surname", "mrn")
@@ -147,7 +149,7 @@ SECRETS = ("PasswordHash", "SessionTokenHash", "SessionToken", "DataKey")
 MAY_SEE: dict[str, frozenset[str]] = {
     "visitor": frozenset(),
     "patient": frozenset(),
-    "doctor": frozenset(),
+    "doctor": frozenset(IDENTITY),
     "lab": frozenset({*IDENTITY, "LabNote", "ResultComment"}),
     "pharmacy": frozenset({*IDENTITY, "Instructions", "OverrideReason"}),
     "accounts": frozenset({*IDENTITY, "InvoiceNumber", "PaymentRef"}),

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 from playwright.sync_api import expect
 
+from hms_app.services.core.localtime import format_date
 from tests.e2e.helpers import (
     assert_accessible,
     db_value,
@@ -53,7 +54,7 @@ def test_new_patient_registers_and_sees_mrn(app_server, page):
     log_in_to(page, app_server.url, email, "/patient", PASSWORD)
     expect(page.locator("#patient-mrn")).to_have_text(mrn)
     expect(page.locator("#patient-name")).to_have_text("Nadia Brooks")
-    expect(page.get_by_text("1991-03-14", exact=True)).to_be_visible()
+    expect(page.get_by_text(format_date(date(1991, 3, 14)), exact=True)).to_be_visible()  # in the locale
 
 
 def test_bad_registration_explains_and_writes_no_user(app_server, page):

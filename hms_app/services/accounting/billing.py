@@ -52,7 +52,7 @@ from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.files import DownloadedFile
 from hms_app.services.core.localtime import format_date, format_local, local_today
-from hms_app.services.core.numbers import format_money, parse_money
+from hms_app.services.core.numbers import format_money, no_money, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.pdf import closing_note, field, letterhead, pdf_text
 from hms_app.services.core.text import one_line, storable
@@ -727,7 +727,7 @@ def _render_invoice(detail: InvoiceDetail) -> bytes:
         pdf.cell(widths[-1], 6, pdf_text(value), align="R", new_x="LMARGIN", new_y="NEXT")
 
     total("Charges", detail.subtotal)
-    if detail.discount != "0.00":
+    if detail.discount != no_money():
         total(f"Discount ({detail.discount_reason})"[:70], f"-{detail.discount}")
     total("Total", row.total, bold=True)
     for payment in detail.payments:
@@ -735,7 +735,7 @@ def _render_invoice(detail: InvoiceDetail) -> bytes:
         total(f"{payment.method} {payment.received[:10]} {payment.reference}"[:70],
               payment.amount.replace("\u2212", "-"))
     total("Paid", row.paid)
-    if row.insurer and row.insurer_share != "0.00":
+    if row.insurer and row.insurer_share != no_money():
         total(f"Expected from {row.insurer}", row.insurer_share)
     total("Balance", row.balance, bold=True)
     return closing_note(pdf, f"Amounts in {settings.CURRENCY}. Printed {format_local(utcnow())} "
