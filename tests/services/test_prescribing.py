@@ -519,7 +519,7 @@ def test_another_patients_open_order_is_no_duplicate(hospital, doctor, visit, ac
 
 def doctor_name(engine, doctor) -> str:
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT full_name FROM user WHERE id = :i"), {"i": doctor.user_id}).scalar_one()
+        return conn.execute(sa.text("SELECT full_name FROM \"user\" WHERE id = :i"), {"i": doctor.user_id}).scalar_one()
 
 
 # --- a double click on the prescribing and ordering forms --------------------------------------------------
