@@ -15,7 +15,6 @@ from hms_app.services.accounting.billing import (
     LineView,
     PaymentView,
 )
-from hms_app.services.core.numbers import no_money
 from hms_app.state.billing import AccountsInvoicesState, PatientInvoicesState
 
 _MUTED = "var(--gray-11)"
@@ -62,12 +61,12 @@ def _totals(state) -> rx.Component:
 
     return rx.data_list.root(
         item("Charges", d.subtotal),
-        rx.cond(d.discount != no_money(), item("Discount", d.discount + " (" + d.discount_reason + ")"), rx.fragment()),
+        rx.cond(d.discount_cents > 0, item("Discount", d.discount + " (" + d.discount_reason + ")"), rx.fragment()),
         item("Total", rx.text(r.total, weight="bold"), "invoice-total"),
         item("Paid", r.paid),
         item("Balance", rx.text(r.balance, weight="bold"), "invoice-balance"),
         rx.cond(r.insurer != "", item("Insurer", r.insurer + " · policy " + d.policy_number), rx.fragment()),
-        rx.cond(r.insurer_share != no_money(), item("Insurer's share", r.insurer_share + rx.cond(
+        rx.cond(r.insurer_share_cents > 0, item("Insurer's share", r.insurer_share + rx.cond(
             r.claim_status != "", " · claim " + r.claim_status, " · claim not submitted")), rx.fragment()),
         rx.cond(d.claim_note != "", item("Claim note", d.claim_note), rx.fragment()),
         rx.cond(r.status_value != "void", item("Due from the patient", r.patient_due), rx.fragment()),
@@ -136,18 +135,18 @@ def _accounts_actions() -> rx.Component:
             field("Share expected from " + r.insurer, "amount", required=True, field_id="share-amount",
                   input_mode="decimal")),
             rx.fragment()),
-        rx.cond((r.insurer_share != no_money()) & (r.claim_status != "paid") & (r.claim_status != "rejected"), _form(
+        rx.cond((r.insurer_share_cents > 0) & (r.claim_status != "paid") & (r.claim_status != "rejected"), _form(
             "Insurance claim", "Update claim", s.claim,
             select_field("Mark the claim", "to_status", CLAIM_ACTIONS, field_id="claim-status"),
             field("Note", "note", field_id="claim-note", hint="A reason is required for a rejection.")),
             rx.fragment()),
-        rx.cond(r.paid != no_money(), _form(
+        rx.cond(r.paid_cents != 0, _form(
             "Refund", "Record refund", s.refund,
             field("Refund amount", "amount", required=True, field_id="refund-amount", input_mode="decimal"),
             select_field("Paid back by", "method", PAYMENT_METHODS, field_id="refund-method"),
             field("Reason", "reason", required=True, field_id="refund-reason"), color="amber", key=s.form_key),
             rx.fragment()),
-        rx.cond((r.status_value != "void") & (r.paid == no_money()), _form(
+        rx.cond((r.status_value != "void") & (r.paid_cents == 0), _form(
             "Void", "Void invoice", s.void,
             field("Reason for voiding", "reason", required=True, field_id="void-reason"), form_id="void-form",
             confirm=confirm_dialog(
@@ -238,7 +237,7 @@ def _patient_card(r: InvoiceRow) -> rx.Component:
         rx.flex(
             rx.text("Total ", rx.text.strong(r.total, class_name="invoice-total")),
             rx.text("Balance ", rx.text.strong(r.balance)),
-            rx.cond(r.insurer_share != no_money(), rx.text("Expected from " + r.insurer + " " + r.insurer_share),
+            rx.cond(r.insurer_share_cents > 0, rx.text("Expected from " + r.insurer + " " + r.insurer_share),
                     rx.fragment()),
             spacing="4", wrap="wrap", margin_top="0.5rem", size="2"),
         rx.flex(

@@ -8,7 +8,6 @@ from hms_app.components.dialogs import close_button, confirm_dialog, dialog, for
 from hms_app.components.forms import field, request_key_field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, pager, search_box
-from hms_app.services.core.numbers import no_money
 from hms_app.services.medicines.inventory import ADJUSTMENT_REASONS, BatchRow, MovementRow, StockRow
 from hms_app.services.medicines.pharmacy import DispenseLine, PatientPrescription, QueueRow
 from hms_app.state.pharmacy import (
@@ -430,7 +429,7 @@ def _patient_card(p: PatientPrescription) -> rx.Component:
         rx.text(p.items_text, white_space="pre-line", size="2", margin_top="0.5rem"),
         rx.cond(p.status_reason != "", rx.text("Pharmacy: " + p.status_reason, size="2", margin_top="0.25rem"),
                 rx.fragment()),
-        rx.cond(p.charge != no_money(), rx.text("Dispensed value " + p.charge, size="2", margin_top="0.25rem"),
+        rx.cond(p.charge_cents > 0, rx.text("Dispensed value " + p.charge, size="2", margin_top="0.25rem"),
                 rx.fragment()),
         width="100%"), data_prescription=p.id.to_string())
 

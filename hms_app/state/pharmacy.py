@@ -6,7 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.services.core import receipts
-from hms_app.services.core.numbers import no_money
+from hms_app.services.core.numbers import format_money
 from hms_app.services.medicines import inventory, pharmacy
 from hms_app.services.medicines.inventory import (
     BatchRow,
@@ -28,7 +28,7 @@ from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
 
 _NO_VIEW = DispenseView(0, "", "", "", "", "", [])
-_NO_ALERTS = StockAlerts(0, 0, 0, no_money(), no_money(), [], [], [])
+_NO_ALERTS = StockAlerts(0, 0, 0, format_money(0), format_money(0), [], [], [])
 _NO_STOCK = StockRow(0, "", "", "", "", 0, 0, 0, "", False, "")
 QUANTITY_PREFIX = "qty-"
 

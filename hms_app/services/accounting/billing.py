@@ -52,7 +52,7 @@ from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.files import DownloadedFile
 from hms_app.services.core.localtime import format_date, format_local, local_today
-from hms_app.services.core.numbers import format_money, no_money, parse_money
+from hms_app.services.core.numbers import format_money, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.pdf import closing_note, field, letterhead, pdf_text
 from hms_app.services.core.text import one_line, storable
@@ -172,6 +172,9 @@ class InvoiceRow:
     insurer_share: str
     claim_status: str
     overdue: bool
+    paid_cents: int = 0
+    insurer_share_cents: int = 0
+    """The amounts the page decides on (which forms to offer); the texts above are for reading."""
 
 
 def _insurance_paid(session: Session, invoice_ids: list[int]) -> dict[int, int]:
@@ -213,6 +216,7 @@ def _row(invoice: Invoice, name: str, mrn: str | None, insurance_paid: int, toda
         insurer_share=format_money(invoice.insurer_share_cents),
         claim_status="" if str(invoice.claim_status) == ClaimStatus.NONE else str(invoice.claim_status),
         overdue=bool(invoice.due_date and invoice.due_date < today and str(invoice.status) in OPEN_STATUSES),
+        paid_cents=invoice.paid_cents, insurer_share_cents=invoice.insurer_share_cents,
     )
 
 
@@ -284,6 +288,8 @@ class PaymentView:
     amount_cents: int
     reference: str
     reason: str
+    received_day: str = ""
+    """The day alone, for the invoice PDF's narrow column."""
 
 
 @dataclass(frozen=True)
@@ -298,6 +304,7 @@ class InvoiceDetail:
     refundable_cents: int
     lines: list[LineView]
     payments: list[PaymentView]
+    discount_cents: int = 0
 
 
 def _invoice_for(session: Session, actor: Actor, invoice_id: object, action: str, *, lock: bool = False,
@@ -327,7 +334,7 @@ def invoice_detail(*, session: Session, actor: Actor, invoice_id: int) -> Invoic
                               .order_by(Payment.received_at, Payment.id)).scalars().all()
     payments = [PaymentView(p.id, format_local(p.received_at), METHOD_LABELS[PaymentMethod(p.method)],
                             format_money(p.amount_cents),
-                            p.amount_cents, p.reference, p.reason) for p in records]
+                            p.amount_cents, p.reference, p.reason, format_date(p.received_at)) for p in records]
     insurance_paid = sum(p.amount_cents for p in records if str(p.method) == PaymentMethod.INSURANCE)
     audit.record(session, actor, "invoice.view", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id)
@@ -336,7 +343,7 @@ def invoice_detail(*, session: Session, actor: Actor, invoice_id: int) -> Invoic
         _row(invoice, patient.full_name, profile.mrn if profile else "", insurance_paid, local_today()),
         format_money(invoice.subtotal_cents), format_money(invoice.discount_cents), invoice.discount_reason,
         invoice.void_reason, invoice.claim_note, invoice.policy_number,
-        invoice.paid_cents, lines, payments)
+        invoice.paid_cents, lines, payments, invoice.discount_cents)
 
 
 # --- accounts: issue, discount, void -------------------------------------------------------------
@@ -727,15 +734,15 @@ def _render_invoice(detail: InvoiceDetail) -> bytes:
         pdf.cell(widths[-1], 6, pdf_text(value), align="R", new_x="LMARGIN", new_y="NEXT")
 
     total("Charges", detail.subtotal)
-    if detail.discount != no_money():
+    if detail.discount_cents:
         total(f"Discount ({detail.discount_reason})"[:70], f"-{detail.discount}")
     total("Total", row.total, bold=True)
     for payment in detail.payments:
         # A refund's amount starts with a minus sign (U+2212), which the PDF's font lacks: it printed "?".
-        total(f"{payment.method} {payment.received[:10]} {payment.reference}"[:70],
+        total(f"{payment.method} {payment.received_day} {payment.reference}"[:70],
               payment.amount.replace("\u2212", "-"))
     total("Paid", row.paid)
-    if row.insurer and row.insurer_share != no_money():
+    if row.insurer and row.insurer_share_cents:
         total(f"Expected from {row.insurer}", row.insurer_share)
     total("Balance", row.balance, bold=True)
     return closing_note(pdf, f"Amounts in {settings.CURRENCY}. Printed {format_local(utcnow())} "

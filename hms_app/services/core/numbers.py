@@ -78,12 +78,6 @@ def format_money(cents: int) -> str:
     return f"−{text}" if cents < 0 else text
 
 
-def no_money() -> str:
-    """Nothing, as ``format_money`` writes it (``£0.00``): what a shown amount is compared with
-    to tell whether there is any."""
-    return format_money(0)
-
-
 def format_number(value: float | int, *, decimals: int = 0) -> str:
     """A count or a measure with the locale's grouping and decimal mark: ``12,345`` · ``12.345``."""
     pattern = "#,##0" + ("." + "0" * decimals if decimals else "")

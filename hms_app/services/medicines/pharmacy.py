@@ -474,6 +474,7 @@ class PatientPrescription:
     items_text: str
     charge: str
     """What the dispensed units cost, at the prices when dispensed."""
+    charge_cents: int = 0
 
 
 def my_prescriptions(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[PatientPrescription]:
@@ -497,6 +498,6 @@ def my_prescriptions(*, session: Session, actor: Actor, page: int = 1, page_size
             p.id, format_local(p.created_at), doctor, status_label(p.status), str(p.status), p.status_reason,
             "\n".join(f"{i.medicine} — {i.directions} · {i.dispensed} of {i.quantity} dispensed"
                       for i in items.get(p.id, [])),
-            format_money(int(charges.get(p.id) or 0)))
+            format_money(int(charges.get(p.id) or 0)), int(charges.get(p.id) or 0))
         for p, doctor in rows
     ], total, page, page_size)
