@@ -83,3 +83,17 @@ MAIL_INTERVAL = float(os.environ.get("HMS_MAIL_INTERVAL", "30"))
 
 TRUSTED_PROXY_HOPS = int(os.environ.get("HMS_TRUSTED_PROXY_HOPS", "0"))
 """How many reverse proxies stand in front of the app; 0 means X-Forwarded-For is ignored."""
+
+# --- Limits on events and uploads per connection and per address (hms_app/address_limits.py,
+# hms_app/event_limits.py, hms_app/upload_gate.py) ---
+ADDRESS_RATE = float(os.environ.get("HMS_ADDRESS_RATE", "200"))
+"""Events and uploads per second that one client address may sustain, all its connections
+together (a ward behind one NAT address is many users: keep it well above one tab's rate)."""
+ADDRESS_BURST = float(os.environ.get("HMS_ADDRESS_BURST", "500"))
+"""Events and uploads one address may send at once above ``ADDRESS_RATE``."""
+
+# --- Throttling of failed attempts per address (hms_app/services/core/throttle.py) ---
+
+# --- Accounts' email addresses (hms_app/services/core/emails.py) ---
+
+# --- The session cookie (hms_app/state/auth.py, hms_app/session_cookie.py) ---

@@ -657,6 +657,22 @@ class RequestReceipt(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+class Throttle(SQLModel, table=True):
+    """Failed attempts of one kind from one client address (``services.core.throttle``).
+
+    ``key`` names the kind and the address ("login|203.0.113.5"); failures are counted in a
+    window that starts at the first one, and past the limit the key is refused until
+    ``blocked_until``. With ``REFLEX_REDIS_URL`` set the counts live in Redis instead.
+    """
+
+    __tablename__ = "throttle"
+
+    key: str = Field(primary_key=True, max_length=200)
+    window_started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    failures: int = Field(default=0)
+    blocked_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
 class ApiClient(SQLModel, table=True):
     """A system allowed to read the FHIR API, issued by admin. The token is shown once; only its
     SHA-256 is kept. ``scope`` is "all" (every patient) or "patient" (``patient_id``'s record)."""
