@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route
 
 from hms_app import settings
 from hms_app.db.engine import session_scope
+from hms_app.services.core import files
 from hms_app.services.core.errors import NotFound, PermissionDenied, SessionExpired, ValidationError
 from hms_app.services.interop import api_clients, fhir
 
@@ -69,7 +70,7 @@ def _answer(request: Request, work: Callable[..., Any]) -> Response:
         return outcome(400, "invalid", error.message)
     if isinstance(result, api_clients.BinaryContent):
         return Response(result.data, media_type=result.content_type, headers={
-            "Content-Disposition": f'attachment; filename="{result.file_name}"', "Cache-Control": "no-store"})
+            "Content-Disposition": files.content_disposition(result.file_name), "Cache-Control": "no-store"})
     return fhir_response(result, headers={"Cache-Control": "no-store"})
 
 

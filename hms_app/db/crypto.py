@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from hms_app import settings
+from hms_app.db import storage
 
 _cipher: MultiFernet | None = None
 
@@ -40,7 +41,7 @@ def _create_key_file(path: Path) -> None:
     The key is written to a private temporary file and then hard-linked into place: the key
     file appears whole or not at all, and only the first worker's key is kept.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    storage.private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -19,11 +19,16 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from hms_app import settings
-from hms_app.db import postgres
+from hms_app.db import postgres, storage
 
 log = logging.getLogger(__name__)
 _engine: sa.Engine | None = None
 _WRITE_OPTION = "hms_write"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database at ``url``; None for PostgreSQL or memory."""
+    return _sqlite_path(sa.make_url(url))
 
 
 def _sqlite_path(url: sa.URL) -> Path | None:
@@ -44,7 +49,7 @@ def create_engine(url: str, *, pool_size: int | None = None) -> sa.Engine:
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_path(parsed)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            storage.private_file(path)  # before SQLite opens it: its -wal and -shm take its mode
         engine = sa.create_engine(
             parsed, connect_args={"check_same_thread": False, "timeout": settings.SQLITE_BUSY_TIMEOUT_MS / 1000}
         )
@@ -102,6 +107,8 @@ def get_engine() -> sa.Engine:
     if _engine is None:
         pool_size = worker_pool_plan().pool_size if postgres.is_postgres(settings.DATABASE_URL) else None
         _engine = create_engine(settings.DATABASE_URL, pool_size=pool_size)
+        for line in storage.wide_permissions(sqlite_file(settings.DATABASE_URL)):
+            log.warning("data folder: %s", line)
     return _engine
 
 

@@ -44,8 +44,9 @@ def download_document(*, session: Session, actor: Actor, document_id: int) -> Do
         document = access_by_id(session, actor, Document, document_id, action=action,
                                 missing="That document does not exist.", entity_type="document")
         chart_patient(session, actor, document.patient_id, action)
-    data = files.read_decrypted(document.storage_name)
+    data = files.read_for_download(session, actor, document.storage_name, action=action, entity_type="document",
+                                   entity_id=document.id, patient_id=document.patient_id)
     audit.record(session, actor, "document.download", entity_type="document", entity_id=document.id,
                  patient_id=document.patient_id)
     session.commit()
-    return DownloadedFile(document.file_name, document.content_type, data)
+    return DownloadedFile(files.download_name(document.file_name), document.content_type, data)

@@ -7,13 +7,19 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
+
+from sqlmodel import Session
 
 from hms_app import settings
-from hms_app.db import crypto
+from hms_app.db import crypto, storage
+from hms_app.db.enums import AuditOutcome
+from hms_app.services.core import audit
 from hms_app.services.core.errors import ValidationError
 
 _SIGNATURES = (
@@ -23,7 +29,9 @@ _SIGNATURES = (
 )
 _RISKY = {"exe", "com", "bat", "cmd", "sh", "bash", "ps1", "js", "mjs", "vbs", "jar", "msi", "scr", "dll", "php",
           "py", "pl", "rb", "html", "htm", "svg", "xhtml", "hta", "app", "apk", "elf", "bin", "so", "dmg", "lnk"}
-_SAFE_NAME = re.compile(r"^[\w\- ()\[\],+&']{1,100}$")
+_SAFE_STEM = re.compile(r"[\w\- ()\[\],+&']{1,100}")
+"""A file name's stem as kept: letters and digits of any script, and a few marks; matched whole."""
+_ASCII_UNSAFE = re.compile(r"[^A-Za-z0-9\-_. ()\[\],+&']")
 
 
 @dataclass(frozen=True)
@@ -71,15 +79,59 @@ def check_upload(file_name: object, data: bytes) -> CheckedFile:
             if suffix not in extensions:
                 raise ValidationError(f"The file's name says {suffix} but its content is a "
                                       f"{content_type.split('/')[1].upper()} file.")
-            if not _SAFE_NAME.match(stem):
-                stem = re.sub(r"[^\w\- ()]", "_", stem)[:100] or "file"
-            return CheckedFile(f"{stem}{suffix}", content_type, bytes(data))
+            return CheckedFile(f"{_safe_stem(stem)}{suffix}", content_type, bytes(data))
     raise ValidationError("Only PDF, PNG and JPEG files are accepted (checked by their content, not their name).")
+
+
+def _safe_stem(stem: str) -> str:
+    """``stem`` as a file name may show it: whole if every character is safe, else with each
+    other character (a control or formatting character, a quote, a slash) made ``_``."""
+    stem = unicodedata.normalize("NFC", stem).strip()
+    if _SAFE_STEM.fullmatch(stem):
+        return stem
+    return re.sub(r"[^\w\- ()]", "_", stem)[:100].strip() or "file"
+
+
+def download_name(file_name: str) -> str:
+    """The name a stored file downloads under: its kept name, cleaned again (rows kept before
+    names were checked whole may hold a control character), never empty."""
+    stem, dot, extension = str(file_name or "").rpartition(".")
+    if not dot:
+        stem, extension = extension, ""
+    extension = re.sub(r"[^A-Za-z0-9]", "", extension)[:10]
+    return _safe_stem(stem) + (f".{extension}" if extension else "")
+
+
+def content_disposition(file_name: str) -> str:
+    """An attachment header value for ``file_name`` (RFC 6266): an ASCII ``filename`` for old
+    clients and the exact name, any script, as ``filename*`` (RFC 5987, UTF-8, percent-encoded).
+    Only ASCII, no quote or line break, whatever the name holds."""
+    name = download_name(file_name)
+    plain = _ASCII_UNSAFE.sub("_", unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode())
+    stem, dot, extension = plain.rpartition(".")
+    if not dot:
+        stem, extension = extension, ""
+    if not stem.strip("_ ."):
+        plain = "file" + (f".{extension}" if extension else "")
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def read_for_download(session: Session, actor: object, storage_name: str, *, action: str, entity_type: str,
+                      entity_id: object, patient_id: int | None) -> bytes:
+    """A stored file's content for a download the caller has allowed; a file that cannot be read
+    (missing from storage, not a name of ours) is audited as a failed download before the refusal."""
+    try:
+        return read_decrypted(storage_name)
+    except ValidationError as error:
+        audit.record(session, actor, action, entity_type=entity_type, entity_id=entity_id, patient_id=patient_id,
+                     outcome=AuditOutcome.FAILED, detail=error.message)
+        session.commit()
+        raise
 
 
 def store_encrypted(data: bytes) -> str:
     """Encrypt and write ``data`` under a new random name; returns that name."""
-    settings.FILES_DIR.mkdir(parents=True, exist_ok=True)
+    storage.private_dir(settings.FILES_DIR)
     name = secrets.token_hex(16)
     path = settings.FILES_DIR / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

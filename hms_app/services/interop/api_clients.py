@@ -279,8 +279,9 @@ def read_binary(*, session: Session, caller: ApiCaller, binary_id: str) -> Binar
     if not stored or str(order.status) != "completed":
         _refuse_missing(session, caller, action, entity)
     _check_scope(session, caller, order.patient_id, action, entity)
-    data = files.read_decrypted(stored.storage_name)
+    data = files.read_for_download(session, caller, stored.storage_name, action=action, entity_type="Binary",
+                                   entity_id=binary_id, patient_id=order.patient_id)
     audit.record(session, caller, action, entity_type="Binary", entity_id=binary_id, patient_id=order.patient_id,
                  detail=stored.content_type)
     session.commit()
-    return BinaryContent(stored.content_type, stored.file_name, data)
+    return BinaryContent(stored.content_type, files.download_name(stored.file_name), data)

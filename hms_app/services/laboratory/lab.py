@@ -884,7 +884,9 @@ def download_result_file(*, session: Session, actor: Actor, order_id: int, which
         stored = session.execute(sa.select(LabReportFile).where(LabReportFile.order_id == order.id)).scalar_one_or_none()
         if stored is None:
             raise NotFound("No report file has been uploaded for this order.")
-        download = DownloadedFile(stored.file_name, stored.content_type, files.read_decrypted(stored.storage_name))
+        data = files.read_for_download(session, actor, stored.storage_name, action=action, entity_type="lab_order",
+                                       entity_id=order.id, patient_id=order.patient_id)
+        download = DownloadedFile(files.download_name(stored.file_name), stored.content_type, data)
     else:
         row = _completed_row(session, order)
         if row is None:
