@@ -69,6 +69,7 @@ from hms_app.state.pharmacy import (
     StockLedgerState,
 )
 from hms_app.state.reports import AdminReportsState
+from hms_app.upload_gate import with_upload_gate
 
 log = logging.getLogger("hms")
 
@@ -90,10 +91,10 @@ def index() -> rx.Component:
 app = rx.App(
     stylesheets=["/hms.css"],
     backend_exception_handler=_backend_error,
-    # The health route; a plain page for a browser at an address the websocket refuses; then
-    # security headers on every HTTP response (pages, assets, API).
-    api_transformer=[Starlette(routes=[Route("/api/health", _health), fhir_routes.mount]), with_address_check,
-                     with_security_headers],
+    # The health route; uploads checked before their body is read; a plain page for a browser at
+    # an address the websocket refuses; then security headers on every HTTP response (pages, assets, API).
+    api_transformer=[Starlette(routes=[Route("/api/health", _health), fhir_routes.mount]), with_upload_gate,
+                     with_address_check, with_security_headers],
 )
 app.add_middleware(TabGate())
 app.add_middleware(MalformedEventGate())

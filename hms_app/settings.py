@@ -91,6 +91,11 @@ ADDRESS_RATE = float(os.environ.get("HMS_ADDRESS_RATE", "200"))
 together (a ward behind one NAT address is many users: keep it well above one tab's rate)."""
 ADDRESS_BURST = float(os.environ.get("HMS_ADDRESS_BURST", "500"))
 """Events and uploads one address may send at once above ``ADDRESS_RATE``."""
+UPLOAD_RATE = float(os.environ.get("HMS_UPLOAD_RATE", "1"))
+"""Uploads per second that one client address may sustain (``hms_app/upload_gate.py``), beside
+``ADDRESS_RATE``: each refused upload writes an audit row, so this bounds a refusal storm's rows."""
+UPLOAD_BURST = float(os.environ.get("HMS_UPLOAD_BURST", "30"))
+"""Uploads one address may send at once above ``UPLOAD_RATE``."""
 
 # --- Throttling of failed attempts per address (hms_app/services/core/throttle.py) ---
 
