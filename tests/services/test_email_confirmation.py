@@ -59,7 +59,8 @@ def test_a_new_account_logs_in_only_after_the_link_in_its_message(seeded, smtp):
     assert auth.registration_answer() == auth.REGISTERED_CONFIRM_MESSAGE
     user_id = register(seeded)
     user = _user(seeded, user_id)
-    assert user.email_confirmed_at is None and user.email_confirm_token_hash is not None
+    assert user.email_confirmed_at is None
+    assert user.email_confirm_token_hash is not None
 
     # The right password is told that the address waits for confirmation; a wrong one is not.
     with pytest.raises(LoginFailed) as refused:
@@ -82,7 +83,8 @@ def test_a_new_account_logs_in_only_after_the_link_in_its_message(seeded, smtp):
 
     _confirm(seeded, token)
     confirmed = _user(seeded, user_id)
-    assert confirmed.email_confirmed_at is not None and confirmed.email_confirm_token_hash is None
+    assert confirmed.email_confirmed_at is not None
+    assert confirmed.email_confirm_token_hash is None
     assert resolve(seeded, login_token(seeded, FORM.email, STRONG_PASSWORD)).user_id == user_id
     assert [e.outcome for e in audit_events(seeded, action="email.confirm")] == ["success"]
 
@@ -104,7 +106,8 @@ def test_a_taken_or_look_alike_address_mails_its_owner_and_makes_nothing(seeded,
     [message] = smtp.messages
     assert message["To"] == MARIA
     body = message.get_payload(decode=True).decode()
-    assert typed.strip() not in body and "confirm-email" not in body
+    assert typed.strip() not in body
+    assert "confirm-email" not in body
     assert f"{settings.PUBLIC_URL}/login" in body
     with session_scope(write=False, engine=seeded) as s:
         assert s.execute(sa.select(sa.func.count()).select_from(User)

@@ -80,7 +80,7 @@ def test_different_addresses_have_different_skeletons(other):
 
 
 def test_the_skeleton_is_idempotent_and_follows_unicode_examples():
-    # UTS #39's own example: "paypal" with a Cyrillic а and the Latin one look alike.
+    # UTS #39's own example: "paypal" with a Cyrillic a (U+0430) and the Latin one look alike.
     assert emails.skeleton("p\u0430yp\u0430l") == emails.skeleton("paypal")
     for text in (MARIA, "paypal", "\u0440\u0430\u0443\u0440\u0430l"):
         assert emails.skeleton(emails.skeleton(text)) == emails.skeleton(text)
