@@ -100,5 +100,8 @@ UPLOAD_BURST = float(os.environ.get("HMS_UPLOAD_BURST", "30"))
 # --- Throttling of failed attempts per address (hms_app/services/core/throttle.py) ---
 
 # --- Accounts' email addresses (hms_app/services/core/emails.py) ---
+EMAIL_CONFIRM_HOURS = float(os.environ.get("HMS_EMAIL_CONFIRM_HOURS", "48"))
+"""How long a new account's confirmation link works (e-mail on). Registering the same address
+again before it is confirmed sends a new link and ends the old one."""
 
 # --- The session cookie (hms_app/state/auth.py, hms_app/session_cookie.py) ---

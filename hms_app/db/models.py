@@ -39,6 +39,16 @@ class User(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254, sa_column_kwargs={"unique": True})
+    email_skeleton: str | None = Field(default=None, unique=True, index=True)
+    """The address's confusable skeleton (``services/core/emails.py``): one account per look-alike
+    group. Null only for an account the migration found looking like an older one."""
+    email_confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    """When the address was vouched for: by its confirmation link, by the admin who made the
+    account, or, for accounts older than confirmation, by the migration. Null: never confirmed."""
+    email_confirm_token_hash: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    """SHA-256 of the open confirmation link's token; set means a confirmation is owed and the
+    account cannot log in until it is made."""
+    email_confirm_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     full_name: str = Field(max_length=120)
     role: Role = Field(sa_type=sa.String(20), index=True)
     is_active: bool = Field(default=True)

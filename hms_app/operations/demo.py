@@ -38,10 +38,11 @@ from hms_app.db.models import (
     StockBatch,
     User,
 )
+from hms_app.db.types import utcnow
 from hms_app.operations import demo_day
 from hms_app.services.accounting.billing import PAYMENT_TERMS_DAYS
 from hms_app.services.administration.permissions import seed_default_permissions
-from hms_app.services.core import audit, counters, passwords
+from hms_app.services.core import audit, counters, emails, passwords
 from hms_app.services.core.localtime import local_today
 from hms_app.services.medicines.inventory import record_movement
 from hms_app.services.reference.load import sync_reference_data
@@ -90,6 +91,13 @@ def _patient_email(name: str) -> str:
     return name.lower().replace("'", "").replace(" ", ".") + "@patients.example"
 
 
+def _account(email: str, name: str, role: Role, password_hash: str) -> User:
+    """A demo account, its address in normal form and vouched for by the seed."""
+    email = emails.normalise(email)
+    return User(email=email, email_skeleton=emails.skeleton(email), email_confirmed_at=utcnow(), full_name=name,
+                role=role, password_hash=password_hash)
+
+
 def database_is_empty(session: Session) -> bool:
     return session.execute(sa.select(User.id).limit(1)).first() is None
 
@@ -119,10 +127,10 @@ def seed_demo(session: Session, *, billing_history: bool = True, work_in_progres
     session.flush()
 
     for name, email, role in STAFF:
-        session.add(User(email=email, full_name=name, role=role, password_hash=hash_for[email]))
+        session.add(_account(email, name, role, hash_for[email]))
     for name, slug, department, specialty, fee in DOCTORS:
         email = f"{slug}@hms.example"
-        user = User(email=email, full_name=name, role=Role.DOCTOR, password_hash=hash_for[email])
+        user = _account(email, name, Role.DOCTOR, hash_for[email])
         session.add(user)
         session.flush()
         session.add(DoctorProfile(user_id=user.id, department_id=departments[department].id,
@@ -130,7 +138,7 @@ def seed_demo(session: Session, *, billing_history: bool = True, work_in_progres
     rng = random.Random(2026)
     for index, name in enumerate(PATIENT_NAMES):
         email = _patient_email(name)
-        user = User(email=email, full_name=name, role=Role.PATIENT, password_hash=hash_for[email])
+        user = _account(email, name, Role.PATIENT, hash_for[email])
         session.add(user)
         session.flush()
         insurer = INSURERS[index % len(INSURERS)]

@@ -547,7 +547,7 @@ class RegisterState(SessionState):
             return rx.toast.error(error.message)
         self.busy = False
         self.error = ""
-        return [rx.redirect(LOGIN_PATH), rx.toast.success("Your account is ready. Log in with your email and password.")]
+        return [rx.redirect(LOGIN_PATH), rx.toast.success(auth.registration_answer(), duration=20000)]
 
 
 class PasswordState(SessionState):

@@ -44,7 +44,7 @@ def test_new_patient_registers_and_sees_mrn(app_server, page):
                        phone="+44 20 7946 3311", password=PASSWORD)
     page.get_by_role("button", name="Create account").click()
     page.wait_for_url(re.compile(r"/login/?$"))
-    expect(page.get_by_text("Your account is ready")).to_be_visible()
+    expect(page.get_by_text("If this address can have an account here, it is ready")).to_be_visible()
 
     mrn = wait_for_db(app_server.database_url, 'SELECT p.mrn FROM patient_profile p JOIN "user" u '
                       "ON u.id = p.user_id WHERE u.email = ? AND u.role = 'patient'", (email,))

@@ -155,6 +155,7 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "audit_trail.verify_audit_chain": (Role.ADMIN,),
     "auth.change_password": ANY_ROLE,
     "auth.complete_login": VISITOR,
+    "auth.confirm_email": VISITOR,
     "auth.confirm_enrolment": VISITOR,
     "auth.login": VISITOR,
     "auth.logout": ANY_ROLE,
@@ -669,6 +670,7 @@ AUDITED_REFUSALS = {
     "auth.complete_login": lambda e: str(e.outcome) == AuditOutcome.FAILED and e.action in _FAILED_SECOND_STEP,
     "auth.confirm_enrolment": lambda e: str(e.outcome) == AuditOutcome.FAILED and e.action in _FAILED_SECOND_STEP,
     "auth.start_enrolment": lambda e: str(e.outcome) == AuditOutcome.FAILED and e.action in _FAILED_SECOND_STEP,
+    "auth.confirm_email": lambda e: str(e.outcome) == AuditOutcome.FAILED and e.action == "email.confirm",
 }
 
 

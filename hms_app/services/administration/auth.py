@@ -28,13 +28,14 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.administration import second_factor
-from hms_app.services.core import audit, counters, passwords
+from hms_app.services.core import audit, counters, emails, passwords
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor, Anonymous
-from hms_app.services.core.errors import Conflict, LoginFailed, SessionExpired, ValidationError
+from hms_app.services.core.errors import LoginFailed, SessionExpired, ValidationError
 from hms_app.services.core.localtime import local_today
 from hms_app.services.core.passwords import hash_token
 from hms_app.services.core.text import checked_line, is_storable, shown
+from hms_app.services.messaging import mail
 
 LOGIN_FAILED_MESSAGE = (
     "We could not log you in with that email and password. Check them and try again; "
@@ -47,16 +48,11 @@ CODE_FAILED_MESSAGE = (
     f"is locked for {settings.LOCKOUT_SECONDS // 60} minutes."
 )
 CHALLENGE_EXPIRED_MESSAGE = "Your login has timed out. Log in again with your email and password."
+UNCONFIRMED_MESSAGE = (
+    "Your email address is not confirmed yet. Open the link in the message we sent to it, then log in. "
+    "If the link has expired or the message is lost, register again with the same address for a new link."
+)
 _TOUCH_EVERY = timedelta(seconds=60)
-_EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
-
-
-def normalize_email(email: object) -> str:
-    """Lower-cased, trimmed email; ``ValidationError`` if it does not look like one."""
-    text = str(email or "").strip().lower()
-    if len(text) > 254 or not _EMAIL_RE.match(text) or not is_storable(text):
-        raise ValidationError("Enter a valid email address, like name@example.org.")
-    return text
 
 
 def permissions_for_role(session: Session, role: Role | str) -> frozenset[str]:
@@ -101,10 +97,11 @@ def login(*, session: Session, visitor: Anonymous, email: str, password: str) ->
         LoginFailed: with one message for every kind of failure.
     """
     typed = str(email or "").strip().lower()[:254]
-    # No account has an email the database cannot hold; such text is only recorded, as shown.
+    # No account has an address that does not normalise; such text is only recorded, as shown.
     email_text = shown(typed)
     password_text = str(password or "")
-    user = session.execute(select(User).where(User.email == typed)).scalar_one_or_none() if is_storable(typed) else None
+    normal = emails.normalised_or_none(typed)
+    user = session.execute(select(User).where(User.email == normal)).scalar_one_or_none() if normal else None
     password_hash = user.password_hash if user else None
     # bcrypt takes a quarter of a second at cost 12: a transaction held open over it would keep
     # SQLite's write lock (taken at its start) from every other writer for that long.
@@ -128,6 +125,12 @@ def login(*, session: Session, visitor: Anonymous, email: str, password: str) ->
     if not matches:
         _count_failure(session, visitor, user, email_text, "password")
         fail(f"wrong password ({user.failed_logins or settings.LOCKOUT_THRESHOLD} in a row)")
+    if user.email_confirm_token_hash is not None:
+        # Said only after the right password: to anyone else the account looks like any other.
+        audit.record(session, visitor, "login.unconfirmed", entity_type="user", entity_id=user.id,
+                     outcome=AuditOutcome.FAILED, detail="email address not confirmed", actor_email=email_text)
+        session.commit()
+        raise LoginFailed(UNCONFIRMED_MESSAGE)
 
     if second_factor.owed_by(session, user):
         # The password is right, but it alone opens nothing: the failure count stands until a code
@@ -410,30 +413,133 @@ def parse_birth_date(value: object) -> date:
     return born
 
 
-def register_patient(*, session: Session, visitor: Anonymous, form: Registration) -> int:
+REGISTERED_MESSAGE = (
+    "Thank you. If this address can have an account here, it is ready: log in with your email and password. "
+    "If you cannot, the address already has an account, or is too like one that has: log in with that "
+    "account's password, ask the front desk to reset it, or register with another address."
+)
+REGISTERED_CONFIRM_MESSAGE = (
+    "Thank you. We are sending a message to that address: open its link to confirm the address, then log in. "
+    "If no message arrives within a few minutes, the address already has an account, or is too like one "
+    "that has: log in with that account, ask the front desk, or register with another address."
+)
+
+
+def registration_answer() -> str:
+    """What a visitor is told after registering: the same for a new, a taken and a look-alike address."""
+    return REGISTERED_CONFIRM_MESSAGE if mail.enabled() else REGISTERED_MESSAGE
+
+
+def register_patient(*, session: Session, visitor: Anonymous, form: Registration) -> int | None:
     """A patient creates their own account and receives a medical record number.
 
+    A taken address, or one that looks like a taken one (the same confusable skeleton), makes
+    no account; the visitor is told the same as for a new one (``registration_answer``), and,
+    with e-mail on, the account's owner gets a message that someone tried. With e-mail on a new
+    account can log in only once its address is confirmed by the link sent to it; registering
+    an unconfirmed address again gives it the new details and a new link (so whoever owns the
+    mailbox wins, not whoever registered first).
+
     Returns:
-        The new user's id.
+        The new (or renewed unconfirmed) account's id; None when no account was made. The
+        visitor is not told which.
     """
     full_name = checked_line(form.full_name, "full name", limit=120)
-    email = normalize_email(form.email)
+    email = emails.normalise(form.email)
     born = parse_birth_date(form.birth_date)
     phone = clean_phone(form.phone)
     passwords.check_password_policy(str(form.password or ""), email=email)
-    if session.execute(select(User.id).where(User.email == email)).first():
-        raise Conflict("An account with this email already exists. Log in, or ask the front desk to reset it.")
+    skeleton = emails.skeleton(email)
+    # Hashed whatever the outcome, so that a taken address is not told apart by a quicker answer.
     password_hash = passwords.hash_password(str(form.password))
-    user = User(email=email, full_name=full_name, role=Role.PATIENT, password_hash=password_hash)
+    session.rollback()
+    existing = session.execute(
+        select(User).where(sa.or_(User.email == email, User.email_skeleton == skeleton)).order_by(User.id)
+    ).scalars().first()
+    if existing is not None and not _renewable(existing, email):
+        _answer_taken(session, visitor, existing, email)
+        return None
+    token = secrets.token_urlsafe(32) if mail.enabled() else ""
+    if existing is not None:
+        user = existing
+        user.full_name, user.password_hash = full_name, password_hash
+        profile = session.get(PatientProfile, user.id)
+        profile.birth_date, profile.phone = born, phone
+        session.add(profile)
+        action = "patient.register_again"
+    else:
+        user = User(email=email, email_skeleton=skeleton, full_name=full_name, role=Role.PATIENT,
+                    password_hash=password_hash)
+        action = "patient.register"
+    if token:
+        user.email_confirm_token_hash = hash_token(token)
+        user.email_confirm_expires_at = utcnow() + timedelta(hours=settings.EMAIL_CONFIRM_HOURS)
     session.add(user)
     try:
         session.flush()
     except sa.exc.IntegrityError:
+        # Another registration of this address (or a look-alike) won the race just now.
         session.rollback()
-        raise Conflict("An account with this email already exists. Log in, or ask the front desk to reset it.") from None
-    profile = PatientProfile(user_id=user.id, mrn=counters.next_mrn(session), birth_date=born, sex=Sex.UNKNOWN, phone=phone)
-    session.add(profile)
-    audit.record(session, visitor, "patient.register", entity_type="user", entity_id=user.id,
-                 patient_id=user.id, actor_email=email)
+        winner = session.execute(
+            select(User).where(sa.or_(User.email == email, User.email_skeleton == skeleton))
+        ).scalars().first()
+        if winner is not None:
+            _answer_taken(session, visitor, winner, email)
+        return None
+    if existing is None:
+        session.add(PatientProfile(user_id=user.id, mrn=counters.next_mrn(session), birth_date=born,
+                                   sex=Sex.UNKNOWN, phone=phone))
+    audit.record(session, visitor, action, entity_type="user", entity_id=user.id,
+                 patient_id=user.id, actor_email=email, detail="confirmation link sent" if token else "")
+    if token:
+        mail.queue_account_email(session, user_id=user.id, kind="account.confirm", token=token,
+                                 event_key=f"account.confirm:{user.id}:{user.email_confirm_token_hash[:16]}")
     session.commit()
     return user.id
+
+
+def _renewable(user: User, email: str) -> bool:
+    """An unconfirmed patient account of this very address: registering again renews it."""
+    return (user.email == email and user.role == Role.PATIENT and user.email_confirmed_at is None
+            and user.email_confirm_token_hash is not None and mail.enabled())
+
+
+def _answer_taken(session: Session, visitor: Anonymous, owner: User, email: str) -> None:
+    """No account for a taken or look-alike address: audited, and the owner told (at most hourly)."""
+    lookalike = owner.email != email
+    audit.record(session, visitor, "patient.register", entity_type="user", entity_id=owner.id,
+                 outcome=AuditOutcome.FAILED, actor_email=shown(email),
+                 detail="looks like an existing account's address" if lookalike else "address already has an account")
+    kind = "account.lookalike_attempt" if lookalike else "account.registration_attempt"
+    mail.queue_account_email(session, user_id=owner.id, kind=kind,
+                             event_key=f"{kind}:{owner.id}:{int(utcnow().timestamp()) // 3600}")
+    session.commit()
+
+
+LINK_INVALID_MESSAGE = ("This confirmation link is not valid, or it has been used already. If your address is confirmed, "
+                        "log in; if not, register again with the same address for a new link.")
+LINK_EXPIRED_MESSAGE = "This confirmation link has expired. Register again with the same address for a new link."
+
+
+def confirm_email(*, session: Session, visitor: Anonymous, token: object) -> None:
+    """Confirm the address of the account whose confirmation link carries ``token``; it may then log in.
+
+    Raises:
+        ValidationError: an unknown, used or expired link (nothing changes).
+    """
+    text = token if isinstance(token, str) else ""
+    user = None
+    if 20 <= len(text) <= 200 and is_storable(text):
+        user = session.execute(select(User).where(User.email_confirm_token_hash == hash_token(text))).scalar_one_or_none()
+    if user is None or user.email_confirm_expires_at is None or user.email_confirm_expires_at <= utcnow():
+        audit.record(session, visitor, "email.confirm", entity_type="user", entity_id=user.id if user else "",
+                     outcome=AuditOutcome.FAILED, detail="expired link" if user else "unknown or used link")
+        session.commit()
+        raise ValidationError(LINK_EXPIRED_MESSAGE if user else LINK_INVALID_MESSAGE)
+    user.email_confirmed_at = utcnow()
+    user.email_confirm_token_hash = None
+    user.email_confirm_expires_at = None
+    session.add(user)
+    audit.record(session, visitor, "email.confirm", entity_type="user", entity_id=user.id, actor_email=user.email,
+                 patient_id=user.id if user.role == Role.PATIENT else None)
+    session.commit()

@@ -32,7 +32,7 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
-from hms_app.services.core import audit
+from hms_app.services.core import audit, emails
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
@@ -246,7 +246,8 @@ def console_set_requirement(session: Session, role: str, required: bool) -> None
 
 def console_reset(session: Session, email: str) -> bool:
     """Forget one user's authenticator from the ``hms`` command (the last admin lost their phone)."""
-    user = session.execute(select(User).where(User.email == email.strip().lower())).scalar_one_or_none()
+    normal = emails.normalised_or_none(email)
+    user = session.execute(select(User).where(User.email == normal)).scalar_one_or_none() if normal else None
     if user is None:
         raise NotFound(f"no account with the email {email!r}")
     factor = session.get(SecondFactor, user.id)

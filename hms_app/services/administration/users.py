@@ -10,8 +10,9 @@ from sqlmodel import Session, select
 
 from hms_app.db.enums import ROLE_LABELS, STAFF_UNITS, Permission, Role
 from hms_app.db.models import Department, DoctorProfile, PatientProfile, SecondFactor, User
+from hms_app.db.types import utcnow
 from hms_app.services.administration import auth
-from hms_app.services.core import audit, passwords
+from hms_app.services.core import audit, emails, passwords
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
@@ -22,6 +23,9 @@ from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.text import checked_line, escape_like, storable
 
 STAFF_ROLES = (Role.ADMIN, Role.ACCOUNTS, Role.DOCTOR, Role.LAB, Role.PHARMACY)
+TAKEN_MESSAGE = "An account with this email already exists."
+LOOKALIKE_MESSAGE = ("An account with an email address that looks the same (letters of another alphabet, or "
+                     "look-alike characters) already exists. Use a different address.")
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
         raise ValidationError("Choose a staff role: administrator, accounts, doctor, lab or pharmacy.")
     role = Role(form.role)
     full_name = checked_line(form.full_name, "full name", limit=120)
-    email = auth.normalize_email(form.email)
+    email = emails.normalise(form.email)
     passwords.check_password_policy(str(form.password or ""), email=email)
     doctor: DoctorProfile | None = None
     if role is Role.DOCTOR:
@@ -134,16 +138,19 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
             consultation_fee_cents=parse_money(form.consultation_fee, "consultation fee"),
             slot_minutes=parse_int(form.slot_minutes, "slot length in minutes", low=5, high=240),
         )
-    if session.execute(select(User.id).where(User.email == email)).first():
-        raise Conflict("An account with this email already exists.")
-    user = User(email=email, full_name=full_name, role=role, must_change_password=True,
-                password_hash=passwords.hash_password(str(form.password)))
+    skeleton = emails.skeleton(email)
+    taken = session.execute(select(User.email).where(sa.or_(User.email == email, User.email_skeleton == skeleton))).first()
+    if taken:
+        raise Conflict(TAKEN_MESSAGE if taken.email == email else LOOKALIKE_MESSAGE)
+    # The admin who makes the account vouches for its address: no confirmation link.
+    user = User(email=email, email_skeleton=skeleton, email_confirmed_at=utcnow(), full_name=full_name, role=role,
+                must_change_password=True, password_hash=passwords.hash_password(str(form.password)))
     session.add(user)
     try:
         session.flush()
     except sa.exc.IntegrityError:
         session.rollback()
-        raise Conflict("An account with this email already exists.") from None
+        raise Conflict(TAKEN_MESSAGE) from None
     if doctor is not None:
         doctor.user_id = user.id
         session.add(doctor)

@@ -79,6 +79,38 @@ TEMPLATES = {
 }
 
 
+ACCOUNT_TEMPLATES = {
+    "account.confirm": Template(
+        "Confirm your email address",
+        "An account at {hospital} was made with this email address. To confirm that the address is "
+        "yours, open this link within {hours} hours; then log in:\n\n{link}\n\n"
+        "If you did not ask for an account, ignore this message: without the link the account cannot "
+        "be used.", "/confirm-email"),
+    "account.registration_attempt": Template(
+        "Someone tried to register with your email address",
+        "Someone tried to make a new account at {hospital} with your email address. Your account is "
+        "unchanged. If it was you, log in here; if you have forgotten your password, ask the front desk "
+        "to reset it:\n\n{link}\n\nIf it was not you, you need do nothing.", "/login"),
+    "account.lookalike_attempt": Template(
+        "Someone tried to register with an address like yours",
+        "Someone tried to make a new account at {hospital} with an email address that looks like yours "
+        "but is not the same. It was refused, and your account is unchanged. Be wary of messages that "
+        "seem to come from us about it. Your account:\n\n{link}\n\nYou need do nothing.", "/login"),
+}
+"""Messages about an account itself. They name no address but the recipient's own (not the look-alike
+that was tried), and the only secret, a confirmation link, is wiped from the outbox once sent."""
+_SENT_WIPES = frozenset({"account.confirm"})
+
+
+def render_account(kind: str, *, token: str = "") -> tuple[str, str]:
+    """Subject and plain-text body of a message about the account (``ACCOUNT_TEMPLATES``)."""
+    template = ACCOUNT_TEMPLATES[kind]
+    link = f"{settings.PUBLIC_URL}{template.link}" + (f"?token={token}" if token else "")
+    lead = template.lead.format(hospital=settings.HOSPITAL_NAME, hours=f"{settings.EMAIL_CONFIRM_HOURS:g}",
+                                link=link)
+    return template.subject, f"Hello,\n\n{lead}\n\n{settings.HOSPITAL_NAME}\n"
+
+
 def render(kind: str, *, when: datetime | None = None) -> tuple[str, str]:
     """Subject and plain-text body of a message of ``kind``."""
     template = TEMPLATES[kind]
@@ -113,10 +145,22 @@ def queue_email(session: Session, *, user_id: int, kind: str, event_key: str, wh
     """
     if not enabled():
         return
+    _queue(session, user_id=user_id, kind=kind, event_key=event_key, text=render(kind, when=when))
+
+
+def queue_account_email(session: Session, *, user_id: int, kind: str, event_key: str, token: str = "") -> None:
+    """Add a message about the account (``ACCOUNT_TEMPLATES``) to the outbox, in the caller's
+    transaction; nothing if e-mail is off. ``token`` goes into a confirmation link."""
+    if not enabled():
+        return
+    _queue(session, user_id=user_id, kind=kind, event_key=event_key, text=render_account(kind, token=token))
+
+
+def _queue(session: Session, *, user_id: int, kind: str, event_key: str, text: tuple[str, str]) -> None:
     user = session.get(User, user_id)
     if user is None or not user.is_active:
         return
-    subject, body = render(kind, when=when)
+    subject, body = text
     now = utcnow()
     values = {"user_id": user_id, "kind": kind, "event_key": event_key[:120], "to_address": user.email,
               "subject": subject, "body": body, "status": PENDING, "attempts": 0, "next_attempt_at": now,
@@ -304,7 +348,7 @@ def deliver_due(session_factory: Callable[[], Session], transport: Transport, *,
                 continue  # another worker took it
             row = session.get(EmailOutbox, outbox_id)
             message = _message(row, sender)
-            attempts = row.attempts
+            attempts, kind = row.attempts, row.kind
             session.commit()
         try:
             transport.send(message)
@@ -314,8 +358,12 @@ def deliver_due(session_factory: Callable[[], Session], transport: Transport, *,
             failed += outcome == FAILED
             continue
         with session_factory() as session:
+            sent_values = {"status": SENT, "sent_at": now(), "locked_until": None, "last_error": ""}
+            if kind in _SENT_WIPES:
+                # The link's token is kept only as its hash: the message's copy goes once it is sent.
+                sent_values["body"] = "(sent; the confirmation link is not kept)"
             session.execute(sa.update(EmailOutbox).where(EmailOutbox.id == outbox_id, EmailOutbox.status == SENDING)
-                            .values(status=SENT, sent_at=now(), locked_until=None, last_error=""))
+                            .values(**sent_values))
             session.commit()
         sent += 1
     return DeliveryReport(sent, retrying, failed)

@@ -1,0 +1,55 @@
+"""The page a confirmation link opens, at ``/confirm-email``, mounted by ``hms_app.py``.
+
+``GET /confirm-email?token=…`` shows a button and changes nothing, so a mail scanner that
+fetches the link does not confirm the address; the button's ``POST`` to the same address
+confirms it (``auth.confirm_email``) and says so. Plain HTML with no script: the page works
+before the front end has loaded, and the token goes nowhere but back to this server.
+"""
+
+from __future__ import annotations
+
+import html
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from hms_app import settings
+from hms_app.db.engine import session_scope
+from hms_app.services.administration import auth
+from hms_app.services.core.actor import Anonymous
+from hms_app.services.core.errors import ValidationError
+
+PATH = "/confirm-email"
+
+
+def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    name = html.escape(settings.HOSPITAL_NAME)
+    return HTMLResponse(
+        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{html.escape(title)} · {name}</title></head>"
+        f"<body><main><h1>{html.escape(title)}</h1>{body}<p>{name}</p></main></body></html>",
+        status_code=status_code, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+def confirm_email_page(request: Request) -> HTMLResponse:
+    token = request.query_params.get("token", "")[:200]
+    if request.method == "GET":
+        action = html.escape(f"{PATH}?token={token}", quote=True)
+        return _page("Confirm your email address",
+                     f"<form method=\"post\" action=\"{action}\"><p>Confirm that this email address is yours to "
+                     "finish making your account.</p><button type=\"submit\">Confirm my email address</button></form>")
+    ip = request.client.host if request.client else ""
+    try:
+        with session_scope() as session:
+            auth.confirm_email(session=session, visitor=Anonymous(ip), token=token)
+    except ValidationError as error:
+        return _page("This link does not work", f"<p>{html.escape(error.message)}</p>"
+                     "<p><a href=\"/register\">Register again</a> · <a href=\"/login\">Log in</a></p>", 400)
+    return _page("Your email address is confirmed",
+                 "<p>Thank you. You can now log in with your email and password.</p>"
+                 "<p><a href=\"/login\">Log in</a></p>")
+
+
+route = Route(PATH, confirm_email_page, methods=["GET", "POST"])
