@@ -237,3 +237,16 @@ def failed(session: Session, kind: Kind, address: str, *, now: datetime | None =
                      detail=f"{counted.failures} failed {kind.value} attempts from this address within "
                             f"{_wait_text(limit.window_seconds)}: refused for {_wait_text(limit.block_seconds)}")
     return counted
+
+
+def attempt(session: Session, kind: Kind, address: str, *, now: datetime | None = None) -> None:
+    """``check``, then count this attempt whatever its outcome, and commit: for the kinds where every
+    attempt counts (registrations). Call it first, with nothing of the caller's pending.
+
+    Raises:
+        TooManyAttempts: the address is blocked for this kind (nothing is counted).
+    """
+    now = now or utcnow()
+    check(session, kind, address, now=now)
+    failed(session, kind, address, now=now)
+    session.commit()
