@@ -3,9 +3,11 @@
 A service asks ``check`` before an attempt (a login, a second-factor code, a registration, a
 password change, an API token) and calls ``failed`` after one fails. Failures are counted in a
 window that starts at the first one; the failure that reaches the kind's limit blocks the
-address for the kind's block time, and ``check`` refuses it with ``TooManyAttempts`` until then,
-before anything is looked at: a refused attempt checks no password and so counts toward no
-account's lockout. The block is audited once, when it starts; refused attempts are not.
+address for the kind's block time (exactly one failure does, however many arrive at once), and
+``check`` refuses it with ``TooManyAttempts`` until then; after a block, or past the window, the
+count starts again. A refusal comes before anything of the attempt is looked at: it checks no
+password and so counts toward no account's lockout. The block is audited once, when it starts;
+refused attempts are not.
 
 Only failures count (registrations count every attempt), because a ward is many users behind
 one NAT address. An IPv6 address counts by its /64 network, which one subscriber usually holds
@@ -115,9 +117,9 @@ class DatabaseStore:
         table = Throttle.__table__
         block_until = now + timedelta(seconds=limit.block_seconds)
         moment = Throttle.blocked_until.type
-        window_over = table.c.window_started_at <= now - timedelta(seconds=limit.window_seconds)
+        block_over = table.c.blocked_until <= now
+        window_over = sa.or_(table.c.window_started_at <= now - timedelta(seconds=limit.window_seconds), block_over)
         failures = sa.case((window_over, 1), else_=table.c.failures + 1)
-        not_blocked = sa.or_(table.c.blocked_until.is_(None), table.c.blocked_until <= now)
         insert = _INSERT[session.get_bind().dialect.name](Throttle)
         statement = insert.values(
             key=key, window_started_at=now, failures=1,
@@ -129,12 +131,13 @@ class DatabaseStore:
                 "window_started_at": sa.case((window_over, sa.literal(now, moment)), else_=table.c.window_started_at),
                 "failures": failures,
                 "blocked_until": sa.case(
-                    (sa.and_(failures >= limit.failures, not_blocked), sa.literal(block_until, moment)),
+                    (failures == limit.failures, sa.literal(block_until, moment)),
+                    (block_over, None),
                     else_=table.c.blocked_until),
             },
         ).returning(table.c.failures, table.c.blocked_until)
         counted, until = session.execute(statement).one()
-        return Counted(counted, until, until == block_until)
+        return Counted(counted, until, counted == limit.failures)
 
 
 # One script, so that concurrent failures from several workers all count: the fields are
@@ -144,13 +147,14 @@ local now, window, limit, block = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber
 local start = tonumber(redis.call('HGET', KEYS[1], 'start') or '0')
 local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
 local blocked = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
-if start + window <= now then
+if start + window <= now or (blocked > 0 and blocked <= now) then
   start = now
   failures = 0
+  if blocked <= now then blocked = 0 end
 end
 failures = failures + 1
 local started = 0
-if failures >= limit and blocked <= now then
+if failures == limit then
   blocked = now + block
   started = 1
 end
