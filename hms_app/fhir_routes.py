@@ -13,7 +13,8 @@ Endpoints are plain functions, so Starlette runs them in its thread pool, off th
 =================================  ============================================
 
 Answers: 401 without a valid token, 403 outside the client's scope, 404 for what does not
-exist, 400 for bad parameters, each with an OperationOutcome.
+exist, 400 for bad parameters, 429 with ``Retry-After`` from an address that sent too many bad
+tokens (``services.core.throttle``), each with an OperationOutcome.
 """
 
 from __future__ import annotations
@@ -28,8 +29,15 @@ from starlette.routing import Mount, Route
 
 from hms_app import settings
 from hms_app.db.engine import session_scope
+from hms_app.http_headers import client_address
 from hms_app.services.core import files
-from hms_app.services.core.errors import NotFound, PermissionDenied, SessionExpired, ValidationError
+from hms_app.services.core.errors import (
+    NotFound,
+    PermissionDenied,
+    SessionExpired,
+    TooManyAttempts,
+    ValidationError,
+)
 from hms_app.services.interop import api_clients, fhir
 
 BASE_PATH = "/fhir"
@@ -45,21 +53,24 @@ def fhir_response(content: dict, status_code: int = 200, headers: dict[str, str]
                     media_type=fhir.FHIR_JSON, headers=headers)
 
 
-def outcome(status_code: int, code: str, message: str) -> Response:
+def outcome(status_code: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     body = fhir.validated({"resourceType": "OperationOutcome",
                            "issue": [{"severity": "error", "code": code, "diagnostics": message}]})
-    headers = {"WWW-Authenticate": 'Bearer realm="fhir"'} if status_code == 401 else None
+    if status_code == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="fhir"'}
     return fhir_response(body, status_code, headers)
 
 
 def _answer(request: Request, work: Callable[..., Any]) -> Response:
     """Authenticate, run ``work(session, caller)`` and turn the services' errors into HTTP answers."""
-    ip = request.client.host if request.client else ""
+    ip = client_address(request.scope)
     try:
         with session_scope() as session:
             caller = api_clients.authenticate_client(session=session, ip_address=ip,
                                                      authorization=request.headers.get("authorization", ""))
             result = work(session, caller)
+    except TooManyAttempts as error:
+        return outcome(429, "throttled", error.message, {"Retry-After": str(error.retry_after)})
     except SessionExpired as error:
         return outcome(401, "login", error.message)
     except PermissionDenied as error:

@@ -112,6 +112,22 @@ def _request_host(scope: Scope) -> str | None:
     return headers.get("host")
 
 
+def client_address(scope: Scope) -> str:
+    """The client's address as Reflex takes it for the websocket (``App._get_router_data``), so that
+    the API, uploads and pages count and record one address alike: behind ``TRUSTED_PROXY_HOPS``
+    proxies the N-th address from the right of ``X-Forwarded-For`` (when it holds that many), else
+    the peer the connection came from."""
+    client = scope.get("client") or ("",)
+    address = str(client[0] or "")
+    hops = settings.TRUSTED_PROXY_HOPS
+    if hops > 0:
+        forwarded = ",".join(v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"x-forwarded-for")
+        addresses = [part.strip() for part in forwarded.split(",") if part.strip()]
+        if len(addresses) >= hops:
+            address = addresses[-hops]
+    return address
+
+
 def wrong_address_page(host: str, path: str, allowed: list[str] | None = None) -> bytes:
     """The plain page for a browser at ``host``: where the app is, and why it is not here."""
     target = (allowed or settings.ALLOWED_ORIGINS)[0]

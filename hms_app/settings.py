@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
@@ -98,6 +99,43 @@ UPLOAD_BURST = float(os.environ.get("HMS_UPLOAD_BURST", "30"))
 """Uploads one address may send at once above ``UPLOAD_RATE``."""
 
 # --- Throttling of failed attempts per address (hms_app/services/core/throttle.py) ---
+class ThrottleLimit(NamedTuple):
+    """``failures`` within ``window_seconds`` from one address block it for ``block_seconds``."""
+
+    failures: int
+    window_seconds: int
+    block_seconds: int
+
+
+def _throttle_limit(name: str, default: str) -> ThrottleLimit:
+    """``FAILURES/WINDOW/BLOCK`` (a count, then two numbers of seconds) from ``name``; a bad value
+    stops the start with a clear message."""
+    text = os.environ.get(name) or default
+    try:
+        limit = ThrottleLimit(*(int(part) for part in text.split("/")))
+    except (TypeError, ValueError):
+        limit = None
+    if limit is None or min(limit) < 1:
+        raise SystemExit(f"{name}={text!r} is not a limit: write FAILURES/WINDOW/BLOCK in whole numbers "
+                         f"above 0, failures then seconds, like {default}.")
+    return limit
+
+
+# A ward or a clinic is many users behind one NAT address: only failures count (except for
+# registrations), and each limit is far above what honest typing produces.
+THROTTLE_LOGIN = _throttle_limit("HMS_THROTTLE_LOGIN", "30/900/900")
+"""Failed logins and second-factor codes together, per address: 30 in 15 minutes block the address
+for 15 minutes. The account lockout (``LOCKOUT_THRESHOLD``) still counts per account below it."""
+THROTTLE_REGISTER = _throttle_limit("HMS_THROTTLE_REGISTER", "20/3600/3600")
+"""Registrations per address, every attempt counted (a new account costs nothing to refuse later):
+20 in an hour block registering from that address for an hour."""
+THROTTLE_PASSWORD = _throttle_limit("HMS_THROTTLE_PASSWORD", "10/900/900")
+"""Wrong current passwords when changing one's password, per address: 10 in 15 minutes block 15 minutes."""
+THROTTLE_API = _throttle_limit("HMS_THROTTLE_API", "20/60/300")
+"""Failed FHIR API authentications per address: 20 in a minute answer 429 for 5 minutes."""
+THROTTLE_REDIS_PREFIX = "hms:throttle:"
+"""Where the counts live in Redis when ``REFLEX_REDIS_URL`` is set (in the database otherwise)."""
+
 
 # --- Accounts' email addresses (hms_app/services/core/emails.py) ---
 EMAIL_CONFIRM_HOURS = float(os.environ.get("HMS_EMAIL_CONFIRM_HOURS", "48"))

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
+from hms_app import settings
 from hms_app.db.engine import session_scope
 from hms_app.db.models import AuditEvent
 from hms_app.operations import demo
@@ -18,6 +19,14 @@ from hms_app.services.core.errors import PermissionDenied
 
 IP = "203.0.113.9"
 STRONG_PASSWORD = "Correct-Horse-Battery-9"
+THROTTLE_SETTINGS = ("THROTTLE_LOGIN", "THROTTLE_REGISTER", "THROTTLE_PASSWORD", "THROTTLE_API")
+
+
+def unthrottled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Limits per address no test of this kind reaches, for tests whose own traffic from one address
+    is far beyond a person's (``tests/services/test_throttle.py`` tests the limits)."""
+    for name in THROTTLE_SETTINGS:
+        monkeypatch.setattr(settings, name, settings.ThrottleLimit(1_000_000, 3600, 1))
 
 
 def login_token(engine: sa.Engine, email: str, password: str = demo.DEMO_PASSWORD, ip: str = IP) -> str:
@@ -78,11 +87,12 @@ def _reflected(conn: sa.Connection) -> sa.MetaData:
 
 
 def snapshot(engine: sa.Engine) -> dict[str, list[tuple]]:
-    """Every row of every table in the database except the audit trail, in a stable order."""
+    """Every row of every table in the database except the audit trail and the counts of failed
+    attempts per address (``throttle``), which record a refusal as the trail does, in a stable order."""
     tables = {}
     with engine.connect() as conn:
         for table in _reflected(conn).sorted_tables:
-            if table.name in {"audit_event", "alembic_version"}:
+            if table.name in {"audit_event", "alembic_version", "throttle"}:
                 continue
             order = list(table.primary_key.columns) or list(table.columns)
             rows = conn.execute(sa.select(table).order_by(*order)).all()

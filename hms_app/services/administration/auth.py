@@ -28,7 +28,7 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.administration import second_factor
-from hms_app.services.core import audit, counters, emails, passwords
+from hms_app.services.core import audit, counters, emails, passwords, throttle
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import LoginFailed, SessionExpired, ValidationError
@@ -95,7 +95,9 @@ def login(*, session: Session, visitor: Anonymous, email: str, password: str) ->
 
     Raises:
         LoginFailed: with one message for every kind of failure.
+        TooManyAttempts: the visitor's address has failed too often; nothing was checked.
     """
+    throttle.check(session, throttle.Kind.LOGIN, visitor.ip_address)
     typed = str(email or "").strip().lower()[:254]
     # No account has an address that does not normalise; such text is only recorded, as shown.
     email_text = shown(typed)
@@ -113,6 +115,7 @@ def login(*, session: Session, visitor: Anonymous, email: str, password: str) ->
     def fail(reason: str, action: str = "login.failed") -> None:
         audit.record(session, visitor, action, entity_type="user", entity_id=user.id if user else "",
                      outcome=AuditOutcome.FAILED, detail=reason, actor_email=email_text)
+        throttle.failed(session, throttle.Kind.LOGIN, visitor.ip_address)
         session.commit()
         raise LoginFailed(LOGIN_FAILED_MESSAGE)
 
@@ -207,6 +210,7 @@ def _wrong_code(session: Session, visitor: Anonymous, user: User, action: str) -
     _count_failure(session, visitor, user, user.email, "code")
     audit.record(session, visitor, action, entity_type="user", entity_id=user.id, outcome=AuditOutcome.FAILED,
                  actor_email=user.email, detail="wrong or reused code")
+    throttle.failed(session, throttle.Kind.LOGIN, visitor.ip_address)
     session.commit()
     raise LoginFailed(CODE_FAILED_MESSAGE)
 
@@ -218,7 +222,9 @@ def complete_login(*, session: Session, visitor: Anonymous, challenge: str, code
 
     Raises:
         LoginFailed: a wrong, reused or late code, or a locked account (one message for all).
+        TooManyAttempts: the visitor's address has failed too often; nothing was checked.
     """
+    throttle.check(session, throttle.Kind.LOGIN, visitor.ip_address)
     row, user = _challenged_user(session, visitor, challenge, "login.second_factor_failed")
     factor = second_factor.enrolled_factor(session, user.id)
     if factor is None:
@@ -277,7 +283,9 @@ def confirm_enrolment(*, session: Session, visitor: Anonymous, challenge: str, c
 
     Raises:
         LoginFailed: a wrong code (counted toward the lockout) or a timed-out login.
+        TooManyAttempts: the visitor's address has failed too often; nothing was checked.
     """
+    throttle.check(session, throttle.Kind.LOGIN, visitor.ip_address)
     row, user = _challenged_user(session, visitor, challenge, "second_factor.enrol")
     factor = session.get(SecondFactor, user.id)
     if factor is None or factor.enrolled_at is not None:
@@ -362,8 +370,11 @@ def revoke_user_sessions(session: Session, user_id: int) -> int:
 def change_password(*, session: Session, actor: Actor, current_password: str, new_password: str) -> None:
     """Change one's own password; other sessions of the account are ended."""
     require(session, actor, Permission.PROFILE_OWN, action="password.change", allow_pending_password_change=True)
+    throttle.check(session, throttle.Kind.PASSWORD, actor.ip_address)
     user = session.get(User, actor.user_id)
     if not passwords.verify_password(str(current_password or ""), user.password_hash):
+        throttle.failed(session, throttle.Kind.PASSWORD, actor.ip_address)
+        session.commit()
         audit.deny(session, actor, "password.change", "Your current password is not correct.",
                    error=ValidationError, entity_type="user", entity_id=user.id)
     new_password = str(new_password or "")
@@ -444,6 +455,7 @@ def register_patient(*, session: Session, visitor: Anonymous, form: Registration
         The new (or renewed unconfirmed) account's id; None when no account was made. The
         visitor is not told which.
     """
+    throttle.attempt(session, throttle.Kind.REGISTER, visitor.ip_address)
     full_name = checked_line(form.full_name, "full name", limit=120)
     email = emails.normalise(form.email)
     born = parse_birth_date(form.birth_date)

@@ -39,3 +39,11 @@ class Conflict(HMSError):
 
 class LoginFailed(HMSError):
     """One message for unknown email, wrong password, disabled and locked accounts."""
+
+
+class TooManyAttempts(HMSError):
+    """Too many failed attempts from the caller's address: refused, unchecked, for ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -17,9 +17,9 @@ from sqlmodel import Session
 from hms_app.db.enums import Permission, Role
 from hms_app.db.models import ApiClient, LabOrder, LabReportFile, PatientProfile, User
 from hms_app.db.types import utcnow
-from hms_app.services.core import audit, files
+from hms_app.services.core import audit, files, throttle
 from hms_app.services.core.access import access_by_id, require
-from hms_app.services.core.actor import Actor
+from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import (
     Conflict,
     NotFound,
@@ -160,15 +160,21 @@ def authenticate_client(*, session: Session, authorization: str, ip_address: str
     """The client whose bearer token is in the ``Authorization`` header.
 
     Raises:
-        SessionExpired: no token, an unknown one or a revoked one (audited; HTTP 401).
+        SessionExpired: no token, an unknown one or a revoked one (audited and counted against the
+            address; HTTP 401).
+        TooManyAttempts: the address sent too many of those lately; the token was not looked at (HTTP 429).
     """
+    throttle.check(session, throttle.Kind.API, ip_address)
     scheme, _, token = str(authorization or "").partition(" ")
     token = token.strip()
     client = None
     if scheme.lower() == "bearer" and token.startswith(TOKEN_PREFIX) and len(token) <= 100 and token.isascii():
         client = session.execute(sa.select(ApiClient).where(ApiClient.token_hash == hash_token(token))).scalar_one_or_none()
     if client is None or client.revoked_at is not None:
-        visitor = ApiCaller(client.id, client.name, client.patient_id, ip_address) if client else None
+        visitor = ApiCaller(client.id, client.name, client.patient_id, ip_address) if client else Anonymous(ip_address)
+        session.rollback()
+        throttle.failed(session, throttle.Kind.API, ip_address)
+        session.commit()
         audit.deny(session, visitor, "fhir.authenticate", "A valid bearer token is required.", error=SessionExpired,
                    detail="revoked token" if client else ("no token" if not token else "unknown token"))
     client.last_used_at = utcnow()
