@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hms_app import fhir_routes, settings
+from hms_app import fhir_routes, session_cookie, settings
 from hms_app.db.engine import get_engine, session_scope
 from hms_app.http_headers import with_address_check, with_security_headers
 from hms_app.pages import (
@@ -92,8 +92,8 @@ app = rx.App(
     backend_exception_handler=_backend_error,
     # The health route; a plain page for a browser at an address the websocket refuses; then
     # security headers on every HTTP response (pages, assets, API).
-    api_transformer=[Starlette(routes=[Route("/api/health", _health), fhir_routes.mount]), with_address_check,
-                     with_security_headers],
+    api_transformer=[Starlette(routes=[Route("/api/health", _health), session_cookie.route, fhir_routes.mount]),
+                     with_address_check, with_security_headers],
 )
 app.add_middleware(TabGate())
 app.add_middleware(MalformedEventGate())

@@ -21,6 +21,12 @@ Use :class:`WsClient` from plain (sync) tests::
         result = client.call(LoginState, "log_in", {"form_data": {...}}, pathname="/login")
         assert result.toasts == [("success", "Welcome, ...")]
 
+Like a browser, the client does what the server's session-cookie script asks after a login or
+logout (``hms_app/session_cookie.py``): it POSTs the one-time code to ``/api/session``, keeps
+the cookie the answer sets (:attr:`ReflexSocket.session_cookie`), and sends the script's outcome
+to the callback handler, whose updates join the call's result. So a login's result holds the
+welcome toast and the redirect, as the page shows them.
+
 Note the server checks the ``Origin`` header against ``cors_allowed_origins`` only when one
 is sent: that stops other web sites' pages from opening a socket in a user's browser, not
 scripts, which is why every handler checks who is asking.
@@ -32,6 +38,8 @@ import asyncio
 import json
 import re
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -45,6 +53,8 @@ FIELD_MARKER = "_rx_state_"
 _SENTINEL = f"{ROOT_STATE}.reflex___state____on_load_internal_state.set_is_hydrated"
 _HYDRATED = f"is_hydrated{FIELD_MARKER}"
 _TOAST = re.compile(r"""refs\['__toast'\]\?\.\["(\w+)"\]\(""")
+_SESSION_SCRIPT = re.compile(r"""^fetch\("(/api/session)", .*body: ("(?:[^"\\]|\\.)*")""")
+_CALLBACK = re.compile(r"""ReflexEvent\("([^"]+)", \{(\w+):_result\}\)""")
 
 T = TypeVar("T")
 
@@ -79,6 +89,11 @@ class EventResult:
                 message, _ = json.JSONDecoder().raw_decode(code[match.end():])
                 found.append((match.group(1), message))
         return found
+
+    @property
+    def scripts(self) -> list[dict[str, Any]]:
+        """The payloads (``javascript_code``, ``callback``) of every script the server asked the page to run."""
+        return [e["payload"] for e in self.events if e.get("name") == "_call_script"]
 
     @property
     def redirects(self) -> list[str]:
@@ -116,6 +131,8 @@ class ReflexSocket:
         self.origin = self.base_url if origin == "" else origin
         self.token = token or str(uuid.uuid4())
         self.hydrated = False
+        self.session_cookie = ""
+        """The session cookie the server set through ``/api/session`` (its value; "" when cleared)."""
         self._updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._sio = socketio.AsyncClient(reconnection=False)
         self._sio.on("event", self._updates.put_nowait, namespace=EVENT_PATH)
@@ -167,7 +184,40 @@ class ReflexSocket:
         async with asyncio.timeout(timeout):
             for _ in range(2):
                 await self._sentinel(result, router_data)
+            for script in list(result.scripts):
+                await self._run_session_script(script, result, router_data)
         return result
+
+    async def _run_session_script(self, script: dict[str, Any], result: EventResult,
+                                  router_data: dict[str, Any]) -> None:
+        """Do what the page does with the server's session-cookie script; the callback's updates join ``result``."""
+        match = _SESSION_SCRIPT.match(script.get("javascript_code") or "")
+        if not match:
+            return
+        path, body = match.group(1), json.loads(match.group(2))
+        status, cookie = await asyncio.to_thread(self._post_session, path, body.encode())
+        if cookie is not None:
+            self.session_cookie = cookie
+        callback = _CALLBACK.search(script.get("callback") or "")
+        if callback:
+            outcome = "done" if status < 300 else "refused"
+            await self._emit(callback.group(1), {callback.group(2): outcome}, router_data)
+            for _ in range(2):
+                await self._sentinel(result, router_data)
+
+    def _post_session(self, path: str, body: bytes) -> tuple[int, str | None]:
+        """POST ``body`` to the session route as the page's ``fetch`` does: the status and the cookie's new value."""
+        request = urllib.request.Request(f"{self.base_url}{path}", data=body, method="POST", headers={
+            "Content-Type": "application/json", "Origin": self.origin or self.base_url})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status, header = answer.status, answer.headers.get("Set-Cookie")
+        except urllib.error.HTTPError as error:
+            status, header = error.code, error.headers.get("Set-Cookie")
+        if not header:
+            return status, None
+        value = header.split(";", 1)[0].partition("=")[2]
+        return status, "" if "Max-Age=0" in header else value
 
     async def _sentinel(self, result: EventResult, router_data: dict[str, Any]) -> None:
         """Flip ``is_hydrated``; gather every update into ``result`` until the flip comes back."""
@@ -209,6 +259,11 @@ class WsClient:
     @property
     def token(self) -> str:
         return self.socket.token
+
+    @property
+    def session_cookie(self) -> str:
+        """See :attr:`ReflexSocket.session_cookie`."""
+        return self.socket.session_cookie
 
     def connect(self, timeout: float = 10) -> WsClient:
         """Open the socket; on a refusal the client is closed and the error raised."""
