@@ -124,10 +124,12 @@ class ReflexSocket:
         base_url: the app's address, e.g. ``http://localhost:3000``.
         origin: the ``Origin`` header; the app's own address by default, ``None`` sends none.
         token: the tab token; a new random one by default.
+        cookie: a ``Cookie`` header for the handshake (a browser's session cookie), none by default.
     """
 
-    def __init__(self, base_url: str, *, origin: str | None = "", token: str | None = None) -> None:
+    def __init__(self, base_url: str, *, origin: str | None = "", token: str | None = None, cookie: str = "") -> None:
         self.base_url = base_url.rstrip("/")
+        self.cookie = cookie
         self.origin = self.base_url if origin == "" else origin
         self.token = token or str(uuid.uuid4())
         self.hydrated = False
@@ -143,7 +145,7 @@ class ReflexSocket:
 
     async def connect(self, timeout: float = 10) -> None:
         """Open the socket; raises ``socketio.exceptions.ConnectionError`` when refused."""
-        headers = {"Origin": self.origin} if self.origin else {}
+        headers = {**({"Origin": self.origin} if self.origin else {}), **({"Cookie": self.cookie} if self.cookie else {})}
         await self._sio.connect(
             f"{self.base_url}?token={self.token}", headers=headers, transports=["websocket"],
             namespaces=[EVENT_PATH], socketio_path=EVENT_PATH, wait_timeout=timeout,
@@ -243,15 +245,15 @@ class WsClient:
     Args: as :class:`ReflexSocket`.
     """
 
-    def __init__(self, base_url: str, *, origin: str | None = "", token: str | None = None) -> None:
+    def __init__(self, base_url: str, *, origin: str | None = "", token: str | None = None, cookie: str = "") -> None:
+        self._cookie = cookie
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="ws-client", daemon=True)
         self._thread.start()
         self.socket: ReflexSocket = self._run(self._make(base_url, origin, token))
 
-    @staticmethod
-    async def _make(base_url: str, origin: str | None, token: str | None) -> ReflexSocket:
-        return ReflexSocket(base_url, origin=origin, token=token)
+    async def _make(self, base_url: str, origin: str | None, token: str | None) -> ReflexSocket:
+        return ReflexSocket(base_url, origin=origin, token=token, cookie=self._cookie)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)

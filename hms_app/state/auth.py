@@ -74,9 +74,10 @@ def _cookie_token(header: str) -> str:
     return morsel.value if morsel else ""
 
 
-def _end_cookie():
-    """The page's request that the server clear the session cookie (``hms_app/session_cookie.py``)."""
-    return rx.call_script(session_cookie.end_script())
+def _end_cookie(*then: Any):
+    """The page asks the server to clear the session cookie (``hms_app/session_cookie.py``), and
+    runs the events ``then`` once the answer is in (so that a logout is done when the page says so)."""
+    return rx.call_script(session_cookie.end_script(), callback=list(then) or None)
 
 
 def file_download(file: Any):
@@ -337,7 +338,7 @@ class SessionState(rx.State):
         except HMSError:
             pass
         await self._forget()
-        return [_end_cookie(), rx.redirect(LOGIN_PATH), rx.toast.success("You have logged out.")]
+        return _end_cookie(rx.redirect(LOGIN_PATH), rx.toast.success("You have logged out."))
 
 
 def _state_classes(state: type[BaseState] = rx.State) -> Iterator[type[BaseState]]:
