@@ -246,14 +246,14 @@ class WsClient:
     """
 
     def __init__(self, base_url: str, *, origin: str | None = "", token: str | None = None, cookie: str = "") -> None:
-        self._cookie = cookie
+        self._handshake_cookie = cookie
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="ws-client", daemon=True)
         self._thread.start()
         self.socket: ReflexSocket = self._run(self._make(base_url, origin, token))
 
     async def _make(self, base_url: str, origin: str | None, token: str | None) -> ReflexSocket:
-        return ReflexSocket(base_url, origin=origin, token=token, cookie=self._cookie)
+        return ReflexSocket(base_url, origin=origin, token=token, cookie=self._handshake_cookie)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
