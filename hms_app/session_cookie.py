@@ -17,14 +17,16 @@ request may reach another worker than the websocket did.
 
 The route answers only POST, only from the app's own origins (``settings.ALLOWED_ORIGINS``: a
 page of another site cannot trade a code or clear the cookie), never from a cache (``no-store``).
-``{"code": "..."}`` sets the cookie; ``{"end": true}`` clears it (at logout, or when the server
-found the session ended).
+``{"code": "..."}`` sets the cookie; ``{"end": "<SHA-256 of a token>"}`` clears it if it still
+holds that token (at logout, or when the server found the session ended: a tab whose old session
+ended must not clear the cookie of the session another tab of the browser has opened since).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import http.cookies
 import json
 import secrets
 import threading
@@ -110,6 +112,22 @@ async def redeem_code(code: str) -> str | None:
         return None
 
 
+def token_in(header: str) -> str:
+    """The session cookie's value in a ``Cookie`` header (``settings.SESSION_COOKIE_NAME``), or ""."""
+    jar = http.cookies.SimpleCookie()
+    try:
+        jar.load(header or "")
+    except http.cookies.CookieError:
+        return ""
+    morsel = jar.get(settings.SESSION_COOKIE_NAME)
+    return morsel.value if morsel else ""
+
+
+def fingerprint(token: str) -> str:
+    """What ``end_script`` names a token by: its SHA-256, as the database keeps it."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def set_cookie(token: str, *, name: str = settings.SESSION_COOKIE_NAME,
                secure: bool = settings.SESSION_COOKIE_SECURE) -> str:
     """The ``Set-Cookie`` value that gives the browser the session ``token``."""
@@ -139,9 +157,9 @@ def open_script(code: str) -> str:
     return _fetch({"code": code})
 
 
-def end_script() -> str:
-    """The script that clears the session cookie (for ``rx.call_script``)."""
-    return _fetch({"end": True})
+def end_script(token: str) -> str:
+    """The script that clears the session cookie if it holds ``token`` (for ``rx.call_script``)."""
+    return _fetch({"end": fingerprint(token)})
 
 
 def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -171,8 +189,11 @@ async def session_cookie(request: Request) -> Response:
     body = await _body(request)
     if body is None:
         return _refusal(400, "Send a JSON object of at most 1 kB.")
-    if body.get("end") is True:
-        return Response(status_code=204, headers={**_NO_STORE, "Set-Cookie": clear_cookie()})
+    ended = body.get("end")
+    if isinstance(ended, str) and ended:
+        held = token_in(request.headers.get("cookie", ""))
+        clear = {"Set-Cookie": clear_cookie()} if held and fingerprint(held) == ended else {}
+        return Response(status_code=204, headers={**_NO_STORE, **clear})
     code = body.get("code")
     token = await redeem_code(code) if isinstance(code, str) and 0 < len(code) <= 100 else None
     if token is None:

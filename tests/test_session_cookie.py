@@ -33,8 +33,9 @@ def _code(token: str) -> str:
     return asyncio.run(session_cookie.issue_code(token))
 
 
-def _post(client: TestClient, body: object, origin: str | None = ORIGIN):
-    headers = {"Content-Type": "application/json", **({"Origin": origin} if origin else {})}
+def _post(client: TestClient, body: object, origin: str | None = ORIGIN, cookie: str = ""):
+    headers = {"Content-Type": "application/json", **({"Origin": origin} if origin else {}),
+               **({"Cookie": cookie} if cookie else {})}
     return client.post(session_cookie.PATH, content=json.dumps(body), headers=headers)
 
 
@@ -73,7 +74,7 @@ def test_the_route_refuses_other_origins_other_methods_and_bad_bodies_and_keeps_
         (_post(client, {"code": code, "padding": "x" * 2000}), 400),
         (_post(client, {"code": ["a"]}), 400),
         (_post(client, {"code": "made-up"}), 400),
-        (_post(client, {"end": "yes"}), 400),
+        (_post(client, {"end": True}), 400),
     ]
     for answer, status in refusals:
         assert answer.status_code == status, (answer.status_code, answer.text)
@@ -90,12 +91,20 @@ def test_an_expired_code_is_refused(client, monkeypatch):
     assert "set-cookie" not in answer.headers
 
 
-def test_end_clears_the_cookie_with_the_same_attributes(client):
-    answer = _post(client, {"end": True})
+def test_end_clears_the_cookie_only_while_it_holds_the_ended_session(client):
+    ended = session_cookie.fingerprint("ended-token")
+    answer = _post(client, {"end": ended}, cookie="hms_session=ended-token")
     assert answer.status_code == 204
+    assert answer.headers["cache-control"] == "no-store"
     name, value, attributes = _attributes(answer.headers["set-cookie"])
     assert (name, value, attributes["max-age"]) == ("hms_session", "", "0")
     assert {"httponly", "samesite", "path"} <= attributes.keys()
+
+    # Another tab of the browser has logged in since: its cookie stays.
+    for cookie in ("hms_session=newer-token", ""):
+        kept = _post(client, {"end": ended}, cookie=cookie)
+        assert kept.status_code == 204
+        assert "set-cookie" not in kept.headers
 
 
 def test_codes_in_redis_are_kept_hashed_sealed_and_taken_once_across_workers(monkeypatch):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import http.cookies
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,7 +20,7 @@ import reflex as rx
 from reflex.middleware import Middleware
 from reflex.state import BaseState
 
-from hms_app import session_cookie, settings
+from hms_app import session_cookie
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import ROLE_LABELS, Role
 from hms_app.services.administration import auth
@@ -65,19 +64,7 @@ def _safe_next(target: object) -> str:
 
 def _cookie_token(header: str) -> str:
     """The session cookie's value in a ``Cookie`` header (``settings.SESSION_COOKIE_NAME``), or ""."""
-    jar = http.cookies.SimpleCookie()
-    try:
-        jar.load(header or "")
-    except http.cookies.CookieError:
-        return ""
-    morsel = jar.get(settings.SESSION_COOKIE_NAME)
-    return morsel.value if morsel else ""
-
-
-def _end_cookie(*then: Any):
-    """The page asks the server to clear the session cookie (``hms_app/session_cookie.py``), and
-    runs the events ``then`` once the answer is in (so that a logout is done when the page says so)."""
-    return rx.call_script(session_cookie.end_script(), callback=list(then) or None)
+    return session_cookie.token_in(header)
 
 
 def file_download(file: Any):
@@ -262,21 +249,30 @@ class SessionState(rx.State):
 
         return await asyncio.to_thread(work)
 
-    async def _forget(self) -> None:
-        """End the tab's session; ``_connection`` stays, so the tab's id alone opens nothing later."""
+    async def _forget(self, *then: Any) -> list:
+        """End the tab's session; ``_connection`` stays, so the tab's id alone opens nothing later.
+
+        Returns:
+            The events for the page: the browser is asked to drop the session cookie if it still
+            holds this tab's session (``hms_app/session_cookie.py``), then ``then`` runs once the
+            answer is in (so that a logout is done when the page says so).
+        """
         base = await self._session_state()
+        ended = base._token or _cookie_token(self.router.headers.cookie)
         base._token = ""
         base.user_name = ""
         base.user_role = ""
         base.role_label = ""
         base.unread_count = 0
         base.must_change_password = False
+        if not ended:
+            return list(then)
+        return [rx.call_script(session_cookie.end_script(ended), callback=list(then) or None)]
 
     async def _failure(self, error: HMSError):
         """The UI's answer to a refused service call: a toast, and a redirect if needed."""
         if isinstance(error, SessionExpired):
-            await self._forget()
-            return [_end_cookie(), self._login_redirect(), rx.toast.error(error.message)]
+            return [*await self._forget(), self._login_redirect(), rx.toast.error(error.message)]
         if isinstance(error, PasswordChangeRequired):
             return [rx.redirect(PASSWORD_PATH), rx.toast.warning(error.message)]
         return rx.toast.error(error.message)
@@ -308,8 +304,7 @@ class SessionState(rx.State):
         try:
             actor = await self._actor()
         except SessionExpired:
-            await self._forget()
-            return [_end_cookie(), self._login_redirect()]
+            return [*await self._forget(), self._login_redirect()]
         await self._show_actor(actor)
         base = await self._session_state()
         base._token = base._token or _cookie_token(self.router.headers.cookie)
@@ -337,8 +332,7 @@ class SessionState(rx.State):
             await live.hub.leave(self.router.session.client_token, _rooms_of(actor))
         except HMSError:
             pass
-        await self._forget()
-        return _end_cookie(rx.redirect(LOGIN_PATH), rx.toast.success("You have logged out."))
+        return await self._forget(rx.redirect(LOGIN_PATH), rx.toast.success("You have logged out."))
 
 
 def _state_classes(state: type[BaseState] = rx.State) -> Iterator[type[BaseState]]:
@@ -473,10 +467,10 @@ class LoginState(SessionState):
         if outcome != session_cookie.DONE:
             with contextlib.suppress(HMSError):
                 await self._call(auth.logout)
-            await self._forget()
+            ending = await self._forget()
             self._back_to_password()
-            self.error = "This browser did not keep the session. Allow cookies for this site and log in again."
-            return rx.toast.error(self.error)
+            self.error = "The login could not be completed in this browser. Please log in again."
+            return [*ending, rx.toast.error(self.error)]
         if self.step == "recovery":
             return None  # the recovery codes show first; leave_recovery_codes goes on
         if actor.must_change_password:
