@@ -5,7 +5,8 @@
   ``tests/test_session_cookie.py``).
 - A reload right after login, and a new tab, keep the session: the cookie is set before the
   page leaves the login.
-- Logout clears the cookie, and the server refuses the old token in a websocket handshake.
+- Logout clears the cookie, and the server refuses the old token in a websocket handshake; a
+  session the server found ended is cleared from the browser too.
 - ``/api/session`` trades a login's code for the cookie once, and only for a POST from the app's
   own origin.
 """
@@ -15,13 +16,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 
+import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from hms_app import session_cookie
+from hms_app.db.engine import create_engine, session_scope
+from hms_app.db.models import AuthSession
+from hms_app.db.types import utcnow
 from hms_app.state.auth import LoginState
 from hms_app.state.dashboard import ProfileState
 from tests.e2e.helpers import DEMO_PASSWORD, db_value, log_in_to, wait_ready
@@ -88,6 +94,28 @@ def test_a_reload_at_once_after_login_keeps_the_session(app_server, page, contex
     expect(page).to_have_url(PATIENT_HOME)
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     assert len(_session_cookies(context)) == 1
+
+
+def test_a_session_found_ended_clears_the_cookie(app_server, page, context):
+    log_in_to(page, app_server.url, PATIENT_EMAIL, "/patient")
+    [cookie] = _session_cookies(context)
+    token_hash = hashlib.sha256(cookie["value"].encode()).hexdigest()
+    engine = create_engine(app_server.database_url)
+    try:
+        with session_scope(engine=engine) as s:
+            s.execute(sa.update(AuthSession).where(AuthSession.token_hash == token_hash).values(revoked_at=utcnow()))
+            s.commit()
+    finally:
+        engine.dispose()
+
+    page.reload()
+    page.wait_for_url(LOGIN_URL)
+    expect(page.get_by_role("heading", level=1, name="Log in")).to_be_visible()
+    # The guard found the session ended and the page asked the server to clear the cookie.
+    deadline = time.monotonic() + 10
+    while _session_cookies(context) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _session_cookies(context) == []
 
 
 class _CodeKeeper(ReflexSocket):
