@@ -20,7 +20,7 @@ import reflex as rx
 from reflex.middleware import Middleware
 from reflex.state import BaseState
 
-from hms_app import session_cookie
+from hms_app import session_cookie, settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import ROLE_LABELS, Role
 from hms_app.services.administration import auth
@@ -44,6 +44,8 @@ ROLE_HOME = {
 }
 LOGIN_PATH = "/login"
 PASSWORD_PATH = "/account/password"  # noqa: S105  (a route, not a secret)
+SESSION_COOKIE = settings.SESSION_COOKIE_NAME
+"""The session cookie's name: ``__Host-hms_session`` behind https, ``hms_session`` on plain http."""
 
 
 def home_for(role: str) -> str:
