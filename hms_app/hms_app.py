@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hms_app import account_routes, fhir_routes, settings
+from hms_app import account_routes, fhir_routes, session_cookie, settings
 from hms_app.db.engine import get_engine, session_scope
 from hms_app.http_headers import with_address_check, with_security_headers
 from hms_app.pages import (
@@ -91,10 +91,11 @@ def index() -> rx.Component:
 app = rx.App(
     stylesheets=["/hms.css"],
     backend_exception_handler=_backend_error,
-    # The health, FHIR and account routes; uploads checked before their body is read; a plain page
-    # for a browser at an address the websocket refuses; then security headers on every HTTP
-    # response (pages, assets, API).
-    api_transformer=[Starlette(routes=[Route("/api/health", _health), fhir_routes.mount, account_routes.route]),
+    # The health, session-cookie, FHIR and account routes; uploads checked before their body is
+    # read; a plain page for a browser at an address the websocket refuses; then security headers
+    # on every HTTP response (pages, assets, API).
+    api_transformer=[Starlette(routes=[Route("/api/health", _health), session_cookie.route, fhir_routes.mount,
+                                       account_routes.route]),
                      with_upload_gate, with_address_check, with_security_headers],
 )
 app.add_middleware(TabGate())

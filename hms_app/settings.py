@@ -143,3 +143,12 @@ EMAIL_CONFIRM_HOURS = float(os.environ.get("HMS_EMAIL_CONFIRM_HOURS", "48"))
 again before it is confirmed sends a new link and ends the old one."""
 
 # --- The session cookie (hms_app/state/auth.py, hms_app/session_cookie.py) ---
+SESSION_COOKIE_SECURE = PUBLIC_URL.startswith("https://")
+"""The session cookie is ``Secure`` (sent over https only) when ``HMS_PUBLIC_URL`` is https."""
+SESSION_COOKIE_NAME = "__Host-hms_session" if SESSION_COOKIE_SECURE else "hms_session"
+"""Behind https the ``__Host-`` prefix: browsers keep such a cookie only when it is ``Secure``,
+has ``Path=/`` and no ``Domain``, so neither a plain-http page nor another host under the same
+domain can set or shadow it. A plain-http address (a local run) cannot carry the prefix."""
+SESSION_EXCHANGE_SECONDS = int(os.environ.get("HMS_SESSION_EXCHANGE_SECONDS", "30"))
+"""How long the one-time code lives that a tab trades at ``/api/session`` for the session cookie
+just after login (``hms_app/session_cookie.py``)."""

@@ -21,6 +21,12 @@ Use :class:`WsClient` from plain (sync) tests::
         result = client.call(LoginState, "log_in", {"form_data": {...}}, pathname="/login")
         assert result.toasts == [("success", "Welcome, ...")]
 
+Like a browser, the client does what the server's session-cookie script asks after a login or
+logout (``hms_app/session_cookie.py``): it POSTs the one-time code to ``/api/session``, keeps
+the cookie the answer sets (:attr:`ReflexSocket.session_cookie`), and sends the script's outcome
+to the callback handler, whose updates join the call's result. So a login's result holds the
+welcome toast and the redirect, as the page shows them.
+
 Note the server checks the ``Origin`` header against ``cors_allowed_origins`` only when one
 is sent: that stops other web sites' pages from opening a socket in a user's browser, not
 scripts, which is why every handler checks who is asking.
@@ -32,6 +38,8 @@ import asyncio
 import json
 import re
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -45,6 +53,8 @@ FIELD_MARKER = "_rx_state_"
 _SENTINEL = f"{ROOT_STATE}.reflex___state____on_load_internal_state.set_is_hydrated"
 _HYDRATED = f"is_hydrated{FIELD_MARKER}"
 _TOAST = re.compile(r"""refs\['__toast'\]\?\.\["(\w+)"\]\(""")
+_SESSION_SCRIPT = re.compile(r"""^fetch\("(/api/session)", .*body: ("(?:[^"\\]|\\.)*")""")
+_CALLBACK = re.compile(r"""ReflexEvent\("([^"]+)", \{(\w+):_result\}\)""")
 
 T = TypeVar("T")
 
@@ -81,6 +91,11 @@ class EventResult:
         return found
 
     @property
+    def scripts(self) -> list[dict[str, Any]]:
+        """The payloads (``javascript_code``, ``callback``) of every script the server asked the page to run."""
+        return [e["payload"] for e in self.events if e.get("name") == "_call_script"]
+
+    @property
     def redirects(self) -> list[str]:
         return [e["payload"]["path"] for e in self.events if e.get("name") == "_redirect"]
 
@@ -109,13 +124,17 @@ class ReflexSocket:
         base_url: the app's address, e.g. ``http://localhost:3000``.
         origin: the ``Origin`` header; the app's own address by default, ``None`` sends none.
         token: the tab token; a new random one by default.
+        cookie: a ``Cookie`` header for the handshake (a browser's session cookie), none by default.
     """
 
-    def __init__(self, base_url: str, *, origin: str | None = "", token: str | None = None) -> None:
+    def __init__(self, base_url: str, *, origin: str | None = "", token: str | None = None, cookie: str = "") -> None:
         self.base_url = base_url.rstrip("/")
+        self.cookie = cookie
         self.origin = self.base_url if origin == "" else origin
         self.token = token or str(uuid.uuid4())
         self.hydrated = False
+        self.session_cookie = ""
+        """The session cookie the server set through ``/api/session`` (its value; "" when cleared)."""
         self._updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._sio = socketio.AsyncClient(reconnection=False)
         self._sio.on("event", self._updates.put_nowait, namespace=EVENT_PATH)
@@ -126,7 +145,7 @@ class ReflexSocket:
 
     async def connect(self, timeout: float = 10) -> None:
         """Open the socket; raises ``socketio.exceptions.ConnectionError`` when refused."""
-        headers = {"Origin": self.origin} if self.origin else {}
+        headers = {**({"Origin": self.origin} if self.origin else {}), **({"Cookie": self.cookie} if self.cookie else {})}
         await self._sio.connect(
             f"{self.base_url}?token={self.token}", headers=headers, transports=["websocket"],
             namespaces=[EVENT_PATH], socketio_path=EVENT_PATH, wait_timeout=timeout,
@@ -167,7 +186,40 @@ class ReflexSocket:
         async with asyncio.timeout(timeout):
             for _ in range(2):
                 await self._sentinel(result, router_data)
+            for script in list(result.scripts):
+                await self._run_session_script(script, result, router_data)
         return result
+
+    async def _run_session_script(self, script: dict[str, Any], result: EventResult,
+                                  router_data: dict[str, Any]) -> None:
+        """Do what the page does with the server's session-cookie script; the callback's updates join ``result``."""
+        match = _SESSION_SCRIPT.match(script.get("javascript_code") or "")
+        if not match:
+            return
+        path, body = match.group(1), json.loads(match.group(2))
+        status, cookie = await asyncio.to_thread(self._post_session, path, body.encode())
+        if cookie is not None:
+            self.session_cookie = cookie
+        callback = _CALLBACK.search(script.get("callback") or "")
+        if callback:
+            outcome = "done" if status < 300 else "refused"
+            await self._emit(callback.group(1), {callback.group(2): outcome}, router_data)
+            for _ in range(2):
+                await self._sentinel(result, router_data)
+
+    def _post_session(self, path: str, body: bytes) -> tuple[int, str | None]:
+        """POST ``body`` to the session route as the page's ``fetch`` does: the status and the cookie's new value."""
+        request = urllib.request.Request(f"{self.base_url}{path}", data=body, method="POST", headers={
+            "Content-Type": "application/json", "Origin": self.origin or self.base_url})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status, header = answer.status, answer.headers.get("Set-Cookie")
+        except urllib.error.HTTPError as error:
+            status, header = error.code, error.headers.get("Set-Cookie")
+        if not header:
+            return status, None
+        value = header.split(";", 1)[0].partition("=")[2]
+        return status, "" if "Max-Age=0" in header else value
 
     async def _sentinel(self, result: EventResult, router_data: dict[str, Any]) -> None:
         """Flip ``is_hydrated``; gather every update into ``result`` until the flip comes back."""
@@ -193,15 +245,15 @@ class WsClient:
     Args: as :class:`ReflexSocket`.
     """
 
-    def __init__(self, base_url: str, *, origin: str | None = "", token: str | None = None) -> None:
+    def __init__(self, base_url: str, *, origin: str | None = "", token: str | None = None, cookie: str = "") -> None:
+        self._handshake_cookie = cookie
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="ws-client", daemon=True)
         self._thread.start()
         self.socket: ReflexSocket = self._run(self._make(base_url, origin, token))
 
-    @staticmethod
-    async def _make(base_url: str, origin: str | None, token: str | None) -> ReflexSocket:
-        return ReflexSocket(base_url, origin=origin, token=token)
+    async def _make(self, base_url: str, origin: str | None, token: str | None) -> ReflexSocket:
+        return ReflexSocket(base_url, origin=origin, token=token, cookie=self._handshake_cookie)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
@@ -209,6 +261,11 @@ class WsClient:
     @property
     def token(self) -> str:
         return self.socket.token
+
+    @property
+    def session_cookie(self) -> str:
+        """See :attr:`ReflexSocket.session_cookie`."""
+        return self.socket.session_cookie
 
     def connect(self, timeout: float = 10) -> WsClient:
         """Open the socket; on a refusal the client is closed and the error raised."""

@@ -1,6 +1,7 @@
 """The session every page shares, and login, registration, password change and logout.
 
-The browser keeps the session token in a strict same-site cookie; the server keeps a
+The browser keeps the session token in a cookie that the server sets (``HttpOnly``, strict
+same-site: ``hms_app/session_cookie.py``), which page scripts cannot read; the server keeps a
 copy in a backend-only var and resolves it against the session row on every event, so
 a logout, expiry or deactivation is honoured at the very next click.
 """
@@ -8,8 +9,8 @@ a logout, expiry or deactivation is honoured at the very next click.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
-import http.cookies
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,7 +20,7 @@ import reflex as rx
 from reflex.middleware import Middleware
 from reflex.state import BaseState
 
-from hms_app import settings
+from hms_app import session_cookie, settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import ROLE_LABELS, Role
 from hms_app.services.administration import auth
@@ -43,7 +44,8 @@ ROLE_HOME = {
 }
 LOGIN_PATH = "/login"
 PASSWORD_PATH = "/account/password"  # noqa: S105  (a route, not a secret)
-SESSION_COOKIE = "hms_session"
+SESSION_COOKIE = settings.SESSION_COOKIE_NAME
+"""The session cookie's name: ``__Host-hms_session`` behind https, ``hms_session`` on plain http."""
 
 
 def home_for(role: str) -> str:
@@ -63,14 +65,8 @@ def _safe_next(target: object) -> str:
 
 
 def _cookie_token(header: str) -> str:
-    """The session cookie's value in a ``Cookie`` header, or ""."""
-    jar = http.cookies.SimpleCookie()
-    try:
-        jar.load(header or "")
-    except http.cookies.CookieError:
-        return ""
-    morsel = jar.get(SESSION_COOKIE)
-    return morsel.value if morsel else ""
+    """The session cookie's value in a ``Cookie`` header (``settings.SESSION_COOKIE_NAME``), or ""."""
+    return session_cookie.token_in(header)
 
 
 def file_download(file: Any):
@@ -109,10 +105,9 @@ class Answer(list):
 class SessionState(rx.State):
     """Who is logged in on this tab, and what the shell shows about them."""
 
-    session_cookie: str = rx.Cookie(
-        "", name=SESSION_COOKIE, same_site="strict", max_age=settings.SESSION_ABSOLUTE_SECONDS
-    )
     _token: str = ""
+    """The session token: set at login on the connection that logged in, else read from the
+    cookie in the websocket handshake (``_cookie_token``); the page never holds it."""
     _connection: str = ""
     """The websocket connection (Socket.IO id) that used this tab's session: see ``TabGate``."""
     user_name: str = ""
@@ -140,7 +135,7 @@ class SessionState(rx.State):
         session its state holds; here the connection that uses a session is remembered.
         """
         base = await self._session_state()
-        token = base._token or base.session_cookie or _cookie_token(self.router.headers.cookie)
+        token = base._token or _cookie_token(self.router.headers.cookie)
         if token and not base._connection:
             base._connection = self.router.session.session_id
         return token, self.router.session.client_ip
@@ -256,22 +251,30 @@ class SessionState(rx.State):
 
         return await asyncio.to_thread(work)
 
-    async def _forget(self) -> None:
-        """End the tab's session; ``_connection`` stays, so the tab's id alone opens nothing later."""
+    async def _forget(self, *then: Any) -> list:
+        """End the tab's session; ``_connection`` stays, so the tab's id alone opens nothing later.
+
+        Returns:
+            The events for the page: the browser is asked to drop the session cookie if it still
+            holds this tab's session (``hms_app/session_cookie.py``), then ``then`` runs once the
+            answer is in (so that a logout is done when the page says so).
+        """
         base = await self._session_state()
+        ended = base._token or _cookie_token(self.router.headers.cookie)
         base._token = ""
-        base.session_cookie = ""
         base.user_name = ""
         base.user_role = ""
         base.role_label = ""
         base.unread_count = 0
         base.must_change_password = False
+        if not ended:
+            return list(then)
+        return [rx.call_script(session_cookie.end_script(ended), callback=list(then) or None)]
 
     async def _failure(self, error: HMSError):
         """The UI's answer to a refused service call: a toast, and a redirect if needed."""
         if isinstance(error, SessionExpired):
-            await self._forget()
-            return [self._login_redirect(), rx.toast.error(error.message)]
+            return [*await self._forget(), self._login_redirect(), rx.toast.error(error.message)]
         if isinstance(error, PasswordChangeRequired):
             return [rx.redirect(PASSWORD_PATH), rx.toast.warning(error.message)]
         return rx.toast.error(error.message)
@@ -303,11 +306,10 @@ class SessionState(rx.State):
         try:
             actor = await self._actor()
         except SessionExpired:
-            await self._forget()
-            return self._login_redirect()
+            return [*await self._forget(), self._login_redirect()]
         await self._show_actor(actor)
         base = await self._session_state()
-        base._token = base._token or base.session_cookie
+        base._token = base._token or _cookie_token(self.router.headers.cookie)
         if actor.must_change_password and self._current_path() != PASSWORD_PATH:
             return [rx.redirect(PASSWORD_PATH), rx.toast.warning("Choose a new password before you continue.")]
         if role and role != actor.role.value:
@@ -332,8 +334,7 @@ class SessionState(rx.State):
             await live.hub.leave(self.router.session.client_token, _rooms_of(actor))
         except HMSError:
             pass
-        await self._forget()
-        return [rx.redirect(LOGIN_PATH), rx.toast.success("You have logged out.")]
+        return await self._forget(rx.redirect(LOGIN_PATH), rx.toast.success("You have logged out."))
 
 
 def _state_classes(state: type[BaseState] = rx.State) -> Iterator[type[BaseState]]:
@@ -359,7 +360,7 @@ class TabGate(Middleware):
         connection = state.router.session.session_id
         if not base._connection or base._connection == connection:
             return
-        token = base._token or base.session_cookie
+        token = base._token
         shown = _cookie_token(state.router.headers.cookie)
         if token and shown and hmac.compare_digest(shown.encode(), token.encode()):
             base._connection = connection
@@ -442,18 +443,42 @@ class LoginState(SessionState):
         for event in await self._logged_in(result):
             yield event
 
-    async def _logged_in(self, result: auth.LoginResult, *, go_home: bool = True) -> list:
+    async def _logged_in(self, result: auth.LoginResult) -> list:
+        """The session is open: the tab trades a one-time code for the session cookie, and
+        ``finish_login`` goes on once the browser holds it (so a reload right away keeps the session)."""
         base = await self._session_state()
         base._token = result.token
-        base.session_cookie = result.token
         base._connection = self.router.session.session_id
         await self._show_actor(result.actor)
         self._after_login = _safe_next(self.router.url.query_parameters.get("next")) or home_for(result.actor.role.value)
-        if not go_home:
-            return []
-        if result.actor.must_change_password:
+        code = await session_cookie.issue_code(result.token)
+        return [rx.call_script(session_cookie.open_script(code), callback=LoginState.finish_login)]
+
+    @rx.event
+    async def finish_login(self, outcome: str):
+        """The page's answer to the cookie exchange: on to the user's page, or, when the browser
+        has no cookie, the session ended and the login shown again.
+
+        Args:
+            outcome: what the page's script answered (``session_cookie.DONE`` when the cookie is set).
+        """
+        try:
+            actor = await self._actor()
+        except SessionExpired:
+            return None
+        if outcome != session_cookie.DONE:
+            with contextlib.suppress(HMSError):
+                await self._call(auth.logout)
+            ending = await self._forget()
+            self._back_to_password()
+            self.error = "The login could not be completed in this browser. Please log in again."
+            return [*ending, rx.toast.error(self.error)]
+        if self.step == "recovery":
+            return None  # the recovery codes show first; leave_recovery_codes goes on
+        if actor.must_change_password:
             return [rx.redirect(PASSWORD_PATH), rx.toast.warning("Your password was reset. Choose a new one to continue.")]
-        return [rx.redirect(self._after_login), rx.toast.success(f"Welcome, {result.actor.full_name}.")]
+        return [rx.redirect(self._after_login or home_for(actor.role.value)),
+                rx.toast.success(f"Welcome, {actor.full_name}.")]
 
     async def _second_step(self, service: Callable[..., T], code: str) -> T | None:
         visitor = Anonymous(self.router.session.client_ip)
@@ -492,10 +517,9 @@ class LoginState(SessionState):
             return rx.toast.error(self.error)
         self.error = ""
         self._back_to_password()
-        await self._logged_in(done.result, go_home=False)
         self.recovery_codes = done.recovery_codes
         self.step = "recovery"
-        return rx.toast.success("Your authenticator is set up.")
+        return [*await self._logged_in(done.result), rx.toast.success("Your authenticator is set up.")]
 
     @rx.event
     async def leave_recovery_codes(self):

@@ -97,9 +97,9 @@ CHAINING = frozenset({"hydrate", "hydrate_and_load", "on_load_internal"})
 """Reflex's handlers that queue further events (the page's loaders) for the tab."""
 QUIET_ROUNDS = 3
 QUIET_PAUSE = 0.1
-PROBED_LAST = ("break_glass", "logout")
+PROBED_LAST = ("break_glass", "finish_login", "logout")
 """Handlers probed after all others: breaking the glass legitimately opens the victim's chart
-to the doctor, and logging out ends the caller's session."""
+to the doctor; logging out, and a login's cookie exchange answered as failed, end the caller's session."""
 
 
 # --- the victims ---------------------------------------------------------------------------

@@ -132,8 +132,10 @@ def app_db(app_server) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def _token_of(result) -> str:
-    token = result.state(SessionState).get("session_cookie", "")
+def _token_of(client: WsClient, login) -> str:
+    """The session cookie ``client`` was given by the login whose result is ``login``."""
+    assert [level for level, _ in login.toasts][-1:] == ["success"], login.toasts
+    token = client.session_cookie
     assert token, "the login set no session cookie"
     return token
 
@@ -141,7 +143,7 @@ def _token_of(result) -> str:
 @pytest.mark.parametrize("clock", ["idle", "absolute"])
 def test_an_expired_session_is_refused_by_the_server_at_the_open_tabs_next_action(app_server, app_db, clock):
     with WsClient(app_server.url) as client:
-        token = _token_of(_log_in(client, EXPIRY_EMAIL, DEMO_PASSWORD))
+        token = _token_of(client, _log_in(client, EXPIRY_EMAIL, DEMO_PASSWORD))
         token_hash = hashlib.sha256(token.encode()).hexdigest()
         assert client.call(SessionState, "guard", {"role": "patient"}, pathname="/patient").redirects == []
 
@@ -212,7 +214,7 @@ def test_the_server_log_holds_no_password_token_or_clinical_text(app_server, pag
 
 def test_a_closed_tabs_id_alone_neither_takes_over_its_session_nor_reads_its_state(app_server):
     with WsClient(app_server.url) as tab:
-        session_token = _token_of(_log_in(tab, TAB_EMAIL, DEMO_PASSWORD))
+        session_token = _token_of(tab, _log_in(tab, TAB_EMAIL, DEMO_PASSWORD))
         tab_id = tab.token
         loaded = tab.call(ProfileState, "load_profile", pathname="/patient")
         assert loaded.toasts == []
