@@ -86,10 +86,10 @@ TRUSTED_PROXY_HOPS = int(os.environ.get("HMS_TRUSTED_PROXY_HOPS", "0"))
 
 # --- Limits on events and uploads per connection and per address (hms_app/address_limits.py,
 # hms_app/event_limits.py, hms_app/upload_gate.py) ---
-ADDRESS_RATE = float(os.environ.get("HMS_ADDRESS_RATE", "200"))
+ADDRESS_RATE = float(os.environ.get("HMS_ADDRESS_RATE") or "200")
 """Events and uploads per second that one client address may sustain, all its connections
 together (a ward behind one NAT address is many users: keep it well above one tab's rate)."""
-ADDRESS_BURST = float(os.environ.get("HMS_ADDRESS_BURST", "500"))
+ADDRESS_BURST = float(os.environ.get("HMS_ADDRESS_BURST") or "500")
 """Events and uploads one address may send at once above ``ADDRESS_RATE``."""
 EVENT_RATE = float(os.environ.get("HMS_EVENT_RATE") or "20")
 """Events per second one websocket connection (a browser tab) may sustain; more are dropped."""
