@@ -79,7 +79,7 @@ def _cpu_seconds(pid: int) -> float:
     return sum(times.get(p, 0.0) for p in tree)
 
 
-def _timed_loads(admin: WsClient, seconds: float, pause: float = 0.2) -> list[float]:
+def _timed_loads(admin: WsClient, seconds: float, pause: float = 0.1) -> list[float]:
     """Load the users page again and again for ``seconds``; each load's time in ms."""
     took = []
     deadline = time.monotonic() + seconds
@@ -107,7 +107,7 @@ def test_a_flood_from_one_address_leaves_the_others_alone(server: AppServer):
         idle_from = _cpu_seconds(server.process.pid)
         time.sleep(1.0)
         idle = _cpu_seconds(server.process.pid) - idle_from
-        baseline = _timed_loads(admin, 4.0)
+        baseline = _timed_loads(admin, 5.0)
         rows_before = len(_audit_rows(engine))
 
         flooder = subprocess.Popen([sys.executable, "-c", "import sys; from tests.e2e.test_event_flood import flood; "
