@@ -13,8 +13,9 @@ busy with them for six minutes, slowing every other user (issue 17). In front of
   ``settings.EVENT_BURST``); at most ``settings.EVENT_QUEUE`` events of a connection wait or
   run at once. Others are dropped unread: one log line and one toast per episode.
 - A connection that goes on sending after ``EVENT_BURST`` of its events were dropped, with no
-  quiet second between, is closed, and its address may not connect again until a connection's bucket would have filled
-  (``EVENT_BURST / EVENT_RATE`` seconds): reconnecting gives a flooder nothing a wait would not.
+  quiet second between, is closed, websocket and all, and its address may not connect again
+  until a connection's bucket would have filled (``EVENT_BURST / EVENT_RATE`` seconds):
+  reconnecting gives a flooder nothing a wait would not.
 - When a connection closes, its events that have not started are cancelled.
 """
 
@@ -194,7 +195,7 @@ def install(app: rx.App) -> EventLimits:
         raise RuntimeError("the app has no websocket to limit")
     sio.packet_class.json = GuardedJson(sio.packet_class.json)
     reflex_connect, reflex_event, reflex_disconnect = namespace.on_connect, namespace.on_event, namespace.on_disconnect
-    closing: set[asyncio.Task] = set()
+    flushing: set[asyncio.Task] = set()
 
     async def on_connect(sid: str, environ: dict, auth: Any = None) -> None:
         # The address as Reflex records it (X-Forwarded-For only behind trusted proxies).
@@ -249,8 +250,8 @@ def install(app: rx.App) -> EventLimits:
                     future.cancel()
         if access.VISITOR_REFUSALS.pending(sid):
             task = asyncio.create_task(asyncio.to_thread(_flush_refusals, sid))
-            closing.add(task)
-            task.add_done_callback(closing.discard)
+            flushing.add(task)
+            task.add_done_callback(flushing.discard)
         return reflex_disconnect(sid)
 
     namespace.on_connect = on_connect
