@@ -29,8 +29,8 @@ class TokenBucket:
     def take(self, cost: float = 1.0, now: float | None = None) -> bool:
         """Take ``cost`` tokens if the bucket holds them; False (and nothing taken) if not."""
         now = time.monotonic() if now is None else now
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.updated) * self.rate)
+        self.updated = max(now, self.updated)
         if self.tokens < cost:
             return False
         self.tokens -= cost
@@ -51,7 +51,8 @@ class BucketsByKey:
     def take(self, key: str, cost: float = 1.0, now: float | None = None) -> bool:
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst)
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst,
+                                                      updated=time.monotonic() if now is None else now)
             while len(self._buckets) > self.size:
                 self._buckets.popitem(last=False)
         else:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hms_app import account_routes, fhir_routes, session_cookie, settings
+from hms_app import account_routes, event_limits, fhir_routes, session_cookie, settings
 from hms_app.db.engine import get_engine, session_scope
 from hms_app.http_headers import with_address_check, with_security_headers
 from hms_app.pages import (
@@ -100,6 +100,7 @@ app = rx.App(
 )
 app.add_middleware(TabGate())
 app.add_middleware(MalformedEventGate())
+event_limits.install(app)
 
 async def _bind_live_hub() -> None:
     """Let the live hub reach this worker's event loop from the threads that commit."""

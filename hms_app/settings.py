@@ -87,16 +87,29 @@ TRUSTED_PROXY_HOPS = int(os.environ.get("HMS_TRUSTED_PROXY_HOPS", "0"))
 
 # --- Limits on events and uploads per connection and per address (hms_app/address_limits.py,
 # hms_app/event_limits.py, hms_app/upload_gate.py) ---
-ADDRESS_RATE = float(os.environ.get("HMS_ADDRESS_RATE", "200"))
+ADDRESS_RATE = float(os.environ.get("HMS_ADDRESS_RATE") or "200")
 """Events and uploads per second that one client address may sustain, all its connections
 together (a ward behind one NAT address is many users: keep it well above one tab's rate)."""
-ADDRESS_BURST = float(os.environ.get("HMS_ADDRESS_BURST", "500"))
+ADDRESS_BURST = float(os.environ.get("HMS_ADDRESS_BURST") or "500")
 """Events and uploads one address may send at once above ``ADDRESS_RATE``."""
-UPLOAD_RATE = float(os.environ.get("HMS_UPLOAD_RATE", "1"))
+UPLOAD_RATE = float(os.environ.get("HMS_UPLOAD_RATE") or "1")
 """Uploads per second that one client address may sustain (``hms_app/upload_gate.py``), beside
 ``ADDRESS_RATE``: each refused upload writes an audit row, so this bounds a refusal storm's rows."""
-UPLOAD_BURST = float(os.environ.get("HMS_UPLOAD_BURST", "30"))
+UPLOAD_BURST = float(os.environ.get("HMS_UPLOAD_BURST") or "30")
 """Uploads one address may send at once above ``UPLOAD_RATE``."""
+EVENT_RATE = float(os.environ.get("HMS_EVENT_RATE") or "20")
+"""Events per second one websocket connection (a browser tab) may sustain; more are dropped."""
+EVENT_BURST = float(os.environ.get("HMS_EVENT_BURST") or "50")
+"""Events one connection may send at once above ``EVENT_RATE``. A connection that goes on sending
+after this many more have been dropped is closed, and its address may not connect again for
+``EVENT_BURST / EVENT_RATE`` seconds, the time a connection's allowance takes to fill again."""
+EVENT_QUEUE = int(os.environ.get("HMS_EVENT_QUEUE") or "100")
+"""Events of one connection that may wait or run at once; more are dropped."""
+EVENT_MAX_BYTES = int(os.environ.get("HMS_EVENT_MAX_BYTES") or str(1024 * 1024))
+"""The longest websocket packet that is parsed at all; a longer one is refused unread."""
+VISITOR_REFUSAL_WINDOW = float(os.environ.get("HMS_VISITOR_REFUSAL_WINDOW") or "60")
+"""Seconds over which the refusals of one connection with no session are audited as one row with
+a count, after the first, which is audited at once; 0 audits every refusal on its own."""
 
 # --- Throttling of failed attempts per address (hms_app/services/core/throttle.py) ---
 class ThrottleLimit(NamedTuple):

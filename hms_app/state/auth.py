@@ -146,6 +146,7 @@ class SessionState(rx.State):
         Without a valid session the call is refused, and the refusal audited, before the service runs.
         """
         token, ip = await self._credentials()
+        connection = self.router.session.session_id
 
         def work() -> T:
             with session_scope(write=write) as session:
@@ -153,7 +154,7 @@ class SessionState(rx.State):
                     actor = auth.resolve_session(session=session, token=token, ip_address=ip)
                 except SessionExpired as refusal:
                     action = f"{service.__module__.rsplit('.', 1)[-1]}.{service.__name__}"
-                    access.refuse_visitor(session, Anonymous(ip), action, refusal)
+                    access.refuse_visitor(session, Anonymous(ip), action, refusal, connection=connection)
                 return service(session=session, actor=actor, **kwargs)
 
         return await asyncio.to_thread(work)
@@ -239,6 +240,7 @@ class SessionState(rx.State):
                 refusal to the user instead of calling a service (which ``_call`` audits).
         """
         token, ip = await self._credentials()
+        connection = self.router.session.session_id
 
         def work() -> Actor:
             with session_scope() as session:
@@ -246,7 +248,7 @@ class SessionState(rx.State):
                     return auth.resolve_session(session=session, token=token, ip_address=ip)
                 except SessionExpired as refusal:
                     if refused_action:
-                        access.refuse_visitor(session, Anonymous(ip), refused_action, refusal)
+                        access.refuse_visitor(session, Anonymous(ip), refused_action, refusal, connection=connection)
                     raise
 
         return await asyncio.to_thread(work)

@@ -70,6 +70,13 @@ def server_env(data_dir: Path, port: int, extra: dict[str, str] | None = None) -
         HMS_DATA_DIR=str(data_dir),
         HMS_PORT=str(port),
         HMS_PUBLIC_URL=f"http://localhost:{port}",
+        # Tests drive the app from scripts as fast as it answers, all from 127.0.0.1: far above
+        # the limits per connection and per address meant for people (tests/e2e/test_event_flood.py
+        # holds the app to its defaults).
+        HMS_EVENT_RATE="5000",
+        HMS_EVENT_BURST="5000",
+        HMS_ADDRESS_RATE="50000",
+        HMS_ADDRESS_BURST="50000",
     )
     env.pop("HMS_DATABASE_URL", None)
     env.update(extra or {})

@@ -142,8 +142,10 @@ def admin(app_server, targets) -> Iterator[WsClient]:
     client.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def visitor(app_server, targets) -> Iterator[WsClient]:
+    # A connection of its own for each test: the first refusal of a connection with no session
+    # is audited at once, those after it within a minute as one row with their count.
     client = WsClient(app_server.url).connect()
     yield client
     client.close()
