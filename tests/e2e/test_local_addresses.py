@@ -28,9 +28,13 @@ def _ipv6_loopback() -> bool:
         return False
 
 
+LIMITS = ("HMS_EVENT_RATE", "HMS_EVENT_BURST", "HMS_EVENT_QUEUE", "HMS_ADDRESS_RATE", "HMS_ADDRESS_BURST")
+
+
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
-    server = start_app(tmp_path_factory.mktemp("local-run"), local_run=True)
+    # As `make run` serves it: the limits on events at their defaults, not the test servers' raised ones.
+    server = start_app(tmp_path_factory.mktemp("local-run"), local_run=True, extra_env=dict.fromkeys(LIMITS, ""))
     yield server
     server.stop()
 
@@ -45,6 +49,25 @@ def test_a_local_run_works_at_every_loopback_name(local_run, new_context, host):
     expect(page.get_by_role("heading", level=1, name="My dashboard")).to_be_visible()
     expect(page.locator("#user-name")).to_have_text("Aisha Khan")
     expect(page.get_by_text("Cannot connect to server")).to_have_count(0)
+
+
+def test_a_person_clicking_through_every_page_stays_within_the_default_limits(local_run, new_context):
+    """The limits per connection (20 events a second, bursts of 50) are for scripts, not people:
+    a patient who opens each page as fast as it loads, and back to the dashboard, drops nothing."""
+    base = f"http://localhost:{local_run.port}"
+    page = new_context().new_page()
+    log_in_to(page, base, "aisha.khan@patients.example", "/patient")
+    navigation = page.get_by_role("navigation", name="Main navigation")
+    names = [link.inner_text().strip() for link in navigation.get_by_role("link").all()]
+    assert len(names) >= 5
+    for _ in range(2):
+        for name in names:
+            navigation.get_by_role("link", name=name, exact=True).click()
+            wait_ready(page)
+    expect(page.get_by_text("Too many")).to_have_count(0)
+    log = local_run.log_path.read_text()
+    assert "dropping events of connection" not in log
+    assert "closing connection" not in log
 
 
 def test_another_address_gets_a_page_naming_the_public_one(app_server, page):
