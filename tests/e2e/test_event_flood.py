@@ -3,10 +3,10 @@
 The real backend with its default limits. The flooder, a process of its own at another
 address (127.0.0.2), sends a refused ``load_rows`` of an admin page 3,000 times a second for
 10 s and connects again whenever it is closed. Meanwhile the admin, at 127.0.0.1, keeps
-loading a page: its p95 must stay within twice its own baseline measured just before, the
-flood must add fewer than 100 audit rows, the server must fall idle within a second of the
-flooder's last disconnect, and reconnecting must not give the flooder more than one
-connection's allowance. A packet nested 100,000 levels deep is refused without a traceback.
+loading a page: its p95 must stay within twice its own baseline (measured just before and just
+after the flood), the flood must add fewer than 100 audit rows, the server must fall idle within
+a second of the flooder's last disconnect, and reconnecting must not give the flooder more than
+one connection's allowance. A packet nested 100,000 levels deep is refused without a traceback.
 """
 
 from __future__ import annotations
@@ -116,17 +116,20 @@ def test_a_flood_from_one_address_leaves_the_others_alone(server: AppServer):
         during = _timed_loads(admin, FLOOD_SECONDS - 1)
         report = json.loads(flooder.communicate(timeout=FLOOD_SECONDS + 30)[0])
         gone = time.monotonic()
+
+        # The server falls idle within a second of the flooder's last disconnect.
+        time.sleep(max(0.0, gone + 1.0 - time.monotonic()))
+        cpu = _cpu_seconds(server.process.pid)
+        trace = []
+        for _ in range(8):
+            time.sleep(0.25)
+            trace.append(round(_cpu_seconds(server.process.pid) - cpu, 2))
+        busy = trace[3]
+        # The baseline is taken before and after the flood, so that what else this machine runs
+        # meanwhile (the suite's other worker) weighs on both sides of the comparison alike.
+        baseline += _timed_loads(admin, 5.0)
     finally:
         admin.close()
-
-    # The server falls idle within a second of the flooder's last disconnect.
-    time.sleep(max(0.0, gone + 1.0 - time.monotonic()))
-    cpu = _cpu_seconds(server.process.pid)
-    trace = []
-    for _ in range(8):
-        time.sleep(0.25)
-        trace.append(round(_cpu_seconds(server.process.pid) - cpu, 2))
-    busy = trace[3]
 
     rows = _audit_rows(engine)[rows_before:]
     flooder_rows = [r for r in rows if r.ip_address == FLOODER_ADDRESS]
