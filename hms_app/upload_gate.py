@@ -37,7 +37,7 @@ from hms_app import settings
 from hms_app.address_limits import ADDRESSES, BucketsByKey
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import Permission
-from hms_app.http_headers import ASGIApp, Message, Receive, Scope, Send
+from hms_app.http_headers import ASGIApp, Message, Receive, Scope, Send, client_address
 from hms_app.services.administration import auth
 from hms_app.services.core import access, audit
 from hms_app.services.core.actor import Actor, Anonymous
@@ -78,21 +78,6 @@ UPLOAD_HANDLERS: dict[str, UploadHandler] = {
 
 UPLOADS = BucketsByKey(settings.UPLOAD_RATE, settings.UPLOAD_BURST)
 """This worker's upload buckets per client address (beside ``ADDRESSES``)."""
-
-
-def client_address(scope: Scope) -> str:
-    """The client's address as Reflex takes it for a websocket (``App._build_static_router_data``):
-    the peer, or behind ``TRUSTED_PROXY_HOPS`` reverse proxies the entry of X-Forwarded-For that
-    the nearest trusted proxy appended."""
-    client = scope.get("client") or ("",)
-    address = str(client[0] or "")
-    hops = settings.TRUSTED_PROXY_HOPS
-    if hops > 0:
-        forwarded = ",".join(v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"x-forwarded-for")
-        entries = [e.strip() for e in forwarded.split(",") if e.strip()]
-        if len(entries) >= hops:
-            address = entries[-hops]
-    return address
 
 
 class Refusal(Exception):

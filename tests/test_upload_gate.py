@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from reflex_base.registry import RegistrationContext
 from reflex_base.utils.format import format_event_handler
 
-from hms_app import address_limits, settings, upload_gate
+from hms_app import address_limits, http_headers, settings, upload_gate
 from hms_app.address_limits import BucketsByKey
 from hms_app.db import engine as db_engine
 from hms_app.db.models import AuditEvent
@@ -252,7 +252,7 @@ def test_other_requests_pass_untouched(seeded):
 def test_the_address_is_taken_as_reflex_takes_it(monkeypatch, hops, forwarded, address):
     monkeypatch.setattr(settings, "TRUSTED_PROXY_HOPS", hops)
     scope = {"headers": [(b"x-forwarded-for", forwarded.encode())], "client": ("10.0.0.2", 443)}
-    assert upload_gate.client_address(scope) == address
+    assert http_headers.client_address(scope) == address
 
 
 def test_every_handler_that_takes_files_is_known_to_the_gate():
