@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from hms_app import settings
 from hms_app.db.engine import session_scope
+from hms_app.http_headers import client_address, plain_page
 from hms_app.services.administration import auth
 from hms_app.services.core.actor import Anonymous
 from hms_app.services.core.errors import ValidationError
@@ -24,13 +24,8 @@ PATH = "/confirm-email"
 
 
 def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    name = html.escape(settings.HOSPITAL_NAME)
-    return HTMLResponse(
-        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>{html.escape(title)} · {name}</title></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body}<p>{name}</p></main></body></html>",
-        status_code=status_code, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(plain_page(title, body), status_code=status_code,
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
 def confirm_email_page(request: Request) -> HTMLResponse:
@@ -40,10 +35,9 @@ def confirm_email_page(request: Request) -> HTMLResponse:
         return _page("Confirm your email address",
                      f"<form method=\"post\" action=\"{action}\"><p>Confirm that this email address is yours to "
                      "finish making your account.</p><button type=\"submit\">Confirm my email address</button></form>")
-    ip = request.client.host if request.client else ""
     try:
         with session_scope() as session:
-            auth.confirm_email(session=session, visitor=Anonymous(ip), token=token)
+            auth.confirm_email(session=session, visitor=Anonymous(client_address(request.scope)), token=token)
     except ValidationError as error:
         return _page("This link does not work", f"<p>{html.escape(error.message)}</p>"
                      "<p><a href=\"/register\">Register again</a> · <a href=\"/login\">Log in</a></p>", 400)

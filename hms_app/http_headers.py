@@ -128,22 +128,42 @@ def client_address(scope: Scope) -> str:
     return address
 
 
+PLAIN_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;line-height:1.5;"
+    "color:#1c2024;background:#fff}"
+    "h1{font-size:1.6rem;line-height:1.25}"
+    "a{color:#0b57d0}"
+    "button{font:inherit;font-weight:600;color:#fff;background:#0b57d0;border:0;border-radius:6px;"
+    "padding:.6rem 1.1rem;cursor:pointer}"
+    "button:focus-visible,a:focus-visible{outline:3px solid #1c2024;outline-offset:2px}"
+    ".hospital{color:#60646c;margin-top:2rem}"
+)
+"""The look of the few pages the server writes itself, without the front end: readable on a
+phone, AA contrast, a visible keyboard focus."""
+
+
+def plain_page(title: str, body: str) -> bytes:
+    """A page of the server's own (no script, inline style only): ``title`` as its heading and
+    ``body``, HTML the caller has escaped, in its one main landmark."""
+    return (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{html.escape(title)} · {html.escape(settings.HOSPITAL_NAME)}</title>"
+        f"<style>{PLAIN_STYLE}</style></head>"
+        f"<body><main><h1>{html.escape(title)}</h1>{body}"
+        f"<p class=\"hospital\">{html.escape(settings.HOSPITAL_NAME)}</p></main></body></html>"
+    ).encode()
+
+
 def wrong_address_page(host: str, path: str, allowed: list[str] | None = None) -> bytes:
     """The plain page for a browser at ``host``: where the app is, and why it is not here."""
     target = (allowed or settings.ALLOWED_ORIGINS)[0]
     link = html.escape(target + path, quote=True)
-    return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>Open {html.escape(target)} · HMS</title></head>"
-        "<body style=\"font-family: system-ui, sans-serif; max-width: 36rem; margin: 3rem auto; padding: 0 1rem;"
-        " line-height: 1.5; color: #1c2024\"><main>"
-        f"<h1>Open {html.escape(target)}</h1>"
+    return plain_page(
+        f"Open {target}",
         f"<p>{html.escape(settings.HOSPITAL_NAME)}\u2019s system is served at <a href=\"{link}\">{link}</a>.</p>"
         f"<p>This browser opened it at <strong>{html.escape(host)}</strong>, an address it does not "
-        "answer at: the pages would load but could not connect to the server.</p>"
-        "</main></body></html>"
-    ).encode()
+        "answer at: the pages would load but could not connect to the server.</p>")
 
 
 def with_address_check(app: ASGIApp, allowed: list[str] | None = None) -> ASGIApp:

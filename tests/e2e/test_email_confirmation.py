@@ -20,7 +20,7 @@ from hms_app.db.engine import create_engine, session_scope
 from hms_app.services.administration import auth
 from hms_app.services.core.actor import Anonymous
 from hms_app.services.core.errors import LoginFailed
-from tests.e2e.helpers import db_rows
+from tests.e2e.helpers import assert_accessible, db_rows, screenshot
 from tests.e2e.server import AppServer, start_backend
 from tests.services.test_mail import smtp  # noqa: F401  (the SMTP server fixture)
 from tests.services.test_registration import FORM
@@ -57,7 +57,8 @@ def _message_to(smtp, address: str):  # noqa: F811
     raise AssertionError(f"no message to {address}")
 
 
-def test_the_link_in_the_message_confirms_the_account(mailing_server, smtp, page, monkeypatch):  # noqa: F811
+def test_the_link_in_the_message_confirms_the_account(mailing_server, smtp, page, new_context, screenshot_dir,  # noqa: F811
+                                                      monkeypatch):
     monkeypatch.setattr(settings, "PUBLIC_URL", mailing_server.url)
     engine = create_engine(mailing_server.database_url)
     try:
@@ -76,10 +77,17 @@ def test_the_link_in_the_message_confirms_the_account(mailing_server, smtp, page
     # Opening the link changes nothing yet (a mail scanner may fetch it); the button confirms.
     page.goto(link)
     expect(page.get_by_role("heading", name="Confirm your email address")).to_be_visible()
+    assert_accessible(page)
+    screenshot(page, screenshot_dir, "confirm-email")
+    phone = new_context(viewport={"width": 390, "height": 760}, is_mobile=True, has_touch=True).new_page()
+    phone.goto(link)
+    expect(phone.get_by_role("button", name="Confirm my email address")).to_be_visible()
+    screenshot(phone, screenshot_dir, "confirm-email-phone")
     assert db_rows(mailing_server.database_url, 'SELECT email_confirmed_at FROM "user" WHERE email = ?',
                    (EMAIL,)) == [(None,)]
     page.get_by_role("button", name="Confirm my email address").click()
     expect(page.get_by_role("heading", name="Your email address is confirmed")).to_be_visible()
+    assert_accessible(page)
     [(confirmed_at, token_hash)] = db_rows(
         mailing_server.database_url, 'SELECT email_confirmed_at, email_confirm_token_hash FROM "user" WHERE email = ?',
         (EMAIL,))
