@@ -616,8 +616,10 @@ def leaks(text: str, forbidden: dict[str, str]) -> list[str]:
 # --- oracle 2: no forbidden change -------------------------------------------------------------
 
 CHANGE_LOG = "probe_change"
-NOT_LOGGED = {"audit_event", CHANGE_LOG}
-"""The audit trail is append-only (its own triggers refuse the rest) and checked by oracle 3."""
+NOT_LOGGED = {"audit_event", "throttle", CHANGE_LOG}
+"""The audit trail is append-only (its own triggers refuse the rest) and checked by oracle 3; the
+throttle counts failed attempts per address, which any caller's refused login, code,
+registration or password change adds to (``tests/services/test_throttle.py`` checks it)."""
 
 
 def install_change_log(engine: sa.Engine) -> None:

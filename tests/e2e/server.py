@@ -77,6 +77,12 @@ def server_env(data_dir: Path, port: int, extra: dict[str, str] | None = None) -
         HMS_EVENT_BURST="5000",
         HMS_ADDRESS_RATE="50000",
         HMS_ADDRESS_BURST="50000",
+        # The same for failed attempts per address: the suites' wrong passwords, codes, tokens and
+        # registrations all come from 127.0.0.1 (tests/services/test_throttle.py tests the limits).
+        HMS_THROTTLE_LOGIN="1000000/900/900",
+        HMS_THROTTLE_REGISTER="1000000/3600/3600",
+        HMS_THROTTLE_PASSWORD="1000000/900/900",
+        HMS_THROTTLE_API="1000000/60/300",
     )
     env.pop("HMS_DATABASE_URL", None)
     env.update(extra or {})

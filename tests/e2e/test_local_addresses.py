@@ -58,6 +58,7 @@ def test_a_person_clicking_through_every_page_stays_within_the_default_limits(lo
     page = new_context().new_page()
     log_in_to(page, base, "aisha.khan@patients.example", "/patient")
     navigation = page.get_by_role("navigation", name="Main navigation")
+    expect(navigation.get_by_role("link").first).to_be_visible()
     names = [link.inner_text().strip() for link in navigation.get_by_role("link").all()]
     assert len(names) >= 5
     for _ in range(2):

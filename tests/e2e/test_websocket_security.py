@@ -39,8 +39,8 @@ DEMO_PASSWORD = "Demo-Hospital-2026"
 CRASH_MESSAGE = "Something went wrong on our side"
 STRONG_PASSWORD = "Intruder-Passw0rd-2026"
 # Tables compared before and after each call; the audit trail is checked row by row instead,
-# and a session's idle clock may move on any call.
-NOT_COMPARED = {"audit_event": None, "auth_session": {"last_seen_at"}}
+# the throttle counts refused attempts per address, and a session's idle clock may move on any call.
+NOT_COMPARED = {"audit_event": None, "throttle": None, "auth_session": {"last_seen_at"}}
 HUGE = "9" * 200_000
 
 
