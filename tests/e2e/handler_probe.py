@@ -544,6 +544,9 @@ class ProbeSocket(ReflexSocket):
                 await self._sentinel(result, router_data)
             if handler in CHAINING:
                 await self._settle(result, router_data)
+            # As a browser does after a login: trade the one-time code for the session cookie.
+            for script in list(result.scripts):
+                await self._run_session_script(script, result, router_data)
         return result
 
     async def _settle(self, result: EventResult, router_data: dict[str, Any]) -> None:
