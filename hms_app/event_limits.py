@@ -17,6 +17,12 @@ busy with them for six minutes, slowing every other user (issue 17). In front of
   until a connection's bucket would have filled (``EVENT_BURST / EVENT_RATE`` seconds):
   reconnecting gives a flooder nothing a wait would not.
 - When a connection closes, its events that have not started are cancelled.
+
+It relies on parts of Reflex 0.10 and python-engineio 4 that are not public, each to be checked
+again on an upgrade of either: ``EventNamespace._build_static_router_data`` (the client's
+address as Reflex takes it), ``app.event_processor._tasks`` (the events running for a tab),
+and Engine.IO's ``sio.eio.sockets`` and a socket's ``queue`` (to close a flooder's websocket).
+``tests/test_event_limits.py`` and ``tests/e2e/test_event_flood.py`` fail if any of them moves.
 """
 
 from __future__ import annotations
