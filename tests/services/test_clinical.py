@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from hms_app import settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import AppointmentStatus, EncounterStatus, LabPriority, Role
 from hms_app.db.models import Allergy, Appointment, BreakGlass, Encounter, Problem
@@ -43,6 +44,13 @@ from tests.services.clinical_helpers import (
 from tests.services.helpers import assert_refused, audit_events, last_audit_id, snapshot
 
 pytestmark = pytest.mark.db
+
+
+def _after_midnight(days: int) -> datetime:
+    """Seven minutes past local midnight ``days`` from today: in the future, and clear of the demo
+    doctors' clinics, an overlap with which PostgreSQL's exclusion constraint refuses."""
+    today = utcnow().astimezone(settings.TIMEZONE).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (today + timedelta(days=days, minutes=7)).astimezone(utcnow().tzinfo)
 
 NO_CHART_ROLES = [Role.LAB, Role.PHARMACY, Role.ACCOUNTS, Role.PATIENT, Role.ADMIN]
 """Roles without clinical.read / clinical.write by default."""
@@ -104,7 +112,7 @@ def test_doctor_opens_the_chart_of_a_patient_they_have_an_appointment_with(hospi
 
 
 def test_a_requested_appointment_also_makes_the_patient_the_doctors(hospital, doctor, stranger):
-    care_appointment(hospital, doctor, stranger.user_id, starts_at=utcnow() + timedelta(days=3),
+    care_appointment(hospital, doctor, stranger.user_id, starts_at=_after_midnight(3),
                      status=AppointmentStatus.REQUESTED)
     assert call(hospital, clinical.open_chart, actor=doctor, patient_id=stranger.user_id).via_break_glass is False
 
@@ -525,7 +533,7 @@ def test_complete_needs_a_diagnosis_or_an_assessment(hospital, doctor, maria):
 
 
 def test_complete_needs_the_appointment_to_have_started(hospital, doctor, maria):
-    encounter_id = open_visit(hospital, doctor, maria, starts_at=utcnow() + timedelta(hours=2))
+    encounter_id = open_visit(hospital, doctor, maria, starts_at=_after_midnight(1))
     call(hospital, clinical.save_encounter, actor=doctor, encounter_id=encounter_id,
          form=EncounterForm(diagnosis="Hypertension"))
     before = snapshot(hospital)
