@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from starlette.applications import Starlette
@@ -29,8 +30,15 @@ def client() -> TestClient:
     return TestClient(Starlette(routes=[session_cookie.route]), base_url=ORIGIN)
 
 
+def _run(coroutine):
+    """Run ``coroutine`` to its end on a thread of its own: this worker's thread may already run
+    an event loop (Playwright's, when browser journeys ran here before)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def _code(token: str) -> str:
-    return asyncio.run(session_cookie.issue_code(token))
+    return _run(session_cookie.issue_code(token))
 
 
 def _post(client: TestClient, body: object, origin: str | None = ORIGIN, cookie: str = ""):
@@ -123,7 +131,7 @@ def test_codes_in_redis_are_kept_hashed_sealed_and_taken_once_across_workers(mon
         taken = await asyncio.gather(*(session_cookie.redeem_code(code) for _ in range(5)))
         return stored, taken
 
-    (key, sealed, ttl), taken = asyncio.run(scenario())
+    (key, sealed, ttl), taken = _run(scenario())
     assert sealed is not None
     assert token.encode() not in key
     assert token.encode() not in sealed
