@@ -148,9 +148,11 @@ def test_a_patient_cancelling_a_visit_is_asked_first(app_server, browser, screen
         log_in_to(page, url, email, "/patient")
         page.goto(f"{url}/patient/book")
         wait_ready(page)
-        page.select_option("#book-department", label="General Medicine")
-        page.fill("#book-date", day.isoformat())  # after the page's own loader has set today
+        # The day first (after the page's own loader has set today), then the department: the
+        # free times appear once, for both, so the first one is never a stale time of today's.
+        page.fill("#book-date", day.isoformat())
         expect(page.locator("#book-date")).to_have_value(day.isoformat())
+        page.select_option("#book-department", label="General Medicine")
         page.get_by_role("group", name="Free times").get_by_role("button").first.click()
         page.fill("#book-reason", "Annual check-up")
         page.get_by_role("button", name="Request appointment").click()

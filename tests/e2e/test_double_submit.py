@@ -72,12 +72,15 @@ def test_a_double_click_books_one_appointment(app_server, browser, screenshot_di
         log_in_to(page, url, email, "/patient")
         page.goto(f"{url}/patient/book")
         wait_ready(page)
-        page.select_option("#book-department", label="Orthopedics")
-        page.fill("#book-date", day.isoformat())  # after the page's own loader has set today
+        # The day first (after the page's own loader has set today), then the department: the
+        # free times appear once, for both, so the first one is never a stale time of today's.
+        page.fill("#book-date", day.isoformat())
         expect(page.locator("#book-date")).to_have_value(day.isoformat())
+        page.select_option("#book-department", label="Orthopedics")
         slot = page.get_by_role("group", name="Free times").get_by_role("button").first
         slot.click()
         page.fill("#book-reason", "Knee pain after running")
+        expect(page.get_by_role("button", name="Request appointment")).to_be_enabled()
 
         _double_click(page.get_by_role("button", name="Request appointment"))
 
