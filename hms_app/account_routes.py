@@ -24,8 +24,9 @@ PATH = "/confirm-email"
 
 
 def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(plain_page(title, body), status_code=status_code,
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    # No Referrer-Policy of its own: with_security_headers sets same-origin on every answer, so
+    # the link's token never leaves for another site.
+    return HTMLResponse(plain_page(title, body), status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
 def confirm_email_page(request: Request) -> HTMLResponse:
