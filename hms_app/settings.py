@@ -165,3 +165,8 @@ domain can set or shadow it. A plain-http address (a local run) cannot carry the
 SESSION_EXCHANGE_SECONDS = int(os.environ.get("HMS_SESSION_EXCHANGE_SECONDS", "30"))
 """How long the one-time code lives that a tab trades at ``/api/session`` for the session cookie
 just after login (``hms_app/session_cookie.py``)."""
+
+# --- Speed (issue 18): the tab's resolved session and the role permissions kept in memory
+# (hms_app/state/auth.py, hms_app/services/administration/permissions.py) ---
+
+# --- Speed (issue 18): the audit append (hms_app/services/core/audit.py) ---
