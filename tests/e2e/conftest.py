@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import ROOT, AppServer, start_app
+from hms_app import settings
+from tests.e2e.server import ROOT, AppServer, free_port, start_app, start_backend
+from tests.services.test_mail import SENDER, Recorder
 
 SCREENSHOTS = ROOT / "test-results" / "screenshots"
 AXE_JS = ROOT / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
@@ -25,6 +27,38 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     server = start_app(tmp_path_factory.mktemp("e2e-app"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_outbox() -> Iterator[Recorder]:
+    """An SMTP server (aiosmtpd) for the run's mailing backend: what it receives, kept."""
+    from aiosmtpd.controller import Controller
+
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    recorder.url = f"smtp://127.0.0.1:{port}?from={SENDER}"
+    yield recorder
+    controller.stop()
+
+
+@pytest.fixture
+def mail_on(mail_outbox: Recorder, monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """``mail_outbox``, with e-mail on in the test's own process too (for what it queues or
+    registers itself)."""
+    monkeypatch.setattr(settings, "SMTP_URL", mail_outbox.url)
+    return mail_outbox
+
+
+@pytest.fixture(scope="session")
+def mailing_server(mail_outbox: Recorder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """A backend that sends e-mail through ``mail_outbox`` every second (no front end is built):
+    one for the run, shared by the journeys that read what the app sends."""
+    server = start_backend(tmp_path_factory.mktemp("mailing"),
+                           extra_env={"HMS_SMTP_URL": mail_outbox.url, "HMS_MAIL_INTERVAL": "1"})
     yield server
     server.stop()
 

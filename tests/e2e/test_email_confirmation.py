@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -21,21 +20,11 @@ from hms_app.services.administration import auth
 from hms_app.services.core.actor import Anonymous
 from hms_app.services.core.errors import LoginFailed
 from tests.e2e.helpers import assert_accessible, db_rows, screenshot
-from tests.e2e.server import AppServer, start_backend
-from tests.services.test_mail import smtp  # noqa: F401  (the SMTP server fixture)
+from tests.services.test_mail import Recorder
 from tests.services.test_registration import FORM
 
 EMAIL = "ines.moreau@example.org"
 PASSWORD = "Lantern-Meadow-73"
-
-
-@pytest.fixture
-def mailing_server(smtp, tmp_path) -> Iterator[AppServer]:  # noqa: F811
-    server = start_backend(tmp_path, extra_env={"HMS_SMTP_URL": settings.SMTP_URL, "HMS_MAIL_INTERVAL": "1"})
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _login(database_url: str) -> str:
@@ -47,7 +36,7 @@ def _login(database_url: str) -> str:
         engine.dispose()
 
 
-def _message_to(smtp, address: str):  # noqa: F811
+def _message_to(smtp: Recorder, address: str):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for message in smtp.messages:
@@ -57,7 +46,7 @@ def _message_to(smtp, address: str):  # noqa: F811
     raise AssertionError(f"no message to {address}")
 
 
-def test_the_link_in_the_message_confirms_the_account(mailing_server, smtp, page, new_context, screenshot_dir,  # noqa: F811
+def test_the_link_in_the_message_confirms_the_account(mailing_server, mail_on, page, new_context, screenshot_dir,
                                                       monkeypatch):
     monkeypatch.setattr(settings, "PUBLIC_URL", mailing_server.url)
     engine = create_engine(mailing_server.database_url)
@@ -70,7 +59,7 @@ def test_the_link_in_the_message_confirms_the_account(mailing_server, smtp, page
     with pytest.raises(LoginFailed, match="not confirmed"):
         _login(mailing_server.database_url)
 
-    body = _message_to(smtp, EMAIL).get_payload(decode=True).decode()
+    body = _message_to(mail_on, EMAIL).get_payload(decode=True).decode()
     [link] = re.findall(r"http\S+/confirm-email\?token=\S+", body)
     assert link.startswith(f"{mailing_server.url}/confirm-email?token=")
 

@@ -1,35 +1,22 @@
 """The running app sends its outbox itself: no ``hms worker`` needs to be started.
 
-A backend of its own (no browser is needed, so no front end is built), with ``HMS_SMTP_URL``
-pointing at an SMTP server (aiosmtpd) started here and a one-second round; a message queued in
+The run's mailing backend (``tests/e2e/conftest.py``: no browser is needed, so no front end is
+built), with ``HMS_SMTP_URL`` pointing at an SMTP server (aiosmtpd) and a one-second round; a message queued in
 the app's database leaves once, and its row says so.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
-
-from hms_app import settings
 from hms_app.db.engine import create_engine, session_scope
 from hms_app.services.messaging import mail
 from tests.e2e.helpers import db_rows, user_id
-from tests.e2e.server import AppServer, start_backend
-from tests.services.test_mail import SENDER, Recorder, smtp  # noqa: F401  (the SMTP server fixture)
+from tests.e2e.server import AppServer
+from tests.services.test_mail import SENDER, Recorder
 
 PATIENT = "liam.brown@patients.example"  # used by no other journey
 LATER_PATIENT = "kwame.mensah@patients.example"
-
-
-@pytest.fixture
-def mailing_server(smtp, tmp_path) -> Iterator[AppServer]:  # noqa: F811  (smtp is the fixture imported above)
-    server = start_backend(tmp_path, extra_env={"HMS_SMTP_URL": settings.SMTP_URL, "HMS_MAIL_INTERVAL": "1"})
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _queue(database_url: str, patient: int, key: str) -> None:
@@ -42,19 +29,20 @@ def _queue(database_url: str, patient: int, key: str) -> None:
         engine.dispose()
 
 
-def _to_our_patients(smtp) -> list[str]:  # noqa: F811
+def _to_our_patients(smtp: Recorder) -> list[str]:
     """Whom the messages to this test's patients went to, in the order they left; the demo's
     day under way mails other patients (results, reminders) while the test runs."""
     return [m["To"] for m in smtp.messages if m["To"] in (PATIENT, LATER_PATIENT)]
 
 
-def _wait_for_messages(smtp, count: int) -> None:  # noqa: F811
+def _wait_for_messages(smtp: Recorder, count: int) -> None:
     deadline = time.monotonic() + 60
     while len(_to_our_patients(smtp)) < count and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
-def test_the_app_sends_a_queued_message_once_without_a_worker(mailing_server, smtp):  # noqa: F811
+def test_the_app_sends_a_queued_message_once_without_a_worker(mailing_server: AppServer, mail_on: Recorder):
+    smtp = mail_on
     patient = user_id(mailing_server.database_url, PATIENT)
     _queue(mailing_server.database_url, patient, f"lab.results_ready:sending-{patient}")
     _wait_for_messages(smtp, 1)
@@ -66,6 +54,6 @@ def test_the_app_sends_a_queued_message_once_without_a_worker(mailing_server, sm
     _wait_for_messages(smtp, 2)
 
     assert _to_our_patients(smtp) == [PATIENT, LATER_PATIENT]
-    assert SENDER in smtp.messages[0]["From"]
+    assert all(SENDER in m["From"] for m in smtp.messages if m["To"] in (PATIENT, LATER_PATIENT))
     assert db_rows(mailing_server.database_url, "SELECT status, attempts FROM email_outbox WHERE user_id = ?",
                    (patient,)) == [("sent", 1)]
