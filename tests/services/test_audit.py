@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -186,6 +188,175 @@ def test_a_rewritten_chain_tail_is_still_caught_at_the_edit(actors, seeded):
         s.commit()
     report = _verify(seeded)
     assert report.first_bad_id == ids[3]
+
+
+# --- lanes: several chains, appended at once on PostgreSQL ------------------------------------
+
+
+def _append_to_lane(engine, lane: int, detail: str, *, skip_id: bool = False) -> int:
+    """An audit row written into ``lane`` as an append would chain it; ``skip_id`` leaves the id
+    before it unused (a rolled-back insert leaves such gaps on PostgreSQL)."""
+    with engine.begin() as conn:
+        prev = conn.execute(sa.select(AuditEvent.row_hash).where(AuditEvent.lane == lane)
+                            .order_by(AuditEvent.id.desc()).limit(1)).scalar_one_or_none() or audit.GENESIS_HASH
+        new_id = conn.execute(sa.select(sa.func.max(AuditEvent.id))).scalar_one() + (2 if skip_id else 1)
+        return _insert_row(conn, new_id, lane, prev, detail)
+
+
+def _insert_row(conn, row_id: int, lane: int, prev: str, detail: str) -> int:
+    event = AuditEvent(id=row_id, occurred_at=utcnow(), actor_email="", action="test.lane", outcome="success",
+                       detail=detail, prev_hash=prev, row_hash="", lane=lane)
+    event.row_hash = audit.row_digest(prev, event)
+    conn.execute(sa.insert(AuditEvent).values(
+        id=row_id, occurred_at=event.occurred_at, actor_email="", action="test.lane", outcome="success",
+        detail=detail, prev_hash=prev, row_hash=event.row_hash, lane=lane))
+    if conn.dialect.name == "postgresql":  # rows given an id by hand: the sequence moves past them
+        conn.execute(sa.text("SELECT setval('audit_event_id_seq', (SELECT max(id) FROM audit_event))"))
+    return row_id
+
+
+def _interleaved_lanes(engine) -> dict[int, list[int]]:
+    """Rows of lanes 0, 2 and 5 mixed in id order, as concurrent appends leave them."""
+    ids: dict[int, list[int]] = {0: [], 2: [], 5: []}
+    for n, lane in enumerate([2, 0, 5, 2, 2, 0, 5, 2, 0, 2]):
+        ids[lane].append(_append_to_lane(engine, lane, f"row {n}"))
+    return ids
+
+
+def test_lanes_are_chains_of_their_own_that_verify_together(seeded):
+    ids = _interleaved_lanes(seeded)
+    events = {e.id: e for e in audit_events(seeded)}
+    for lane_ids in ids.values():
+        chain = [events[i] for i in lane_ids]
+        assert [e.prev_hash for e in chain[1:]] == [e.row_hash for e in chain[:-1]]
+    assert events[ids[2][0]].prev_hash == audit.GENESIS_HASH  # a lane's first row starts at genesis
+    assert _verify(seeded) == audit.ChainReport(True, len(events))
+
+
+def test_an_altered_row_of_a_lane_is_reported_by_id(seeded):
+    ids = _interleaved_lanes(seeded)
+    target = ids[2][2]
+    _drop_guards(seeded)
+    with seeded.begin() as conn:
+        conn.execute(sa.update(AuditEvent).where(AuditEvent.id == target).values(detail="nothing to see"))
+    report = _verify(seeded)
+    assert (report.ok, report.first_bad_id) == (False, target)
+    assert "altered" in report.reason
+
+
+def test_a_deleted_row_of_a_lane_is_reported_at_the_next_row_of_that_lane(seeded):
+    ids = _interleaved_lanes(seeded)
+    _drop_guards(seeded)
+    with seeded.begin() as conn:
+        conn.execute(sa.delete(AuditEvent).where(AuditEvent.id == ids[2][1]))
+    report = _verify(seeded)
+    assert (report.ok, report.first_bad_id) == (False, ids[2][2])  # rows of lanes 0 and 5 between are fine
+    assert "removed" in report.reason
+
+
+def test_an_inserted_row_in_a_lane_is_reported_at_the_next_row_of_that_lane(seeded):
+    # A forged row slipped into a gap in the ids, linked to the lane's row before it with a
+    # correct hash of its own: the lane's next row still links past it.
+    first = _append_to_lane(seeded, 2, "before")
+    after = _append_to_lane(seeded, 2, "after", skip_id=True)
+    _append_to_lane(seeded, 0, "elsewhere")
+    _drop_guards(seeded)
+    with seeded.begin() as conn:
+        prev = conn.execute(sa.select(AuditEvent.row_hash).where(AuditEvent.id == first)).scalar_one()
+        _insert_row(conn, after - 1, 2, prev, "forged")
+    report = _verify(seeded)
+    assert (report.ok, report.first_bad_id) == (False, after)
+    assert "inserted" in report.reason
+
+
+def test_a_row_claiming_a_lane_no_append_uses_is_reported(seeded):
+    _append_to_lane(seeded, 0, "fine")
+    forged = _append_to_lane(seeded, settings.AUDIT_MAX_LANES, "a chain of its own")
+    report = _verify(seeded)
+    assert (report.ok, report.first_bad_id) == (False, forged)
+    assert f"lane {settings.AUDIT_MAX_LANES}" in report.reason
+
+
+def test_sqlite_appends_to_lane_zero_only(seeded):
+    if seeded.dialect.name != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL spreads appends over lanes")
+    _busy_day_for_lanes(seeded)
+    assert {e.lane for e in audit_events(seeded)} == {0}
+    assert _verify(seeded).ok
+
+
+def _busy_day_for_lanes(engine) -> None:
+    for n in range(3):
+        with session_scope(engine=engine) as s:
+            audit.record(s, None, "test.append", detail=f"append {n}")
+            s.commit()
+
+
+def _postgres_only(engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("lanes are locked with PostgreSQL's advisory locks; SQLite has one writer and one lane")
+
+
+@contextmanager
+def _lanes_held(engine, lanes):
+    """Another transaction holding the advisory locks of ``lanes``, as concurrent appends do."""
+    with engine.connect() as conn:
+        for lane in lanes:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key, :lane)"), {"key": audit.PG_AUDIT_LOCK, "lane": lane})
+        yield
+        conn.rollback()
+
+
+def test_an_append_takes_lane_zero_when_it_is_free(seeded):
+    _postgres_only(seeded)
+    _busy_day_for_lanes(seeded)
+    assert {e.lane for e in audit_events(seeded)} == {0}
+
+
+def test_with_lane_zero_busy_an_append_takes_another_lane_and_keeps_it(seeded, monkeypatch):
+    _postgres_only(seeded)
+    monkeypatch.setattr(settings, "AUDIT_LANES", 4)
+    with _lanes_held(seeded, [0]), session_scope(engine=seeded) as s:
+        first = audit.record(s, None, "test.first")
+        second = audit.record(s, None, "test.second")  # the same transaction: the same lane
+        s.commit()
+    assert first.lane == second.lane != 0
+    assert second.prev_hash == first.row_hash
+    assert _verify(seeded).ok
+
+
+def test_with_every_lane_busy_an_append_waits_for_one(seeded, monkeypatch):
+    _postgres_only(seeded)
+    monkeypatch.setattr(settings, "AUDIT_LANES", 2)
+    done = threading.Event()
+
+    def append():
+        with session_scope(engine=seeded) as s:
+            audit.record(s, None, "test.waited")
+            s.commit()
+        done.set()
+
+    with _lanes_held(seeded, [0, 1]):
+        waiter = threading.Thread(target=append)
+        waiter.start()
+        assert not done.wait(1.0)  # both lanes held: it waits rather than write beside a lock
+    waiter.join(timeout=30)
+    assert done.is_set()
+    [event] = audit_events(seeded, action="test.waited")
+    assert event.lane == 1  # it waits on a lane other than 0, chosen at random among the others
+    assert _verify(seeded).ok
+
+
+def test_chain_ends_move_with_every_lane(seeded):
+    with seeded.connect() as conn:
+        one_lane = audit.chain_ends(conn)
+        assert one_lane == conn.execute(sa.text("SELECT row_hash FROM audit_event ORDER BY id DESC LIMIT 1")).scalar_one()
+    _append_to_lane(seeded, 3, "a second lane")
+    with seeded.connect() as conn:
+        two_lanes = audit.chain_ends(conn)
+    _append_to_lane(seeded, 3, "its next row")
+    with seeded.connect() as conn:
+        assert len({one_lane, two_lanes, audit.chain_ends(conn)}) == 3
 
 
 def test_a_refusal_in_a_read_only_session_takes_the_write_lock_first(seeded):
