@@ -179,7 +179,9 @@ def _trail_size_note(session: Session) -> str:
         estimate = session.execute(sa.text(
             "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass('audit_event')")).scalar_one_or_none()
         return f"about {format_number(estimate)} events in all (the database's estimate)" if estimate and estimate > 0 else ""
-    low, high = session.execute(sa.select(sa.func.min(AuditEvent.id), sa.func.max(AuditEvent.id))).one()
+    # Two subqueries: SQLite reads min() or max() alone off the index's ends, both at once by a full scan.
+    low, high = session.execute(sa.select(sa.select(sa.func.min(AuditEvent.id)).scalar_subquery(),
+                                          sa.select(sa.func.max(AuditEvent.id)).scalar_subquery())).one()
     return "" if low is None else f"at most {format_number(high - low + 1)} events in all (from the first and last ids)"
 
 
