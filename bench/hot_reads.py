@@ -170,13 +170,13 @@ def svc_revenue(ctx: Context) -> tuple:
 
 def svc_audit_patient(ctx: Context) -> tuple:
     page = _service(ctx, "admin", audit_trail.search_audit, write=False, filters=audit_trail.AuditFilter(patient=ctx.chart_mrn),
-                    page=1, page_size=25)
-    return page.total, tuple(r.id for r in page.rows)
+                    page_size=25)
+    return page.has_older, tuple(r.id for r in page.rows)
 
 
 def svc_audit_open(ctx: Context) -> tuple:
-    page = _service(ctx, "admin", audit_trail.search_audit, write=False, filters=audit_trail.AuditFilter(), page=1, page_size=25)
-    return page.total, tuple(r.id for r in page.rows)
+    page = _service(ctx, "admin", audit_trail.search_audit, write=False, filters=audit_trail.AuditFilter(), page_size=25)
+    return page.has_older, tuple(r.id for r in page.rows)
 
 
 # --- the same results by hand-written SQL ----------------------------------------------------------
@@ -395,15 +395,13 @@ def sql_revenue(ctx: Context, conn: sa.Connection) -> tuple:
 
 def sql_audit_patient(ctx: Context, conn: sa.Connection) -> tuple:
     patient = _q(conn, "SELECT user_id FROM patient_profile WHERE mrn = :mrn", mrn=ctx.chart_mrn)[0][0]
-    total = _q(conn, "SELECT count(*) FROM audit_event WHERE patient_id = :p", p=patient)[0][0]
-    rows = _q(conn, "SELECT * FROM audit_event WHERE patient_id = :p ORDER BY id DESC LIMIT 25", p=patient)
-    return total, tuple(r.id for r in rows)
+    rows = _q(conn, "SELECT * FROM audit_event WHERE patient_id = :p ORDER BY id DESC LIMIT 26", p=patient)
+    return len(rows) > 25, tuple(r.id for r in rows[:25])
 
 
 def sql_audit_open(ctx: Context, conn: sa.Connection) -> tuple:
-    total = _q(conn, "SELECT count(*) FROM audit_event")[0][0]
-    rows = _q(conn, "SELECT * FROM audit_event ORDER BY id DESC LIMIT 25")
-    return total, tuple(r.id for r in rows)
+    rows = _q(conn, "SELECT * FROM audit_event ORDER BY id DESC LIMIT 26")
+    return len(rows) > 25, tuple(r.id for r in rows[:25])
 
 
 @dataclass(frozen=True)

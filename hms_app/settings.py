@@ -170,3 +170,10 @@ just after login (``hms_app/session_cookie.py``)."""
 # (hms_app/state/auth.py, hms_app/services/administration/permissions.py) ---
 
 # --- Speed (issue 18): the audit append (hms_app/services/core/audit.py) ---
+AUDIT_MAX_LANES = 64
+"""Lanes 0 to 63 are the only ones a row may claim: ``hms verify-audit`` reports any other."""
+AUDIT_LANES = max(1, min(AUDIT_MAX_LANES, int(os.environ.get("HMS_AUDIT_LANES", "16"))))
+"""Independent hash chains ("lanes") of the audit trail on PostgreSQL, each behind its own advisory
+lock: up to this many audited transactions append at once instead of one at a time. 1 is the one
+global chain of before. SQLite has one writer at a time anyway and always appends to lane 0.
+Lowering it later is safe: rows already in higher lanes stay valid, and no new ones go there."""

@@ -135,6 +135,25 @@ def pager(state) -> rx.Component:
     )
 
 
+def keyset_pager(state, size_note: rx.Var) -> rx.Component:
+    """Newer and older pages of a table paged by id, which knows its neighbours but not its total:
+    ``state`` has ``page``, ``has_newer``, ``has_older``, ``previous_page`` and ``next_page``;
+    ``size_note`` (a text var, may be empty) says what is known of the whole, labelled as what it
+    is (an estimate, a bound)."""
+    return rx.hstack(
+        rx.text("Page " + state.page.to_string() + rx.cond(size_note != "", " · " + size_note, ""),
+                size="2", color="var(--gray-11)", aria_live="polite"),
+        rx.spacer(),
+        rx.button("Newer", on_click=state.previous_page, disabled=~state.has_newer, variant="soft",
+                  aria_label="Newer page"),
+        rx.button("Older", on_click=state.next_page, disabled=~state.has_older, variant="soft",
+                  aria_label="Older page"),
+        width="100%",
+        align="center",
+        wrap="wrap",
+    )
+
+
 def _header(state, key: str, label: str) -> rx.Component:
     return _sort_header(state, key, label) if key else rx.table.column_header_cell(label, scope="col")
 
@@ -181,6 +200,7 @@ def data_table(
     render_row: Callable[[rx.Var], rx.Component],
     empty: str,
     toolbar: rx.Component | None = None,
+    paging: rx.Component | None = None,
 ) -> rx.Component:
     """A paged table over ``rows``; on a narrow screen its rows are cards (``label_table_cells``)
     and a sort control stands in for the sorting headers.
@@ -194,6 +214,7 @@ def data_table(
         render_row: turns one row var into a ``rx.table.row``.
         empty: what to say, and what to do, when nothing matches.
         toolbar: search box and filters shown above the table.
+        paging: the controls under the table; ``pager(state)`` (pages of a counted total) unless given.
     """
     table = label_table_cells(rx.table.root(
         rx.el.caption(caption, class_name="visually-hidden"),
@@ -211,7 +232,7 @@ def data_table(
             rx.box(sorting, table, width="100%"),
             rx.callout(empty, icon="info", color_scheme="gray", width="100%"),
         ),
-        pager(state),
+        paging if paging is not None else pager(state),
         spacing="3",
         width="100%",
     )

@@ -139,7 +139,7 @@ class Notification(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
-    """One row of the append-only audit trail; ``row_hash`` chains it to the row before."""
+    """One row of the append-only audit trail; ``row_hash`` chains it to its lane's row before."""
 
     __tablename__ = "audit_event"
     __table_args__ = (
@@ -147,6 +147,7 @@ class AuditEvent(SQLModel, table=True):
         sa.Index("ix_audit_event_actor", "actor_id", "occurred_at"),
         sa.Index("ix_audit_event_patient", "patient_id", "occurred_at"),
         sa.Index("ix_audit_event_action", "action", "occurred_at"),
+        sa.Index("ix_audit_event_lane", "lane", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -162,6 +163,9 @@ class AuditEvent(SQLModel, table=True):
     detail: str = Field(default="", max_length=2000)
     prev_hash: str = Field(max_length=64)
     row_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    lane: int = Field(default=0, sa_type=sa.SmallInteger, sa_column_kwargs={"server_default": "0"})
+    """Which of the trail's independent chains the row belongs to: ``prev_hash`` is the hash
+    of the lane's row before (``services/core/audit.py``)."""
 
 
 class Counter(SQLModel, table=True):

@@ -332,13 +332,10 @@ def _read_snapshot(conn: sa.Connection, path: Path, versions: dict[str, str]) ->
     if problems:
         raise BackupError(f"The data key in {_key_source()} does not decrypt the database ({problems[0]}), so a "
                           "backup would be unreadable. Put the right key in place first.")
-    return _Snapshot(path, _revision(conn), tables, tables["audit_event"], _last_audit_hash(conn), chain.ok, stock,
+    return _Snapshot(path, _revision(conn), tables, tables["audit_event"], audit.chain_ends(conn), chain.ok, stock,
                      names, versions)
 
 
-def _last_audit_hash(conn: sa.Connection) -> str:
-    last = conn.execute(sa.text("SELECT row_hash FROM audit_event ORDER BY id DESC LIMIT 1")).scalar_one_or_none()
-    return last or audit.GENESIS_HASH
 
 
 def _table_counts(conn: sa.Connection) -> dict[str, int]:
@@ -684,7 +681,7 @@ def _verify(url: sa.URL, files_dir: Path, manifest: dict, report: RestoreReport)
                 problems.append(f"schema revision {_revision(conn)}, the backup had {manifest['schema_revision']}")
             with Session(bind=conn) as session:
                 chain = audit.verify_chain(session)
-                last = _last_audit_hash(conn)
+                last = audit.chain_ends(conn)
                 if manifest["audit"]["intact"] and not chain.ok:
                     problems.append(f"audit chain broken at row {chain.first_bad_id}: {chain.reason}")
                 elif not manifest["audit"]["intact"]:

@@ -426,7 +426,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "payment": ("id", "invoice_id", "amount_cents", "method", "reference", "reason", "idempotency_key",
                 "recorded_by", "received_at"),
     "audit_event": ("id", "occurred_at", "actor_id", "actor_email", "action", "entity_type", "entity_id",
-                    "patient_id", "ip_address", "outcome", "detail", "prev_hash", "row_hash"),
+                    "patient_id", "ip_address", "outcome", "detail", "prev_hash", "row_hash", "lane"),
 }
 """Every table the load writes, in the order of their foreign keys."""
 _WITH_ID = [t for t, cols in COLUMNS.items() if cols[0] == "id"]
@@ -604,7 +604,7 @@ class _Format:
 
 
 class _PostgresSink:
-    """COPY into PostgreSQL on a second thread, in one transaction holding the audit lock."""
+    """COPY into PostgreSQL on a second thread, in one transaction holding the audit lanes' locks."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self._raw = engine.raw_connection()
@@ -612,8 +612,11 @@ class _PostgresSink:
         self.fmt = _Format("\\N", "+00", "")
         with self.conn.cursor() as cur:
             cur.execute("SET LOCAL synchronous_commit TO off")
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (audit.PG_AUDIT_LOCK,))
-            cur.execute("SELECT row_hash FROM audit_event ORDER BY id DESC LIMIT 1")
+            # Every lane's lock, as the one global lock was: no append takes an id meanwhile. The
+            # load's rows continue lane 0.
+            cur.execute("SELECT pg_advisory_xact_lock(%s, lane) FROM generate_series(0, %s) AS lane",
+                        (audit.PG_AUDIT_LOCK, settings.AUDIT_MAX_LANES - 1))
+            cur.execute("SELECT row_hash FROM audit_event WHERE lane = 0 ORDER BY id DESC LIMIT 1")
             row = cur.fetchone()
         self.last_hash = row[0] if row else audit.GENESIS_HASH
         self._deferred = self._drop_plain_indexes()
@@ -727,7 +730,7 @@ class _SqliteSink:
         for name, value in self._LOAD_SETTINGS.items():
             self.conn.execute(f"PRAGMA {name}={value}")
         self.conn.execute("BEGIN IMMEDIATE")
-        row = self.conn.execute("SELECT row_hash FROM audit_event ORDER BY id DESC LIMIT 1").fetchone()
+        row = self.conn.execute("SELECT row_hash FROM audit_event WHERE lane = 0 ORDER BY id DESC LIMIT 1").fetchone()
         self.last_hash = row[0] if row else audit.GENESIS_HASH
 
     def write(self, table: str, rows: list[tuple]) -> None:
@@ -1893,7 +1896,7 @@ class _Hospital:
             row_hash = audit.chain_digest(prev, fmt.iso_micro(t), actor, email, action, entity_type, entity_id, patient,
                                      ip, outcome, detail)
             rows.append((next_id, fmt.ts(t), fmt.n(actor), email, action, entity_type, entity_id, fmt.n(patient), ip,
-                         outcome, detail, prev, row_hash))
+                         outcome, detail, prev, row_hash, 0))
             next_id += 1
             prev = row_hash
         self.next_id["audit_event"] = next_id

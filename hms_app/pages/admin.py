@@ -8,7 +8,7 @@ from hms_app.components.badges import outcome_badge, status_badge
 from hms_app.components.dialogs import action_button, confirm_dialog, dialog, form_buttons
 from hms_app.components.forms import field, form_error, select_field
 from hms_app.components.layout import page_shell
-from hms_app.components.table import data_table, search_box
+from hms_app.components.table import data_table, keyset_pager, search_box
 from hms_app.db.enums import ROLE_LABELS, Role
 from hms_app.services.administration.audit_trail import AuditRow
 from hms_app.services.administration.dashboards import RoleCount
@@ -443,6 +443,7 @@ def audit_page() -> rx.Component:
             rows=AuditState.rows,
             render_row=_audit_row,
             empty="No audit events match these filters. Widen the date range or clear the filters.",
+            paging=keyset_pager(AuditState, AuditState.size_note),
         ),
         actions=rx.hstack(
             rx.button(rx.icon("shield-check", size=16, aria_hidden="true"), "Verify chain", variant="soft",

@@ -208,9 +208,18 @@ class PermissionsState(SessionState):
                                success=f"{'Granted' if grant else 'Removed'} {permission} for {role}.")
 
 
-class AuditState(PagedTableMixin, SessionState):
+class AuditState(SessionState):
+    """The trail newest first, paged by id (keyset): a page reads its rows and one more, and
+    never counts the trail, which holds millions of rows. It sorts only by time (its id order):
+    an audit trail is read from the latest back, and another order could not page by id."""
+
     rows: list[AuditRow] = []
     page_size: int = 25
+    page: int = 1
+    """Pages back from the newest, for the pager's label only: the ids shown are the cursor."""
+    has_newer: bool = False
+    has_older: bool = False
+    size_note: str = ""
     filter_user: str = ""
     filter_patient: str = ""
     filter_action: str = ""
@@ -223,10 +232,40 @@ class AuditState(PagedTableMixin, SessionState):
         return AuditFilter(self.filter_user, self.filter_patient, self.filter_action, self.filter_outcome,
                            self.filter_from, self.filter_to)
 
-    async def _fetch(self) -> None:
-        result = await self._call(audit_trail.search_audit, write=False, filters=self._filters(), page=self.page,
-                                  page_size=self.page_size)
-        self.rows = self._paged(result)
+    async def _fetch(self, *, older_than: int | None = None, newer_than: int | None = None) -> None:
+        result = await self._call(audit_trail.search_audit, write=False, filters=self._filters(),
+                                  older_than=older_than, newer_than=newer_than, page_size=self.page_size)
+        if older_than is not None and result.rows:
+            self.page += 1
+        elif newer_than is not None:
+            self.page = max(1, self.page - 1) if result.has_newer else 1
+        else:
+            self.page = 1
+        self.rows, self.has_newer, self.has_older = result.rows, result.has_newer, result.has_older
+        self.size_note = result.size_note
+
+    async def _reload(self):
+        """The newest page again (after new filters, or on opening the page)."""
+        return await self._act(self._fetch())
+
+    @rx.event
+    async def load_rows(self):
+        """The newest page (on page load)."""
+        return await self._reload()
+
+    @rx.event
+    async def next_page(self):
+        """The page of rows older than the oldest shown."""
+        if not (self.has_older and self.rows):
+            return await self._reload()
+        return await self._act(self._fetch(older_than=self.rows[-1].id))
+
+    @rx.event
+    async def previous_page(self):
+        """The page of rows newer than the newest shown."""
+        if not (self.has_newer and self.rows):
+            return await self._reload()
+        return await self._act(self._fetch(newer_than=self.rows[0].id))
 
     @rx.event
     async def apply_filters(self, form_data: dict):
@@ -237,14 +276,12 @@ class AuditState(PagedTableMixin, SessionState):
         self.filter_outcome = "" if outcome == "all" else outcome
         self.filter_from = form_text(form_data, "date_from", 10)
         self.filter_to = form_text(form_data, "date_to", 10)
-        self.page = 1
         return await self._reload()
 
     @rx.event
     async def clear_filters(self):
         self.filter_user = self.filter_patient = self.filter_action = ""
         self.filter_outcome = self.filter_from = self.filter_to = ""
-        self.page = 1
         return await self._reload()
 
     @rx.event

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,10 +34,17 @@ def _verify(engine) -> audit.ChainReport:
         return audit.verify_chain(s)
 
 
-def _search(engine, actor, page=1, page_size=100, **filters) -> audit_trail.AuditPage:
+def _search(engine, actor, older_than=None, newer_than=None, page_size=100, **filters) -> audit_trail.AuditPage:
     with session_scope(write=False, engine=engine) as s:
-        return audit_trail.search_audit(session=s, actor=actor, filters=audit_trail.AuditFilter(**filters), page=page,
-                                  page_size=page_size)
+        return audit_trail.search_audit(session=s, actor=actor, filters=audit_trail.AuditFilter(**filters),
+                                        older_than=older_than, newer_than=newer_than, page_size=page_size)
+
+
+def _found(engine, actor, **filters) -> int:
+    """How many rows match: the test trails fit on one page of the largest size, so no count is needed."""
+    page = _search(engine, actor, **filters)
+    assert not page.has_older, "more rows than one page holds"
+    return len(page.rows)
 
 
 def _export(engine, actor, **filters) -> list[dict[str, str]]:
@@ -188,6 +197,175 @@ def test_a_rewritten_chain_tail_is_still_caught_at_the_edit(actors, seeded):
     assert report.first_bad_id == ids[3]
 
 
+# --- lanes: several chains, appended at once on PostgreSQL ------------------------------------
+
+
+def _append_to_lane(engine, lane: int, detail: str, *, skip_id: bool = False) -> int:
+    """An audit row written into ``lane`` as an append would chain it; ``skip_id`` leaves the id
+    before it unused (a rolled-back insert leaves such gaps on PostgreSQL)."""
+    with engine.begin() as conn:
+        prev = conn.execute(sa.select(AuditEvent.row_hash).where(AuditEvent.lane == lane)
+                            .order_by(AuditEvent.id.desc()).limit(1)).scalar_one_or_none() or audit.GENESIS_HASH
+        new_id = conn.execute(sa.select(sa.func.max(AuditEvent.id))).scalar_one() + (2 if skip_id else 1)
+        return _insert_row(conn, new_id, lane, prev, detail)
+
+
+def _insert_row(conn, row_id: int, lane: int, prev: str, detail: str) -> int:
+    event = AuditEvent(id=row_id, occurred_at=utcnow(), actor_email="", action="test.lane", outcome="success",
+                       detail=detail, prev_hash=prev, row_hash="", lane=lane)
+    event.row_hash = audit.row_digest(prev, event)
+    conn.execute(sa.insert(AuditEvent).values(
+        id=row_id, occurred_at=event.occurred_at, actor_email="", action="test.lane", outcome="success",
+        detail=detail, prev_hash=prev, row_hash=event.row_hash, lane=lane))
+    if conn.dialect.name == "postgresql":  # rows given an id by hand: the sequence moves past them
+        conn.execute(sa.text("SELECT setval('audit_event_id_seq', (SELECT max(id) FROM audit_event))"))
+    return row_id
+
+
+def _interleaved_lanes(engine) -> dict[int, list[int]]:
+    """Rows of lanes 0, 2 and 5 mixed in id order, as concurrent appends leave them."""
+    ids: dict[int, list[int]] = {0: [], 2: [], 5: []}
+    for n, lane in enumerate([2, 0, 5, 2, 2, 0, 5, 2, 0, 2]):
+        ids[lane].append(_append_to_lane(engine, lane, f"row {n}"))
+    return ids
+
+
+def test_lanes_are_chains_of_their_own_that_verify_together(seeded):
+    ids = _interleaved_lanes(seeded)
+    events = {e.id: e for e in audit_events(seeded)}
+    for lane_ids in ids.values():
+        chain = [events[i] for i in lane_ids]
+        assert [e.prev_hash for e in chain[1:]] == [e.row_hash for e in chain[:-1]]
+    assert events[ids[2][0]].prev_hash == audit.GENESIS_HASH  # a lane's first row starts at genesis
+    assert _verify(seeded) == audit.ChainReport(True, len(events))
+
+
+def test_an_altered_row_of_a_lane_is_reported_by_id(seeded):
+    ids = _interleaved_lanes(seeded)
+    target = ids[2][2]
+    _drop_guards(seeded)
+    with seeded.begin() as conn:
+        conn.execute(sa.update(AuditEvent).where(AuditEvent.id == target).values(detail="nothing to see"))
+    report = _verify(seeded)
+    assert (report.ok, report.first_bad_id) == (False, target)
+    assert "altered" in report.reason
+
+
+def test_a_deleted_row_of_a_lane_is_reported_at_the_next_row_of_that_lane(seeded):
+    ids = _interleaved_lanes(seeded)
+    _drop_guards(seeded)
+    with seeded.begin() as conn:
+        conn.execute(sa.delete(AuditEvent).where(AuditEvent.id == ids[2][1]))
+    report = _verify(seeded)
+    assert (report.ok, report.first_bad_id) == (False, ids[2][2])  # rows of lanes 0 and 5 between are fine
+    assert "removed" in report.reason
+
+
+def test_an_inserted_row_in_a_lane_is_reported_at_the_next_row_of_that_lane(seeded):
+    # A forged row slipped into a gap in the ids, linked to the lane's row before it with a
+    # correct hash of its own: the lane's next row still links past it.
+    first = _append_to_lane(seeded, 2, "before")
+    after = _append_to_lane(seeded, 2, "after", skip_id=True)
+    _append_to_lane(seeded, 0, "elsewhere")
+    _drop_guards(seeded)
+    with seeded.begin() as conn:
+        prev = conn.execute(sa.select(AuditEvent.row_hash).where(AuditEvent.id == first)).scalar_one()
+        _insert_row(conn, after - 1, 2, prev, "forged")
+    report = _verify(seeded)
+    assert (report.ok, report.first_bad_id) == (False, after)
+    assert "inserted" in report.reason
+
+
+def test_a_row_claiming_a_lane_no_append_uses_is_reported(seeded):
+    _append_to_lane(seeded, 0, "fine")
+    forged = _append_to_lane(seeded, settings.AUDIT_MAX_LANES, "a chain of its own")
+    report = _verify(seeded)
+    assert (report.ok, report.first_bad_id) == (False, forged)
+    assert f"lane {settings.AUDIT_MAX_LANES}" in report.reason
+
+
+def test_sqlite_appends_to_lane_zero_only(seeded):
+    if seeded.dialect.name != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL spreads appends over lanes")
+    _busy_day_for_lanes(seeded)
+    assert {e.lane for e in audit_events(seeded)} == {0}
+    assert _verify(seeded).ok
+
+
+def _busy_day_for_lanes(engine) -> None:
+    for n in range(3):
+        with session_scope(engine=engine) as s:
+            audit.record(s, None, "test.append", detail=f"append {n}")
+            s.commit()
+
+
+def _postgres_only(engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("lanes are locked with PostgreSQL's advisory locks; SQLite has one writer and one lane")
+
+
+@contextmanager
+def _lanes_held(engine, lanes):
+    """Another transaction holding the advisory locks of ``lanes``, as concurrent appends do."""
+    with engine.connect() as conn:
+        for lane in lanes:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key, :lane)"), {"key": audit.PG_AUDIT_LOCK, "lane": lane})
+        yield
+        conn.rollback()
+
+
+def test_an_append_takes_lane_zero_when_it_is_free(seeded):
+    _postgres_only(seeded)
+    _busy_day_for_lanes(seeded)
+    assert {e.lane for e in audit_events(seeded)} == {0}
+
+
+def test_with_lane_zero_busy_an_append_takes_another_lane_and_keeps_it(seeded, monkeypatch):
+    _postgres_only(seeded)
+    monkeypatch.setattr(settings, "AUDIT_LANES", 4)
+    with _lanes_held(seeded, [0]), session_scope(engine=seeded) as s:
+        first = audit.record(s, None, "test.first")
+        second = audit.record(s, None, "test.second")  # the same transaction: the same lane
+        s.commit()
+    assert first.lane == second.lane != 0
+    assert second.prev_hash == first.row_hash
+    assert _verify(seeded).ok
+
+
+def test_with_every_lane_busy_an_append_waits_for_one(seeded, monkeypatch):
+    _postgres_only(seeded)
+    monkeypatch.setattr(settings, "AUDIT_LANES", 2)
+    done = threading.Event()
+
+    def append():
+        with session_scope(engine=seeded) as s:
+            audit.record(s, None, "test.waited")
+            s.commit()
+        done.set()
+
+    with _lanes_held(seeded, [0, 1]):
+        waiter = threading.Thread(target=append)
+        waiter.start()
+        assert not done.wait(1.0)  # both lanes held: it waits rather than write beside a lock
+    waiter.join(timeout=30)
+    assert done.is_set()
+    [event] = audit_events(seeded, action="test.waited")
+    assert event.lane == 1  # it waits on a lane other than 0, chosen at random among the others
+    assert _verify(seeded).ok
+
+
+def test_chain_ends_move_with_every_lane(seeded):
+    with seeded.connect() as conn:
+        one_lane = audit.chain_ends(conn)
+        assert one_lane == conn.execute(sa.text("SELECT row_hash FROM audit_event ORDER BY id DESC LIMIT 1")).scalar_one()
+    _append_to_lane(seeded, 3, "a second lane")
+    with seeded.connect() as conn:
+        two_lanes = audit.chain_ends(conn)
+    _append_to_lane(seeded, 3, "its next row")
+    with seeded.connect() as conn:
+        assert len({one_lane, two_lanes, audit.chain_ends(conn)}) == 3
+
+
 def test_a_refusal_in_a_read_only_session_takes_the_write_lock_first(seeded):
     # A page loader reads in a read-only session, and its refusal writes the audit row. Another
     # user's write commits between the refusal's read of the chain's last hash and its insert:
@@ -285,15 +463,15 @@ def test_search_filters(actors, seeded):
     admin = actors[Role.ADMIN]
     patient = actors[Role.PATIENT]
     everything = _search(seeded, admin)
-    assert everything.total == table_count(seeded, AuditEvent)
+    assert (len(everything.rows), everything.has_newer, everything.has_older) == (table_count(seeded, AuditEvent), False, False)
     assert [r.id for r in everything.rows] == sorted((r.id for r in everything.rows), reverse=True)
 
     by_admin_id = _search(seeded, admin, user=str(admin.user_id))
-    assert by_admin_id.total > 0
+    assert by_admin_id.rows
     assert {r.actor for r in by_admin_id.rows} == {admin.email}
     by_email = _search(seeded, admin, user="ADMIN@hms")
     assert {r.id for r in by_email.rows} == {r.id for r in by_admin_id.rows}
-    assert _search(seeded, admin, user="nobody@example").total == 1  # the failed login of an unknown email
+    assert _found(seeded, admin, user="nobody@example") == 1  # the failed login of an unknown email
 
     mrn = _mrn(seeded, patient.user_id)
     by_patient = _search(seeded, admin, patient=str(patient.user_id))
@@ -301,14 +479,14 @@ def test_search_filters(actors, seeded):
     assert {r.patient for r in by_patient.rows} == {str(patient.user_id)}
     assert [r.id for r in _search(seeded, admin, patient=mrn).rows] == [r.id for r in by_patient.rows]
     assert [r.id for r in _search(seeded, admin, patient=mrn.lower()).rows] == [r.id for r in by_patient.rows]
-    assert _search(seeded, admin, patient="MRN-999999").total == 0
-    assert _search(seeded, admin, patient="%").total == 0
+    assert _found(seeded, admin, patient="MRN-999999") == 0
+    assert _found(seeded, admin, patient="%") == 0
 
     logins = _search(seeded, admin, action="login.")
     assert {r.action for r in logins.rows} == {"login.success", "login.failed"}
-    assert _search(seeded, admin, action="login").total == logins.total  # prefix; logout would match too
-    assert _search(seeded, admin, action="login%").total == 0  # wildcards are literal
-    assert _search(seeded, admin, action="_ogin").total == 0
+    assert _found(seeded, admin, action="login") == len(logins.rows)  # prefix; logout would match too
+    assert _found(seeded, admin, action="login%") == 0  # wildcards are literal
+    assert _found(seeded, admin, action="_ogin") == 0
     assert {r.action for r in _search(seeded, admin, action="department.").rows} == {
         "department.create", "department.rename"}
 
@@ -319,7 +497,7 @@ def test_search_filters(actors, seeded):
         _search(seeded, admin, outcome="maybe")
 
     combined = _search(seeded, admin, action="login.", outcome="failed", user="nobody")
-    assert combined.total == 1
+    assert len(combined.rows) == 1
     assert combined.rows[0].actor == "nobody@example.org"
 
 
@@ -333,12 +511,12 @@ def test_search_by_date_range(actors, seeded):
     total = table_count(seeded, AuditEvent)
     today = utcnow().astimezone(settings.TIMEZONE).date()
     yesterday, tomorrow = today - timedelta(days=1), today + timedelta(days=1)
-    assert _search(seeded, admin, date_from=today.isoformat()).total == total
-    assert _search(seeded, admin, date_to=today.isoformat()).total == total
-    assert _search(seeded, admin, date_from=today.isoformat(), date_to=today.isoformat()).total == total
-    assert _search(seeded, admin, date_from=tomorrow.isoformat()).total == 0
-    assert _search(seeded, admin, date_to=yesterday.isoformat()).total == 0
-    assert _search(seeded, admin, date_from=yesterday.isoformat(), date_to=yesterday.isoformat()).total == 0
+    assert _found(seeded, admin, date_from=today.isoformat()) == total
+    assert _found(seeded, admin, date_to=today.isoformat()) == total
+    assert _found(seeded, admin, date_from=today.isoformat(), date_to=today.isoformat()) == total
+    assert _found(seeded, admin, date_from=tomorrow.isoformat()) == 0
+    assert _found(seeded, admin, date_to=yesterday.isoformat()) == 0
+    assert _found(seeded, admin, date_from=yesterday.isoformat(), date_to=yesterday.isoformat()) == 0
 
 
 @pytest.mark.parametrize(
@@ -358,24 +536,72 @@ def test_bad_dates_are_a_validation_error(actors, seeded, filters):
         _export(seeded, actors[Role.ADMIN], **filters)
 
 
-def test_search_pages_newest_first(actors, seeded):
+def test_search_pages_newest_first_by_id_either_way(actors, seeded):
     _busy_day(seeded, actors)
     admin = actors[Role.ADMIN]
     every_id = [r.id for r in _search(seeded, admin).rows]
-    first = _search(seeded, admin, page=1, page_size=5)
-    second = _search(seeded, admin, page=2, page_size=5)
+    first = _search(seeded, admin, page_size=5)
+    second = _search(seeded, admin, older_than=first.rows[-1].id, page_size=5)
     assert [r.id for r in first.rows + second.rows] == every_id[:10]
-    assert first.total == len(every_id)
-    assert _search(seeded, admin, page=1000).rows == []
+    assert (first.has_newer, first.has_older, second.has_newer, second.has_older) == (False, True, True, True)
+    back = _search(seeded, admin, newer_than=second.rows[0].id, page_size=5)
+    assert [r.id for r in back.rows] == [r.id for r in first.rows]
+    assert (back.has_newer, back.has_older) == (False, True)
+
+    oldest = _search(seeded, admin, older_than=every_id[-3], page_size=5)
+    assert [r.id for r in oldest.rows] == every_id[-2:]
+    assert (oldest.has_newer, oldest.has_older) == (True, False)
+    # Back from the oldest page: the five rows just newer, still newest first.
+    assert [r.id for r in _search(seeded, admin, newer_than=every_id[-2], page_size=5).rows] == every_id[-7:-2]
+
+
+def test_search_pages_by_id_within_a_filter(actors, seeded):
+    for role in Role:
+        login_token(seeded, DEMO_EMAIL[role])
+    _busy_day(seeded, actors)
+    admin = actors[Role.ADMIN]
+    every_login = [r.id for r in _search(seeded, admin, action="login.").rows]
+    assert len(every_login) > 4
+    first = _search(seeded, admin, action="login.", page_size=2)
+    second = _search(seeded, admin, action="login.", older_than=first.rows[-1].id, page_size=2)
+    assert [r.id for r in first.rows + second.rows] == every_login[:4]
+    assert {r.action for r in second.rows} <= {"login.success", "login.failed"}
+    assert [r.id for r in _search(seeded, admin, action="login.", newer_than=second.rows[0].id,
+                                  page_size=2).rows] == every_login[:2]
+
+
+def test_a_page_newer_than_the_newest_row_is_the_newest_page(actors, seeded):
+    admin = actors[Role.ADMIN]
+    newest = _search(seeded, admin, page_size=5)
+    page = _search(seeded, admin, newer_than=newest.rows[0].id, page_size=5)
+    assert [r.id for r in page.rows] == [r.id for r in newest.rows]
+    assert not page.has_newer
 
 
 def test_search_clamps_paging_from_a_client(actors, seeded):
     admin = actors[Role.ADMIN]
-    assert _search(seeded, admin, page=0, page_size=0).page_size == 1
+    assert _search(seeded, admin, page_size=0).page_size == 1
     assert _search(seeded, admin, page_size=5000).page_size == 100
-    clamped = _search(seeded, admin, page="x", page_size="y")
-    assert clamped.page == 1
+    clamped = _search(seeded, admin, page_size="y", older_than="x", newer_than=1.5)
     assert 1 <= clamped.page_size <= 100
+    assert [r.id for r in clamped.rows] == [r.id for r in _search(seeded, admin, page_size=clamped.page_size).rows]
+    assert _search(seeded, admin, older_than=10**30).rows == _search(seeded, admin).rows  # no id at all: not given
+
+
+def test_the_trail_size_is_shown_only_unfiltered_and_labelled_as_what_it_is(actors, seeded):
+    admin = actors[Role.ADMIN]
+    note = _search(seeded, admin).size_note
+    if seeded.dialect.name == "postgresql":
+        with seeded.begin() as conn:
+            conn.exec_driver_sql("ANALYZE audit_event")
+        note = _search(seeded, admin).size_note
+        assert note.startswith("about "), note
+        assert note.endswith("(the database's estimate)"), note
+    else:
+        with seeded.connect() as conn:
+            low, high = conn.execute(sa.select(sa.func.min(AuditEvent.id), sa.func.max(AuditEvent.id))).one()
+        assert note == f"at most {high - low + 1} events in all (from the first and last ids)"
+    assert _search(seeded, admin, action="login.").size_note == ""
 
 
 def test_search_rows_show_time_in_the_hospital_zone(actors, seeded):

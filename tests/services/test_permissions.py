@@ -110,7 +110,7 @@ def test_a_revocation_takes_effect_at_the_next_resolve(seeded):
     # Granting it back restores access.
     _grant(seeded, admin, "admin", "audit.view")
     with session_scope(write=False, engine=seeded) as s:
-        assert audit_trail.search_audit(session=s, actor=resolve(seeded, token), filters=audit_trail.AuditFilter()).total
+        assert audit_trail.search_audit(session=s, actor=resolve(seeded, token), filters=audit_trail.AuditFilter()).rows
 
 
 def test_revoking_a_permission_from_a_role_stops_every_member(actors, seeded):

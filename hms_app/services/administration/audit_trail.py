@@ -25,6 +25,7 @@ from hms_app.services.core.audit import ChainReport
 from hms_app.services.core.errors import ValidationError
 from hms_app.services.core.ids import parse_id
 from hms_app.services.core.localtime import format_local, local_midnight
+from hms_app.services.core.numbers import format_number
 from hms_app.services.core.paging import clamp_page
 from hms_app.services.core.spreadsheet import csv_safe
 from hms_app.services.core.text import escape_like, storable
@@ -55,10 +56,18 @@ class AuditRow:
 
 @dataclass(frozen=True)
 class AuditPage:
+    """One page of the trail, newest first, and whether there are newer and older rows to page to.
+
+    Pages are taken by keyset (the ids either side), so no page counts the rows before it or
+    all of them: the unfiltered trail holds millions. ``size_note`` is the only figure for the
+    whole trail, and says what kind of figure it is.
+    """
+
     rows: list[AuditRow]
-    total: int
-    page: int
     page_size: int
+    has_newer: bool
+    has_older: bool
+    size_note: str = ""
 
 
 def _local_day_start(text: str, label: str) -> datetime:
@@ -127,18 +136,53 @@ def _require_audit_view(session: Session, actor: Actor, action: str) -> None:
 
 
 def search_audit(
-    *, session: Session, actor: Actor, filters: AuditFilter, page: int = 1, page_size: int = 25
+    *, session: Session, actor: Actor, filters: AuditFilter, older_than: object = None, newer_than: object = None,
+    page_size: int = 25,
 ) -> AuditPage:
-    """One page of audit rows, newest first, filtered in SQL."""
+    """One page of audit rows, newest first, filtered in SQL and paged by id.
+
+    Args:
+        older_than: the id of the last (oldest) row shown: the page after it.
+        newer_than: the id of the first (newest) row shown: the page before it. Without either,
+            the newest page. An id that is no id (a client's) counts as not given.
+        page_size: rows per page, clamped as every table's are.
+    """
     _require_audit_view(session, actor, "audit.search")
-    page, page_size = clamp_page(page, page_size)
+    _, page_size = clamp_page(1, page_size)
     filters = _clean_filters(filters)
     query = _filtered(session, filters)
-    total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-    events = session.execute(
-        query.order_by(AuditEvent.id.desc()).offset((page - 1) * page_size).limit(page_size)
-    ).scalars()
-    return AuditPage([_to_row(e) for e in events], total, page, page_size)
+    older_than, newer_than = parse_id(older_than), parse_id(newer_than)
+    # One row more than the page tells whether there is a page beyond it, without counting.
+    if newer_than is not None:
+        events = list(session.execute(
+            query.where(AuditEvent.id > newer_than).order_by(AuditEvent.id.asc()).limit(page_size + 1)).scalars())
+        has_newer, has_older = len(events) > page_size, True
+        events = events[:page_size][::-1]
+    else:
+        if older_than is not None:
+            query = query.where(AuditEvent.id < older_than)
+        events = list(session.execute(query.order_by(AuditEvent.id.desc()).limit(page_size + 1)).scalars())
+        has_newer, has_older = older_than is not None, len(events) > page_size
+        events = events[:page_size]
+    if not events and newer_than is not None:  # nothing newer any more: show the newest page
+        return search_audit(session=session, actor=actor, filters=filters, page_size=page_size)
+    size_note = _trail_size_note(session) if filters == AuditFilter() else ""
+    return AuditPage([_to_row(e) for e in events], page_size, has_newer, has_older, size_note)
+
+
+def _trail_size_note(session: Session) -> str:
+    """How big the whole trail is, from what the database knows without counting, said as what it is:
+    PostgreSQL's planner estimate (``pg_class.reltuples``, kept by ANALYZE and autovacuum), or on
+    SQLite the span of its ids, an upper bound (a rolled-back insert leaves no row, and on SQLite
+    the rows are never deleted, so the span is never short). Empty when there is no figure."""
+    if session.get_bind().dialect.name == "postgresql":
+        estimate = session.execute(sa.text(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass('audit_event')")).scalar_one_or_none()
+        return f"about {format_number(estimate)} events in all (the database's estimate)" if estimate and estimate > 0 else ""
+    # Two subqueries: SQLite reads min() or max() alone off the index's ends, both at once by a full scan.
+    low, high = session.execute(sa.select(sa.select(sa.func.min(AuditEvent.id)).scalar_subquery(),
+                                          sa.select(sa.func.max(AuditEvent.id)).scalar_subquery())).one()
+    return "" if low is None else f"at most {format_number(high - low + 1)} events in all (from the first and last ids)"
 
 
 EXPORT_LIMIT = 100_000
