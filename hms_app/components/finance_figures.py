@@ -30,6 +30,8 @@ COLLECTED_COLOUR = "#D55E00"  # vermilion, 3.9:1
 AGE_COLOURS = ["#0072B2", "#AB6400", "#D55E00", "#9A3412"]  # blue within terms, then warmer and darker
 INK = "#1c2024"
 GRID = "#e0e1e6"
+LEGEND_TOP_MARGIN = 60
+"""Pixels above the plot of a chart with a legend: the title, the toolbar and the legend below it."""
 CHART_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 """Passed to ``rx.plotly``: Plotly's own toolbar without its logo or selection tools."""
@@ -43,10 +45,13 @@ def _money_axis() -> dict:
 
 
 def _figure(data: list[dict], title: str, *, height: int = 320, legend: bool = False, **axes) -> Figure:
+    # A legend sits at the top right, where Plotly's toolbar shows while the pointer is over the
+    # chart: the toolbar gets a row of its own above the legend.
     return {"data": data, "layout": {
         "template": NO_TEMPLATE,
         "title": {"text": title, "font": {"size": 13, "color": "#60646c"}, "x": 0, "xanchor": "left"},
-        "height": height, "margin": {"l": 60, "r": 16, "t": 36, "b": 48}, "showlegend": legend,
+        "height": height, "margin": {"l": 60, "r": 16, "t": LEGEND_TOP_MARGIN if legend else 36, "b": 48},
+        "showlegend": legend,
         "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         "paper_bgcolor": "white", "plot_bgcolor": "white", "font": {"color": INK, "family": "system-ui, sans-serif"},
         "hoverlabel": {"bgcolor": "white"}, "separators": money_axis()["separators"], **axes,
