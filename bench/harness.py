@@ -94,6 +94,22 @@ def running_app(setup: Setup, extra_env: dict[str, str] | None = None) -> Iterat
             raise
 
 
+def demo_sqlite(prefix: str, *, billing_history: bool) -> sa.Engine:
+    """A new SQLite database in a temporary folder of its own, migrated and holding the demo
+    hospital, made the app's engine: for benchmarks that call the services in their own process."""
+    from hms_app.db import engine as db_engine
+    from hms_app.db.migrate import upgrade
+    from hms_app.operations import demo
+
+    url = f"sqlite:///{Path(tempfile.mkdtemp(prefix=prefix)) / 'hms.db'}"
+    upgrade(url)
+    engine = db_engine.create_engine(url)
+    db_engine.use_engine(engine)
+    with db_engine.session_scope() as session:
+        demo.seed_demo(session, billing_history=billing_history)
+    return engine
+
+
 # --- the server's processes, from /proc ----------------------------------------------------
 
 

@@ -22,26 +22,18 @@ import argparse
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.harness import DEMO_PASSWORD, machine_note, percentile, table
+from bench.harness import DEMO_PASSWORD, demo_sqlite, machine_note, percentile, table
 from hms_app import settings
 from hms_app.db import engine as db_engine
-from hms_app.db.migrate import upgrade
-from hms_app.operations import demo
 from hms_app.services.administration import auth
 from hms_app.services.core.actor import Anonymous
 
 
 def measure(logins: int, at_once: int) -> dict[str, float]:
-    url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='hms-bench-logins-')) / 'hms.db'}"
-    upgrade(url)
-    engine = db_engine.create_engine(url)
-    db_engine.use_engine(engine)
-    with db_engine.session_scope() as session:
-        demo.seed_demo(session, billing_history=False)
+    engine = demo_sqlite("hms-bench-logins-", billing_history=False)
     with engine.connect() as conn:
         emails = list(conn.execute(sa.text("SELECT email FROM \"user\" WHERE role = 'patient' ORDER BY id")).scalars())
     stop = threading.Event()

@@ -24,13 +24,10 @@ import argparse
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
-from bench.harness import DEMO_PASSWORD, machine_note, table
+from bench.harness import DEMO_PASSWORD, demo_sqlite, machine_note, table
 from hms_app.db import engine as db_engine
-from hms_app.db.migrate import upgrade
-from hms_app.operations import demo
 from hms_app.services.administration import auth, second_factor
 from hms_app.services.booking import appointments
 from hms_app.services.core.actor import Anonymous
@@ -65,12 +62,8 @@ def cases() -> list[tuple[str, str, Callable[..., Any], dict[str, Any]]]:
 
 
 def measure(calls: int) -> list[tuple[str, float]]:
-    url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='hms-bench-cpu-')) / 'hms.db'}"
-    upgrade(url)
-    engine = db_engine.create_engine(url)
-    db_engine.use_engine(engine)
+    engine = demo_sqlite("hms-bench-cpu-", billing_history=True)
     with db_engine.session_scope() as session:
-        demo.seed_demo(session)
         # Measured here: the services behind a session, not the login's second step.
         for role in ("admin", "doctor"):
             second_factor.console_set_requirement(session, role, False)

@@ -1,4 +1,4 @@
-"""Pure functions that turn the accounts dashboard's aggregates into Plotly figures and tables.
+"""Pure functions that turn the accounts dashboard's aggregates into Plotly figures (plain dicts) and tables.
 
 Colours come from the Okabe–Ito palette, each at least 3:1 against white, and never carry
 meaning alone: collected bars are hatched where billed bars are solid,
@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import plotly.graph_objects as go
-
 from hms_app import settings
-from hms_app.components.figures import NO_TEMPLATE
+from hms_app.components.figures import NO_TEMPLATE, Figure
 from hms_app.services.accounting import finance
 from hms_app.services.accounting.finance import (
     PATIENTS_PAYER,
@@ -32,6 +30,8 @@ COLLECTED_COLOUR = "#D55E00"  # vermilion, 3.9:1
 AGE_COLOURS = ["#0072B2", "#AB6400", "#D55E00", "#9A3412"]  # blue within terms, then warmer and darker
 INK = "#1c2024"
 GRID = "#e0e1e6"
+LEGEND_TOP_MARGIN = 60
+"""Pixels above the plot of a chart with a legend: the title, the toolbar and the legend below it."""
 CHART_CONFIG = {"displaylogo": False, "responsive": True,
                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 """Passed to ``rx.plotly``: Plotly's own toolbar without its logo or selection tools."""
@@ -44,16 +44,18 @@ def _money_axis() -> dict:
             "rangemode": "tozero", "zerolinecolor": "#b9bbc6"}
 
 
-def _layout(figure: go.Figure, title: str, *, height: int = 320, legend: bool = False, **axes) -> go.Figure:
-    figure.update_layout(
-        template=NO_TEMPLATE,
-        title={"text": title, "font": {"size": 13, "color": "#60646c"}, "x": 0, "xanchor": "left"},
-        height=height, margin={"l": 60, "r": 16, "t": 36, "b": 48}, showlegend=legend,
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-        paper_bgcolor="white", plot_bgcolor="white", font={"color": INK, "family": "system-ui, sans-serif"},
-        hoverlabel={"bgcolor": "white"}, separators=money_axis()["separators"], **axes,
-    )
-    return figure
+def _figure(data: list[dict], title: str, *, height: int = 320, legend: bool = False, **axes) -> Figure:
+    # A legend sits at the top right, where Plotly's toolbar shows while the pointer is over the
+    # chart: the toolbar gets a row of its own above the legend.
+    return {"data": data, "layout": {
+        "template": NO_TEMPLATE,
+        "title": {"text": title, "font": {"size": 13, "color": "#60646c"}, "x": 0, "xanchor": "left"},
+        "height": height, "margin": {"l": 60, "r": 16, "t": LEGEND_TOP_MARGIN if legend else 36, "b": 48},
+        "showlegend": legend,
+        "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        "paper_bgcolor": "white", "plot_bgcolor": "white", "font": {"color": INK, "family": "system-ui, sans-serif"},
+        "hoverlabel": {"bgcolor": "white"}, "separators": money_axis()["separators"], **axes,
+    }}
 
 
 def _units(cents: int) -> float:
@@ -64,82 +66,81 @@ def _bar_text(cents: list[int]) -> list[str]:
     return [format_money(c) for c in cents]
 
 
-def _revenue_bars(rows: list[RevenuePeriod]) -> list[go.Bar]:
+def _revenue_bars(rows: list[RevenuePeriod], *, amounts_on_bars: bool = False) -> list[dict]:
     """Billed and collected side by side; collected hatched, so the two differ without colour."""
     periods = [format_period(r.period) for r in rows]
+    billed, collected = [r.billed_cents for r in rows], [r.collected_cents for r in rows]
+    on_bars = ({"text": _bar_text(billed), "textposition": "outside"},
+               {"text": _bar_text(collected), "textposition": "outside"}) if amounts_on_bars else ({}, {})
     return [
-        go.Bar(x=periods, y=[_units(r.billed_cents) for r in rows], name="Billed", marker={"color": BILLED_COLOUR},
-               customdata=_bar_text([r.billed_cents for r in rows]), hovertemplate="%{x}<br>Billed %{customdata}<extra></extra>"),
-        go.Bar(x=periods, y=[_units(r.collected_cents) for r in rows], name="Collected",
-               marker={"color": COLLECTED_COLOUR, "pattern": {"shape": "/", "fgcolor": "white", "solidity": 0.25}},
-               customdata=[_signed(r.collected_cents) for r in rows],
-               hovertemplate="%{x}<br>Collected %{customdata}<extra></extra>"),
+        {"type": "bar", "x": periods, "y": [_units(c) for c in billed], "name": "Billed",
+         "marker": {"color": BILLED_COLOUR}, "customdata": _bar_text(billed),
+         "hovertemplate": "%{x}<br>Billed %{customdata}<extra></extra>", **on_bars[0]},
+        {"type": "bar", "x": periods, "y": [_units(c) for c in collected], "name": "Collected",
+         "marker": {"color": COLLECTED_COLOUR, "pattern": {"shape": "/", "fgcolor": "white", "solidity": 0.25}},
+         "customdata": [_signed(c) for c in collected],
+         "hovertemplate": "%{x}<br>Collected %{customdata}<extra></extra>", **on_bars[1]},
     ]
 
 
-def revenue_by_day_figure(rows: list[RevenuePeriod], range_label: str) -> go.Figure:
+def revenue_by_day_figure(rows: list[RevenuePeriod], range_label: str) -> Figure:
     """Billed and collected on each local day of the range."""
-    figure = go.Figure(_revenue_bars(rows))
-    return _layout(figure, f"{range_label} · {settings.CURRENCY}", legend=True, barmode="group", bargap=0.25,
-                   xaxis={"title": {"text": "Day"}, "type": "category", "gridcolor": GRID},
+    return _figure(_revenue_bars(rows), f"{range_label} · {settings.CURRENCY}", legend=True, barmode="group",
+                   bargap=0.25, xaxis={"title": {"text": "Day"}, "type": "category", "gridcolor": GRID},
                    yaxis=_money_axis())
 
 
-def revenue_by_month_figure(rows: list[RevenuePeriod], range_label: str) -> go.Figure:
+def revenue_by_month_figure(rows: list[RevenuePeriod], range_label: str) -> Figure:
     """Billed and collected in each local month of the range, amounts written on the bars."""
-    figure = go.Figure(_revenue_bars(rows))
-    for trace, amounts in zip(figure.data, ([r.billed_cents for r in rows], [r.collected_cents for r in rows]),
-                              strict=True):
-        trace.update(text=_bar_text(amounts), textposition="outside")
-    return _layout(figure, f"{range_label} · {settings.CURRENCY}", legend=True, barmode="group",
-                   uniformtext={"minsize": 9, "mode": "hide"},
+    return _figure(_revenue_bars(rows, amounts_on_bars=True), f"{range_label} · {settings.CURRENCY}", legend=True,
+                   barmode="group", uniformtext={"minsize": 9, "mode": "hide"},
                    xaxis={"title": {"text": "Month"}, "type": "category"}, yaxis=_money_axis())
 
 
 def _horizontal_bars(names: list[str], cents: list[int], title: str, colours: str | list[str],
-                     what: str) -> go.Figure:
+                     what: str) -> Figure:
     """One bar per name, largest on top, its amount written beside it."""
-    figure = go.Figure(go.Bar(
-        y=names, x=[_units(c) for c in cents], orientation="h", marker={"color": colours},
-        text=_bar_text(cents), textposition="auto", insidetextfont={"color": "white"},
-        outsidetextfont={"color": INK}, customdata=_bar_text(cents),
-        hovertemplate=f"%{{y}}<br>{what} %{{customdata}}<extra></extra>",
-    ))
-    return _layout(figure, title, height=max(200, 70 + 44 * len(names)),
-                   xaxis=_money_axis(), yaxis={"autorange": "reversed", "automargin": True, "title": None})
+    bars = {
+        "type": "bar", "y": names, "x": [_units(c) for c in cents], "orientation": "h", "marker": {"color": colours},
+        "text": _bar_text(cents), "textposition": "auto", "insidetextfont": {"color": "white"},
+        "outsidetextfont": {"color": INK}, "customdata": _bar_text(cents),
+        "hovertemplate": f"%{{y}}<br>{what} %{{customdata}}<extra></extra>",
+    }
+    return _figure([bars], title, height=max(200, 70 + 44 * len(names)),
+                   xaxis=_money_axis(), yaxis={"autorange": "reversed", "automargin": True})
 
 
-def billed_by_department_figure(rows: list[DepartmentBilled], range_label: str) -> go.Figure:
+def billed_by_department_figure(rows: list[DepartmentBilled], range_label: str) -> Figure:
     return _horizontal_bars([r.department for r in rows], [r.billed_cents for r in rows],
                             f"Billed, {range_label}", BILLED_COLOUR, "Billed")
 
 
-def billed_by_kind_figure(rows: list[KindBilled], range_label: str) -> go.Figure:
+def billed_by_kind_figure(rows: list[KindBilled], range_label: str) -> Figure:
     return _horizontal_bars([r.kind for r in rows], [r.billed_cents for r in rows],
                             f"Billed, {range_label}", BILLED_COLOUR, "Billed")
 
 
-def collected_by_method_figure(rows: list[MethodCollected], range_label: str) -> go.Figure:
+def collected_by_method_figure(rows: list[MethodCollected], range_label: str) -> Figure:
     """Collected (received less refunded) per payment method."""
     return _horizontal_bars([r.method for r in rows], [r.collected_cents for r in rows],
                             f"Collected less refunds, {range_label}", COLLECTED_COLOUR, "Collected")
 
 
-def receivables_by_age_figure(rows: list[AgeBucket], today: str) -> go.Figure:
+def receivables_by_age_figure(rows: list[AgeBucket], today: str) -> Figure:
     """Open balances by days since the invoice was issued, youngest first."""
     return _horizontal_bars([r.age for r in rows], [r.outstanding_cents for r in rows],
                             f"Open invoices on {today}, by days since issue", AGE_COLOURS[:len(rows)],
                             "Outstanding")
 
 
-def outstanding_by_payer_figure(rows: list[PayerOutstanding], today: str) -> go.Figure:
+def outstanding_by_payer_figure(rows: list[PayerOutstanding], today: str) -> Figure:
     """What each insurer is still expected to pay, and what the patients owe."""
     colours = [COLLECTED_COLOUR if r.payer == PATIENTS_PAYER else BILLED_COLOUR for r in rows]
     return _horizontal_bars([r.payer for r in rows], [r.outstanding_cents for r in rows],
                             f"Still owed on {today}", colours, "Owed")
 
 
-def accounts_figures(summary: AccountsSummary, today: str) -> dict[str, go.Figure]:
+def accounts_figures(summary: AccountsSummary, today: str) -> dict[str, Figure]:
     """Every chart of the accounts dashboard by its report name (``finance.REPORTS``)."""
     label = summary.dates.label
     return {

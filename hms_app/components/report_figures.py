@@ -1,4 +1,4 @@
-"""The admin reports as Plotly figures, and as small tables that say the same in words.
+"""The admin reports as Plotly figures (plain dicts), and as small tables that say the same in words.
 
 Pure functions of the report rows that ``hms_app.services.reporting.reports`` aggregated in SQL: no
 queries here. Every chart has a title; each colour is at least 3:1 against white, and the
@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-import plotly.graph_objects as go
-
-from hms_app.components.figures import NO_TEMPLATE
+from hms_app.components.figures import NO_TEMPLATE, Figure
 from hms_app.db.enums import APPOINTMENT_STATUS_LABELS
 from hms_app.services.core.localtime import format_period
 from hms_app.services.core.numbers import format_money, format_number, money_axis
@@ -79,21 +77,27 @@ def _statuses(rows: list[AppointmentCount]) -> list[str]:
 # --- figures -----------------------------------------------------------------------------------
 
 
-def _style(figure: go.Figure, title: str, *, height: int = 320, legend: bool = True, **layout) -> go.Figure:
+def _style(data: list[dict], title: str, *, height: int = 320, legend: bool = True, xaxis: dict | None = None,
+           yaxis: dict | None = None, **layout) -> Figure:
+    """A figure of ``data`` in the reports' style; ``xaxis`` and ``yaxis`` add to (or override) the
+    grid, lines and margins every axis has, the y axes also starting at zero, ``yaxis2`` included."""
     # The title, then the legend, above the plot: below it the legend would meet the axis title.
-    figure.update_layout(
-        template=NO_TEMPLATE,
-        title={"text": title, "x": 0, "xanchor": "left", "y": 0.98, "yref": "container", "yanchor": "top",
-               "font": {"size": 15}},
-        margin={"l": 10, "r": 10, "t": 76 if legend else 44, "b": 10}, height=height, showlegend=legend,
-        legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom", "traceorder": "normal"},
-        paper_bgcolor="white", plot_bgcolor="white", separators=money_axis()["separators"],
-        font={"color": INK, "size": 12}, hoverlabel={"font": {"color": INK}, "bgcolor": "white"},
+    every_axis = {"gridcolor": GRID, "linecolor": GREY, "automargin": True}
+    every_y_axis = {**every_axis, "rangemode": "tozero"}
+    if "yaxis2" in layout:
+        layout["yaxis2"] = {**layout["yaxis2"], **every_y_axis}
+    return {"data": data, "layout": {
+        "template": NO_TEMPLATE,
+        "title": {"text": title, "x": 0, "xanchor": "left", "y": 0.98, "yref": "container", "yanchor": "top",
+                  "font": {"size": 15}},
+        "margin": {"l": 10, "r": 10, "t": 76 if legend else 44, "b": 10}, "height": height, "showlegend": legend,
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom", "traceorder": "normal"},
+        "paper_bgcolor": "white", "plot_bgcolor": "white", "separators": money_axis()["separators"],
+        "font": {"color": INK, "size": 12}, "hoverlabel": {"font": {"color": INK}, "bgcolor": "white"},
         **layout,
-    )
-    figure.update_xaxes(gridcolor=GRID, linecolor=GREY, automargin=True)
-    figure.update_yaxes(gridcolor=GRID, linecolor=GREY, automargin=True, rangemode="tozero")
-    return figure
+        "xaxis": {**every_axis, **(xaxis or {})},
+        "yaxis": {**every_y_axis, **(yaxis or {})},
+    }}
 
 
 def _count_ticks(largest: int) -> dict:
@@ -101,18 +105,19 @@ def _count_ticks(largest: int) -> dict:
     return {"tickformat": ",d", **({"dtick": 1} if largest <= 8 else {})}
 
 
-def empty_figure(title: str, message: str, *, height: int = 220) -> go.Figure:
+def _title(text: str) -> dict:
+    return {"title": {"text": text}}
+
+
+def empty_figure(title: str, message: str, *, height: int = 220) -> Figure:
     """A titled chart with no data: the message in the middle, no axes."""
-    figure = go.Figure()
-    figure.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                          font={"size": 14, "color": GREY})
-    _style(figure, title, height=height, legend=False)
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False)
-    return figure
+    note = {"text": message, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
+            "font": {"size": 14, "color": GREY}}
+    return _style([], title, height=height, legend=False, annotations=[note], xaxis={"visible": False},
+                  yaxis={"visible": False})
 
 
-def appointments_over_time_figure(rows: list[AppointmentCount], periods: list[str], per: str) -> go.Figure:
+def appointments_over_time_figure(rows: list[AppointmentCount], periods: list[str], per: str) -> Figure:
     """Appointments per day or month, stacked by status (all departments)."""
     title = f"Appointments per {per}, by status"
     if not rows:
@@ -121,19 +126,15 @@ def appointments_over_time_figure(rows: list[AppointmentCount], periods: list[st
     for r in rows:
         counts[(r.status, r.period)] += r.appointments
     labels = [period_label(p) for p in periods]
-    figure = go.Figure()
-    for status in _statuses(rows):
-        figure.add_trace(go.Bar(x=labels, y=[counts[(status, p)] for p in periods], name=status,
-                                marker_color=STATUS_COLOURS.get(status, INDIGO),
-                                hovertemplate="%{x}: %{y} " + status.lower() + "<extra></extra>"))
-    _style(figure, title, barmode="stack")
-    figure.update_xaxes(type="category", title_text=per.capitalize())
-    figure.update_yaxes(title_text="Appointments", **_count_ticks(max(
-        sum(counts[(s, p)] for s in _statuses(rows)) for p in periods)))
-    return figure
+    bars = [{"type": "bar", "x": labels, "y": [counts[(status, p)] for p in periods], "name": status,
+             "marker": {"color": STATUS_COLOURS.get(status, INDIGO)},
+             "hovertemplate": "%{x}: %{y} " + status.lower() + "<extra></extra>"} for status in _statuses(rows)]
+    largest = max(sum(counts[(s, p)] for s in _statuses(rows)) for p in periods)
+    return _style(bars, title, barmode="stack", xaxis={"type": "category", **_title(per.capitalize())},
+                  yaxis={**_title("Appointments"), **_count_ticks(largest)})
 
 
-def appointments_by_department_figure(rows: list[AppointmentCount]) -> go.Figure:
+def appointments_by_department_figure(rows: list[AppointmentCount]) -> Figure:
     """Each department's appointments over the whole range, stacked by status."""
     title = "Appointments by department and status"
     if not rows:
@@ -142,35 +143,29 @@ def appointments_by_department_figure(rows: list[AppointmentCount]) -> go.Figure
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for r in rows:
         counts[(r.status, r.department)] += r.appointments
-    figure = go.Figure()
-    for status in _statuses(rows):
-        figure.add_trace(go.Bar(y=departments, x=[counts[(status, d)] for d in departments], name=status,
-                                orientation="h", marker_color=STATUS_COLOURS.get(status, INDIGO),
-                                hovertemplate="%{y}: %{x} " + status.lower() + "<extra></extra>"))
-    _style(figure, title, height=140 + 36 * len(departments), barmode="stack")
-    figure.update_xaxes(title_text="Appointments", rangemode="tozero", **_count_ticks(max(
-        sum(counts[(s, d)] for s in _statuses(rows)) for d in departments)))
-    figure.update_yaxes(type="category")
-    return figure
+    bars = [{"type": "bar", "y": departments, "x": [counts[(status, d)] for d in departments], "name": status,
+             "orientation": "h", "marker": {"color": STATUS_COLOURS.get(status, INDIGO)},
+             "hovertemplate": "%{y}: %{x} " + status.lower() + "<extra></extra>"} for status in _statuses(rows)]
+    largest = max(sum(counts[(s, d)] for s in _statuses(rows)) for d in departments)
+    return _style(bars, title, height=140 + 36 * len(departments), barmode="stack",
+                  xaxis={**_title("Appointments"), "rangemode": "tozero", **_count_ticks(largest)},
+                  yaxis={"type": "category"})
 
 
-def utilisation_figure(rows: list[DoctorUtilisation]) -> go.Figure:
+def utilisation_figure(rows: list[DoctorUtilisation]) -> Figure:
     """Each doctor's booked slots as a share of the slots they offered."""
     title = "Doctor utilisation: booked as a share of available slots"
     if not rows:
         return empty_figure(title, "No doctor had hours or bookings in this range")
     ordered = list(reversed(rows))  # Plotly draws the first category at the bottom
-    names = [f"{r.doctor} · {r.department}" for r in ordered]
-    figure = go.Figure(go.Bar(
-        y=names, x=[r.utilisation_percent or 0 for r in ordered], orientation="h", marker_color=INDIGO,
-        text=[_utilisation_text(r) for r in ordered], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}<br>%{text}<extra></extra>",
-    ))
+    bars = {"type": "bar", "y": [f"{r.doctor} · {r.department}" for r in ordered],
+            "x": [r.utilisation_percent or 0 for r in ordered], "orientation": "h", "marker": {"color": INDIGO},
+            "text": [_utilisation_text(r) for r in ordered], "textposition": "outside", "cliponaxis": False,
+            "hovertemplate": "%{y}<br>%{text}<extra></extra>"}
     top = max([r.utilisation_percent or 0 for r in rows] + [100])
-    _style(figure, title, height=110 + 30 * len(rows), legend=False)
-    figure.update_xaxes(title_text="Utilisation (%)", range=[0, top * 1.1], ticksuffix="%")
-    figure.update_yaxes(type="category", rangemode="normal")
-    return figure
+    return _style([bars], title, height=110 + 30 * len(rows), legend=False,
+                  xaxis={**_title("Utilisation (%)"), "range": [0, top * 1.1], "ticksuffix": "%"},
+                  yaxis={"type": "category", "rangemode": "normal"})
 
 
 def _utilisation_text(r: DoctorUtilisation) -> str:
@@ -188,66 +183,59 @@ def percent_label(r: DoctorUtilisation) -> str:
     return f"{r.utilisation_percent:g}%"
 
 
-def lab_turnaround_figure(rows: list[LabTurnaround]) -> go.Figure:
+def lab_turnaround_figure(rows: list[LabTurnaround]) -> Figure:
     """Average time from order to result per test, one bar per priority."""
     title = "Lab turnaround: average time from order to result"
     if not rows:
         return empty_figure(title, "No lab results were entered in this range")
     tests = sorted({r.test for r in rows}, reverse=True)
-    figure = go.Figure()
+    bars = []
     for priority in [p for p in PRIORITY_COLOURS if any(r.priority == p for r in rows)]:
         by_test = {r.test: r for r in rows if r.priority == priority}
         shown = [t for t in tests if t in by_test]
-        figure.add_trace(go.Bar(
-            y=shown, x=[by_test[t].average_minutes / 60 for t in shown], name=priority, orientation="h",
-            marker_color=PRIORITY_COLOURS[priority],
-            customdata=[[duration_label(by_test[t].average_minutes), by_test[t].results] for t in shown],
-            hovertemplate="%{y} (" + priority.lower() + "): %{customdata[0]} on average over "
-                          "%{customdata[1]} results<extra></extra>",
-        ))
-    _style(figure, title, height=150 + 26 * len(rows), barmode="group")
-    figure.update_xaxes(title_text="Average turnaround (hours)", rangemode="tozero")
-    figure.update_yaxes(type="category", rangemode="normal")
-    return figure
+        bars.append({
+            "type": "bar", "y": shown, "x": [by_test[t].average_minutes / 60 for t in shown], "name": priority,
+            "orientation": "h", "marker": {"color": PRIORITY_COLOURS[priority]},
+            "customdata": [[duration_label(by_test[t].average_minutes), by_test[t].results] for t in shown],
+            "hovertemplate": "%{y} (" + priority.lower() + "): %{customdata[0]} on average over "
+                             "%{customdata[1]} results<extra></extra>",
+        })
+    return _style(bars, title, height=150 + 26 * len(rows), barmode="group",
+                  xaxis={**_title("Average turnaround (hours)"), "rangemode": "tozero"},
+                  yaxis={"type": "category", "rangemode": "normal"})
 
 
-def pharmacy_figure(rows: list[PharmacyPeriod], per: str) -> go.Figure:
+def pharmacy_figure(rows: list[PharmacyPeriod], per: str) -> Figure:
     """Units dispensed per day or month (bars) and the stock's value at cost at its end (line)."""
     title = f"Units dispensed per {per}, and stock value at cost"
     if not any(r.units_dispensed or r.stock_value_cents for r in rows):
         return empty_figure(title, "No stock and nothing dispensed in this range")
     labels = [period_label(r.period) for r in rows]
-    figure = go.Figure()
-    figure.add_trace(go.Bar(x=labels, y=[r.units_dispensed for r in rows], name="Units dispensed",
-                            marker_color=BLUE, customdata=[format_number(r.units_dispensed) for r in rows],
-                            hovertemplate="%{x}: %{customdata} units dispensed<extra></extra>"))
-    figure.add_trace(go.Scatter(x=labels, y=[r.stock_value_cents / 100 for r in rows], name="Stock value at cost",
-                                yaxis="y2", mode="lines+markers" if len(rows) <= 31 else "lines",
-                                line={"color": GREEN, "width": 3},
-                                customdata=[format_money(r.stock_value_cents) for r in rows],
-                                hovertemplate="%{x}: stock worth %{customdata} at cost<extra></extra>"))
-    _style(figure, title, yaxis2={"overlaying": "y", "side": "right", "title": {"text": "Stock value at cost"},
-                                  "rangemode": "tozero", "tickformat": ",.0f", "showgrid": False,
-                                  "tickprefix": money_axis()["tickprefix"], "ticksuffix": money_axis()["ticksuffix"],
-                                  "automargin": True})
-    figure.update_xaxes(type="category", title_text=per.capitalize())
-    figure.update_layout(yaxis={"title": {"text": "Units dispensed"},
-                                **_count_ticks(max(r.units_dispensed for r in rows))})
-    return figure
+    units = {"type": "bar", "x": labels, "y": [r.units_dispensed for r in rows], "name": "Units dispensed",
+             "marker": {"color": BLUE}, "customdata": [format_number(r.units_dispensed) for r in rows],
+             "hovertemplate": "%{x}: %{customdata} units dispensed<extra></extra>"}
+    stock_value = {"type": "scatter", "x": labels, "y": [r.stock_value_cents / 100 for r in rows],
+                   "name": "Stock value at cost", "yaxis": "y2", "mode": "lines+markers" if len(rows) <= 31 else "lines",
+                   "line": {"color": GREEN, "width": 3}, "customdata": [format_money(r.stock_value_cents) for r in rows],
+                   "hovertemplate": "%{x}: stock worth %{customdata} at cost<extra></extra>"}
+    marks = money_axis()
+    return _style([units, stock_value], title,
+                  xaxis={"type": "category", **_title(per.capitalize())},
+                  yaxis={**_title("Units dispensed"), **_count_ticks(max(r.units_dispensed for r in rows))},
+                  yaxis2={"overlaying": "y", "side": "right", **_title("Stock value at cost"), "rangemode": "tozero",
+                          "tickformat": ",.0f", "showgrid": False, "tickprefix": marks["tickprefix"],
+                          "ticksuffix": marks["ticksuffix"], "automargin": True})
 
 
-def new_patients_figure(rows: list[NewPatientsMonth]) -> go.Figure:
+def new_patients_figure(rows: list[NewPatientsMonth]) -> Figure:
     title = "New patients per month"
     if not any(r.new_patients for r in rows):
         return empty_figure(title, "No patients registered in this range")
-    labels = [period_label(r.month) for r in rows]
-    figure = go.Figure(go.Bar(x=labels, y=[r.new_patients for r in rows], marker_color=PURPLE,
-                              text=[r.new_patients for r in rows], textposition="outside", cliponaxis=False,
-                              hovertemplate="%{x}: %{y} new patients<extra></extra>"))
-    _style(figure, title, legend=False)
-    figure.update_xaxes(type="category", title_text="Month")
-    figure.update_yaxes(title_text="New patients", **_count_ticks(max(r.new_patients for r in rows)))
-    return figure
+    bars = {"type": "bar", "x": [period_label(r.month) for r in rows], "y": [r.new_patients for r in rows],
+            "marker": {"color": PURPLE}, "text": [str(r.new_patients) for r in rows], "textposition": "outside",
+            "cliponaxis": False, "hovertemplate": "%{x}: %{y} new patients<extra></extra>"}
+    return _style([bars], title, legend=False, xaxis={"type": "category", **_title("Month")},
+                  yaxis={**_title("New patients"), **_count_ticks(max(r.new_patients for r in rows))})
 
 
 # --- the same in words -------------------------------------------------------------------------

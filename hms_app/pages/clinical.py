@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from hms_app.components.charts import plotly_chart
 from hms_app.components.forms import field, request_key_field, select_field, submit_button
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
@@ -127,7 +128,7 @@ def _chart_body() -> rx.Component:
             columns=rx.breakpoints(initial="1", lg="2"), spacing="4", width="100%",
         ),
         _card("Vitals trend",
-              rx.cond(c.vitals.length() > 0, rx.plotly(data=ChartState.vitals, width="100%"),
+              rx.cond(c.vitals.length() > 0, plotly_chart(ChartState.vitals, width="100%"),
                       rx.text("No vitals recorded yet; they are entered in the encounter.", color="var(--gray-11)"))),
         _card("Add a document",
               rx.text("PDF, PNG or JPEG, at most 10 MB; stored encrypted.", size="2", color="var(--gray-11)"),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import reflex as rx
 
 from hms_app import settings
+from hms_app.components.charts import plotly_chart
+from hms_app.components.figures import Figure
 from hms_app.components.finance_figures import CHART_CONFIG
 from hms_app.components.forms import field
 from hms_app.components.layout import page_shell
@@ -31,7 +32,7 @@ _EMPTY = {
 """What each chart says, and what to do, when it has nothing to show."""
 
 
-def _figure(report: str) -> rx.Var[go.Figure]:
+def _figure(report: str) -> rx.Var[Figure]:
     s = AccountsDashboardState
     return {
         "revenue-by-day": s.day_figure, "revenue-by-month": s.month_figure,
@@ -135,7 +136,7 @@ def _chart_card(report: str, *, long_table: bool = False) -> rx.Component:
                 t.is_empty,
                 rx.callout(_EMPTY[report], icon="info", color_scheme="gray", width="100%"),
                 rx.vstack(
-                    rx.plotly(data=_figure(report), config=CHART_CONFIG, width="100%"),
+                    plotly_chart(_figure(report), config=CHART_CONFIG, width="100%"),
                     rx.text(t.summary, size="2", class_name="chart-summary"),
                     rx.el.details(rx.el.summary("The figures, day by day", class_name="figures-toggle"), table,
                                   width="100%") if long_table else table,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from hms_app.components.charts import plotly_chart
 from hms_app.components.forms import field, form_error
 from hms_app.components.layout import page_shell
 from hms_app.state.reports import AdminReportsState as S
@@ -63,7 +64,7 @@ def _summary(table, empty: str) -> rx.Component:
 
 
 def _chart(figure) -> rx.Component:
-    return rx.box(rx.plotly(data=figure, config=_PLOTLY_CONFIG, width="100%"), width="100%", class_name="report-chart")
+    return rx.box(plotly_chart(figure, config=_PLOTLY_CONFIG, width="100%"), width="100%", class_name="report-chart")
 
 
 def _report_card(key: str, title: str, about: str, charts: list, summary: rx.Component, export) -> rx.Component:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import reflex as rx
 
-from hms_app.components.figures import blank_figure, vitals_figure
+from hms_app.components.figures import Figure, blank_figure, vitals_figure
 from hms_app.services.care import clinical, documents, prescribing
 from hms_app.services.care.clinical import (
     BreakGlassRequired,
@@ -52,7 +51,7 @@ class ChartState(PagedTableMixin, SessionState):
     chart: Chart = _NO_CHART
     rows: list[TimelineEntry] = []
     page_size: int = 15
-    vitals: go.Figure = blank_figure()
+    vitals: Figure = blank_figure()
     patient_id: str = ""
     needs_break_glass: bool = False
     missing: bool = False

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import plotly.graph_objects as go
 import reflex as rx
 
-from hms_app.components.figures import blank_figure
+from hms_app.components.figures import Figure, blank_figure
 from hms_app.components.report_figures import (
     SummaryTable,
     appointments_by_department_figure,
@@ -39,12 +38,12 @@ class AdminReportsState(SessionState):
     range_label: str = ""
     error: str = ""
     loading: bool = False
-    appointments_over_time: go.Figure = blank_figure()
-    appointments_by_department: go.Figure = blank_figure()
-    utilisation: go.Figure = blank_figure()
-    lab_turnaround: go.Figure = blank_figure()
-    pharmacy: go.Figure = blank_figure()
-    new_patients: go.Figure = blank_figure()
+    appointments_over_time: Figure = blank_figure()
+    appointments_by_department: Figure = blank_figure()
+    utilisation: Figure = blank_figure()
+    lab_turnaround: Figure = blank_figure()
+    pharmacy: Figure = blank_figure()
+    new_patients: Figure = blank_figure()
     appointments_summary: SummaryTable = _NO_TABLE
     utilisation_summary: SummaryTable = _NO_TABLE
     lab_turnaround_summary: SummaryTable = _NO_TABLE

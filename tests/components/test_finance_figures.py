@@ -1,11 +1,17 @@
-"""The accounts dashboard's figures and tables, from aggregates made up here (no database)."""
+"""The accounts dashboard's figures and tables, from aggregates made up here, and the figures of the
+demo hospital's billing history against the plotly.graph_objects builder they replaced."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
+
+from bench.figures_cpu import legacy_accounts_figures
 from hms_app.components import finance_figures
 from hms_app.components.finance_figures import accounts_figures, headline_view, summary_tables
+from hms_app.db.engine import session_scope
+from hms_app.db.enums import Role
 from hms_app.services.accounting import finance
 from hms_app.services.accounting.finance import (
     AccountsHeadline,
@@ -18,6 +24,8 @@ from hms_app.services.accounting.finance import (
     RevenuePeriod,
 )
 from hms_app.services.core.periods import ReportRange
+from tests.components.plotly_json import checked, sent, without_empty
+from tests.conftest import DEMO_EMAIL, login_as, seed_demo_into
 
 
 def _summary() -> AccountsSummary:
@@ -40,7 +48,7 @@ def _summary() -> AccountsSummary:
 
 
 def test_every_chart_has_a_figure_with_a_title_and_labelled_axes():
-    figures = accounts_figures(_summary(), "2 Apr 2025")
+    figures = {name: checked(figure) for name, figure in accounts_figures(_summary(), "2 Apr 2025").items()}
     assert list(figures) == list(finance.REPORTS)
     for figure in figures.values():
         assert figure.layout.title.text
@@ -53,6 +61,7 @@ def test_every_chart_has_a_figure_with_a_title_and_labelled_axes():
     assert day.data[1].marker.pattern.shape == "/"  # collected is hatched: not told apart by colour alone
     assert not day.data[0].marker.pattern.shape
     assert day.layout.title.text == "30 Mar 2025 – 31 Mar 2025 · GBP"
+    assert day.layout.margin.t > figures["billed-by-kind"].layout.margin.t  # the toolbar clear of the legend
     departments = figures["billed-by-department"].data[0]
     assert list(departments.y) == ["Cardiology", "Dermatology"]
     assert list(departments.text) == ["£10,000.00", "£2,345.67"]
@@ -110,3 +119,30 @@ def test_the_headline_in_money_format():
     assert (view.billed, view.collected, view.outstanding, view.overdue, view.open_invoices) == (
         "£12,345.67", "−£5.00", "£90.00", "£40.00", 3)
     assert view.today == "2 Apr 2025"
+
+
+@pytest.fixture
+def billed_hospital(engine, _demo_templates):
+    """The demo hospital with its months of billing history: every chart has bars."""
+    return seed_demo_into(engine, _demo_templates, billing_history=True)
+
+
+def test_the_browser_gets_the_same_figures_as_from_the_graph_objects_builder(billed_hospital):
+    # The accounts dashboard's default range on the demo hospital: the JSON the state sends for
+    # each figure is what it sent when the figures were plotly.graph_objects (bench/figures_cpu.py
+    # keeps that builder as its baseline), but for the empty ``yaxis.title`` that builder wrote and
+    # the room above the legend made since for Plotly's toolbar.
+    accounts = login_as(billed_hospital, DEMO_EMAIL[Role.ACCOUNTS])
+    start, end = finance.default_range()
+    with session_scope(write=False, engine=billed_hospital) as s:
+        summary = finance.accounts_summary(session=s, actor=accounts, start=start, end=end)
+    today = headline_view(summary).today
+    before, now = legacy_accounts_figures(summary, today), accounts_figures(summary, today)
+    assert list(now) == list(before)
+    for name, figure in now.items():
+        expected = without_empty(sent(before[name]))
+        if expected["layout"]["showlegend"]:
+            expected["layout"]["margin"]["t"] = finance_figures.LEGEND_TOP_MARGIN
+        assert sent(figure) == expected, name
+        assert len(checked(figure).data[0].x) > 0, name
+    assert sum(sent(now["revenue-by-day"])["data"][0]["y"]) > 0

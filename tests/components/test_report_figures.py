@@ -11,6 +11,7 @@ from hms_app.services.reporting.reports import (
     NewPatientsMonth,
     PharmacyPeriod,
 )
+from tests.components.plotly_json import checked
 
 PERIODS = ["2025-03-29", "2025-03-30", "2025-03-31"]
 APPOINTMENTS = [
@@ -29,7 +30,7 @@ def test_labels_of_periods_and_durations():
 
 
 def test_appointments_over_time_stack_one_bar_per_status_on_every_period():
-    figure = figures.appointments_over_time_figure(APPOINTMENTS, PERIODS, "day")
+    figure = checked(figures.appointments_over_time_figure(APPOINTMENTS, PERIODS, "day"))
     assert [t.name for t in figure.data] == ["Pending", "Completed", "No-show"]  # the workflow's order
     assert [list(t.y) for t in figure.data] == [[1, 0, 3], [2, 0, 0], [0, 0, 1]]
     assert list(figure.data[0].x) == ["29 Mar 2025", "30 Mar 2025", "31 Mar 2025"]
@@ -39,7 +40,7 @@ def test_appointments_over_time_stack_one_bar_per_status_on_every_period():
 
 
 def test_appointments_by_department_add_up_over_the_range():
-    figure = figures.appointments_by_department_figure(APPOINTMENTS)
+    figure = checked(figures.appointments_by_department_figure(APPOINTMENTS))
     assert list(figure.data[0].y) == ["Dermatology", "Cardiology"]  # drawn bottom-up: Cardiology on top
     assert {t.name: list(t.x) for t in figure.data} == {"Pending": [1, 3], "Completed": [0, 2], "No-show": [0, 1]}
 
@@ -56,7 +57,7 @@ def test_the_appointments_table_has_totals_per_department_and_status():
 def test_utilisation_says_when_a_booking_rounds_to_nothing_and_when_there_were_no_slots():
     rows = [DoctorUtilisation("Dr. A", "Cardiology", 89, 3, 3.4), DoctorUtilisation("Dr. B", "Cardiology", 2919, 1, 0.0),
             DoctorUtilisation("Dr. C", "Dermatology", 105, 0, 0.0), DoctorUtilisation("Dr. D", "Orthopedics", 0, 1, None)]
-    figure = figures.utilisation_figure(rows)
+    figure = checked(figures.utilisation_figure(rows))
     assert list(figure.data[0].text) == ["no slots · 1 booked", "0% · 0 of 105", "under 0.1% · 1 of 2919",
                                          "3.4% · 3 of 89"]
     assert [r[-1] for r in figures.utilisation_table(rows).rows] == ["3.4%", "under 0.1%", "0%", "no slots"]
@@ -66,7 +67,7 @@ def test_lab_turnaround_is_charted_in_hours_per_priority():
     rows = [LabTurnaround("HGB", "Haemoglobin", "Stat", 1, 25.0, 25.0),
             LabTurnaround("K", "Potassium", "Urgent", 2, 130.5, 131.0),
             LabTurnaround("HGB", "Haemoglobin", "Routine", 2, 90.0, 95.0)]
-    figure = figures.lab_turnaround_figure(rows)
+    figure = checked(figures.lab_turnaround_figure(rows))
     assert [(t.name, list(t.y), list(t.x)) for t in figure.data] == [
         ("Stat", ["Haemoglobin"], [25 / 60]), ("Urgent", ["Potassium"], [130.5 / 60]), ("Routine", ["Haemoglobin"], [1.5])]
     assert figures.lab_turnaround_table(rows).rows[1] == ["Potassium (K)", "Urgent", "2", "2 h 10 min", "2 h 11 min"]
@@ -74,7 +75,7 @@ def test_lab_turnaround_is_charted_in_hours_per_priority():
 
 def test_pharmacy_bars_units_and_lines_the_stock_value_in_money_on_its_own_axis():
     rows = [PharmacyPeriod("2025-03-29", 0, 0, 0, 4000), PharmacyPeriod("2025-03-30", 2, 13, 3250, 123456)]
-    figure = figures.pharmacy_figure(rows, "day")
+    figure = checked(figures.pharmacy_figure(rows, "day"))
     bars, line = figure.data
     assert (list(bars.y), list(line.y), line.yaxis) == ([0, 13], [40.0, 1234.56], "y2")
     assert figures.pharmacy_table(rows).rows == [
@@ -84,15 +85,19 @@ def test_pharmacy_bars_units_and_lines_the_stock_value_in_money_on_its_own_axis(
 
 def test_new_patients_per_month_with_a_total():
     rows = [NewPatientsMonth("2025-02", 0), NewPatientsMonth("2025-03", 4)]
-    assert list(figures.new_patients_figure(rows).data[0].y) == [0, 4]
+    figure = checked(figures.new_patients_figure(rows))
+    assert list(figure.data[0].y) == [0, 4]
+    assert list(figure.data[0].text) == ["0", "4"]
     assert figures.new_patients_table(rows).rows == [["Feb 2025", "0"], ["Mar 2025", "4"], ["All months", "4"]]
 
 
 def test_an_empty_report_is_a_titled_chart_that_says_so_and_an_empty_table():
-    for figure in (figures.appointments_over_time_figure([], PERIODS, "day"), figures.utilisation_figure([]),
+    for built in (figures.appointments_over_time_figure([], PERIODS, "day"), figures.utilisation_figure([]),
                    figures.lab_turnaround_figure([]), figures.new_patients_figure([NewPatientsMonth("2025-03", 0)]),
                    figures.pharmacy_figure([PharmacyPeriod("2025-03-29", 0, 0, 0, 0)], "day")):
+        figure = checked(built)
         assert figure.data == ()
+        assert figure.layout.xaxis.visible is False
         assert figure.layout.title.text
         assert figure.layout.annotations[0].text.startswith("No ")
     assert figures.appointments_table([]).empty

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
-from hms_app.components.figures import vitals_figure
+import plotly.graph_objects as go
+
+from hms_app.components.figures import blank_figure, vitals_figure
 from hms_app.services.care.clinical import VitalsPoint
+from tests.components.plotly_json import checked, sent
 
 POINTS = [
     VitalsPoint("2026-10-01", 150, 95, 82, 36.8, 81.0, 97),
@@ -15,7 +18,7 @@ POINTS = [
 
 
 def test_each_measure_gets_its_own_chart_and_unit_on_one_time_axis():
-    figure = vitals_figure(POINTS)
+    figure = checked(vitals_figure(POINTS))
     by_name = {t.name: t for t in figure.data}
     assert list(by_name) == ["Systolic", "Diastolic", "Pulse", "SpO₂", "Weight", "Temperature"]
     # Systolic and diastolic share the blood-pressure chart; every other measure has its own.
@@ -32,13 +35,18 @@ def test_each_measure_gets_its_own_chart_and_unit_on_one_time_axis():
 
 def test_only_measures_with_values_are_drawn():
     only_weight = [VitalsPoint("2026-12-01", None, None, None, None, 70.0, None)]
-    figure = vitals_figure(only_weight)
+    figure = checked(vitals_figure(only_weight))
     assert [t.name for t in figure.data] == ["Weight"]
     assert figure.layout.yaxis.title.text == "Weight (kg)"
-    assert vitals_figure([]).data == ()
+    assert figure.layout.yaxis.domain == (0.0, 1.0)
+    assert checked(vitals_figure([])).data == ()
 
 
 def test_the_figure_stays_light():
-    figure = vitals_figure(POINTS)
+    figure = checked(vitals_figure(POINTS))
     assert figure.layout.template.layout.to_plotly_json() == {}  # no copy of a theme in every update
-    assert len(json.dumps(figure.to_plotly_json(), default=str)) < 8_000
+    assert len(json.dumps(sent(vitals_figure(POINTS)))) < 8_000
+
+
+def test_the_blank_figure_is_what_plotly_writes_for_an_empty_one():
+    assert sent(blank_figure()) == sent(go.Figure(layout={"template": go.layout.Template()}))

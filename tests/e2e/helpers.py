@@ -9,6 +9,8 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+from playwright.sync_api import expect
+
 from tests.e2e.conftest import AXE_JS
 
 DEMO_PASSWORD = "Demo-Hospital-2026"
@@ -18,6 +20,19 @@ def wait_ready(page) -> None:
     """Wait until the page is hydrated: the websocket is up and on_load has run."""
     page.wait_for_load_state("networkidle")
     page.wait_for_function("() => document.querySelector('main') !== null")
+
+
+def expect_chart_drawn(chart, traces: int | None = None) -> None:
+    """``chart`` (a locator holding one Plotly chart) is drawn: Plotly's SVG, ``traces`` traces
+    on its plot (at least one if not given), each with a mark (a bar or a point) in it."""
+    expect(chart.locator(".main-svg").first).to_be_visible()
+    drawn = chart.locator(".main-svg .cartesianlayer .trace")
+    if traces is None:
+        expect(drawn.first).to_be_attached()
+    else:
+        expect(drawn).to_have_count(traces)
+    for index in range(drawn.count()):
+        expect(drawn.nth(index).locator(".point").first).to_be_attached()
 
 
 def wait_charts_settled(page) -> None:

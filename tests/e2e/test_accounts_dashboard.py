@@ -13,6 +13,7 @@ from hms_app.services.accounting.finance import default_range
 from tests.e2e.helpers import (
     assert_accessible,
     db_rows,
+    expect_chart_drawn,
     log_in_to,
     screenshot,
     wait_charts_settled,
@@ -64,6 +65,7 @@ def test_accounts_dashboard_charts_ranges_exports_and_live_payments(app_server, 
         for report in ("revenue-by-day", "revenue-by-month", "billed-by-department", "receivables-by-age",
                        "outstanding-by-payer"):
             expect(accounts.locator(f"#chart-{report} .js-plotly-plot")).to_have_count(1)
+            expect_chart_drawn(accounts.locator(f"#chart-{report}"), traces=2 if report.startswith("revenue") else 1)
             expect(accounts.locator(f"#chart-{report} .chart-summary")).not_to_be_empty()
         expect(accounts.locator("#chart-receivables-by-age table")).to_contain_text("Over 90 days")
 

@@ -12,6 +12,7 @@ from hms_app.services.core.localtime import local_today
 from tests.e2e.helpers import (
     assert_accessible,
     db_value,
+    expect_chart_drawn,
     form_alert,
     log_in_to,
     screenshot,
@@ -37,6 +38,9 @@ def test_admin_reads_the_reports_for_a_chosen_range_and_exports_one(app_server, 
     expect(page.locator("#report-range")).to_contain_text("30 days, charted per day")
     for key in REPORTS:
         expect(page.locator(f"#report-{key} .js-plotly-plot").first).to_be_visible()
+    # The demo's month holds appointments, doctors' hours, lab results, stock and new patients.
+    for chart in page.locator(".report-chart").all():
+        expect_chart_drawn(chart)
 
     # About half a year up to the demo's coming appointments: charted per month.
     start, end = today - timedelta(days=180), today + timedelta(days=14)

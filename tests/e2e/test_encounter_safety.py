@@ -9,6 +9,7 @@ import sqlite3
 
 from tests.e2e.helpers import (
     assert_accessible,
+    expect_chart_drawn,
     log_in_to,
     screenshot,
     wait_charts_settled,
@@ -143,6 +144,7 @@ def test_diagnosis_search_no_known_allergies_and_one_vitals_chart_per_measure(ap
         titles = page.evaluate("[...document.querySelectorAll('.js-plotly-plot text')]"
                                ".filter(t => /^y\\d*title$/.test(t.getAttribute('class'))).map(t => t.textContent)")
         assert titles == ["Blood pressure (mmHg)", "Pulse (/min)", "SpO₂ (%)", "Weight (kg)", "Temperature (°C)"]
+        expect_chart_drawn(chart, traces=6)  # systolic and diastolic share the first panel
         screenshot(page, screenshot_dir, "chart-vitals-trend")
     finally:
         context.close()
