@@ -97,7 +97,7 @@ THINK_SECONDS = (5.0, 10.0)
 ACTION_P95_MS, CHART_P95_MS = 300.0, 1000.0
 CHART = "page /doctor/patient (chart, 1,000 encounters)"
 BOOKING_REASON = "Check-up (load test)"
-CONFLICTS = ("already been taken", "already have an appointment", "already cancelled", "no longer")
+CONFLICTS = ("already been taken", "already have an appointment", "cannot be cancelled", "no longer")
 """Refusals a busy hospital gives rightly: two users chose the same time, or a shared account's
 other user got there first."""
 
@@ -417,6 +417,22 @@ class StepFigures:
         return max(others, key=lambda pair: pair[1]) if others else ("", float("nan"))
 
     @property
+    def rate(self) -> float:
+        return len(self.samples) / self.seconds
+
+    @property
+    def cpu_ms_per_action(self) -> float:
+        """The server's CPU time per action: what the machine's other load does not change."""
+        return 1000 * self.server_cpu / len(self.samples) if self.samples else float("nan")
+
+    @property
+    def saturating_users(self) -> float:
+        """The users at which one core would be busy all the time at this CPU per action and this
+        rate per user: an upper bound of one worker's capacity on an idle core (latency grows
+        long before it)."""
+        return self.users * self.seconds / self.server_cpu if self.server_cpu else float("nan")
+
+    @property
     def within_latency(self) -> bool:
         """Every kind of action's p95 within its limit (stepping stops after the first step that is not)."""
         chart = self.of(CHART)
@@ -427,8 +443,8 @@ class StepFigures:
         return self.within_latency and self.count("error") == 0
 
 
-async def measure_setup(server, setup: str, steps: list[int], seconds: float, ramp: float,
-                        chart_encounters: int) -> tuple[dict[str, Any], list[StepFigures]]:
+async def measure_setup(server, setup: str, steps: list[int], seconds: float, ramp: float, chart_encounters: int,
+                        *, through: bool = False) -> tuple[dict[str, Any], list[StepFigures]]:
     hospital = await asyncio.to_thread(_prepared, server, chart_encounters)
     emails = hospital["emails"]
     cycle, taken = persona_cycle(), Counter()
@@ -463,13 +479,13 @@ async def measure_setup(server, setup: str, steps: list[int], seconds: float, ra
                                run.error_messages - errors0)
             figures.append(step)
             label, worst = step.worst()
-            print(f"# {setup}, {users} users: {len(step.samples) / step.seconds:.1f} actions/s, p95 "
+            print(f"# {setup}, {users} users: {step.rate:.1f} actions/s, p95 "
                   f"{step.p95():.0f} ms, worst p95 {worst:.0f} ms ({label}), chart p95 {step.p95(CHART):.0f} ms, "
                   f"{step.count('error')} errors, {step.count('conflict')} conflicts, server CPU "
-                  f"{100 * step.server_cpu / step.seconds:.0f} %, generator CPU "
+                  f"{100 * step.server_cpu / step.seconds:.0f} % ({step.cpu_ms_per_action:.0f} ms an action), generator CPU "
                   f"{100 * step.generator_cpu / step.seconds:.0f} %, workers' RSS {step.rss_mb:.0f} MB, "
                   f"load {os.getloadavg()[0]:.1f}", flush=True)
-            if not step.within_latency:
+            if not step.within_latency and not through:
                 break
     finally:
         run.stopping = True
@@ -491,17 +507,19 @@ def report(setup: str, hospital: dict[str, Any], figures: list[StepFigures]) -> 
     rows = []
     for f in figures:
         label, worst = f.worst()
-        rows.append((f.users, f"{len(f.samples) / f.seconds:.1f}", _ms(percentile(f.of(), 0.5)), _ms(f.p95()),
+        rows.append((f.users, f"{f.rate:.1f}", _ms(percentile(f.of(), 0.5)), _ms(f.p95()),
                      f"{_ms(worst)} ({label})", _ms(f.p95(CHART)), f.count("error"), f.count("conflict"),
-                     f"{100 * f.server_cpu / f.seconds:.0f}", f"{f.rss_mb:.0f}",
-                     f"{100 * f.generator_cpu / f.seconds:.0f}", "yes" if f.holds else "no"))
+                     f"{100 * f.server_cpu / f.seconds:.0f}", _ms(f.cpu_ms_per_action), _ms(f.saturating_users),
+                     f"{f.rss_mb:.0f}", f"{100 * f.generator_cpu / f.seconds:.0f}", "yes" if f.holds else "no"))
     out = [f"## {setup}\n", table(("users", "actions/s", "p50 ms", "p95 ms", "worst p95 ms (action)",
-                                   "chart p95 ms", "errors", "conflicts", "server CPU %", "workers' RSS MB",
+                                   "chart p95 ms", "errors", "conflicts", "server CPU % of a core",
+                                   "server CPU ms / action", "users at a full core", "workers' RSS MB",
                                    "generator CPU %", "holds"), rows)]
     labels = sorted({label for f in figures for label in f.labels})
-    kinds = [(label, *(f"{_ms(percentile(f.of(label), 0.5))} / {_ms(f.p95(label))} / {_ms(max(f.of(label), default=float('nan')))}"
-                       for f in figures)) for label in labels]
-    out += ["\np50 / p95 / max ms of each kind of action, by users\n",
+    kinds = [(label, *(f"{_ms(percentile(f.of(label), 0.5))} / {_ms(f.p95(label))} / "
+                       f"{_ms(max(f.of(label), default=float('nan')))} ({len(f.of(label))})" for f in figures))
+             for label in labels]
+    out += ["\np50 / p95 / max ms (samples) of each kind of action, by users\n",
             table(("action", *(str(f.users) for f in figures)), kinds)]
     held = [f.users for f in figures if f.holds]
     out.append(f"\nLargest step within both limits (every action's p95 < {ACTION_P95_MS:.0f} ms, the chart's "
@@ -520,6 +538,8 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=15, help="seconds between a step's start and its measuring")
     parser.add_argument("--setups", default="one", help="one (SQLite, memory), two (PostgreSQL, Redis), or one,two")
     parser.add_argument("--chart-encounters", type=int, default=1000, help="encounters of the chart doctors open")
+    parser.add_argument("--through", action="store_true",
+                        help="go on stepping after a step breaks a limit (the whole curve)")
     parser.add_argument("--seed", type=int, default=18, help="the random choices' seed")
     parser.add_argument("--prepare", type=int, metavar="ENCOUNTERS", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -534,7 +554,7 @@ def main() -> None:
     for setup in setups_of(args.setups):
         with running_app(setup) as server:
             hospital, figures = asyncio.run(measure_setup(server, setup.label, steps, args.seconds, args.ramp,
-                                                          args.chart_encounters))
+                                                          args.chart_encounters, through=args.through))
             reports.append(report(setup.label, hospital, figures))
     print("\n\n".join(reports))
     print(f"\n{machine_note()}")
