@@ -79,6 +79,7 @@ from bench.harness import (
 )
 from bench.ws_load import TIMEOUT, BenchSocket, Step, click_step, page_step, rounds_of
 from hms_app import settings
+from hms_app.services.booking.appointments import SLOT_TAKEN
 from hms_app.state.appointments import (
     AdminAppointmentsState,
     BookingState,
@@ -97,9 +98,9 @@ THINK_SECONDS = (5.0, 10.0)
 ACTION_P95_MS, CHART_P95_MS = 300.0, 1000.0
 CHART = "page /doctor/patient (chart, 1,000 encounters)"
 BOOKING_REASON = "Check-up (load test)"
-CONFLICTS = ("already been taken", "already have an appointment", "cannot be cancelled", "no longer")
-"""Refusals a busy hospital gives rightly: two users chose the same time, or a shared account's
-other user got there first."""
+CONFLICTS = (SLOT_TAKEN, "You already have an appointment at that time.", "A cancelled appointment cannot be cancelled.")
+"""Refusals a busy hospital gives rightly: two users chose the same time, or another user of a
+shared account booked that time or cancelled that booking first."""
 
 
 def persona_cycle(size: int = 50) -> list[str]:
@@ -227,11 +228,11 @@ class Stop(Exception):
 Act = Callable[[Step], Awaitable[EventResult]]
 
 
-def _outcome(ok: bool, result: EventResult) -> tuple[str, str]:
+def outcome_of(ok: bool, result: EventResult) -> tuple[str, str]:
     errors = [message for level, message in result.toasts if level == "error"]
     if ok:
         return "ok", ""
-    if errors and all(any(c in m for c in CONFLICTS) for m in errors):
+    if errors and all(m in CONFLICTS for m in errors):
         return "conflict", ""
     return "error", (errors or result.redirects or ["?"])[0][:120]
 
@@ -250,7 +251,7 @@ def actor_of(tab: UserTab, run: Run) -> Act:
             raise Stop from None  # its late updates would confuse its next action: this user leaves
         result = EventResult(tab.last_updates)
         tab._remember(result)
-        outcome, message = _outcome(ok, result)
+        outcome, message = outcome_of(ok, result)
         run.samples.append(Sample(step.label, elapsed, time.perf_counter(), outcome))
         if message:
             run.error_messages[f"{step.label}: {message}"] += 1
