@@ -29,7 +29,7 @@ a tab of its own (its own socket and Reflex state) whose handshake carries the s
 a second tab of the same browser does. About 12 patient users share each patient account at 500
 users, 10 doctor users each doctor account.
 
-Before the users start, each doctor gets a confirmed 05:30 appointment today with the chart's
+Before the users start, each doctor gets a confirmed appointment early today (00:30, 00:45, ...) with the chart's
 patient (the encounter they write in, and the care relationship that opens the chart without
 breaking the glass), written directly to the database as ``bench/hot_reads.py`` writes its top-up.
 
@@ -139,13 +139,15 @@ def prepare_hospital(chart_encounters: int) -> dict[str, Any]:
     top_up_chart(Context(engine, engine.dialect.name == "sqlite"), patient, chart_doctor, chart_department,
                  chart_encounters)
     today = local_today()
-    starts = datetime.combine(today, clock(5, 30), tzinfo=settings.TIMEZONE).astimezone(UTC)
+    first = datetime.combine(today, clock(0, 30), tzinfo=settings.TIMEZONE).astimezone(UTC)
     encounters: dict[str, int] = {}
     with db_engine.session_scope(engine=engine) as session:
         doctors = session.execute(sa.text(
             'SELECT u.id, u.email, dp.department_id FROM "user" u JOIN doctor_profile dp ON dp.user_id = u.id '
             "WHERE u.is_active AND u.role = 'doctor' ORDER BY u.id")).all()
-        for doctor_id, email, department_id in doctors:
+        for i, (doctor_id, email, department_id) in enumerate(doctors):
+            # One after the other: a patient's appointments may not overlap (on PostgreSQL, by constraint).
+            starts = first + timedelta(minutes=15 * i)
             encounters[email] = add_visit(session, patient, doctor_id, department_id, starts,
                                           AppointmentStatus.CONFIRMED, "Review (hospital load benchmark)").id
         session.commit()
@@ -167,7 +169,9 @@ def prepare_hospital(chart_encounters: int) -> dict[str, Any]:
 def _prepared(server, chart_encounters: int) -> dict[str, Any]:
     env = {**os.environ, "HMS_DATA_DIR": str(server.data_dir), "HMS_DATABASE_URL": server.database_url}
     done = subprocess.run([sys.executable, "-m", "bench.hospital_load", "--prepare", str(chart_encounters)],  # noqa: S603
-                          env=env, check=True, capture_output=True, text=True)
+                          env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"preparing the hospital failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -551,14 +555,11 @@ def main() -> None:
     steps = sorted({int(s) for s in args.steps.split(",")})
     print(f"load average at the start: {os.getloadavg()[0]:.1f}; persona mix per 100 users: "
           + ", ".join(f"{n} {p}" for p, n in SHARE.items()), flush=True)
-    reports = []
     for setup in setups_of(args.setups):
         with running_app(setup) as server:
             hospital, figures = asyncio.run(measure_setup(server, setup.label, steps, args.seconds, args.ramp,
                                                           args.chart_encounters, through=args.through))
-            reports.append(report(setup.label, hospital, figures))
-    print("\n\n".join(reports))
-    print(f"\n{machine_note()}")
+        print(f"\n{report(setup.label, hospital, figures)}\n\n{machine_note()}\n", flush=True)
 
 
 if __name__ == "__main__":
