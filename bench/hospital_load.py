@@ -29,14 +29,17 @@ a tab of its own (its own socket and Reflex state) whose handshake carries the s
 a second tab of the same browser does. About 12 patient users share each patient account at 500
 users, 10 doctor users each doctor account.
 
-Before the users start, each doctor gets a confirmed appointment early today (00:30, 00:45, ...) with the chart's
-patient (the encounter they write in, and the care relationship that opens the chart without
-breaking the glass), written directly to the database as ``bench/hot_reads.py`` writes its top-up.
+Before the users start, each doctor gets a confirmed appointment early today (00:30, 00:45, ...)
+with the chart's patient (the encounter they write in, and the care relationship that opens the
+chart without breaking the glass), written directly to the database as ``bench/hot_reads.py``
+writes its top-up.
 
 Users are added in steps (default 50, 100, 200, 300, 400, 500); the users of a step keep running
 through the next. Each step starts its new users over one think time, waits ``--ramp`` seconds,
 then measures ``--seconds``: actions/s, p50/p95/max per kind of action, the chart's p95, errors,
-the server's CPU (% of one core, all its processes) and its workers' RSS, and the load
+the server's CPU (% of one core, all its processes; PostgreSQL and Redis not counted), the
+server's CPU per action (which the machine's other load leaves alone, unlike the latencies), its
+workers' RSS, and the load
 generator's own CPU (it runs on the same machine). A step holds when every kind of action has a
 p95 under 300 ms, except opening the 1,000-encounter chart, under 1 s, with no errors; stepping
 stops after the first step whose latency breaks a limit (errors are reported, the run goes on).
