@@ -39,8 +39,7 @@ through the next. Each step starts its new users over one think time, waits ``--
 then measures ``--seconds``: actions/s, p50/p95/max per kind of action, the chart's p95, errors,
 the server's CPU (% of one core, all its processes; PostgreSQL and Redis not counted), the
 server's CPU per action (which the machine's other load leaves alone, unlike the latencies), its
-workers' RSS, and the load
-generator's own CPU (it runs on the same machine). A step holds when every kind of action has a
+workers' RSS, and the load generator's own CPU (it runs on the same machine). A step holds when every kind of action has a
 p95 under 300 ms, except opening the 1,000-encounter chart, under 1 s, with no errors; stepping
 stops after the first step whose latency breaks a limit (errors are reported, the run goes on).
 
