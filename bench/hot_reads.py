@@ -448,7 +448,18 @@ def _actor(ctx: Context, email: str) -> Actor:
         return auth.resolve_session(session=session, token=token, ip_address=IP)
 
 
-def _top_up_chart(ctx: Context, patient_id: int, doctor_id: int, department_id: int, wanted: int) -> int:
+def add_visit(session: Any, patient_id: int, doctor_id: int, department_id: int, starts: datetime,
+              status: AppointmentStatus, reason: str) -> Appointment:
+    """A 15-minute appointment written as it stands (no booking rules), with its id."""
+    visit = Appointment(patient_id=patient_id, doctor_id=doctor_id, department_id=department_id, starts_at=starts,
+                        ends_at=starts + timedelta(minutes=15), status=status, reason=reason, created_at=starts,
+                        updated_at=starts)
+    session.add(visit)
+    session.flush()
+    return visit
+
+
+def top_up_chart(ctx: Context, patient_id: int, doctor_id: int, department_id: int, wanted: int) -> int:
     """Completed 06:00 visits with their encounters until the patient has ``wanted`` encounters."""
     with db_engine.session_scope(engine=ctx.engine) as session:
         have = session.execute(sa.select(sa.func.count()).select_from(Encounter)
@@ -459,12 +470,8 @@ def _top_up_chart(ctx: Context, patient_id: int, doctor_id: int, department_id: 
         while have + added < wanted:
             if day not in booked:
                 starts = datetime.combine(day, clock(6, 0), tzinfo=settings.TIMEZONE).astimezone(UTC)
-                visit = Appointment(patient_id=patient_id, doctor_id=doctor_id, department_id=department_id,
-                                    starts_at=starts, ends_at=starts + timedelta(minutes=15),
-                                    status=AppointmentStatus.COMPLETED, reason="Review (hot-reads benchmark)",
-                                    created_at=starts, updated_at=starts)
-                session.add(visit)
-                session.flush()
+                visit = add_visit(session, patient_id, doctor_id, department_id, starts, AppointmentStatus.COMPLETED,
+                                  "Review (hot-reads benchmark)")
                 session.add(Encounter(appointment_id=visit.id, patient_id=patient_id, doctor_id=doctor_id,
                                       assessment="Stable.", diagnosis="Essential hypertension", icd10_code="I10",
                                       bp_systolic=120 + added % 25, bp_diastolic=80, pulse=60 + added % 30,
@@ -501,7 +508,7 @@ def prepare(url: str, chart_encounters: int) -> Context:
                                    {"a": ctx.doctor_id, "b": chart_doctor}).all())
     ctx.chart_patient = patient
     if have < chart_encounters:
-        added = _top_up_chart(ctx, patient, chart_doctor, chart_department, chart_encounters)
+        added = top_up_chart(ctx, patient, chart_doctor, chart_department, chart_encounters)
         ctx.chart_note = f"the seed's busiest chart had {have} encounters; {added} added"
     with engine.connect() as conn:
         ctx.chart_encounters = conn.execute(sa.text("SELECT count(*) FROM encounter WHERE patient_id = :p"),

@@ -80,11 +80,11 @@ class Step:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-def _page(path: str) -> Step:
+def page_step(path: str) -> Step:
     return Step(f"page {path}", path)
 
 
-def _click(path: str, state: type, handler: str, payload: dict[str, Any] | None = None, note: str = "") -> Step:
+def click_step(path: str, state: type, handler: str, payload: dict[str, Any] | None = None, note: str = "") -> Step:
     return Step(f"{state.__name__}.{handler}{note}", path, state, handler, payload or {})
 
 
@@ -100,39 +100,45 @@ def rounds_of(cardiology_id: int) -> dict[str, list[Step]]:
     book, week_ahead = "/patient/book", _next_weekday(7)
     return {
         "patient": [
-            _page("/patient"), _page("/patient/appointments"), _page(book),
-            _click(book, BookingState, "choose_department", {"department_id": str(cardiology_id)}),
-            _click(book, BookingState, "choose_day", {"day": week_ahead}, " (free slots)"),
-            _page("/patient/invoices"), _page("/patient/prescriptions"), _page("/patient/results"),
+            page_step("/patient"), page_step("/patient/appointments"), page_step(book),
+            click_step(book, BookingState, "choose_department", {"department_id": str(cardiology_id)}),
+            click_step(book, BookingState, "choose_day", {"day": week_ahead}, " (free slots)"),
+            page_step("/patient/invoices"), page_step("/patient/prescriptions"), page_step("/patient/results"),
         ],
         "doctor": [
-            _page("/doctor"), _page("/doctor/appointments"),
-            _click("/doctor/appointments", DoctorAppointmentsState, "choose_day", {"day": _next_weekday(1)}),
-            _click("/doctor/appointments", DoctorAppointmentsState, "show_week", {"week": True}),
-            _click("/doctor/appointments", DoctorAppointmentsState, "show_week", {"week": False}),
-            _page("/doctor/results"), _page("/doctor/schedule"),
+            page_step("/doctor"), page_step("/doctor/appointments"),
+            click_step("/doctor/appointments", DoctorAppointmentsState, "choose_day", {"day": _next_weekday(1)}),
+            click_step("/doctor/appointments", DoctorAppointmentsState, "show_week", {"week": True}),
+            click_step("/doctor/appointments", DoctorAppointmentsState, "show_week", {"week": False}),
+            page_step("/doctor/results"), page_step("/doctor/schedule"),
         ],
         "lab": [
-            _page("/lab"), _page("/lab/worklist"),
-            _click("/lab/worklist", LabWorklistState, "next_page"),
-            _click("/lab/worklist", LabWorklistState, "apply_filters", {"form_data": {"status": "completed"}}),
-            _click("/lab/worklist", LabWorklistState, "apply_filters", {"form_data": {}}),
+            page_step("/lab"), page_step("/lab/worklist"),
+            click_step("/lab/worklist", LabWorklistState, "next_page"),
+            click_step("/lab/worklist", LabWorklistState, "apply_filters", {"form_data": {"status": "completed"}}),
+            click_step("/lab/worklist", LabWorklistState, "apply_filters", {"form_data": {}}),
         ],
         "pharmacy": [
-            _page("/pharmacy"), _page("/pharmacy/queue"),
-            _click("/pharmacy/queue", PharmacyQueueState, "search_rows", {"text": "a"}),
-            _page("/pharmacy/stock"),
-            _click("/pharmacy/stock", InventoryState, "search_rows", {"text": "amox"}),
-            _click("/pharmacy/stock", InventoryState, "search_rows", {"text": ""}),
-            _click("/pharmacy/stock", InventoryState, "next_page"),
+            page_step("/pharmacy"), page_step("/pharmacy/queue"),
+            click_step("/pharmacy/queue", PharmacyQueueState, "search_rows", {"text": "a"}),
+            page_step("/pharmacy/stock"),
+            click_step("/pharmacy/stock", InventoryState, "search_rows", {"text": "amox"}),
+            click_step("/pharmacy/stock", InventoryState, "search_rows", {"text": ""}),
+            click_step("/pharmacy/stock", InventoryState, "next_page"),
         ],
         "accounts": [
-            _page("/accounts"), _page("/accounts/invoices"),
-            _click("/accounts/invoices", AccountsInvoicesState, "next_page"),
-            _click("/accounts/invoices", AccountsInvoicesState, "search_rows", {"text": "smith"}),
-            _click("/accounts/invoices", AccountsInvoicesState, "search_rows", {"text": ""}),
+            page_step("/accounts"), page_step("/accounts/invoices"),
+            click_step("/accounts/invoices", AccountsInvoicesState, "next_page"),
+            click_step("/accounts/invoices", AccountsInvoicesState, "search_rows", {"text": "smith"}),
+            click_step("/accounts/invoices", AccountsInvoicesState, "search_rows", {"text": ""}),
         ],
     }
+
+
+def router_data(path: str) -> dict[str, str]:
+    """What the browser sends as the page of an event: the route (which picks the page's
+    ``on_load``) apart from the address with its query (which the page's handlers read)."""
+    return {"pathname": path.partition("?")[0], "asPath": path}
 
 
 class BenchSocket(ReflexSocket):
@@ -177,11 +183,11 @@ class BenchSocket(ReflexSocket):
 
     async def page_load(self, path: str) -> tuple[float, bool]:
         t0 = time.perf_counter()
-        await self._emit(ON_LOAD_INTERNAL, {}, {"pathname": path, "asPath": path})
+        await self._emit(ON_LOAD_INTERNAL, {}, router_data(path))
         return await self._until(lambda _u, root: root.get(HYDRATED) is True, t0)
 
     async def click(self, step: Step) -> tuple[float, bool]:
-        router = {"pathname": step.path, "asPath": step.path}
+        router = router_data(step.path)
         target = not self.hydrated
         t0 = time.perf_counter()
         await self._emit(f"{step.state.get_full_name()}.{step.handler}", step.payload, router)
