@@ -1,5 +1,5 @@
 """The ``hms`` command: create and migrate the database, load demo data, check a scaled
-deployment, verify the audit chain and the stock ledger, rotate the data key."""
+deployment, verify the audit chain, the stock ledger and the daily totals, rotate the data key."""
 
 from __future__ import annotations
 
@@ -144,6 +144,21 @@ def _verify_stock(_args: argparse.Namespace) -> int:
         return 0
     for batch_id, on_hand, ledger in mismatches:
         print(f"batch {batch_id}: {on_hand} on hand, ledger sums to {ledger}", file=sys.stderr)
+    return 2
+
+
+def _verify_totals(_args: argparse.Namespace) -> int:
+    from hms_app.db.engine import session_scope
+    from hms_app.services.accounting.totals import totals_mismatches
+
+    with session_scope(write=False) as session:
+        mismatches = totals_mismatches(session)
+    if not mismatches:
+        print("daily totals agree: every day's charges and payments sum to what the totals keep")
+        return 0
+    for mismatch in mismatches:
+        print(mismatch, file=sys.stderr)
+    print(f"{len(mismatches)} daily totals disagree with the lines and payments", file=sys.stderr)
     return 2
 
 
@@ -293,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("verify-audit", help="check the audit trail's hash chain").set_defaults(run=_verify_audit)
     commands.add_parser("verify-stock", help="check that the stock ledger sums to what is on hand"
                         ).set_defaults(run=_verify_stock)
+    commands.add_parser("verify-totals", help="check that the daily totals of the accounts dashboard sum the "
+                        "charges and payments").set_defaults(run=_verify_totals)
     commands.add_parser(
         "rotate-key", help="re-encrypt clinical data and files with a new data key (stop the app first)"
     ).set_defaults(run=_rotate_key)
