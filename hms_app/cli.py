@@ -133,33 +133,32 @@ def _verify_audit(_args: argparse.Namespace) -> int:
     return 2
 
 
-def _verify_stock(_args: argparse.Namespace) -> int:
+def _verify(find_problems, agreed: str) -> int:
+    """Run a read-only consistency check: ``agreed`` on stdout and 0, or each problem on stderr and 2."""
     from hms_app.db.engine import session_scope
-    from hms_app.services.medicines.inventory import ledger_mismatches
 
     with session_scope(write=False) as session:
-        mismatches = ledger_mismatches(session)
-    if not mismatches:
-        print("stock ledger balanced: every batch's movements sum to its quantity on hand")
+        problems = find_problems(session)
+    if not problems:
+        print(agreed)
         return 0
-    for batch_id, on_hand, ledger in mismatches:
-        print(f"batch {batch_id}: {on_hand} on hand, ledger sums to {ledger}", file=sys.stderr)
+    for problem in problems:
+        print(problem, file=sys.stderr)
     return 2
+
+
+def _verify_stock(_args: argparse.Namespace) -> int:
+    from hms_app.services.medicines.inventory import ledger_mismatches
+
+    return _verify(lambda session: [f"batch {batch_id}: {on_hand} on hand, ledger sums to {ledger}"
+                                    for batch_id, on_hand, ledger in ledger_mismatches(session)],
+                   "stock ledger balanced: every batch's movements sum to its quantity on hand")
 
 
 def _verify_totals(_args: argparse.Namespace) -> int:
-    from hms_app.db.engine import session_scope
     from hms_app.services.accounting.totals import totals_mismatches
 
-    with session_scope(write=False) as session:
-        mismatches = totals_mismatches(session)
-    if not mismatches:
-        print("daily totals agree: every day's charges and payments sum to what the totals keep")
-        return 0
-    for mismatch in mismatches:
-        print(mismatch, file=sys.stderr)
-    print(f"{len(mismatches)} daily totals disagree with the lines and payments", file=sys.stderr)
-    return 2
+    return _verify(totals_mismatches, "daily totals agree: every day's charges and payments sum to what the totals keep")
 
 
 def _rotate_key(_args: argparse.Namespace) -> int:

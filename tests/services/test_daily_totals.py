@@ -278,7 +278,7 @@ def test_verify_totals_finds_a_tampered_total(history, capsys):
     err = capsys.readouterr().err
     assert f"billed {day.isoformat()}, department {department}, {kind}:" in err
     assert f"{cents + 1} cents, the lines sum to" in err
-    assert "1 daily totals disagree" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_verify_totals_finds_a_payment_written_behind_the_totals_and_the_rebuild_repairs_it(history, capsys):
