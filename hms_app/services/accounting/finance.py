@@ -263,14 +263,15 @@ def _by_age(session: Session, today: date) -> tuple[list[AgeBucket], int]:
 
 
 def _by_payer(session: Session) -> list[PayerOutstanding]:
-    insurance_paid = (sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents).label("paid"))
-                      .where(Payment.method == PaymentMethod.INSURANCE.value).group_by(Payment.invoice_id).subquery())
+    # Each open invoice's insurance payments by its own index, not every payment on record grouped.
+    insurance_paid = (sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0))
+                      .where(Payment.invoice_id == Invoice.id, Payment.method == PaymentMethod.INSURANCE.value)
+                      .correlate(Invoice).scalar_subquery())
     expected = sa.case((Invoice.claim_status == ClaimStatus.REJECTED.value, 0),
-                       else_=Invoice.insurer_share_cents - sa.func.coalesce(insurance_paid.c.paid, 0))
+                       else_=Invoice.insurer_share_cents - insurance_paid)
     insurer_part = sa.case((expected <= 0, 0), (expected > _balance(), _balance()), else_=expected)
     parts = (sa.select(Invoice.insurer.label("insurer"), insurer_part.label("insurer_part"),
                        (_balance() - insurer_part).label("patient_part"))
-             .outerjoin(insurance_paid, insurance_paid.c.invoice_id == Invoice.id)
              .where(Invoice.status.in_(OPEN_STATUSES)).subquery())
     insurers = session.execute(
         sa.select(parts.c.insurer, sa.func.count(), sa.func.sum(parts.c.insurer_part))
