@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from hms_app.db.enums import ChargeKind, ClaimStatus, PaymentMethod, Permission
@@ -263,25 +264,33 @@ def _by_age(session: Session, today: date) -> tuple[list[AgeBucket], int]:
 
 
 def _by_payer(session: Session) -> list[PayerOutstanding]:
-    # Each open invoice's insurance payments by its own index, not every payment on record grouped.
-    insurance_paid = (sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0))
-                      .where(Payment.invoice_id == Invoice.id, Payment.method == PaymentMethod.INSURANCE.value)
-                      .correlate(Invoice).scalar_subquery())
+    # The insurance payments of the open invoices only (found by their index), not every payment on record.
+    open_invoice = aliased(Invoice)
+    insurance_paid = (sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents).label("paid"))
+                      .join(open_invoice, open_invoice.id == Payment.invoice_id)
+                      .where(open_invoice.status.in_(OPEN_STATUSES), Payment.method == PaymentMethod.INSURANCE.value)
+                      .group_by(Payment.invoice_id).subquery())
     expected = sa.case((Invoice.claim_status == ClaimStatus.REJECTED.value, 0),
-                       else_=Invoice.insurer_share_cents - insurance_paid)
+                       else_=Invoice.insurer_share_cents - sa.func.coalesce(insurance_paid.c.paid, 0))
     insurer_part = sa.case((expected <= 0, 0), (expected > _balance(), _balance()), else_=expected)
     parts = (sa.select(Invoice.insurer.label("insurer"), insurer_part.label("insurer_part"),
                        (_balance() - insurer_part).label("patient_part"))
+             .outerjoin(insurance_paid, insurance_paid.c.invoice_id == Invoice.id)
              .where(Invoice.status.in_(OPEN_STATUSES)).subquery())
-    insurers = session.execute(
-        sa.select(parts.c.insurer, sa.func.count(), sa.func.sum(parts.c.insurer_part))
-        .where(parts.c.insurer_part > 0).group_by(parts.c.insurer)
+    # One pass over the open invoices: per insurer, its own part and the patients' part of its invoices.
+    owing = sa.func.sum(sa.case((parts.c.insurer_part > 0, 1), else_=0))
+    patients_owing = sa.func.sum(sa.case((parts.c.patient_part > 0, 1), else_=0))
+    patients_owe = sa.func.sum(sa.case((parts.c.patient_part > 0, parts.c.patient_part), else_=0))
+    per_insurer = session.execute(
+        sa.select(parts.c.insurer, owing, sa.func.sum(sa.case((parts.c.insurer_part > 0, parts.c.insurer_part),
+                                                              else_=0)), patients_owing, patients_owe)
+        .group_by(parts.c.insurer)
     ).all()
-    n, cents = session.execute(sa.select(sa.func.count(), sa.func.sum(parts.c.patient_part))
-                               .where(parts.c.patient_part > 0)).one()
-    rows = sorted((PayerOutstanding(name, int(count), int(owed)) for name, count, owed in insurers),
+    rows = sorted((PayerOutstanding(name, int(count), int(owed)) for name, count, owed, _, _ in per_insurer if count),
                   key=lambda r: (-r.outstanding_cents, r.payer))
-    return [*rows, PayerOutstanding(PATIENTS_PAYER, int(n), int(cents or 0))]
+    n = sum(int(count or 0) for *_, count, _ in per_insurer)
+    cents = sum(int(owed or 0) for *_, owed in per_insurer)
+    return [*rows, PayerOutstanding(PATIENTS_PAYER, n, cents)]
 
 
 @dataclass(frozen=True)
