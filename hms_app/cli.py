@@ -1,5 +1,5 @@
 """The ``hms`` command: create and migrate the database, load demo data, check a scaled
-deployment, verify the audit chain and the stock ledger, rotate the data key."""
+deployment, verify the audit chain, the stock ledger and the daily totals, rotate the data key."""
 
 from __future__ import annotations
 
@@ -133,18 +133,32 @@ def _verify_audit(_args: argparse.Namespace) -> int:
     return 2
 
 
-def _verify_stock(_args: argparse.Namespace) -> int:
+def _verify(find_problems, agreed: str) -> int:
+    """Run a read-only consistency check: ``agreed`` on stdout and 0, or each problem on stderr and 2."""
     from hms_app.db.engine import session_scope
-    from hms_app.services.medicines.inventory import ledger_mismatches
 
     with session_scope(write=False) as session:
-        mismatches = ledger_mismatches(session)
-    if not mismatches:
-        print("stock ledger balanced: every batch's movements sum to its quantity on hand")
+        problems = find_problems(session)
+    if not problems:
+        print(agreed)
         return 0
-    for batch_id, on_hand, ledger in mismatches:
-        print(f"batch {batch_id}: {on_hand} on hand, ledger sums to {ledger}", file=sys.stderr)
+    for problem in problems:
+        print(problem, file=sys.stderr)
     return 2
+
+
+def _verify_stock(_args: argparse.Namespace) -> int:
+    from hms_app.services.medicines.inventory import ledger_mismatches
+
+    return _verify(lambda session: [f"batch {batch_id}: {on_hand} on hand, ledger sums to {ledger}"
+                                    for batch_id, on_hand, ledger in ledger_mismatches(session)],
+                   "stock ledger balanced: every batch's movements sum to its quantity on hand")
+
+
+def _verify_totals(_args: argparse.Namespace) -> int:
+    from hms_app.services.accounting.totals import totals_mismatches
+
+    return _verify(totals_mismatches, "daily totals agree: every day's charges and payments sum to what the totals keep")
 
 
 def _rotate_key(_args: argparse.Namespace) -> int:
@@ -293,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("verify-audit", help="check the audit trail's hash chain").set_defaults(run=_verify_audit)
     commands.add_parser("verify-stock", help="check that the stock ledger sums to what is on hand"
                         ).set_defaults(run=_verify_stock)
+    commands.add_parser("verify-totals", help="check that the daily totals of the accounts dashboard sum the "
+                        "charges and payments").set_defaults(run=_verify_totals)
     commands.add_parser(
         "rotate-key", help="re-encrypt clinical data and files with a new data key (stop the app first)"
     ).set_defaults(run=_rotate_key)

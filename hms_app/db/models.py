@@ -652,6 +652,39 @@ class Payment(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+class DailyBilled(SQLModel, table=True):
+    """The charges of one hospital-local day, one department and one kind, on invoices not void.
+
+    Kept in the transaction of every charge (a line added) and every void (its lines taken
+    off), so the accounts dashboard reads a year as a few thousand rows instead of summing
+    every line; ``hms verify-totals`` recounts them from the lines. ``department_id`` 0 is
+    "no department" (a key column cannot be NULL).
+    """
+
+    __tablename__ = "daily_billed"
+
+    day: date = Field(primary_key=True)
+    department_id: int = Field(default=0, primary_key=True)
+    kind: ChargeKind = Field(primary_key=True, sa_type=sa.String(15))
+    charges: int = Field(default=0)
+    billed_cents: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class DailyCollected(SQLModel, table=True):
+    """The payments and refunds of one hospital-local day by one method, kept like ``DailyBilled``.
+
+    ``payments`` counts payments and refunds together; refunds are kept as a positive sum.
+    """
+
+    __tablename__ = "daily_collected"
+
+    day: date = Field(primary_key=True)
+    method: PaymentMethod = Field(primary_key=True, sa_type=sa.String(15))
+    payments: int = Field(default=0)
+    received_cents: int = Field(default=0, sa_type=sa.BigInteger)
+    refunded_cents: int = Field(default=0, sa_type=sa.BigInteger)
+
+
 class RequestReceipt(SQLModel, table=True):
     """A write request done once, by its key: who sent it, which action, what it made or changed.
 

@@ -40,6 +40,7 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.operations import demo_day
+from hms_app.services.accounting import totals
 from hms_app.services.accounting.billing import PAYMENT_TERMS_DAYS
 from hms_app.services.administration.permissions import seed_default_permissions
 from hms_app.services.core import audit, counters, emails, passwords
@@ -159,6 +160,8 @@ def seed_demo(session: Session, *, billing_history: bool = True, work_in_progres
     _seed_stock(session)
     if billing_history:
         _seed_billing(session)
+        session.flush()
+        totals.rebuild_daily_totals(session)  # the history's rows were written here, not by the services
     audit.record(session, None, "demo.seed", actor_email="system",
                  detail=f"{len(accounts)} accounts, {len(DEPARTMENTS)} departments")
     session.commit()

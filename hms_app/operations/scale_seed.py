@@ -90,6 +90,7 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.operations import demo
+from hms_app.services.accounting import totals
 from hms_app.services.accounting.billing import PAYMENT_TERMS_DAYS
 from hms_app.services.care.clinical import age_in_years
 from hms_app.services.care.prescribing import FREQUENCIES, suggested_quantity
@@ -495,6 +496,9 @@ def seed_scale(engine: sa.Engine, *, scale: float, seed: int = DEFAULT_SEED, now
     except BaseException:
         sink.abort()
         raise
+    with session_scope(engine=engine) as session:  # the load wrote its rows without the services
+        totals.rebuild_daily_totals(session)
+        session.commit()
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")  # fresh planner statistics for whoever benchmarks next

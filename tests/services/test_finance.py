@@ -38,7 +38,7 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.operations import demo
-from hms_app.services.accounting import billing, finance
+from hms_app.services.accounting import billing, finance, totals
 from hms_app.services.accounting.finance import (
     AgeBucket,
     DepartmentBilled,
@@ -91,7 +91,8 @@ def department(engine, name: str) -> int:
 def add_invoice(engine, *, patient: str = MARIA, status: InvoiceStatus = InvoiceStatus.ISSUED,
                 issued_at: datetime | None = None, lines: Sequence[tuple] = (), payments: Sequence[tuple] = (),
                 insurer: str = "", share: int = 0, claim: ClaimStatus = ClaimStatus.NONE, discount: int = 0) -> int:
-    """An invoice written as the billing service leaves one: lines sum to the subtotal, payments to paid.
+    """An invoice written as the billing service leaves one: lines sum to the subtotal, payments to
+    paid, and the daily totals count them.
 
     Args:
         lines: (kind, department name or None, service instant, cents) each.
@@ -116,12 +117,19 @@ def add_invoice(engine, *, patient: str = MARIA, status: InvoiceStatus = Invoice
         s.add(invoice)
         s.flush()
         for kind, name, at, cents in lines:
-            s.add(InvoiceLine(invoice_id=invoice.id, kind=kind, source_type="test", source_id=next(_sources),
-                              description=f"{kind} by the test", unit_price_cents=cents, amount_cents=cents,
-                              department_id=departments.get(name), service_at=at))
+            line = InvoiceLine(invoice_id=invoice.id, kind=kind, source_type="test", source_id=next(_sources),
+                               description=f"{kind} by the test", unit_price_cents=cents, amount_cents=cents,
+                               department_id=departments.get(name), service_at=at)
+            s.add(line)
+            totals.charge_added(s, line)
         for cents, method, at in payments:
-            s.add(Payment(invoice_id=invoice.id, amount_cents=cents, method=method, received_at=at,
-                          reason="refund by the test" if cents < 0 else ""))
+            payment = Payment(invoice_id=invoice.id, amount_cents=cents, method=method, received_at=at,
+                              reason="refund by the test" if cents < 0 else "")
+            s.add(payment)
+            totals.payment_added(s, payment)
+        s.flush()
+        if status == InvoiceStatus.VOID:  # billed, then voided
+            totals.invoice_voided(s, invoice.id)
         s.commit()
         return invoice.id
 

@@ -21,6 +21,7 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import Role
 from hms_app.db.models import Department, Encounter, LabTest, SQLModel
 from hms_app.operations import demo, scale_seed
+from hms_app.services.accounting.totals import totals_mismatches
 from hms_app.services.core import audit, counters
 from hms_app.services.core.errors import Conflict
 from hms_app.services.laboratory import lab
@@ -201,6 +202,16 @@ def test_invoices_add_up(loaded):
                            "GROUP BY patient_id HAVING count(*) > 1) AS drafts") == 0
     assert _scalar(engine, "SELECT count(*) FROM payment WHERE method = 'insurance' AND invoice_id IN "
                            "(SELECT id FROM invoice WHERE insurer = '')") == 0
+
+
+def test_the_daily_totals_count_what_the_load_wrote(loaded):
+    # The load writes lines and payments without the services: it recounts the dashboard's totals at its end.
+    engine, _report = loaded
+    with session_scope(write=False, engine=engine) as session:
+        assert totals_mismatches(session) == []
+    assert _scalar(engine, "SELECT sum(charges) FROM daily_billed") == _scalar(
+        engine, "SELECT count(*) FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id WHERE i.status <> 'void'")
+    assert _scalar(engine, "SELECT sum(payments) FROM daily_collected") == _scalar(engine, "SELECT count(*) FROM payment")
 
 
 def test_lab_results_carry_the_flags_the_lab_service_computes(loaded):

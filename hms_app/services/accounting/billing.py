@@ -46,6 +46,7 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
+from hms_app.services.accounting import totals
 from hms_app.services.core import audit, counters, events, receipts
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
@@ -113,6 +114,7 @@ def _add_line(session: Session, *, patient_id: int, kind: ChargeKind, source_typ
                        amount_cents=amount, department_id=department_id)
     session.add(line)
     session.flush()
+    totals.charge_added(session, line)
     session.execute(sa.update(Invoice).where(Invoice.id == invoice.id).values(
         subtotal_cents=Invoice.subtotal_cents + amount, total_cents=Invoice.total_cents + amount,
         updated_at=utcnow()).execution_options(synchronize_session=False))
@@ -430,6 +432,7 @@ def void_invoice(*, session: Session, actor: Actor, invoice_id: int, reason: str
         raise Conflict("Money has been paid on this invoice; refund it before voiding.")
     reason = _reason(reason, "void")
     invoice.status, invoice.void_reason, invoice.updated_at = InvoiceStatus.VOID, reason, utcnow()
+    totals.invoice_voided(session, invoice.id)
     audit.record(session, actor, "invoice.void", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=reason)
     _publish(session, invoice)
@@ -453,6 +456,7 @@ def _pay(session: Session, actor: Actor, invoice: Invoice, cents: int, method: P
                       idempotency_key=idempotency_key, recorded_by=actor.user_id)
     session.add(payment)
     session.flush()
+    totals.payment_added(session, payment)
     session.refresh(invoice)
     _settle_status(invoice)
     return payment

@@ -135,9 +135,16 @@ def local_period(session: Session, column: Any, window: ReportRange, per: str) -
 
     Correct only for instants inside ``window``, which every report filters on.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    return local_period_between(session.get_bind().dialect.name, column, window.starts_at, window.ends_at, per)
+
+
+def local_period_between(dialect: str, column: Any, starts_at: datetime, ends_at: datetime,
+                         per: str) -> sa.ColumnElement[str]:
+    """``local_period`` on a database of ``dialect`` for instants in ``[starts_at, ends_at)``,
+    any span long (the daily totals' recount covers every day on record)."""
+    if dialect == "postgresql":
         return sa.func.to_char(sa.func.timezone(settings.TIMEZONE.key, column), _POSTGRES_FORMATS[per])
-    pieces = utc_offset_pieces(window.starts_at, window.ends_at)
+    pieces = utc_offset_pieces(starts_at, ends_at)
     modifiers = [f"{offset:+d} seconds" for _, offset in pieces]
     if len(pieces) == 1:
         shift: Any = sa.literal(modifiers[0])
