@@ -142,10 +142,12 @@ def _token_of(client: WsClient, login) -> str:
 
 @pytest.mark.parametrize("clock", ["idle", "absolute"])
 def test_an_expired_session_is_refused_by_the_server_at_the_open_tabs_next_action(app_server, app_db, clock):
+    # The tab moves the clocks before its first page load: once it has resolved the session it keeps
+    # it for up to a minute on this connection, never past the clocks as it read them
+    # (tests/e2e/test_session_kept.py shows a kept session ending on its time).
     with WsClient(app_server.url) as client:
         token = _token_of(client, _log_in(client, EXPIRY_EMAIL, DEMO_PASSWORD))
         token_hash = hashlib.sha256(token.encode()).hexdigest()
-        assert client.call(SessionState, "guard", {"role": "patient"}, pathname="/patient").redirects == []
 
         past = utcnow() - timedelta(minutes=31)
         values = {"last_seen_at": past} if clock == "idle" else {"expires_at": utcnow() - timedelta(seconds=1)}
