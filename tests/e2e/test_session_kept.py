@@ -202,6 +202,16 @@ def test_a_revoked_permission_is_refused_at_the_next_call_and_a_granted_one_allo
         tab.close()
 
 
+def test_on_two_workers_a_tab_keeps_its_session_too(two_workers):
+    tab = _tab(two_workers, "daniel.cohen@patients.example")
+    try:
+        _warm(tab)
+        _change_behind_the_apps_back(two_workers, tab.session_cookie, revoked_at=utcnow())
+        assert _page_load(tab) == []
+    finally:
+        tab.close()
+
+
 def test_on_two_workers_a_deactivation_refuses_the_users_tabs_on_either_worker(two_workers):
     email = "chloe.martin@patients.example"
     tabs = [_tab(two_workers, email) for _ in range(6)]  # connections spread over the two workers
