@@ -137,7 +137,8 @@ def test_a_tab_keeps_its_session_on_its_connection_and_resolves_it_afresh_on_a_n
 @pytest.mark.parametrize("clock", ["idle", "absolute"])
 def test_a_kept_session_ends_on_its_time_and_the_session_rows_clocks_rule_again(short_lived, clock):
     """The session's clocks moved past their limits (as time would) with no service: the tab acts on
-    its kept session until its time is up, then the server finds the session expired."""
+    its kept session until its time is up, then the server finds the session expired, ends it and
+    audits it once."""
     email = {"idle": "liam.brown@patients.example", "absolute": "emma.johnson@patients.example"}[clock]
     tab = _tab(short_lived, email)
     try:
@@ -148,8 +149,12 @@ def test_a_kept_session_ends_on_its_time_and_the_session_rows_clocks_rule_again(
         _change_behind_the_apps_back(short_lived, token, **values)
         time.sleep(SHORT_SECONDS + 0.5)
         assert _page_load(tab) == REFUSED
-        assert db_value(short_lived.database_url, "SELECT revoked_at IS NOT NULL FROM auth_session "
-                                                  "WHERE token_hash = ?", (hash_token(token),)) == 1
+        url = short_lived.database_url
+        assert db_value(url, "SELECT revoked_at IS NOT NULL FROM auth_session WHERE token_hash = ?",
+                        (hash_token(token),)) == 1
+        session_id = db_value(url, "SELECT id FROM auth_session WHERE token_hash = ?", (hash_token(token),))
+        assert db_value(url, "SELECT count(*) FROM audit_event WHERE action = 'session.expired' AND entity_id = ?",
+                        (str(session_id),)) == 1
     finally:
         tab.close()
 
