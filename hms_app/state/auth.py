@@ -388,10 +388,12 @@ class SessionState(rx.State):
 
     async def _show_actor(self, actor: Actor) -> None:
         base = await self._session_state()
-        base.user_name = actor.full_name
-        base.user_role = actor.role.value
-        base.role_label = ROLE_LABELS[actor.role]
-        base.must_change_password = actor.must_change_password
+        shown = {"user_name": actor.full_name, "user_role": actor.role.value, "role_label": ROLE_LABELS[actor.role],
+                 "must_change_password": actor.must_change_password}
+        for name, value in shown.items():
+            # Set only what changed: every var set goes to the browser again, at every page load.
+            if getattr(base, name) != value:
+                setattr(base, name, value)
 
     # --- events -------------------------------------------------------------------------
 
@@ -408,7 +410,8 @@ class SessionState(rx.State):
             return [*await self._forget(), self._login_redirect()]
         await self._show_actor(actor)
         base = await self._session_state()
-        base._token = base._token or _cookie_token(self.router.headers.cookie)
+        if not base._token:
+            base._token = _cookie_token(self.router.headers.cookie)
         if actor.must_change_password and self._current_path() != PASSWORD_PATH:
             return [rx.redirect(PASSWORD_PATH), rx.toast.warning("Choose a new password before you continue.")]
         if role and role != actor.role.value:
