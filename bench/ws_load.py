@@ -403,7 +403,29 @@ def report(phases: list[Phase]) -> str:
     if targets:
         out.append("\nIssue 8's targets\n")
         out += targets
+    out += issue_18(phases, baseline)
     return "\n".join(out)
+
+
+def issue_18(phases: list[Phase], baseline: dict[tuple[str, int], Phase]) -> list[str]:
+    """Issue 18's targets: a realistic event's server CPU at most 3× the trivial event's (with the
+    most clients measured, where the server is busiest), and at 50 tabs throughput at least 0.3×
+    and p95 at most 5× the trivial event's, each in the same run."""
+    lines = []
+    for (setup, clients), base in baseline.items():
+        mix = next((p for p in phases if p.setup == setup and p.clients == clients and p.workload == "mix"), None)
+        if mix is None or not mix.samples or not base.samples:
+            continue
+        cpu_mix, cpu_base = mix.server_cpu / len(mix.samples), base.server_cpu / len(base.samples)
+        cpu = cpu_mix / cpu_base
+        line = (f"- {setup}, {clients} clients: server CPU {1000 * cpu_mix:.2f} ms per realistic event vs "
+                f"{1000 * cpu_base:.2f} ms trivial = {cpu:.1f} × (target ≤ 3: {'met' if cpu <= 3 else 'not met'})")
+        if clients == 50:
+            rate, p95 = mix.rate / base.rate, mix.quantile(0.95) / base.quantile(0.95)
+            line += (f"; events/s {rate:.2f} × (target ≥ 0.3: {'met' if rate >= 0.3 else 'not met'}); "
+                     f"p95 {p95:.1f} × (target ≤ 5: {'met' if p95 <= 5 else 'not met'})")
+        lines.append(line)
+    return ["\nIssue 18's targets\n", *lines] if lines else []
 
 
 def main() -> None:

@@ -168,6 +168,12 @@ just after login (``hms_app/session_cookie.py``)."""
 
 # --- Speed (issue 18): the tab's resolved session and the role permissions kept in memory
 # (hms_app/state/auth.py, hms_app/services/administration/permissions.py) ---
+SESSION_CACHE_SECONDS = max(0, min(60, int(os.environ.get("HMS_SESSION_CACHE_SECONDS", "60"))))
+"""How long a tab may act on its resolved session without reading the session row again: at most
+60 s (the idle clock is touched once a minute), and never past the session's idle or absolute
+expiry as the row gave them. A logout, deactivation, password or second-factor reset, or a change
+of the role's permissions ends it at once (``hms_app/state/live.py``: the session epochs). 0 resolves
+the session at every event."""
 
 # --- Speed (issue 18): the audit append (hms_app/services/core/audit.py) ---
 AUDIT_MAX_LANES = 64

@@ -2,17 +2,22 @@
 
 The browser keeps the session token in a cookie that the server sets (``HttpOnly``, strict
 same-site: ``hms_app/session_cookie.py``), which page scripts cannot read; the server keeps a
-copy in a backend-only var and resolves it against the session row on every event, so
-a logout, expiry or deactivation is honoured at the very next click.
+copy in a backend-only var and resolves it against the session row, so a logout, expiry or
+deactivation is honoured at the very next click. The resolved actor is kept on the tab
+(``_kept``) for at most ``settings.SESSION_CACHE_SECONDS`` and never past the moment the session
+row would expire or be due for its once-a-minute touch; whatever ends or alters the session moves
+an epoch the tab compares at every event (``live.SessionEpochs``), so that holds across workers too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -23,10 +28,12 @@ from reflex.state import BaseState
 from hms_app import session_cookie, settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import ROLE_LABELS, Role
+from hms_app.db.types import utcnow
 from hms_app.services.administration import auth
 from hms_app.services.core import access
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import HMSError, PasswordChangeRequired, SessionExpired
+from hms_app.services.core.passwords import hash_token
 from hms_app.services.messaging import notifications
 from hms_app.state import live
 from hms_app.state.forms import form_text
@@ -119,6 +126,18 @@ class SessionState(rx.State):
     """A form's submission is with the server: the tab's submit buttons wait (``_hold_submits``)."""
     _answered_keys: list[str] = []
     """The request keys of the tab's last writes that succeeded (see ``_act``'s ``request_key``)."""
+    _kept_actor: Actor | None = None
+    """The actor the tab's session last resolved to; see ``_kept`` for when it may be used."""
+    _kept_for: str = ""
+    """The SHA-256 of the session token ``_kept_actor`` was resolved from."""
+    _kept_on: str = ""
+    """The websocket connection that resolved it: a reload or reconnect resolves the session afresh."""
+    _kept_until: float = 0.0
+    """Until when (Unix time) ``_kept_actor`` may be used without resolving the session again."""
+    _kept_epoch: str = ""
+    """The user's and role's epochs (``live.epochs``) read before ``_kept_actor`` was resolved."""
+    _live_rooms: list[str] = []
+    """The live-update rooms the tab has joined (``live.hub.join``)."""
 
     # --- helpers for every state (not client-callable) ---------------------------------
 
@@ -146,18 +165,83 @@ class SessionState(rx.State):
         Without a valid session the call is refused, and the refusal audited, before the service runs.
         """
         token, ip = await self._credentials()
+        kept, epoch = await self._kept(token, ip)
         connection = self.router.session.session_id
+        leased: list[auth.SessionLease] = []
 
         def work() -> T:
             with session_scope(write=write) as session:
-                try:
-                    actor = auth.resolve_session(session=session, token=token, ip_address=ip)
-                except SessionExpired as refusal:
-                    action = f"{service.__module__.rsplit('.', 1)[-1]}.{service.__name__}"
-                    access.refuse_visitor(session, Anonymous(ip), action, refusal, connection=connection)
+                actor = kept or self._lease(session, token, ip, leased, refused_action=(
+                    f"{service.__module__.rsplit('.', 1)[-1]}.{service.__name__}"), connection=connection)
                 return service(session=session, actor=actor, **kwargs)
 
-        return await asyncio.to_thread(work)
+        try:
+            return await asyncio.to_thread(work)
+        finally:
+            if leased:
+                await self._keep(token, leased[0], epoch)
+
+    @staticmethod
+    def _lease(session: Any, token: str, ip: str, leased: list, *, refused_action: str = "",
+               connection: str = "") -> Actor:
+        """In a worker thread: the session's actor from the database, its lease appended to ``leased``.
+
+        A refusal is audited as ``refused_action`` (``access.refuse_visitor``) when one is given.
+        """
+        try:
+            lease = auth.lease_session(session=session, token=token, ip_address=ip)
+        except SessionExpired as refusal:
+            if refused_action:
+                access.refuse_visitor(session, Anonymous(ip), refused_action, refusal, connection=connection)
+            raise
+        leased.append(lease)
+        return lease.actor
+
+    async def _kept(self, token: str, ip: str) -> tuple[Actor | None, str]:
+        """The tab's kept actor if it still holds for ``token``, and the epochs just read ("" if none).
+
+        It holds while its time lasts and the epochs of its user and role are those read before it
+        was resolved: a ``sessions`` or ``permissions`` change moves them in the thread that
+        committed it, before the service returned, on whichever worker. The epochs are read even when
+        the actor's time is up, so that ``_keep`` can keep the next one safely (read before the
+        database, a change committed in between shows as a moved epoch at the next event).
+        """
+        base = await self._session_state()
+        kept = base._kept_actor
+        if (kept is None or not token or base._kept_on != self.router.session.session_id
+                or not hmac.compare_digest(base._kept_for, hash_token(token))):
+            return None, ""
+        epoch = await live.epochs.read(kept.user_id, kept.role.value)
+        if time.time() >= base._kept_until or epoch != base._kept_epoch:
+            return None, epoch
+        return (kept if kept.ip_address == ip else dataclasses.replace(kept, ip_address=ip)), epoch
+
+    async def _keep(self, token: str, lease: auth.SessionLease, epoch: str) -> None:
+        """Keep a freshly resolved actor on the tab, for as long as ``lease`` and the settings allow.
+
+        Only epochs read before the resolution, for the same user and role, vouch for it: the first
+        resolution of a token (no epochs yet) is kept with no time, so the next one reads them first.
+        """
+        base = await self._session_state()
+        before = base._kept_actor
+        fresh = lease.actor
+        same = (before is not None and epoch and before.user_id == fresh.user_id and before.role == fresh.role
+                and base._kept_on == self.router.session.session_id
+                and hmac.compare_digest(base._kept_for, hash_token(token)))
+        base._kept_actor = fresh
+        base._kept_for = hash_token(token)
+        base._kept_on = self.router.session.session_id
+        base._kept_epoch = epoch if same else ""
+        base._kept_until = (min(lease.recheck_at.timestamp(), time.time() + settings.SESSION_CACHE_SECONDS)
+                            if same else 0.0)
+
+    def _drop_kept_actor(self) -> None:
+        """Forget the kept actor: the next event resolves the session from the database."""
+        self._kept_actor = None
+        self._kept_for = ""
+        self._kept_on = ""
+        self._kept_until = 0.0
+        self._kept_epoch = ""
 
     async def _act(
         self,
@@ -239,19 +323,30 @@ class SessionState(rx.State):
             refused_action: the action to audit a refusal as, for a handler that shows the
                 refusal to the user instead of calling a service (which ``_call`` audits).
         """
+        actor, _ = await self._actor_and(None, refused_action=refused_action)
+        return actor
+
+    async def _actor_and(self, extra: Callable[..., T] | None, *, refused_action: str = "") -> tuple[Actor, T | None]:
+        """The actor (as ``_actor``); with a session freshly resolved, also ``extra(session=, actor=)``
+        run in the same read-only database session and thread hop, else None."""
         token, ip = await self._credentials()
+        kept, epoch = await self._kept(token, ip)
+        if kept is not None:
+            return kept, None
         connection = self.router.session.session_id
+        leased: list[auth.SessionLease] = []
 
-        def work() -> Actor:
-            with session_scope() as session:
-                try:
-                    return auth.resolve_session(session=session, token=token, ip_address=ip)
-                except SessionExpired as refusal:
-                    if refused_action:
-                        access.refuse_visitor(session, Anonymous(ip), refused_action, refusal, connection=connection)
-                    raise
+        def work() -> tuple[Actor, T | None]:
+            # Read-only, unless a refusal is to be audited here.
+            with session_scope(write=bool(refused_action)) as session:
+                actor = self._lease(session, token, ip, leased, refused_action=refused_action, connection=connection)
+                return actor, (extra(session=session, actor=actor) if extra is not None else None)
 
-        return await asyncio.to_thread(work)
+        try:
+            return await asyncio.to_thread(work)
+        finally:
+            if leased:
+                await self._keep(token, leased[0], epoch)
 
     async def _forget(self, *then: Any) -> list:
         """End the tab's session; ``_connection`` stays, so the tab's id alone opens nothing later.
@@ -264,6 +359,8 @@ class SessionState(rx.State):
         base = await self._session_state()
         ended = base._token or _cookie_token(self.router.headers.cookie)
         base._token = ""
+        base._drop_kept_actor()
+        base._live_rooms = []
         base.user_name = ""
         base.user_role = ""
         base.role_label = ""
@@ -291,10 +388,12 @@ class SessionState(rx.State):
 
     async def _show_actor(self, actor: Actor) -> None:
         base = await self._session_state()
-        base.user_name = actor.full_name
-        base.user_role = actor.role.value
-        base.role_label = ROLE_LABELS[actor.role]
-        base.must_change_password = actor.must_change_password
+        shown = {"user_name": actor.full_name, "user_role": actor.role.value, "role_label": ROLE_LABELS[actor.role],
+                 "must_change_password": actor.must_change_password}
+        for name, value in shown.items():
+            # Set only what changed: every var set goes to the browser again, at every page load.
+            if getattr(base, name) != value:
+                setattr(base, name, value)
 
     # --- events -------------------------------------------------------------------------
 
@@ -306,18 +405,25 @@ class SessionState(rx.State):
             role: the role the page is for; empty for pages every role may open.
         """
         try:
-            actor = await self._actor()
+            actor, unread = await self._actor_and(_unread_on_resolve)
         except SessionExpired:
             return [*await self._forget(), self._login_redirect()]
         await self._show_actor(actor)
         base = await self._session_state()
-        base._token = base._token or _cookie_token(self.router.headers.cookie)
+        if not base._token:
+            base._token = _cookie_token(self.router.headers.cookie)
         if actor.must_change_password and self._current_path() != PASSWORD_PATH:
             return [rx.redirect(PASSWORD_PATH), rx.toast.warning("Choose a new password before you continue.")]
         if role and role != actor.role.value:
             return rx.redirect(ROLE_HOME[actor.role])
-        await live.hub.join(self.router.session.client_token, _rooms_of(actor))
-        await self._refresh_unread()
+        if unread is not None:
+            # Counted as the session was resolved afresh (at most once a minute); between, the
+            # hub pushes the count when the user's notifications change.
+            base.unread_count = unread
+        rooms = _rooms_of(actor)
+        if unread is not None or base._live_rooms != rooms:
+            await live.hub.join(self.router.session.client_token, rooms)
+            base._live_rooms = rooms
         return None
 
 
@@ -337,6 +443,16 @@ class SessionState(rx.State):
         except HMSError:
             pass
         return await self._forget(rx.redirect(LOGIN_PATH), rx.toast.success("You have logged out."))
+
+
+def _unread_on_resolve(*, session: Any, actor: Actor) -> int:
+    """The bell's count, read with the session's resolution (``SessionState.guard``)."""
+    if actor.must_change_password:
+        return 0
+    try:
+        return notifications.unread_count(session=session, actor=actor)
+    except HMSError:
+        return 0
 
 
 def _state_classes(state: type[BaseState] = rx.State) -> Iterator[type[BaseState]]:
@@ -451,6 +567,8 @@ class LoginState(SessionState):
         base = await self._session_state()
         base._token = result.token
         base._connection = self.router.session.session_id
+        # Kept with no time: the next event resolves the session, with the user's epochs read first.
+        await self._keep(result.token, auth.SessionLease(result.actor, utcnow()), "")
         await self._show_actor(result.actor)
         self._after_login = _safe_next(self.router.url.query_parameters.get("next")) or home_for(result.actor.role.value)
         code = await session_cookie.issue_code(result.token)

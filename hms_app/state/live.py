@@ -14,6 +14,14 @@ Rooms (``user-12``, ``role-lab``) are chosen by the server from the resolved ses
 from a handler argument. Tabs are kept in process memory with one worker, and in a Redis
 sorted set per room when ``REFLEX_REDIS_URL`` is set, so a change made on one worker
 reaches tabs connected to another.
+
+A tab keeps its resolved session for up to a minute (``SessionState._kept``). What ends or alters
+sessions (a ``sessions`` change: logout, deactivation, password or second-factor reset) or a
+role's permissions (a ``permissions`` change) moves a counter, the user's or the role's epoch
+(``SessionEpochs``), in the thread that committed, before the service returns; a tab acts on its
+kept actor only while both epochs are as they were when it resolved the session, so the change
+holds at the very next action on any worker. The hub then also drops the kept actor on every
+connected tab of those users or roles.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import secrets
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -29,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hms_app import settings
-from hms_app.services.core.events import Change
+from hms_app.services.core.events import PERMISSIONS, SESSIONS, Change
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,66 @@ def user_room(user_id: int) -> str:
 
 def role_room(role: str) -> str:
     return f"role-{role}"
+
+
+def _epoch_keys(user_id: int, role: str) -> tuple[str, str]:
+    return f"epoch-user-{int(user_id)}", f"epoch-role-{role}"
+
+
+class SessionEpochs:
+    """Counters that move when a user's sessions or a role's permissions change.
+
+    In process memory with one worker (each process starts from a random incarnation, so a
+    counter read before a restart never matches one read after it), in Redis when
+    ``REFLEX_REDIS_URL`` is set, so that every worker reads what any of them moved.
+    """
+
+    def __init__(self) -> None:
+        self._local: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self._incarnation = secrets.token_hex(8)
+        self._sync_redis = None
+        self._async_redis = None
+
+    def _redis(self, *, sync: bool):
+        if not settings.REDIS_URL:
+            return None
+        if sync:
+            if self._sync_redis is None:
+                import redis
+
+                self._sync_redis = redis.Redis.from_url(settings.REDIS_URL)
+            return self._sync_redis
+        if self._async_redis is None:
+            import redis.asyncio as redis_asyncio
+
+            self._async_redis = redis_asyncio.from_url(settings.REDIS_URL)
+        return self._async_redis
+
+    def move(self, *, user_ids: frozenset[int] = frozenset(), roles: frozenset[str] = frozenset()) -> None:
+        """Move the epochs of ``user_ids`` and ``roles``; blocking, for the thread that committed."""
+        keys = [_epoch_keys(u, "")[0] for u in user_ids] + [_epoch_keys(0, r)[1] for r in roles]
+        client = self._redis(sync=True)
+        if client is None:
+            with self._lock:
+                for key in keys:
+                    self._local[key] += 1
+            return
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.incr(_REDIS_PREFIX + key)
+                # A counter that expires reads as 0, which no tab kept with it for this long.
+                pipe.expire(_REDIS_PREFIX + key, _TTL_SECONDS)
+            pipe.execute()
+
+    async def read(self, user_id: int, role: str) -> str:
+        """The epochs of a user and their role, as one value to compare."""
+        keys = _epoch_keys(user_id, role)
+        client = self._redis(sync=False)
+        if client is None:
+            return f"{self._incarnation}:{self._local.get(keys[0], 0)}:{self._local.get(keys[1], 0)}"
+        values = await client.mget([_REDIS_PREFIX + key for key in keys])
+        return ":".join((v.decode() if isinstance(v, bytes) else str(v or 0)) for v in values)
 
 
 @dataclass(frozen=True)
@@ -164,8 +234,16 @@ class LiveHub:
         self._loop = loop
 
     def on_change(self, change: Change) -> None:
-        """The services' listener: runs after a commit, in whatever thread committed."""
-        if change.topic not in TOPICS or self._loop is None or self._loop.is_closed():
+        """The services' listener: runs after a commit, in whatever thread committed.
+
+        A ``sessions`` or ``permissions`` change moves the epochs here, before the service
+        returns; the push that follows only drops the kept actors of connected tabs early.
+        """
+        if change.topic in (SESSIONS, PERMISSIONS):
+            epochs.move(user_ids=change.user_ids, roles=change.roles)
+        elif change.topic not in TOPICS:
+            return
+        if self._loop is None or self._loop.is_closed():
             return
         rooms = [user_room(u) for u in change.user_ids] + [role_room(r) for r in change.roles]
         if not rooms:
@@ -199,6 +277,9 @@ class LiveHub:
             if not await token_manager.is_token_connected(token):
                 return False
             async with app.modify_state(BaseStateToken(ident=token, cls=SessionState)) as root:
+                if topic in (SESSIONS, PERMISSIONS):
+                    (await root.get_state(SessionState))._drop_kept_actor()
+                    return True
                 if topic == "notifications":
                     await (await root.get_state(SessionState))._refresh_unread()
                 path = root.router.url.path.rstrip("/") or "/"
@@ -218,3 +299,4 @@ class LiveHub:
 
 _BACKGROUND: set[asyncio.Task] = set()
 hub = LiveHub()
+epochs = SessionEpochs()

@@ -89,14 +89,15 @@ def server_env(data_dir: Path, port: int, extra: dict[str, str] | None = None) -
     return env
 
 
-def launch_backend(env: dict[str, str], port: int, log_path: Path, *, timeout: float = 300) -> subprocess.Popen:
+def launch_backend(env: dict[str, str], port: int, log_path: Path, *, timeout: float = 300,
+                   workers: int = 1) -> subprocess.Popen:
     """Serve the app's backend alone (granian, one worker, no front-end build) with ``env`` on
     ``port``, as ``reflex run --env prod`` runs it; wait until it answers its health check."""
     env = {**env, "REFLEX_ENV_MODE": "prod", "REFLEX_SKIP_COMPILE": "true"}
     with log_path.open("ab") as out:
         process = subprocess.Popen(
             [str(BIN / "granian"), "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1", "hms_app.hms_app:app"],
+             "--workers", str(workers), "hms_app.hms_app:app"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -123,15 +124,15 @@ def prepare_data(data_dir: Path, env: dict[str, str]) -> None:
                    env=env, cwd=ROOT, check=True, capture_output=True)
 
 
-def start_backend(data_dir: Path, *, extra_env: dict[str, str] | None = None) -> AppServer:
+def start_backend(data_dir: Path, *, extra_env: dict[str, str] | None = None, workers: int = 1) -> AppServer:
     """The app's backend alone with the demo data, for tests that use no browser (no front-end
-    build: it starts in seconds)."""
+    build: it starts in seconds); ``workers`` processes (several need ``REFLEX_REDIS_URL``)."""
     port = free_port()
-    env = server_env(data_dir, port, {"HMS_PUBLIC_URL": f"http://127.0.0.1:{port}", "HMS_WORKERS": "1",
+    env = server_env(data_dir, port, {"HMS_PUBLIC_URL": f"http://127.0.0.1:{port}", "HMS_WORKERS": str(workers),
                                       "REFLEX_WEB_WORKDIR": str(private_web_dir(data_dir)), **(extra_env or {})})
     prepare_data(data_dir, env)
     log_path = data_dir / "server.log"
-    process = launch_backend(env, port, log_path)
+    process = launch_backend(env, port, log_path, workers=workers)
     database_url = env.get("HMS_DATABASE_URL") or f"sqlite:///{data_dir / 'hms.db'}"
     return AppServer(f"http://127.0.0.1:{port}", port, data_dir, database_url, log_path, process)
 

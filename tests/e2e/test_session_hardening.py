@@ -4,7 +4,7 @@
   a client that forges ``X-Forwarded-For`` on every try neither escapes the lockout nor writes
   the address it chose (``HMS_TRUSTED_PROXY_HOPS`` is 0 here: no proxy is trusted).
 - Idle and absolute expiry are enforced by the server at an open tab's next action, whatever
-  the browser still holds.
+  the browser still holds: in tests/e2e/test_session_kept.py, with the tab's kept session.
 - A session cookie planted before login (session fixation) is replaced by a new token.
 - A closed tab's id (which the websocket's address carries, and so a proxy's access log) does
   not take over its session on a new connection; the session cookie in the handshake does.
@@ -17,19 +17,13 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from hms_app.db.engine import create_engine, session_scope
-from hms_app.db.models import AuthSession
-from hms_app.db.types import utcnow
 from hms_app.services.administration.auth import LOGIN_FAILED_MESSAGE
-from hms_app.state.auth import LoginState, SessionState
+from hms_app.state.auth import LoginState
 from hms_app.state.dashboard import ProfileState
 from tests.e2e.helpers import (
     DEMO_PASSWORD,
@@ -44,7 +38,6 @@ from tests.e2e.xss_seed import seed_on
 from tests.ws_client import EVENT_PATH, ReflexSocket, WsClient
 
 LOCKOUT_EMAIL = "kwame.mensah@patients.example"  # used by no other journey
-EXPIRY_EMAIL = "chloe.martin@patients.example"  # used by no other journey
 FIXATION_EMAIL = "yusuf.demir@patients.example"  # used by no other journey
 TAB_EMAIL = "noah.williams@patients.example"  # used by no other journey
 STATE = "reflex___state____state"
@@ -124,42 +117,12 @@ def test_a_forged_x_forwarded_for_neither_escapes_the_lockout_nor_is_recorded(ap
     assert actions == ["login.failed"] * 4 + ["login.lockout", "login.failed", "login.locked"]
 
 
-@pytest.fixture
-def app_db(app_server) -> Iterator[sa.Engine]:
-    """The app server's database, for moving a session's clocks back."""
-    engine = create_engine(app_server.database_url)
-    yield engine
-    engine.dispose()
-
-
 def _token_of(client: WsClient, login) -> str:
     """The session cookie ``client`` was given by the login whose result is ``login``."""
     assert [level for level, _ in login.toasts][-1:] == ["success"], login.toasts
     token = client.session_cookie
     assert token, "the login set no session cookie"
     return token
-
-
-@pytest.mark.parametrize("clock", ["idle", "absolute"])
-def test_an_expired_session_is_refused_by_the_server_at_the_open_tabs_next_action(app_server, app_db, clock):
-    with WsClient(app_server.url) as client:
-        token = _token_of(client, _log_in(client, EXPIRY_EMAIL, DEMO_PASSWORD))
-        token_hash = hashlib.sha256(token.encode()).hexdigest()
-        assert client.call(SessionState, "guard", {"role": "patient"}, pathname="/patient").redirects == []
-
-        past = utcnow() - timedelta(minutes=31)
-        values = {"last_seen_at": past} if clock == "idle" else {"expires_at": utcnow() - timedelta(seconds=1)}
-        with session_scope(engine=app_db) as s:
-            s.execute(sa.update(AuthSession).where(AuthSession.token_hash == token_hash).values(**values))
-            s.commit()
-
-        refused = client.call(SessionState, "guard", {"role": "patient"}, pathname="/patient")
-        assert refused.redirects == ["/login?next=/patient"], refused.redirects
-    assert db_value(app_server.database_url, "SELECT revoked_at IS NOT NULL FROM auth_session WHERE token_hash = ?",
-                    (token_hash,)) == 1
-    session_id = db_value(app_server.database_url, "SELECT id FROM auth_session WHERE token_hash = ?", (token_hash,))
-    assert db_value(app_server.database_url, "SELECT count(*) FROM audit_event WHERE action = 'session.expired' "
-                                             "AND entity_id = ?", (str(session_id),)) == 1
 
 
 def test_a_cookie_planted_before_login_is_replaced_by_a_new_token(app_server, page, context):

@@ -26,6 +26,7 @@ from hms_app.db.models import (
 from hms_app.db.types import utcnow
 from hms_app.services.administration import auth, second_factor
 from hms_app.services.administration.second_factor import STEP_SECONDS
+from hms_app.services.core import events
 from hms_app.services.core.actor import Anonymous
 from hms_app.services.core.errors import Conflict, LoginFailed, PermissionDenied, ValidationError
 from tests.conftest import DEMO_EMAIL
@@ -291,3 +292,17 @@ def test_a_wrong_password_never_reveals_whether_a_second_factor_is_owed(seeded, 
         _login(seeded, password="Not-the-password-1")
     assert wrong.value.message == auth.LOGIN_FAILED_MESSAGE
 
+
+
+def test_resetting_a_second_factor_says_the_users_sessions_changed(seeded, actors):
+    """The tabs that keep a resolved session of the user drop it (``hms_app/state/auth.py``)."""
+    _require(seeded, actors, Role.DOCTOR)
+    _enrol(seeded)
+    doctor_id = _user(seeded, DOCTOR).id
+    seen: list[events.Change] = []
+    events.subscribe(seen.append)
+    try:
+        _run(seeded, second_factor.reset_second_factor, actor=actors[Role.ADMIN], user_id=doctor_id)
+    finally:
+        events.unsubscribe(seen.append)
+    assert [c for c in seen if c.topic == events.SESSIONS] == [events.Change(events.SESSIONS, frozenset({doctor_id}))]

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import NoReturn
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from hms_app import settings
+from hms_app.db.engine import begin_write
 from hms_app.db.enums import AuditOutcome, Permission, Role, Sex
 from hms_app.db.models import (
     AuthSession,
@@ -28,7 +29,7 @@ from hms_app.db.models import (
 )
 from hms_app.db.types import utcnow
 from hms_app.services.administration import second_factor
-from hms_app.services.core import audit, counters, emails, passwords, throttle
+from hms_app.services.core import audit, counters, emails, events, passwords, throttle
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import LoginFailed, SessionExpired, ValidationError
@@ -53,11 +54,16 @@ UNCONFIRMED_MESSAGE = (
     "If the link has expired or the message is lost, register again with the same address for a new link."
 )
 _TOUCH_EVERY = timedelta(seconds=60)
+# Built once: the statement every session resolution runs (SQLAlchemy caches its compiled form).
+_SESSION_OF_TOKEN = (
+    select(AuthSession, User).join(User, User.id == AuthSession.user_id)
+    .where(AuthSession.token_hash == sa.bindparam("token_hash"))
+)
+_PERMISSIONS_OF_ROLE = select(RolePermission.permission).where(RolePermission.role == sa.bindparam("role"))
 
 
 def permissions_for_role(session: Session, role: Role | str) -> frozenset[str]:
-    rows = session.execute(select(RolePermission.permission).where(RolePermission.role == str(role)))
-    return frozenset(rows.scalars())
+    return frozenset(session.execute(_PERMISSIONS_OF_ROLE, {"role": str(role)}).scalars())
 
 
 def _actor_for(session: Session, user: User, auth: AuthSession | None, ip_address: str) -> Actor:
@@ -304,35 +310,57 @@ def confirm_enrolment(*, session: Session, visitor: Anonymous, challenge: str, c
     return EnrolledLogin(_open_session(session, visitor, user, how="new authenticator"), codes)
 
 
+@dataclass(frozen=True)
+class SessionLease:
+    """A resolved session and until when its caller may act on it without resolving it again.
+
+    ``recheck_at`` is the earliest of the session's absolute expiry, its idle expiry and the
+    moment its idle clock is due to be touched again, as the session row gave them: a caller that
+    keeps the actor no longer than that honours both expiries and touches the clock as often as
+    ``resolve_session`` would. Revocation (logout, deactivation, resets, permission changes) is
+    the caller's to watch: services publish a ``sessions`` or ``permissions`` change for it.
+    """
+
+    actor: Actor
+    recheck_at: datetime
+
+
 def resolve_session(*, session: Session, token: str, ip_address: str = "") -> Actor:
     """The actor behind ``token``, or ``SessionExpired``.
 
     Checks revocation, the absolute and idle expiry, and that the account is still active;
     refreshes the idle clock at most once a minute.
     """
+    return lease_session(session=session, token=token, ip_address=ip_address).actor
+
+
+def lease_session(*, session: Session, token: str, ip_address: str = "") -> SessionLease:
+    """``resolve_session``, with until when its answer holds (``SessionLease``)."""
     if not token or not isinstance(token, str) or len(token) > 200 or not is_storable(token):
         raise SessionExpired("Please log in.")
-    row = session.execute(
-        select(AuthSession, User).join(User, User.id == AuthSession.user_id).where(
-            AuthSession.token_hash == hash_token(token)
-        )
-    ).first()
+    row = session.execute(_SESSION_OF_TOKEN, {"token_hash": hash_token(token)}).first()
     if row is None:
         raise SessionExpired("Please log in.")
     auth, user = row
     now = utcnow()
+    idle = timedelta(seconds=settings.SESSION_IDLE_SECONDS)
     if auth.revoked_at is not None:
         raise SessionExpired("You have been logged out. Please log in again.")
     if not user.is_active:
         raise SessionExpired("This account has been deactivated.")
-    if auth.expires_at <= now or auth.last_seen_at + timedelta(seconds=settings.SESSION_IDLE_SECONDS) <= now:
+    if auth.expires_at <= now or auth.last_seen_at + idle <= now:
+        # The read ends first: the write takes the lock as it begins (SQLite), also when the caller's
+        # session is a read-only one (``session_scope(write=False)``).
+        session.commit()
+        begin_write(session)
         auth.revoked_at = now
         session.add(auth)
         audit.record(session, Anonymous(ip_address), "session.expired", entity_type="auth_session",
                      entity_id=auth.id, actor_email=user.email)
         session.commit()
         raise SessionExpired("Your session has expired. Please log in again.")
-    if now - auth.last_seen_at >= _TOUCH_EVERY:
+    last_seen = auth.last_seen_at
+    if now - last_seen >= _TOUCH_EVERY:
         # In a transaction of its own: on SQLite a caller's read-only transaction cannot become a
         # write one once another writer has committed since it began (it fails at once, "database
         # is locked"); a transaction whose first statement writes waits its turn instead.
@@ -341,7 +369,9 @@ def resolve_session(*, session: Session, token: str, ip_address: str = "") -> Ac
             sa.update(AuthSession).where(AuthSession.id == auth.id).values(last_seen_at=now)
         )
         session.commit()
-    return _actor_for(session, user, auth, ip_address)
+        last_seen = now
+    recheck_at = min(auth.expires_at, last_seen + idle, last_seen + _TOUCH_EVERY)
+    return SessionLease(_actor_for(session, user, auth, ip_address), recheck_at)
 
 
 def logout(*, session: Session, actor: Actor) -> None:
@@ -354,11 +384,14 @@ def logout(*, session: Session, actor: Actor) -> None:
         .values(revoked_at=utcnow())
     )
     audit.record(session, actor, "logout", entity_type="auth_session", entity_id=actor.session_id)
+    events.publish(session, events.SESSIONS, user_ids=[actor.user_id])
     session.commit()
 
 
 def revoke_user_sessions(session: Session, user_id: int) -> int:
-    """End every open session of a user (in the caller's transaction)."""
+    """End every open session of a user (in the caller's transaction); the tabs that keep one
+    drop it once the transaction commits (a ``sessions`` change)."""
+    events.publish(session, events.SESSIONS, user_ids=[user_id])
     result = session.execute(
         sa.update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
@@ -390,6 +423,7 @@ def change_password(*, session: Session, actor: Actor, current_password: str, ne
         .values(revoked_at=utcnow())
     )
     audit.record(session, actor, "password.change", entity_type="user", entity_id=user.id)
+    events.publish(session, events.SESSIONS, user_ids=[user.id])
     session.commit()
 
 

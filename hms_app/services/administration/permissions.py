@@ -15,7 +15,7 @@ from hms_app.db.enums import (
     Role,
 )
 from hms_app.db.models import PermissionCatalog, RolePermission
-from hms_app.services.core import audit
+from hms_app.services.core import audit, events
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
@@ -97,6 +97,7 @@ def grant_permission(*, session: Session, actor: Actor, role: str, permission: s
         raise Conflict(f"{ROLE_LABELS[role_]} already has {permission_.value}.") from None
     audit.record(session, actor, "permission.grant", entity_type="role_permission",
                  entity_id=f"{role_.value}:{permission_.value}")
+    events.publish(session, events.PERMISSIONS, roles=[role_.value])
     session.commit()
 
 
@@ -120,4 +121,5 @@ def revoke_permission(*, session: Session, actor: Actor, role: str, permission: 
         raise Conflict(f"{ROLE_LABELS[role_]} does not have {permission_.value}.")
     audit.record(session, actor, "permission.revoke", entity_type="role_permission",
                  entity_id=f"{role_.value}:{permission_.value}")
+    events.publish(session, events.PERMISSIONS, roles=[role_.value])
     session.commit()

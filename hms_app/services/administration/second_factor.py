@@ -32,7 +32,7 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
-from hms_app.services.core import audit, emails
+from hms_app.services.core import audit, emails, events
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
@@ -118,6 +118,7 @@ def reset_second_factor(*, session: Session, actor: Actor, user_id: int) -> None
     ).rowcount or 0
     audit.record(session, actor, "user.reset_second_factor", entity_type="user", entity_id=user.id,
                  patient_id=user.id if user.role == Role.PATIENT else None, detail=f"{ended} sessions ended")
+    events.publish(session, events.SESSIONS, user_ids=[user.id])
     session.commit()
 
 

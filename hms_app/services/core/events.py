@@ -28,6 +28,12 @@ class Change:
     roles: frozenset[str] = field(default_factory=frozenset)
 
 
+SESSIONS = "sessions"
+"""Topic of a change that ends or alters the sessions of ``user_ids`` (logout, deactivation, password
+or second-factor reset, password change): whoever keeps a resolved session of theirs drops it."""
+PERMISSIONS = "permissions"
+"""Topic of a change of what ``roles`` may do: whoever keeps an actor of such a role drops it."""
+
 _listeners: list[Callable[[Change], None]] = []
 
 

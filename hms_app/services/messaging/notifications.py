@@ -33,14 +33,16 @@ def notify(session: Session, user_id: int, title: str, body: str = "", link: str
     events.publish(session, "notifications", user_ids=[user_id])
 
 
+# Built once: the bell's count, read at every fresh session resolution and live push.
+_UNREAD_OF_USER = sa.select(sa.func.count()).select_from(Notification).where(
+    Notification.user_id == sa.bindparam("user_id"), Notification.read_at.is_(None)
+)
+
+
 def unread_count(*, session: Session, actor: Actor) -> int:
     require(session, actor, Permission.NOTIFICATIONS_OWN, action="notification.count",
             allow_pending_password_change=True)
-    return session.execute(
-        sa.select(sa.func.count()).select_from(Notification).where(
-            Notification.user_id == actor.user_id, Notification.read_at.is_(None)
-        )
-    ).scalar_one()
+    return session.execute(_UNREAD_OF_USER, {"user_id": actor.user_id}).scalar_one()
 
 
 def list_notifications(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[NotificationRow]:
