@@ -744,8 +744,11 @@ def _with_review(change: Change, others: list[Change]) -> bool:
                for o in others)
 
 
-_CHARGES = ("invoice", "invoice_line")
-"""A completed lab test and a dispensation each add a line to the patient's draft invoice."""
+_CHARGES = ("invoice", "invoice_line", "daily_billed")
+"""A completed lab test and a dispensation each add a line to the patient's draft invoice, and
+count in the day's billed total (``services/accounting/totals.py``)."""
+_MONEY_KEPT = ("daily_billed", "daily_collected", "open_balance")
+"""The totals kept with every charge, payment, refund, issue and void (``totals.py``)."""
 # What each role's permissions let it change hospital-wide, or in its own rows (``owner``):
 MAY_CHANGE: dict[str, tuple[Allowed, ...]] = {
     "visitor": EVERYONE,
@@ -763,7 +766,8 @@ MAY_CHANGE: dict[str, tuple[Allowed, ...]] = {
     "pharmacy": (*EVERYONE, *(Allowed(t) for t in ("prescription", "prescription_item", "dispensation",
                                                   "stock_batch", "stock_movement", "medicine", *_CHARGES)),
                  Allowed("notification", frozenset({"INSERT"}))),
-    "accounts": (*EVERYONE, Allowed("invoice"), Allowed("payment"), Allowed("notification", frozenset({"INSERT"})),
+    "accounts": (*EVERYONE, Allowed("invoice"), Allowed("payment"), *(Allowed(t) for t in _MONEY_KEPT),
+                 Allowed("notification", frozenset({"INSERT"})),
                  Allowed("counter")),
     "admin": (*EVERYONE, *(Allowed(t) for t in ("user", "doctor_profile", "department", "role_permission",
                                                "doctor_availability", "doctor_leave", "auth_session")),

@@ -162,6 +162,7 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "auth.logout": ANY_ROLE,
     "auth.register_patient": VISITOR,
     "auth.resolve_session": VISITOR,
+    "auth.lease_session": VISITOR,
     "auth.start_enrolment": VISITOR,
     "billing.apply_discount": (Role.ACCOUNTS,),
     "billing.invoice_detail": (Role.ACCOUNTS, Role.PATIENT),
