@@ -23,7 +23,10 @@ What each figure means:
 
 Billed and collected are read from the daily totals (``totals``: kept per local day in the
 transaction of every charge, payment, refund and void), a year being a few thousand rows
-rather than every line and payment of it; ``recounted_summary`` sums the rows themselves, to
+rather than every line and payment of it. Receivables by age and by payer are read likewise
+from the open balances (``totals.OpenBalance``: per local issue day, due date and insurer,
+kept in the transaction of every change of an open invoice), aged at read time from the day
+keys. ``recounted_summary`` sums the rows themselves (every line, payment and open invoice), to
 check the totals against.
 
 Days and months are those of the hospital's calendar (``settings.TIMEZONE``), labelled in
