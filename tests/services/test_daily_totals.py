@@ -212,6 +212,11 @@ def test_payments_made_at_once_are_all_counted(seeded, accounts):
     with ThreadPoolExecutor(len(invoices)) as pool:
         assert all(pool.map(pay, invoices))
     assert kept(seeded)[1] == {(local_today(), "bank_transfer"): (len(invoices), 125 * len(invoices), 0)}
+    # All issued today and due alike: the same few open balance rows, each payment taken off once.
+    rows = kept_open(seeded).values()
+    assert len(rows) < len(invoices)
+    assert (sum(r[0] for r in rows), sum(r[1] for r in rows)) == (len(invoices), (fee(seeded, CHEN) - 125) * len(invoices))
+    assert mismatches(seeded) == []
 
 
 # --- the dashboard equals the recount ------------------------------------------------------------
