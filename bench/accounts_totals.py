@@ -5,10 +5,11 @@ the same run:
 
 - ``accounts_summary`` as the dashboard's state calls it (its own read session, the accounts
   actor resolved from a session token as a page resolves it), which now reads the billed and
-  collected money from ``daily_billed`` / ``daily_collected``;
+  collected money from ``daily_billed`` / ``daily_collected`` and the receivables (by age and
+  by payer) from ``open_balance``;
 - ``finance.recounted_summary``: the same figures with billed and collected summed from every
-  invoice line and payment of the range, the query the dashboard ran before the totals (the
-  receivables, as of today, are computed alike by both).
+  invoice line and payment of the range and the receivables from every open invoice and its
+  insurance payments, the queries the dashboard ran before the totals.
 
 Each is called ``--runs`` times after two warm-up calls (fewer, but at least five, when the
 baseline would pass ``--budget`` seconds); it prints the medians, their ratio and whether the

@@ -158,7 +158,8 @@ def _verify_stock(_args: argparse.Namespace) -> int:
 def _verify_totals(_args: argparse.Namespace) -> int:
     from hms_app.services.accounting.totals import totals_mismatches
 
-    return _verify(totals_mismatches, "daily totals agree: every day's charges and payments sum to what the totals keep")
+    return _verify(totals_mismatches, "daily totals agree: every day's charges and payments, and the open invoices' "
+                                      "balances, sum to what the totals keep")
 
 
 def _rotate_key(_args: argparse.Namespace) -> int:
@@ -308,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("verify-stock", help="check that the stock ledger sums to what is on hand"
                         ).set_defaults(run=_verify_stock)
     commands.add_parser("verify-totals", help="check that the daily totals of the accounts dashboard sum the "
-                        "charges and payments").set_defaults(run=_verify_totals)
+                        "charges, payments and open balances").set_defaults(run=_verify_totals)
     commands.add_parser(
         "rotate-key", help="re-encrypt clinical data and files with a new data key (stop the app first)"
     ).set_defaults(run=_rotate_key)

@@ -685,6 +685,30 @@ class DailyCollected(SQLModel, table=True):
     refunded_cents: int = Field(default=0, sa_type=sa.BigInteger)
 
 
+class OpenBalance(SQLModel, table=True):
+    """The balances of the open invoices (issued or partly paid) issued on one hospital-local day,
+    due on one day, with one insurer ("" for none), split between the insurer and the patients.
+
+    Kept in the transaction of every change of an open invoice's balance or its insurer's
+    part (issue, discount, void, payment, refund, insurer's share, claim), so receivables by
+    age and outstanding by payer read a few thousand rows instead of every open invoice; ages
+    are counted from ``issued_day`` at read time. ``insurer_owing`` and ``patients_owing``
+    count the invoices on which that side still owes something.
+    """
+
+    __tablename__ = "open_balance"
+
+    issued_day: date = Field(primary_key=True)
+    due_date: date = Field(primary_key=True)
+    insurer: str = Field(primary_key=True, max_length=120)
+    invoices: int = Field(default=0)
+    balance_cents: int = Field(default=0, sa_type=sa.BigInteger)
+    insurer_owing: int = Field(default=0)
+    insurer_cents: int = Field(default=0, sa_type=sa.BigInteger)
+    patients_owing: int = Field(default=0)
+    patients_cents: int = Field(default=0, sa_type=sa.BigInteger)
+
+
 class RequestReceipt(SQLModel, table=True):
     """A write request done once, by its key: who sent it, which action, what it made or changed.
 

@@ -16,7 +16,16 @@ from hms_app import cli
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import ChargeKind, InvoiceStatus, PaymentMethod, Role
 from hms_app.db.migrate import alembic_config, upgrade
-from hms_app.db.models import DailyBilled, DailyCollected, Invoice, InvoiceLine, Payment, User
+from hms_app.db.models import (
+    DailyBilled,
+    DailyCollected,
+    Invoice,
+    InvoiceLine,
+    OpenBalance,
+    PatientProfile,
+    Payment,
+    User,
+)
 from hms_app.services.accounting import billing, finance, totals
 from hms_app.services.core.errors import ValidationError
 from hms_app.services.core.localtime import local_today
@@ -29,6 +38,7 @@ from tests.services.billing_helpers import (
     ORTEGA,
     charge,
     completed_appointment,
+    expiry,
     fee,
     issued,
 )
@@ -70,6 +80,24 @@ def both_ways(engine, actor, start: str, end: str) -> tuple[finance.AccountsSumm
     with session_scope(write=False, engine=engine) as s:
         return (finance.accounts_summary(session=s, actor=actor, start=start, end=end),
                 finance.recounted_summary(s, start, end))
+
+
+def kept_open(engine) -> dict:
+    """The open balances as {key: sums}, rows at zero (every invoice of theirs paid) left out."""
+    columns = [OpenBalance.__table__.c[name] for name in (*totals._OPEN_KEY, *totals._OPEN_AMOUNTS)]
+    with engine.connect() as conn:
+        return {(issued, due, insurer): tuple(amounts)
+                for issued, due, insurer, *amounts in conn.execute(sa.select(*columns)) if any(amounts)}
+
+
+def receivables_agree(engine, actor) -> finance.AccountsSummary:
+    """Receivables by age and by payer from the open balances equal the recount of the open invoices."""
+    today = local_today().isoformat()
+    from_totals, recounted = both_ways(engine, actor, today, today)
+    assert (from_totals.by_age, from_totals.by_payer, from_totals.headline) == (
+        recounted.by_age, recounted.by_payer, recounted.headline)
+    assert mismatches(engine) == []
+    return from_totals
 
 
 def mismatches(engine) -> list[str]:
@@ -184,6 +212,11 @@ def test_payments_made_at_once_are_all_counted(seeded, accounts):
     with ThreadPoolExecutor(len(invoices)) as pool:
         assert all(pool.map(pay, invoices))
     assert kept(seeded)[1] == {(local_today(), "bank_transfer"): (len(invoices), 125 * len(invoices), 0)}
+    # All issued today and due alike: the same few open balance rows, each payment taken off once.
+    rows = kept_open(seeded).values()
+    assert len(rows) < len(invoices)
+    assert (sum(r[0] for r in rows), sum(r[1] for r in rows)) == (len(invoices), (fee(seeded, CHEN) - 125) * len(invoices))
+    assert mismatches(seeded) == []
 
 
 # --- the dashboard equals the recount ------------------------------------------------------------
@@ -198,6 +231,11 @@ def test_on_the_demo_history_the_dashboard_equals_the_recount(history):
         assert from_totals == recounted
     assert from_totals.headline.billed_cents > 0
     assert any(m.refunded_cents for m in from_totals.by_method)
+    # Receivables in every age bucket, owed by insurers and patients, some overdue: all compared above.
+    assert all(b.invoices for b in from_totals.by_age), from_totals.by_age
+    assert len(from_totals.by_payer) > 1
+    assert all(p.outstanding_cents for p in from_totals.by_payer)
+    assert from_totals.headline.overdue_cents > 0
     with history.connect() as conn:  # the history holds a void invoice, whose lines the totals leave out
         assert conn.execute(sa.select(sa.func.count()).select_from(Invoice)
                             .where(Invoice.status == InvoiceStatus.VOID.value)).scalar_one() > 0
@@ -226,6 +264,61 @@ def test_after_charges_payments_refunds_and_voids_the_dashboard_equals_the_recou
     assert mismatches(history) == []
 
 
+def _patient_with_insurer(engine, insured: bool) -> tuple[int, str]:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(User.id, User.email).join(PatientProfile, PatientProfile.user_id == User.id)
+                            .where((PatientProfile.insurer != "") if insured else (PatientProfile.insurer == ""))
+                            .order_by(User.id).limit(1)).one()
+
+
+def test_every_change_of_an_open_invoice_keeps_the_receivables_equal_to_the_recount(history):
+    accounts = _accounts(history)
+    insured_id, insured_email = _patient_with_insurer(history, insured=True)
+    uninsured_id, _ = _patient_with_insurer(history, insured=False)
+    before = receivables_agree(history, accounts)
+
+    claimed = issued(history, accounts, insured_id, HART, ORTEGA)
+    total = fee(history, HART) + fee(history, ORTEGA)
+    after = receivables_agree(history, accounts)
+    assert after.by_age[0].outstanding_cents == before.by_age[0].outstanding_cents + total
+    assert after.headline.open_invoices == before.headline.open_invoices + 1
+    steps = [
+        (billing.apply_discount, {"amount": "10", "reason": "Loyal patient"}),
+        (billing.set_insurer_share, {"amount": "60"}),
+        (billing.record_payment, {"amount": "25", "method": "cash"}),
+        (billing.refund_payment, {"amount": "5", "reason": "Counted twice"}),
+        (billing.move_claim, {"to_status": "submitted"}),
+        (billing.move_claim, {"to_status": "approved"}),
+        (billing.record_payment, {"amount": "20", "method": "insurance"}),  # part of the share, by hand
+    ]
+    for service, form in steps:
+        call(history, service, actor=accounts, invoice_id=claimed, **form)
+        receivables_agree(history, accounts)
+    patient = login_as(history, insured_email)
+    call(history, billing.pay_online, actor=patient, invoice_id=claimed, card_number="4242424242424242",
+         expiry=expiry(), cvc="123", idempotency_key=billing.new_payment_key())  # what the patient owes
+    receivables_agree(history, accounts)
+    call(history, billing.move_claim, actor=accounts, invoice_id=claimed, to_status="paid")  # the rest of the share
+    assert str(invoice_status(history, claimed)) == InvoiceStatus.PAID
+    assert receivables_agree(history, accounts).by_age == before.by_age
+
+    rejected = issued(history, accounts, insured_id, CHEN)
+    for service, form in [(billing.set_insurer_share, {"amount": "40"}), (billing.move_claim, {"to_status": "submitted"}),
+                          (billing.move_claim, {"to_status": "rejected", "note": "Not covered by the policy"})]:
+        call(history, service, actor=accounts, invoice_id=rejected, **form)
+        receivables_agree(history, accounts)
+    voided = issued(history, accounts, uninsured_id, HART)
+    receivables_agree(history, accounts)
+    call(history, billing.void_invoice, actor=accounts, invoice_id=voided, reason="Billed in error")
+    final = receivables_agree(history, accounts)
+    assert final.headline.outstanding_cents == before.headline.outstanding_cents + fee(history, CHEN)
+
+
+def invoice_status(engine, invoice_id: int) -> str:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(Invoice.status).where(Invoice.id == invoice_id)).scalar_one()
+
+
 # --- the migration's backfill --------------------------------------------------------------------
 
 
@@ -239,17 +332,20 @@ def test_the_migration_fills_the_totals_from_the_lines_and_payments(history):
                       received_at=datetime(2025, 7, 1, 22, 30, tzinfo=UTC)))
         s.commit()
     expected_billed, expected_collected = kept(history)
+    expected_open = kept_open(history)
     expected_collected[(date(2025, 7, 2), "cash")] = (1, 1, 0)
     expected_collected[(date(2025, 7, 1), "cash")] = (1, 0, 1)
     url = history.url.render_as_string(hide_password=False)
     history.dispose()
     command.downgrade(alembic_config(url), "0014")
     with history.connect() as conn:
-        assert not {"daily_billed", "daily_collected"} & set(sa.inspect(conn).get_table_names())
+        assert not {"daily_billed", "daily_collected", "open_balance"} & set(sa.inspect(conn).get_table_names())
     history.dispose()
     upgrade(url)
     assert kept(history) == (expected_billed, expected_collected)
     assert len(expected_billed) > 20
+    assert kept_open(history) == expected_open
+    assert len(expected_open) > 5
     assert mismatches(history) == []
 
 
@@ -258,6 +354,7 @@ def test_the_migration_runs_on_a_database_without_money(engine):
     command.downgrade(alembic_config(url), "0014")
     upgrade(url)
     assert kept(engine) == ({}, {})
+    assert kept_open(engine) == {}
 
 
 # --- hms verify-totals ---------------------------------------------------------------------------
@@ -293,5 +390,24 @@ def test_verify_totals_finds_a_payment_written_behind_the_totals_and_the_rebuild
 
     with session_scope(engine=history) as s:
         totals.rebuild_daily_totals(s)
+        s.commit()
+    assert cli.main(["verify-totals"]) == 0
+
+
+def test_verify_totals_finds_a_tampered_open_balance_and_the_rebuild_repairs_it(history, capsys):
+    with history.begin() as conn:
+        issued_day, due, insurer = conn.execute(
+            sa.select(OpenBalance.issued_day, OpenBalance.due_date, OpenBalance.insurer)
+            .where(OpenBalance.invoices > 0).order_by(OpenBalance.issued_day.desc()).limit(1)).one()
+        conn.execute(sa.update(OpenBalance).where(OpenBalance.issued_day == issued_day, OpenBalance.due_date == due,
+                                                  OpenBalance.insurer == insurer)
+                     .values(patients_cents=OpenBalance.patients_cents + 1))
+    assert cli.main(["verify-totals"]) == 2
+    err = capsys.readouterr().err
+    assert f"open balances issued {issued_day.isoformat()}, due {due.isoformat()}, {insurer or 'no insurer'}:" in err
+    assert len(err.strip().splitlines()) == 1
+
+    with session_scope(engine=history) as s:
+        totals.rebuild_open_balances(s)
         s.commit()
     assert cli.main(["verify-totals"]) == 0

@@ -92,7 +92,7 @@ def add_invoice(engine, *, patient: str = MARIA, status: InvoiceStatus = Invoice
                 issued_at: datetime | None = None, lines: Sequence[tuple] = (), payments: Sequence[tuple] = (),
                 insurer: str = "", share: int = 0, claim: ClaimStatus = ClaimStatus.NONE, discount: int = 0) -> int:
     """An invoice written as the billing service leaves one: lines sum to the subtotal, payments to
-    paid, and the daily totals count them.
+    paid, and the daily totals and open balances count them.
 
     Args:
         lines: (kind, department name or None, service instant, cents) each.
@@ -128,6 +128,7 @@ def add_invoice(engine, *, patient: str = MARIA, status: InvoiceStatus = Invoice
             s.add(payment)
             totals.payment_added(s, payment)
         s.flush()
+        totals.open_part_changed(s, invoice, None)  # counted in the open balances when open
         if status == InvoiceStatus.VOID:  # billed, then voided
             totals.invoice_voided(s, invoice.id)
         s.commit()

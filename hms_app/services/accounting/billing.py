@@ -62,7 +62,7 @@ from hms_app.services.messaging import mail, notifications
 BILLING_TOPIC = "billing"
 PAYMENT_TERMS_DAYS = 30
 PATIENT_INVOICES_LINK = "/patient/invoices"
-OPEN_STATUSES = (InvoiceStatus.ISSUED.value, InvoiceStatus.PARTLY_PAID.value)
+OPEN_STATUSES = totals.OPEN_STATUSES
 METHOD_LABELS = {PaymentMethod.CASH: "Cash", PaymentMethod.CARD: "Card", PaymentMethod.BANK_TRANSFER: "Bank transfer",
                  PaymentMethod.INSURANCE: "Insurance"}
 KIND_LABELS = {ChargeKind.CONSULTATION: "Consultation", ChargeKind.LAB: "Lab test", ChargeKind.MEDICINE: "Medicine"}
@@ -358,6 +358,7 @@ def _refuse(invoice: Invoice, doing: str) -> None:
 def issue_invoice(*, session: Session, actor: Actor, invoice_id: int) -> str:
     """Number a draft invoice and send it to the patient: draft → issued. Returns the number."""
     invoice = _invoice_for(session, actor, invoice_id, "invoice.issue", lock=True)
+    before = totals.open_part(session, invoice)
     if str(invoice.status) != InvoiceStatus.DRAFT:
         _refuse(invoice, "issued again")
     if not session.execute(sa.select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice.id)).first():
@@ -376,6 +377,7 @@ def issue_invoice(*, session: Session, actor: Actor, invoice_id: int) -> str:
                          f"Invoice {invoice.number} for {format_money(invoice.total_cents)} is due by "
                          f"{format_date(invoice.due_date)}.", PATIENT_INVOICES_LINK)
     mail.queue_email(session, user_id=invoice.patient_id, kind="invoice.issued", event_key=f"invoice.issued:{invoice.id}")
+    totals.open_part_changed(session, invoice, before)
     _publish(session, invoice)
     session.commit()
     return invoice.number
@@ -402,6 +404,7 @@ def _settle_status(invoice: Invoice) -> None:
 def apply_discount(*, session: Session, actor: Actor, invoice_id: int, amount: str, reason: str) -> None:
     """Set the invoice's discount (replacing any earlier one); a reason is required."""
     invoice = _invoice_for(session, actor, invoice_id, "invoice.discount", lock=True)
+    before = totals.open_part(session, invoice)
     if str(invoice.status) not in (InvoiceStatus.DRAFT, *OPEN_STATUSES):
         _refuse(invoice, "discounted")
     cents = parse_money(amount, "discount")
@@ -419,6 +422,7 @@ def apply_discount(*, session: Session, actor: Actor, invoice_id: int, amount: s
     invoice.updated_at = utcnow()
     audit.record(session, actor, "invoice.discount", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{format_money(cents)}: {reason}")
+    totals.open_part_changed(session, invoice, before)
     _publish(session, invoice)
     session.commit()
 
@@ -426,6 +430,7 @@ def apply_discount(*, session: Session, actor: Actor, invoice_id: int, amount: s
 def void_invoice(*, session: Session, actor: Actor, invoice_id: int, reason: str) -> None:
     """Cancel an invoice on which nothing is paid (refund first); its charges stay on record with it."""
     invoice = _invoice_for(session, actor, invoice_id, "invoice.void", lock=True)
+    before = totals.open_part(session, invoice)
     if str(invoice.status) == InvoiceStatus.VOID:
         _refuse(invoice, "voided again")
     if invoice.paid_cents:
@@ -435,6 +440,7 @@ def void_invoice(*, session: Session, actor: Actor, invoice_id: int, reason: str
     totals.invoice_voided(session, invoice.id)
     audit.record(session, actor, "invoice.void", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=reason)
+    totals.open_part_changed(session, invoice, before)
     _publish(session, invoice)
     session.commit()
 
@@ -483,6 +489,7 @@ def record_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     nothing more and answers as the first did.
     """
     invoice = _invoice_for(session, actor, invoice_id, "payment.record", lock=True)
+    before = totals.open_part(session, invoice)
     if (earlier := _repeated(session, actor, invoice, request_key, "payment.record")) is not None:
         return earlier
     if str(invoice.status) not in OPEN_STATUSES:
@@ -502,6 +509,7 @@ def record_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     audit.record(session, actor, "payment.record", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{method} {format_money(cents)} {reference}".strip())
     receipts.fulfil(session, key=request_key, object_id=invoice.id, result=status_label(invoice.status))
+    totals.open_part_changed(session, invoice, before)
     _publish(session, invoice)
     session.commit()
     return status_label(invoice.status)
@@ -514,6 +522,7 @@ def refund_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     ``request_key`` as for ``record_payment``: a repeated refund gives nothing back twice.
     """
     invoice = _invoice_for(session, actor, invoice_id, "payment.refund", lock=True)
+    before = totals.open_part(session, invoice)
     if (earlier := _repeated(session, actor, invoice, request_key, "payment.refund")) is not None:
         return earlier
     if str(invoice.status) not in (*OPEN_STATUSES, InvoiceStatus.PAID):
@@ -530,6 +539,7 @@ def refund_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     audit.record(session, actor, "payment.refund", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{format_money(cents)}: {reason}")
     receipts.fulfil(session, key=request_key, object_id=invoice.id, result=status_label(invoice.status))
+    totals.open_part_changed(session, invoice, before)
     _publish(session, invoice)
     session.commit()
     return status_label(invoice.status)
@@ -600,6 +610,7 @@ def pay_online(*, session: Session, actor: Actor, invoice_id: int, card_number: 
     if not receipts.KEY_PATTERN.fullmatch(key):  # the server's token_urlsafe, nothing else
         raise ValidationError("This payment form has expired; close it and open it again.")
     invoice = _invoice_for(session, actor, invoice_id, "invoice.pay_online", lock=True, own=True)
+    before = totals.open_part(session, invoice)
     earlier = session.execute(sa.select(Payment).where(Payment.idempotency_key == key)).scalar_one_or_none()
     if earlier is not None:
         if earlier.invoice_id != invoice.id:
@@ -616,6 +627,7 @@ def pay_online(*, session: Session, actor: Actor, invoice_id: int, card_number: 
     _pay(session, actor, invoice, due, PaymentMethod.CARD, reference, idempotency_key=key)
     audit.record(session, actor, "invoice.pay_online", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{format_money(due)} {reference}")
+    totals.open_part_changed(session, invoice, before)
     _publish(session, invoice)
     session.commit()
     return OnlinePayment(format_money(due), reference, status_label(invoice.status), False)
@@ -627,6 +639,7 @@ def pay_online(*, session: Session, actor: Actor, invoice_id: int, card_number: 
 def set_insurer_share(*, session: Session, actor: Actor, invoice_id: int, amount: str) -> None:
     """The part of the invoice the insurer is expected to pay, before the claim is submitted."""
     invoice = _invoice_for(session, actor, invoice_id, "invoice.insurer_share", lock=True)
+    before = totals.open_part(session, invoice)
     if str(invoice.status) not in (InvoiceStatus.DRAFT, *OPEN_STATUSES):
         _refuse(invoice, "changed")
     if not invoice.insurer:
@@ -640,6 +653,7 @@ def set_insurer_share(*, session: Session, actor: Actor, invoice_id: int, amount
     invoice.insurer_share_cents, invoice.updated_at = cents, utcnow()
     audit.record(session, actor, "invoice.insurer_share", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{invoice.insurer} {format_money(cents)}")
+    totals.open_part_changed(session, invoice, before)
     _publish(session, invoice)
     session.commit()
 
@@ -656,6 +670,7 @@ CLAIM_ACTIONS = [(s.value, s.value.capitalize()) for s in _CLAIM_MOVES]
 def move_claim(*, session: Session, actor: Actor, invoice_id: int, to_status: str, note: str = "") -> None:
     """Track the insurance claim; marking it paid records the insurer's payment of its share."""
     invoice = _invoice_for(session, actor, invoice_id, "invoice.claim", lock=True)
+    before = totals.open_part(session, invoice)
     try:
         target = ClaimStatus(str(to_status))
     except ValueError:
@@ -687,6 +702,7 @@ def move_claim(*, session: Session, actor: Actor, invoice_id: int, to_status: st
         notifications.notify(session, invoice.patient_id, "Insurance claim rejected",
                              f"Your insurer rejected the claim on invoice {_number(invoice)}: {note}. "
                              "The balance is now due from you.", PATIENT_INVOICES_LINK)
+    totals.open_part_changed(session, invoice, before)
     _publish(session, invoice)
     session.commit()
 

@@ -23,7 +23,10 @@ What each figure means:
 
 Billed and collected are read from the daily totals (``totals``: kept per local day in the
 transaction of every charge, payment, refund and void), a year being a few thousand rows
-rather than every line and payment of it; ``recounted_summary`` sums the rows themselves, to
+rather than every line and payment of it. Receivables by age and by payer are read likewise
+from the open balances (``totals.OpenBalance``: per local issue day, due date and insurer,
+kept in the transaction of every change of an open invoice), aged at read time from the day
+keys. ``recounted_summary`` sums the rows themselves (every line, payment and open invoice), to
 check the totals against.
 
 Days and months are those of the hospital's calendar (``settings.TIMEZONE``), labelled in
@@ -50,7 +53,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from hms_app.db.enums import ChargeKind, ClaimStatus, PaymentMethod, Permission
-from hms_app.db.models import DailyBilled, DailyCollected, Department, Invoice, Payment
+from hms_app.db.models import DailyBilled, DailyCollected, Department, Invoice, OpenBalance, Payment
 from hms_app.services.accounting import totals
 from hms_app.services.accounting.billing import KIND_LABELS, METHOD_LABELS, OPEN_STATUSES
 from hms_app.services.accounting.totals import BilledSum, CollectedSum
@@ -248,8 +251,39 @@ def _balance() -> sa.ColumnElement[int]:
     return Invoice.total_cents - Invoice.paid_cents
 
 
+@dataclass(frozen=True)
+class _Receivables:
+    by_age: list[AgeBucket]
+    overdue_cents: int
+    by_payer: list[PayerOutstanding]
+
+
+def _kept_receivables(session: Session, today: date) -> _Receivables:
+    """Receivables by age and by payer from the kept open balances (``totals.OpenBalance``)."""
+    # Age ≤ N days ⇔ issued on or after local day (today - N): the same cut as the recount's.
+    bucket = sa.case(*[(OpenBalance.issued_day >= today - timedelta(days=days), index)
+                       for index, days in enumerate(_AGE_LIMITS)], else_=len(_AGE_LIMITS))
+    overdue = sa.case((OpenBalance.due_date < today, OpenBalance.balance_cents), else_=0)
+    rows = sa.select(bucket.label("bucket"), OpenBalance.invoices, OpenBalance.balance_cents,
+                     overdue.label("overdue")).subquery()
+    sums = {int(b): (int(n or 0), int(balance or 0), int(late or 0)) for b, n, balance, late in session.execute(
+        sa.select(rows.c.bucket, sa.func.sum(rows.c.invoices), sa.func.sum(rows.c.balance_cents),
+                  sa.func.sum(rows.c.overdue)).group_by(rows.c.bucket))}
+    by_age = [AgeBucket(label, *sums.get(index, (0, 0, 0))[:2]) for index, label in enumerate(AGE_BUCKETS)]
+    per_insurer = session.execute(
+        sa.select(OpenBalance.insurer, sa.func.sum(OpenBalance.insurer_owing), sa.func.sum(OpenBalance.insurer_cents),
+                  sa.func.sum(OpenBalance.patients_owing), sa.func.sum(OpenBalance.patients_cents))
+        .group_by(OpenBalance.insurer)).all()
+    return _Receivables(by_age, sum(late for _, _, late in sums.values()), _payers(per_insurer))
+
+
+def _recounted_receivables(session: Session, today: date) -> _Receivables:
+    by_age, overdue = _by_age(session, today)
+    return _Receivables(by_age, overdue, _by_payer(session))
+
+
 def _by_age(session: Session, today: date) -> tuple[list[AgeBucket], int]:
-    """The open balances by days since issue, and the overdue part of them."""
+    """The open balances by days since issue, and the overdue part of them, from the open invoices."""
     # Age ≤ N days ⇔ issued on or after local day (today - N) ⇔ at or after its local midnight.
     edges = [day_span_utc(today - timedelta(days=days))[0] for days in _AGE_LIMITS]
     bucket = sa.case(*[(Invoice.issued_at >= edge, index) for index, edge in enumerate(edges)], else_=len(edges))
@@ -286,6 +320,11 @@ def _by_payer(session: Session) -> list[PayerOutstanding]:
                                                               else_=0)), patients_owing, patients_owe)
         .group_by(parts.c.insurer)
     ).all()
+    return _payers(per_insurer)
+
+
+def _payers(per_insurer: list) -> list[PayerOutstanding]:
+    """Per insurer (insurer, invoices it owes on, its part, invoices the patients owe on, their part) as the payers."""
     rows = sorted((PayerOutstanding(name, int(count), int(owed)) for name, count, owed, _, _ in per_insurer if count),
                   key=lambda r: (-r.outstanding_cents, r.payer))
     n = sum(int(count or 0) for *_, count, _ in per_insurer)
@@ -312,21 +351,21 @@ REPORTS: dict[str, _Report] = {
 """Each chart of the dashboard by the name its CSV export is asked for, in page order."""
 
 
-def _summary(session: Session, window: ReportRange, sums: _Sums) -> AccountsSummary:
-    today = local_today()
+def _summary(session: Session, window: ReportRange, sums: _Sums, receivables: _Receivables,
+             today: date) -> AccountsSummary:
     by_day = _revenue(window, "day", sums)
-    by_age, overdue = _by_age(session, today)
+    by_age = receivables.by_age
     headline = AccountsHeadline(
         billed_cents=sum(r.billed_cents for r in by_day),
         collected_cents=sum(r.collected_cents for r in by_day),
         outstanding_cents=sum(b.outstanding_cents for b in by_age),
-        overdue_cents=overdue,
+        overdue_cents=receivables.overdue_cents,
         open_invoices=sum(b.invoices for b in by_age),
     )
     return AccountsSummary(
         dates=window, today=today, headline=headline, by_day=by_day, by_month=_revenue(window, "month", sums),
         by_department=_by_department(session, sums.billed_by_group), by_kind=_by_kind(sums.billed_by_group),
-        by_method=_by_method(sums.collected_by_method), by_age=by_age, by_payer=_by_payer(session),
+        by_method=_by_method(sums.collected_by_method), by_age=by_age, by_payer=receivables.by_payer,
     )
 
 
@@ -335,7 +374,13 @@ def recounted_summary(session: Session, start: object, end: object) -> AccountsS
     did before the daily totals: the yardstick of the totals' tests and benchmark. No check of
     who asks: not for the UI."""
     window = parse_report_range(start, end)
-    return _summary(session, window, _recounted_sums(session, window))
+    today = local_today()
+    return _summary(session, window, _recounted_sums(session, window), _recounted_receivables(session, today), today)
+
+
+def _kept_summary(session: Session, window: ReportRange) -> AccountsSummary:
+    today = local_today()
+    return _summary(session, window, _kept_sums(session, window), _kept_receivables(session, today), today)
 
 
 # --- the services ------------------------------------------------------------------------------
@@ -345,7 +390,7 @@ def accounts_summary(*, session: Session, actor: Actor, start: object, end: obje
     """Every figure of the accounts dashboard: revenue over the range, receivables as of today."""
     require(session, actor, Permission.BILLING_MANAGE, action="accounts.dashboard")
     window = parse_report_range(start, end)
-    return _summary(session, window, _kept_sums(session, window))
+    return _kept_summary(session, window)
 
 
 def export_accounts_csv(*, session: Session, actor: Actor, report: str, start: object, end: object) -> str:
@@ -355,7 +400,7 @@ def export_accounts_csv(*, session: Session, actor: Actor, report: str, start: o
     if chosen is None:
         raise ValidationError("Choose one of the charts on the page to export.")
     window = parse_report_range(start, end)
-    rows = chosen.rows(_summary(session, window, _kept_sums(session, window)))
+    rows = chosen.rows(_kept_summary(session, window))
     audit.record(session, actor, "accounts.export", entity_type="report", entity_id=str(report),
                  detail=f"{window.first_day}..{window.last_day}; {len(rows)} rows")
     session.commit()

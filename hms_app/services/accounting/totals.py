@@ -17,7 +17,14 @@ change of a day creates its row, later ones add to it, and two writers at once c
 an update (PostgreSQL locks the row; SQLite's writers queue). Days are cut as the reports
 cut them (``periods.local_period``: the hospital's calendar in ``settings.TIMEZONE``).
 
-``rebuild_daily_totals`` recounts both tables from the lines and payments (the migration's
+A third table, ``OpenBalance``, holds what the open invoices still owe per (local issue day,
+due date, insurer), split between the insurer and the patients as the dashboard splits it:
+every service that changes an open invoice's balance or its insurer's part (issue, discount,
+void, payment, refund, insurer's share, claim) takes the invoice's part before
+(``open_part``) and hands it back after (``open_part_changed``), which adds the difference.
+Ages and overdue are counted from the day keys at read time, so no job moves rows as days pass.
+
+``rebuild_daily_totals`` recounts the tables from the lines and payments (the migration's
 backfill and the end of the scale seed, which writes rows without the services);
 ``totals_mismatches`` compares them with a recount (``hms verify-totals``). The recount is
 the dashboard's former query, kept as ``recount_billed`` / ``recount_collected``.
@@ -32,13 +39,23 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from hms_app.db.enums import InvoiceStatus
-from hms_app.db.models import DailyBilled, DailyCollected, Invoice, InvoiceLine, Payment
+from hms_app.db.enums import ClaimStatus, InvoiceStatus, PaymentMethod
+from hms_app.db.models import (
+    DailyBilled,
+    DailyCollected,
+    Invoice,
+    InvoiceLine,
+    OpenBalance,
+    Payment,
+)
 from hms_app.services.core.localtime import local_date
 from hms_app.services.core.periods import local_period_between
 
+OPEN_STATUSES = (InvoiceStatus.ISSUED.value, InvoiceStatus.PARTLY_PAID.value)
+"""An invoice is open (owed, with an age) from its issue until paid in full or void."""
 NO_DEPARTMENT_ID = 0
 """``DailyBilled.department_id`` of charges with no department."""
 
@@ -114,6 +131,48 @@ def payment_added(session: Session, payment: Payment) -> None:
             {"payments": 1, "received_cents": max(cents, 0), "refunded_cents": max(-cents, 0)})
 
 
+@dataclass(frozen=True)
+class OpenPart:
+    """One open invoice's row key in ``OpenBalance`` and what it adds to that row."""
+
+    key: tuple[date, date, str]
+    amounts: tuple[int, int, int, int, int, int]
+    """invoices, balance, insurer owing (0/1), insurer's part, patients owing (0/1), patients' part."""
+
+
+_OPEN_KEY = ("issued_day", "due_date", "insurer")
+_OPEN_AMOUNTS = ("invoices", "balance_cents", "insurer_owing", "insurer_cents", "patients_owing", "patients_cents")
+
+
+def open_part(session: Session, invoice: Invoice) -> OpenPart | None:
+    """What ``invoice`` adds to the open balances now; None unless it is open."""
+    if str(invoice.status) not in OPEN_STATUSES:
+        return None
+    balance = invoice.total_cents - invoice.paid_cents
+    insurance_paid = int(session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0))
+        .where(Payment.invoice_id == invoice.id, Payment.method == PaymentMethod.INSURANCE.value)).scalar_one())
+    # The insurer is expected to pay its share less what it paid, never more than the balance; nothing once rejected.
+    expected = 0 if str(invoice.claim_status) == ClaimStatus.REJECTED else invoice.insurer_share_cents - insurance_paid
+    insurer = 0 if expected <= 0 else min(expected, balance)
+    patients = balance - insurer
+    return OpenPart((local_date(invoice.issued_at), invoice.due_date, invoice.insurer),
+                    (1, balance, int(insurer > 0), max(insurer, 0), int(patients > 0), max(patients, 0)))
+
+
+def open_part_changed(session: Session, invoice: Invoice, before: OpenPart | None) -> None:
+    """Add to the open balances the difference between ``invoice``'s part now and ``before``."""
+    changes: dict[tuple[date, date, str], list[int]] = defaultdict(lambda: [0] * len(_OPEN_AMOUNTS))
+    if before is not None:
+        changes[before.key] = [-a for a in before.amounts]
+    if (after := open_part(session, invoice)) is not None:
+        changes[after.key] = [c + a for c, a in zip(changes[after.key], after.amounts, strict=True)]
+    for key, amounts in sorted(changes.items()):  # one order: no deadlock between two invoices' changes
+        if any(amounts):
+            _add_to(session, OpenBalance.__table__, dict(zip(_OPEN_KEY, key, strict=True)),
+                    dict(zip(_OPEN_AMOUNTS, amounts, strict=True)))
+
+
 # --- recounted from the lines and payments -------------------------------------------------------
 
 
@@ -155,9 +214,62 @@ def recount_collected(db: _Database, starts_at: datetime, ends_at: datetime) -> 
             for day, method, n, received, refunded in db.execute(_collected_query(_dialect(db), starts_at, ends_at))]
 
 
-def _span(db: _Database, column: Any) -> tuple[datetime, datetime] | None:
+@dataclass(frozen=True)
+class OpenSum:
+    """The open invoices issued on a local day (ISO), due on a day (ISO), of one insurer, summed."""
+
+    issued_day: str
+    due_date: str
+    insurer: str
+    invoices: int
+    balance_cents: int
+    insurer_owing: int
+    insurer_cents: int
+    patients_owing: int
+    patients_cents: int
+
+
+def _open_query(dialect: str, starts_at: datetime, ends_at: datetime) -> sa.Select:
+    # The insurance payments of the open invoices only (found by their index), not every payment on record.
+    open_invoice = aliased(Invoice)
+    insurance_paid = (sa.select(Payment.invoice_id, sa.func.sum(Payment.amount_cents).label("paid"))
+                      .join(open_invoice, open_invoice.id == Payment.invoice_id)
+                      .where(open_invoice.status.in_(OPEN_STATUSES), Payment.method == PaymentMethod.INSURANCE.value)
+                      .group_by(Payment.invoice_id).subquery())
+    balance = Invoice.total_cents - Invoice.paid_cents
+    expected = sa.case((Invoice.claim_status == ClaimStatus.REJECTED.value, 0),
+                       else_=Invoice.insurer_share_cents - sa.func.coalesce(insurance_paid.c.paid, 0))
+    insurer_part = sa.case((expected <= 0, 0), (expected > balance, balance), else_=expected)
+    parts = (sa.select(local_period_between(dialect, Invoice.issued_at, starts_at, ends_at, "day").label("issued_day"),
+                       Invoice.due_date.label("due_date"), Invoice.insurer.label("insurer"),
+                       balance.label("balance"), insurer_part.label("insurer_part"),
+                       (balance - insurer_part).label("patient_part"))
+             .outerjoin(insurance_paid, insurance_paid.c.invoice_id == Invoice.id)
+             .where(Invoice.status.in_(OPEN_STATUSES)).subquery())
+
+    def owing(part: sa.ColumnElement[int], side: str) -> tuple[sa.ColumnElement[int], sa.ColumnElement[int]]:
+        return (sa.func.sum(sa.case((part > 0, 1), else_=0)).label(f"{side}_owing"),
+                sa.func.sum(sa.case((part > 0, part), else_=0)).label(f"{side}_cents"))
+
+    return (sa.select(parts.c.issued_day, parts.c.due_date, parts.c.insurer, sa.func.count().label("invoices"),
+                      sa.func.sum(parts.c.balance).label("balance_cents"), *owing(parts.c.insurer_part, "insurer"),
+                      *owing(parts.c.patient_part, "patients"))
+            .group_by(parts.c.issued_day, parts.c.due_date, parts.c.insurer))
+
+
+def recount_open_balances(db: _Database) -> list[OpenSum]:
+    """The open invoices' balances summed from the invoices and their insurance payments."""
+    open_issued = sa.and_(Invoice.status.in_(OPEN_STATUSES), Invoice.issued_at.is_not(None))
+    span = _span(db, Invoice.issued_at, open_issued)
+    if span is None:
+        return []
+    return [OpenSum(str(issued), _day_text(due), str(insurer), *(int(v or 0) for v in amounts))
+            for issued, due, insurer, *amounts in db.execute(_open_query(_dialect(db), *span))]
+
+
+def _span(db: _Database, column: Any, *where: sa.ColumnElement[bool]) -> tuple[datetime, datetime] | None:
     """From the first instant of ``column`` on record to just after its last; None when empty."""
-    first, last = db.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
+    first, last = db.execute(sa.select(sa.func.min(column), sa.func.max(column)).where(*where)).one()
     return None if first is None else (first, last + timedelta(seconds=1))
 
 
@@ -175,6 +287,7 @@ def rebuild_daily_totals(db: _Database) -> None:
     dialect = _dialect(db)
     db.execute(sa.delete(DailyBilled))
     db.execute(sa.delete(DailyCollected))
+    rebuild_open_balances(db)
     if span := _span(db, InvoiceLine.service_at):
         billed = _billed_query(dialect, *span).subquery()
         db.execute(sa.insert(DailyBilled).from_select(
@@ -189,13 +302,26 @@ def rebuild_daily_totals(db: _Database) -> None:
                       collected.c.received_cents, collected.c.refunded_cents)))
 
 
+def rebuild_open_balances(db: _Database) -> None:
+    """Replace ``OpenBalance`` with a recount of the open invoices, in one statement. The caller commits."""
+    db.execute(sa.delete(OpenBalance))
+    open_issued = sa.and_(Invoice.status.in_(OPEN_STATUSES), Invoice.issued_at.is_not(None))
+    if span := _span(db, Invoice.issued_at, open_issued):
+        dialect = _dialect(db)
+        counted = _open_query(dialect, *span).subquery()
+        db.execute(sa.insert(OpenBalance).from_select(
+            [*_OPEN_KEY, *_OPEN_AMOUNTS],
+            sa.select(_as_day(dialect, counted.c.issued_day), *[counted.c[name] for name in _OPEN_KEY[1:]],
+                      *[counted.c[name] for name in _OPEN_AMOUNTS])))
+
+
 def _day_text(day: date | str) -> str:
     return day.isoformat() if isinstance(day, date) else str(day)
 
 
 def totals_mismatches(db: _Database) -> list[str]:
-    """Every day whose kept totals differ from a recount of the lines and payments, described
-    for a person; empty when they agree."""
+    """Every day whose kept totals differ from a recount of the lines, payments and open
+    invoices, described for a person; empty when they agree."""
     kept_billed = {(_day_text(day), int(department), str(kind)): (int(n), int(cents))
                    for day, department, kind, n, cents in db.execute(
                        sa.select(DailyBilled.day, DailyBilled.department_id, DailyBilled.kind, DailyBilled.charges,
@@ -212,7 +338,23 @@ def totals_mismatches(db: _Database) -> list[str]:
     if span := _span(db, Payment.received_at):
         counted_collected = {(c.day, c.method): (c.payments, c.received_cents, c.refunded_cents)
                              for c in recount_collected(db, *span)}
+    kept_open = {(_day_text(issued), _day_text(due), str(insurer)): tuple(int(a) for a in amounts)
+                 for issued, due, insurer, *amounts in db.execute(
+                     sa.select(*[OpenBalance.__table__.c[name] for name in (*_OPEN_KEY, *_OPEN_AMOUNTS)]))
+                 if any(amounts)}  # a row whose invoices were all paid stays behind at zero
+    counted_open = {(o.issued_day, o.due_date, o.insurer): (o.invoices, o.balance_cents, o.insurer_owing,
+                                                            o.insurer_cents, o.patients_owing, o.patients_cents)
+                    for o in recount_open_balances(db)}
     problems = []
+    for key in sorted(kept_open.keys() | counted_open.keys()):
+        zero = (0,) * len(_OPEN_AMOUNTS)
+        kept, counted = kept_open.get(key, zero), counted_open.get(key, zero)
+        if kept != counted:
+            issued, due, insurer = key
+            problems.append(f"open balances issued {issued}, due {due}, {insurer or 'no insurer'}: kept "
+                            f"{kept[0]} invoices {kept[1]} cents (insurer {kept[3]}, patients {kept[5]}), the open "
+                            f"invoices sum to {counted[0]} invoices {counted[1]} cents (insurer {counted[3]}, "
+                            f"patients {counted[5]})")
     for key in sorted(kept_billed.keys() | counted_billed.keys()):
         kept, counted = kept_billed.get(key, (0, 0)), counted_billed.get(key, (0, 0))
         if kept != counted:

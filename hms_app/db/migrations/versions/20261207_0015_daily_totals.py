@@ -1,11 +1,13 @@
 """daily totals of charges, payments and refunds (issue 18, target 4)
 
-Two tables hold the accounts dashboard's sums per hospital-local day: ``daily_billed`` (the
-charges of invoices not void, by department and kind) and ``daily_collected`` (payments and
-refunds, by method). The services keep them from now on, in the transaction of each charge,
-payment, refund and void; the upgrade fills them from the lines and payments already there,
-with the same recount ``hms verify-totals`` compares them against
-(``hms_app/services/accounting/totals.py``), two INSERT … SELECT statements.
+Three tables hold the accounts dashboard's sums: ``daily_billed`` (per hospital-local day, the
+charges of invoices not void, by department and kind), ``daily_collected`` (per day, payments
+and refunds, by method) and ``open_balance`` (the open invoices' balances per local issue day,
+due date and insurer, split between insurer and patients: receivables by age and by payer).
+The services keep them from now on, in the transaction of each charge, payment, refund, void,
+issue, discount, insurer's share and claim; the upgrade fills them from the lines, payments
+and invoices already there, with the same recount ``hms verify-totals`` compares them against
+(``hms_app/services/accounting/totals.py``), one INSERT … SELECT statement per table.
 
 Revision ID: 0015
 Revises: 0014
@@ -42,9 +44,22 @@ def upgrade() -> None:
     sa.Column('refunded_cents', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('day', 'method')
     )
-    totals.rebuild_daily_totals(op.get_bind())
+    op.create_table('open_balance',
+    sa.Column('issued_day', sa.Date(), nullable=False),
+    sa.Column('due_date', sa.Date(), nullable=False),
+    sa.Column('insurer', sa.String(length=120), nullable=False),
+    sa.Column('invoices', sa.Integer(), nullable=False),
+    sa.Column('balance_cents', sa.BigInteger(), nullable=False),
+    sa.Column('insurer_owing', sa.Integer(), nullable=False),
+    sa.Column('insurer_cents', sa.BigInteger(), nullable=False),
+    sa.Column('patients_owing', sa.Integer(), nullable=False),
+    sa.Column('patients_cents', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('issued_day', 'due_date', 'insurer')
+    )
+    totals.rebuild_daily_totals(op.get_bind())  # the open balances too
 
 
 def downgrade() -> None:
+    op.drop_table('open_balance')
     op.drop_table('daily_collected')
     op.drop_table('daily_billed')
