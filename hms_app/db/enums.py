@@ -61,6 +61,9 @@ class Permission(StrEnum):
     BILLING_MANAGE = "billing.manage"
     BILLING_PAY_OWN = "billing.pay_own"
     REPORTS_VIEW = "reports.view"
+    DATA_IMPORT = "data.import"
+    LAB_CATALOG_MANAGE = "lab.catalog"
+    PRICES_MANAGE = "prices.manage"
 
     @property
     def description(self) -> str:
@@ -88,6 +91,9 @@ PERMISSION_DESCRIPTIONS = {
     Permission.BILLING_MANAGE: "Issue invoices and record payments",
     Permission.BILLING_PAY_OWN: "See and pay one's own invoices",
     Permission.REPORTS_VIEW: "See hospital reports",
+    Permission.DATA_IMPORT: "Import patients, staff and records from CSV and FHIR files",
+    Permission.LAB_CATALOG_MANAGE: "Edit the lab catalog: tests, units, ranges, critical limits, prices",
+    Permission.PRICES_MANAGE: "Edit the prices of the hospital's services",
 }
 
 _EVERYONE = {Permission.PROFILE_OWN, Permission.NOTIFICATIONS_OWN}
@@ -103,11 +109,15 @@ DEFAULT_ROLE_PERMISSIONS: dict[Role, set[Permission]] = {
         Permission.APPOINTMENTS_VIEW_ALL,
         Permission.SCHEDULES_MANAGE,
         Permission.REPORTS_VIEW,
+        Permission.DATA_IMPORT,
+        Permission.LAB_CATALOG_MANAGE,
+        Permission.PRICES_MANAGE,
+        Permission.INVENTORY_MANAGE,
     },
-    Role.ACCOUNTS: _EVERYONE | {Permission.BILLING_MANAGE, Permission.REPORTS_VIEW},
+    Role.ACCOUNTS: _EVERYONE | {Permission.BILLING_MANAGE, Permission.REPORTS_VIEW, Permission.PRICES_MANAGE},
     Role.DOCTOR: _EVERYONE
     | {Permission.APPOINTMENTS_MANAGE, Permission.CLINICAL_READ, Permission.CLINICAL_WRITE},
-    Role.LAB: _EVERYONE | {Permission.LAB_WORK},
+    Role.LAB: _EVERYONE | {Permission.LAB_WORK, Permission.LAB_CATALOG_MANAGE},
     Role.PHARMACY: _EVERYONE | {Permission.PHARMACY_DISPENSE, Permission.INVENTORY_MANAGE},
     Role.PATIENT: _EVERYONE
     | {Permission.APPOINTMENTS_BOOK, Permission.RECORD_READ_OWN, Permission.BILLING_PAY_OWN},
@@ -251,3 +261,23 @@ class ClaimStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     PAID = "paid"
+
+
+class ImportStatus(StrEnum):
+    """Where an import job is: waiting for a worker, running, or ended one of three ways."""
+
+    WAITING = "waiting"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class LineOutcome(StrEnum):
+    """What an import did with one line of a file (or one resource of a bundle)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+    FAILED = "failed"

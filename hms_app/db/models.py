@@ -20,10 +20,12 @@ from hms_app.db.enums import (
     ClaimStatus,
     ClinicalStatus,
     EncounterStatus,
+    ImportStatus,
     InvoiceStatus,
     LabOrderStatus,
     LabPriority,
     LabReleaseRule,
+    LineOutcome,
     PaymentMethod,
     PrescriptionStatus,
     Role,
@@ -89,6 +91,24 @@ class PermissionCatalog(SQLModel, table=True):
 
     permission: str = Field(max_length=64, primary_key=True)
     added_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Hospital(SQLModel, table=True):
+    """The hospital this database serves, written once by ``hms init``; at most one row (id 1).
+
+    A database without the row is the demo (or not yet initialised): the name, time zone,
+    locale and currency then come from the environment's defaults (``settings``).
+    """
+
+    __tablename__ = "hospital"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="ck_hospital_one_row"),)
+
+    id: int = Field(default=1, primary_key=True)
+    name: str = Field(max_length=120)
+    timezone: str = Field(max_length=64)
+    locale: str = Field(max_length=20)
+    currency: str = Field(max_length=3)
+    initialised_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
 class Department(SQLModel, table=True):
@@ -853,3 +873,79 @@ class EmailPreference(SQLModel, table=True):
     user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
     reminders: bool = Field(default=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class ImportJob(SQLModel, table=True):
+    """One import of one file: CSV of a kind, or FHIR; a dry run or the real thing.
+
+    The counts are what the job did so far, line by line (or resource by resource); ``total``
+    is known once the file has been read through. A run is cancelled by setting
+    ``cancel_requested``; the runner stops at its next checkpoint and rolls back what it had
+    not committed.
+    """
+
+    __tablename__ = "import_job"
+    __table_args__ = (sa.Index("ix_import_job_created", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)
+    file_name: str = Field(max_length=200)
+    storage_name: str = Field(default="", max_length=64)
+    status: ImportStatus = Field(default=ImportStatus.WAITING, sa_type=sa.String(10))
+    dry_run: bool = Field(default=False)
+    good_rows_only: bool = Field(default=False)
+    mapping: str = Field(default="{}", sa_type=sa.Text)
+    total: int = Field(default=0)
+    processed: int = Field(default=0)
+    created: int = Field(default=0)
+    updated: int = Field(default=0)
+    unchanged: int = Field(default=0)
+    skipped: int = Field(default=0)
+    failed: int = Field(default=0)
+    skipped_by_type: str = Field(default="{}", sa_type=sa.Text)
+    committed: bool = Field(default=False)
+    message: str = Field(default="", max_length=500)
+    cancel_requested: bool = Field(default=False)
+    created_by: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class ImportLine(SQLModel, table=True):
+    """What an import did with one line of its file (or one resource): the report, line by line.
+
+    ``record`` names the line's record by its key (a record number, a code, a source id),
+    never by clinical content.
+    """
+
+    __tablename__ = "import_line"
+    __table_args__ = (sa.Index("ix_import_line_job_line", "job_id", "line"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="import_job.id", ondelete="CASCADE")
+    line: int
+    outcome: LineOutcome = Field(sa_type=sa.String(10))
+    record: str = Field(default="", max_length=200)
+    message: str = Field(default="", max_length=500)
+
+
+class SourceRecord(SQLModel, table=True):
+    """A record brought in from another system, by that system's id: importing it again finds it.
+
+    ``system`` says whose id it is (a FHIR identifier system, ``fhir`` for a resource's own id,
+    ``csv:<kind>`` for a CSV's source id column); ``content_hash`` is the SHA-256 of what was
+    imported, so an unchanged record is recognised and left alone.
+    """
+
+    __tablename__ = "source_record"
+    __table_args__ = (sa.Index("ix_source_record_entity", "entity_type", "entity_id"),)
+
+    system: str = Field(max_length=200, primary_key=True)
+    source_type: str = Field(max_length=40, primary_key=True)
+    source_id: str = Field(max_length=200, primary_key=True)
+    entity_type: str = Field(max_length=40)
+    entity_id: int
+    content_hash: str = Field(default="", max_length=64)
+    job_id: int | None = Field(default=None)
+    imported_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
