@@ -109,7 +109,7 @@ def no_progress(_processed: int, _total: int | None) -> None:
     """The progress callback of a caller that shows none and never cancels."""
 
 
-KIND_MODULES = ()
+KIND_MODULES = ("hms_app.services.golive.people_kinds", "hms_app.services.golive.reference_kinds")
 """The modules whose import registers CSV kinds."""
 
 CSV_KINDS: dict[str, CsvKind] = {}
