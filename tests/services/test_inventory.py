@@ -55,7 +55,8 @@ from tests.services.pharmacy_helpers import (
 
 pytestmark = pytest.mark.db
 
-NOT_PHARMACY = [Role.DOCTOR, Role.PATIENT, Role.LAB, Role.ACCOUNTS, Role.ADMIN]
+NOT_PHARMACY = [Role.DOCTOR, Role.PATIENT, Role.LAB, Role.ACCOUNTS]
+"""Admin keeps the formulary and stock too by default: it sets them up at go-live (issue 19)."""
 
 
 @pytest.fixture(autouse=True)
@@ -538,6 +539,13 @@ def test_only_the_pharmacy_reads_stock(seeded, actors, pharmacist, medicine, tod
     ]
     for action, read in reads:
         assert isinstance(assert_refused(seeded, actor, action, read), PermissionDenied)
+
+
+def test_the_admin_sets_up_the_formulary_and_stock_at_go_live(seeded, actors, medicine, today):
+    admin = actors[Role.ADMIN]
+    receive(seeded, admin, medicine, "GO-LIVE-1", in_days(100, today), 12)
+    assert on_hand(seeded, medicine) == {"GO-LIVE-1": 12}
+    assert audit_events(seeded, action="stock.receive")[-1].actor_email == admin.email
 
 
 def test_a_call_without_a_session_is_refused(seeded):
