@@ -258,12 +258,18 @@ def set_consultation_fee(*, session: Session, actor: Actor, doctor_id: int, pric
     require(session, actor, Permission.PRICES_MANAGE, action="doctor.fee")
     profile = access_by_id(session, actor, DoctorProfile, doctor_id, action="doctor.fee", lock=True,
                            missing="That doctor does not exist.", entity_type="doctor_profile")
-    cents = parse_money(price, "consultation fee")
-    if cents != profile.consultation_fee_cents:
-        name = session.get(User, profile.user_id).full_name
-        audit.record(session, actor, "doctor.fee", entity_type="doctor_profile", entity_id=profile.user_id,
-                     detail=f"{name}: consultation fee {format_money(profile.consultation_fee_cents)} → "
-                            f"{format_money(cents)}")
-        profile.consultation_fee_cents = cents
-        session.add(profile)
+    write_fee(session, actor, profile, parse_money(price, "consultation fee"))
     session.commit()
+
+
+def write_fee(session: Session, actor: Actor | None, profile: DoctorProfile, cents: int, *,
+              action: str = "doctor.fee") -> bool:
+    """Set a doctor's consultation fee, audited old → new, in the caller's transaction. Returns whether it changed."""
+    if cents == profile.consultation_fee_cents:
+        return False
+    name = session.get(User, profile.user_id).full_name
+    audit.record(session, actor, action, entity_type="doctor_profile", entity_id=profile.user_id,
+                 detail=f"{name}: consultation fee {format_money(profile.consultation_fee_cents)} → {format_money(cents)}")
+    profile.consultation_fee_cents = cents
+    session.add(profile)
+    return True

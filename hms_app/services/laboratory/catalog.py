@@ -173,7 +173,8 @@ def bands_text(bands: list[dict]) -> str:
                      for b in bands)
 
 
-def _optional_number(value: object, label: str) -> float | None:
+def read_limit(value: object, label: str) -> float | None:
+    """A critical limit as typed; None when left empty."""
     text = str(value if value is not None else "").strip()
     return None if text == "" else _number(value, label)
 
@@ -239,8 +240,8 @@ def check_test(form: LabTestForm) -> CheckedTest:
     if numeric and not unit:
         raise ValidationError("Enter the unit the results are in, like mmol/L.")
     bands = check_bands(read_bands(form.ranges if form.ranges not in (None, "") else []), numeric=numeric)
-    critical_low = _optional_number(form.critical_low, "critical low")
-    critical_high = _optional_number(form.critical_high, "critical high")
+    critical_low = read_limit(form.critical_low, "critical low")
+    critical_high = read_limit(form.critical_high, "critical high")
     check_critical(critical_low, critical_high, bands, numeric=numeric)
     rule = str(form.release_rule or "").strip().lower()
     if rule not in RELEASE_RULES:
@@ -428,13 +429,20 @@ def set_lab_test_price(*, session: Session, actor: Actor, test_id: int, price: s
     """Change a test's price only (the price list's edit); later charges use it, earlier ones keep theirs."""
     require(session, actor, Permission.LAB_CATALOG_MANAGE, action="lab_test.price")
     test = _test(session, actor, test_id, "lab_test.price")
-    cents = parse_money(price, "price")
-    if cents != test.price_cents:
-        audit.record(session, actor, "lab_test.price", entity_type="lab_test", entity_id=test.id,
-                     detail=f"{test.code}: price {format_money(test.price_cents)} → {format_money(cents)}")
-        test.price_cents = cents
-        session.add(test)
+    write_test_price(session, actor, test, parse_money(price, "price"))
     session.commit()
+
+
+def write_test_price(session: Session, actor: Actor | None, test: LabTest, cents: int, *,
+                     action: str = "lab_test.price") -> bool:
+    """Set a test's price, audited old → new, in the caller's transaction. Returns whether it changed."""
+    if cents == test.price_cents:
+        return False
+    audit.record(session, actor, action, entity_type="lab_test", entity_id=test.id,
+                 detail=f"{test.code}: price {format_money(test.price_cents)} → {format_money(cents)}")
+    test.price_cents = cents
+    session.add(test)
+    return True
 
 
 def set_lab_test_active(*, session: Session, actor: Actor, test_id: int, active: bool) -> None:
