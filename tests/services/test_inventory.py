@@ -55,7 +55,8 @@ from tests.services.pharmacy_helpers import (
 
 pytestmark = pytest.mark.db
 
-NOT_PHARMACY = [Role.DOCTOR, Role.PATIENT, Role.LAB, Role.ACCOUNTS, Role.ADMIN]
+NOT_PHARMACY = [Role.DOCTOR, Role.PATIENT, Role.LAB, Role.ACCOUNTS]
+"""Admin keeps stock too (``inventory.manage``), so that a hospital can set up its formulary at go-live."""
 
 
 @pytest.fixture(autouse=True)
