@@ -49,8 +49,10 @@ _NO = ("0", "false", "no", "n", "inactive")
 
 
 def _value(row: dict[str, str], column: str) -> str:
+    if not isinstance(row, dict):
+        raise ValidationError("A line must be a row of named cells.")
     value = row.get(column)
-    return "" if value is None else str(value).strip()
+    return "" if value is None else str(value).strip()[:4000]
 
 
 @contextmanager
