@@ -66,8 +66,8 @@ def _band_row(band: BandRow, index: rx.Var) -> rx.Component:
         rx.vstack(
             rx.el.label("Sex", html_for=sex_id, font_size="0.8rem", font_weight="500"),
             rx.el.select(*[rx.el.option("Either" if sex == "any" else sex.capitalize(), value=sex) for sex in SEXES],
-                         id=sex_id, name=sex_id, default_value=band.sex, class_name="native-select",
-                         key=s.band_version.to_string() + sex_id, on_blur=lambda v: s.note_band(index, "sex", v)),
+                         id=sex_id, name=sex_id, default_value=band.sex, class_name="native-select", width="100%",
+                         key=s.band_version.to_string() + sex_id, on_change=lambda v: s.note_band(index, "sex", v)),
             spacing="1", width="100%"),
         _band_input("From age", "age_min", band, index, band.age_min, input_mode="numeric"),
         _band_input("Under age", "age_max", band, index, band.age_max, input_mode="numeric"),
@@ -166,7 +166,7 @@ def _price_row(p: PriceRow) -> rx.Component:
             p.editable,
             rx.hstack(
                 rx.button("Change price", size="1", variant="soft", on_click=s.open_price(p.kind, p.item_id),
-                          aria_label="Change the price of " + p.name),
+                          aria_label="Change price of " + p.name),
                 rx.cond(p.kind == "service",
                         rx.button(rx.cond(p.is_active, "Stop charging", "Charge again"), size="1", variant="soft",
                                   color_scheme="gray", on_click=s.toggle_service(p.item_id, ~p.is_active),

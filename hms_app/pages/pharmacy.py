@@ -196,7 +196,7 @@ def _stock_row(r: StockRow) -> rx.Component:
                           on_click=s.toggle_medicine(r.id, False), aria_label="Take off the formulary: " + label),
                 spacing="2", wrap="wrap"),
             rx.button("Reactivate", size="1", variant="soft", on_click=s.toggle_medicine(r.id, True),
-                      aria_label="Put back in the formulary: " + label))),
+                      aria_label="Reactivate " + label))),
         data_medicine=r.id.to_string(),
     )
 
