@@ -20,6 +20,7 @@ from hms_app.pages import (
     appointments,
     auth,
     billing,
+    catalog,
     clinical,
     common,
     dashboards,
@@ -50,6 +51,7 @@ from hms_app.state.appointments import (
 )
 from hms_app.state.auth import LoginState, SessionState, TabGate
 from hms_app.state.billing import AccountsInvoicesState, PatientInvoicesState
+from hms_app.state.catalog import LabCatalogState, PricesState
 from hms_app.state.clinical import (
     ChartState,
     EncounterState,
@@ -216,7 +218,11 @@ app.add_page(pharmacy.pharmacy_dashboard, route="/pharmacy", title="Pharmacy · 
 app.add_page(pharmacy.pharmacy_queue_page, route="/pharmacy/queue", title="Prescription queue · HMS",
              on_load=[SessionState.guard("pharmacy"), PharmacyQueueState.load_rows])
 app.add_page(pharmacy.inventory_page, route="/pharmacy/stock", title="Stock · HMS",
-             on_load=[SessionState.guard("pharmacy"), InventoryState.load_rows])
+             on_load=[SessionState.guard("", "inventory.manage"), InventoryState.load_rows])
+app.add_page(catalog.lab_catalog_page, route="/lab/catalog", title="Lab catalog · HMS",
+             on_load=[SessionState.guard("", "lab.catalog"), LabCatalogState.load_rows])
+app.add_page(catalog.prices_page, route="/accounts/prices", title="Prices · HMS",
+             on_load=[SessionState.guard("", "prices.manage"), PricesState.load_rows])
 app.add_page(pharmacy.stock_ledger_page, route="/pharmacy/ledger", title="Stock ledger · HMS",
              on_load=[SessionState.guard("pharmacy"), StockLedgerState.load_rows])
 app.add_page(billing.accounts_invoices_page, route="/accounts/invoices", title="Invoices · HMS",

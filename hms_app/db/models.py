@@ -317,6 +317,23 @@ class LabTest(SQLModel, table=True):
     is_active: bool = Field(default=True)
 
 
+class ServicePrice(SQLModel, table=True):
+    """The price of a service charged by its code that is not a consultation, a lab test or a
+    medicine (a dressing, an ECG, a bed-day). A charge copies the price when it is made, so a
+    change applies to future charges only."""
+
+    __tablename__ = "service_price"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=20, sa_column_kwargs={"unique": True})
+    name: str = Field(max_length=120)
+    department_id: int | None = Field(default=None, foreign_key="department.id")
+    price_cents: int = Field(default=0)
+    is_active: bool = Field(default=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_by: int | None = Field(default=None, foreign_key="user.id")
+
+
 class Allergy(SQLModel, table=True):
     __tablename__ = "allergy"
 

@@ -184,13 +184,19 @@ def _stock_row(r: StockRow) -> rx.Component:
         rx.table.cell(_stock_badge(r),
                       rx.cond(r.expired_on_hand > 0, rx.text(r.expired_on_hand.to_string() + " expired", size="1"),
                               rx.fragment())),
-        rx.table.cell(rx.hstack(
-            rx.button("Receive", size="1", on_click=s.open_receive(r.id), aria_label="Receive stock of " + label),
-            rx.button("Batches", size="1", variant="soft", on_click=s.open_batches(r.id),
-                      aria_label="Batches of " + label),
-            rx.button("Edit", size="1", variant="soft", color_scheme="gray", on_click=s.open_edit(r.id),
-                      aria_label="Edit price and reorder level of " + label),
-            spacing="2")),
+        rx.table.cell(rx.cond(
+            r.is_active,
+            rx.hstack(
+                rx.button("Receive", size="1", on_click=s.open_receive(r.id), aria_label="Receive stock of " + label),
+                rx.button("Batches", size="1", variant="soft", on_click=s.open_batches(r.id),
+                          aria_label="Batches of " + label),
+                rx.button("Edit", size="1", variant="soft", color_scheme="gray", on_click=s.open_edit(r.id),
+                          aria_label="Edit " + label),
+                rx.button("Take off", size="1", variant="soft", color_scheme="gray",
+                          on_click=s.toggle_medicine(r.id, False), aria_label="Take off the formulary: " + label),
+                spacing="2", wrap="wrap"),
+            rx.button("Reactivate", size="1", variant="soft", on_click=s.toggle_medicine(r.id, True),
+                      aria_label="Reactivate " + label))),
         data_medicine=r.id.to_string(),
     )
 
@@ -276,19 +282,42 @@ def _batches_dialog() -> rx.Component:
     )
 
 
+def _medicine_fields(prefix: str, m: StockRow | None = None) -> rx.Component:
+    """The formulary fields of a medicine, empty to add one or filled with ``m`` to edit it."""
+    def value(name: str):
+        return {} if m is None else {"default_value": getattr(m, name)}
+
+    return rx.vstack(
+        rx.grid(
+            field("Name", "name", required=True, field_id=f"{prefix}-name", **value("name")),
+            field("Strength", "strength", required=True, field_id=f"{prefix}-strength", placeholder="500 mg",
+                  **value("strength")),
+            field("Form", "form", required=True, field_id=f"{prefix}-form", placeholder="tablet", **value("form")),
+            field("Unit price", "unit_price", required=True, field_id=f"{prefix}-price", input_mode="decimal",
+                  hint="What the patient is charged per unit, from now on.", **value("price_input")),
+            field("Reorder level (units)", "reorder_level", type="number", required=True,
+                  field_id=f"{prefix}-reorder", min=0,
+                  **({} if m is None else {"default_value": m.reorder_level.to_string()})),
+            field("Drug class", "drug_class", field_id=f"{prefix}-class", placeholder="penicillins",
+                  **value("drug_class")),
+            columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
+        field("Active ingredients", "ingredients", required=True, field_id=f"{prefix}-ingredients",
+              hint="Comma-separated; the allergy check at prescribing matches on them.", **value("ingredients")),
+        spacing="3", width="100%",
+    )
+
+
 def _edit_dialog() -> rx.Component:
     s = InventoryState
     m = s.editing
     return dialog(
         "Edit " + m.name + " " + m.strength,
         rx.form(rx.vstack(
-            field("Unit price", "unit_price", required=True, field_id="edit-price", default_value=m.unit_price,
-                  input_mode="decimal", hint="What the patient is charged per unit."),
-            field("Reorder level (units)", "reorder_level", type="number", required=True,
-                  field_id="edit-reorder", default_value=m.reorder_level.to_string(), min=0),
+            _medicine_fields("edit", m),
             form_buttons("Save", s.close_edit),
             spacing="3", margin_top="0.75rem"), on_submit=s.save_medicine, reset_on_submit=False),
-        open=m.id != 0, on_close=s.close_edit, max_width="28rem",
+        description="Prescriptions and dispensing already recorded keep what they recorded.",
+        open=m.id != 0, on_close=s.close_edit, max_width="36rem",
     )
 
 
@@ -297,17 +326,7 @@ def _add_dialog() -> rx.Component:
     return dialog(
         "Add a medicine to the formulary",
         rx.form(rx.vstack(
-            rx.grid(
-                field("Name", "name", required=True, field_id="add-name"),
-                field("Strength", "strength", required=True, field_id="add-strength", placeholder="500 mg"),
-                field("Form", "form", required=True, field_id="add-form", placeholder="tablet"),
-                field("Unit price", "unit_price", required=True, field_id="add-price", input_mode="decimal"),
-                field("Reorder level (units)", "reorder_level", type="number", required=True,
-                      field_id="add-reorder", min=0),
-                field("Drug class", "drug_class", field_id="add-class", placeholder="penicillins"),
-                columns=rx.breakpoints(initial="1", sm="2"), spacing="3", width="100%"),
-            field("Active ingredients", "ingredients", required=True, field_id="add-ingredients",
-                  hint="Comma-separated; the allergy check at prescribing matches on them."),
+            _medicine_fields("add"),
             form_buttons("Add medicine", s.close_add),
             spacing="3", margin_top="0.75rem"), on_submit=s.add_medicine, reset_on_submit=False),
         open=s.adding, on_close=s.close_add, max_width="36rem",
@@ -315,7 +334,7 @@ def _add_dialog() -> rx.Component:
 
 
 STOCK_SHOW = [("", "All medicines"), ("low", "At or below reorder level"), ("expiring", "Expiring within 90 days"),
-              ("expired", "Holding expired stock")]
+              ("expired", "Holding expired stock"), ("inactive", "Taken off the formulary")]
 
 
 def inventory_page() -> rx.Component:

@@ -398,11 +398,13 @@ class SessionState(rx.State):
     # --- events -------------------------------------------------------------------------
 
     @rx.event
-    async def guard(self, role: str = ""):
+    async def guard(self, role: str = "", permission: str = ""):
         """``on_load`` of every signed-in page: the right user, or off to where they belong.
 
         Args:
             role: the role the page is for; empty for pages every role may open.
+            permission: the permission the page's work needs, for a page of every role that
+                holds it (the services check it again on every call).
         """
         try:
             actor, unread = await self._actor_and(_unread_on_resolve)
@@ -414,7 +416,7 @@ class SessionState(rx.State):
             base._token = _cookie_token(self.router.headers.cookie)
         if actor.must_change_password and self._current_path() != PASSWORD_PATH:
             return [rx.redirect(PASSWORD_PATH), rx.toast.warning("Choose a new password before you continue.")]
-        if role and role != actor.role.value:
+        if (role and role != actor.role.value) or (permission and permission not in actor.permissions):
             return rx.redirect(ROLE_HOME[actor.role])
         if unread is not None:
             # Counted as the session was resolved afresh (at most once a minute); between, the

@@ -119,6 +119,14 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
         yield outcome
 
 
+def _medicine_form(form_data: dict) -> MedicineForm:
+    return MedicineForm(
+        name=form_text(form_data, "name", 200), form=form_text(form_data, "form", 100),
+        strength=form_text(form_data, "strength", 100), unit_price=form_text(form_data, "unit_price", 20),
+        reorder_level=form_text(form_data, "reorder_level", 20),
+        ingredients=form_text(form_data, "ingredients", 400), drug_class=form_text(form_data, "drug_class", 100))
+
+
 class InventoryState(PagedTableMixin, SessionState):
     """Stock by medicine: receive deliveries, see and adjust batches, edit or add medicines."""
 
@@ -211,11 +219,18 @@ class InventoryState(PagedTableMixin, SessionState):
     @rx.event
     async def save_medicine(self, form_data: dict):
         answer = await self._edit(
-            inventory.update_medicine, "Price and reorder level saved.", medicine_id=self.editing.id,
-            unit_price=form_text(form_data, "unit_price", 20), reorder_level=form_text(form_data, "reorder_level", 20))
+            inventory.edit_medicine, "Medicine saved. Dispensing from now on uses its price.",
+            medicine_id=self.editing.id, form=_medicine_form(form_data))
         if not answer.refused:
-            self.editing = _NO_STOCK
+            self.editing, self.medicines = _NO_STOCK, []
         return answer
+
+    @rx.event
+    async def toggle_medicine(self, medicine_id: int, active: bool):
+        return await self._edit(inventory.set_medicine_active,
+                                "Medicine back in the formulary." if active else
+                                "Medicine taken off the formulary: doctors can no longer prescribe it.",
+                                medicine_id=medicine_id, active=bool(active))
 
     @rx.event
     def open_add(self):
@@ -227,11 +242,7 @@ class InventoryState(PagedTableMixin, SessionState):
 
     @rx.event
     async def add_medicine(self, form_data: dict):
-        form = MedicineForm(
-            name=form_text(form_data, "name", 200), form=form_text(form_data, "form", 100),
-            strength=form_text(form_data, "strength", 100), unit_price=form_text(form_data, "unit_price", 20),
-            reorder_level=form_text(form_data, "reorder_level", 20),
-            ingredients=form_text(form_data, "ingredients", 400), drug_class=form_text(form_data, "drug_class", 100))
+        form = _medicine_form(form_data)
         answer = await self._edit(inventory.add_medicine, f"{form.name.strip()} added to the formulary.", form=form)
         if not answer.refused:
             self.adding, self.medicines = False, []

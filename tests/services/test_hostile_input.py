@@ -96,6 +96,7 @@ from hms_app.db.models import (
 )
 from hms_app.operations import demo
 from hms_app.services.accounting import billing
+from hms_app.services.accounting.prices import ServicePriceForm
 from hms_app.services.administration.audit_trail import AuditFilter
 from hms_app.services.administration.auth import Registration
 from hms_app.services.administration.users import StaffForm
@@ -108,6 +109,7 @@ from hms_app.services.core import audit, localtime
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import HMSError
 from hms_app.services.laboratory import lab
+from hms_app.services.laboratory.catalog import LabTestForm
 from hms_app.services.medicines import pharmacy
 from hms_app.services.medicines.inventory import MedicineForm, ReceiveForm
 from tests.conftest import DEMO_EMAIL, POSTGRES_URL, login_as
@@ -211,6 +213,14 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "inventory.stock_ledger": (Role.PHARMACY,),
     "inventory.stock_list": (Role.PHARMACY,),
     "inventory.update_medicine": (Role.PHARMACY,),
+    "inventory.edit_medicine": (Role.PHARMACY,),
+    "inventory.set_medicine_active": (Role.PHARMACY,),
+    "inventory.set_medicine_price": (Role.PHARMACY,),
+    "catalog.add_lab_test": (Role.LAB,),
+    "catalog.list_lab_tests": (Role.LAB,),
+    "catalog.set_lab_test_active": (Role.LAB,),
+    "catalog.set_lab_test_price": (Role.LAB,),
+    "catalog.update_lab_test": (Role.LAB,),
     "lab.acknowledge_critical": (Role.DOCTOR,),
     "lab.cancel_order": (Role.LAB,),
     "lab.collect_sample": (Role.LAB,),
@@ -228,6 +238,15 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "lab.worklist": (Role.LAB,),
     "lab.worklist_tests": (Role.LAB,),
     "mail.choose_email_reminders": ANY_ROLE,
+    "prices.add_service_price": (Role.ACCOUNTS,),
+    "prices.list_prices": (Role.ACCOUNTS,),
+    "prices.set_consultation_fee": (Role.ACCOUNTS,),
+    "prices.set_service_price": (Role.ACCOUNTS,),
+    "prices.set_service_price_active": (Role.ACCOUNTS,),
+    "prices.update_service_price": (Role.ACCOUNTS,),
+    "reference_kinds.import_lab_test": (Role.LAB,),
+    "reference_kinds.import_medicine": (Role.PHARMACY,),
+    "reference_kinds.import_price": (Role.ACCOUNTS,),
     "mail.mail_status": (Role.ADMIN,),
     "mail.my_email_reminders": ANY_ROLE,
     "notifications.list_notifications": ANY_ROLE,
@@ -374,6 +393,14 @@ FILE_NAMES = ["report.pdf", "scan.png", "photo.jpeg", "photo.jpg", "report.PDF",
               "report.html", " .pdf", "report.pdf ", "report..pdf"]
 CARD_NUMBERS = ["4242 4242 4242 4242", "4000 0000 0000 0002", "4242424242424241", "0", "4" * 40]
 EXPIRIES = ["12/30", "1/2030", "13/30", "00/00", "12/1999", "12 / 2099"]
+CSV_COLUMNS = ["code", "name", "specimen", "unit", "price", "ranges", "critical_low", "critical_high", "active", "kind",
+               "strength", "form", "ingredients", "unit_price", "reorder_level", "lot", "expiry", "quantity",
+               "unit_cost", "supplier", "department", "release_rule"]
+a_band_list = st.one_of(
+    st.sampled_from(["any: 1-2", "any 0-18: 3.4-4.7; any 18-200: 3.5-5.3", "female 0-200: 1-2", "any 0-200 3-5"]),
+    st.lists(st.fixed_dictionaries({"sex": choice(["any", "female", "male"]), "age_min": number, "age_max": number,
+                                    "low": number, "high": number}), max_size=3),
+    hostile)
 
 
 @dataclass(frozen=True)
@@ -397,7 +424,7 @@ ID_KIND = {
     "result_id": "lab_result", "prescription_id": "prescription", "document_id": "document",
     "notification_id": "notification", "entry_id": "waitlist_entry", "user_id": "user", "department_id": "department",
     "doctor_id": "doctor", "block_id": "doctor_availability", "leave_id": "doctor_leave", "allergy_id": "allergy",
-    "problem_id": "problem", "medicine_id": "medicine", "batch_id": "stock_batch", "test_id": "lab_test",
+    "problem_id": "problem", "medicine_id": "medicine", "price_id": "service_price", "batch_id": "stock_batch", "test_id": "lab_test",
     "patient_id": "patient",
 }
 
@@ -421,6 +448,11 @@ def argument(world: World, service: str, name: str) -> st.SearchStrategy:
         ("save_encounter", "form"): lambda: form_of(EncounterForm, world),
         ("receive_stock", "form"): lambda: form_of(ReceiveForm, world),
         ("add_medicine", "form"): lambda: form_of(MedicineForm, world),
+        ("edit_medicine", "form"): lambda: form_of(MedicineForm, world),
+        ("add_lab_test", "form"): lambda: form_of(LabTestForm, world, ranges=a_band_list),
+        ("update_lab_test", "form"): lambda: form_of(LabTestForm, world, ranges=a_band_list),
+        ("add_service_price", "form"): lambda: form_of(ServicePriceForm, world),
+        ("update_service_price", "form"): lambda: form_of(ServicePriceForm, world),
         ("search_audit", "filters"): lambda: form_of(AuditFilter, world),
         ("export_audit_csv", "filters"): lambda: form_of(AuditFilter, world),
         ("all_appointments", "filters"): lambda: form_of(AppointmentFilter, world),
@@ -457,7 +489,9 @@ def argument(world: World, service: str, name: str) -> st.SearchStrategy:
         "expiry": lambda: st.one_of(st.sampled_from(EXPIRIES), a_date),
         "cvc": lambda: choice(["123", "1234", "12a"]),
         "idempotency_key": lambda: choice([uuid.uuid4().hex, billing.new_payment_key()]),
-        "amount": lambda: money, "unit_price": lambda: money, "unit_cost": lambda: money,
+        "amount": lambda: money, "unit_price": lambda: money, "unit_cost": lambda: money, "price": lambda: money,
+        "row": lambda: st.one_of(st.dictionaries(st.sampled_from(CSV_COLUMNS), hostile_text, max_size=8), hostile),
+        "job_id": lambda: st.one_of(st.none(), hostile),
         "consultation_fee": lambda: money,
         "page": lambda: number, "page_size": lambda: number, "limit": lambda: number, "days": lambda: number,
         "minutes": lambda: number, "weekday": lambda: number, "change": lambda: number, "quantity": lambda: number,

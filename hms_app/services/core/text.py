@@ -52,3 +52,16 @@ def checked_line(value: object, label: str, *, limit: int, required: bool = True
 def escape_like(term: str) -> str:
     """``term`` with LIKE's wildcards escaped (use with ``escape="\\"``), so a search finds them as typed."""
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+_REFERENCE_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,19}")
+
+
+def reference_code(value: object, label: str = "code") -> str:
+    """The code of a reference list's entry (a lab test, a priced service): up to 20 capital
+    letters, digits, ``-`` or ``_``, upper-cased as typed."""
+    code = one_line(value, label).upper()
+    if not _REFERENCE_CODE.fullmatch(code):
+        raise ValidationError(f"Write the {label} with up to 20 capital letters, digits, '-' or '_', like ECG or "
+                              f"HBA1C (not {code[:24]!r}).")
+    return code

@@ -92,6 +92,11 @@ class StockRow:
     low: bool
     state: str
     """"Low stock", "Out of stock" or "In stock", for the badge."""
+    ingredients: str = ""
+    drug_class: str = ""
+    is_active: bool = True
+    price_input: str = ""
+    """The unit price as the edit form takes it (``12.50``)."""
 
 
 def _stock_columns(today: date):
@@ -104,7 +109,7 @@ def _stock_columns(today: date):
     return usable.label("usable"), expired.label("expired"), next_expiry.label("next_expiry")
 
 
-def _stock_query(today: date) -> sa.Select:
+def _stock_query(today: date, *, active: bool = True) -> sa.Select:
     usable, expired, next_expiry = _stock_columns(today)
     totals = (sa.select(StockBatch.medicine_id, usable, expired, next_expiry)
               .group_by(StockBatch.medicine_id).subquery("totals"))
@@ -113,7 +118,7 @@ def _stock_query(today: date) -> sa.Select:
         sa.select(Medicine, on_hand.label("on_hand"), sa.func.coalesce(totals.c.expired, 0).label("expired"),
                   totals.c.next_expiry)
         .outerjoin(totals, totals.c.medicine_id == Medicine.id)
-        .where(Medicine.is_active)
+        .where(Medicine.is_active if active else sa.not_(Medicine.is_active))
     ), on_hand
 
 
@@ -124,24 +129,28 @@ def _stock_row(medicine: Medicine, on_hand: int, expired: int, next_expiry: date
         unit_price=format_money(medicine.unit_price_cents), reorder_level=medicine.reorder_level,
         on_hand=int(on_hand), expired_on_hand=int(expired),
         next_expiry=format_date(next_expiry),
-        low=low, state="Out of stock" if on_hand == 0 else ("Low stock" if low else "In stock"),
+        low=low, state=("Inactive" if not medicine.is_active else "Out of stock" if on_hand == 0
+                        else ("Low stock" if low else "In stock")),
+        ingredients=medicine.ingredients, drug_class=medicine.drug_class, is_active=medicine.is_active,
+        price_input=f"{medicine.unit_price_cents // 100}.{medicine.unit_price_cents % 100:02d}",
     )
 
 
-STOCK_FILTERS = ("", "low", "expiring", "expired")
+STOCK_FILTERS = ("", "low", "expiring", "expired", "inactive")
 
 
 def stock_list(*, session: Session, actor: Actor, search: str = "", show: str = "", sort: str = "name",
                descending: bool = False, page: int = 1, page_size: int = 20) -> Page[StockRow]:
-    """Every active medicine with its usable and expired stock, searched, filtered, sorted and paged in SQL."""
+    """Every active medicine (or, shown "inactive", every medicine taken off the formulary) with its
+    usable and expired stock, searched, filtered, sorted and paged in SQL."""
     require(session, actor, Permission.INVENTORY_MANAGE, action="stock.list")
     page, page_size = clamp_page(page, page_size)
     today = local_today()
-    query, on_hand = _stock_query(today)
+    show = str(show or "")
+    query, on_hand = _stock_query(today, active=show != "inactive")
     term = storable(str(search or "").strip().lower()[:60], "search")
     if term:
         query = query.where(sa.func.lower(Medicine.name).contains(term, autoescape=True))
-    show = str(show or "")
     if show == "low":
         query = query.where(on_hand <= Medicine.reorder_level)
     elif show in ("expiring", "expired"):
@@ -332,7 +341,26 @@ def receive_stock(*, session: Session, actor: Actor, form: ReceiveForm) -> int:
     """
     require(session, actor, Permission.INVENTORY_MANAGE, action="stock.receive")
     medicine = _medicine(session, actor, form.medicine_id, "stock.receive")
-    lot = _clean(form.lot, "lot number", low=1, high=40).upper()
+    batch = book_delivery(session, actor, medicine, form)
+    _publish(session)
+    session.commit()
+    return batch.id
+
+
+def read_lot(value: object) -> str:
+    """A lot number as it is kept: trimmed, upper case."""
+    return _clean(value, "lot number", low=1, high=40).upper()
+
+
+def lot_on_record(session: Session, medicine_id: int, lot: str) -> StockBatch | None:
+    return session.execute(sa.select(StockBatch).where(StockBatch.medicine_id == medicine_id,
+                                                       StockBatch.lot == lot)).scalar_one_or_none()
+
+
+def book_delivery(session: Session, actor: Actor | None, medicine: Medicine, form: ReceiveForm) -> StockBatch:
+    """``receive_stock``'s rules and writes (the batch, its ledger row, the audit row) in the
+    caller's transaction, for a medicine the caller has checked; the CSV import receives lots here."""
+    lot = read_lot(form.lot)
     expiry = _parse_date(form.expiry, "expiry date")
     today = local_today()
     if not is_usable(expiry, today):
@@ -365,9 +393,7 @@ def receive_stock(*, session: Session, actor: Actor, form: ReceiveForm) -> int:
                     note=f"from {supplier} at {format_money(unit_cost)} a unit")
     audit.record(session, actor, "stock.receive", entity_type="stock_batch", entity_id=batch.id,
                  detail=f"{medicine_label(medicine)} lot {lot} +{quantity}")
-    _publish(session)
-    session.commit()
-    return batch.id
+    return batch
 
 
 ADJUSTMENT_REASONS = [(k.value, KIND_LABELS[k]) for k in ADJUSTMENT_KINDS]
@@ -419,10 +445,25 @@ class MedicineForm:
     drug_class: str = ""
 
 
-def add_medicine(*, session: Session, actor: Actor, form: MedicineForm) -> int:
-    """Add a medicine to the formulary. Its active ingredients are required: the allergy
-    check at prescribing time matches on them."""
-    require(session, actor, Permission.INVENTORY_MANAGE, action="medicine.create")
+@dataclass(frozen=True)
+class CheckedMedicine:
+    """A ``MedicineForm`` that passed every rule, in ``Medicine`` fields."""
+
+    name: str
+    form: str
+    strength: str
+    unit_price_cents: int
+    reorder_level: int
+    ingredients: str
+    drug_class: str
+
+    def values(self) -> dict:
+        return dict(self.__dict__)
+
+
+def check_medicine(form: MedicineForm) -> CheckedMedicine:
+    """Every rule of a formulary entry, or ``ValidationError`` naming the field. Its active
+    ingredients are required: the allergy check at prescribing time matches on them."""
     name = _clean(form.name, "medicine name", low=2, high=120)
     dosage_form = _clean(form.form, "form (tablet, capsule, syrup...)", low=2, high=40).lower()
     strength = _clean(form.strength, "strength", low=1, high=60)
@@ -435,19 +476,106 @@ def add_medicine(*, session: Session, actor: Actor, form: MedicineForm) -> int:
     if len(ingredients) > 300:
         raise ValidationError("Keep the ingredients under 300 characters.")
     drug_class = _clean(form.drug_class, "drug class", low=0, high=80).lower()
-    exists = session.execute(sa.select(Medicine.id).where(sa.func.lower(Medicine.name) == name.lower(),
-                                                          sa.func.lower(Medicine.strength) == strength.lower())).first()
-    if exists:
-        raise Conflict(f"{name} {strength} is already in the formulary.")
-    medicine = Medicine(name=name, form=dosage_form, strength=strength, unit_price_cents=price, reorder_level=reorder,
-                        ingredients=ingredients, drug_class=drug_class)
-    session.add(medicine)
-    session.flush()
-    audit.record(session, actor, "medicine.create", entity_type="medicine", entity_id=medicine.id,
-                 detail=medicine_label(medicine))
+    return CheckedMedicine(name, dosage_form, strength, price, reorder, ingredients, drug_class)
+
+
+def find_medicine(session: Session, name: str, strength: str, *, except_id: int | None = None) -> Medicine | None:
+    """The formulary's entry of ``name`` and ``strength``, in any letter case (they are its key)."""
+    query = sa.select(Medicine).where(sa.func.lower(Medicine.name) == name.lower(),
+                                      sa.func.lower(Medicine.strength) == strength.lower())
+    if except_id is not None:
+        query = query.where(Medicine.id != except_id)
+    return session.execute(query.limit(1)).scalar_one_or_none()
+
+
+_MEDICINE_LABELS = {"unit_price_cents": "price", "reorder_level": "reorder level", "drug_class": "drug class"}
+
+
+def write_medicine(session: Session, actor: Actor | None, checked: CheckedMedicine,
+                   medicine: Medicine | None = None) -> tuple[Medicine, list[str]]:
+    """Add or change a formulary entry that passed ``check_medicine``, audited with what changed
+    (old → new), in the caller's transaction: the stock page and the CSV import write through here.
+
+    Returns:
+        The medicine and its changes (empty when nothing changed and nothing was written).
+    """
+    if find_medicine(session, checked.name, checked.strength, except_id=medicine.id if medicine else None):
+        raise Conflict(f"{checked.name} {checked.strength} is already in the formulary.")
+    if medicine is None:
+        medicine = Medicine(**checked.values())
+        session.add(medicine)
+        session.flush()
+        audit.record(session, actor, "medicine.create", entity_type="medicine", entity_id=medicine.id,
+                     detail=f"{medicine_label(medicine)}, price {format_money(medicine.unit_price_cents)}")
+        return medicine, ["created"]
+    changes = []
+    for name, value in checked.values().items():
+        old = getattr(medicine, name)
+        if old != value:
+            shown_old, shown_new = ((format_money(old), format_money(value)) if name == "unit_price_cents"
+                                    else (old, value))
+            changes.append(f"{_MEDICINE_LABELS.get(name, name)} {shown_old} → {shown_new}")
+            setattr(medicine, name, value)
+    if changes:
+        session.add(medicine)
+        audit.record(session, actor, "medicine.update", entity_type="medicine", entity_id=medicine.id,
+                     detail=f"{medicine_label(medicine)}: " + "; ".join(changes))
+    return medicine, changes
+
+
+def add_medicine(*, session: Session, actor: Actor, form: MedicineForm) -> int:
+    """Add a medicine to the formulary."""
+    require(session, actor, Permission.INVENTORY_MANAGE, action="medicine.create")
+    medicine, _ = write_medicine(session, actor, check_medicine(form))
     _publish(session)
     session.commit()
     return medicine.id
+
+
+def edit_medicine(*, session: Session, actor: Actor, medicine_id: int, form: MedicineForm) -> bool:
+    """Change a medicine's name, form, strength, ingredients, drug class, price and reorder level.
+
+    Prescriptions and dispensations already made keep what they recorded; a new price applies
+    to what is dispensed from now on. Returns whether anything changed.
+    """
+    require(session, actor, Permission.INVENTORY_MANAGE, action="medicine.update")
+    medicine = _medicine(session, actor, medicine_id, "medicine.update")
+    _, changes = write_medicine(session, actor, check_medicine(form), medicine)
+    if changes:
+        _publish(session)
+    session.commit()
+    return bool(changes)
+
+
+def set_medicine_price(*, session: Session, actor: Actor, medicine_id: int, unit_price: str) -> None:
+    """Change a medicine's unit price only (the price list's edit); what was dispensed keeps its price."""
+    require(session, actor, Permission.INVENTORY_MANAGE, action="medicine.price")
+    medicine = _medicine(session, actor, medicine_id, "medicine.price")
+    price = parse_money(unit_price, "unit price")
+    if price != medicine.unit_price_cents:
+        audit.record(session, actor, "medicine.price", entity_type="medicine", entity_id=medicine.id,
+                     detail=f"{medicine_label(medicine)}: price {format_money(medicine.unit_price_cents)} → "
+                            f"{format_money(price)}")
+        medicine.unit_price_cents = price
+        session.add(medicine)
+        _publish(session)
+    session.commit()
+
+
+def set_medicine_active(*, session: Session, actor: Actor, medicine_id: int, active: bool) -> None:
+    """Take a medicine off the formulary (no new prescriptions; its stock and history stay), or put it back."""
+    action = "medicine.reactivate" if active else "medicine.deactivate"
+    require(session, actor, Permission.INVENTORY_MANAGE, action=action)
+    medicine = access_by_id(session, actor, Medicine, medicine_id, action=action,
+                            missing="That medicine is not in the formulary.", entity_type="medicine")
+    if medicine.is_active == bool(active):
+        raise Conflict(f"{medicine_label(medicine)} is already {'active' if active else 'inactive'}.")
+    medicine.is_active = bool(active)
+    session.add(medicine)
+    audit.record(session, actor, action, entity_type="medicine", entity_id=medicine.id,
+                 detail=medicine_label(medicine))
+    _publish(session)
+    session.commit()
 
 
 def update_medicine(*, session: Session, actor: Actor, medicine_id: int, unit_price: str, reorder_level: object) -> None:
