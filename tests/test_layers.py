@@ -141,6 +141,7 @@ TIERS = {
     "services.administration": 2,
     "services.interop": 2,
     "services.reporting": 2,
+    "services.golive": 2,
     "operations": 3,
 }
 """Each package of the domain layer and its tier. A package imports only packages of a lower
