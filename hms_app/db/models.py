@@ -391,6 +391,47 @@ class Encounter(SQLModel, table=True):
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
+class Immunization(SQLModel, table=True):
+    """A vaccine given, as another system recorded it (HMS itself does not vaccinate yet):
+    shown in the chart's timeline and the patient's history, exported as FHIR Immunization."""
+
+    __tablename__ = "immunization"
+    __table_args__ = (sa.Index("ix_immunization_patient_given", "patient_id", "given_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="user.id")
+    encounter_id: int | None = Field(default=None, foreign_key="encounter.id", index=True)
+    vaccine: str = Field(sa_type=EncryptedText)
+    code_system: str = Field(default="", max_length=200)
+    code: str = Field(default="", max_length=40)
+    status: str = Field(default="completed", max_length=20)
+    """FHIR's own status: completed, entered-in-error or not-done."""
+    given_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    recorded_by: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Procedure(SQLModel, table=True):
+    """A procedure done to the patient, as another system recorded it: shown in the chart's
+    timeline and the patient's history, exported as FHIR Procedure."""
+
+    __tablename__ = "procedure"
+    __table_args__ = (sa.Index("ix_procedure_patient_performed", "patient_id", "performed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="user.id")
+    encounter_id: int | None = Field(default=None, foreign_key="encounter.id", index=True)
+    description: str = Field(sa_type=EncryptedText)
+    code_system: str = Field(default="", max_length=200)
+    code: str = Field(default="", max_length=40)
+    status: str = Field(default="completed", max_length=20)
+    """FHIR's own status: completed, in-progress, not-done and so on."""
+    performed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    recorded_by: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
 class Prescription(SQLModel, table=True):
     __tablename__ = "prescription"
     __table_args__ = (

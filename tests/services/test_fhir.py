@@ -68,7 +68,8 @@ def _count(engine, query: sa.Select) -> int:
 
 def test_every_kind_of_resource_is_valid_fhir_and_says_what_the_database_says(hospital, record, actors):
     resources = _whole(hospital, record.patient_id)
-    assert set(resources) == set(fhir.RESOURCE_TYPES)
+    # Immunizations and procedures come only from imports: tests/services/test_fhir_import.py.
+    assert set(resources) == set(fhir.RESOURCE_TYPES) - {"Immunization", "Procedure"}
     for kind, items in resources.items():
         model = fhir.get_fhir_model_class(kind)
         for item in items:

@@ -28,6 +28,7 @@ from hms_app.db.models import (
     BreakGlass,
     Document,
     Encounter,
+    Immunization,
     LabOrder,
     LabResult,
     LabTest,
@@ -36,6 +37,7 @@ from hms_app.db.models import (
     Prescription,
     PrescriptionItem,
     Problem,
+    Procedure,
     User,
 )
 from hms_app.db.types import utcnow
@@ -266,7 +268,8 @@ class TimelineEntry:
 
 
 def _timeline_union(patient_id: int, newest: int | None = None) -> sa.Subquery:
-    """The patient's encounters, prescriptions, lab orders and documents as (kind, id, at).
+    """The patient's encounters, prescriptions, lab orders, documents, immunizations and procedures
+    (the last two brought in from other systems) as (kind, id, at).
 
     Args:
         newest: keep only each kind's ``newest`` latest entries: enough for a page that ends
@@ -283,6 +286,10 @@ def _timeline_union(patient_id: int, newest: int | None = None) -> sa.Subquery:
         .where(LabOrder.patient_id == patient_id),
         sa.select(sa.literal("document").label("kind"), Document.id.label("id"), Document.created_at.label("at"))
         .where(Document.patient_id == patient_id),
+        sa.select(sa.literal("immunization").label("kind"), Immunization.id.label("id"),
+                  Immunization.given_at.label("at")).where(Immunization.patient_id == patient_id),
+        sa.select(sa.literal("procedure").label("kind"), Procedure.id.label("id"), Procedure.performed_at.label("at"))
+        .where(Procedure.patient_id == patient_id),
     ]
     if newest is not None:
         latest = [part.order_by(sa.desc("at"), sa.desc("id")).limit(newest).subquery() for part in parts]
@@ -317,7 +324,9 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
                       PrescriptionItem.frequency, PrescriptionItem.days)
             .join(Medicine, Medicine.id == PrescriptionItem.medicine_id).where(PrescriptionItem.prescription_id.in_(ids))
         ):
-            items.setdefault(pid, []).append(f"{name} {strength}, {dose} {freq} for {days} days")
+            # An imported prescription may not say for how long (0 days): its line leaves it out.
+            items.setdefault(pid, []).append(" ".join(x for x in (name, strength) if x)
+                                             + f", {dose} {freq}" + (f" for {days} days" if days else ""))
         for p in session.execute(sa.select(Prescription).where(Prescription.id.in_(ids))).scalars():
             entries[("prescription", p.id)] = TimelineEntry("prescription", p.id, format_local(p.created_at), "Prescription",
                                                             "; ".join(items.get(p.id, [])), str(p.status).replace("_", " "))
@@ -335,12 +344,31 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
         for d in session.execute(sa.select(Document).where(Document.id.in_(ids))).scalars():
             entries[("document", d.id)] = TimelineEntry("document", d.id, format_local(d.created_at), f"Document: {d.title}",
                                                         d.file_name, "")
+    if ids := wanted.get("immunization"):
+        for i in session.execute(sa.select(Immunization).where(Immunization.id.in_(ids))).scalars():
+            entries[("immunization", i.id)] = TimelineEntry("immunization", i.id, format_local(i.given_at),
+                                                            f"Immunization: {i.vaccine}", _coded(i.code_system, i.code),
+                                                            i.status.replace("-", " "))
+    if ids := wanted.get("procedure"):
+        for p in session.execute(sa.select(Procedure).where(Procedure.id.in_(ids))).scalars():
+            entries[("procedure", p.id)] = TimelineEntry("procedure", p.id, format_local(p.performed_at),
+                                                         f"Procedure: {p.description}", _coded(p.code_system, p.code),
+                                                         p.status.replace("-", " "))
     rows = [entries[(kind, id_)] for kind, id_ in keys if (kind, id_) in entries]
     return Page(rows, total, page, page_size)
 
 
+_CODE_SYSTEMS = {"http://hl7.org/fhir/sid/cvx": "CVX", "http://snomed.info/sct": "SNOMED CT"}
+
+
+def _coded(system: str, code: str) -> str:
+    """"CVX 140", "SNOMED CT 430193006": the code a record came with, named by its system."""
+    return f"{_CODE_SYSTEMS.get(system, 'Code')} {code}" if code else ""
+
+
 def chart_timeline(*, session: Session, actor: Actor, patient_id: int, page: int = 1, page_size: int = 20) -> Page[TimelineEntry]:
-    """One page of the patient's encounters, prescriptions, lab orders and documents, newest first."""
+    """One page of the patient's encounters, prescriptions, lab orders, documents, immunizations and
+    procedures, newest first."""
     profile = chart_patient(session, actor, patient_id, "chart.timeline")
     page, page_size = clamp_page(page, page_size)
     result = _timeline_page(session, profile.user_id, page, page_size, for_patient=False)

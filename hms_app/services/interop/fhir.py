@@ -17,6 +17,7 @@ Resource ids are the table ids, with a prefix where one FHIR type comes from sev
 ``Observation/lab-4``  the result of lab order 4; ``DiagnosticReport/4`` its report
 ``MedicationRequest/6``    a prescription item; ``MedicationDispense/8`` a dispensation
 ``Binary/lab-report-4``    the report file uploaded for lab order 4
+``Immunization/3``     an immunization, ``Procedure/5`` a procedure (both imported records)
 =====================  =================================================================
 
 Who may read is decided by the callers (``api_clients`` for the HTTP API, ``export_my_record``
@@ -53,6 +54,7 @@ from hms_app.db.models import (
     Dispensation,
     DoctorProfile,
     Encounter,
+    Immunization,
     Invoice,
     InvoiceLine,
     LabOrder,
@@ -64,6 +66,7 @@ from hms_app.db.models import (
     Prescription,
     PrescriptionItem,
     Problem,
+    Procedure,
     User,
 )
 from hms_app.db.types import utcnow
@@ -97,7 +100,7 @@ _DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
 RESOURCE_TYPES = (
     "Patient", "Practitioner", "Organization", "Appointment", "Encounter", "Condition",
     "AllergyIntolerance", "Observation", "DiagnosticReport", "MedicationRequest",
-    "MedicationDispense", "Invoice",
+    "MedicationDispense", "Invoice", "Immunization", "Procedure",
 )
 """The types the API reads and searches by patient (``Binary`` is read only)."""
 
@@ -514,6 +517,43 @@ def medication_dispense(dispensation: Dispensation, item: PrescriptionItem, pres
     })
 
 
+_IMMUNIZATION_STATUS = {"completed", "entered-in-error", "not-done"}
+_PROCEDURE_STATUS = {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error",
+                     "unknown"}
+
+
+def _coded_concept(text: str, system: str, code: str) -> dict:
+    return _concept(text, system=system or None, code=code or None)
+
+
+def immunization_resource(immunization: Immunization) -> dict:
+    return validated({
+        "resourceType": "Immunization",
+        "id": str(immunization.id),
+        "status": immunization.status if immunization.status in _IMMUNIZATION_STATUS else "completed",
+        "vaccineCode": _coded_concept(immunization.vaccine, immunization.code_system, immunization.code),
+        "patient": _ref("Patient", immunization.patient_id),
+        "encounter": _ref("Encounter", immunization.encounter_id) if immunization.encounter_id else None,
+        "occurrenceDateTime": _instant(immunization.given_at),
+        "recorded": _instant(immunization.created_at),
+        "primarySource": False,
+        "performer": [{"actor": _ref("Practitioner", immunization.recorded_by)}],
+    })
+
+
+def procedure_resource(procedure: Procedure) -> dict:
+    return validated({
+        "resourceType": "Procedure",
+        "id": str(procedure.id),
+        "status": procedure.status if procedure.status in _PROCEDURE_STATUS else "unknown",
+        "code": _coded_concept(procedure.description, procedure.code_system, procedure.code),
+        "subject": _ref("Patient", procedure.patient_id),
+        "encounter": _ref("Encounter", procedure.encounter_id) if procedure.encounter_id else None,
+        "performedPeriod": {"start": _instant(procedure.performed_at), "end": _instant(procedure.ended_at)},
+        "recorder": _ref("Practitioner", procedure.recorded_by),
+    })
+
+
 def invoice_resource(invoice: Invoice, lines: list[InvoiceLine]) -> dict:
     return validated({
         "resourceType": "Invoice",
@@ -547,7 +587,8 @@ _KINDS: tuple[tuple[str, str], ...] = (
     ("diagnosis", "Condition"), ("allergy", "AllergyIntolerance"),
     *((f"vital:{v.key}", "Observation") for v in VITALS),
     ("lab", "Observation"), ("report", "DiagnosticReport"), ("request", "MedicationRequest"),
-    ("dispense", "MedicationDispense"), ("invoice", "Invoice"),
+    ("dispense", "MedicationDispense"), ("invoice", "Invoice"), ("immunization", "Immunization"),
+    ("procedure", "Procedure"),
 )
 _RANK = {kind: rank for rank, (kind, _) in enumerate(_KINDS)}
 _TYPE_OF_KIND = dict(_KINDS)
@@ -601,6 +642,10 @@ def _index_parts(session: Session, patient_id: int, kinds: Iterable[str]) -> lis
                          .where(Prescription.patient_id == patient_id))
         elif kind == "invoice":
             parts.append(sa.select(rank, Invoice.id).where(Invoice.patient_id == patient_id))
+        elif kind == "immunization":
+            parts.append(sa.select(rank, Immunization.id).where(Immunization.patient_id == patient_id))
+        elif kind == "procedure":
+            parts.append(sa.select(rank, Procedure.id).where(Procedure.patient_id == patient_id))
     return parts
 
 
@@ -711,6 +756,12 @@ def _build(session: Session, wanted: dict[str, list[int]], base_url: str, *, for
             lines.setdefault(line.invoice_id, []).append(line)
         for invoice in session.execute(sa.select(Invoice).where(Invoice.id.in_(ids))).scalars():
             built[("invoice", invoice.id)] = invoice_resource(invoice, lines.get(invoice.id, []))
+    if ids := wanted.get("immunization"):
+        for immunization in session.execute(sa.select(Immunization).where(Immunization.id.in_(ids))).scalars():
+            built[("immunization", immunization.id)] = immunization_resource(immunization)
+    if ids := wanted.get("procedure"):
+        for procedure in session.execute(sa.select(Procedure).where(Procedure.id.in_(ids))).scalars():
+            built[("procedure", procedure.id)] = procedure_resource(procedure)
     return built
 
 
@@ -746,6 +797,7 @@ def resource_patient(session: Session, kind: str, id_: int) -> int | None:
         "patient": PatientProfile.user_id, "appointment": Appointment.patient_id, "encounter": Encounter.patient_id,
         "diagnosis": Encounter.patient_id, "problem": Problem.patient_id, "allergy": Allergy.patient_id,
         "lab": LabOrder.patient_id, "report": LabOrder.patient_id, "invoice": Invoice.patient_id,
+        "immunization": Immunization.patient_id, "procedure": Procedure.patient_id,
         **{f"vital:{v.key}": Encounter.patient_id for v in VITALS},
     }
     if kind in model_column:
