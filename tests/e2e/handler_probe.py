@@ -761,16 +761,20 @@ MAY_CHANGE: dict[str, tuple[Allowed, ...]] = {
                # reviewing a held result of theirs releases it, and the patient is told
                Allowed("lab_result", frozenset({"UPDATE"}), frozenset(_REVIEW_COLUMNS), owner="reviewed_by"),
                *(Allowed(t, frozenset({"INSERT"}), when=_with_review) for t in ("notification", "email_outbox"))),
-    "lab": (*EVERYONE, *(Allowed(t) for t in ("lab_order", "lab_result", "lab_report_file", *_CHARGES)),
+    "lab": (*EVERYONE, *(Allowed(t) for t in ("lab_order", "lab_result", "lab_report_file", "lab_test", *_CHARGES)),
             Allowed("notification", frozenset({"INSERT"})), Allowed("counter", when=_counter("invoice"))),
     "pharmacy": (*EVERYONE, *(Allowed(t) for t in ("prescription", "prescription_item", "dispensation",
                                                   "stock_batch", "stock_movement", "medicine", *_CHARGES)),
                  Allowed("notification", frozenset({"INSERT"}))),
     "accounts": (*EVERYONE, Allowed("invoice"), Allowed("payment"), *(Allowed(t) for t in _MONEY_KEPT),
-                 Allowed("notification", frozenset({"INSERT"})),
+                 Allowed("notification", frozenset({"INSERT"})), Allowed("service_price"),
+                 Allowed("doctor_profile", frozenset({"UPDATE"}), frozenset({"consultation_fee_cents"})),
                  Allowed("counter")),
     "admin": (*EVERYONE, *(Allowed(t) for t in ("user", "doctor_profile", "department", "role_permission",
-                                               "doctor_availability", "doctor_leave", "auth_session")),
+                                               "doctor_availability", "doctor_leave", "auth_session",
+                                               # go-live: the reference lists and the formulary and stock
+                                               "service_price", "lab_test", "medicine", "stock_batch",
+                                               "stock_movement")),
               Allowed("notification", frozenset({"INSERT"}))),
 }
 
