@@ -108,8 +108,8 @@ def _getting_started_card() -> rx.Component:
         rx.card(
             rx.heading("Getting started", as_="h2", size="4", margin_bottom="0.25rem"),
             rx.text(o.remaining.to_string(), " of ", o.steps.length().to_string(),
-                    " steps still to do before the hospital can take patients. Each link opens the page where "
-                    "it is done; this list goes away once everything is set up.", size="2", margin_bottom="0.5rem"),
+                    " steps still to do. Each link opens the page where the step is done; this list goes away "
+                    "once everything is set up.", size="2", margin_bottom="0.5rem"),
             rx.el.ul(rx.foreach(o.steps, _setup_step), list_style="none", padding="0", margin="0"),
             id="getting-started",
             width="100%",

@@ -31,13 +31,19 @@ from hms_app.db.models import (
 from hms_app.services.administration import auth, hospital, second_factor
 from hms_app.services.core import audit, passwords
 from hms_app.services.core.actor import Anonymous
-from hms_app.services.core.errors import Conflict, LoginFailed, PasswordChangeRequired, ValidationError
+from hms_app.services.core.errors import (
+    Conflict,
+    LoginFailed,
+    PasswordChangeRequired,
+    ValidationError,
+)
 from hms_app.services.core.localtime import format_date
 from hms_app.services.core.numbers import format_money
 from hms_app.services.reference.formulary import MEDICINES
 from hms_app.services.reference.lab_catalog import LAB_TESTS
 from tests.conftest import login_as
 from tests.services.helpers import STRONG_PASSWORD, assert_refused, snapshot, table_count
+from tests.services.test_concurrency import _all_at_once
 
 pytestmark = pytest.mark.db
 
@@ -179,6 +185,13 @@ def test_a_second_init_is_refused(engine):
              "already holds the hospital St Brigid's Hospital")
 
 
+def test_of_two_inits_at_once_one_wins(engine):
+    outcomes = _all_at_once(2, lambda i: _init(engine, dataclasses.replace(FORM, admin_email=f"racer{i}@example.org")))
+    assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "InitialisedHospital"]
+    assert table_count(engine, User) == 1
+    assert table_count(engine, Hospital) == 1
+
+
 def test_a_database_not_migrated_to_the_end_is_refused(engine):
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0016'"))
@@ -248,7 +261,7 @@ def test_a_new_hospital_has_every_step_to_do(engine):
     assert (o.hospital.timezone, o.hospital.locale, o.hospital.currency) == ("Asia/Kolkata", "en-IN", "INR")
     with session_scope(write=False, engine=engine) as s:
         when = format_date(s.get(Hospital, 1).initialised_at)
-    assert o.hospital.source == f"Set by `hms init` on {when}; they cannot be changed here."
+    assert o.hospital.source == f"Set once by the hms init command on {when}; not editable here."
 
 
 def test_the_checklist_counts_what_is_set_up(engine):

@@ -325,6 +325,7 @@ def _hospital_card(session: Session) -> HospitalCard:
     if profile is None:
         return HospitalCard(settings.HOSPITAL_NAME, settings.TIMEZONE.key, str(settings.LOCALE).replace("_", "-"),
                             settings.CURRENCY, "From the environment (HMS_HOSPITAL_NAME, HMS_TIMEZONE, HMS_LOCALE, "
-                            "HMS_CURRENCY): this database was not set up by `hms init`.")
+                            "HMS_CURRENCY): this database was not set up by the hms init command.")
     return HospitalCard(profile.name, profile.timezone, profile.locale, profile.currency,
-                        f"Set by `hms init` on {format_date(profile.initialised_at)}; they cannot be changed here.")
+                        f"Set once by the hms init command on {format_date(profile.initialised_at)}; not editable "
+                        "here.")
