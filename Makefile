@@ -1,5 +1,6 @@
 # HMS: one command runs the app, one command passes the tests.
 #   make run   set up, migrate, load demo data, serve at http://localhost:3000
+#   make run-hospital   serve a real hospital started by `hms init` (never the demo; see README, Deploying)
 #   make run-scaled   the same on PostgreSQL and Redis with HMS_WORKERS backend workers (4)
 #   make test  set up with the test extras (and Chromium if missing), run the whole suite
 #   make bench the benchmarks (hot reads on the scale databases, websocket load, booking contention, pages, memory, live delay, logins, loaders)
@@ -19,7 +20,7 @@ TEST_WORKERS ?= 2
 PYTEST_PARALLEL := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 SCALE ?= 0.1
 
-.PHONY: install install-test browser db seed-scale run run-scaled run-dev test test-postgres lint bench clean
+.PHONY: install install-test browser db seed-scale run run-hospital run-scaled run-dev test test-postgres lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +64,12 @@ seed-scale: install
 
 ## run: serve the app in production mode on one port (SQLite, demo data, one worker)
 run: db
+	$(BIN)/reflex run --env prod
+
+## run-hospital: serve a real hospital (made by `hms init`): migrate, never load the demo; stops unless the database holds one
+run-hospital: install
+	$(BIN)/hms migrate
+	$(BIN)/hms init --check
 	$(BIN)/reflex run --env prod
 
 ## run-scaled: serve on PostgreSQL (created if missing), Reflex state in Redis, HMS_WORKERS workers behind one port

@@ -1,4 +1,4 @@
-"""The ``hms`` command: create and migrate the database, load demo data, check a scaled
+"""The ``hms`` command: create and migrate the database, start a real hospital or load demo data, check a scaled
 deployment, verify the audit chain, the stock ledger and the daily totals, rotate the data key."""
 
 from __future__ import annotations
@@ -53,22 +53,120 @@ def _check_deployment(_args: argparse.Namespace) -> int:
 def _migrate(_args: argparse.Namespace) -> int:
     from hms_app.db.engine import session_scope
     from hms_app.db.migrate import upgrade
+    from hms_app.operations import demo
     from hms_app.services.administration.permissions import seed_default_permissions
-    from hms_app.services.reference.load import sync_reference_data
 
     upgrade()
     with session_scope() as session:
         new = seed_default_permissions(session)
-        sync_reference_data(session)
+        catalog = demo.refresh_demo_catalog(session)  # a real hospital's catalog is its own
         session.commit()
-    print(f"database is up to date: {_safe_url()}" + (f"; default grants for {len(new)} new permissions" if new else ""))
+    print(f"database is up to date: {_safe_url()}" + (f"; default grants for {len(new)} new permissions" if new else "")
+          + (f"; the demo's catalog gained {catalog['medicines']} medicines and {catalog['lab_tests']} lab tests"
+             if catalog and any(catalog.values()) else ""))
     return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from hms_app.db.engine import session_scope
+    from hms_app.services.administration import hospital
+    from hms_app.services.core import emails
+    from hms_app.services.core.errors import HMSError
+
+    if args.check:
+        return _check_hospital(args)
+    try:
+        form = hospital.HospitalForm(
+            name=_ask(args.name, "--name", "The hospital's name", hospital.clean_name),
+            timezone=_ask(args.timezone, "--timezone", "Its time zone (an IANA name such as Europe/London)",
+                          hospital.clean_timezone),
+            locale=_ask(args.locale, "--locale", "How dates and numbers are written (a locale such as en-GB)",
+                        hospital.clean_locale),
+            currency=_ask(args.currency, "--currency", "Its currency (an ISO 4217 code such as GBP)",
+                          hospital.clean_currency),
+            admin_email=_ask(args.admin_email, "--admin-email", "The first administrator's e-mail address",
+                             emails.normalise),
+            admin_name=args.admin_name,
+        )
+        with session_scope() as session:
+            made = hospital.initialise_hospital(session=session, form=form, starter_catalog=args.starter_catalog)
+    except HMSError as error:
+        print(f"hms init: {error.message}", file=sys.stderr)
+        return 1
+    p = made.profile
+    catalog = made.starter_catalog
+    print(f"The hospital {p.name} is set up in {_safe_url()}: time zone {p.timezone}, locale {p.locale}, "
+          f"currency {p.currency}.\n\n"
+          f"  administrator:     {made.admin_email}\n"
+          f"  one-time password: {made.one_time_password}\n\n"
+          "This password is shown once and kept nowhere readable: note it now, and hand it over in person.\n"
+          f"At the first login ({settings.PUBLIC_URL}/login) the administrator chooses a new password and sets up\n"
+          "an authenticator app: every administrator logs in with a second factor.\n"
+          + (f"The starter catalog is loaded: {catalog['medicines']} medicines and {catalog['lab_tests']} lab tests "
+             "to edit.\n" if catalog is not None else "")
+          + "Nothing else exists yet: the admin dashboard lists what to set up (departments, staff, schedules, "
+            "the lab catalog,\nthe formulary and stock, prices, patients). Serve it with `make run-hospital`.")
+    return 0
+
+
+def _ask(value: str | None, flag: str, question: str, clean) -> str:
+    """A flag's value, or, when it is missing and a person is at the terminal, their answer
+    (asked again until it is acceptable)."""
+    from hms_app.services.core.errors import ValidationError
+
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise ValidationError(f"{flag} is missing: give it on the command line (there is no terminal to ask on).")
+    while True:
+        try:
+            answer = input(f"{question}: ")
+        except EOFError:
+            raise ValidationError(f"{flag} is missing: nothing was answered.") from None
+        try:
+            clean(answer)
+        except ValidationError as error:
+            print(error.message, file=sys.stderr)
+            continue
+        return answer
+
+
+def _check_hospital(args: argparse.Namespace) -> int:
+    """``hms init --check`` (``make run-hospital``): 0 when the database holds a hospital set up by
+    ``hms init``, else 1 and what to do."""
+    from hms_app.db.engine import session_scope
+    from hms_app.db.migrate import schema_is_current
+    from hms_app.operations import demo
+
+    p = args.hospital
+    if p is not None:
+        print(f"serving the hospital {p.name} ({p.timezone}, {p.locale}, {p.currency}) from {_safe_url()}")
+        return 0
+    with session_scope(write=False) as session:
+        migrated = schema_is_current(session.connection())
+        empty = not migrated or demo.database_is_empty(session)
+    if not migrated:
+        print(f"{_safe_url()} is not migrated: run `hms migrate`, then `hms init --admin-email ADDRESS`.",
+              file=sys.stderr)
+    elif empty:
+        print(f"{_safe_url()} holds no hospital yet: run `hms init --admin-email ADDRESS` first "
+              "(see the README, Deploying).", file=sys.stderr)
+    else:
+        print(f"{_safe_url()} holds accounts but no hospital set up by `hms init`: it is the demo. A real hospital "
+              "starts in a database of its own: set HMS_DATABASE_URL (or HMS_DATA_DIR), then run `hms migrate` "
+              "and `hms init --admin-email ADDRESS` (see the README, Deploying).", file=sys.stderr)
+    return 1
 
 
 def _seed(args: argparse.Namespace) -> int:
     from hms_app.db.engine import session_scope
     from hms_app.operations import demo
 
+    if args.hospital is not None:
+        # `make run` seeds with --if-empty: on a real hospital that is no error, and no demo.
+        print(f"this database is the hospital {args.hospital.name}, set up by `hms init`: the demo is never loaded "
+              "into it", file=sys.stdout if args.if_empty else sys.stderr)
+        return 0 if args.if_empty else 1
     if args.scale is not None:
         return _seed_scale(args)
     with session_scope() as session:
@@ -298,6 +396,20 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("check-deployment", help="check Redis and that every worker's pool fits PostgreSQL's limit"
                         ).set_defaults(run=_check_deployment)
     commands.add_parser("migrate", help="apply the database migrations").set_defaults(run=_migrate)
+    init = commands.add_parser(
+        "init", help="start a real hospital in an empty, migrated database: its settings and one administrator "
+                     "(missing values are asked for at a terminal)")
+    init.add_argument("--admin-email", metavar="ADDRESS", help="the first administrator's e-mail address")
+    init.add_argument("--admin-name", default="Administrator", help="their name (default Administrator)")
+    init.add_argument("--name", help="the hospital's name, as every page, PDF and e-mail shows it")
+    init.add_argument("--timezone", metavar="ZONE", help="its time zone, an IANA name such as Europe/London")
+    init.add_argument("--locale", metavar="TAG", help="how dates and numbers are written, such as en-GB or de-DE")
+    init.add_argument("--currency", metavar="CODE", help="the ISO 4217 code every amount is in, such as GBP")
+    init.add_argument("--starter-catalog", action="store_true",
+                      help="also load the shipped formulary and lab catalog, for the pharmacy and lab to edit")
+    init.add_argument("--check", action="store_true",
+                      help="write nothing; succeed only if the database holds a hospital set up by hms init")
+    init.set_defaults(run=_init)
     seed = commands.add_parser("seed", help="load the demo hospital into an empty database")
     seed.add_argument("--if-empty", action="store_true", help="succeed quietly when users exist")
     seed.add_argument("--scale", type=float, metavar="N",
@@ -345,6 +457,11 @@ def main(argv: list[str] | None = None) -> int:
     from hms_app.db.postgres import ConnectionBudgetExceeded
 
     try:
+        if args.command not in {"createdb", "check-deployment", "migrate", "restore"}:
+            from hms_app.db.engine import get_engine
+            from hms_app.services.administration.hospital import load_hospital_settings
+
+            args.hospital = load_hospital_settings(get_engine())  # its time zone, locale and currency
         return args.run(args)
     except ConnectionBudgetExceeded as error:
         print(f"refusing to start: {error}", file=sys.stderr)

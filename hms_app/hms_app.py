@@ -31,6 +31,7 @@ from hms_app.pages import (
     pharmacy,
     reports,
 )
+from hms_app.services.administration.hospital import load_hospital_settings
 from hms_app.services.core import events
 from hms_app.services.messaging import mail
 from hms_app.state import live
@@ -74,6 +75,10 @@ from hms_app.state.reports import AdminReportsState
 from hms_app.upload_gate import with_upload_gate
 
 log = logging.getLogger("hms")
+
+# The hospital's own name, time zone, locale and currency (`hms init`), read before any page
+# compiles: the header shows the name, and every date and amount is written in them.
+load_hospital_settings()
 
 
 def _backend_error(exception: Exception):

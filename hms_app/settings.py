@@ -47,6 +47,18 @@ def _locale(tag: str) -> Locale:
 LOCALE = _locale(os.environ.get("HMS_LOCALE") or "en-GB")
 """How every date, time, number and amount is written (``hms_app/services/core/localtime.py``, ``numbers.py``)."""
 
+
+def use_hospital(*, name: str, timezone: str, locale: str, currency: str) -> None:
+    """Make the hospital's own name, time zone, locale and currency the ones HMS uses.
+
+    The ``hospital`` row that ``hms init`` writes is the source once it exists; the app and the
+    ``hms`` command load it at start (``services/administration/hospital.py``), before the pages
+    compile. The environment's values above stay the defaults of a database without the row (the
+    demo). Every reader takes ``settings.X`` at call time, so the values set here take effect.
+    """
+    global HOSPITAL_NAME, TIMEZONE, LOCALE, CURRENCY
+    HOSPITAL_NAME, TIMEZONE, LOCALE, CURRENCY = name, ZoneInfo(timezone), _locale(locale), currency
+
 DATA_KEY = os.environ.get("HMS_DATA_KEY", "")
 """Fernet key(s) for clinical data, comma-separated, newest first; unset means data/hms.key."""
 

@@ -28,6 +28,7 @@ from hms_app.db.models import (
     DoctorAvailability,
     DoctorProfile,
     Encounter,
+    Hospital,
     Invoice,
     InvoiceLine,
     LabTest,
@@ -100,11 +101,27 @@ def _account(email: str, name: str, role: Role, password_hash: str) -> User:
 
 
 def database_is_empty(session: Session) -> bool:
-    return session.execute(sa.select(User.id).limit(1)).first() is None
+    """No account and no hospital set up by ``hms init``: the demo may be loaded."""
+    return (session.execute(sa.select(User.id).limit(1)).first() is None
+            and session.get(Hospital, 1) is None)
+
+
+def refresh_demo_catalog(session: Session) -> dict[str, int] | None:
+    """Insert the shipped medicines and lab tests a demo database lacks (``hms migrate``: a
+    release that ships more reaches the demo too). A real hospital (``hms init``) and an empty
+    database get nothing: their catalog is their own. The caller commits.
+
+    Returns:
+        What was inserted, or None when the database is not the demo.
+    """
+    if session.get(Hospital, 1) is not None or session.execute(sa.select(User.id).limit(1)).first() is None:
+        return None
+    return sync_reference_data(session)
 
 
 def seed_demo(session: Session, *, billing_history: bool = True, work_in_progress: bool = True) -> bool:
-    """Load the demo hospital into an empty database. Returns False if it held users already.
+    """Load the demo hospital into an empty database. Returns False if it held users or a hospital
+    set up by ``hms init`` already.
 
     ``billing_history=False`` leaves out the months of invoices and payments, and
     ``work_in_progress=False`` the day under way (results, orders, prescriptions and today's

@@ -13,6 +13,7 @@ from hms_app.db.enums import ROLE_LABELS, Role
 from hms_app.services.administration.audit_trail import AuditRow
 from hms_app.services.administration.dashboards import RoleCount
 from hms_app.services.administration.departments import DepartmentRow
+from hms_app.services.administration.hospital import SetupStep
 from hms_app.services.administration.permissions import PermissionCell, PermissionRow
 from hms_app.services.administration.second_factor import RequirementRow
 from hms_app.services.administration.users import STAFF_ROLES, UserRow
@@ -56,6 +57,7 @@ def admin_dashboard() -> rx.Component:
             wrap="wrap",
             width="100%",
         ),
+        _getting_started_card(),
         rx.card(
             rx.heading("Users per role", as_="h2", size="4", margin_bottom="0.75rem"),
             rx.table.root(
@@ -71,6 +73,62 @@ def admin_dashboard() -> rx.Component:
             width="100%",
         ),
         _mail_card(),
+        _hospital_card(),
+    )
+
+
+def _setup_step(step: SetupStep) -> rx.Component:
+    return rx.el.li(
+        rx.flex(
+            rx.box(status_badge(rx.cond(step.done, "Done", "To do"), active=step.done), min_width="4.5rem"),
+            rx.vstack(
+                rx.text(step.label, weight="bold"),
+                rx.text(step.summary, size="2", color="var(--gray-11)"),
+                spacing="0",
+                flex="1",
+                min_width="12rem",
+            ),
+            rx.link(step.action, href=step.href, underline="always", weight="medium"),
+            align="center",
+            spacing="3",
+            wrap="wrap",
+            width="100%",
+        ),
+        id="setup-" + step.key,
+        padding_y="0.5rem",
+        border_top="1px solid var(--gray-5)",
+    )
+
+
+def _getting_started_card() -> rx.Component:
+    """What a new hospital still has to set up; gone once every step is done."""
+    o = AdminDashboardState.overview
+    return rx.cond(
+        o.remaining > 0,
+        rx.card(
+            rx.heading("Getting started", as_="h2", size="4", margin_bottom="0.25rem"),
+            rx.text(o.remaining.to_string(), " of ", o.steps.length().to_string(),
+                    " steps still to do. Each link opens the page where the step is done; this list goes away "
+                    "once everything is set up.", size="2", margin_bottom="0.5rem"),
+            rx.el.ul(rx.foreach(o.steps, _setup_step), list_style="none", padding="0", margin="0"),
+            id="getting-started",
+            width="100%",
+        ),
+    )
+
+
+def _hospital_card() -> rx.Component:
+    h = AdminDashboardState.overview.hospital
+    return rx.card(
+        rx.heading("Hospital", as_="h2", size="4", margin_bottom="0.5rem"),
+        rx.data_list.root(
+            rx.data_list.item(rx.data_list.label("Name"), rx.data_list.value(h.name, id="hospital-name")),
+            rx.data_list.item(rx.data_list.label("Time zone"), rx.data_list.value(h.timezone, id="hospital-timezone")),
+            rx.data_list.item(rx.data_list.label("Locale"), rx.data_list.value(h.locale, id="hospital-locale")),
+            rx.data_list.item(rx.data_list.label("Currency"), rx.data_list.value(h.currency, id="hospital-currency")),
+        ),
+        rx.text(h.source, size="2", color="var(--gray-11)", margin_top="0.5rem", id="hospital-source"),
+        width="100%",
     )
 
 

@@ -8,6 +8,7 @@ from hms_app.services.administration import (
     audit_trail,
     dashboards,
     departments,
+    hospital,
     permissions,
     second_factor,
     users,
@@ -15,6 +16,7 @@ from hms_app.services.administration import (
 from hms_app.services.administration.audit_trail import AuditFilter, AuditRow
 from hms_app.services.administration.dashboards import AdminFigures
 from hms_app.services.administration.departments import DepartmentRow
+from hms_app.services.administration.hospital import HospitalCard, SetupOverview
 from hms_app.services.administration.permissions import PermissionRow
 from hms_app.services.administration.second_factor import RequirementRow
 from hms_app.services.administration.users import UserRow
@@ -28,15 +30,18 @@ from hms_app.state.tables import PagedTableMixin
 
 _NO_FIGURES = AdminFigures([], 0, 0, 0, 0, 0)
 _NO_MAIL = MailStatus(enabled=False, server="", waiting=0, sent=0, failed=0)
+_NO_OVERVIEW = SetupOverview(HospitalCard("", "", "", "", ""), [], 0)
 
 
 class AdminDashboardState(SessionState):
     figures: AdminFigures = _NO_FIGURES
     mail_status: MailStatus = _NO_MAIL
+    overview: SetupOverview = _NO_OVERVIEW
 
     async def _fetch(self) -> None:
         self.figures = await self._call(dashboards.admin_figures, write=False)
         self.mail_status = await self._call(mail.mail_status, write=False)
+        self.overview = await self._call(hospital.setup_overview, write=False)
 
     @rx.event
     async def load_figures(self):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,18 +139,20 @@ def start_backend(data_dir: Path, *, extra_env: dict[str, str] | None = None, wo
 
 
 def start_app(data_dir: Path, *, timeout: float = 900, extra_env: dict[str, str] | None = None,
-              local_run: bool = False) -> AppServer:
+              local_run: bool = False, prepare: Callable[[Path, dict[str, str]], None] = prepare_data) -> AppServer:
     """Migrate, load the demo data and serve the app; wait until it answers.
 
     Args:
         local_run: serve it as ``make run`` does, with no ``HMS_PUBLIC_URL`` (every loopback
             name is the app's address); otherwise at ``http://localhost:PORT`` alone.
+        prepare: what is done to the database before the app starts (``data_dir``, the app's
+            environment); the demo by default, a real hospital's ``hms init`` in its journey.
     """
     port = free_port()
     env = server_env(data_dir, port, {"REFLEX_WEB_WORKDIR": str(private_web_dir(data_dir)), **(extra_env or {})})
     if local_run:
         env.pop("HMS_PUBLIC_URL")
-    prepare_data(data_dir, env)
+    prepare(data_dir, env)
     log_path = data_dir / "server.log"
     log = log_path.open("w")
     process = subprocess.Popen(

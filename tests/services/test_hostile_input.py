@@ -204,6 +204,7 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "finance.accounts_summary": (Role.ACCOUNTS,),
     "finance.export_accounts_csv": (Role.ACCOUNTS,),
     "fhir.export_my_record": (Role.PATIENT,),
+    "hospital.setup_overview": (Role.ADMIN,),
     "inventory.add_medicine": (Role.PHARMACY,),
     "inventory.adjust_stock": (Role.PHARMACY,),
     "inventory.medicine_batches": (Role.PHARMACY,),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -203,7 +202,7 @@ def reset_password(*, session: Session, actor: Actor, user_id: int) -> str:
     """
     require(session, actor, Permission.USERS_MANAGE, action="user.reset_password")
     user = _get_user_for_admin(session, actor, user_id, "user.reset_password")
-    temporary = "-".join(secrets.token_urlsafe(4) for _ in range(3))
+    temporary = passwords.temporary_password()
     user.password_hash = passwords.hash_password(temporary)
     user.must_change_password = True
     user.failed_logins = 0

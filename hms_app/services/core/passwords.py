@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 
 import bcrypt
 
@@ -57,6 +58,17 @@ def check_password_policy(password: str, *, email: str) -> None:
     email = (email or "").strip().lower()
     if email and normalized in {email, email.split("@", 1)[0]}:
         raise ValidationError("The password must not be your email address.")
+
+
+_TEMPORARY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+"""Letters and digits that cannot be misread for one another (no 0/O, 1/l/I) when a temporary
+password is read off a screen or a terminal and typed again."""
+
+
+def temporary_password() -> str:
+    """A random password for an account to log in once with and then change (an admin's reset,
+    the first admin of ``hms init``): three groups of six characters, about 104 bits."""
+    return "-".join("".join(secrets.choice(_TEMPORARY_ALPHABET) for _ in range(6)) for _ in range(3))
 
 
 def hash_token(token: str) -> str:
