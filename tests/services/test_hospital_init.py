@@ -256,7 +256,7 @@ def test_a_new_hospital_has_every_step_to_do(engine):
         ("patients", False, "/admin/import")]
     assert [s.summary for s in o.steps] == [
         "0 active departments", "0 staff accounts besides administrators", "No doctors yet", "0 active lab tests",
-        "0 medicines, 0 lots in stock", "No doctors yet", "0 patients"]
+        "0 medicines, 0 lots in stock", "No doctors yet, 0 other services priced", "0 patients"]
     assert o.hospital.name == "St Brigid's Hospital"
     assert (o.hospital.timezone, o.hospital.locale, o.hospital.currency) == ("Asia/Kolkata", "en-IN", "INR")
     with session_scope(write=False, engine=engine) as s:
@@ -284,7 +284,7 @@ def test_the_checklist_counts_what_is_set_up(engine):
     assert (steps["departments"].summary, steps["departments"].done) == ("1 active department", True)
     assert (steps["staff"].summary, steps["staff"].done) == ("2 staff accounts besides administrators", True)
     assert (steps["schedules"].summary, steps["schedules"].done) == ("1 of 2 doctors have weekly hours", False)
-    assert (steps["prices"].summary, steps["prices"].done) == ("1 of 2 doctors have a consultation fee", False)
+    assert (steps["prices"].summary, steps["prices"].done) == ("1 of 2 doctors have a consultation fee, 0 other services priced", False)
     assert o.remaining == 5
     with session_scope(engine=engine) as s:
         s.execute(sa.update(User).where(User.email == "dr1@x.example").values(is_active=False))

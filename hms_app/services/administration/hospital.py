@@ -34,6 +34,7 @@ from hms_app.db.models import (
     Medicine,
     PatientProfile,
     RoleLoginPolicy,
+    ServicePrice,
     StockBatch,
     User,
 )
@@ -295,9 +296,10 @@ def setup_overview(*, session: Session, actor: Actor) -> SetupOverview:
         count(sa.select(sa.func.count()).select_from(StockBatch).where(StockBatch.quantity_on_hand > 0)),
         count(sa.select(sa.func.count()).select_from(DoctorProfile).where(
             DoctorProfile.user_id.in_(active_doctors), DoctorProfile.consultation_fee_cents > 0)),
+        count(sa.select(sa.func.count()).select_from(ServicePrice).where(ServicePrice.is_active)),
         count(sa.select(sa.func.count()).select_from(PatientProfile)),
     )).one()
-    departments, staff, doctors, scheduled, tests, medicines, lots, priced, patients = row
+    departments, staff, doctors, scheduled, tests, medicines, lots, priced, services, patients = row
     steps = [
         SetupStep("departments", "Departments", _count(departments, "active department", "active departments"),
                   departments > 0, "/admin/departments", "Add departments"),
@@ -312,7 +314,8 @@ def setup_overview(*, session: Session, actor: Actor) -> SetupOverview:
                   _count(medicines, "medicine", "medicines") + ", " + _count(lots, "lot", "lots") + " in stock",
                   medicines > 0 and lots > 0, "/pharmacy/stock", "Add medicines and stock"),
         SetupStep("prices", "Prices",
-                  _of_doctors(priced, doctors, "a consultation fee"),
+                  _of_doctors(priced, doctors, "a consultation fee") + ", "
+                  + _count(services, "other service priced", "other services priced"),
                   doctors > 0 and priced == doctors, "/accounts/prices", "Set prices"),
         SetupStep("patients", "Patients", _count(patients, "patient", "patients"),
                   patients > 0, "/admin/import", "Import patients"),
