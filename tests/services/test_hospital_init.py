@@ -301,7 +301,7 @@ def test_the_checklist_counts_what_is_set_up(engine):
     assert {s.key: s.summary for s in o.steps} == {
         "departments": "1 active department", "staff": "1 staff account besides administrators",
         "schedules": "1 of 1 doctor has weekly hours", "lab_catalog": "1 active lab test",
-        "formulary": "1 medicine, 1 lot in stock", "prices": "1 of 1 doctor has a consultation fee",
+        "formulary": "1 medicine, 1 lot in stock", "prices": "1 of 1 doctor has a consultation fee, 0 other services priced",
         "patients": "1 patient"}
     assert o.remaining == 0
 
