@@ -1,0 +1,164 @@
+"""Import jobs: started, run on the import thread, followed, cancelled, audited, recovered after a crash."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from hms_app import settings
+from hms_app.db.engine import session_scope
+from hms_app.db.enums import ImportStatus, LineOutcome, Role
+from hms_app.db.models import AuditEvent, ImportJob, ImportLine
+from hms_app.db.types import utcnow
+from hms_app.services.core.errors import Conflict, PermissionDenied, ValidationError
+from hms_app.services.golive import csv_import, jobs
+from hms_app.services.golive.kinds import csv_kinds
+from tests.services.helpers import snapshot
+
+pytestmark = pytest.mark.db
+
+FILE = ("mrn,full_name,birth_date\n"
+        + "".join(f"MRN-92{i:04d},Patient {i},1980-01-01\n" for i in range(1, 6))
+        + "MRN-929999,Bad Date,yesterday\n").encode()
+
+
+def _start(engine, actor, data=FILE, **kwargs) -> int:
+    with session_scope(engine=engine) as s:
+        return jobs.start_import(session=s, actor=actor, kind=kwargs.pop("kind", "patients"), file_name="p.csv",
+                                 data=data, **kwargs)
+
+
+def _job(engine, job_id) -> ImportJob:
+    with session_scope(write=False, engine=engine) as s:
+        return s.get(ImportJob, job_id)
+
+
+def test_a_job_runs_in_the_background_and_keeps_its_report_counts_and_one_audit_row(seeded, actors):
+    admin = actors[Role.ADMIN]
+    job_id = _start(seeded, admin, good_rows_only=True)
+    stored = _job(seeded, job_id).storage_name
+    assert (settings.FILES_DIR / stored).exists() and _job(seeded, job_id).status == ImportStatus.WAITING
+    jobs.launch_import(job_id, admin, engine=seeded).result(timeout=60)
+    job = _job(seeded, job_id)
+    assert (job.status, job.created, job.failed, job.processed, job.total, job.committed) == (
+        ImportStatus.DONE, 5, 1, 6, 6, True)
+    assert not (settings.FILES_DIR / stored).exists()
+    with session_scope(write=False, engine=seeded) as s:
+        view = jobs.import_status(session=s, actor=admin, job_id=job_id)
+        failed = jobs.import_report(session=s, actor=admin, job_id=job_id, outcome="failed")
+        searched = jobs.import_report(session=s, actor=admin, job_id=job_id, search="mrn-920003")
+        history = jobs.list_imports(session=s, actor=admin)
+        audits = s.execute(sa.select(AuditEvent).where(AuditEvent.entity_type == "import_job")).scalars().all()
+    assert view.percent == 100 and view.status_label == "Done" and view.progress_text == "6 of 6 lines"
+    assert [(r.line, r.outcome) for r in failed.rows] == [(7, "failed")] and "1980-04-23" in failed.rows[0].message
+    assert [r.record for r in searched.rows] == ["MRN-920003"]
+    assert history.rows[0].id == job_id
+    assert [(a.action, a.detail) for a in audits] == [
+        ("import.done", "patients from p.csv; good lines only; created 5, updated 0, unchanged 0, skipped 0, "
+                        "failed 1; committed")]
+
+
+def test_all_or_nothing_with_a_bad_line_fails_keeps_every_line_and_commits_nothing(seeded, actors):
+    before = snapshot(seeded)
+    job_id = _start(seeded, actors[Role.ADMIN])
+    jobs.run_import(job_id, actors[Role.ADMIN], engine=seeded)
+    job = _job(seeded, job_id)
+    assert job.status == ImportStatus.FAILED and not job.committed and "Nothing was imported" in job.message
+    with session_scope(write=False, engine=seeded) as s:
+        lines = s.execute(sa.select(ImportLine.line, ImportLine.outcome).where(ImportLine.job_id == job_id)).all()
+    assert len(lines) == 6 and lines[-1] == (7, LineOutcome.FAILED)
+    after = snapshot(seeded)
+    for table in ("import_job", "import_line"):
+        before.pop(table), after.pop(table)
+    assert after == before
+
+
+def test_progress_is_followed_and_a_cancel_rolls_the_import_back(seeded, actors, monkeypatch):
+    admin = actors[Role.ADMIN]
+    monkeypatch.setattr(csv_import, "PROGRESS_EVERY", 1)
+    reached, release = threading.Event(), threading.Event()
+    seen = []
+
+    def progress(done, total):
+        seen.append((done, total))
+        if done == 3:
+            reached.set()
+            release.wait(30)
+
+    job_id = _start(seeded, admin, good_rows_only=True)
+    runner = threading.Thread(target=jobs.run_import, args=(job_id, admin),
+                              kwargs={"engine": seeded, "progress": progress})
+    runner.start()
+    assert reached.wait(30)
+    with session_scope(write=False, engine=seeded) as s:
+        view = jobs.import_status(session=s, actor=admin, job_id=job_id)
+    assert view.running and view.processed == 3 and view.total == 6 and view.created == 3 and view.percent == 50
+    done = threading.Thread(target=lambda: _cancel(seeded, admin, job_id))
+    done.start()
+    release.set()
+    runner.join(30)
+    done.join(30)
+    job = _job(seeded, job_id)
+    assert job.status == ImportStatus.CANCELLED and not job.committed and job.cancel_requested
+    with session_scope(write=False, engine=seeded) as s:
+        assert s.execute(sa.text("select count(*) from patient_profile where mrn like 'MRN-92%'")).scalar() == 0
+        with pytest.raises(Conflict):
+            jobs.cancel_import(session=s, actor=admin, job_id=job_id)
+
+
+def _cancel(engine, actor, job_id):
+    with session_scope(engine=engine) as s:
+        jobs.cancel_import(session=s, actor=actor, job_id=job_id)
+
+
+def test_a_job_a_stopped_server_left_running_is_failed_at_the_next_start(seeded, actors):
+    job_id = _start(seeded, actors[Role.ADMIN])
+    stored = _job(seeded, job_id).storage_name
+    with session_scope(engine=seeded) as s:
+        s.execute(sa.update(ImportJob).where(ImportJob.id == job_id).values(status=ImportStatus.RUNNING))
+        s.commit()
+    with session_scope(engine=seeded) as s:
+        assert jobs.recover_interrupted_imports(s, started_before=utcnow() - timedelta(hours=1)) == 0
+        assert jobs.recover_interrupted_imports(s, started_before=utcnow()) == 1
+    job = _job(seeded, job_id)
+    assert job.status == ImportStatus.FAILED and "nothing of it was committed" in job.message
+    assert not (settings.FILES_DIR / stored).exists()
+
+
+def test_a_bad_file_or_kind_is_refused_before_anything_is_stored(seeded, actors):
+    before = snapshot(seeded)
+    for data, kind, message in [(b"\xff\xfe\x00", "patients", "UTF"), (FILE, "shoes", "list"),
+                                (b"name\nAmina\n", "patients", "birth_date")]:
+        with pytest.raises(ValidationError, match=message):
+            _start(seeded, actors[Role.ADMIN], data=data, kind=kind)
+    with pytest.raises(ValidationError, match="CSV file"), session_scope(engine=seeded) as s:
+        jobs.start_import(session=s, actor=actors[Role.ADMIN], kind="patients", file_name="p.pdf", data=FILE)
+    assert snapshot(seeded) == before
+
+
+@pytest.mark.parametrize("role", [Role.DOCTOR, Role.LAB, Role.PHARMACY, Role.ACCOUNTS, Role.PATIENT])
+def test_only_an_importer_may_start_follow_or_cancel_imports(seeded, actors, role):
+    job_id = _start(seeded, actors[Role.ADMIN])
+    before = snapshot(seeded)
+    other = actors[role]
+    with session_scope(engine=seeded) as s:
+        for call in (lambda: jobs.start_import(session=s, actor=other, kind="patients", file_name="p.csv", data=FILE),
+                     lambda: jobs.cancel_import(session=s, actor=other, job_id=job_id),
+                     lambda: jobs.import_status(session=s, actor=other, job_id=job_id),
+                     lambda: jobs.import_report(session=s, actor=other, job_id=job_id),
+                     lambda: jobs.list_imports(session=s, actor=other)):
+            with pytest.raises(PermissionDenied):
+                call()
+    assert snapshot(seeded) == before
+
+
+def test_the_staff_kind_needs_the_users_permission_too(seeded, actors):
+    admin = actors[Role.ADMIN]
+    assert csv_kinds()["staff"].permission.value == "users.manage"
+    stripped = admin.__class__(**{**admin.__dict__, "permissions": admin.permissions - {"users.manage"}})
+    with pytest.raises(PermissionDenied), session_scope(engine=seeded) as s:
+        jobs.start_import(session=s, actor=stripped, kind="staff", file_name="s.csv",
+                          data=b"email,full_name,role\na@b.org,A B,lab\n")
