@@ -30,7 +30,8 @@ def test_import_maps_headers_reports_failed_lines_and_exits_1_when_nothing_commi
     common = ["import", "patients", str(path), "--by", "admin@hms.example", "--map", "Record No=mrn"]
     assert cli.main(common) == 1
     err = capsys.readouterr().err
-    assert "line 3:" in err and "1980-04-23" in err
+    assert "line 3:" in err
+    assert "1980-04-23" in err
     assert _mrns(seeded) == set()
     report = tmp_path / "report.csv"
     assert cli.main([*common, "--good-rows-only", "--report", str(report)]) == 0
@@ -45,7 +46,8 @@ def test_import_maps_headers_reports_failed_lines_and_exits_1_when_nothing_commi
         audited = s.execute(sa.select(AuditEvent.detail).where(AuditEvent.action.like("import.%"))).scalars().all()
     assert [j.status for j in jobs] == [ImportStatus.FAILED, ImportStatus.DONE, ImportStatus.DONE]
     assert (jobs[-1].unchanged, jobs[-1].failed, jobs[-1].created) == (1, 1, 0)
-    assert len(audited) == 3 and "patients from patients.csv; good lines only; created 0, updated 0, unchanged 1" \
+    assert len(audited) == 3
+    assert "patients from patients.csv; good lines only; created 0, updated 0, unchanged 1" \
         in audited[-1]
 
 

@@ -49,7 +49,8 @@ def test_a_latin1_file_is_refused_with_the_line_and_how_to_save_as_utf8():
     data = "mrn,full_name,birth_date\nMRN-1,Zoë Müller,1990-01-01\n".encode("latin-1")
     with pytest.raises(ValidationError) as error:
         csv_import.read_text(data)
-    assert "line 2" in error.value.message and "CSV UTF-8" in error.value.message
+    assert "line 2" in error.value.message
+    assert "CSV UTF-8" in error.value.message
 
 
 @pytest.mark.parametrize("data", [b"", b"PK\x03\x04\x00\x00binary", b"a,b\n\x00\x01"])
@@ -79,14 +80,15 @@ def test_the_delimiter_is_sniffed(delimiter):
 
 def test_a_quoted_comma_does_not_fool_the_sniffer():
     parsed = csv_import.parse_csv(b'"name, full";birth_date\n"Yusuf, Amina";1980-04-23\n')
-    assert parsed.delimiter == ";" and parsed.lines[0].cells == ["Yusuf, Amina", "1980-04-23"]
+    assert parsed.delimiter == ";"
+    assert parsed.lines[0].cells == ["Yusuf, Amina", "1980-04-23"]
 
 
 def test_line_numbers_are_the_files_own_across_quoted_line_breaks_and_blank_lines():
-    data = ('mrn,full_name,birth_date,address\n'
-            'MRN-900001,Amina Yusuf,1980-04-23,"12 Mill Lane\nLeeds\nLS1"\n'
-            '\n'
-            'MRN-900002,Omar Yusuf,1979-01-02,\n').encode()
+    data = (b'mrn,full_name,birth_date,address\n'
+            b'MRN-900001,Amina Yusuf,1980-04-23,"12 Mill Lane\nLeeds\nLS1"\n'
+            b'\n'
+            b'MRN-900002,Omar Yusuf,1979-01-02,\n')
     parsed = csv_import.parse_csv(data)
     assert [line.line for line in parsed.lines] == [2, 6]
     assert parsed.lines[0].cells[3] == "12 Mill Lane\nLeeds\nLS1"
@@ -113,10 +115,13 @@ def test_an_explicit_mapping_overrides_and_a_missing_required_column_is_named():
     kind = csv_kinds()["patients"]
     data = b"mrn,name,born on\nMRN-900001,Amina Yusuf,1980-04-23\n"
     preview = csv_import.preview_csv(kind, data)
-    assert "birth_date" in preview.problem and preview.mapping["born on"] == ""
+    assert "birth_date" in preview.problem
+    assert preview.mapping["born on"] == ""
     preview = csv_import.preview_csv(kind, data, {"born on": "birth_date"})
-    assert preview.problem == "" and preview.mapping == {"mrn": "mrn", "name": "full_name", "born on": "birth_date"}
-    assert preview.rows == [["MRN-900001", "Amina Yusuf", "1980-04-23"]] and preview.lines == 1
+    assert preview.problem == ""
+    assert preview.mapping == {"mrn": "mrn", "name": "full_name", "born on": "birth_date"}
+    assert preview.rows == [["MRN-900001", "Amina Yusuf", "1980-04-23"]]
+    assert preview.lines == 1
 
 
 def test_a_mapping_to_an_unknown_column_or_twice_to_one_column_is_refused():
@@ -133,7 +138,8 @@ def test_a_mapping_to_an_unknown_column_or_twice_to_one_column_is_refused():
 def test_the_template_lists_every_column_with_an_example_line():
     kind = csv_kinds()["patients"]
     parsed = csv_import.parse_csv(csv_import.template_csv(kind).encode())
-    assert parsed.headers == [c.name for c in kind.columns] and len(parsed.lines) == 1
+    assert parsed.headers == [c.name for c in kind.columns]
+    assert len(parsed.lines) == 1
 
 
 # --- running --------------------------------------------------------------------------------------
@@ -143,10 +149,13 @@ def test_a_dry_run_reports_what_a_real_run_does_and_writes_nothing(seeded, actor
     before = snapshot(seeded)
     dry = _run(seeded, actors[Role.ADMIN], GOOD.encode(), dry_run=True)
     assert snapshot(seeded) == before
-    assert not dry.committed and dry.created == 2 and "Checked" in dry.message
+    assert not dry.committed
+    assert dry.created == 2
+    assert "Checked" in dry.message
     real = _run(seeded, actors[Role.ADMIN], GOOD.encode())
     assert _outcomes(real) == _outcomes(dry) == [(2, LineOutcome.CREATED), (3, LineOutcome.CREATED)]
-    assert real.committed and _mrns(seeded) == {"MRN-900001", "MRN-900002"}
+    assert real.committed
+    assert _mrns(seeded) == {"MRN-900001", "MRN-900002"}
 
 
 BAD = GOOD + "MRN-900003,Lena Park,31/12/1990,female,\r\nMRN-900004,Ben Park,1991-02-03,dragon,\r\n"
@@ -156,16 +165,21 @@ def test_all_or_nothing_writes_nothing_when_a_line_fails_and_says_which(seeded, 
     before = snapshot(seeded)
     report = _run(seeded, actors[Role.ADMIN], BAD.encode())
     assert snapshot(seeded) == before
-    assert not report.committed and report.failed == 2 and report.created == 2
+    assert not report.committed
+    assert report.failed == 2
+    assert report.created == 2
     failed = {r.line: r.message for r in report.lines if r.outcome is LineOutcome.FAILED}
     assert set(failed) == {4, 5}
-    assert "1980-04-23" in failed[4] and "female, male" in failed[5]
+    assert "1980-04-23" in failed[4]
+    assert "female, male" in failed[5]
     assert "Nothing was imported" in report.message
 
 
 def test_good_rows_only_commits_the_good_lines_and_reports_the_others(seeded, actors):
     report = _run(seeded, actors[Role.ADMIN], BAD.encode(), good_rows_only=True)
-    assert report.committed and report.created == 2 and report.failed == 2
+    assert report.committed
+    assert report.created == 2
+    assert report.failed == 2
     assert _mrns(seeded) == {"MRN-900001", "MRN-900002"}
 
 
@@ -184,7 +198,8 @@ def test_the_same_file_again_is_all_unchanged_and_an_edited_one_updates(seeded, 
 def test_a_record_listed_twice_fails_on_its_second_line(seeded, actors):
     data = GOOD + "MRN-900001,Amina Yusuf,1980-04-23,female,\r\n"
     report = _run(seeded, actors[Role.ADMIN], data.encode(), good_rows_only=True)
-    assert report.lines[2].outcome is LineOutcome.FAILED and "Line 2 already holds MRN-900001" in report.lines[2].message
+    assert report.lines[2].outcome is LineOutcome.FAILED
+    assert "Line 2 already holds MRN-900001" in report.lines[2].message
     assert report.created == 2
 
 
@@ -200,7 +215,9 @@ def test_a_cancel_rolls_back_everything(seeded, actors, monkeypatch):
     before = snapshot(seeded)
     report = _run(seeded, actors[Role.ADMIN], GOOD.encode(), progress=progress)
     assert snapshot(seeded) == before
-    assert seen == [(0, 2), (1, 2), (2, 2)] and not report.committed and "Cancelled" in report.message
+    assert seen == [(0, 2), (1, 2), (2, 2)]
+    assert not report.committed
+    assert "Cancelled" in report.message
 
 
 def test_an_unexpected_error_rolls_back_everything_and_is_raised(seeded, actors, monkeypatch):

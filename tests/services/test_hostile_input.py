@@ -192,6 +192,11 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "clinical.search_diagnoses": (Role.DOCTOR,),
     "dashboards.admin_figures": (Role.ADMIN,),
     "departments.create_department": (Role.ADMIN,),
+    "jobs.cancel_import": (Role.ADMIN,),
+    "jobs.import_report": (Role.ADMIN,),
+    "jobs.import_status": (Role.ADMIN,),
+    "jobs.list_imports": (Role.ADMIN,),
+    "jobs.start_import": (Role.ADMIN,),
     "departments.list_departments": ANY_ROLE,
     "departments.rename_department": (Role.ADMIN,),
     "departments.set_department_active": (Role.ADMIN,),
@@ -372,6 +377,8 @@ FILE_NAMES = ["report.pdf", "scan.png", "photo.jpeg", "photo.jpg", "report.PDF",
               "report.exe.pdf", "../../etc/passwd.pdf", "..\\evil.pdf", "/abs/report.pdf", ".hidden.pdf", "report",
               "report.", "a\x00.pdf", "rep<script>.pdf", "r" * 300 + ".pdf", "CON.pdf", "résumé.pdf", "report.svg",
               "report.html", " .pdf", "report.pdf ", "report..pdf"]
+IMPORT_BYTES = [b"mrn,full_name,birth_date\nMRN-990001,Ann Lee,1980-01-01\n", b"email,full_name,role\nx@y.org,X Y,lab\n",
+                "mrn;name;dob\nMRN-1;Zo\u00eb;1980\n".encode("latin-1"), b'{"resourceType": "Bundle"}', b"", b"\x00\x01"]
 CARD_NUMBERS = ["4242 4242 4242 4242", "4000 0000 0000 0002", "4242424242424241", "0", "4" * 40]
 EXPIRIES = ["12/30", "1/2030", "13/30", "00/00", "12/1999", "12 / 2099"]
 
@@ -429,6 +436,14 @@ def argument(world: World, service: str, name: str) -> st.SearchStrategy:
         ("export_accounts_csv", "report"): lambda: choice(["revenue", "receivables", "payers", "departments"]),
         ("worklist", "status"): lambda: choice([s.value for s in LabOrderStatus]),
         ("issue_api_client", "scope"): lambda: choice(["all", "patient"]),
+        ("start_import", "kind"): lambda: choice(["patients", "staff", "fhir", "shoes"]),
+        ("start_import", "file_name"): lambda: st.one_of(st.sampled_from(["p.csv", "s.txt", "b.json", *FILE_NAMES]),
+                                                         hostile),
+        ("start_import", "data"): lambda: st.one_of(st.sampled_from(IMPORT_BYTES), st.binary(max_size=64), hostile),
+        ("start_import", "mapping"): lambda: st.one_of(st.dictionaries(st.sampled_from(["mrn", "name", "dob", "x"]),
+                                                                       plausible_text("mrn", "birth_date", "")),
+                                                       hostile),
+        ("import_report", "outcome"): lambda: choice(["", "created", "failed", "sideways"]),
         ("all_appointments", "sort"): lambda: choice(["when", "status", "created", "id; DROP TABLE appointment"]),
     }
     if (function, name) in specific:

@@ -40,7 +40,8 @@ def test_a_job_runs_in_the_background_and_keeps_its_report_counts_and_one_audit_
     admin = actors[Role.ADMIN]
     job_id = _start(seeded, admin, good_rows_only=True)
     stored = _job(seeded, job_id).storage_name
-    assert (settings.FILES_DIR / stored).exists() and _job(seeded, job_id).status == ImportStatus.WAITING
+    assert (settings.FILES_DIR / stored).exists()
+    assert _job(seeded, job_id).status == ImportStatus.WAITING
     jobs.launch_import(job_id, admin, engine=seeded).result(timeout=60)
     job = _job(seeded, job_id)
     assert (job.status, job.created, job.failed, job.processed, job.total, job.committed) == (
@@ -52,8 +53,11 @@ def test_a_job_runs_in_the_background_and_keeps_its_report_counts_and_one_audit_
         searched = jobs.import_report(session=s, actor=admin, job_id=job_id, search="mrn-920003")
         history = jobs.list_imports(session=s, actor=admin)
         audits = s.execute(sa.select(AuditEvent).where(AuditEvent.entity_type == "import_job")).scalars().all()
-    assert view.percent == 100 and view.status_label == "Done" and view.progress_text == "6 of 6 lines"
-    assert [(r.line, r.outcome) for r in failed.rows] == [(7, "failed")] and "1980-04-23" in failed.rows[0].message
+    assert view.percent == 100
+    assert view.status_label == "Done"
+    assert view.progress_text == "6 of 6 lines"
+    assert [(r.line, r.outcome) for r in failed.rows] == [(7, "failed")]
+    assert "1980-04-23" in failed.rows[0].message
     assert [r.record for r in searched.rows] == ["MRN-920003"]
     assert history.rows[0].id == job_id
     assert [(a.action, a.detail) for a in audits] == [
@@ -66,10 +70,13 @@ def test_all_or_nothing_with_a_bad_line_fails_keeps_every_line_and_commits_nothi
     job_id = _start(seeded, actors[Role.ADMIN])
     jobs.run_import(job_id, actors[Role.ADMIN], engine=seeded)
     job = _job(seeded, job_id)
-    assert job.status == ImportStatus.FAILED and not job.committed and "Nothing was imported" in job.message
+    assert job.status == ImportStatus.FAILED
+    assert not job.committed
+    assert "Nothing was imported" in job.message
     with session_scope(write=False, engine=seeded) as s:
         lines = s.execute(sa.select(ImportLine.line, ImportLine.outcome).where(ImportLine.job_id == job_id)).all()
-    assert len(lines) == 6 and lines[-1] == (7, LineOutcome.FAILED)
+    assert len(lines) == 6
+    assert lines[-1] == (7, LineOutcome.FAILED)
     after = snapshot(seeded)
     for table in ("import_job", "import_line"):
         before.pop(table), after.pop(table)
@@ -95,14 +102,20 @@ def test_progress_is_followed_and_a_cancel_rolls_the_import_back(seeded, actors,
     assert reached.wait(30)
     with session_scope(write=False, engine=seeded) as s:
         view = jobs.import_status(session=s, actor=admin, job_id=job_id)
-    assert view.running and view.processed == 3 and view.total == 6 and view.created == 3 and view.percent == 50
+    assert view.running
+    assert view.processed == 3
+    assert view.total == 6
+    assert view.created == 3
+    assert view.percent == 50
     done = threading.Thread(target=lambda: _cancel(seeded, admin, job_id))
     done.start()
     release.set()
     runner.join(30)
     done.join(30)
     job = _job(seeded, job_id)
-    assert job.status == ImportStatus.CANCELLED and not job.committed and job.cancel_requested
+    assert job.status == ImportStatus.CANCELLED
+    assert not job.committed
+    assert job.cancel_requested
     with session_scope(write=False, engine=seeded) as s:
         assert s.execute(sa.text("select count(*) from patient_profile where mrn like 'MRN-92%'")).scalar() == 0
         with pytest.raises(Conflict):
@@ -124,7 +137,8 @@ def test_a_job_a_stopped_server_left_running_is_failed_at_the_next_start(seeded,
         assert jobs.recover_interrupted_imports(s, started_before=utcnow() - timedelta(hours=1)) == 0
         assert jobs.recover_interrupted_imports(s, started_before=utcnow()) == 1
     job = _job(seeded, job_id)
-    assert job.status == ImportStatus.FAILED and "nothing of it was committed" in job.message
+    assert job.status == ImportStatus.FAILED
+    assert "nothing of it was committed" in job.message
     assert not (settings.FILES_DIR / stored).exists()
 
 

@@ -33,10 +33,13 @@ def _patient(engine, mrn) -> tuple[User, PatientProfile]:
 def test_a_patient_without_email_gets_a_placeholder_address_and_no_usable_password(seeded, actors):
     result = _row(seeded, actors[Role.ADMIN], "patients", mrn="mrn-930001", given_name="Amina", family_name="Yusuf",
                   birth_date="1980-04-23", sex="F", phone="+44 20 7946 0000", insurer="NHM", policy_number="P1")
-    assert result.outcome is LineOutcome.CREATED and result.record == "MRN-930001"
+    assert result.outcome is LineOutcome.CREATED
+    assert result.record == "MRN-930001"
     user, profile = _patient(seeded, "MRN-930001")
-    assert user.email == f"mrn-930001@{NO_EMAIL_DOMAIN}" and user.full_name == "Amina Yusuf"
-    assert user.must_change_password and not passwords.verify_password("", user.password_hash)
+    assert user.email == f"mrn-930001@{NO_EMAIL_DOMAIN}"
+    assert user.full_name == "Amina Yusuf"
+    assert user.must_change_password
+    assert not passwords.verify_password("", user.password_hash)
     assert (str(profile.sex), profile.insurer, profile.policy_number) == ("female", "NHM", "P1")
 
 
@@ -44,7 +47,8 @@ def test_a_patient_by_source_id_gets_a_new_record_number_and_is_found_again(seed
     admin = actors[Role.ADMIN]
     first = _row(seeded, admin, "patients", source_id="OLD-1", full_name="Lena Park", birth_date="1990-01-01",
                  email="lena.park@example.org")
-    assert first.outcome is LineOutcome.CREATED and first.record.startswith("MRN-")
+    assert first.outcome is LineOutcome.CREATED
+    assert first.record.startswith("MRN-")
     again = _row(seeded, admin, "patients", source_id="OLD-1", full_name="Lena Park", birth_date="1990-01-01",
                  email="lena.park@example.org")
     assert (again.outcome, again.record) == (LineOutcome.UNCHANGED, first.record)
@@ -52,7 +56,8 @@ def test_a_patient_by_source_id_gets_a_new_record_number_and_is_found_again(seed
     assert moved.outcome is LineOutcome.UPDATED
     with session_scope(write=False, engine=seeded) as s:
         link = s.get(SourceRecord, ("csv:patients", "Patient", "OLD-1"))
-    assert link.entity_type == "patient" and link.entity_id == _patient(seeded, first.record)[0].id
+    assert link.entity_type == "patient"
+    assert link.entity_id == _patient(seeded, first.record)[0].id
 
 
 def test_an_imported_number_of_our_own_form_moves_the_counter_past_it(seeded, actors):
@@ -87,8 +92,8 @@ def test_an_mrn_and_source_id_of_two_patients_conflict(seeded, actors):
         _row(seeded, admin, "patients", mrn="MRN-930010", source_id="S-2", full_name="A B", birth_date="1990-01-01")
 
 
-STAFF = dict(email="r.osei@hospital.example", full_name="Dr Rita Osei", role="doctor", department="cardiology",
-             specialty="Heart failure", consultation_fee="120.50", slot_minutes="30")
+STAFF = {"email": "r.osei@hospital.example", "full_name": "Dr Rita Osei", "role": "doctor", "department": "cardiology",
+             "specialty": "Heart failure", "consultation_fee": "120.50", "slot_minutes": "30"}
 
 
 def test_a_doctor_is_created_in_an_existing_department_and_updated_by_email(seeded, actors):
@@ -99,7 +104,9 @@ def test_a_doctor_is_created_in_an_existing_department_and_updated_by_email(seed
     with session_scope(write=False, engine=seeded) as s:
         user = s.execute(sa.select(User).where(User.email == STAFF["email"])).scalar_one()
         doctor = s.get(DoctorProfile, user.id)
-    assert user.role == Role.DOCTOR and user.must_change_password and user.email_confirmed_at is not None
+    assert user.role == Role.DOCTOR
+    assert user.must_change_password
+    assert user.email_confirmed_at is not None
     assert (doctor.consultation_fee_cents, doctor.slot_minutes, doctor.specialty) == (13000, 30, "Heart failure")
 
 

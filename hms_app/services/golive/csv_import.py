@@ -283,9 +283,9 @@ def _row_of(cells: list[str], indexes: dict[int, str], width: int) -> dict[str, 
 
 
 def run_csv(
-    *,
     session: Session,
     actor: Actor,
+    *,
     kind: CsvKind,
     data: bytes,
     mapping: dict[str, str] | None = None,
@@ -297,6 +297,9 @@ def run_csv(
     report: ImportReport | None = None,
 ) -> ImportReport:
     """Import ``data`` as ``kind`` in one transaction, a savepoint per line (see the module's docstring).
+
+    The engine under the import jobs (``jobs.run_import``), not a service a client reaches: the
+    job checked the file when it was started; the permission is checked again here.
 
     ``before_commit`` runs in the transaction just before it commits (the job's own rows, its
     report, its audit), so the import and its record are committed together or not at all.

@@ -131,7 +131,7 @@ def _row_hash(row: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()
 
 
-def import_patient(*, session: Session, actor: Actor, row: dict[str, str], job_id: int | None) -> RowResult:
+def _import_patient(*, session: Session, actor: Actor, row: dict[str, str], job_id: int | None) -> RowResult:
     """Create or update one patient (account and profile) from a line of a patients file."""
     mrn = checked_line(row.get("mrn", ""), "medical record number", limit=20, required=False).upper()
     source_id = checked_line(row.get("source_id", ""), "source id", limit=200, required=False)
@@ -198,7 +198,7 @@ register(CsvKind(
     permission=Permission.DATA_IMPORT,
     columns=PATIENT_COLUMNS,
     key="mrn, else source_id",
-    import_row=import_patient,
+    import_row=_import_patient,
 ))
 
 
@@ -256,7 +256,7 @@ def _doctor_fields(session: Session, row: dict[str, str], current: DoctorProfile
     return fields
 
 
-def import_staff(*, session: Session, actor: Actor, row: dict[str, str], job_id: int | None) -> RowResult:
+def _import_staff(*, session: Session, actor: Actor, row: dict[str, str], job_id: int | None) -> RowResult:
     """Create or update one staff account (and a doctor's profile) from a line of a staff file."""
     email = emails.normalise(row.get("email", ""))
     full_name = checked_line(row.get("full_name", ""), "full name", limit=120)
@@ -300,5 +300,5 @@ register(CsvKind(
     permission=Permission.USERS_MANAGE,
     columns=STAFF_COLUMNS,
     key="email",
-    import_row=import_staff,
+    import_row=_import_staff,
 ))
