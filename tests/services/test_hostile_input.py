@@ -196,6 +196,7 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "jobs.import_report": (Role.ADMIN,),
     "jobs.import_status": (Role.ADMIN,),
     "jobs.list_imports": (Role.ADMIN,),
+    "jobs.preview_import": (Role.ADMIN,),
     "jobs.start_import": (Role.ADMIN,),
     "departments.list_departments": ANY_ROLE,
     "departments.rename_department": (Role.ADMIN,),
@@ -443,6 +444,9 @@ def argument(world: World, service: str, name: str) -> st.SearchStrategy:
         ("start_import", "mapping"): lambda: st.one_of(st.dictionaries(st.sampled_from(["mrn", "name", "dob", "x"]),
                                                                        plausible_text("mrn", "birth_date", "")),
                                                        hostile),
+        ("preview_import", "kind"): lambda: choice(["patients", "staff", "fhir", "shoes"]),
+        ("preview_import", "file_name"): lambda: st.one_of(st.sampled_from(["p.csv", "b.json", *FILE_NAMES]), hostile),
+        ("preview_import", "data"): lambda: st.one_of(st.sampled_from(IMPORT_BYTES), st.binary(max_size=64), hostile),
         ("import_report", "outcome"): lambda: choice(["", "created", "failed", "sideways"]),
         ("all_appointments", "sort"): lambda: choice(["when", "status", "created", "id; DROP TABLE appointment"]),
     }

@@ -116,6 +116,29 @@ def _mapping_json(kind: CsvKind | None, data: bytes, mapping: object) -> str:
     return json.dumps({storable(k, "column header"): v for k, v in mapping.items()})
 
 
+def preview_import(*, session: Session, actor: Actor, kind: str, file_name: str, data: bytes,
+                   mapping: dict[str, str] | None = None) -> csv_import.Preview:
+    """What the page shows of a chosen file before any import: headers, mapping, first rows.
+
+    A FHIR file has no columns: its preview is empty and only the file itself is checked.
+
+    Raises:
+        PermissionDenied, ValidationError: as ``start_import``; nothing is written.
+    """
+    if kind != FHIR and not (isinstance(kind, str) and kind in csv_kinds()):
+        csv_import.require_import(session, actor, None, action="import.preview")
+        raise ValidationError("Choose what the file holds from the list.")
+    csv_kind = _kind(kind)
+    csv_import.require_import(session, actor, csv_kind, action="import.preview")
+    check_import_file(csv_kind, file_name, data)
+    if csv_kind is None:
+        return csv_import.Preview([], {}, [], 0, "")
+    if mapping is not None and (not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())):
+        raise ValidationError("The column mapping is not readable; choose the columns again.")
+    return csv_import.preview_csv(csv_kind, bytes(data), mapping)
+
+
 def start_import(*, session: Session, actor: Actor, kind: str, file_name: str, data: bytes,
                  mapping: dict[str, str] | None = None, dry_run: bool = False, good_rows_only: bool = False) -> int:
     """Take a file in for import: checked, stored encrypted, a waiting job written; ``launch_import`` runs it.

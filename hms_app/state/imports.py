@@ -1,0 +1,178 @@
+"""The admin's import page: choose a kind, upload, preview and map, check, import, follow, report.
+
+The uploaded bytes are kept in this process's memory (``_UPLOADS``) under a random key held in a
+backend var, for an hour at most, not in the tab's state (which Reflex may pickle to disk): the
+check and the import read them from there. The report of a job is paged from SQL.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+import reflex as rx
+
+from hms_app.services.golive import csv_import, jobs
+from hms_app.services.golive.jobs import ImportView, ReportLine
+from hms_app.state.auth import SessionState
+from hms_app.state.clinical import upload_bytes
+from hms_app.state.tables import PagedTableMixin
+
+_KEEP_SECONDS = 3600
+_UPLOADS: dict[str, tuple[float, str, bytes]] = {}
+_UPLOADS_LOCK = threading.Lock()
+_NO_JOB = ImportView(0, "", "", "", "", "", "", False, 0, 0, 0, "", 0, 0, 0, 0, 0, False, "", "", "")
+
+
+def _keep(name: str, data: bytes) -> str:
+    key = secrets.token_urlsafe(16)
+    now = time.monotonic()
+    with _UPLOADS_LOCK:
+        for old in [k for k, (at, _, _) in _UPLOADS.items() if now - at > _KEEP_SECONDS]:
+            del _UPLOADS[old]
+        _UPLOADS[key] = (now, name, data)
+    return key
+
+
+def _kept(key: str) -> tuple[str, bytes]:
+    with _UPLOADS_LOCK:
+        _, name, data = _UPLOADS.get(key, (0.0, "", b""))
+    return name, data
+
+
+class ImportState(PagedTableMixin, SessionState):
+    """The import page; ``rows`` are the current job's report lines, a page at a time."""
+
+    kinds: list[list[str]] = []
+    kind: str = "patients"
+    file_name: str = ""
+    headers: list[str] = []
+    mapping_rows: list[list[str]] = []
+    column_options: list[list[str]] = []
+    preview_rows: list[list[str]] = []
+    preview_lines: int = 0
+    problem: str = ""
+    mode: str = "all"
+    job: ImportView = _NO_JOB
+    rows: list[ReportLine] = []
+    outcome_filter: str = ""
+    history: list[ImportView] = []
+    _upload_key: str = ""
+
+    async def _fetch(self) -> None:
+        if self.job.id:
+            self.job = await self._call(jobs.import_status, write=False, job_id=self.job.id)
+            self.rows = self._paged(await self._call(
+                jobs.import_report, write=False, job_id=self.job.id, page=self.page, page_size=self.page_size,
+                search=self.search, outcome=self.outcome_filter))
+        self.history = (await self._call(jobs.list_imports, write=False, page=1, page_size=20)).rows
+
+    @rx.event
+    async def load_page(self):
+        self.kinds = [[name, label] for name, label in jobs.kind_choices()]
+        self._columns()
+        return await self._reload()
+
+    def _columns(self) -> None:
+        kind = csv_import.csv_kinds().get(self.kind)
+        self.column_options = [["", "Ignore this column"]] + (
+            [[c.name, c.name + (" (required)" if c.required else "")] for c in kind.columns] if kind else [])
+
+    @rx.event
+    def choose_kind(self, kind: str):
+        self.kind = str(kind)[:20]
+        self._columns()
+        self.file_name, self.headers, self.mapping_rows, self.preview_rows, self.problem = "", [], [], [], ""
+        self._upload_key = ""
+
+    @rx.event
+    def download_template(self):
+        kind = csv_import.csv_kinds().get(self.kind)
+        if kind is None:
+            return rx.toast.info("A FHIR file has no template: export the Bundle or NDJSON from the other system.")
+        return [rx.download(data=csv_import.template_csv(kind), filename=f"{kind.name}-template.csv"),
+                rx.toast.success(f"Template for {kind.label.lower()} downloaded: one example line under the header.")]
+
+    @rx.event
+    def choose_mode(self, mode: str):
+        self.mode = "good" if mode == "good" else "all"
+
+    @rx.event
+    async def upload_file(self, files: list[rx.UploadFile]):
+        name, data = await upload_bytes(files, limit=csv_import.MAX_IMPORT_BYTES)
+        answer = await self._act(jobs.preview_import, write=False, kind=self.kind, file_name=name, data=data,
+                                 success="File read: check the columns and the first lines below.")
+        if not answer.refused:
+            self._upload_key = _keep(name, data)
+            self.file_name = name
+            self._show(answer.result)
+        return answer
+
+    def _show(self, preview: csv_import.Preview) -> None:
+        self.headers = preview.headers
+        self.mapping_rows = [[h, preview.mapping.get(h, "")] for h in preview.headers]
+        self.preview_rows = preview.rows
+        self.preview_lines = preview.lines
+        self.problem = preview.problem
+
+    def _mapping(self) -> dict[str, str]:
+        return dict(self.mapping_rows)
+
+    @rx.event
+    async def map_column(self, header: str, column: str):
+        name, data = _kept(self._upload_key)
+        wanted = {**self._mapping(), str(header)[:200]: str(column)[:40]}
+        answer = await self._act(jobs.preview_import, write=False, kind=self.kind, file_name=name, data=data,
+                                 mapping=wanted)
+        if not answer.refused:
+            self._show(answer.result)
+        return answer
+
+    async def _start(self, *, dry_run: bool, success: str):
+        name, data = _kept(self._upload_key)
+        answer = await self._act(jobs.start_import, kind=self.kind, file_name=name, data=data,
+                                 mapping=self._mapping() if self.headers else None, dry_run=dry_run,
+                                 good_rows_only=self.mode == "good", success=success)
+        if not answer.refused:
+            actor = await self._actor()
+            jobs.launch_import(answer.result, actor)
+            self.job = _NO_JOB.__class__(**{**_NO_JOB.__dict__, "id": answer.result, "running": True})
+            self.page, self.outcome_filter = 1, ""
+            await self._fetch()
+        return answer
+
+    @rx.event
+    async def check_file(self):
+        return await self._start(dry_run=True, success="Checking every line; nothing is imported.")
+
+    @rx.event
+    async def import_file(self):
+        return await self._start(dry_run=False, success="Import started.")
+
+    @rx.event
+    async def cancel(self):
+        return await self._act(jobs.cancel_import, job_id=self.job.id, refresh=self._reload,
+                               success="Import cancelled; what it had not committed was rolled back.")
+
+    @rx.event
+    async def follow(self, _value: object = None):
+        """The moment's tick while a job runs: fetch its progress (and, once it ends, its report)."""
+        if self.job.id and self.job.running:
+            return await self._reload()
+        return None
+
+    @rx.event
+    async def show_job(self, job_id: int):
+        self.job = _NO_JOB.__class__(**{**_NO_JOB.__dict__, "id": job_id})
+        self.page, self.outcome_filter = 1, ""
+        answer = await self._reload()
+        if answer.refused:
+            self.job = _NO_JOB
+        return answer
+
+    @rx.event
+    async def filter_outcome(self, outcome: str):
+        self.outcome_filter = "" if outcome == "all" else str(outcome)[:10]
+        self.page = 1
+        return await self._reload()
