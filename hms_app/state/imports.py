@@ -1,44 +1,23 @@
 """The admin's import page: choose a kind, upload, preview and map, check, import, follow, report.
 
-The uploaded bytes are kept in this process's memory (``_UPLOADS``) under a random key held in a
-backend var, for an hour at most, not in the tab's state (which Reflex may pickle to disk): the
-check and the import read them from there. The report of a job is paged from SQL.
+The uploaded file is stored encrypted at once by the services (``jobs.receive_import_file``);
+this state keeps only its id, in a backend var, and the preview rows it shows. The check and the
+import name the upload by that id, so another worker or a restarted one finds the file. The
+report of a job is paged from SQL.
 """
 
 from __future__ import annotations
 
-import secrets
-import threading
-import time
-
 import reflex as rx
 
+from hms_app.services.core.errors import NotFound
 from hms_app.services.golive import csv_import, jobs
 from hms_app.services.golive.jobs import ImportView, ReportLine
 from hms_app.state.auth import SessionState
 from hms_app.state.clinical import upload_bytes
 from hms_app.state.tables import PagedTableMixin
 
-_KEEP_SECONDS = 3600
-_UPLOADS: dict[str, tuple[float, str, bytes]] = {}
-_UPLOADS_LOCK = threading.Lock()
 _NO_JOB = ImportView(0, "", "", "", "", "", "", False, 0, 0, 0, "", 0, 0, 0, 0, 0, False, "", "", "")
-
-
-def _keep(name: str, data: bytes) -> str:
-    key = secrets.token_urlsafe(16)
-    now = time.monotonic()
-    with _UPLOADS_LOCK:
-        for old in [k for k, (at, _, _) in _UPLOADS.items() if now - at > _KEEP_SECONDS]:
-            del _UPLOADS[old]
-        _UPLOADS[key] = (now, name, data)
-    return key
-
-
-def _kept(key: str) -> tuple[str, bytes]:
-    with _UPLOADS_LOCK:
-        _, name, data = _UPLOADS.get(key, (0.0, "", b""))
-    return name, data
 
 
 class ImportState(PagedTableMixin, SessionState):
@@ -58,7 +37,7 @@ class ImportState(PagedTableMixin, SessionState):
     rows: list[ReportLine] = []
     outcome_filter: str = ""
     history: list[ImportView] = []
-    _upload_key: str = ""
+    _upload_id: int = 0
 
     async def _fetch(self) -> None:
         if self.job.id:
@@ -80,11 +59,20 @@ class ImportState(PagedTableMixin, SessionState):
             [[c.name, c.name + (" (required)" if c.required else "")] for c in kind.columns] if kind else [])
 
     @rx.event
-    def choose_kind(self, kind: str):
+    async def choose_kind(self, kind: str):
         self.kind = str(kind)[:20]
         self._columns()
+        if self._upload_id:
+            # The file was for the other kind: it goes, and so does its preview.
+            answer = await self._act(jobs.discard_upload, upload_id=self._upload_id)
+            self._forget_upload()
+            return answer
+        return None
+
+    def _forget_upload(self) -> None:
+        self._upload_id = 0
         self.file_name, self.headers, self.mapping_rows, self.preview_rows, self.problem = "", [], [], [], ""
-        self._upload_key = ""
+        self.preview_lines = 0
 
     @rx.event
     def download_template(self):
@@ -101,12 +89,13 @@ class ImportState(PagedTableMixin, SessionState):
     @rx.event
     async def upload_file(self, files: list[rx.UploadFile]):
         name, data = await upload_bytes(files, limit=csv_import.MAX_IMPORT_BYTES)
-        answer = await self._act(jobs.preview_import, write=False, kind=self.kind, file_name=name, data=data,
+        answer = await self._act(jobs.receive_import_file, kind=self.kind, file_name=name, data=data,
+                                 replacing=self._upload_id,
                                  success="File read: check the columns and the first lines below.")
         if not answer.refused:
-            self._upload_key = _keep(name, data)
-            self.file_name = name
-            self._show(answer.result)
+            self._upload_id = answer.result.id
+            self.file_name = answer.result.file_name
+            self._show(answer.result.preview)
         return answer
 
     def _show(self, preview: csv_import.Preview) -> None:
@@ -121,20 +110,26 @@ class ImportState(PagedTableMixin, SessionState):
 
     @rx.event
     async def map_column(self, header: str, column: str):
-        name, data = _kept(self._upload_key)
         wanted = {**self._mapping(), str(header)[:200]: str(column)[:40]}
-        answer = await self._act(jobs.preview_import, write=False, kind=self.kind, file_name=name, data=data,
-                                 mapping=wanted)
+        answer = await self._act(jobs.preview_upload, write=False, upload_id=self._upload_id, mapping=wanted)
+        self._after(answer)
         if not answer.refused:
             self._show(answer.result)
         return answer
 
+    def _after(self, answer) -> None:
+        """An upload the services no longer keep (imported in another tab, left for a day) leaves the page."""
+        if isinstance(answer.refusal, NotFound):
+            self._forget_upload()
+
     async def _start(self, *, dry_run: bool, success: str):
-        name, data = _kept(self._upload_key)
-        answer = await self._act(jobs.start_import, kind=self.kind, file_name=name, data=data,
+        answer = await self._act(jobs.start_import, upload_id=self._upload_id,
                                  mapping=self._mapping() if self.headers else None, dry_run=dry_run,
                                  good_rows_only=self.mode == "good", success=success)
+        self._after(answer)
         if not answer.refused:
+            if not dry_run:
+                self._forget_upload()
             actor = await self._actor()
             jobs.launch_import(answer.result, actor)
             self.job = _NO_JOB.__class__(**{**_NO_JOB.__dict__, "id": answer.result, "running": True})

@@ -80,6 +80,7 @@ from hms_app.db.models import (
     DoctorProfile,
     Document,
     Encounter,
+    ImportJob,
     Invoice,
     LabOrder,
     LabResult,
@@ -107,6 +108,7 @@ from hms_app.services.care.prescribing import FREQUENCIES, ROUTES, ItemForm
 from hms_app.services.core import audit, localtime
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import HMSError
+from hms_app.services.golive import jobs
 from hms_app.services.laboratory import lab
 from hms_app.services.medicines import pharmacy
 from hms_app.services.medicines.inventory import MedicineForm, ReceiveForm
@@ -193,10 +195,12 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "dashboards.admin_figures": (Role.ADMIN,),
     "departments.create_department": (Role.ADMIN,),
     "jobs.cancel_import": (Role.ADMIN,),
+    "jobs.discard_upload": (Role.ADMIN,),
     "jobs.import_report": (Role.ADMIN,),
     "jobs.import_status": (Role.ADMIN,),
     "jobs.list_imports": (Role.ADMIN,),
-    "jobs.preview_import": (Role.ADMIN,),
+    "jobs.preview_upload": (Role.ADMIN,),
+    "jobs.receive_import_file": (Role.ADMIN,),
     "jobs.start_import": (Role.ADMIN,),
     "departments.list_departments": ANY_ROLE,
     "departments.rename_department": (Role.ADMIN,),
@@ -406,7 +410,7 @@ ID_KIND = {
     "notification_id": "notification", "entry_id": "waitlist_entry", "user_id": "user", "department_id": "department",
     "doctor_id": "doctor", "block_id": "doctor_availability", "leave_id": "doctor_leave", "allergy_id": "allergy",
     "problem_id": "problem", "medicine_id": "medicine", "batch_id": "stock_batch", "test_id": "lab_test",
-    "patient_id": "patient",
+    "patient_id": "patient", "upload_id": "import_job", "job_id": "import_job",
 }
 
 
@@ -437,16 +441,17 @@ def argument(world: World, service: str, name: str) -> st.SearchStrategy:
         ("export_accounts_csv", "report"): lambda: choice(["revenue", "receivables", "payers", "departments"]),
         ("worklist", "status"): lambda: choice([s.value for s in LabOrderStatus]),
         ("issue_api_client", "scope"): lambda: choice(["all", "patient"]),
-        ("start_import", "kind"): lambda: choice(["patients", "staff", "fhir", "shoes"]),
-        ("start_import", "file_name"): lambda: st.one_of(st.sampled_from(["p.csv", "s.txt", "b.json", *FILE_NAMES]),
-                                                         hostile),
-        ("start_import", "data"): lambda: st.one_of(st.sampled_from(IMPORT_BYTES), st.binary(max_size=64), hostile),
+        ("receive_import_file", "kind"): lambda: choice(["patients", "staff", "fhir", "shoes"]),
+        ("receive_import_file", "file_name"): lambda: st.one_of(
+            st.sampled_from(["p.csv", "s.txt", "b.json", *FILE_NAMES]), hostile),
+        ("receive_import_file", "data"): lambda: st.one_of(st.sampled_from(IMPORT_BYTES), st.binary(max_size=64),
+                                                           hostile),
+        ("receive_import_file", "replacing"): lambda: ids_of(world, "import_job"),
         ("start_import", "mapping"): lambda: st.one_of(st.dictionaries(st.sampled_from(["mrn", "name", "dob", "x"]),
                                                                        plausible_text("mrn", "birth_date", "")),
                                                        hostile),
-        ("preview_import", "kind"): lambda: choice(["patients", "staff", "fhir", "shoes"]),
-        ("preview_import", "file_name"): lambda: st.one_of(st.sampled_from(["p.csv", "b.json", *FILE_NAMES]), hostile),
-        ("preview_import", "data"): lambda: st.one_of(st.sampled_from(IMPORT_BYTES), st.binary(max_size=64), hostile),
+        ("preview_upload", "mapping"): lambda: st.one_of(st.dictionaries(
+            st.sampled_from(["mrn", "name", "dob", "x"]), plausible_text("mrn", "birth_date", "")), hostile),
         ("import_report", "outcome"): lambda: choice(["", "created", "failed", "sideways"]),
         ("all_appointments", "sort"): lambda: choice(["when", "status", "created", "id; DROP TABLE appointment"]),
     }
@@ -575,6 +580,8 @@ def build_world(engine: sa.Engine) -> None:
          date_from=day.isoformat(), date_to=(day + timedelta(days=7)).isoformat())
     call(engine, scheduling.add_leave, actor=doctor, doctor_id=doctor.user_id,
          date_from=(localtime.local_today() + timedelta(days=150)).isoformat(), reason="Conference")
+    call(engine, jobs.receive_import_file, actor=actors[Role.ADMIN], kind="patients", file_name="p.csv",
+         data=IMPORT_BYTES[0])
 
 
 def world_of(engine: sa.Engine) -> World:
@@ -592,7 +599,7 @@ def world_of(engine: sa.Engine) -> World:
             "doctor_leave": _ids(conn, DoctorLeave.id), "allergy": _ids(conn, Allergy.id),
             "problem": _ids(conn, Problem.id), "medicine": _ids(conn, Medicine.id)[:10],
             "stock_batch": _ids(conn, StockBatch.id)[:10], "lab_test": _ids(conn, LabTest.id),
-            "patient": _ids(conn, PatientProfile.user_id),
+            "patient": _ids(conn, PatientProfile.user_id), "import_job": _ids(conn, ImportJob.id),
             "doctor_availability": list(conn.execute(sa.select(DoctorAvailability.id).where(
                 DoctorAvailability.doctor_id == doctor.user_id)).scalars()),
         }

@@ -13,7 +13,7 @@ from hms_app.db.engine import session_scope
 from hms_app.db.enums import ImportStatus, LineOutcome, Role
 from hms_app.db.models import AuditEvent, ImportJob, ImportLine
 from hms_app.db.types import utcnow
-from hms_app.services.core.errors import Conflict, PermissionDenied, ValidationError
+from hms_app.services.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from hms_app.services.golive import csv_import, jobs
 from hms_app.services.golive.kinds import csv_kinds
 from tests.services.helpers import snapshot
@@ -25,10 +25,16 @@ FILE = ("mrn,full_name,birth_date\n"
         + "MRN-929999,Bad Date,yesterday\n").encode()
 
 
-def _start(engine, actor, data=FILE, **kwargs) -> int:
+def _upload(engine, actor, data=FILE, kind="patients", file_name="p.csv", replacing=0) -> jobs.Upload:
     with session_scope(engine=engine) as s:
-        return jobs.start_import(session=s, actor=actor, kind=kwargs.pop("kind", "patients"), file_name="p.csv",
-                                 data=data, **kwargs)
+        return jobs.receive_import_file(session=s, actor=actor, kind=kind, file_name=file_name, data=data,
+                                        replacing=replacing)
+
+
+def _start(engine, actor, data=FILE, **kwargs) -> int:
+    upload = _upload(engine, actor, data, kind=kwargs.pop("kind", "patients"))
+    with session_scope(engine=engine) as s:
+        return jobs.start_import(session=s, actor=actor, upload_id=upload.id, **kwargs)
 
 
 def _job(engine, job_id) -> ImportJob:
@@ -36,7 +42,7 @@ def _job(engine, job_id) -> ImportJob:
         return s.get(ImportJob, job_id)
 
 
-def test_a_job_runs_in_the_background_and_keeps_its_report_counts_and_one_audit_row(seeded, actors):
+def test_a_job_runs_in_the_background_and_keeps_its_report_counts_and_audit_rows(seeded, actors):
     admin = actors[Role.ADMIN]
     job_id = _start(seeded, admin, good_rows_only=True)
     stored = _job(seeded, job_id).storage_name
@@ -61,6 +67,7 @@ def test_a_job_runs_in_the_background_and_keeps_its_report_counts_and_one_audit_
     assert [r.record for r in searched.rows] == ["MRN-920003"]
     assert history.rows[0].id == job_id
     assert [(a.action, a.detail) for a in audits] == [
+        ("import.upload", f"patients from p.csv, {len(FILE)} bytes"),
         ("import.done", "patients from p.csv; good lines only; created 5, updated 0, unchanged 0, skipped 0, "
                         "failed 1; committed")]
 
@@ -143,23 +150,39 @@ def test_a_job_a_stopped_server_left_running_is_failed_at_the_next_start(seeded,
 
 
 def test_a_bad_file_or_kind_is_refused_before_anything_is_stored(seeded, actors):
-    before = snapshot(seeded)
-    for data, kind, message in [(b"\xff\xfe\x00", "patients", "UTF"), (FILE, "shoes", "list"),
-                                (b"name\nAmina\n", "patients", "birth_date")]:
+    admin = actors[Role.ADMIN]
+    before, stored = snapshot(seeded), _stored_files()
+    for data, kind, file_name, message in [(b"\xff\xfe\x00", "patients", "p.csv", "UTF"),
+                                           (FILE, "shoes", "p.csv", "list"), (FILE, "patients", "p.pdf", "CSV file")]:
         with pytest.raises(ValidationError, match=message):
-            _start(seeded, actors[Role.ADMIN], data=data, kind=kind)
-    with pytest.raises(ValidationError, match="CSV file"), session_scope(engine=seeded) as s:
-        jobs.start_import(session=s, actor=actors[Role.ADMIN], kind="patients", file_name="p.pdf", data=FILE)
+            _upload(seeded, admin, data, kind=kind, file_name=file_name)
+    assert snapshot(seeded) == before
+    assert _stored_files() == stored
+
+
+def test_a_file_whose_columns_do_not_fit_is_kept_to_map_but_not_started(seeded, actors):
+    admin = actors[Role.ADMIN]
+    upload = _upload(seeded, admin, b"name\nAmina\n")
+    assert "birth_date" in upload.preview.problem
+    before = snapshot(seeded)
+    for dry_run in (True, False):
+        with pytest.raises(ValidationError, match="birth_date"), session_scope(engine=seeded) as s:
+            jobs.start_import(session=s, actor=admin, upload_id=upload.id, dry_run=dry_run)
     assert snapshot(seeded) == before
 
 
 @pytest.mark.parametrize("role", [Role.DOCTOR, Role.LAB, Role.PHARMACY, Role.ACCOUNTS, Role.PATIENT])
 def test_only_an_importer_may_start_follow_or_cancel_imports(seeded, actors, role):
     job_id = _start(seeded, actors[Role.ADMIN])
+    upload = _upload(seeded, actors[Role.ADMIN])
     before = snapshot(seeded)
     other = actors[role]
     with session_scope(engine=seeded) as s:
-        for call in (lambda: jobs.start_import(session=s, actor=other, kind="patients", file_name="p.csv", data=FILE),
+        for call in (lambda: jobs.receive_import_file(session=s, actor=other, kind="patients", file_name="p.csv",
+                                                      data=FILE),
+                     lambda: jobs.preview_upload(session=s, actor=other, upload_id=upload.id),
+                     lambda: jobs.start_import(session=s, actor=other, upload_id=upload.id),
+                     lambda: jobs.discard_upload(session=s, actor=other, upload_id=upload.id),
                      lambda: jobs.cancel_import(session=s, actor=other, job_id=job_id),
                      lambda: jobs.import_status(session=s, actor=other, job_id=job_id),
                      lambda: jobs.import_report(session=s, actor=other, job_id=job_id),
@@ -173,6 +196,93 @@ def test_the_staff_kind_needs_the_users_permission_too(seeded, actors):
     admin = actors[Role.ADMIN]
     assert csv_kinds()["staff"].permission.value == "users.manage"
     stripped = admin.__class__(**{**admin.__dict__, "permissions": admin.permissions - {"users.manage"}})
+    with pytest.raises(PermissionDenied):
+        _upload(seeded, stripped, b"email,full_name,role\na@b.org,A B,lab\n", kind="staff", file_name="s.csv")
+    upload = _upload(seeded, admin, b"email,full_name,role\na@b.org,A B,lab\n", kind="staff", file_name="s.csv")
     with pytest.raises(PermissionDenied), session_scope(engine=seeded) as s:
-        jobs.start_import(session=s, actor=stripped, kind="staff", file_name="s.csv",
-                          data=b"email,full_name,role\na@b.org,A B,lab\n")
+        jobs.start_import(session=s, actor=stripped, upload_id=upload.id)
+
+
+def _stored_files() -> set[str]:
+    return {p.name for p in settings.FILES_DIR.iterdir()} if settings.FILES_DIR.exists() else set()
+
+
+def _uploads(engine) -> list[tuple[int, str]]:
+    with session_scope(write=False, engine=engine) as s:
+        return [tuple(r) for r in s.execute(sa.select(ImportJob.id, ImportJob.storage_name).where(
+            ImportJob.status == ImportStatus.WAITING, ImportJob.started_at.is_(None)))]
+
+
+def test_an_upload_is_stored_encrypted_at_once_and_checked_on_a_copy_then_imported_and_gone(seeded, actors):
+    admin = actors[Role.ADMIN]
+    upload = _upload(seeded, admin)
+    assert upload.file_name == "p.csv"
+    assert (upload.preview.headers, upload.preview.lines) == (["mrn", "full_name", "birth_date"], 6)
+    [(upload_id, stored)] = _uploads(seeded)
+    assert upload_id == upload.id
+    assert b"MRN-92" not in (settings.FILES_DIR / stored).read_bytes()
+    with session_scope(write=False, engine=seeded) as s:
+        assert jobs.list_imports(session=s, actor=admin).total == 0
+        with pytest.raises(NotFound):
+            jobs.import_status(session=s, actor=admin, job_id=upload.id)
+        remapped = jobs.preview_upload(session=s, actor=admin, upload_id=upload.id,
+                                       mapping={"mrn": "mrn", "full_name": "full_name", "birth_date": ""})
+    assert "birth_date" in remapped.problem
+    with session_scope(engine=seeded) as s:
+        check = jobs.start_import(session=s, actor=admin, upload_id=upload.id, dry_run=True)
+    jobs.run_import(check, admin, engine=seeded)
+    assert _uploads(seeded) == [(upload_id, stored)]
+    assert (settings.FILES_DIR / stored).exists()
+    assert _job(seeded, check).storage_name not in _stored_files()
+    with session_scope(engine=seeded) as s:
+        job_id = jobs.start_import(session=s, actor=admin, upload_id=upload.id, good_rows_only=True)
+    assert _uploads(seeded) == []
+    assert _job(seeded, job_id).storage_name == stored
+    jobs.run_import(job_id, admin, engine=seeded)
+    assert _job(seeded, job_id).created == 5
+    assert stored not in _stored_files()
+    with pytest.raises(NotFound, match="upload it again"), session_scope(engine=seeded) as s:
+        jobs.start_import(session=s, actor=admin, upload_id=upload.id)
+
+
+def test_an_upload_is_only_its_uploaders_and_survives_a_restart_for_a_day(seeded, actors):
+    admin = actors[Role.ADMIN]
+    upload = _upload(seeded, admin)
+    [(_, stored)] = _uploads(seeded)
+    other_admin = admin.__class__(**{**admin.__dict__, "user_id": actors[Role.DOCTOR].user_id})
+    with pytest.raises(NotFound), session_scope(engine=seeded) as s:
+        jobs.start_import(session=s, actor=other_admin, upload_id=upload.id)
+    with session_scope(engine=seeded) as s:
+        jobs.discard_upload(session=s, actor=other_admin, upload_id=upload.id)
+        assert jobs.recover_interrupted_imports(s, started_before=utcnow()) == 0
+    assert _uploads(seeded) == [(upload.id, stored)]
+    assert (settings.FILES_DIR / stored).exists()
+    with session_scope(engine=seeded) as s:
+        s.execute(sa.update(ImportJob).where(ImportJob.id == upload.id).values(
+            created_at=utcnow() - jobs.UPLOAD_KEPT - timedelta(minutes=1)))
+        s.commit()
+        jobs.recover_interrupted_imports(s, started_before=utcnow())
+    assert _uploads(seeded) == []
+    assert stored not in _stored_files()
+
+
+def test_a_new_file_replaces_the_upload_and_an_abandoned_one_is_swept(seeded, actors):
+    admin = actors[Role.ADMIN]
+    first = _upload(seeded, admin)
+    old = _upload(seeded, actors[Role.ADMIN], file_name="old.csv")
+    [(_, first_file), (_, old_file)] = _uploads(seeded)
+    with session_scope(engine=seeded) as s:
+        s.execute(sa.update(ImportJob).where(ImportJob.id == old.id).values(
+            created_at=utcnow() - jobs.UPLOAD_KEPT - timedelta(minutes=1)))
+        s.commit()
+    second = _upload(seeded, admin, replacing=first.id)
+    assert [u for u, _ in _uploads(seeded)] == [second.id]
+    assert not {first_file, old_file} & _stored_files()
+    with session_scope(engine=seeded) as s:
+        jobs.discard_upload(session=s, actor=admin, upload_id=second.id)
+    assert _uploads(seeded) == []
+    with session_scope(write=False, engine=seeded) as s:
+        actions = s.execute(sa.select(AuditEvent.action, AuditEvent.detail).where(
+            AuditEvent.action == "import.discard").order_by(AuditEvent.id)).all()
+    assert [a for a, _ in actions] == ["import.discard"] * 3
+    assert "within a day" in actions[1][1] or "within a day" in actions[0][1]

@@ -1,7 +1,14 @@
 """Import jobs: a file taken in, run in the background, followed, cancelled, and reported line by line.
 
-``start_import`` checks who asks and the file, stores the file encrypted and writes the job
-(waiting). ``launch_import`` runs it on this process's import thread (one import at a time, so
+The page's file is kept from the moment it is uploaded (``receive_import_file``): checked, stored
+encrypted, and recorded as an *upload*, a waiting job row with no start time, which only its
+uploader can preview, check or import. So a second worker, or a restart, finds it again; nothing of
+it stays in the tab's state but its id and the preview rows. A check (dry run) runs on a copy of
+it; the import takes the file itself (``start_import``), so the upload is gone once the import
+ends. An upload replaced by another file, or left for a day (``UPLOAD_KEPT``), is deleted with its
+file: on the next upload, and when the app starts.
+
+``start_import`` writes the job (waiting, with its start time). ``launch_import`` runs it on this process's import thread (one import at a time, so
 two imports never race each other for the same records; the Reflex worker's event loop never
 waits for it); the command line runs it in the foreground with ``run_import``.
 
@@ -26,7 +33,7 @@ import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -71,6 +78,15 @@ INTERRUPTED_FHIR_MESSAGE = ("The server stopped during the import. The patients 
 STATUS_LABELS = {ImportStatus.WAITING: "Waiting", ImportStatus.RUNNING: "Running", ImportStatus.DONE: "Done",
                  ImportStatus.FAILED: "Failed", ImportStatus.CANCELLED: "Cancelled"}
 OUTCOME_LABELS = {o: o.value.capitalize() for o in LineOutcome}
+UPLOAD_KEPT = timedelta(days=1)
+"""How long an uploaded file waits for its check or import before it is deleted."""
+UPLOAD_GONE = "That file is no longer kept (it was imported, replaced or left for a day): upload it again."
+_UPLOAD = sa.and_(ImportJob.status == ImportStatus.WAITING, ImportJob.started_at.is_(None))
+"""An upload not yet imported: a waiting row that was never started."""
+
+
+def _is_upload(job: ImportJob) -> bool:
+    return job.status == ImportStatus.WAITING and job.started_at is None
 
 
 # --- starting --------------------------------------------------------------------------------------
@@ -116,48 +132,152 @@ def _mapping_json(kind: CsvKind | None, data: bytes, mapping: object) -> str:
     return json.dumps({storable(k, "column header"): v for k, v in mapping.items()})
 
 
-def preview_import(*, session: Session, actor: Actor, kind: str, file_name: str, data: bytes,
-                   mapping: dict[str, str] | None = None) -> csv_import.Preview:
-    """What the page shows of a chosen file before any import: headers, mapping, first rows.
-
-    A FHIR file has no columns: its preview is empty and only the file itself is checked.
-
-    Raises:
-        PermissionDenied, ValidationError: as ``start_import``; nothing is written.
-    """
+def _check_kind(session: Session, actor: Actor, kind: object, action: str) -> CsvKind | None:
+    """The CSV kind (None for FHIR) the actor may import, or the refusal."""
     if kind != FHIR and not (isinstance(kind, str) and kind in csv_kinds()):
-        csv_import.require_import(session, actor, None, action="import.preview")
-        raise ValidationError("Choose what the file holds from the list.")
-    csv_kind = _kind(kind)
-    csv_import.require_import(session, actor, csv_kind, action="import.preview")
-    check_import_file(csv_kind, file_name, data)
-    if csv_kind is None:
-        return csv_import.Preview([], {}, [], 0, "")
-    if mapping is not None and (not isinstance(mapping, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())):
-        raise ValidationError("The column mapping is not readable; choose the columns again.")
-    return csv_import.preview_csv(csv_kind, bytes(data), mapping)
-
-
-def start_import(*, session: Session, actor: Actor, kind: str, file_name: str, data: bytes,
-                 mapping: dict[str, str] | None = None, dry_run: bool = False, good_rows_only: bool = False) -> int:
-    """Take a file in for import: checked, stored encrypted, a waiting job written; ``launch_import`` runs it.
-
-    Raises:
-        PermissionDenied: the actor may not import, or not this kind.
-        ValidationError: the kind, the file or the mapping is not acceptable; nothing was stored.
-    """
-    if kind != FHIR and not (isinstance(kind, str) and kind in csv_kinds()):
-        csv_import.require_import(session, actor, None, action="import.start")
+        csv_import.require_import(session, actor, None, action=action)
         raise ValidationError("Choose what the file holds from the list.")
     csv_kind = _kind(kind)
     csv_import.require_import(session, actor, csv_kind, action=f"import.{kind}")
+    return csv_kind
+
+
+def _checked_mapping(mapping: object) -> dict[str, str] | None:
+    if mapping is not None and (not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())):
+        raise ValidationError("The column mapping is not readable; choose the columns again.")
+    return mapping
+
+
+def _preview(kind: CsvKind | None, data: bytes, mapping: dict[str, str] | None) -> csv_import.Preview:
+    """A FHIR file has no columns: its preview is empty."""
+    if kind is None:
+        return csv_import.Preview([], {}, [], 0, "")
+    return csv_import.preview_csv(kind, data, mapping)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file kept for the import page: its id (for the check and the import), name and preview."""
+
+    id: int
+    file_name: str
+    preview: csv_import.Preview
+
+
+def receive_import_file(*, session: Session, actor: Actor, kind: str, file_name: str, data: bytes,
+                        replacing: int = 0) -> Upload:
+    """Keep a file chosen on the import page until it is checked and imported: stored encrypted at
+    once, recorded as the actor's upload, and previewed (headers, automatic mapping, first rows).
+
+    Args:
+        replacing: the actor's previous upload, which this file replaces: deleted with its file.
+
+    Raises:
+        PermissionDenied: the actor may not import, or not this kind.
+        ValidationError: the kind or the file is not acceptable; nothing was stored.
+    """
+    csv_kind = _check_kind(session, actor, kind, "import.upload")
     name = check_import_file(csv_kind, file_name, data)
     data = bytes(data)
-    mapping_text = _mapping_json(csv_kind, data, mapping)
+    preview = _preview(csv_kind, data, None)
+    gone = _discard(session, actor, replacing) + _abandoned_uploads(session, utcnow() - UPLOAD_KEPT)
     with files.stored_encrypted(data) as storage_name:
-        job = _new_job(session, actor, kind, name, storage_name, mapping_text, dry_run, good_rows_only)
+        upload = ImportJob(kind=kind, file_name=name, storage_name=storage_name, created_by=actor.user_id)
+        session.add(upload)
+        session.flush()
+        audit.record(session, actor, "import.upload", entity_type="import_job", entity_id=upload.id,
+                     detail=f"{kind} from {name}, {len(data)} bytes")
         session.commit()
+    _remove_files(gone)
+    return Upload(upload.id, name, preview)
+
+
+def _upload(session: Session, actor: Actor, upload_id: object, action: str) -> ImportJob:
+    """The actor's own upload not yet imported, or ``NotFound`` (audited)."""
+    csv_import.require_import(session, actor, None, action=action)
+    return access_by_id(session, actor, ImportJob, upload_id, action=action, missing=UPLOAD_GONE,
+                        entity_type="import_job", allowed=lambda job: _is_upload(job) and (
+                            job.created_by == actor.user_id))
+
+
+def preview_upload(*, session: Session, actor: Actor, upload_id: int,
+                   mapping: dict[str, str] | None = None) -> csv_import.Preview:
+    """The preview of the actor's upload with the columns mapped as ``mapping`` says.
+
+    Raises:
+        NotFound: no such upload of the actor's (imported, replaced or left for a day).
+        ValidationError: the mapping is not readable.
+    """
+    upload = _upload(session, actor, upload_id, "import.preview")
+    mapping = _checked_mapping(mapping)
+    return _preview(_check_kind(session, actor, upload.kind, "import.preview"),
+                    files.read_decrypted(upload.storage_name), mapping)
+
+
+def discard_upload(*, session: Session, actor: Actor, upload_id: int) -> None:
+    """Delete the actor's upload and its file (another kind was chosen); nothing if it is gone already."""
+    csv_import.require_import(session, actor, None, action="import.discard")
+    gone = _discard(session, actor, upload_id)
+    session.commit()
+    _remove_files(gone)
+
+
+def _discard(session: Session, actor: Actor, upload_id: object) -> list[str]:
+    """Delete the actor's upload of that id, if there is one; its file's name, to remove after the commit."""
+    key = upload_id if isinstance(upload_id, int) and not isinstance(upload_id, bool) else None
+    upload = session.execute(select(ImportJob).where(_UPLOAD, ImportJob.id == key,
+                                                     ImportJob.created_by == actor.user_id)).scalar_one_or_none()
+    if upload is None:
+        return []
+    audit.record(session, actor, "import.discard", entity_type="import_job", entity_id=upload.id,
+                 detail=f"{upload.kind} from {upload.file_name}; replaced before it was imported")
+    session.delete(upload)
+    return [upload.storage_name]
+
+
+def _abandoned_uploads(session: Session, before: datetime) -> list[str]:
+    """Delete the uploads made before ``before`` and never imported; their files' names."""
+    old = session.execute(select(ImportJob).where(_UPLOAD, ImportJob.created_at < before)).scalars().all()
+    for upload in old:
+        audit.record(session, None, "import.discard", entity_type="import_job", entity_id=upload.id,
+                     detail=f"{upload.kind} from {upload.file_name}; not imported within a day")
+        session.delete(upload)
+    return [upload.storage_name for upload in old]
+
+
+def _remove_files(names: list[str]) -> None:
+    for name in names:
+        if name:
+            files.remove_stored(name)
+
+
+def start_import(*, session: Session, actor: Actor, upload_id: int, mapping: dict[str, str] | None = None,
+                 dry_run: bool = False, good_rows_only: bool = False) -> int:
+    """Start the check or the import of the actor's upload: a waiting job; ``launch_import`` runs it.
+
+    A check runs on a copy of the file and keeps the upload for the import; the import takes the
+    file itself, and the upload is gone.
+
+    Raises:
+        NotFound: no such upload of the actor's (imported, replaced or left for a day).
+        PermissionDenied: the actor may not import this kind.
+        ValidationError: the mapping does not fit the file; nothing was started.
+    """
+    upload = _upload(session, actor, upload_id, "import.start")
+    csv_kind = _check_kind(session, actor, upload.kind, "import.start")
+    data = files.read_decrypted(upload.storage_name)
+    mapping_text = _mapping_json(csv_kind, data, _checked_mapping(mapping))
+    if dry_run:
+        with files.stored_encrypted(data) as storage_name:
+            job = _new_job(session, actor, upload.kind, upload.file_name, storage_name, mapping_text, True, False)
+            session.commit()
+        return job.id
+    storage_name, kind, name = upload.storage_name, upload.kind, upload.file_name
+    session.delete(upload)
+    session.flush()
+    job = _new_job(session, actor, kind, name, storage_name, mapping_text, False, good_rows_only)
+    session.commit()
     return job.id
 
 
@@ -183,7 +303,8 @@ def console_import(session: Session, actor: Actor, *, kind: str, path: Path, map
 def _new_job(session: Session, actor: Actor, kind: str, name: str, storage_name: str, mapping: str, dry_run: bool,
              good_rows_only: bool) -> ImportJob:
     job = ImportJob(kind=kind, file_name=name, storage_name=storage_name, mapping=mapping, dry_run=bool(dry_run),
-                    good_rows_only=bool(good_rows_only) and not dry_run, created_by=actor.user_id)
+                    good_rows_only=bool(good_rows_only) and not dry_run, created_by=actor.user_id,
+                    started_at=utcnow())
     session.add(job)
     session.flush()
     events.publish(session, TOPIC, roles=[Role.ADMIN.value])
@@ -246,8 +367,8 @@ def run_import(job_id: int, actor: Actor, *, engine: sa.Engine | None = None, pr
     try:
         with session_scope(engine=engine) as session:
             job = session.get(ImportJob, job_id)
-            if job is None or job.status != ImportStatus.WAITING or running.cancel.is_set():
-                if job is not None and job.status == ImportStatus.WAITING:
+            if job is None or job.status != ImportStatus.WAITING or _is_upload(job) or running.cancel.is_set():
+                if job is not None and job.status == ImportStatus.WAITING and not _is_upload(job):
                     _finish(session, actor, job, running.report, ImportStatus.CANCELLED,
                             "Cancelled before it started: nothing was imported.")
                     session.commit()
@@ -411,11 +532,13 @@ def _finish(session: Session, actor: Actor, job: ImportJob, report: ImportReport
 
 
 def recover_interrupted_imports(session: Session, *, started_before: datetime) -> int:
-    """Mark failed the jobs that a stopped server left waiting or running, and delete their files.
+    """Mark failed the jobs that a stopped server left waiting or running, and delete their files;
+    delete the uploads left for more than ``UPLOAD_KEPT`` (the others wait for their import still).
 
     Only jobs made before ``started_before`` (this process's start) are touched.
     """
     jobs = session.execute(select(ImportJob).where(ImportJob.status.in_([ImportStatus.WAITING, ImportStatus.RUNNING]),
+                                                   sa.not_(_UPLOAD),
                                                    ImportJob.created_at < started_before)).scalars().all()
     for job in jobs:
         job.status, job.finished_at = ImportStatus.FAILED, utcnow()
@@ -423,10 +546,9 @@ def recover_interrupted_imports(session: Session, *, started_before: datetime) -
         session.add(job)
         audit.record(session, None, "import.failed", entity_type="import_job", entity_id=job.id,
                      detail=f"{job.kind} from {job.file_name}; {_mode(job)}; the server stopped during the import")
+    gone = _abandoned_uploads(session, min(started_before, utcnow() - UPLOAD_KEPT))
     session.commit()
-    for job in jobs:
-        if job.storage_name:
-            files.remove_stored(job.storage_name)
+    _remove_files([job.storage_name for job in jobs] + gone)
     return len(jobs)
 
 
@@ -481,7 +603,7 @@ def _view(job: ImportJob, by: str) -> ImportView:
 def _get_job(session: Session, actor: Actor, job_id: object, action: str) -> ImportJob:
     csv_import.require_import(session, actor, None, action=action)
     return access_by_id(session, actor, ImportJob, job_id, action=action, missing="That import does not exist.",
-                        entity_type="import_job")
+                        entity_type="import_job", allowed=lambda job: not _is_upload(job))
 
 
 def _by(session: Session, job: ImportJob) -> str:
@@ -549,6 +671,6 @@ def list_imports(*, session: Session, actor: Actor, page: int = 1, page_size: in
     csv_import.require_import(session, actor, None, action="import.list")
     page, page_size = clamp_page(page, page_size)
     query = (select(ImportJob, User.full_name).outerjoin(User, User.id == ImportJob.created_by)
-             .order_by(ImportJob.created_at.desc(), ImportJob.id.desc()))
+             .where(sa.not_(_UPLOAD)).order_by(ImportJob.created_at.desc(), ImportJob.id.desc()))
     total, rows = fetch_page(session, query, page=page, page_size=page_size)
     return Page([_view(job, by or "") for job, by in rows], total, page, page_size)
