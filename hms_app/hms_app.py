@@ -58,7 +58,7 @@ from hms_app.state.clinical import (
 )
 from hms_app.state.dashboard import DoctorDeskState, LabDeskState, NotificationsState, ProfileState
 from hms_app.state.finance import AccountsDashboardState
-from hms_app.state.imports import ImportState
+from hms_app.state.imports import ImportHistoryState, ImportState
 from hms_app.state.interop import ApiClientsState
 from hms_app.state.lab import LabResultsState, LabWorklistState
 from hms_app.state.malformed import MalformedEventGate
@@ -205,7 +205,7 @@ app.add_page(admin.break_glass_page, route="/admin/break-glass", title="Break-gl
 app.add_page(admin.audit_page, route="/admin/audit", title="Audit trail · HMS",
              on_load=[SessionState.guard("admin"), AuditState.load_rows])
 app.add_page(imports.import_page, route="/admin/import", title="Import data · HMS",
-             on_load=[SessionState.guard("admin"), ImportState.load_page])
+             on_load=[SessionState.guard("admin"), ImportState.load_page, ImportHistoryState.load_rows])
 app.add_page(interop.api_clients_page, route="/admin/api-clients", title="API clients · HMS",
              on_load=[SessionState.guard("admin"), ApiClientsState.load_clients])
 app.add_page(reports.reports_page, route="/admin/reports", title="Reports · HMS",
@@ -255,6 +255,7 @@ app.add_page(pharmacy.patient_prescriptions_page, route="/patient/prescriptions"
 live.hub.watch("appointments", "/patient/appointments", PatientAppointmentsState, PatientAppointmentsState._load)
 live.hub.watch("appointments", "/doctor/appointments", DoctorAppointmentsState, DoctorAppointmentsState._load)
 live.hub.watch("imports", "/admin/import", ImportState, ImportState._reload)
+live.hub.watch("imports", "/admin/import", ImportHistoryState, ImportHistoryState._reload)
 live.hub.watch("appointments", "/admin/appointments", AdminAppointmentsState, AdminAppointmentsState._reload)
 live.hub.watch("notifications", "/notifications", NotificationsState, NotificationsState._reload)
 live.hub.watch("prescriptions", "/pharmacy/queue", PharmacyQueueState, PharmacyQueueState._reload)

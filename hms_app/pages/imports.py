@@ -7,23 +7,35 @@ import reflex as rx
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, search_box
 from hms_app.services.golive.jobs import ImportView, ReportLine
+from hms_app.state.imports import ImportHistoryState as H
 from hms_app.state.imports import ImportState as S
 
 UPLOAD_ID = "import-file"
-HELP = ("Choose what the file holds, download its template if you need one, then upload the file (UTF-8 CSV, or "
-        "for FHIR a Bundle .json or .ndjson). Check it first: every problem is listed with its line number and "
-        "nothing is imported. Importing the same file again updates the records instead of adding them twice. "
-        "Imported staff and patients cannot log in until an administrator gives them a temporary password with "
-        "Reset password on the users page.")
+STEPS = (
+    "Choose what the file holds. Download its template if you need one: a header row and one example line.",
+    "Upload the file: a UTF-8 CSV, or for FHIR a Bundle (.json) or NDJSON file (.ndjson). Map any column whose "
+    "name HMS does not know.",
+    "Check it: every problem is listed with its line number, and nothing is imported.",
+    "Import it: all lines or none, or only the good lines. Importing the same file again updates the records "
+    "instead of adding them twice.",
+)
+LOGIN_NOTE = ("Imported staff and patients cannot log in until an administrator gives them a temporary password "
+              "with Reset password on the users page.")
+
+
+def _field_label(text: str, html_for: str = "") -> rx.Component:
+    return rx.el.label(text, html_for=html_for or None, font_weight="500", font_size="0.9rem")
 
 
 def _chooser() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.text(HELP, size="2"),
+            rx.heading("Choose a file", as_="h2", size="4"),
+            rx.el.ol(*[rx.el.li(step) for step in STEPS], list_style_type="decimal", padding_left="1.5rem",
+                     font_size="0.9rem", line_height="1.5"),
             rx.hstack(
                 rx.vstack(
-                    rx.el.label("What the file holds", html_for="import-kind", font_weight="500", font_size="0.9rem"),
+                    _field_label("What the file holds", "import-kind"),
                     rx.el.select(rx.foreach(S.kinds, lambda k: rx.el.option(k[1], value=k[0])), id="import-kind",
                                  value=S.kind, on_change=S.choose_kind, class_name="native-select"),
                     spacing="1",
@@ -32,14 +44,22 @@ def _chooser() -> rx.Component:
                 align="end", wrap="wrap", spacing="3",
             ),
             rx.hstack(
-                rx.el.label(rx.text.span("File to import", class_name="visually-hidden"),
-                            rx.upload(rx.button("Choose file", variant="soft", type="button"), id=UPLOAD_ID,
-                                      max_files=1, multiple=False, padding="0.25rem",
-                                      border="1px dashed var(--gray-7)")),
-                rx.text(rx.selected_files(UPLOAD_ID).join(", "), size="2"),
+                rx.el.label(
+                    rx.text("File to import", weight="medium", size="2", as_="span", display="block",
+                            margin_bottom="0.25rem"),
+                    rx.upload(rx.hstack(
+                        rx.button("Choose file", variant="soft", type="button"),
+                        rx.text(rx.cond(rx.selected_files(UPLOAD_ID).length() > 0,
+                                        rx.selected_files(UPLOAD_ID).join(", "), "No file chosen"),
+                                size="2", color="var(--gray-11)"),
+                        align="center", spacing="2"),
+                        id=UPLOAD_ID, max_files=1, multiple=False, padding="0.25rem",
+                        border="1px dashed var(--gray-8)", border_radius="var(--radius-2)"),
+                ),
                 rx.button("Upload and preview", on_click=S.upload_file(rx.upload_files(upload_id=UPLOAD_ID))),
-                align="center", wrap="wrap", spacing="2",
+                align="end", wrap="wrap", spacing="3",
             ),
+            rx.text(LOGIN_NOTE, size="2", color="var(--gray-11)"),
             spacing="3", width="100%",
         ),
         width="100%",
@@ -53,6 +73,7 @@ def _mapping_row(pair: rx.Var) -> rx.Component:
             rx.foreach(S.column_options, lambda o: rx.el.option(o[1], value=o[0])),
             value=pair[1], aria_label="Column for " + pair[0].to(str), class_name="native-select",
             on_change=lambda column: S.map_column(pair[0], column))),
+        align="center",
     )
 
 
@@ -73,14 +94,15 @@ def _preview() -> rx.Component:
                     rx.table.body(rx.foreach(S.mapping_rows, _mapping_row)),
                     variant="surface", width="100%",
                 ),
-                rx.box(rx.table.root(
+                rx.text("First lines of the file, as they will be read:", size="2", weight="medium"),
+                rx.table.root(
                     rx.el.caption("First lines of the file", class_name="visually-hidden"),
                     rx.table.header(rx.table.row(rx.foreach(S.headers, lambda h: rx.table.column_header_cell(
-                        h, scope="col")))),
+                        rx.el.span(h), scope="col")))),
                     rx.table.body(rx.foreach(S.preview_rows, lambda row: rx.table.row(
                         rx.foreach(row, lambda cell: rx.table.cell(cell))))),
                     variant="surface", width="100%",
-                ), overflow_x="auto", width="100%", tab_index=0, role="region", aria_label="First lines of the file"),
+                ),
                 _actions(),
                 spacing="3", width="100%",
             ),
@@ -123,18 +145,18 @@ def _progress() -> rx.Component:
                 )),
                 spacing="2", width="100%",
             ),
-            width="100%",
+            width="100%", id="import-job",
         ),
     )
 
 
+def _row(head: rx.Var, *cells: rx.Var | rx.Component) -> rx.Component:
+    """A table row: its first column names the row, the others are plain cells."""
+    return rx.table.row(rx.table.row_header_cell(head, scope="row"), *[rx.table.cell(cell) for cell in cells])
+
+
 def _line_row(r: ReportLine) -> rx.Component:
-    return rx.table.row(
-        rx.table.row_header_cell(r.line, scope="row"),
-        rx.table.cell(r.outcome_label),
-        rx.table.cell(r.record),
-        rx.table.cell(r.message),
-    )
+    return _row(r.line, r.outcome_label, r.record, r.message)
 
 
 def _report() -> rx.Component:
@@ -145,13 +167,14 @@ def _report() -> rx.Component:
             columns=[("", "Line"), ("", "Outcome"), ("", "Record"), ("", "Problem")],
             empty="No lines to show yet: the report fills in when the check or the import ends.",
             toolbar=rx.hstack(
-                search_box(S, "Search the report", "Line number, record or word of the problem"),
+                search_box(S, "Search the report", "Line, record or word"),
                 rx.vstack(
                     rx.el.label("Outcome", html_for="import-outcome", font_weight="500", font_size="0.9rem"),
                     rx.el.select(*[rx.el.option(label, value=value) for value, label in (
                         ("all", "Every line"), ("failed", "With problems"), ("created", "Created"),
                         ("updated", "Updated"), ("unchanged", "Unchanged"), ("skipped", "Skipped"))],
-                        id="import-outcome", on_change=S.filter_outcome, class_name="native-select"),
+                        id="import-outcome", value=rx.cond(S.outcome_filter == "", "all", S.outcome_filter),
+                        on_change=S.filter_outcome, class_name="native-select"),
                     spacing="1",
                 ),
                 align="end", wrap="wrap", spacing="3",
@@ -161,33 +184,24 @@ def _report() -> rx.Component:
 
 
 def _history_row(j: ImportView) -> rx.Component:
-    return rx.table.row(
-        rx.table.row_header_cell(j.started, scope="row"),
-        rx.table.cell(j.kind_label),
-        rx.table.cell(j.file_name),
-        rx.table.cell(j.mode),
-        rx.table.cell(j.status_label),
-        rx.table.cell(j.created, " / ", j.updated, " / ", j.unchanged, " / ", j.failed),
-        rx.table.cell(j.by),
-        rx.table.cell(rx.button("Show report", size="1", variant="soft", on_click=S.show_job(j.id))),
-    )
+    what = rx.fragment(rx.text(j.file_name, as_="div"), rx.text(j.kind_label, as_="div", size="1",
+                                                                 color="var(--gray-11)"))
+    return _row(rx.text(j.started, white_space="nowrap", as_="span"), what, rx.fragment(j.mode, " · ", j.status_label),
+                j.created, j.updated, j.unchanged, j.failed, j.by,
+                rx.button("Show report", size="1", variant="soft", on_click=S.show_job(j.id), white_space="nowrap",
+                          aria_label="Show report of import " + j.id.to_string()))
 
 
 def _history() -> rx.Component:
     return rx.vstack(
         rx.heading("Past imports", as_="h2", size="4"),
-        rx.cond(
-            S.history.length() > 0,
-            rx.table.root(
-                rx.el.caption("Past imports", class_name="visually-hidden"),
-                rx.table.header(rx.table.row(*[rx.table.column_header_cell(label, scope="col") for label in (
-                    "Started", "Kind", "File", "Mode", "Status", "Created / updated / unchanged / problems", "By",
-                    "Actions")])),
-                rx.table.body(rx.foreach(S.history, _history_row)),
-                variant="surface", width="100%",
-            ),
-            rx.callout("No imports yet. Choose what the file holds above, upload it and check it.", icon="info",
-                       color_scheme="gray"),
+        data_table(
+            H, caption="Past imports", rows=H.rows, render_row=_history_row,
+            columns=[("", label) for label in ("Started", "File", "Mode and status", "Created", "Updated",
+                                               "Unchanged", "Problems", "By", "")],
+            empty=rx.cond(H.search != "", "No past import matches: search for another file name or kind.",
+                          "No imports yet. Choose what the file holds above, upload it and check it."),
+            toolbar=search_box(H, "Search past imports", "File name or kind"),
         ),
         width="100%", spacing="2",
     )

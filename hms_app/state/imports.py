@@ -36,7 +36,6 @@ class ImportState(PagedTableMixin, SessionState):
     job: ImportView = _NO_JOB
     rows: list[ReportLine] = []
     outcome_filter: str = ""
-    history: list[ImportView] = []
     _upload_id: int = 0
 
     async def _fetch(self) -> None:
@@ -45,7 +44,6 @@ class ImportState(PagedTableMixin, SessionState):
             self.rows = self._paged(await self._call(
                 jobs.import_report, write=False, job_id=self.job.id, page=self.page, page_size=self.page_size,
                 search=self.search, outcome=self.outcome_filter))
-        self.history = (await self._call(jobs.list_imports, write=False, page=1, page_size=20)).rows
 
     @rx.event
     async def load_page(self):
@@ -171,3 +169,14 @@ class ImportState(PagedTableMixin, SessionState):
         self.outcome_filter = "" if outcome == "all" else str(outcome)[:10]
         self.page = 1
         return await self._reload()
+
+
+class ImportHistoryState(PagedTableMixin, SessionState):
+    """The past imports on the import page, newest first, a page at a time."""
+
+    rows: list[ImportView] = []
+    page_size: int = 10
+
+    async def _fetch(self) -> None:
+        self.rows = self._paged(await self._call(jobs.list_imports, write=False, page=self.page,
+                                                 page_size=self.page_size, search=self.search))

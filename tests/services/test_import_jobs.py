@@ -62,7 +62,7 @@ def test_a_job_runs_in_the_background_and_keeps_its_report_counts_and_audit_rows
     assert view.percent == 100
     assert view.status_label == "Done"
     assert view.progress_text == "6 of 6 lines"
-    assert [(r.line, r.outcome) for r in failed.rows] == [(7, "failed")]
+    assert [(r.line, r.outcome, r.record) for r in failed.rows] == [(7, "failed", "MRN-929999")]
     assert "1980-04-23" in failed.rows[0].message
     assert [r.record for r in searched.rows] == ["MRN-920003"]
     assert history.rows[0].id == job_id

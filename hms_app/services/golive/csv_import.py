@@ -346,6 +346,7 @@ def run_csv(
 def _import_line(session: Session, actor: Actor, kind: CsvKind, parsed: ParsedLine, indexes: dict[int, str],
                  width: int, seen: dict[str, int], job_id: int | None) -> LineResult:
     savepoint = session.begin_nested()
+    row: dict[str, str] = {}
     try:
         row = _row_of(parsed.cells, indexes, width)
         result = kind.import_row(session=session, actor=actor, row=row, job_id=job_id)
@@ -354,11 +355,19 @@ def _import_line(session: Session, actor: Actor, kind: CsvKind, parsed: ParsedLi
                                   "record once. Merge the two lines.")
     except _LINE_ERRORS as error:
         savepoint.rollback()
-        return LineResult(parsed.line, LineOutcome.FAILED, "", error.message)
+        return LineResult(parsed.line, LineOutcome.FAILED, _record_as_written(kind, row), error.message)
     savepoint.commit()
     if result.record:
         seen[result.record] = parsed.line
     return LineResult(parsed.line, result.outcome, result.record)
+
+
+def _record_as_written(kind: CsvKind, row: dict[str, str]) -> str:
+    """What names a failed line in the report: the first key column (``kind.key``) it fills, as written."""
+    for name in re.findall(r"[a-z_]+", kind.key):
+        if str(row.get(name) or "").strip():
+            return " ".join(str(row[name]).split())[:200]
+    return ""
 
 
 def _outcome_message(report: ImportReport, *, dry_run: bool, good_rows_only: bool) -> str:

@@ -666,11 +666,17 @@ def import_report(*, session: Session, actor: Actor, job_id: int, page: int = 1,
                  for (r,) in rows], total, page, page_size)
 
 
-def list_imports(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20) -> Page[ImportView]:
-    """The imports, newest first."""
+def list_imports(*, session: Session, actor: Actor, page: int = 1, page_size: int = 20,
+                 search: str = "") -> Page[ImportView]:
+    """The imports, newest first; searched by file name or kind."""
     csv_import.require_import(session, actor, None, action="import.list")
     page, page_size = clamp_page(page, page_size)
     query = (select(ImportJob, User.full_name).outerjoin(User, User.id == ImportJob.created_by)
              .where(sa.not_(_UPLOAD)).order_by(ImportJob.created_at.desc(), ImportJob.id.desc()))
+    term = storable(str(search or "").strip()[:100], "search")
+    if term:
+        like = f"%{escape_like(term.lower())}%"
+        query = query.where(sa.or_(sa.func.lower(ImportJob.file_name).like(like, escape="\\"),
+                                   sa.func.lower(ImportJob.kind).like(like, escape="\\")))
     total, rows = fetch_page(session, query, page=page, page_size=page_size)
     return Page([_view(job, by or "") for job, by in rows], total, page, page_size)
