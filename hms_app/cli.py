@@ -1,5 +1,6 @@
-"""The ``hms`` command: create and migrate the database, start a real hospital or load demo data, check a scaled
-deployment, verify the audit chain, the stock ledger and the daily totals, rotate the data key."""
+"""The ``hms`` command: create and migrate the database, start a real hospital or load demo data,
+check a scaled deployment, verify the audit chain, the stock ledger and the daily totals,
+rotate the data key, import CSV and FHIR files."""
 
 from __future__ import annotations
 
@@ -376,6 +377,90 @@ def _worker(args: argparse.Namespace) -> int:
         time.sleep(args.interval)
 
 
+def _import(args: argparse.Namespace) -> int:
+    """``hms import KIND FILE``: one import, in the foreground, with a progress bar; Ctrl-C cancels it."""
+    import csv
+    import threading
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from hms_app.db.engine import session_scope
+    from hms_app.services.core.errors import HMSError
+    from hms_app.services.golive import jobs
+
+    path = Path(args.file)
+    mapping = dict(pair.split("=", 1) for pair in args.map if "=" in pair)
+    if bad := [pair for pair in args.map if "=" not in pair]:
+        print(f"--map takes 'File header=column', not {bad[0]!r}", file=sys.stderr)
+        return 2
+    if not path.exists() or (path.is_dir() and args.kind != jobs.FHIR):
+        print(f"no such file: {path}", file=sys.stderr)
+        return 2
+    try:
+        with session_scope() as session:
+            actor = jobs.console_actor(session, args.by)
+            job_id = jobs.console_import(session, actor, kind=args.kind, path=path, mapping=mapping,
+                                         dry_run=args.dry_run, good_rows_only=args.good_rows_only)
+    except HMSError as error:
+        print(error.message, file=sys.stderr)
+        return 1
+    outcome: dict[str, object] = {}
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bars:
+        task = bars.add_task(f"{args.kind} from {path.name}", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bars.update(task, completed=done, total=total)
+
+        def work() -> None:
+            try:
+                outcome["report"] = jobs.run_import(job_id, actor, progress=progress, path=path)
+            except BaseException as error:  # shown below, after the bar
+                outcome["error"] = error
+
+        runner = threading.Thread(target=work, name="hms-import")
+        runner.start()
+        try:
+            while runner.is_alive():
+                runner.join(0.2)
+        except KeyboardInterrupt:
+            console.print("cancelling: rolling back what was not committed ...")
+            with session_scope() as session:
+                jobs.cancel_import(session=session, actor=actor, job_id=job_id)
+            runner.join()
+    if "error" in outcome:
+        print(f"the import failed: {outcome['error']!r}", file=sys.stderr)
+        return 1
+    with session_scope(write=False) as session:
+        view = jobs.import_status(session=session, actor=actor, job_id=job_id)
+        failed = jobs.import_report(session=session, actor=actor, job_id=job_id, outcome="failed", page_size=50).rows
+    table = Table(title=f"import {job_id}: {view.kind_label} from {view.file_name} ({view.mode.lower()})")
+    for name in ("created", "updated", "unchanged", "skipped", "failed"):
+        table.add_column(name, justify="right")
+    table.add_row(*(f"{getattr(view, n):,}" for n in ("created", "updated", "unchanged", "skipped", "failed")))
+    Console().print(table)
+    print(f"{view.status_label}: {view.message}")
+    for line in failed:
+        print(f"  line {line.line}: {line.message}", file=sys.stderr)
+    if view.failed > len(failed):
+        print(f"  ... and {view.failed - len(failed)} more: --report FILE.csv writes every line", file=sys.stderr)
+    if args.report:
+        with session_scope(write=False) as session, open(args.report, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["line", "outcome", "record", "message"])
+            page = 1
+            while rows := jobs.import_report(session=session, actor=actor, job_id=job_id, page=page,
+                                             page_size=100).rows:
+                writer.writerows([r.line, r.outcome, r.record, r.message] for r in rows)
+                page += 1
+        print(f"the report of every line is in {args.report}")
+    return 0 if view.committed or (args.dry_run and view.status == "done" and not view.failed) else 1
+
+
 def _safe_url() -> str:
     import sqlalchemy as sa
 
@@ -453,6 +538,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between rounds (default HMS_MAIL_INTERVAL, 30)")
     worker.add_argument("--once", action="store_true", help="one round, then exit")
     worker.set_defaults(run=_worker)
+    importing = commands.add_parser(
+        "import", help="bring data in from a CSV file (patients, staff, ...) or FHIR (a Bundle, NDJSON or a folder)")
+    importing.add_argument("kind", metavar="KIND", help="what the file holds: a CSV kind (patients, staff, ...) or fhir")
+    importing.add_argument("file", metavar="FILE", help="the file; for fhir also a folder of .json/.ndjson files")
+    importing.add_argument("--by", required=True, metavar="ADMIN_EMAIL",
+                           help="the active account the import is done as and audited under")
+    importing.add_argument("--dry-run", action="store_true", help="check every line and report; change nothing")
+    importing.add_argument("--good-rows-only", action="store_true",
+                           help="import the good lines and skip those with problems (default: all or nothing)")
+    importing.add_argument("--map", action="append", default=[], metavar="'File header=column'",
+                           help="read a file header as one of the kind's columns (repeat for several)")
+    importing.add_argument("--report", metavar="FILE.csv", help="write what happened to every line to this file")
+    importing.set_defaults(run=_import)
     args = parser.parse_args(argv)
     from hms_app.db.postgres import ConnectionBudgetExceeded
 

@@ -25,6 +25,7 @@ from hms_app.pages import (
     common,
     dashboards,
     finance,
+    imports,
     interop,
     lab,
     patients,
@@ -60,6 +61,7 @@ from hms_app.state.clinical import (
 )
 from hms_app.state.dashboard import DoctorDeskState, LabDeskState, NotificationsState, ProfileState
 from hms_app.state.finance import AccountsDashboardState
+from hms_app.state.imports import ImportHistoryState, ImportState
 from hms_app.state.interop import ApiClientsState
 from hms_app.state.lab import LabResultsState, LabWorklistState
 from hms_app.state.malformed import MalformedEventGate
@@ -131,6 +133,28 @@ app.register_lifespan_task(_open_database)
 
 
 @contextlib.asynccontextmanager
+async def _recover_imports():
+    """Mark failed the imports a stopped server left running (their work was rolled back)."""
+    from hms_app.db.types import utcnow
+    from hms_app.services.golive import jobs
+
+    started = utcnow()
+
+    def recover() -> None:
+        with session_scope() as session:
+            jobs.recover_interrupted_imports(session, started_before=started)
+
+    try:
+        await asyncio.to_thread(recover)
+    except Exception:
+        log.exception("could not mark interrupted imports as failed")
+    yield
+
+
+app.register_lifespan_task(_recover_imports)
+
+
+@contextlib.asynccontextmanager
 async def _send_email():
     """Send the e-mail outbox from this worker every ``HMS_MAIL_INTERVAL`` seconds, when e-mail is
     on and ``HMS_MAIL_SENDER`` is ``app``: the outbox's claims keep several senders from sending
@@ -187,6 +211,8 @@ app.add_page(admin.break_glass_page, route="/admin/break-glass", title="Break-gl
              on_load=[SessionState.guard("admin"), BreakGlassState.load_rows])
 app.add_page(admin.audit_page, route="/admin/audit", title="Audit trail · HMS",
              on_load=[SessionState.guard("admin"), AuditState.load_rows])
+app.add_page(imports.import_page, route="/admin/import", title="Import data · HMS",
+             on_load=[SessionState.guard("admin"), ImportState.load_page, ImportHistoryState.load_rows])
 app.add_page(interop.api_clients_page, route="/admin/api-clients", title="API clients · HMS",
              on_load=[SessionState.guard("admin"), ApiClientsState.load_clients])
 app.add_page(reports.reports_page, route="/admin/reports", title="Reports · HMS",
@@ -239,6 +265,8 @@ app.add_page(pharmacy.patient_prescriptions_page, route="/patient/prescriptions"
 
 live.hub.watch("appointments", "/patient/appointments", PatientAppointmentsState, PatientAppointmentsState._load)
 live.hub.watch("appointments", "/doctor/appointments", DoctorAppointmentsState, DoctorAppointmentsState._load)
+live.hub.watch("imports", "/admin/import", ImportState, ImportState._reload)
+live.hub.watch("imports", "/admin/import", ImportHistoryState, ImportHistoryState._reload)
 live.hub.watch("appointments", "/admin/appointments", AdminAppointmentsState, AdminAppointmentsState._reload)
 live.hub.watch("notifications", "/notifications", NotificationsState, NotificationsState._reload)
 live.hub.watch("prescriptions", "/pharmacy/queue", PharmacyQueueState, PharmacyQueueState._reload)

@@ -42,8 +42,10 @@ from hms_app.services.administration import auth
 from hms_app.services.core import access, audit
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import HMSError, NotFound, PermissionDenied, SessionExpired
+from hms_app.services.golive.csv_import import MAX_IMPORT_BYTES
 from hms_app.state.auth import _cookie_token
 from hms_app.state.clinical import ChartState
+from hms_app.state.imports import ImportState
 from hms_app.state.lab import LabWorklistState
 
 UPLOAD_PATH = "/_upload"
@@ -62,17 +64,22 @@ class UploadHandler:
     permission: Permission
     action: str
     files: int = 1
+    max_bytes: int = 0
+    """The largest file it takes; ``settings.MAX_UPLOAD_BYTES`` unless given."""
 
     @property
     def body_limit(self) -> int:
         """The most bytes a request to this handler may carry: its files at ``MAX_UPLOAD_BYTES``
-        each (a file one byte longer is refused by the service anyway) and the multipart's room."""
-        return self.files * settings.MAX_UPLOAD_BYTES + MULTIPART_ROOM
+        each, or its own ``max_bytes`` (a file one byte longer is refused by the service anyway), and
+        the multipart's room."""
+        return self.files * (self.max_bytes or settings.MAX_UPLOAD_BYTES) + MULTIPART_ROOM
 
 
 UPLOAD_HANDLERS: dict[str, UploadHandler] = {
     format_event_handler(LabWorklistState.upload_report): UploadHandler(Permission.LAB_WORK, "lab_report.upload"),
     format_event_handler(ChartState.upload_document): UploadHandler(Permission.CLINICAL_WRITE, "document.upload"),
+    format_event_handler(ImportState.upload_file): UploadHandler(Permission.DATA_IMPORT, "import.upload",
+                                                                 max_bytes=MAX_IMPORT_BYTES),
 }
 """Every event handler that takes an upload, by the full name the browser sends, with what it needs."""
 
@@ -134,8 +141,8 @@ async def _tab_connected(token: str) -> bool:
     return namespace is not None and await namespace._token_manager.is_token_connected(token)
 
 
-def _too_large() -> str:
-    return f"The file is too large: at most {settings.MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+def _too_large(max_bytes: int = 0) -> str:
+    return f"The file is too large: at most {(max_bytes or settings.MAX_UPLOAD_BYTES) // (1024 * 1024)} MB."
 
 
 async def _answer(send: Send, status: int, message: str) -> None:
@@ -179,14 +186,14 @@ def with_upload_gate(app: ASGIApp, *, tab_connected: Callable[[str], Awaitable[b
                                     detail="upload for a tab with no open connection")
             await _answer(send, 409, message)
             return
-        too_large = _too_large()
+        too_large = _too_large(handler.max_bytes)
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > limit:
             await asyncio.to_thread(refuse_later, actor=actor, handler=handler, message=too_large,
                                     detail=f"upload of {declared} bytes declared; the limit is {limit}")
             await _answer(send, 413, too_large)
             return
-        await _pass_within(app, scope, receive, send, limit=limit, on_cut=lambda read: asyncio.to_thread(
+        await _pass_within(app, scope, receive, send, limit=limit, too_large=too_large, on_cut=lambda read: asyncio.to_thread(
             refuse_later, actor=actor, handler=handler, message=too_large,
             detail=f"upload cut off after {read} bytes; the limit is {limit}"))
 
@@ -194,7 +201,7 @@ def with_upload_gate(app: ASGIApp, *, tab_connected: Callable[[str], Awaitable[b
 
 
 async def _pass_within(app: ASGIApp, scope: Scope, receive: Receive, send: Send, *, limit: int,
-                       on_cut: Callable[[int], Awaitable[object]]) -> None:
+                       too_large: str = "", on_cut: Callable[[int], Awaitable[object]]) -> None:
     """Run ``app`` on a body it may read up to ``limit`` bytes of. Past that the app is told the
     client left (Reflex then drops what it parsed), its answer is dropped and 413 sent instead."""
     read = 0
@@ -223,4 +230,4 @@ async def _pass_within(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
     await app(scope, counted_receive, watched_send)
     if cut and not started:
         await on_cut(read)
-        await _answer(send, 413, _too_large())
+        await _answer(send, 413, too_large or _too_large())

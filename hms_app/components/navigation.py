@@ -24,6 +24,7 @@ NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
         ("Audit trail", "/admin/audit", "scroll-text"),
         ("Break-glass review", "/admin/break-glass", "shield-alert"),
         ("API clients", "/admin/api-clients", "key-round"),
+        ("Import data", "/admin/import", "file-up"),
     ],
     Role.ACCOUNTS: [("Dashboard", "/accounts", "layout-dashboard"), ("Invoices", "/accounts/invoices", "receipt"),
                     ("Prices", "/accounts/prices", "tags")],

@@ -34,14 +34,15 @@ _NO_ENCOUNTER = EncounterView(*([0, 0, 0] + [""] * 19), [], [])
 
 
 
-async def upload_bytes(files: list[rx.UploadFile]) -> tuple[str, bytes]:
-    """The one uploaded file's name and bytes, reading at most one byte past the limit."""
+async def upload_bytes(files: list[rx.UploadFile], *, limit: int = 0) -> tuple[str, bytes]:
+    """The one uploaded file's name and bytes, reading at most one byte past the limit
+    (``settings.MAX_UPLOAD_BYTES`` unless given)."""
     from hms_app import settings
 
     if not isinstance(files, list) or len(files) != 1:
         return "", b""
     upload = files[0]
-    data = await upload.read(settings.MAX_UPLOAD_BYTES + 1) if hasattr(upload, "read") else b""
+    data = await upload.read((limit or settings.MAX_UPLOAD_BYTES) + 1) if hasattr(upload, "read") else b""
     return str(getattr(upload, "name", "") or getattr(upload, "filename", "") or ""), data
 
 

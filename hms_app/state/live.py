@@ -43,7 +43,7 @@ from hms_app.services.core.events import PERMISSIONS, SESSIONS, Change
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("notifications", "appointments", "prescriptions", "lab", "stock", "billing")
+TOPICS = ("notifications", "appointments", "prescriptions", "lab", "stock", "billing", "imports")
 """Topics a page can watch."""
 
 _TTL_SECONDS = settings.SESSION_ABSOLUTE_SECONDS

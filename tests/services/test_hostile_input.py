@@ -80,6 +80,7 @@ from hms_app.db.models import (
     DoctorProfile,
     Document,
     Encounter,
+    ImportJob,
     Invoice,
     LabOrder,
     LabResult,
@@ -108,6 +109,7 @@ from hms_app.services.care.prescribing import FREQUENCIES, ROUTES, ItemForm
 from hms_app.services.core import audit, localtime
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import HMSError
+from hms_app.services.golive import jobs
 from hms_app.services.laboratory import lab
 from hms_app.services.laboratory.catalog import LabTestForm
 from hms_app.services.medicines import pharmacy
@@ -194,6 +196,14 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "clinical.search_diagnoses": (Role.DOCTOR,),
     "dashboards.admin_figures": (Role.ADMIN,),
     "departments.create_department": (Role.ADMIN,),
+    "jobs.cancel_import": (Role.ADMIN,),
+    "jobs.discard_upload": (Role.ADMIN,),
+    "jobs.import_report": (Role.ADMIN,),
+    "jobs.import_status": (Role.ADMIN,),
+    "jobs.list_imports": (Role.ADMIN,),
+    "jobs.preview_upload": (Role.ADMIN,),
+    "jobs.receive_import_file": (Role.ADMIN,),
+    "jobs.start_import": (Role.ADMIN,),
     "departments.list_departments": ANY_ROLE,
     "departments.rename_department": (Role.ADMIN,),
     "departments.set_department_active": (Role.ADMIN,),
@@ -392,6 +402,8 @@ FILE_NAMES = ["report.pdf", "scan.png", "photo.jpeg", "photo.jpg", "report.PDF",
               "report.exe.pdf", "../../etc/passwd.pdf", "..\\evil.pdf", "/abs/report.pdf", ".hidden.pdf", "report",
               "report.", "a\x00.pdf", "rep<script>.pdf", "r" * 300 + ".pdf", "CON.pdf", "résumé.pdf", "report.svg",
               "report.html", " .pdf", "report.pdf ", "report..pdf"]
+IMPORT_BYTES = [b"mrn,full_name,birth_date\nMRN-990001,Ann Lee,1980-01-01\n", b"email,full_name,role\nx@y.org,X Y,lab\n",
+                "mrn;name;dob\nMRN-1;Zo\u00eb;1980\n".encode("latin-1"), b'{"resourceType": "Bundle"}', b"", b"\x00\x01"]
 CARD_NUMBERS = ["4242 4242 4242 4242", "4000 0000 0000 0002", "4242424242424241", "0", "4" * 40]
 EXPIRIES = ["12/30", "1/2030", "13/30", "00/00", "12/1999", "12 / 2099"]
 CSV_COLUMNS = ["code", "name", "specimen", "unit", "price", "ranges", "critical_low", "critical_high", "active", "kind",
@@ -425,8 +437,8 @@ ID_KIND = {
     "result_id": "lab_result", "prescription_id": "prescription", "document_id": "document",
     "notification_id": "notification", "entry_id": "waitlist_entry", "user_id": "user", "department_id": "department",
     "doctor_id": "doctor", "block_id": "doctor_availability", "leave_id": "doctor_leave", "allergy_id": "allergy",
-    "problem_id": "problem", "medicine_id": "medicine", "price_id": "service_price", "batch_id": "stock_batch", "test_id": "lab_test",
-    "patient_id": "patient",
+    "problem_id": "problem", "medicine_id": "medicine", "price_id": "service_price", "batch_id": "stock_batch",
+    "test_id": "lab_test", "patient_id": "patient", "upload_id": "import_job", "job_id": "import_job",
 }
 
 
@@ -462,6 +474,18 @@ def argument(world: World, service: str, name: str) -> st.SearchStrategy:
         ("export_accounts_csv", "report"): lambda: choice(["revenue", "receivables", "payers", "departments"]),
         ("worklist", "status"): lambda: choice([s.value for s in LabOrderStatus]),
         ("issue_api_client", "scope"): lambda: choice(["all", "patient"]),
+        ("receive_import_file", "kind"): lambda: choice(["patients", "staff", "fhir", "shoes"]),
+        ("receive_import_file", "file_name"): lambda: st.one_of(
+            st.sampled_from(["p.csv", "s.txt", "b.json", *FILE_NAMES]), hostile),
+        ("receive_import_file", "data"): lambda: st.one_of(st.sampled_from(IMPORT_BYTES), st.binary(max_size=64),
+                                                           hostile),
+        ("receive_import_file", "replacing"): lambda: ids_of(world, "import_job"),
+        ("start_import", "mapping"): lambda: st.one_of(st.dictionaries(st.sampled_from(["mrn", "name", "dob", "x"]),
+                                                                       plausible_text("mrn", "birth_date", "")),
+                                                       hostile),
+        ("preview_upload", "mapping"): lambda: st.one_of(st.dictionaries(
+            st.sampled_from(["mrn", "name", "dob", "x"]), plausible_text("mrn", "birth_date", "")), hostile),
+        ("import_report", "outcome"): lambda: choice(["", "created", "failed", "sideways"]),
         ("all_appointments", "sort"): lambda: choice(["when", "status", "created", "id; DROP TABLE appointment"]),
     }
     if (function, name) in specific:
@@ -591,6 +615,8 @@ def build_world(engine: sa.Engine) -> None:
          date_from=day.isoformat(), date_to=(day + timedelta(days=7)).isoformat())
     call(engine, scheduling.add_leave, actor=doctor, doctor_id=doctor.user_id,
          date_from=(localtime.local_today() + timedelta(days=150)).isoformat(), reason="Conference")
+    call(engine, jobs.receive_import_file, actor=actors[Role.ADMIN], kind="patients", file_name="p.csv",
+         data=IMPORT_BYTES[0])
 
 
 def world_of(engine: sa.Engine) -> World:
@@ -608,7 +634,7 @@ def world_of(engine: sa.Engine) -> World:
             "doctor_leave": _ids(conn, DoctorLeave.id), "allergy": _ids(conn, Allergy.id),
             "problem": _ids(conn, Problem.id), "medicine": _ids(conn, Medicine.id)[:10],
             "stock_batch": _ids(conn, StockBatch.id)[:10], "lab_test": _ids(conn, LabTest.id),
-            "patient": _ids(conn, PatientProfile.user_id),
+            "patient": _ids(conn, PatientProfile.user_id), "import_job": _ids(conn, ImportJob.id),
             "doctor_availability": list(conn.execute(sa.select(DoctorAvailability.id).where(
                 DoctorAvailability.doctor_id == doctor.user_id)).scalars()),
         }

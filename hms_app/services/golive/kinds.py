@@ -33,6 +33,8 @@ class Column:
     required: bool = False
     description: str = ""
     aliases: tuple[str, ...] = ()
+    example: str = ""
+    """A value for the template file's example line."""
 
 
 @dataclass(frozen=True)
