@@ -68,3 +68,23 @@ def test_a_latin1_file_is_refused_before_anything_runs(seeded, tmp_path, capsys)
     path.write_bytes(FILE.replace("Amina", "Zoë").encode("latin-1"))
     assert cli.main(["import", "patients", str(path), "--by", "admin@hms.example"]) == 1
     assert "UTF-8" in capsys.readouterr().err
+
+
+def test_import_fhir_takes_a_folder_of_bundles_and_a_second_run_changes_nothing(seeded, tmp_path, capsys):
+    from tests import fhir_bundles as fb
+
+    folder = tmp_path / "synthea"
+    list(fb.write_patient_files(folder, 2, encounters=2))
+    command = ["import", "fhir", str(folder), "--by", "admin@hms.example"]
+    assert cli.main(command) == 0
+    first = capsys.readouterr().out
+    assert "Done" in first
+    with session_scope(write=False, engine=seeded) as s:
+        imported = s.execute(sa.select(sa.func.count()).select_from(PatientProfile).where(
+            PatientProfile.user_id.in_(sa.select(sa.column("entity_id")).select_from(sa.table("source_record")).where(
+                sa.column("source_type") == "Patient")))).scalar_one()
+    assert imported == 2
+    assert cli.main(command) == 0
+    with session_scope(write=False, engine=seeded) as s:
+        again = s.execute(sa.select(ImportJob).order_by(ImportJob.id.desc())).scalars().first()
+    assert (again.kind, again.created, again.updated, again.unchanged > 0) == ("fhir", 0, 0, True)

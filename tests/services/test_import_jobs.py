@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
@@ -32,7 +33,8 @@ def _upload(engine, actor, data=FILE, kind="patients", file_name="p.csv", replac
 
 
 def _start(engine, actor, data=FILE, **kwargs) -> int:
-    upload = _upload(engine, actor, data, kind=kwargs.pop("kind", "patients"))
+    kind = kwargs.pop("kind", "patients")
+    upload = _upload(engine, actor, data, kind=kind, file_name="bundle.json" if kind == "fhir" else "p.csv")
     with session_scope(engine=engine) as s:
         return jobs.start_import(session=s, actor=actor, upload_id=upload.id, **kwargs)
 
@@ -286,3 +288,41 @@ def test_a_new_file_replaces_the_upload_and_an_abandoned_one_is_swept(seeded, ac
             AuditEvent.action == "import.discard").order_by(AuditEvent.id)).all()
     assert [a for a, _ in actions] == ["import.discard"] * 3
     assert "within a day" in actions[1][1] or "within a day" in actions[0][1]
+
+
+def test_a_fhir_bundle_uploaded_on_the_page_runs_as_a_job_and_again_changes_nothing(seeded, actors):
+    from tests import fhir_bundles as fb
+
+    admin = actors[Role.ADMIN]
+    data = json.dumps(fb.bundle([*fb.practitioner_resources(), *fb.patient_resources(1, encounters=2)])).encode()
+    ids = []
+    for _ in range(2):
+        job_id = _start(seeded, admin, data, kind="fhir")
+        jobs.launch_import(job_id, admin, engine=seeded).result(timeout=120)
+        ids.append(job_id)
+    first, again = _job(seeded, ids[0]), _job(seeded, ids[1])
+    assert (first.status, first.committed, first.failed) == (ImportStatus.DONE, True, 0)
+    assert first.created > 10
+    assert json.loads(first.skipped_by_type)
+    assert (again.status, again.created, again.updated, again.unchanged) == (
+        ImportStatus.DONE, 0, 0, first.created)
+    assert not (settings.FILES_DIR / first.storage_name).exists()
+    with session_scope(write=False, engine=seeded) as s:
+        done = s.execute(sa.select(AuditEvent.detail).where(AuditEvent.action == "import.done")).scalars().all()
+    assert len(done) == 2
+    assert done[0].startswith("fhir from ")
+
+
+def test_a_fhir_upload_of_another_fhir_version_fails_whole_with_its_message(seeded, actors):
+    admin = actors[Role.ADMIN]
+    stu3 = {"resourceType": "Bundle", "type": "collection",
+            "meta": {"profile": ["http://hl7.org/fhir/STU3/StructureDefinition/Bundle"]},
+            "entry": [{"resource": {"resourceType": "Patient", "id": "p1"}}]}
+    before = snapshot(seeded)
+    job_id = _start(seeded, admin, json.dumps(stu3).encode(), kind="fhir")
+    jobs.launch_import(job_id, admin, engine=seeded).result(timeout=60)
+    job = _job(seeded, job_id)
+    assert (job.status, job.committed, job.created) == (ImportStatus.FAILED, False, 0)
+    assert "STU3" in job.message
+    changed = {t for t, rows in snapshot(seeded).items() if rows != before.get(t)}
+    assert changed <= {"import_job", "import_line", "audit_event"}

@@ -53,6 +53,7 @@ from hms_app.services.core.numbers import format_number
 from hms_app.services.core.paging import Page, clamp_page, fetch_page
 from hms_app.services.core.text import escape_like, storable
 from hms_app.services.golive import csv_import
+from hms_app.services.golive.fhir_import import import_fhir
 from hms_app.services.golive.kinds import (
     CsvKind,
     ImportCancelled,
@@ -455,12 +456,6 @@ def _run_csv(job_id: int, actor: Actor, engine: sa.Engine | None, running: _Runn
 
 def _run_fhir(job_id: int, actor: Actor, engine: sa.Engine | None, running: _Running, checkpoint: Progress,
               storage_name: str, path: Path | None, dry_run: bool) -> ImportReport:
-    try:
-        from hms_app.services.golive.fhir_import import import_fhir
-    except ImportError:
-        _end(engine, actor, job_id, running.report, ImportStatus.FAILED,
-             "FHIR import is not installed in this version of HMS.")
-        return running.report
     try:
         with tempfile.TemporaryDirectory(prefix="hms-fhir-") as folder:
             if path is None:
