@@ -172,16 +172,22 @@ def routes_by_role() -> dict[str | None, list[str]]:
     """Every route the app registers, under the role its ``SessionState.guard`` lets in: "" for
     pages every signed-in user may open, None for visitors' pages (no guard). Read from the app
     itself, so a page added tomorrow is covered by the tests that walk them."""
+    from hms_app.db.enums import DEFAULT_ROLE_PERMISSIONS
     from hms_app.hms_app import app
 
     found: dict[str | None, list[str]] = {}
     for route in sorted({*app._unevaluated_pages, *app._pages}):
-        role = None
+        roles: list[str | None] = [None]
         for event in app._load_events.get(route, []):
             handler = getattr(event, "handler", None)
             if getattr(getattr(handler, "fn", None), "__name__", "") == "guard":
-                role = next((getattr(value, "_var_value", "") for _, value in event.args), "")
-        found.setdefault(role, []).append("/" if route == "index" else f"/{route}")
+                args = {str(name): getattr(value, "_var_value", "") for name, value in event.args}
+                roles = [args.get("role", "")]
+                if args.get("permission"):  # a page of every role that holds the permission by default
+                    roles = [role.value for role, granted in DEFAULT_ROLE_PERMISSIONS.items()
+                             if args["permission"] in {p.value for p in granted}]
+        for role in roles:
+            found.setdefault(role, []).append("/" if route == "index" else f"/{route}")
     return found
 
 

@@ -14,7 +14,7 @@ from hms_app.state.reports import AdminReportsState
 
 def test_the_apps_watchers_are_each_a_loader_of_their_state_on_a_page_that_loads_it():
     watchers = [w for ws in live.hub._watchers.values() for w in ws]
-    assert len(watchers) == 21
+    assert len(watchers) == 23  # the import page and its history: issue 19
     for watcher in watchers:
         assert getattr(watcher.state, watcher.loader.__name__) is watcher.loader
     live.hub.check(app)  # what building the app did, once more

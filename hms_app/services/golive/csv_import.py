@@ -37,6 +37,7 @@ from hms_app.db.enums import LineOutcome, Permission
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.numbers import format_number
 from hms_app.services.golive.kinds import (
     CsvKind,
     ImportCancelled,
@@ -203,7 +204,7 @@ def parse_csv(data: bytes) -> CsvFile:
                 continue
             lines.append(ParsedLine(start, cells))
             if len(lines) > MAX_IMPORT_ROWS:
-                raise ValidationError(f"The file has more than {MAX_IMPORT_ROWS:,} lines. "
+                raise ValidationError(f"The file has more than {format_number(MAX_IMPORT_ROWS)} lines. "
                                       "Split it into smaller files and import them one after the other.")
     except csv.Error as error:
         raise ValidationError(f"Line {last + 1} cannot be read as CSV ({error}); a quote may be missing its "
