@@ -37,8 +37,21 @@ def _generate(folder: Path, patients: int) -> int:
     return sum(p.stat().st_size for p in folder.iterdir())
 
 
-def _import(folder: str, out: str) -> None:
-    """The child: a fresh database, then the import; writes its figures as JSON to ``out``."""
+def _rss_mb() -> float:
+    """The process's resident memory now (``ru_maxrss`` is only its peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _import(folder: str, out: str, scratch: str) -> None:
+    """The child: a fresh database, then the import; writes its figures as JSON to ``out``.
+
+    Its database, stored documents and the import's staging file all go under ``scratch``,
+    which the parent removes as soon as the child ends."""
+    tempfile.tempdir = scratch
+    os.environ["TMPDIR"] = scratch
     os.environ.setdefault("HMS_DATA_DIR", tempfile.mkdtemp(prefix="hms-bench-fhir-data-"))
     os.environ.setdefault("HMS_BCRYPT_ROUNDS", "4")
     from bench.harness import demo_sqlite
@@ -53,14 +66,23 @@ def _import(folder: str, out: str) -> None:
         admin = session.query(User).filter(User.role == Role.ADMIN.value).first()
         actor = Actor(user_id=admin.id, role=Role.ADMIN, email=admin.email, full_name=admin.full_name,
                       permissions=frozenset(p.value for p in DEFAULT_ROLE_PERMISSIONS[Role.ADMIN]))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _rss_mb()
     started = time.perf_counter()
-    report = import_fhir(engine=engine, actor=actor, path=Path(folder))
+    shown = [0]
+
+    def progress(done: int, total: int | None) -> None:
+        if total is not None and done - shown[0] >= 50_000:
+            shown[0] = done
+            seconds = time.perf_counter() - started
+            print(f"#   {done}/{total} resources in {seconds:.0f} s ({done / seconds:.0f}/s), RSS {_rss_mb():.0f} MB",
+                  flush=True)
+
+    report = import_fhir(engine=engine, actor=actor, path=Path(folder), progress=progress)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     total = report.created + report.updated + report.unchanged + report.skipped + report.failed
     Path(out).write_text(json.dumps({"seconds": seconds, "resources": total, "created": report.created,
-                                     "failed": report.failed, "peak_mb": peak / 1024, "before_mb": before / 1024,
+                                     "failed": report.failed, "peak_mb": peak / 1024, "before_mb": before,
                                      "message": report.message}))
 
 
@@ -71,10 +93,14 @@ def measure(patients: int, work: Path) -> dict:
     size = _generate(folder, patients)
     generated = time.perf_counter() - started
     out = work / f"result-{patients}.json"
-    child = multiprocessing.get_context("spawn").Process(target=_import, args=(str(folder), str(out)))
+    scratch = work / f"scratch-{patients}"
+    scratch.mkdir()
+    print(f"# {patients} patients: {size / 2**20:.0f} MB written in {generated:.0f} s; importing", flush=True)
+    child = multiprocessing.get_context("spawn").Process(target=_import, args=(str(folder), str(out), str(scratch)))
     child.start()
     child.join()
     shutil.rmtree(folder)
+    shutil.rmtree(scratch)
     result = json.loads(out.read_text())
     result |= {"patients": patients, "source_mb": size / 2**20, "generate_seconds": generated}
     print(f"# {patients} patients: {result['message']}", flush=True)

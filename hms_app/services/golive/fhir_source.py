@@ -13,6 +13,7 @@ A problem found here refuses the whole source before anything is written (``Sour
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -302,24 +303,36 @@ class Staging:
         row = self.db.execute("SELECT body FROM staged WHERE rtype = ? AND rid = ?", (rtype, rid)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def shared(self) -> Iterator[tuple[int, str, dict]]:
+    def shared(self) -> Iterator[tuple[int, str, dict, str]]:
+        """(seq, location, resource, content hash) of each practitioner and medication."""
         cursor = self.db.execute("SELECT seq, location, body FROM staged WHERE tier = ? ORDER BY seq", (TIER_SHARED,))
         for seq, location, body in cursor:
-            yield seq, location, json.loads(body)
+            yield seq, location, json.loads(body), content_hash(body)
 
     def patients(self) -> list[str]:
         return [key for (key,) in self.db.execute(
             "SELECT patient_key FROM staged WHERE tier > ? AND patient_key IS NOT NULL "
             "GROUP BY patient_key ORDER BY MIN(seq)", (TIER_SHARED,))]
 
-    def of_patient(self, key: str) -> list[tuple[int, str, dict]]:
-        return [(seq, location, json.loads(body)) for seq, location, body in self.db.execute(
+    def of_patient(self, key: str) -> list[tuple[int, str, dict, str]]:
+        """(seq, location, resource, content hash) of one patient's resources, in the order they are written."""
+        return [(seq, location, json.loads(body), content_hash(body)) for seq, location, body in self.db.execute(
             "SELECT seq, location, body FROM staged WHERE patient_key = ? AND tier > ? ORDER BY tier, seq",
             (key, TIER_SHARED))]
 
     def without_patient(self) -> list[tuple[int, str, str]]:
         return self.db.execute("SELECT seq, location, rtype || '/' || rid FROM staged WHERE tier > ? "
                                "AND patient_key IS NULL ORDER BY seq", (TIER_SHARED,)).fetchall()
+
+
+def canonical(resource: dict) -> str:
+    """A resource as one JSON text, keys sorted: the same resource always reads the same."""
+    return json.dumps(resource, sort_keys=True, separators=(",", ":"))
+
+
+def content_hash(body: str) -> str:
+    """The hash ``SourceRecord.content_hash`` keeps of a resource's ``canonical`` text."""
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def parse_conditional(reference: str) -> tuple[str, str, str] | None:
@@ -385,8 +398,7 @@ def stage(path: Path, staging: Staging, progress=None) -> Staged:
                 patient_ref = reference_key(holder.get("reference")) if isinstance(holder, dict) else ""
                 if patient_ref.startswith("Patient/"):
                     patient_key = patient_ref
-            rows.append((location, rtype, rid, tier, patient_ref, patient_key,
-                         json.dumps(resource, separators=(",", ":"), ensure_ascii=False)))
+            rows.append((location, rtype, rid, tier, patient_ref, patient_key, canonical(resource)))
             result.staged += 1
             if len(rows) >= 2000:
                 _flush(staging, rows, urls, idents)
