@@ -663,7 +663,7 @@ def _map_practitioner(session: Session, run: _Run, res: dict, _patient: int | No
     if user_id is None:
         user_id = _outside_clinician(session, run, name)
     user = session.get(User, user_id)
-    if not user.is_active and user.email.endswith(f"@{PLACEHOLDER_DOMAIN}"):
+    if not user.is_active and emails.is_placeholder(user.email):
         user.full_name = name  # an outside clinician follows the source; an HMS doctor keeps their own name
         session.add(user)
     for system, value in identifiers:
