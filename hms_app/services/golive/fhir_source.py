@@ -107,12 +107,13 @@ def _bundle_resources(path: Path, problems: list[str]) -> Iterator[tuple[str, di
     """(location, resource, fullUrl) of each entry of the Bundle in ``path``, streamed.
 
     The envelope's own fields (its type, version, profile) are read from the same stream by
-    parsers of their own, so the entries never pass through Python one token at a time.
+    parsers of their own, so the entries never pass through Python one token at a time; the
+    parsers of ``resourceType`` and ``type``, which a Bundle has once, stop once they found it.
     """
     name = path.name
     found: dict[str, list] = {"resourceType": [], "type": [], "fhirVersion": [], "meta.profile.item": []}
     entries: list[dict] = []
-    coros = [ijson.items_coro(_ListSink(found[prefix]), prefix, use_float=True) for prefix in found]
+    coros = {prefix: ijson.items_coro(_ListSink(found[prefix]), prefix, use_float=True) for prefix in found}
     entry_coro = ijson.items_coro(_ListSink(entries), "entry.item", use_float=True)
     checked_envelope = False
     index = 0
@@ -121,11 +122,14 @@ def _bundle_resources(path: Path, problems: list[str]) -> Iterator[tuple[str, di
         try:
             while True:
                 chunk = reader.read()
-                for coro in (*coros, entry_coro):
+                for coro in (*coros.values(), entry_coro):
                     if chunk:
                         coro.send(chunk)
                     else:
                         coro.close()
+                for once in ("resourceType", "type"):
+                    if found[once] and once in coros:
+                        del coros[once]  # left unfinished: the entries' parser still checks the whole file
                 if found["resourceType"] and not checked_envelope:
                     _check_envelope(name, found["resourceType"][0], None)
                 if entries and not checked_envelope:
