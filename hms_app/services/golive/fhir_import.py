@@ -393,16 +393,21 @@ def _write_sources(session: Session, run: _Run) -> None:
 
 
 def _load_sources(session: Session, run: _Run, resources: list[tuple[int, str, dict, str]]) -> None:
-    """The ``SourceRecord`` rows of a patient's resources, in one query (ids of FHIR resources are
-    unique in practice; the type is checked too)."""
+    """The ``SourceRecord`` rows of a patient's resources, in one query.
+
+    It names the types as well as the ids, so that it is a few lookups in the primary key
+    (system, type, id): by ids alone it would read every FHIR row, and slow with each patient.
+    """
     wanted = {(r["resourceType"], str(r["id"])[:200]) for _, _, r, _ in resources}
     for rtype, rid in wanted:
         run.sources[(rtype, rid)] = None
         run.patient_ids[(FHIR, rtype, rid)] = None
+    types = sorted({rtype for rtype, _ in wanted})
     ids = sorted({rid for _, rid in wanted})
     for chunk in range(0, len(ids), 500):
         for record in session.execute(sa.select(SourceRecord).where(
-                SourceRecord.system == FHIR, SourceRecord.source_id.in_(ids[chunk:chunk + 500]))).scalars():
+                SourceRecord.system == FHIR, SourceRecord.source_type.in_(types),
+                SourceRecord.source_id.in_(ids[chunk:chunk + 500]))).scalars():
             if (record.source_type, record.source_id) in wanted:
                 run.sources[(record.source_type, record.source_id)] = record
                 run.patient_ids[(FHIR, record.source_type, record.source_id)] = record.entity_id
