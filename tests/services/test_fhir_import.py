@@ -136,6 +136,20 @@ def test_unresolved_references_are_reported_against_their_resource_not_a_crash(s
     assert report.created == 1 + 1 + 14  # the rest of the patient went in
 
 
+def test_a_practitioner_in_two_files_of_one_source_is_made_once(seeded, actors, tmp_path):
+    source = _source(tmp_path, patients=1)
+    fb.write_json(source / "practitionerInformation2.json", fb.practitioner_bundle())
+    report = import_fhir(engine=seeded, actor=actors[Role.ADMIN], path=source)
+    assert report.committed
+    assert report.failed == 0, report.lines
+    practitioners = sum(r["resourceType"] == "Practitioner" for r in fb.practitioner_resources())
+    assert report.created == 47 + practitioners
+    assert report.unchanged == practitioners
+    with session_scope(engine=seeded, write=False) as s:
+        outside = s.execute(sa.select(User).where(User.full_name.like("Dr. Pat%"))).scalars().all()
+        assert len(outside) == practitioners
+
+
 def test_a_resource_that_fails_after_writing_part_of_itself_leaves_nothing_of_it(seeded, actors, tmp_path):
     """A prescription whose medicine is new (so the import makes a formulary entry for it) and
     that then fails for want of a date: the patient is written again one savepoint a resource,

@@ -188,8 +188,9 @@ class _Run:
     codes, not by its patients."""
     patient_ids: dict[tuple[str, str, str], int | None] = field(default_factory=dict)
     """The same for the patient being written (their own resources' ``SourceRecord`` rows)."""
-    sources: dict[tuple[str, str], SourceRecord | None] = field(default_factory=dict)
-    """The ``SourceRecord`` of each resource of the patient being written, loaded in one query."""
+    sources: dict[tuple[str, str], SourceRecord | _NewSource | None] = field(default_factory=dict)
+    """The ``SourceRecord`` of each resource of the patient being written, loaded in one query (and,
+    while the shared resources are written, of those written so far)."""
     encounters: dict[int, Encounter] = field(default_factory=dict)
     """The encounters of the patient being written, by id."""
     new_sources: list[_NewSource] = field(default_factory=list)
@@ -457,10 +458,10 @@ def _one(session: Session, run: _Run, seq: int, location: str, resource: dict, d
         del run.new_sources[pending:]
         _line(run, seq, record_name, LineOutcome.FAILED, str(getattr(error, "message", error)))
         return LineOutcome.FAILED
+    run.remember(run.sources, key, source)  # found again if the source holds it twice, before it is written
     if rtype in _SHARED_TYPES:
         run.remember(run.ids, (FHIR, rtype, key[1]), source.entity_id)
     else:
-        run.remember(run.sources, key, source)
         run.remember(run.patient_ids, (FHIR, rtype, key[1]), source)
     run.report.count(outcome)
     if run.notes:
