@@ -7,7 +7,9 @@ scratch file; nothing reaches the hospital's database if the source is refused. 
 the shared resources (practitioners, medications), then one patient at a time: the patient's
 resources are committed together or not at all, so a cancel or a crash leaves whole patients.
 
-How pass 2 keeps its pace (about 1,300 resources a second on SQLite here, against 220 before):
+How it keeps its pace (``bench/fhir_import.py``: 10,000 Synthea-shaped patients, 980,003
+resources, in 714 s on SQLite on a shared 2-core machine, 1,374 a second, 1,874 per CPU second,
+peak memory 124 MB against 118 MB at 1,000 patients; the import before this took 218 a second):
 each patient is one transaction of its own (one commit, so on SQLite the write lock is held for
 one patient at a time and other users write between patients; the fsync of a commit is a few
 milliseconds against the patient's hundred resources), written without a savepoint per
