@@ -14,9 +14,11 @@ from hms_app.db.enums import DEFAULT_ROLE_PERMISSIONS, LineOutcome, Role
 from hms_app.db.models import (
     AuditEvent,
     Document,
+    EmailOutbox,
     Encounter,
     Immunization,
     LabResult,
+    Medicine,
     PatientProfile,
     Prescription,
     Procedure,
@@ -29,6 +31,7 @@ from hms_app.services.core.errors import PermissionDenied
 from hms_app.services.golive.fhir_import import import_fhir
 from hms_app.services.golive.kinds import ImportCancelled
 from hms_app.services.interop import fhir
+from hms_app.services.messaging import mail
 from tests import fhir_bundles as fb
 
 pytestmark = pytest.mark.db
@@ -131,6 +134,61 @@ def test_unresolved_references_are_reported_against_their_resource_not_a_crash(s
     assert "Patient/not-here" in failed["Procedure/stray"]
     assert all("bundle.json entry" in line.record for line in report.lines)
     assert report.created == 1 + 1 + 14  # the rest of the patient went in
+
+
+def test_a_practitioner_in_two_files_of_one_source_is_made_once(seeded, actors, tmp_path):
+    source = _source(tmp_path, patients=1)
+    fb.write_json(source / "practitionerInformation2.json", fb.practitioner_bundle())
+    report = import_fhir(engine=seeded, actor=actors[Role.ADMIN], path=source)
+    assert report.committed
+    assert report.failed == 0, report.lines
+    practitioners = sum(r["resourceType"] == "Practitioner" for r in fb.practitioner_resources())
+    assert report.created == 47 + practitioners
+    assert report.unchanged == practitioners
+    with session_scope(engine=seeded, write=False) as s:
+        outside = s.execute(sa.select(User).where(User.full_name.like("Dr. Pat%"))).scalars().all()
+        assert len(outside) == practitioners
+
+
+def test_a_resource_that_fails_after_writing_part_of_itself_leaves_nothing_of_it(seeded, actors, tmp_path):
+    """A prescription whose medicine is new (so the import makes a formulary entry for it) and
+    that then fails for want of a date: the patient is written again one savepoint a resource,
+    so neither the medicine nor its code stays, the rest of the patient does, and the report
+    names the failure once."""
+    resources = fb.patient_resources(0, encounters=1)
+    request = next(r for r in resources if r["resourceType"] == "MedicationRequest")
+    request["medicationCodeableConcept"] = {"coding": [{"system": fb.RXNORM, "code": "999999", "display": "Imaginary 5 MG Oral Tablet"}]}
+    del request["encounter"], request["authoredOn"]
+    report = import_fhir(engine=seeded, actor=actors[Role.ADMIN], path=fb.write_json(tmp_path / "b.json", fb.bundle(resources)))
+    assert report.committed
+    assert report.failed == 1
+    assert [line.message for line in report.lines if line.outcome == LineOutcome.FAILED] == [
+        "has no date it was written (authoredOn)."]
+    assert report.created == 1 + 1 + 14
+    assert report.created + report.skipped + report.failed == len(resources)
+    with session_scope(engine=seeded, write=False) as s:
+        assert s.execute(sa.select(Medicine).where(Medicine.name == "Imaginary 5 MG Oral Tablet")).first() is None
+        assert s.get(SourceRecord, (fb.RXNORM, "Medicine", "999999")) is None
+        assert s.get(SourceRecord, ("fhir", "MedicationRequest", request["id"])) is None
+        assert len(s.execute(sa.select(Encounter).where(Encounter.patient_id == _imported_patient(seeded, 0))).all()) == 1
+
+
+def test_an_imported_patient_without_an_address_is_neither_exported_with_one_nor_mailed(seeded, actors, tmp_path,
+                                                                                         monkeypatch):
+    import_fhir(engine=seeded, actor=actors[Role.ADMIN], path=_source(tmp_path, patients=1))
+    patient_id = _imported_patient(seeded, 0)
+    monkeypatch.setattr(settings, "SMTP_URL", "smtp://127.0.0.1:9?from=hms@hospital.example")
+    with session_scope(engine=seeded) as s:
+        assert s.get(User, patient_id).email.endswith("@imported.invalid")
+        record = fhir.typed(fhir.whole_record(s, patient_id, base_url="https://hms.example/fhir"))
+        assert [t["system"] for t in record["Patient"][0]["telecom"]] == ["phone"]
+        assert all(t["system"] != "email" for p in record.get("Practitioner", []) for t in p.get("telecom", []))
+        mail.queue_account_email(s, user_id=patient_id, kind="account.registration_attempt", event_key="t:placeholder")
+        doctor = actors[Role.DOCTOR].user_id
+        mail.queue_account_email(s, user_id=doctor, kind="account.registration_attempt", event_key="t:doctor")
+        s.commit()
+        queued = s.execute(sa.select(EmailOutbox.to_address)).scalars().all()
+    assert queued == [actors[Role.DOCTOR].email]  # the same call queues for a real address: the test can fail
 
 
 @pytest.mark.parametrize(("content", "expected"), [

@@ -68,6 +68,16 @@ def normalise(email: object) -> str:
     return text
 
 
+PLACEHOLDER_TLD = ".invalid"
+"""The top-level domain RFC 2606 reserves so that it can never exist: the domain of the addresses
+an import gives a person who came without one (``…@imported.invalid``)."""
+
+
+def is_placeholder(address: object) -> bool:
+    """An address that stands in for none: never shown as a person's address, exported or mailed."""
+    return str(address or "").strip().rstrip(".").lower().endswith(PLACEHOLDER_TLD)
+
+
 def normalised_or_none(email: object) -> str | None:
     """``normalise``, or None for what could never be an account's address (a login's lookup)."""
     try:

@@ -13,6 +13,7 @@ A problem found here refuses the whole source before anything is written (``Sour
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -106,12 +107,13 @@ def _bundle_resources(path: Path, problems: list[str]) -> Iterator[tuple[str, di
     """(location, resource, fullUrl) of each entry of the Bundle in ``path``, streamed.
 
     The envelope's own fields (its type, version, profile) are read from the same stream by
-    parsers of their own, so the entries never pass through Python one token at a time.
+    parsers of their own, so the entries never pass through Python one token at a time; the
+    parsers of ``resourceType`` and ``type``, which a Bundle has once, stop once they found it.
     """
     name = path.name
     found: dict[str, list] = {"resourceType": [], "type": [], "fhirVersion": [], "meta.profile.item": []}
     entries: list[dict] = []
-    coros = [ijson.items_coro(_ListSink(found[prefix]), prefix, use_float=True) for prefix in found]
+    coros = {prefix: ijson.items_coro(_ListSink(found[prefix]), prefix, use_float=True) for prefix in found}
     entry_coro = ijson.items_coro(_ListSink(entries), "entry.item", use_float=True)
     checked_envelope = False
     index = 0
@@ -120,11 +122,14 @@ def _bundle_resources(path: Path, problems: list[str]) -> Iterator[tuple[str, di
         try:
             while True:
                 chunk = reader.read()
-                for coro in (*coros, entry_coro):
+                for coro in (*coros.values(), entry_coro):
                     if chunk:
                         coro.send(chunk)
                     else:
                         coro.close()
+                for once in ("resourceType", "type"):
+                    if found[once] and once in coros:
+                        del coros[once]  # left unfinished: the entries' parser still checks the whole file
                 if found["resourceType"] and not checked_envelope:
                     _check_envelope(name, found["resourceType"][0], None)
                 if entries and not checked_envelope:
@@ -302,24 +307,36 @@ class Staging:
         row = self.db.execute("SELECT body FROM staged WHERE rtype = ? AND rid = ?", (rtype, rid)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def shared(self) -> Iterator[tuple[int, str, dict]]:
+    def shared(self) -> Iterator[tuple[int, str, dict, str]]:
+        """(seq, location, resource, content hash) of each practitioner and medication."""
         cursor = self.db.execute("SELECT seq, location, body FROM staged WHERE tier = ? ORDER BY seq", (TIER_SHARED,))
         for seq, location, body in cursor:
-            yield seq, location, json.loads(body)
+            yield seq, location, json.loads(body), content_hash(body)
 
     def patients(self) -> list[str]:
         return [key for (key,) in self.db.execute(
             "SELECT patient_key FROM staged WHERE tier > ? AND patient_key IS NOT NULL "
             "GROUP BY patient_key ORDER BY MIN(seq)", (TIER_SHARED,))]
 
-    def of_patient(self, key: str) -> list[tuple[int, str, dict]]:
-        return [(seq, location, json.loads(body)) for seq, location, body in self.db.execute(
+    def of_patient(self, key: str) -> list[tuple[int, str, dict, str]]:
+        """(seq, location, resource, content hash) of one patient's resources, in the order they are written."""
+        return [(seq, location, json.loads(body), content_hash(body)) for seq, location, body in self.db.execute(
             "SELECT seq, location, body FROM staged WHERE patient_key = ? AND tier > ? ORDER BY tier, seq",
             (key, TIER_SHARED))]
 
     def without_patient(self) -> list[tuple[int, str, str]]:
         return self.db.execute("SELECT seq, location, rtype || '/' || rid FROM staged WHERE tier > ? "
                                "AND patient_key IS NULL ORDER BY seq", (TIER_SHARED,)).fetchall()
+
+
+def canonical(resource: dict) -> str:
+    """A resource as one JSON text, keys sorted: the same resource always reads the same."""
+    return json.dumps(resource, sort_keys=True, separators=(",", ":"))
+
+
+def content_hash(body: str) -> str:
+    """The hash ``SourceRecord.content_hash`` keeps of a resource's ``canonical`` text."""
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def parse_conditional(reference: str) -> tuple[str, str, str] | None:
@@ -385,8 +402,7 @@ def stage(path: Path, staging: Staging, progress=None) -> Staged:
                 patient_ref = reference_key(holder.get("reference")) if isinstance(holder, dict) else ""
                 if patient_ref.startswith("Patient/"):
                     patient_key = patient_ref
-            rows.append((location, rtype, rid, tier, patient_ref, patient_key,
-                         json.dumps(resource, separators=(",", ":"), ensure_ascii=False)))
+            rows.append((location, rtype, rid, tier, patient_ref, patient_key, canonical(resource)))
             result.staged += 1
             if len(rows) >= 2000:
                 _flush(staging, rows, urls, idents)

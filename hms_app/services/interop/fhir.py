@@ -70,7 +70,7 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
-from hms_app.services.core import audit
+from hms_app.services.core import audit, emails
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import NotFound, ValidationError
@@ -225,6 +225,11 @@ def validated(resource: dict) -> dict:
 _GENDER = {"female": "female", "male": "male", "other": "other"}
 
 
+def _email_telecom(address: str, **extra: str) -> list[dict]:
+    """The person's address as a telecom; none for a placeholder that stands in for no address."""
+    return [] if emails.is_placeholder(address) else [{"system": "email", "value": address, **extra}]
+
+
 def patient_resource(user: User, profile: PatientProfile) -> dict:
     # "Maria Garcia": given Maria, family Garcia; a one-word name is the family name alone.
     *given, family = user.full_name.split() or [user.full_name]
@@ -244,8 +249,7 @@ def patient_resource(user: User, profile: PatientProfile) -> dict:
         "identifier": [{"use": "usual", "system": MRN_SYSTEM, "value": profile.mrn}],
         "active": user.is_active,
         "name": [name],
-        "telecom": [{"system": "email", "value": user.email}]
-        + ([{"system": "phone", "value": profile.phone}] if profile.phone else []),
+        "telecom": _email_telecom(user.email) + ([{"system": "phone", "value": profile.phone}] if profile.phone else []),
         "gender": _GENDER.get(str(profile.sex), "unknown"),
         "birthDate": profile.birth_date.isoformat() if profile.birth_date else None,
         "address": [{"text": profile.address}] if profile.address else [],
@@ -259,7 +263,7 @@ def practitioner_resource(user: User, profile: DoctorProfile | None) -> dict:
         "id": str(user.id),
         "active": user.is_active,
         "name": [{"text": user.full_name}],
-        "telecom": [{"system": "email", "value": user.email, "use": "work"}],
+        "telecom": _email_telecom(user.email, use="work"),
         "qualification": [{"code": _concept(profile.specialty)}] if profile and profile.specialty else [],
     })
 

@@ -33,7 +33,7 @@ from hms_app import settings
 from hms_app.db.enums import AppointmentStatus, Permission
 from hms_app.db.models import Appointment, EmailOutbox, EmailPreference, User
 from hms_app.db.types import utcnow
-from hms_app.services.core import audit
+from hms_app.services.core import audit, emails
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import ValidationError
@@ -158,8 +158,8 @@ def queue_account_email(session: Session, *, user_id: int, kind: str, event_key:
 
 def _queue(session: Session, *, user_id: int, kind: str, event_key: str, text: tuple[str, str]) -> None:
     user = session.get(User, user_id)
-    if user is None or not user.is_active:
-        return
+    if user is None or not user.is_active or emails.is_placeholder(user.email):
+        return  # a placeholder address (an imported person who came without one) can receive nothing
     subject, body = text
     now = utcnow()
     values = {"user_id": user_id, "kind": kind, "event_key": event_key[:120], "to_address": user.email,
