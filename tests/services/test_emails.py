@@ -91,3 +91,9 @@ def test_the_demo_accounts_have_distinct_skeletons():
 
     addresses = [emails.normalise(email) for _role, email, _name in demo_accounts()]
     assert len({emails.skeleton(a) for a in addresses}) == len(addresses)
+
+
+def test_a_placeholder_address_is_shown_as_none_with_what_to_log_in_with():
+    assert emails.shown_address("mrn-000123@no-email.invalid") == (
+        "No e-mail address (logs in as mrn-000123@no-email.invalid)")
+    assert emails.shown_address("sofia.rossi@patients.example") == "sofia.rossi@patients.example"

@@ -91,7 +91,7 @@ def _user_row(user: User, department: str | None, second_factor: bool = False) -
     return UserRow(
         id=user.id,
         full_name=user.full_name,
-        email=user.email,
+        email=emails.shown_address(user.email),
         role=role.value,
         role_label=ROLE_LABELS[role],
         unit=department or STAFF_UNITS.get(role, ""),
@@ -240,7 +240,8 @@ def get_own_profile(*, session: Session, actor: Actor) -> Profile:
     require(session, actor, Permission.PROFILE_OWN, action="profile.view", allow_pending_password_change=True)
     user = session.get(User, actor.user_id)
     role = Role(user.role)
-    base = {"user_id": user.id, "full_name": user.full_name, "email": user.email, "role": role.value,
+    base = {"user_id": user.id, "full_name": user.full_name, "email": emails.shown_address(user.email),
+            "role": role.value,
             "role_label": ROLE_LABELS[role], "unit": STAFF_UNITS.get(role, "")}
     if role is Role.DOCTOR:
         row = session.execute(

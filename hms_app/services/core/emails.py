@@ -78,6 +78,11 @@ def is_placeholder(address: object) -> bool:
     return str(address or "").strip().rstrip(".").lower().endswith(PLACEHOLDER_TLD)
 
 
+def shown_address(address: str) -> str:
+    """An account's address as a page shows it: a placeholder says there is none, and what to log in with."""
+    return f"No e-mail address (logs in as {address})" if is_placeholder(address) else address
+
+
 def normalised_or_none(email: object) -> str | None:
     """``normalise``, or None for what could never be an account's address (a login's lookup)."""
     try:
