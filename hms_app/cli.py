@@ -389,6 +389,7 @@ def _import(args: argparse.Namespace) -> int:
 
     from hms_app.db.engine import session_scope
     from hms_app.services.core.errors import HMSError
+    from hms_app.services.core.spreadsheet import csv_safe
     from hms_app.services.golive import jobs
 
     path = Path(args.file)
@@ -455,7 +456,8 @@ def _import(args: argparse.Namespace) -> int:
             page = 1
             while rows := jobs.import_report(session=session, actor=actor, job_id=job_id, page=page,
                                              page_size=100).rows:
-                writer.writerows([r.line, r.outcome, r.record, r.message] for r in rows)
+                # A record's key and a message quote the file's own cells: defused for spreadsheets.
+                writer.writerows([r.line, r.outcome, csv_safe(r.record), csv_safe(r.message)] for r in rows)
                 page += 1
         print(f"the report of every line is in {args.report}")
     return 0 if view.committed or (args.dry_run and view.status == "done" and not view.failed) else 1

@@ -88,3 +88,14 @@ def test_import_fhir_takes_a_folder_of_bundles_and_a_second_run_changes_nothing(
     with session_scope(write=False, engine=seeded) as s:
         again = s.execute(sa.select(ImportJob).order_by(ImportJob.id.desc())).scalars().first()
     assert (again.kind, again.created, again.updated, again.unchanged > 0) == ("fhir", 0, 0, True)
+
+
+def test_the_report_file_defuses_a_cell_that_a_spreadsheet_would_run(seeded, tmp_path):
+    path = tmp_path / "patients.csv"
+    path.write_text("mrn,full_name,birth_date\n=HYPERLINK(\"http://x.example\"),Eve Formula,yesterday\n",
+                    encoding="utf-8")
+    report = tmp_path / "report.csv"
+    assert cli.main(["import", "patients", str(path), "--by", "admin@hms.example", "--report", str(report)]) == 1
+    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    assert rows[0]["outcome"] == "failed"
+    assert not rows[0]["record"].startswith("=")
