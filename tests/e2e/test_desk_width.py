@@ -37,12 +37,13 @@ def test_invoice_dates_stay_on_one_line(app_server, new_context, screenshot_dir)
     expect(table.locator("tbody tr").first).to_be_visible()
     dates = table.locator("tbody td[data-label='Issued'], tbody td[data-label='Due']")
     assert dates.count() > 0
-    for i in range(dates.count()):
-        cell = dates.nth(i)
-        if not cell.inner_text().strip():
-            continue
-        # One client rect per line the text takes.
-        lines = cell.evaluate("c => { const r = document.createRange(); r.selectNodeContents(c); "
-                              "return r.getClientRects().length; }")
-        assert lines == 1, f"{cell.inner_text()!r} wraps over {lines} lines"
+    # Every cell's text and lines measured in one pass in the page, so that a live re-render of the
+    # table between two cells cannot pair one cell's text with another moment's layout. One client
+    # rect per line the text takes.
+    measured = dates.evaluate_all("cells => cells.map(c => { const r = document.createRange(); "
+                                  "r.selectNodeContents(c); return [c.innerText.trim(), r.getClientRects().length]; })")
+    assert any(text for text, _ in measured)
+    for text, lines in measured:
+        if text:
+            assert lines == 1, f"{text!r} wraps over {lines} lines"
     screenshot(page, screenshot_dir, "desk-accounts-invoices")
