@@ -68,6 +68,16 @@ def select_field(label: str, name: str, options: list[tuple[str, str]] | rx.Var,
     )
 
 
+def filter_select(label: str, element_id: str, options: list[tuple[str, str]], on_change) -> rx.Component:
+    """A labelled native ``<select>`` above a table that filters it as soon as it changes."""
+    return rx.vstack(
+        rx.el.label(label, html_for=element_id, font_weight="500", font_size="0.9rem"),
+        rx.el.select(*[rx.el.option(text, value=value) for value, text in options], id=element_id,
+                     class_name="native-select", on_change=on_change),
+        spacing="1",
+    )
+
+
 def form_error(message: rx.Var) -> rx.Component:
     """The last error of a form, announced to screen readers."""
     return rx.cond(

@@ -5,7 +5,13 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.components.dialogs import close_button, confirm_dialog, dialog, form_buttons
-from hms_app.components.forms import field, request_key_field, select_field, submit_button
+from hms_app.components.forms import (
+    field,
+    filter_select,
+    request_key_field,
+    select_field,
+    submit_button,
+)
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, pager, search_box
 from hms_app.services.accounting.billing import (
@@ -206,9 +212,7 @@ def accounts_invoices_page() -> rx.Component:
     s = AccountsInvoicesState
     toolbar = rx.hstack(
         search_box(s, "Search invoices", "Number, patient or MRN"),
-        rx.vstack(rx.el.label("Show", html_for="invoice-show", font_weight="500", font_size="0.9rem"),
-                  rx.el.select(*[rx.el.option(t, value=v) for v, t in INVOICE_SHOW], id="invoice-show",
-                               class_name="native-select", on_change=s.filter_invoices), spacing="1"),
+        filter_select("Show", "invoice-show", INVOICE_SHOW, s.filter_invoices),
         align="end", wrap="wrap", spacing="3")
     return page_shell(
         "Invoices",

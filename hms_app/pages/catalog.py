@@ -6,7 +6,7 @@ import reflex as rx
 
 from hms_app.components.badges import status_badge
 from hms_app.components.dialogs import dialog, form_buttons
-from hms_app.components.forms import field, form_error, select_field
+from hms_app.components.forms import field, filter_select, form_error, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, search_box
 from hms_app.services.accounting.prices import KIND_LABELS, PriceRow
@@ -14,15 +14,6 @@ from hms_app.services.laboratory.catalog import RELEASE_RULES, SEXES, BandRow, L
 from hms_app.state.catalog import ADDING, LabCatalogState, PricesState
 
 _MUTED = "var(--gray-11)"
-
-
-def _filter(label: str, element_id: str, options: list[tuple[str, str]], on_change) -> rx.Component:
-    return rx.vstack(
-        rx.el.label(label, html_for=element_id, font_weight="500", font_size="0.9rem"),
-        rx.el.select(*[rx.el.option(text, value=value) for value, text in options], id=element_id,
-                     class_name="native-select", on_change=on_change),
-        spacing="1",
-    )
 
 
 # --- the lab catalog ------------------------------------------------------------------------------
@@ -137,7 +128,7 @@ CATALOG_SHOW = [("", "All tests"), ("active", "Active"), ("inactive", "Inactive"
 def lab_catalog_page() -> rx.Component:
     s = LabCatalogState
     toolbar = rx.hstack(search_box(s, "Search tests", "Code or name"),
-                        _filter("Show", "catalog-show", CATALOG_SHOW, s.filter_catalog),
+                        filter_select("Show", "catalog-show", CATALOG_SHOW, s.filter_catalog),
                         align="end", wrap="wrap", spacing="3")
     return page_shell(
         "Lab catalog",
@@ -223,7 +214,7 @@ PRICE_SHOW = [("", "Every price"), *KIND_LABELS.items()]
 def prices_page() -> rx.Component:
     s = PricesState
     toolbar = rx.hstack(search_box(s, "Search prices", "Name, code or department"),
-                        _filter("Show", "prices-show", PRICE_SHOW, s.filter_prices),
+                        filter_select("Show", "prices-show", PRICE_SHOW, s.filter_prices),
                         align="end", wrap="wrap", spacing="3")
     return page_shell(
         "Prices",

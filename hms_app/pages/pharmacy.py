@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.components.dialogs import close_button, confirm_dialog, dialog, form_buttons
-from hms_app.components.forms import field, request_key_field, select_field
+from hms_app.components.forms import field, filter_select, request_key_field, select_field
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, pager, search_box
 from hms_app.services.medicines.inventory import ADJUSTMENT_REASONS, BatchRow, MovementRow, StockRow
@@ -27,15 +27,6 @@ def _status_badge(status: rx.Var, label: rx.Var) -> rx.Component:
                     color_scheme=rx.match(status, ("issued", "blue"), ("verified", "cyan"),
                                           ("partly_dispensed", "amber"), ("dispensed", "grass"), ("rejected", "red"),
                                           "gray"))
-
-
-def _filter_select(label: str, element_id: str, options: list[tuple[str, str]], on_change) -> rx.Component:
-    return rx.vstack(
-        rx.el.label(label, html_for=element_id, font_weight="500", font_size="0.9rem"),
-        rx.el.select(*[rx.el.option(text, value=value) for value, text in options], id=element_id,
-                     class_name="native-select", on_change=on_change),
-        spacing="1",
-    )
 
 
 # --- the prescription queue ----------------------------------------------------------------------
@@ -149,7 +140,7 @@ QUEUE_SHOW = [("", "Open (to verify or dispense)"), ("issued", "To verify"), ("v
 def pharmacy_queue_page() -> rx.Component:
     s = PharmacyQueueState
     toolbar = rx.hstack(search_box(s, "Search prescriptions", "Patient name or MRN"),
-                        _filter_select("Show", "queue-show", QUEUE_SHOW, s.filter_queue),
+                        filter_select("Show", "queue-show", QUEUE_SHOW, s.filter_queue),
                         align="end", wrap="wrap", spacing="3")
     return page_shell(
         "Prescription queue",
@@ -340,7 +331,7 @@ STOCK_SHOW = [("", "All medicines"), ("low", "At or below reorder level"), ("exp
 def inventory_page() -> rx.Component:
     s = InventoryState
     toolbar = rx.hstack(search_box(s, "Search medicines", "Medicine name"),
-                        _filter_select("Show", "stock-show", STOCK_SHOW, s.filter_stock),
+                        filter_select("Show", "stock-show", STOCK_SHOW, s.filter_stock),
                         align="end", wrap="wrap", spacing="3")
     return page_shell(
         "Stock",
