@@ -48,6 +48,7 @@ from hms_app.services.core import audit, emails, events, files
 from hms_app.services.core.access import access_by_id
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, HMSError, ValidationError
+from hms_app.services.core.ids import parse_id
 from hms_app.services.core.localtime import format_local
 from hms_app.services.core.numbers import format_number
 from hms_app.services.core.paging import Page, clamp_page, fetch_page
@@ -226,7 +227,7 @@ def discard_upload(*, session: Session, actor: Actor, upload_id: int) -> None:
 
 def _discard(session: Session, actor: Actor, upload_id: object) -> list[str]:
     """Delete the actor's upload of that id, if there is one; its file's name, to remove after the commit."""
-    key = upload_id if isinstance(upload_id, int) and not isinstance(upload_id, bool) else None
+    key = parse_id(upload_id)  # a number no id column holds would fail the query on PostgreSQL
     upload = session.execute(select(ImportJob).where(_UPLOAD, ImportJob.id == key,
                                                      ImportJob.created_by == actor.user_id)).scalar_one_or_none()
     if upload is None:
@@ -616,7 +617,7 @@ def cancel_import(*, session: Session, actor: Actor, job_id: int) -> None:
     Raises:
         Conflict: the import has ended already.
     """
-    running = _RUNNING.get(job_id) if isinstance(job_id, int) and not isinstance(job_id, bool) else None
+    running = _RUNNING.get(parse_id(job_id))
     flagged = running is not None and actor.can(Permission.DATA_IMPORT) and not actor.must_change_password
     if flagged:
         # Before any read: on SQLite the import holds the write lock until it sees this flag.
