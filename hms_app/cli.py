@@ -475,6 +475,28 @@ def _safe_redis_url() -> str:
     return sa.make_url(settings.REDIS_URL).render_as_string(hide_password=True)
 
 
+def _i18n(args: argparse.Namespace) -> int:
+    from hms_app.operations import translations
+
+    if args.action == "extract":
+        template = translations.write_template()
+        print(f"{len(template)} texts in {translations.TEMPLATE.relative_to(settings.PROJECT_ROOT)}")
+    elif args.action == "update":
+        translations.write_template()
+        translations.update()
+        print("merged into " + ", ".join(str(translations.po_path(code).relative_to(settings.PROJECT_ROOT))
+                                         for code in translations.translated_languages()))
+    elif args.action == "compile":
+        translations.compile_catalogues()
+        print("compiled the .mo files and assets/i18n/messages.js")
+    report = translations.check() if args.action in {"check", "compile"} else None
+    for problem in report.problems[:200] if report else []:
+        print(problem, file=sys.stderr)
+    if report and len(report.problems) > 200:
+        print(f"... and {len(report.problems) - 200} more", file=sys.stderr)
+    return 1 if report and not report.complete else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hms", description="HMS administration commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -553,11 +575,15 @@ def main(argv: list[str] | None = None) -> int:
                            help="read a file header as one of the kind's columns (repeat for several)")
     importing.add_argument("--report", metavar="FILE.csv", help="write what happened to every line to this file")
     importing.set_defaults(run=_import)
+    i18n = commands.add_parser("i18n", help="the translation catalogues: extract the texts, update each language's "
+                               ".po, compile them, or check that every text is translated and compiled")
+    i18n.add_argument("action", choices=["extract", "update", "compile", "check"])
+    i18n.set_defaults(run=_i18n)
     args = parser.parse_args(argv)
     from hms_app.db.postgres import ConnectionBudgetExceeded
 
     try:
-        if args.command not in {"createdb", "check-deployment", "migrate", "restore"}:
+        if args.command not in {"createdb", "check-deployment", "migrate", "restore", "i18n"}:
             from hms_app.db.engine import get_engine
             from hms_app.services.administration.hospital import load_hospital_settings
 

@@ -60,6 +60,9 @@ class User(SQLModel, table=True):
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    language: str | None = Field(default=None, max_length=8)
+    """The language the user chose (``services/core/language.LANGUAGES``); null: not chosen, so the
+    browser's preference and then the hospital's default apply."""
 
 
 class AuthSession(SQLModel, table=True):

@@ -117,6 +117,10 @@ class SessionState(rx.State):
     cookie in the websocket handshake (``_cookie_token``); the page never holds it."""
     _connection: str = ""
     """The websocket connection (Socket.IO id) that used this tab's session: see ``TabGate``."""
+    language: str = ""
+    """The tab's language (``services/core/language.py``): the signed-in user's choice, else the one
+    made on this device, the browser's preference, the hospital's. Every text of the page is looked
+    up in it in the browser (``components/i18n.py``), and every event is handled in it."""
     user_name: str = ""
     user_role: str = ""
     role_label: str = ""

@@ -76,6 +76,7 @@ def _actor_for(session: Session, user: User, auth: AuthSession | None, ip_addres
         ip_address=ip_address,
         session_id=auth.id if auth else None,
         must_change_password=user.must_change_password,
+        language=user.language or "",
     )
 
 

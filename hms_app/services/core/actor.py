@@ -17,6 +17,8 @@ class Actor:
     ip_address: str = ""
     session_id: int | None = None
     must_change_password: bool = False
+    language: str = ""
+    """The language the user chose; "" when not chosen."""
 
     def can(self, permission: Permission) -> bool:
         return permission.value in self.permissions

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from hms_app.db.enums import Permission
-from hms_app.db.models import Notification
+from hms_app.db.models import Notification, User
 from hms_app.db.types import utcnow
 from hms_app.services.core import events
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
+from hms_app.services.core.language import use_language
 from hms_app.services.core.localtime import format_local
 from hms_app.services.core.paging import Page, clamp_page, fetch_page
 
@@ -27,8 +29,17 @@ class NotificationRow:
     is_read: bool
 
 
-def notify(session: Session, user_id: int, title: str, body: str = "", link: str = "") -> None:
-    """Queue a notification for ``user_id`` in the caller's transaction."""
+Text = str | Callable[[], str]
+"""A notification's title or body: a function that writes it (``lambda: _("Appointment moved")``),
+called in the recipient's language, or a text that is the same in every language."""
+
+
+def notify(session: Session, user_id: int, title: Text, body: Text = "", link: str = "") -> None:
+    """Queue a notification for ``user_id`` in the caller's transaction, written in their language
+    (``title`` and ``body`` are called, and any date in them formatted, with it current)."""
+    with use_language(session.get(User, user_id).language):
+        title = title() if callable(title) else title
+        body = body() if callable(body) else body
     session.add(Notification(user_id=user_id, title=title[:200], body=body[:1000], link=link[:200]))
     events.publish(session, "notifications", user_ids=[user_id])
 
