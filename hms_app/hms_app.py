@@ -51,7 +51,7 @@ from hms_app.state.appointments import (
     PatientAppointmentsState,
     ScheduleState,
 )
-from hms_app.state.auth import LoginState, SessionState, TabGate
+from hms_app.state.auth import LanguageGate, LoginState, SessionState, TabGate
 from hms_app.state.billing import AccountsInvoicesState, PatientInvoicesState
 from hms_app.state.catalog import LabCatalogState, PricesState
 from hms_app.state.clinical import (
@@ -108,6 +108,7 @@ app = rx.App(
                      with_upload_gate, with_address_check, with_security_headers],
 )
 app.add_middleware(TabGate())
+app.add_middleware(LanguageGate())
 app.add_middleware(MalformedEventGate())
 event_limits.install(app)
 

@@ -37,15 +37,15 @@ IN_SCOPE_ANYWAY = ("db/enums.py",)
 
 MARKERS = {"_", "N_", "ngettext", "t", "tn"}
 NOT_SHOWN_CALLS = {"debug", "info", "warning", "error", "exception", "critical", "getLogger", "getenv", "get",
-                   "startswith", "endswith", "replace", "split", "join", "strip", "execute", "text", "icon",
+                   "startswith", "endswith", "replace", "split", "join", "strip", "execute", "icon",
                    "Field", "Column", "Index", "UniqueConstraint", "CheckConstraint", "ForeignKey", "TypeVar",
                    "ContextVar", "add_page", "cast", "isinstance", "hasattr", "getattr", "setattr",
                    "redirect", "call_script", "Var", "alias", "label_column", "strftime", "strptime",
-                   "format_skeleton", "namedtuple", "NewType", "compile", "match", "fullmatch", "search",
+                   "format_skeleton", "namedtuple", "NewType", "compile", "fullmatch", "search",
                    "sub", "findall", "encode", "decode", "b64encode", "open", "Path", "ZoneInfo",
                    "field", "literal_column", "LocalStorage", "Cookie", "partition", "rpartition", "rstrip",
                    "lstrip", "removeprefix", "removesuffix", "setdefault", "pop", "warn", "add_column",
-                   "with_for_update", "label", "sha256", "hexdigest", "bind", "create_engine", "event",
+                   "with_for_update", "sha256", "hexdigest", "bind", "create_engine", "event",
                    "breakpoints", "color_mode_cond", "ImportVar", "VarData"}
 NOT_SHOWN_KEYWORDS = {"id", "href", "class_name", "name", "key", "type", "color_scheme", "variant", "size",
                       "weight", "align", "justify", "direction", "spacing", "width", "height", "color",
@@ -106,9 +106,8 @@ def _reads_as_words(text: str) -> bool:
     lowered = text.lower()
     if lowered.startswith(("select ", "insert ", "update ", "delete ", "create ", "alter ", "drop ", "with ")):
         return False
-    if text.startswith(("var(", "calc(", "linear-gradient", "http", "/", "$", "%", "{", "<")) or "_" in text.split(" ")[0]:
-        return False
-    return True
+    return not (text.startswith(("var(", "calc(", "linear-gradient", "http", "/", "$", "%", "{", "<"))
+                or "_" in text.split(" ")[0])
 
 
 def _call_name(node: ast.Call) -> str:
@@ -154,7 +153,7 @@ class _Scanner(ast.NodeVisitor):
             self._skip_tree(decorator)
         self.generic_visit(node)
 
-    visit_AsyncFunctionDef = visit_FunctionDef
+    visit_AsyncFunctionDef = visit_FunctionDef  # noqa: N815 (ast.NodeVisitor's name)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self._docstring(node)

@@ -19,6 +19,7 @@ from typing import Any
 import reflex as rx
 from reflex.vars.base import VarData
 
+from hms_app.services.core.language import LANGUAGES
 from hms_app.state.auth import SessionState
 
 _LIBRARY = "$/public/i18n/hms_i18n.js"
@@ -70,3 +71,27 @@ class HmsDocument(rx.Component):
 def document(title: Any = "") -> rx.Component:
     """The page's language, direction and (translated) title, for every page's shell."""
     return HmsDocument.create(language=SessionState.language, title=title)
+
+
+def language_picker(element_id: str = "language") -> rx.Component:
+    """The reader's language, switched at once: on the login page and in every signed-in menu.
+
+    Each language is listed by its own name, so a reader finds theirs whatever the page is in.
+    """
+    return rx.el.label(
+        rx.hstack(
+            rx.icon("languages", size=16, aria_hidden="true"),
+            rx.text(t("Language"), size="2"),
+            spacing="1",
+            align="center",
+        ),
+        rx.el.select(
+            *[rx.el.option(name, value=code, lang=code) for code, name in LANGUAGES.items()],
+            value=SessionState.language,
+            on_change=SessionState.choose_language,
+            id=element_id,
+            class_name="native-select",
+        ),
+        html_for=element_id,
+        style={"display": "flex", "flex_direction": "column", "gap": "0.25rem"},
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app import settings
+from hms_app.components.i18n import document, language_picker, t, tn
 from hms_app.components.navigation import menu_button, sidebar
 from hms_app.components.table import label_table_cells
 from hms_app.state.auth import SessionState
@@ -12,7 +13,7 @@ from hms_app.state.auth import SessionState
 
 def skip_link() -> rx.Component:
     return rx.el.a(
-        "Skip to main content",
+        t("Skip to main content"),
         href="#main-content",
         class_name="skip-link",
     )
@@ -25,15 +26,15 @@ def notification_bell() -> rx.Component:
             rx.cond(
                 SessionState.unread_count > 0,
                 rx.badge(SessionState.unread_count, color_scheme="red", variant="solid",
-                         position="absolute", top="-8px", right="-10px", radius="full", size="1"),
+                         position="absolute", top="-8px", inset_inline_end="-10px", radius="full", size="1"),
             ),
             position="relative",
         ),
         href="/notifications",
         aria_label=rx.cond(
             SessionState.unread_count > 0,
-            "Notifications: " + SessionState.unread_count.to_string() + " unread",
-            "Notifications: none unread",
+            tn("Notifications: {n} unread", "Notifications: {n} unread", SessionState.unread_count),
+            t("Notifications: none unread"),
         ),
         color="var(--gray-12)",
         padding="0.4rem",
@@ -61,7 +62,7 @@ def header() -> rx.Component:
                 ),
                 rx.button(
                     rx.icon("log-out", size=16, aria_hidden="true"),
-                    rx.el.span("Log out", class_name="phone-hidden"),
+                    rx.el.span(t("Log out"), class_name="phone-hidden"),
                     on_click=SessionState.logout,
                     variant="soft",
                     color_scheme="gray",
@@ -81,13 +82,20 @@ def header() -> rx.Component:
     )
 
 
-def page_shell(title: str, *children: rx.Component, actions: rx.Component | None = None) -> rx.Component:
-    """A signed-in page: header, the role's sidebar and a main landmark titled ``title``.
+def _title(title: str | rx.Var) -> rx.Var:
+    return t(title) if isinstance(title, str) else title
+
+
+def page_shell(title: str | rx.Var, *children: rx.Component, actions: rx.Component | None = None) -> rx.Component:
+    """A signed-in page: header, the role's sidebar and a main landmark titled ``title`` (an English
+    text, translated here, or a ``t(...)`` var).
 
     Every table on the page gets its cells labelled for the narrow-screen cards.
     """
     children = tuple(label_table_cells(child) for child in children)
+    title = _title(title)
     return rx.box(
+        document(t("{page} · {hospital}", page=title, hospital=settings.HOSPITAL_NAME)),
         skip_link(),
         header(),
         rx.flex(
@@ -118,9 +126,12 @@ def page_shell(title: str, *children: rx.Component, actions: rx.Component | None
     )
 
 
-def public_shell(title: str, *children: rx.Component) -> rx.Component:
-    """A page for visitors (login, registration): a centred card in a main landmark."""
+def public_shell(title: str | rx.Var, *children: rx.Component) -> rx.Component:
+    """A page for visitors (login, registration): a centred card in a main landmark, with the
+    language picker above it."""
+    title = _title(title)
     return rx.box(
+        document(t("{page} · {hospital}", page=title, hospital=settings.HOSPITAL_NAME)),
         rx.el.main(
             rx.center(
                 rx.card(
@@ -133,6 +144,8 @@ def public_shell(title: str, *children: rx.Component) -> rx.Component:
                         ),
                         rx.heading(title, as_="h1", size="6"),
                         *children,
+                        rx.separator(size="4"),
+                        language_picker("login-language"),
                         spacing="4",
                         width="100%",
                     ),

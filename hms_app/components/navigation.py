@@ -6,63 +6,65 @@ from collections.abc import Callable
 
 import reflex as rx
 
+from hms_app.components.i18n import language_picker, t
 from hms_app.db.enums import Role
+from hms_app.services.core.language import N_
 from hms_app.state.auth import SessionState
 
 NAV_ITEMS: dict[Role, list[tuple[str, str, str]]] = {
     Role.ADMIN: [
-        ("Dashboard", "/admin", "layout-dashboard"),
-        ("Users", "/admin/users", "users"),
-        ("Departments", "/admin/departments", "building-2"),
-        ("Permissions", "/admin/permissions", "shield-check"),
-        ("Appointments", "/admin/appointments", "calendar-days"),
-        ("Schedules", "/admin/schedules", "calendar-clock"),
-        ("Lab catalog", "/lab/catalog", "test-tubes"),
-        ("Stock", "/pharmacy/stock", "package"),
-        ("Prices", "/accounts/prices", "tags"),
-        ("Reports", "/admin/reports", "chart-column"),
-        ("Audit trail", "/admin/audit", "scroll-text"),
-        ("Break-glass review", "/admin/break-glass", "shield-alert"),
-        ("API clients", "/admin/api-clients", "key-round"),
-        ("Import data", "/admin/import", "file-up"),
+        (N_("Dashboard"), "/admin", "layout-dashboard"),
+        (N_("Users"), "/admin/users", "users"),
+        (N_("Departments"), "/admin/departments", "building-2"),
+        (N_("Permissions"), "/admin/permissions", "shield-check"),
+        (N_("Appointments"), "/admin/appointments", "calendar-days"),
+        (N_("Schedules"), "/admin/schedules", "calendar-clock"),
+        (N_("Lab catalog"), "/lab/catalog", "test-tubes"),
+        (N_("Stock"), "/pharmacy/stock", "package"),
+        (N_("Prices"), "/accounts/prices", "tags"),
+        (N_("Reports"), "/admin/reports", "chart-column"),
+        (N_("Audit trail"), "/admin/audit", "scroll-text"),
+        (N_("Break-glass review"), "/admin/break-glass", "shield-alert"),
+        (N_("API clients"), "/admin/api-clients", "key-round"),
+        (N_("Import data"), "/admin/import", "file-up"),
     ],
-    Role.ACCOUNTS: [("Dashboard", "/accounts", "layout-dashboard"), ("Invoices", "/accounts/invoices", "receipt"),
-                    ("Prices", "/accounts/prices", "tags")],
+    Role.ACCOUNTS: [(N_("Dashboard"), "/accounts", "layout-dashboard"), (N_("Invoices"), "/accounts/invoices", "receipt"),
+                    (N_("Prices"), "/accounts/prices", "tags")],
     Role.DOCTOR: [
-        ("Dashboard", "/doctor", "layout-dashboard"),
-        ("Appointments", "/doctor/appointments", "calendar-days"),
-        ("Patients", "/doctor/patients", "users"),
-        ("My schedule", "/doctor/schedule", "calendar-clock"),
-        ("Lab results", "/doctor/results", "flask-conical"),
+        (N_("Dashboard"), "/doctor", "layout-dashboard"),
+        (N_("Appointments"), "/doctor/appointments", "calendar-days"),
+        (N_("Patients"), "/doctor/patients", "users"),
+        (N_("My schedule"), "/doctor/schedule", "calendar-clock"),
+        (N_("Lab results"), "/doctor/results", "flask-conical"),
     ],
-    Role.LAB: [("Dashboard", "/lab", "layout-dashboard"), ("Worklist", "/lab/worklist", "flask-conical"),
-               ("Lab catalog", "/lab/catalog", "test-tubes")],
+    Role.LAB: [(N_("Dashboard"), "/lab", "layout-dashboard"), (N_("Worklist"), "/lab/worklist", "flask-conical"),
+               (N_("Lab catalog"), "/lab/catalog", "test-tubes")],
     Role.PHARMACY: [
-        ("Dashboard", "/pharmacy", "layout-dashboard"),
-        ("Prescription queue", "/pharmacy/queue", "pill"),
-        ("Stock", "/pharmacy/stock", "package"),
-        ("Stock ledger", "/pharmacy/ledger", "list-ordered"),
+        (N_("Dashboard"), "/pharmacy", "layout-dashboard"),
+        (N_("Prescription queue"), "/pharmacy/queue", "pill"),
+        (N_("Stock"), "/pharmacy/stock", "package"),
+        (N_("Stock ledger"), "/pharmacy/ledger", "list-ordered"),
     ],
     Role.PATIENT: [
-        ("My dashboard", "/patient", "layout-dashboard"),
-        ("Book appointment", "/patient/book", "calendar-plus"),
-        ("My appointments", "/patient/appointments", "calendar-days"),
-        ("My health record", "/patient/history", "file-heart"),
-        ("My results", "/patient/results", "flask-conical"),
-        ("My prescriptions", "/patient/prescriptions", "pill"),
-        ("My invoices", "/patient/invoices", "receipt"),
+        (N_("My dashboard"), "/patient", "layout-dashboard"),
+        (N_("Book appointment"), "/patient/book", "calendar-plus"),
+        (N_("My appointments"), "/patient/appointments", "calendar-days"),
+        (N_("My health record"), "/patient/history", "file-heart"),
+        (N_("My results"), "/patient/results", "flask-conical"),
+        (N_("My prescriptions"), "/patient/prescriptions", "pill"),
+        (N_("My invoices"), "/patient/invoices", "receipt"),
     ],
 }
 COMMON_ITEMS = [
-    ("Notifications", "/notifications", "bell"),
-    ("Change password", "/account/password", "key-round"),
+    (N_("Notifications"), "/notifications", "bell"),
+    (N_("Change password"), "/account/password", "key-round"),
 ]
 
 
 def _link(label: str, href: str, icon: str) -> rx.Component:
     current = rx.State.router.page.path == href
     return rx.link(
-        rx.hstack(rx.icon(icon, size=18, aria_hidden="true"), rx.text(label), spacing="2", align="center"),
+        rx.hstack(rx.icon(icon, size=18, aria_hidden="true"), rx.text(t(label)), spacing="2", align="center"),
         href=href,
         aria_current=rx.cond(current, "page", "false"),
         underline="none",
@@ -77,7 +79,11 @@ def _link(label: str, href: str, icon: str) -> rx.Component:
     )
 
 
-def _links(wrap: Callable[[rx.Component], rx.Component] = lambda link: link) -> rx.Component:
+def _same(link: rx.Component) -> rx.Component:
+    return link
+
+
+def _links(wrap: Callable[[rx.Component], rx.Component] = _same) -> rx.Component:
     """The signed-in role's pages, then the pages every role has, one under the other."""
     def items(role: Role) -> rx.Component:
         return rx.fragment(*[wrap(_link(*item)) for item in NAV_ITEMS[role]])
@@ -86,6 +92,8 @@ def _links(wrap: Callable[[rx.Component], rx.Component] = lambda link: link) -> 
         rx.match(SessionState.user_role, *[(role.value, items(role)) for role in Role], rx.fragment()),
         rx.separator(size="4", margin_y="0.5rem"),
         *[wrap(_link(*item)) for item in COMMON_ITEMS],
+        rx.separator(size="4", margin_y="0.5rem"),
+        language_picker("nav-language" if wrap is _same else "menu-language"),
         direction="column",
         spacing="1",
     )
@@ -96,12 +104,12 @@ def sidebar() -> rx.Component:
     ``menu_button`` opens it)."""
     return rx.el.nav(
         _links(),
-        aria_label="Main navigation",
+        aria_label=t("Main navigation"),
         class_name="wide-only",
         width="15rem",
         flex_shrink="0",
         padding="0.75rem",
-        border_right="1px solid var(--gray-5)",
+        border_inline_end="1px solid var(--gray-5)",
         background="var(--gray-2)",
     )
 
@@ -115,20 +123,20 @@ def menu_button() -> rx.Component:
     """
     return rx.dialog.root(
         rx.dialog.trigger(
-            rx.button(rx.icon("menu", size=18, aria_hidden="true"), "Menu", variant="soft", color_scheme="gray",
+            rx.button(rx.icon("menu", size=18, aria_hidden="true"), t("Menu"), variant="soft", color_scheme="gray",
                       id="menu-button", class_name="narrow-only"),
         ),
         rx.dialog.content(
             rx.flex(
-                rx.dialog.title("Menu", size="4", margin="0"),
+                rx.dialog.title(t("Menu"), size="4", margin="0"),
                 rx.dialog.close(rx.icon_button(rx.icon("x", size=18, aria_hidden="true"), variant="ghost",
-                                               color_scheme="gray", aria_label="Close menu")),
+                                               color_scheme="gray", aria_label=t("Close menu"))),
                 justify="between",
                 align="center",
                 margin_bottom="0.75rem",
             ),
-            rx.dialog.description("The pages you can open.", class_name="visually-hidden"),
-            rx.el.nav(_links(rx.dialog.close), aria_label="Main navigation"),
+            rx.dialog.description(t("The pages you can open."), class_name="visually-hidden"),
+            rx.el.nav(_links(rx.dialog.close), aria_label=t("Main navigation")),
             class_name="nav-sheet",
         ),
     )

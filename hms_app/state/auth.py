@@ -29,10 +29,12 @@ from hms_app import session_cookie, settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import ROLE_LABELS, Role
 from hms_app.db.types import utcnow
-from hms_app.services.administration import auth
+from hms_app.services.administration import auth, preferences
 from hms_app.services.core import access
+from hms_app.services.core import language as languages
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import HMSError, PasswordChangeRequired, SessionExpired
+from hms_app.services.core.language import _
 from hms_app.services.core.passwords import hash_token
 from hms_app.services.messaging import notifications
 from hms_app.state import live
@@ -74,6 +76,22 @@ def _safe_next(target: object) -> str:
 def _cookie_token(header: str) -> str:
     """The session cookie's value in a ``Cookie`` header (``settings.SESSION_COOKIE_NAME``), or ""."""
     return session_cookie.token_in(header)
+
+
+LANGUAGE_COOKIE = "hms_language"
+"""The language chosen on a device (written by the page, ``assets/i18n/hms_i18n.js``), for a visitor."""
+
+
+def visitor_language(headers: Any) -> str:
+    """A visitor's language: the one chosen on this device, else the browser's preference, else
+    the hospital's."""
+    chosen = ""
+    for part in str(getattr(headers, "cookie", "") or "").split(";"):
+        name, _sep, value = part.strip().partition("=")
+        if name == LANGUAGE_COOKIE:
+            chosen = languages.shipped(value)
+    return (chosen or languages.preferred_language(getattr(headers, "accept_language", ""))
+            or languages.default_language())
 
 
 def file_download(file: Any):
@@ -285,7 +303,7 @@ class SessionState(rx.State):
             redirect to the login when the session has ended), with ``refused`` set.
         """
         if inspect.isawaitable(work) and kwargs:
-            raise TypeError(f"arguments for an awaitable, which takes none: {sorted(kwargs)}")
+            raise TypeError(f"arguments for an awaitable, which takes none: {sorted(kwargs)}")  # i18n: not shown
         request_key = request_key or None
         if request_key is not None:
             kwargs["request_key"] = request_key
@@ -327,7 +345,7 @@ class SessionState(rx.State):
             refused_action: the action to audit a refusal as, for a handler that shows the
                 refusal to the user instead of calling a service (which ``_call`` audits).
         """
-        actor, _ = await self._actor_and(None, refused_action=refused_action)
+        actor, _extra = await self._actor_and(None, refused_action=refused_action)
         return actor
 
     async def _actor_and(self, extra: Callable[..., T] | None, *, refused_action: str = "") -> tuple[Actor, T | None]:
@@ -392,8 +410,11 @@ class SessionState(rx.State):
 
     async def _show_actor(self, actor: Actor) -> None:
         base = await self._session_state()
-        shown = {"user_name": actor.full_name, "user_role": actor.role.value, "role_label": ROLE_LABELS[actor.role],
-                 "must_change_password": actor.must_change_password}
+        if actor.language:
+            languages.activate(actor.language)
+        shown = {"user_name": actor.full_name, "user_role": actor.role.value,
+                 "role_label": _(ROLE_LABELS[actor.role]), "must_change_password": actor.must_change_password,
+                 "language": actor.language or base.language or visitor_language(self.router.headers)}
         for name, value in shown.items():
             # Set only what changed: every var set goes to the browser again, at every page load.
             if getattr(base, name) != value:
@@ -419,7 +440,7 @@ class SessionState(rx.State):
         if not base._token:
             base._token = _cookie_token(self.router.headers.cookie)
         if actor.must_change_password and self._current_path() != PASSWORD_PATH:
-            return [rx.redirect(PASSWORD_PATH), rx.toast.warning("Choose a new password before you continue.")]
+            return [rx.redirect(PASSWORD_PATH), rx.toast.warning(_("Choose a new password before you continue."))]
         if (role and role != actor.role.value) or (permission and permission not in actor.permissions):
             return rx.redirect(ROLE_HOME[actor.role])
         if unread is not None:
@@ -448,7 +469,34 @@ class SessionState(rx.State):
             await live.hub.leave(self.router.session.client_token, _rooms_of(actor))
         except HMSError:
             pass
-        return await self._forget(rx.redirect(LOGIN_PATH), rx.toast.success("You have logged out."))
+        return await self._forget(rx.redirect(LOGIN_PATH), rx.toast.success(_("You have logged out.")))
+
+
+    @rx.event
+    async def choose_language(self, code: str):
+        """The reader picks a language: every text switches at once, the page's own rows are
+        loaded again in it, and a signed-in user's choice is kept for every device."""
+        code = languages.shipped(code) if str(code) in languages.LANGUAGES else ""
+        if not code:
+            return rx.toast.error(_("Choose one of the languages in the list."))
+        base = await self._session_state()
+        if base.user_role:
+            answer = await self._act(preferences.choose_language, language=code)
+            if answer.refused:
+                return answer
+        base.language = code
+        base._drop_kept_actor()  # kept, it would still carry the language chosen before
+        languages.activate(code)
+        from hms_app.hms_app import app  # the page's loaders, run again in the new language
+
+        reload = [event for event in app.get_load_events(self.router.url.path) if not _is_guard(event)]
+        return [*reload, rx.toast.success(_("HMS now speaks {language}.").format(
+            language=languages.LANGUAGES[code]))]
+
+
+def _is_guard(event: Any) -> bool:
+    handler = getattr(event, "handler", event)
+    return getattr(getattr(handler, "fn", None), "__name__", "") == "guard"
 
 
 def _unread_on_resolve(*, session: Any, actor: Actor) -> int:
@@ -493,6 +541,16 @@ class TabGate(Middleware):
         for substate in _state_classes():
             await state.get_state(substate)
         state.reset()
+
+
+class LanguageGate(Middleware):
+    """Every event is handled in its tab's language: a visitor's is settled at the tab's first event."""
+
+    async def preprocess(self, app: Any, state: BaseState, event: Any) -> None:
+        base = await state.get_state(SessionState)
+        if not base.language:
+            base.language = visitor_language(state.router.headers)
+        languages.activate(base.language)
 
 
 class LoginState(SessionState):
@@ -597,14 +655,14 @@ class LoginState(SessionState):
                 await self._call(auth.logout)
             ending = await self._forget()
             self._back_to_password()
-            self.error = "The login could not be completed in this browser. Please log in again."
+            self.error = _("The login could not be completed in this browser. Please log in again.")
             return [*ending, rx.toast.error(self.error)]
         if self.step == "recovery":
             return None  # the recovery codes show first; leave_recovery_codes goes on
         if actor.must_change_password:
-            return [rx.redirect(PASSWORD_PATH), rx.toast.warning("Your password was reset. Choose a new one to continue.")]
+            return [rx.redirect(PASSWORD_PATH), rx.toast.warning(_("Your password was reset. Choose a new one to continue."))]
         return [rx.redirect(self._after_login or home_for(actor.role.value)),
-                rx.toast.success(f"Welcome, {actor.full_name}.")]
+                rx.toast.success(_("Welcome, {name}.").format(name=actor.full_name))]
 
     async def _second_step(self, service: Callable[..., T], code: str) -> T | None:
         visitor = Anonymous(self.router.session.client_ip)
@@ -645,7 +703,7 @@ class LoginState(SessionState):
         self._back_to_password()
         self.recovery_codes = done.recovery_codes
         self.step = "recovery"
-        return [*await self._logged_in(done.result), rx.toast.success("Your authenticator is set up.")]
+        return [*await self._logged_in(done.result), rx.toast.success(_("Your authenticator is set up."))]
 
     @rx.event
     async def leave_recovery_codes(self):
@@ -673,7 +731,7 @@ class RegisterState(SessionState):
     @rx.event
     async def register(self, form_data: dict):
         if form_text(form_data, "password", 1000) != form_text(form_data, "password_confirm", 1000):
-            self.error = "The two passwords do not match."
+            self.error = _("The two passwords do not match.")
             return rx.toast.error(self.error)
         self.busy = True
         form = auth.Registration(
@@ -708,7 +766,7 @@ class PasswordState(SessionState):
     @rx.event
     async def change_password(self, form_data: dict):
         if form_text(form_data, "new_password", 1000) != form_text(form_data, "new_password_confirm", 1000):
-            self.error = "The two new passwords do not match."
+            self.error = _("The two new passwords do not match.")
             return rx.toast.error(self.error)
         answer = await self._act(
             auth.change_password,
@@ -720,4 +778,4 @@ class PasswordState(SessionState):
             return answer
         base = await self._session_state()
         base.must_change_password = False
-        return [rx.redirect(home_for(base.user_role)), rx.toast.success("Your password has been changed.")]
+        return [rx.redirect(home_for(base.user_role)), rx.toast.success(_("Your password has been changed."))]

@@ -40,6 +40,7 @@ from typing import Any
 
 from hms_app import settings
 from hms_app.services.core.events import PERMISSIONS, SESSIONS, Change
+from hms_app.services.core.language import use_language
 
 log = logging.getLogger(__name__)
 
@@ -277,15 +278,19 @@ class LiveHub:
             if not await token_manager.is_token_connected(token):
                 return False
             async with app.modify_state(BaseStateToken(ident=token, cls=SessionState)) as root:
+                base = await root.get_state(SessionState)
                 if topic in (SESSIONS, PERMISSIONS):
-                    (await root.get_state(SessionState))._drop_kept_actor()
+                    base._drop_kept_actor()
                     return True
-                if topic == "notifications":
-                    await (await root.get_state(SessionState))._refresh_unread()
-                path = root.router.url.path.rstrip("/") or "/"
-                for watcher in watchers:
-                    if watcher.path == path:
-                        await watcher.loader(await root.get_state(watcher.state))
+                # The tab's rows are written in its own reader's language, not the one of whoever
+                # made the change.
+                with use_language(base.language):
+                    if topic == "notifications":
+                        await base._refresh_unread()
+                    path = root.router.url.path.rstrip("/") or "/"
+                    for watcher in watchers:
+                        if watcher.path == path:
+                            await watcher.loader(await root.get_state(watcher.state))
             return True
 
         results = await asyncio.gather(*(refresh(t) for t in tokens), return_exceptions=True)

@@ -275,6 +275,7 @@ ROLES: dict[str, tuple[Role, ...] | str] = {
     "pharmacy.queue_counts": (Role.PHARMACY,),
     "pharmacy.reject_prescription": (Role.PHARMACY,),
     "pharmacy.verify_prescription": (Role.PHARMACY,),
+    "preferences.choose_language": ANY_ROLE,
     "prescribing.check_medicines": (Role.DOCTOR,),
     "prescribing.check_prescription": (Role.DOCTOR,),
     "prescribing.encounter_orders": (Role.DOCTOR,),

@@ -126,7 +126,7 @@ def ngettext(singular: str, plural: str, count: int) -> str:
     return translations(current_language()).ungettext(singular, plural, count)
 
 
-def N_(message: str) -> str:
+def N_(message: str) -> str:  # noqa: N802 (gettext's name for it)
     """Marks ``message`` for the catalogue where it is defined (a label in a table of labels);
     it is translated where it is shown, with ``_``."""
     return message
