@@ -735,6 +735,8 @@ EVERYONE = (
     Allowed("notification", frozenset({"UPDATE"}), frozenset({"read_at"}), owner="user_id"),
     # its own choice about e-mail reminders
     Allowed("email_preference", frozenset({"INSERT", "UPDATE"}), owner="user_id"),
+    # its own language (SessionState.choose_language)
+    Allowed("user", frozenset({"UPDATE"}), frozenset({"language"}), owner="id"),
 )
 _REVIEW_COLUMNS = ("released_at", "reviewed_at", "reviewed_by", "review_note")
 
