@@ -89,7 +89,7 @@ def test_arabic_has_its_six_plural_forms():
     assert set(forms()) == {"Notifications: {n} unread"}
     with use_language("ar"):
         arabic = forms()
-    assert len(set(arabic)) == 6, arabic  # zero, one, two, few (3–10), many (11–99), other
+    assert len(set(arabic)) == 6, arabic  # zero, one, two, few (3-10), many (11-99), other
 
 
 def test_formats_follow_the_language_in_the_hospitals_country():
