@@ -8,13 +8,32 @@ the new language. A visitor's browser preference chooses the login page's langua
 from __future__ import annotations
 
 import re
+import sqlite3
 
+import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import assert_accessible, db_value, log_in_to, screenshot, wait_ready
+from tests.e2e.helpers import (
+    assert_accessible,
+    db_value,
+    log_in_to,
+    routes_by_role,
+    screenshot,
+    wait_ready,
+)
 
 PATIENT = "aisha.khan@patients.example"
 ARABIC_LETTERS = re.compile(r"[\u0600-\u06FF]")
+
+
+@pytest.fixture(autouse=True)
+def _patient_back_in_english(app_server):
+    """Other journeys read this patient's pages in English: her choice is undone after each test,
+    also when one fails half-way."""
+    yield
+    path = app_server.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path, timeout=30) as conn:
+        conn.execute('UPDATE "user" SET language = NULL WHERE email = ?', (PATIENT,))
 
 
 def _html(page) -> tuple[str, str]:
@@ -62,3 +81,46 @@ def test_a_visitor_gets_the_browser_preference_and_can_switch_on_the_login_page(
     page.select_option("#login-language", "ar")
     page.wait_for_function("() => document.documentElement.dir === 'rtl'")
     assert_accessible(page)
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+DESK = {"viewport": {"width": 1280, "height": 900}}
+
+
+def _patient_in(new_context, app_server, language: str, device: dict):
+    page = new_context(**device).new_page()
+    log_in_to(page, app_server.url, PATIENT, "/patient")
+    picker = "#nav-language" if device is DESK else "#menu-language"
+    if device is PHONE:
+        page.get_by_role("button", name=re.compile("Menu|القائمة|Menú")).click()
+    page.select_option(picker, language)
+    page.wait_for_function("(lang) => document.documentElement.lang === lang", arg=language)
+    if device is PHONE:
+        page.keyboard.press("Escape")
+    return page
+
+
+def test_patient_pages_in_spanish_and_arabic_at_a_desk_and_on_a_phone(new_context, app_server, screenshot_dir):
+    """The README's screenshots, and every patient page passes axe with lang and dir set."""
+    for language, title in (("es", "Mi panel"), ("ar", "لوحتي")):
+        for device, suffix in ((DESK, ""), (PHONE, "-phone")):
+            page = _patient_in(new_context, app_server, language, device)
+            expect(page.get_by_role("heading", level=1)).to_have_text(title)
+            assert _html(page) == (language, "rtl" if language == "ar" else "ltr")
+            screenshot(page, screenshot_dir, f"languages-dashboard-{language}{suffix}")
+            page.goto(f"{app_server.url}/patient/book")
+            wait_ready(page)
+            page.wait_for_function("(lang) => document.documentElement.lang === lang", arg=language)
+            page.locator("#book-date").wait_for()
+            screenshot(page, screenshot_dir, f"languages-booking-{language}{suffix}")
+            assert_accessible(page)
+            page.context.close()
+
+
+def test_every_patient_page_passes_axe_in_arabic(new_context, app_server):
+    page = _patient_in(new_context, app_server, "ar", DESK)
+    for route in routes_by_role()["patient"]:
+        page.goto(f"{app_server.url}{route}")
+        wait_ready(page)
+        page.wait_for_function("() => document.documentElement.dir === 'rtl'")
+        assert_accessible(page)
