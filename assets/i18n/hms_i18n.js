@@ -11,8 +11,9 @@ function shipped(tag) {
   return SHIPPED.includes(language) ? language : "";
 }
 
-// Before the server has said (the first paint of a page): the choice made on this device,
-// then the browser's preference.
+// Before the server has said (the first paint of a page), the document's direction follows the
+// choice made on this device, then the browser's preference. Texts stay in English until then,
+// as the page was prerendered, so hydration finds what it expects.
 function guessLanguage() {
   if (typeof window === "undefined") return "en";
   const kept = document.cookie.match(/(?:^|;\s*)hms_language=([a-z]+)/);
@@ -29,13 +30,13 @@ function fill(text, params) {
 }
 
 export function hmsT(language, id, params) {
-  const catalog = CATALOGS[language || guessLanguage()];
+  const catalog = CATALOGS[language];
   const found = catalog ? catalog[id] : undefined;
   return fill(typeof found === "string" && found ? found : id, params);
 }
 
 export function hmsTn(language, singular, plural, count, params) {
-  const lang = language || guessLanguage();
+  const lang = language;
   const catalog = CATALOGS[lang];
   const forms = catalog ? catalog[singular] : undefined;
   const n = Number(count) || 0;
