@@ -19,6 +19,7 @@ import reflex as rx
 from reflex.vars.base import Var
 from reflex_base.components.component import Component
 from reflex_components_core.base.bare import Bare
+from reflex_components_core.core.foreach import Foreach
 from reflex_components_core.el.elements.tables import Caption
 from reflex_components_radix.themes.components.table import (
     TableBody,
@@ -75,10 +76,13 @@ def _find(component: Component, kind: type | tuple[type, ...], *, into_tables: b
 
 
 def _label_table(table: Component) -> None:
-    headers = [cell for header in _find(table, TableHeader) for row in _find(header, TableRow)
-               for cell in _find(row, TableColumnHeaderCell)]
-    if not headers:
-        return  # headers from a foreach (columns known only in the browser): no labels to give
+    # Headers from a foreach (columns known only in the browser) give no labels, and each keeps the
+    # loop's text.
+    looped = any(True for header in _find(table, TableHeader) for _loop in _find(header, Foreach))
+    headers = [] if looped else [cell for header in _find(table, TableHeader) for row in _find(header, TableRow)
+                                 for cell in _find(row, TableColumnHeaderCell)]
+    if not headers and not looped:
+        return
     labels = [_text_of(cell) for cell in headers]
     for cell, label in zip(headers, labels, strict=True):
         if _blank(label) and all(isinstance(child, Bare) for child in cell.children):
@@ -100,7 +104,7 @@ def _label_table(table: Component) -> None:
     table.custom_attrs.setdefault("tabIndex", 0)
     table.custom_attrs.setdefault("role", "region")
     if _blank(caption):
-        caption = t("Table") if _blank(labels[0]) else t("{column} table", column=labels[0])
+        caption = t("{column} table", column=labels[0]) if labels and not _blank(labels[0]) else t("Table")
     table.custom_attrs.setdefault("aria-label", caption)
 
 
