@@ -5,6 +5,9 @@ the title and description that name and describe it to screen readers; these fun
 them out alike everywhere. A dialog is controlled by its state (``open``, and ``on_close``
 when Escape, a click outside or a close button shuts it) or opened by a ``trigger``. An
 alert dialog (``alert=True``) asks for an answer: no click outside dismisses it.
+
+Titles, descriptions and button labels are plain English texts, shown in the reader's language,
+or vars already translated (``components.forms.shown``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import reflex as rx
 
-from hms_app.components.forms import submit_button
+from hms_app.components.forms import shown, submit_button
 
 
 def dialog(
@@ -46,12 +49,13 @@ def dialog(
             is narrower still (``fit_to_screen``).
     """
     kit = rx.alert_dialog if alert else rx.dialog
-    heading = kit.title(title)
+    heading = kit.title(shown(title))
     if title_aside is not None:
         heading = rx.flex(heading, title_aside, spacing="3", align="center")
     parts = [heading]
     if description is not None:
-        parts.append(kit.description(description) if alert else kit.description(description, size="2"))
+        about = description if isinstance(description, rx.Component) else shown(description)
+        parts.append(kit.description(about) if alert else kit.description(about, size="2"))
     parts.extend(body)
     if buttons:
         parts.append(rx.flex(*buttons, spacing="3", justify="end", margin_top="1rem"))
@@ -75,18 +79,20 @@ def fit_to_screen(max_width: str | None = None) -> dict[str, str]:
     }
 
 
-def close_button(label: str = "Close", on_click: Any = None, *, alert: bool = False, **props: Any) -> rx.Component:
+def close_button(label: str | rx.Var = "Close", on_click: Any = None, *, alert: bool = False,
+                 **props: Any) -> rx.Component:
     """The quiet button that closes a dialog (an alert dialog's is its cancel)."""
-    button = rx.button(label, variant="soft", color_scheme="gray", on_click=on_click, **props)
+    button = rx.button(shown(label), variant="soft", color_scheme="gray", on_click=on_click, **props)
     return rx.alert_dialog.cancel(button) if alert else rx.dialog.close(button)
 
 
 def action_button(label: str | rx.Var, on_click: Any, **props: Any) -> rx.Component:
     """An alert dialog's answer: it does ``on_click`` and closes the dialog."""
-    return rx.alert_dialog.action(rx.button(label, on_click=on_click, **props))
+    return rx.alert_dialog.action(rx.button(shown(label), on_click=on_click, **props))
 
 
-def form_buttons(submit: str | rx.Var, on_close: Any, *, close: str = "Cancel", **submit_props: Any) -> rx.Component:
+def form_buttons(submit: str | rx.Var, on_close: Any, *, close: str | rx.Var = "Cancel",
+                 **submit_props: Any) -> rx.Component:
     """The foot of a form in a dialog: close without saving, and submit."""
     return rx.hstack(
         close_button(close, on_close, type="button"),
@@ -96,7 +102,7 @@ def form_buttons(submit: str | rx.Var, on_close: Any, *, close: str = "Cancel", 
 
 
 def confirm_dialog(question: str | rx.Var, consequence: str | rx.Var, *, confirm: str | rx.Var, trigger: rx.Component,
-                   on_confirm: Any = None, form: str | rx.Var = "", keep: str = "Cancel",
+                   on_confirm: Any = None, form: str | rx.Var = "", keep: str | rx.Var = "Cancel",
                    color_scheme: str = "red") -> rx.Component:
     """Ask before a destructive action: what will happen, then Cancel (focused first; Escape too) or do it.
 
@@ -110,6 +116,6 @@ def confirm_dialog(question: str | rx.Var, consequence: str | rx.Var, *, confirm
         keep: the label of the button that does nothing (where "Cancel" would be ambiguous).
     """
     attrs = {} if on_confirm is not None else {"custom_attrs": {"form": form}, "type": "submit"}
-    answer = rx.button(confirm, color_scheme=color_scheme, on_click=on_confirm, **attrs)
+    answer = rx.button(shown(confirm), color_scheme=color_scheme, on_click=on_confirm, **attrs)
     return dialog(question, description=consequence, trigger=trigger, alert=True,
                   buttons=[close_button(keep, alert=True), rx.alert_dialog.action(answer)])

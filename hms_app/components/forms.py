@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import reflex as rx
 
+from hms_app.components.i18n import t
 from hms_app.state.auth import SessionState
 
 
+def shown(text: str | rx.Var) -> str | rx.Var:
+    """A text a component renders, in the reader's language.
+
+    A component takes its labels as plain English texts (marked ``N_("…")`` where the caller
+    writes them, so the catalogue has them) or as vars already in the reader's language
+    (``t("…")``, a state's translated text): a plain text is looked up here, a var is shown as
+    it is. An empty text stays empty.
+    """
+    return t(text) if isinstance(text, str) and text else text
+
+
 def field(
-    label: str,
+    label: str | rx.Var,
     name: str,
     *,
     type: str = "text",
     required: bool = False,
-    placeholder: str = "",
+    placeholder: str | rx.Var = "",
     autocomplete: str = "off",
-    hint: str = "",
+    hint: str | rx.Var = "",
     field_id: str = "",
     **props,
 ) -> rx.Component:
@@ -23,36 +35,41 @@ def field(
     input_id = field_id or f"field-{name}"
     hint_id = f"{input_id}-hint"
     return rx.vstack(
-        rx.el.label(label, rx.cond(required, rx.text.span(" (required)", color="var(--gray-11)"), rx.fragment()),
+        rx.el.label(shown(label),
+                    rx.cond(required, rx.text.span(" ", t("(required)"), color="var(--gray-11)"), rx.fragment()),
                     html_for=input_id, font_weight="500", font_size="0.9rem"),
         rx.input(
             id=input_id,
             name=name,
             type=type,
             required=required,
-            placeholder=placeholder,
+            placeholder=shown(placeholder),
             auto_complete=autocomplete,
-            aria_describedby=hint_id if hint else None,
+            aria_describedby=hint_id if isinstance(hint, rx.Var) or hint else None,
             width="100%",
             **props,
         ),
-        rx.cond(hint != "", rx.text(hint, id=hint_id, size="1", color="var(--gray-11)"), rx.fragment()),
+        rx.cond(hint != "", rx.text(shown(hint), id=hint_id, size="1", color="var(--gray-11)"), rx.fragment()),
         spacing="1",
         width="100%",
         align="stretch",
     )
 
 
-def select_field(label: str, name: str, options: list[tuple[str, str]] | rx.Var, *, required: bool = False,
-                 field_id: str = "", default: str = "", **props) -> rx.Component:
-    """A labelled native ``<select>``: keyboard and screen-reader friendly everywhere."""
+def select_field(label: str | rx.Var, name: str, options: list[tuple[str, str | rx.Var]] | rx.Var, *,
+                 required: bool = False, field_id: str = "", default: str = "", **props) -> rx.Component:
+    """A labelled native ``<select>``: keyboard and screen-reader friendly everywhere.
+
+    The options are (value, shown text): a plain text is translated, a var list's texts are the
+    state's (already in the reader's language).
+    """
     input_id = field_id or f"field-{name}"
     if isinstance(options, list):
-        choices = [rx.el.option(text, value=value) for value, text in options]
+        choices = [rx.el.option(shown(text), value=value) for value, text in options]
     else:
         choices = [rx.foreach(options, lambda o: rx.el.option(o[1], value=o[0]))]
     return rx.vstack(
-        rx.el.label(label, html_for=input_id, font_weight="500", font_size="0.9rem"),
+        rx.el.label(shown(label), html_for=input_id, font_weight="500", font_size="0.9rem"),
         rx.el.select(
             *choices,
             id=input_id,
@@ -68,11 +85,12 @@ def select_field(label: str, name: str, options: list[tuple[str, str]] | rx.Var,
     )
 
 
-def filter_select(label: str, element_id: str, options: list[tuple[str, str]], on_change) -> rx.Component:
+def filter_select(label: str | rx.Var, element_id: str, options: list[tuple[str, str | rx.Var]],
+                  on_change) -> rx.Component:
     """A labelled native ``<select>`` above a table that filters it as soon as it changes."""
     return rx.vstack(
-        rx.el.label(label, html_for=element_id, font_weight="500", font_size="0.9rem"),
-        rx.el.select(*[rx.el.option(text, value=value) for value, text in options], id=element_id,
+        rx.el.label(shown(label), html_for=element_id, font_weight="500", font_size="0.9rem"),
+        rx.el.select(*[rx.el.option(shown(text), value=value) for value, text in options], id=element_id,
                      class_name="native-select", on_change=on_change),
         spacing="1",
     )
@@ -90,7 +108,7 @@ def form_error(message: rx.Var) -> rx.Component:
 def submit_button(label: str | rx.Var, **props) -> rx.Component:
     """A form's submit button: while a submission of the tab is with the server it shows a spinner
     and takes no click (``SessionState.submitting``, set by ``_hold_submits``)."""
-    return rx.button(label, type="submit", loading=SessionState.submitting, **props)
+    return rx.button(shown(label), type="submit", loading=SessionState.submitting, **props)
 
 
 def request_key_field(key: rx.Var) -> rx.Component:
