@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.components.forms import shown
-from hms_app.components.i18n import t
+from hms_app.components.i18n import shown, t
 
 
 def status_badge(text: rx.Var | str, *, active: rx.Var | bool) -> rx.Component:

@@ -16,7 +16,8 @@ from typing import Any
 
 import reflex as rx
 
-from hms_app.components.forms import shown, submit_button
+from hms_app.components.forms import submit_button
+from hms_app.components.i18n import shown
 
 
 def dialog(

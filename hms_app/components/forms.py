@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from hms_app.components.i18n import t
+from hms_app.components.i18n import shown, t
 from hms_app.state.auth import SessionState
-
-
-def shown(text: str | rx.Var) -> str | rx.Var:
-    """A text a component renders, in the reader's language.
-
-    A component takes its labels as plain English texts (marked ``N_("…")`` where the caller
-    writes them, so the catalogue has them) or as vars already in the reader's language
-    (``t("…")``, a state's translated text): a plain text is looked up here, a var is shown as
-    it is. An empty text stays empty.
-    """
-    return t(text) if isinstance(text, str) and text else text
 
 
 def field(

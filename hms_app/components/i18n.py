@@ -59,6 +59,17 @@ def tn(singular: str, plural: str, count: Any, /, **params: Any) -> rx.Var[str]:
     return _call("hmsTn", singular, plural, count, params=params)
 
 
+def shown(text: str | rx.Var) -> str | rx.Var:
+    """A text a component renders, in the reader's language.
+
+    A component takes its labels as plain English texts (marked ``N_("…")`` where the caller
+    writes them, so the catalogue has them) or as vars already in the reader's language
+    (``t("…")``, a state's translated text): a plain text is looked up here, a var is shown as
+    it is. An empty text stays empty.
+    """
+    return t(text) if isinstance(text, str) and text else text
+
+
 class HmsDocument(rx.Component):
     """Sets the page's ``lang``, ``dir`` and title from the tab's language (renders nothing)."""
 

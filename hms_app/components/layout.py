@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app import settings
-from hms_app.components.i18n import document, language_picker, t, tn
+from hms_app.components.i18n import document, language_picker, shown, t, tn
 from hms_app.components.navigation import menu_button, sidebar
 from hms_app.components.table import label_table_cells
 from hms_app.state.auth import SessionState
@@ -82,10 +82,6 @@ def header() -> rx.Component:
     )
 
 
-def _title(title: str | rx.Var) -> rx.Var:
-    return t(title) if isinstance(title, str) else title
-
-
 def page_shell(title: str | rx.Var, *children: rx.Component, actions: rx.Component | None = None) -> rx.Component:
     """A signed-in page: header, the role's sidebar and a main landmark titled ``title`` (an English
     text, translated here, or a ``t(...)`` var).
@@ -93,7 +89,7 @@ def page_shell(title: str | rx.Var, *children: rx.Component, actions: rx.Compone
     Every table on the page gets its cells labelled for the narrow-screen cards.
     """
     children = tuple(label_table_cells(child) for child in children)
-    title = _title(title)
+    title = shown(title)
     return rx.box(
         document(t("{page} · {hospital}", page=title, hospital=settings.HOSPITAL_NAME)),
         skip_link(),
@@ -129,7 +125,7 @@ def page_shell(title: str | rx.Var, *children: rx.Component, actions: rx.Compone
 def public_shell(title: str | rx.Var, *children: rx.Component) -> rx.Component:
     """A page for visitors (login, registration): a centred card in a main landmark, with the
     language picker above it."""
-    title = _title(title)
+    title = shown(title)
     return rx.box(
         document(t("{page} · {hospital}", page=title, hospital=settings.HOSPITAL_NAME)),
         rx.el.main(

@@ -31,8 +31,7 @@ from reflex_components_radix.themes.components.table import (
     TableRowHeaderCell,
 )
 
-from hms_app.components.forms import shown
-from hms_app.components.i18n import t
+from hms_app.components.i18n import shown, t
 
 _CELLS = (TableCell, TableRowHeaderCell)
 
