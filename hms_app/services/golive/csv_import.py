@@ -37,6 +37,7 @@ from hms_app.db.enums import LineOutcome, Permission
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.language import N_, _, ngettext
 from hms_app.services.core.numbers import format_number
 from hms_app.services.golive.kinds import (
     CsvKind,
@@ -57,10 +58,12 @@ PROGRESS_EVERY = 200
 IGNORE = ""
 """The mapping's column for a file header that is not imported."""
 
-SAVE_AS_UTF8 = ("Save it as UTF-8 and try again: in Excel, File › Save As › \"CSV UTF-8 (Comma delimited)\"; "
-                "in LibreOffice, Save As › Text CSV, tick \"Edit filter settings\" and choose Unicode (UTF-8).")
-_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+SAVE_AS_UTF8 = N_("Save it as UTF-8 and try again: in Excel, File › Save As › \"CSV UTF-8 (Comma delimited)\"; "
+                  "in LibreOffice, Save As › Text CSV, tick \"Edit filter settings\" and choose Unicode (UTF-8).")
+_DELIMITERS = {",": N_("comma"), ";": N_("semicolon"), "\t": N_("tab")}
 _LINE_ERRORS = (ValidationError, Conflict, NotFound)
+MAPPING_UNREADABLE = N_("The column mapping is not readable; choose the columns again.")
+CHOOSE_KIND = N_("Choose what the file holds from the list.")
 
 
 def read_text(data: bytes) -> str:
@@ -70,28 +73,28 @@ def read_text(data: bytes) -> str:
         ValidationError: empty, too large, not UTF-8 (or UTF-16 with its mark), or not text.
     """
     if not isinstance(data, bytes | bytearray) or not data:
-        raise ValidationError("The file is empty.")
+        raise ValidationError(_("The file is empty."))
     if len(data) > MAX_IMPORT_BYTES:
-        raise ValidationError(f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB. "
-                              "Split it into smaller files and import them one after the other.")
+        raise ValidationError(_("The file is larger than {megabytes} MB. Split it into smaller files and import them "
+                                "one after the other.").format(megabytes=MAX_IMPORT_BYTES // (1024 * 1024)))
     data = bytes(data)
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             text = data.decode("utf-16")
         except UnicodeDecodeError:
-            raise ValidationError("The file says it is UTF-16 text but is not readable as such. " + SAVE_AS_UTF8
-                                  ) from None
+            raise ValidationError(_("The file says it is UTF-16 text but is not readable as such. {how}").format(
+                how=_(SAVE_AS_UTF8))) from None
     else:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as error:
             line = data[: error.start].count(b"\n") + 1
             raise ValidationError(
-                f"The file is not UTF-8 text (line {line} holds a byte UTF-8 does not use: it was probably saved "
-                f"as Latin-1 or Windows-1252). {SAVE_AS_UTF8}") from None
+                _("The file is not UTF-8 text (line {line} holds a byte UTF-8 does not use: it was probably saved "
+                  "as Latin-1 or Windows-1252). {how}").format(line=line, how=_(SAVE_AS_UTF8))) from None
     if "\x00" in text or re.search("[\x01-\x08\x0e-\x1f]", text[:65536]):
-        raise ValidationError("The file is not text (it holds control characters): choose the CSV file itself, "
-                              "not a spreadsheet (.xlsx) or another program's file.")
+        raise ValidationError(_("The file is not text (it holds control characters): choose the CSV file itself, "
+                                "not a spreadsheet (.xlsx) or another program's file."))
     return text.lstrip("\ufeff")
 
 
@@ -142,14 +145,14 @@ def check_mapping(kind: CsvKind, headers: list[str], mapping: dict[str, str] | N
     names = {c.name for c in kind.columns}
     if mapping:
         if not isinstance(mapping, dict):
-            raise ValidationError("The column mapping is not readable; choose the columns again.")
+            raise ValidationError(_(MAPPING_UNREADABLE))
         for header, column in mapping.items():
             header, column = str(header), str(column or IGNORE)
             if header not in chosen:
-                raise ValidationError(f"The file has no column headed \"{header[:80]}\".")
+                raise ValidationError(_("The file has no column headed \"{header}\".").format(header=header[:80]))
             if column != IGNORE and column not in names:
-                raise ValidationError(f"\"{column[:80]}\" is not a column of {kind.label.lower()}; "
-                                      f"the columns are: {', '.join(sorted(names))}.")
+                raise ValidationError(_("\"{column}\" is not a column of {kind}; the columns are: {columns}.").format(
+                    column=column[:80], kind=_(kind.label).lower(), columns=", ".join(sorted(names))))
             chosen[header] = column
     indexes: dict[int, str] = {}
     seen: dict[str, str] = {}
@@ -158,14 +161,16 @@ def check_mapping(kind: CsvKind, headers: list[str], mapping: dict[str, str] | N
         if column == IGNORE:
             continue
         if column in seen:
-            raise ValidationError(f"Both \"{seen[column]}\" and \"{header}\" are mapped to {column}; "
-                                  "map one of them to another column or ignore it.")
+            raise ValidationError(_("Both \"{first}\" and \"{second}\" are mapped to {column}; map one of them to "
+                                    "another column or ignore it.").format(first=seen[column], second=header,
+                                                                          column=column))
         seen[column] = header
         indexes[position] = column
     missing = [c.name for c in kind.columns if c.required and c.name not in seen]
     if missing:
-        raise ValidationError(f"The file has no column for {', '.join(missing)}, which {kind.label.lower()} need. "
-                              "Add the column, or map one of the file's headers to it.")
+        raise ValidationError(_("The file has no column for {columns}, which {kind} need. Add the column, or map "
+                                "one of the file's headers to it.").format(columns=", ".join(missing),
+                                                                         kind=_(kind.label).lower()))
     return indexes
 
 
@@ -204,18 +209,21 @@ def parse_csv(data: bytes) -> CsvFile:
                 continue
             lines.append(ParsedLine(start, cells))
             if len(lines) > MAX_IMPORT_ROWS:
-                raise ValidationError(f"The file has more than {format_number(MAX_IMPORT_ROWS)} lines. "
-                                      "Split it into smaller files and import them one after the other.")
+                raise ValidationError(_("The file has more than {count} lines. Split it into smaller files and "
+                                        "import them one after the other.").format(
+                                            count=format_number(MAX_IMPORT_ROWS)))
     except csv.Error as error:
-        raise ValidationError(f"Line {last + 1} cannot be read as CSV ({error}); a quote may be missing its "
-                              "closing quote. Nothing was imported.") from None
+        # The csv module's own reason stays as it words it: it names the character it stopped on.
+        raise ValidationError(_("Line {line} cannot be read as CSV ({reason}); a quote may be missing its closing "
+                                "quote. Nothing was imported.").format(line=last + 1, reason=error)) from None
     if headers is None:
-        raise ValidationError("The file has no header row: its first line must name the columns.")
+        raise ValidationError(_("The file has no header row: its first line must name the columns."))
     if any(not h for h in headers):
-        raise ValidationError("A column of the header row has no name: name every column, or delete the empty one.")
+        raise ValidationError(_("A column of the header row has no name: name every column, or delete the empty "
+                                "one."))
     if len(set(headers)) != len(headers):
         twice = next(h for h in headers if headers.count(h) > 1)
-        raise ValidationError(f"The header row names \"{twice}\" twice: each column once.")
+        raise ValidationError(_("The header row names \"{header}\" twice: each column once.").format(header=twice))
     return CsvFile(headers, delimiter, lines)
 
 
@@ -248,7 +256,7 @@ def preview_csv(kind: CsvKind, data: bytes, mapping: dict[str, str] | None = Non
         problem = error.message
     width = len(parsed.headers)
     rows = [(line.cells + [""] * width)[:width] for line in parsed.lines[:PREVIEW_ROWS]]
-    return Preview(parsed.headers, chosen, rows, len(parsed.lines), _DELIMITERS[parsed.delimiter], problem)
+    return Preview(parsed.headers, chosen, rows, len(parsed.lines), _(_DELIMITERS[parsed.delimiter]), problem)
 
 
 def template_csv(kind: CsvKind) -> str:
@@ -263,7 +271,7 @@ def template_csv(kind: CsvKind) -> str:
 def kind_named(name: object) -> CsvKind:
     kind = csv_kinds().get(str(name or ""))
     if kind is None:
-        raise ValidationError("Choose what the file holds from the list.")
+        raise ValidationError(_(CHOOSE_KIND))
     return kind
 
 
@@ -278,8 +286,8 @@ def _row_of(cells: list[str], indexes: dict[int, str], width: int) -> dict[str, 
     if len(cells) > width:
         extra = [c for c in cells[width:] if c.strip()]
         if extra:
-            raise ValidationError(f"The line has {len(cells)} cells but the header names {width} columns; "
-                                  "a value may hold an unquoted comma or semicolon.")
+            raise ValidationError(_("The line has {cells} cells but the header names {columns} columns; a value may "
+                                    "hold an unquoted comma or semicolon.").format(cells=len(cells), columns=width))
     return {column: (cells[i].strip() if i < len(cells) else "") for i, column in indexes.items()}
 
 
@@ -328,8 +336,8 @@ def run_csv(
         progress(total, total)
     except ImportCancelled:
         session.rollback()
-        report.committed = False
-        report.message = "Cancelled: nothing of this file was imported."
+        report.committed, report.cancelled = False, True
+        report.message = _("Cancelled: nothing of this file was imported.")
         return report
     except BaseException:
         session.rollback()
@@ -352,8 +360,8 @@ def _import_line(session: Session, actor: Actor, kind: CsvKind, parsed: ParsedLi
         row = _row_of(parsed.cells, indexes, width)
         result = kind.import_row(session=session, actor=actor, row=row, job_id=job_id)
         if result.record and result.record in seen:
-            raise ValidationError(f"Line {seen[result.record]} already holds {result.record}: a file lists each "
-                                  "record once. Merge the two lines.")
+            raise ValidationError(_("Line {line} already holds {record}: a file lists each record once. Merge the "
+                                    "two lines.").format(line=seen[result.record], record=result.record))
     except _LINE_ERRORS as error:
         savepoint.rollback()
         return LineResult(parsed.line, LineOutcome.FAILED, _record_as_written(kind, row), error.message)
@@ -372,14 +380,23 @@ def _record_as_written(kind: CsvKind, row: dict[str, str]) -> str:
 
 
 def _outcome_message(report: ImportReport, *, dry_run: bool, good_rows_only: bool) -> str:
-    counts = (f"{report.created} to create, {report.updated} to update, {report.unchanged} unchanged, "
-              f"{report.failed} with problems")
+    counts = {"created": report.created, "updated": report.updated, "unchanged": report.unchanged,
+              "failed": report.failed}
     if dry_run:
         if report.failed:
-            return f"Checked: {counts}. Correct the lines with problems, or import only the good lines."
-        return f"Checked: {counts}. Every line is good; nothing was imported yet."
+            return _("Checked: {created} to create, {updated} to update, {unchanged} unchanged, {failed} with "
+                     "problems. Correct the lines with problems, or import only the good lines.").format(**counts)
+        return _("Checked: {created} to create, {updated} to update, {unchanged} unchanged, {failed} with problems. "
+                 "Every line is good; nothing was imported yet.").format(**counts)
     if report.failed and not good_rows_only:
-        return (f"Nothing was imported: {report.failed} line(s) have problems. Correct them and import again, "
-                "or choose to import only the good lines.")
-    done = (f"Imported: {report.created} created, {report.updated} updated, {report.unchanged} unchanged")
-    return done + (f"; {report.failed} line(s) with problems left out." if report.failed else ".")
+        # English reads "line(s)" whatever the count, as it always has; the translations take their plural forms.
+        return ngettext("Nothing was imported: {n} line(s) have problems. Correct them and import again, or choose "
+                        "to import only the good lines.",
+                        "Nothing was imported: {n} line(s) have problems. Correct them and import again, or choose "
+                        "to import only the good lines.", report.failed).format(n=report.failed)
+    if report.failed:
+        return ngettext("Imported: {created} created, {updated} updated, {unchanged} unchanged; {n} line(s) with "
+                        "problems left out.",
+                        "Imported: {created} created, {updated} updated, {unchanged} unchanged; {n} line(s) with "
+                        "problems left out.", report.failed).format(n=report.failed, **counts)
+    return _("Imported: {created} created, {updated} updated, {unchanged} unchanged.").format(**counts)

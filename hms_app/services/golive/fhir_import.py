@@ -103,9 +103,11 @@ from hms_app.services.core import audit, counters, emails, files
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import _, ngettext
 from hms_app.services.golive import fhir_source
 from hms_app.services.golive.fhir_source import SourceRefused, Staging
 from hms_app.services.golive.kinds import (
+    NOTHING_IMPORTED,
     ImportCancelled,
     ImportReport,
     LineResult,
@@ -122,8 +124,10 @@ LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 MR_TYPE = "MR"
 PLACEHOLDER_DOMAIN = "imported.invalid"
-OUTSIDE_DEPARTMENT = "Outside clinicians (imported)"
-UNNAMED_CLINICIAN = "Outside clinician (not named)"
+# The names of what the import makes are the hospital's data, the same whoever imports (the
+# department is found again by its name), so they are not translated.
+OUTSIDE_DEPARTMENT = "Outside clinicians (imported)"  # i18n: not shown
+UNNAMED_CLINICIAN = "Outside clinician (not named)"  # i18n: not shown
 PROGRESS_EVERY = 500
 
 _VITALS = {
@@ -141,7 +145,8 @@ class _Failed(Exception):
 
 
 class _Skipped(Exception):
-    """This resource holds nothing HMS keeps; the message is its label in ``skipped_by_type``.
+    """This resource holds nothing HMS keeps; the message is its label in ``skipped_by_type``
+    (a key the job keeps as it is, in English, like the resource types beside it).
 
     Raised before a mapper writes anything (so it needs no savepoint of its own).
     """
@@ -169,7 +174,7 @@ class _NewSource:
     @property
     def entity_id(self) -> int | None:
         return self.entity if isinstance(self.entity, int) else self.entity.id
-_SHARED_TYPES = frozenset(("Practitioner", "Medication"))
+_SHARED_TYPES = frozenset(("Practitioner", "Medication"))  # i18n: not shown
 
 
 @dataclass
@@ -236,8 +241,12 @@ def import_fhir(*, engine: sa.Engine, actor: Actor, path: Path, dry_run: bool = 
             try:
                 found = fhir_source.stage(Path(path), staging, progress=lambda read: progress(read, None))
             except SourceRefused as refused:
-                more = f" ({refused.more} more problems not listed)" if refused.more else ""
-                report.message = f"Nothing was imported: {refused.problems[0]}{more}"
+                report.message = _(NOTHING_IMPORTED).format(problem=refused.problems[0])
+                if refused.more:
+                    # English reads "problems" whatever the count, as it always has.
+                    report.message = ngettext("Nothing was imported: {problem} ({n} more problems not listed)",
+                                              "Nothing was imported: {problem} ({n} more problems not listed)",
+                                              refused.more).format(problem=refused.problems[0], n=refused.more)
                 report.failed = len(refused.problems) + refused.more
                 report.lines = [LineResult(0, LineOutcome.FAILED, "", problem) for problem in refused.problems]
                 return report
@@ -248,8 +257,12 @@ def import_fhir(*, engine: sa.Engine, actor: Actor, path: Path, dry_run: bool = 
                 patients = _write(engine, run, found.total, dry_run, progress)
             except ImportCancelled:
                 report.committed = False
-                report.message = (f"Cancelled. {report.created + report.updated + report.unchanged} resources of "
-                                  "whole patients were imported before the cancel and stay; the rest was not imported.")
+                kept = report.created + report.updated + report.unchanged
+                report.message = ngettext(
+                    "Cancelled. {n} resources of whole patients were imported before the cancel and stay; the rest "
+                    "was not imported.",
+                    "Cancelled. {n} resources of whole patients were imported before the cancel and stay; the rest "
+                    "was not imported.", kept).format(n=kept)
                 return report
             report.committed = not dry_run
             report.message = _summary(report, patients, found.files, dry_run)
@@ -259,10 +272,18 @@ def import_fhir(*, engine: sa.Engine, actor: Actor, path: Path, dry_run: bool = 
 
 
 def _summary(report: ImportReport, patients: int, files_read: int, dry_run: bool) -> str:
-    verb = "would import" if dry_run else "imported"
-    return (f"{'Dry run: ' if dry_run else ''}{verb} {patients} patients from {files_read} "
-            f"file{'s' if files_read != 1 else ''}: {report.created} resources created, {report.updated} updated, "
-            f"{report.unchanged} unchanged, {report.skipped} skipped, {report.failed} failed.")
+    counts = {"patients": patients, "files": files_read, "created": report.created, "updated": report.updated,
+              "unchanged": report.unchanged, "skipped": report.skipped, "failed": report.failed}
+    if dry_run:
+        return ngettext("Dry run: would import {patients} patients from {files} file: {created} resources created, "
+                        "{updated} updated, {unchanged} unchanged, {skipped} skipped, {failed} failed.",
+                        "Dry run: would import {patients} patients from {files} files: {created} resources created, "
+                        "{updated} updated, {unchanged} unchanged, {skipped} skipped, {failed} failed.",
+                        files_read).format(**counts)
+    return ngettext("imported {patients} patients from {files} file: {created} resources created, {updated} updated, "
+                    "{unchanged} unchanged, {skipped} skipped, {failed} failed.",
+                    "imported {patients} patients from {files} files: {created} resources created, {updated} "
+                    "updated, {unchanged} unchanged, {skipped} skipped, {failed} failed.", files_read).format(**counts)
 
 
 def _write(engine: sa.Engine, run: _Run, total: int, dry_run: bool, progress: Progress) -> int:
@@ -280,7 +301,7 @@ def _write(engine: sa.Engine, run: _Run, total: int, dry_run: bool, progress: Pr
                     progress(done, total)
             _checkpoint(session, run, dry_run)
             for seq, location, key in run.staging.without_patient():
-                _line(run, seq, f"{location} {key}", LineOutcome.FAILED, "names no patient it belongs to.")
+                _line(run, seq, f"{location} {key}", LineOutcome.FAILED, _("names no patient it belongs to."))
                 done += 1
             progress(done, total)
             for key in run.staging.patients():
@@ -361,16 +382,16 @@ def _patient_resources(session: Session, run: _Run, key: str, resources: list[tu
     _load_sources(session, run, resources)
     patient_id = None
     for seq, location, resource, digest in resources:
-        if resource["resourceType"] == "Patient":
+        if resource["resourceType"] == "Patient":  # i18n: not shown
             outcome = _one(session, run, seq, location, resource, digest, None, careful=careful)
             counts[outcome] += 1
-            patient_id = _entity(session, run, FHIR, "Patient", resource["id"])
+            patient_id = _entity(session, run, FHIR, "Patient", resource["id"])  # i18n: not shown
             continue
         if patient_id is None:
             patient_id = _patient_of_key(session, run, key)
         if patient_id is None:
             _line(run, seq, f"{location} {resource['resourceType']}/{resource['id']}", LineOutcome.FAILED,
-                  f"its patient ({key}) is neither in the source nor imported before.")
+                  _("its patient ({key}) is neither in the source nor imported before.").format(key=key))
             counts[LineOutcome.FAILED] += 1
             continue
         counts[_one(session, run, seq, location, resource, digest, patient_id, careful=careful)] += 1
@@ -401,12 +422,12 @@ def _load_sources(session: Session, run: _Run, resources: list[tuple[int, str, d
     It names the types as well as the ids, so that it is a few lookups in the primary key
     (system, type, id): by ids alone it would read every FHIR row, and slow with each patient.
     """
-    wanted = {(r["resourceType"], str(r["id"])[:200]) for _, _, r, _ in resources}
+    wanted = {(r["resourceType"], str(r["id"])[:200]) for __, __, r, __ in resources}
     for rtype, rid in wanted:
         run.sources[(rtype, rid)] = None
         run.patient_ids[(FHIR, rtype, rid)] = None
-    types = sorted({rtype for rtype, _ in wanted})
-    ids = sorted({rid for _, rid in wanted})
+    types = sorted({rtype for rtype, __ in wanted})
+    ids = sorted({rid for __, rid in wanted})
     for chunk in range(0, len(ids), 500):
         for record in session.execute(sa.select(SourceRecord).where(
                 SourceRecord.system == FHIR, SourceRecord.source_type.in_(types),
@@ -418,10 +439,10 @@ def _load_sources(session: Session, run: _Run, resources: list[tuple[int, str, d
 
 def _patient_of_key(session: Session, run: _Run, key: str) -> int | None:
     if key.startswith("Patient/"):
-        return _entity(session, run, FHIR, "Patient", key.removeprefix("Patient/"))
+        return _entity(session, run, FHIR, "Patient", key.removeprefix("Patient/"))  # i18n: not shown
     conditional = fhir_source.parse_conditional(key)
     if conditional:
-        return _entity(session, run, conditional[1], "Patient", conditional[2])
+        return _entity(session, run, conditional[1], "Patient", conditional[2])  # i18n: not shown
     return None
 
 
@@ -536,13 +557,14 @@ def _reference(holder: object) -> tuple[str, str]:
 
 
 def _encounter_of(session: Session, run: _Run, resource: dict, field_name: str = "encounter") -> Encounter | None:
-    reference, _ = _reference(resource.get(field_name))
+    reference, __ = _reference(resource.get(field_name))
     if not reference:
         return None
     key = run.staging.resolve(reference)
-    encounter_id = _entity(session, run, FHIR, "Encounter", key.removeprefix("Encounter/")) if key.startswith("Encounter/") else None
+    encounter_id = _entity(session, run, FHIR, "Encounter", key.removeprefix("Encounter/")) if key.startswith("Encounter/") else None  # i18n: not shown
     if encounter_id is None:
-        raise _Failed(f"its encounter ({reference}) is neither in the source nor imported before.")
+        raise _Failed(_("its encounter ({reference}) is neither in the source nor imported before.").format(
+            reference=reference))
     encounter = run.encounters.get(encounter_id) or session.get(Encounter, encounter_id)
     run.remember(run.encounters, encounter_id, encounter)
     return encounter
@@ -554,33 +576,34 @@ def _clinician(session: Session, run: _Run, holder: object) -> int:
     if reference:
         key = run.staging.resolve(reference)
         if key.startswith("Practitioner/"):
-            found = _entity(session, run, FHIR, "Practitioner", key.removeprefix("Practitioner/"))
+            found = _entity(session, run, FHIR, "Practitioner", key.removeprefix("Practitioner/"))  # i18n: not shown
             if found is not None:
                 return found
         conditional = fhir_source.parse_conditional(fhir_source.reference_key(reference))
-        if conditional and conditional[0] == "Practitioner":
-            _, system, value = conditional
-            found = _entity(session, run, system, "Practitioner", value)
+        if conditional and conditional[0] == "Practitioner":  # i18n: not shown
+            __, system, value = conditional
+            found = _entity(session, run, system, "Practitioner", value)  # i18n: not shown
             if found is None:
-                found = _outside_clinician(session, run, display or f"Outside clinician {value}")
-                _keep_source(session, run, system, "Practitioner", value, "user", found)
+                found = _outside_clinician(session, run, display or f"Outside clinician {value}")  # the hospital's data  # i18n: not shown
+                _keep_source(session, run, system, "Practitioner", value, "user", found)  # i18n: not shown
             return found
         if key.startswith(("Organization/", "Location/")) or reference.startswith(("Organization", "Location")):
             return _unnamed_clinician(session, run)
-        run.notes.append(f"The practitioner {reference} was not found; recorded under '{UNNAMED_CLINICIAN}'.")
+        run.notes.append(_("The practitioner {reference} was not found; recorded under '{name}'.").format(
+            reference=reference, name=UNNAMED_CLINICIAN))
     return _unnamed_clinician(session, run)
 
 
 def _unnamed_clinician(session: Session, run: _Run) -> int:
-    found = _entity(session, run, HMS_IMPORT, "Practitioner", "unnamed")
+    found = _entity(session, run, HMS_IMPORT, "Practitioner", "unnamed")  # i18n: not shown
     if found is None:
         found = _outside_clinician(session, run, UNNAMED_CLINICIAN)
-        _keep_source(session, run, HMS_IMPORT, "Practitioner", "unnamed", "user", found)
+        _keep_source(session, run, HMS_IMPORT, "Practitioner", "unnamed", "user", found)  # i18n: not shown
     return found
 
 
 def _outside_department(session: Session, run: _Run) -> int:
-    key = ("", "Department", OUTSIDE_DEPARTMENT)
+    key = ("", "Department", OUTSIDE_DEPARTMENT)  # i18n: not shown
     found = run.ids.get(key)
     if found is None:
         found = session.execute(sa.select(Department.id).where(Department.name == OUTSIDE_DEPARTMENT)).scalar_one_or_none()
@@ -614,7 +637,7 @@ def _outside_clinician(session: Session, run: _Run, name: str) -> int:
     session.flush()
     department_id = _outside_department(session, run)
     session.add(DoctorProfile(user_id=user.id, department_id=department_id,
-                              specialty="Outside clinician (imported)", consultation_fee_cents=0))
+                              specialty="Outside clinician (imported)", consultation_fee_cents=0))  # the hospital's data  # i18n: not shown
     run.remember(run.ids, ("", "DoctorProfile", str(user.id)), department_id)
     return user.id
 
@@ -651,14 +674,14 @@ def _codings(concept: object) -> list[tuple[str, str, str]]:
 
 
 def _code_in(concept: object, system_part: str) -> str:
-    for system, code, _ in _codings(concept):
+    for system, code, __ in _codings(concept):
         if system_part in system and code:
             return code
     return ""
 
 
 def _status_code(concept: object) -> str:
-    codes = [code for _, code, _ in _codings(concept)]
+    codes = [code for __, code, __ in _codings(concept)]
     return codes[0] if codes else ""
 
 
@@ -667,7 +690,7 @@ def _instant(value: object, what: str, *, required: bool = True) -> datetime | N
     text = str(value or "").strip()
     if not text:
         if required:
-            raise _Failed(f"has no {what}.")
+            raise _Failed(_("has no {what}.").format(what=what))
         return None
     try:
         if len(text) <= 10:
@@ -675,7 +698,8 @@ def _instant(value: object, what: str, *, required: bool = True) -> datetime | N
             return datetime(parts[0], parts[1], parts[2], 12, tzinfo=UTC)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise _Failed(f"has a {what} that is not a FHIR date and time ({_fit(text, 40)}).") from None
+        raise _Failed(_("has a {what} that is not a FHIR date and time ({value}).").format(
+            what=what, value=_fit(text, 40))) from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
@@ -686,7 +710,7 @@ def _day(value: object) -> date | None:
     try:
         return date.fromisoformat(text[:10]) if len(text) >= 10 else None
     except ValueError:
-        raise _Failed(f"has a birth date that is not a date ({_fit(text, 40)}).") from None
+        raise _Failed(_("has a birth date that is not a date ({value}).").format(value=_fit(text, 40))) from None
 
 
 def _when(resource: dict, *names: str) -> datetime | None:
@@ -715,13 +739,13 @@ def _human_name(names: object) -> str:
 
 
 def _map_practitioner(session: Session, run: _Run, res: dict, _patient: int | None, existing: int | None) -> tuple[str, int]:
-    name = _fit(_human_name(res.get("name")), 120) or "Outside clinician"
+    name = _fit(_human_name(res.get("name")), 120) or "Outside clinician"  # the hospital's data  # i18n: not shown
     identifiers = [(str(i.get("system")), str(i.get("value"))) for i in res.get("identifier") or []
                    if isinstance(i, dict) and i.get("system") and i.get("value")]
     user_id = existing if existing and session.get(User, existing) else None
     if user_id is None:
         user_id = next((found for system, value in identifiers
-                        if (found := _entity(session, run, system, "Practitioner", value)) is not None), None)
+                        if (found := _entity(session, run, system, "Practitioner", value)) is not None), None)  # i18n: not shown
     if user_id is None:
         user_id = _outside_clinician(session, run, name)
     user = session.get(User, user_id)
@@ -729,7 +753,7 @@ def _map_practitioner(session: Session, run: _Run, res: dict, _patient: int | No
         user.full_name = name  # an outside clinician follows the source; an HMS doctor keeps their own name
         session.add(user)
     for system, value in identifiers:
-        _keep_source(session, run, system, "Practitioner", value, "user", user_id)
+        _keep_source(session, run, system, "Practitioner", value, "user", user_id)  # i18n: not shown
     return "user", user_id
 
 
@@ -738,7 +762,7 @@ def _map_medication(session: Session, run: _Run, res: dict, _patient: int | None
 
 
 def _map_patient(session: Session, run: _Run, res: dict, _patient: int | None, existing: int | None) -> tuple[str, int]:
-    name = _fit(_human_name(res.get("name")), 120) or "Name not recorded"
+    name = _fit(_human_name(res.get("name")), 120) or "Name not recorded"  # the hospital's data  # i18n: not shown
     identifiers = [i for i in res.get("identifier") or [] if isinstance(i, dict) and i.get("value")]
     telecom = [t for t in res.get("telecom") or [] if isinstance(t, dict)]
     phone = next((_fit(t.get("value"), 40) for t in telecom if t.get("system") == "phone"), "")
@@ -752,12 +776,12 @@ def _map_patient(session: Session, run: _Run, res: dict, _patient: int | None, e
     user_id = existing if existing and session.get(User, existing) else None
     if user_id is None:
         user_id = next((found for i in identifiers if i.get("system")
-                        and (found := _entity(session, run, str(i["system"]), "Patient", str(i["value"]))) is not None), None)
+                        and (found := _entity(session, run, str(i["system"]), "Patient", str(i["value"]))) is not None), None)  # i18n: not shown
     if user_id is not None:
         user = session.get(User, user_id)
         profile = session.get(PatientProfile, user_id)
         if profile is None:
-            raise _Failed("names an HMS record that is not a patient.")
+            raise _Failed(_("names an HMS record that is not a patient."))
         user.full_name = name
         for column, value in values.items():
             setattr(profile, column, value)
@@ -772,14 +796,14 @@ def _map_patient(session: Session, run: _Run, res: dict, _patient: int | None, e
         session.add(PatientProfile(user_id=user_id, mrn=_mrn(session, identifiers), **values))
         session.flush()
     for identifier in identifiers:
-        _keep_source(session, run, str(identifier.get("system") or ""), "Patient", str(identifier["value"]),
+        _keep_source(session, run, str(identifier.get("system") or ""), "Patient", str(identifier["value"]),  # i18n: not shown
                      "patient", user_id)
     return "patient", user_id
 
 
 def _mrn(session: Session, identifiers: list[dict]) -> str:
     for identifier in identifiers:
-        if MR_TYPE in [code for _, code, _ in _codings(identifier.get("type"))]:
+        if MR_TYPE in [code for __, code, __ in _codings(identifier.get("type"))]:
             value = _fit(identifier.get("value"), 100)
             if value and len(value) <= 20 and not session.execute(
                     sa.select(PatientProfile.user_id).where(PatientProfile.mrn == value)).first():
@@ -789,8 +813,8 @@ def _mrn(session: Session, identifiers: list[dict]) -> str:
 
 def _map_encounter(session: Session, run: _Run, res: dict, patient_id: int, existing: int | None) -> tuple[str, int]:
     period = res.get("period") if isinstance(res.get("period"), dict) else {}
-    start = _instant(period.get("start"), "period start")
-    end = _instant(period.get("end"), "period end", required=False) or start
+    start = _instant(period.get("start"), _("period start"))
+    end = _instant(period.get("end"), _("period end"), required=False) or start
     participant = next((p.get("individual") for p in res.get("participant") or [] if isinstance(p, dict)), None)
     doctor_id = _clinician(session, run, participant)
     department_id = _department_of(session, run, doctor_id)
@@ -831,7 +855,7 @@ def _map_condition(session: Session, run: _Run, res: dict, patient_id: int, exis
     encounter = _encounter_of(session, run, res)
     description = _fit(_concept_text(res.get("code")), 300)
     if not description:
-        raise _Failed("has no code or text saying what the condition is.")
+        raise _Failed(_("has no code or text saying what the condition is."))
     icd = _code_in(res.get("code"), "icd-10")
     found = icd10.lookup_icd10(icd) if icd else None
     resolved = _status_code(res.get("clinicalStatus")) in _RESOLVED
@@ -851,7 +875,7 @@ def _map_allergy(session: Session, run: _Run, res: dict, patient_id: int, existi
     encounter = _encounter_of(session, run, res)
     substance = _fit(_concept_text(res.get("code")), 120)
     if not substance:
-        raise _Failed("has no code or text naming the substance.")
+        raise _Failed(_("has no code or text naming the substance."))
     reactions = [r for r in res.get("reaction") or [] if isinstance(r, dict)]
     reaction = "; ".join(t for r in reactions for t in (_concept_text(m) for m in r.get("manifestation") or []) if t)
     severity = next((r["severity"] for r in reactions if r.get("severity") in ("mild", "moderate", "severe")),
@@ -869,17 +893,17 @@ def _map_allergy(session: Session, run: _Run, res: dict, patient_id: int, existi
 
 
 def _map_observation(session: Session, run: _Run, res: dict, patient_id: int, existing: int | None) -> tuple[str, int]:
-    categories = [code for concept in res.get("category") or [] for _, code, _ in _codings(concept)]
+    categories = [code for concept in res.get("category") or [] for __, code, __ in _codings(concept)]
     if "vital-signs" in categories:
         return _vital_sign(session, run, res)
     if "laboratory" in categories:
         return _lab_result(session, run, res, patient_id, existing)
-    raise _Skipped(f"Observation ({categories[0] if categories else 'no category'})")
+    raise _Skipped(f"Observation ({categories[0] if categories else 'no category'})")  # i18n: not shown
 
 
 def _quantity(holder: object, what: str) -> tuple[float, str]:
     if not isinstance(holder, dict) or not isinstance(holder.get("value"), int | float) or isinstance(holder.get("value"), bool):
-        raise _Failed(f"has no number for the {what}.")
+        raise _Failed(_("has no number for the {what}.").format(what=what))
     return float(holder["value"]), str(holder.get("code") or holder.get("unit") or "")
 
 
@@ -897,30 +921,31 @@ def _vital_value(column: str, value: float, unit: str) -> float | int:
         value = value * 2.54
     low, high, label = VITAL_RANGES[column]
     if not low <= value <= high:
-        raise _Failed(f"has a {label} of {value:g}, outside what HMS accepts ({low:g} to {high:g}).")
+        raise _Failed(_("has a {what} of {value}, outside what HMS accepts ({low} to {high}).").format(
+            what=_(label), value=f"{value:g}", low=f"{low:g}", high=f"{high:g}"))
     return round(value) if column in ("bp_systolic", "bp_diastolic", "pulse", "spo2") else round(value, 1)
 
 
 def _vital_sign(session: Session, run: _Run, res: dict) -> tuple[str, int]:
-    codes = {code for system, code, _ in _codings(res.get("code")) if "loinc" in system}
+    codes = {code for system, code, __ in _codings(res.get("code")) if "loinc" in system}
     values: dict[str, float | int] = {}
     if codes & _BP_PANELS:
         for component in res.get("component") or []:
-            for _, code, _ in _codings(component.get("code") if isinstance(component, dict) else None):
+            for __, code, __ in _codings(component.get("code") if isinstance(component, dict) else None):
                 if code in ("8480-6", "8462-4"):
-                    value, unit = _quantity(component.get("valueQuantity"), "blood pressure")
+                    value, unit = _quantity(component.get("valueQuantity"), _("blood pressure"))
                     values[_VITALS[code]] = _vital_value(_VITALS[code], value, unit)
         if set(values) != {"bp_systolic", "bp_diastolic"}:
-            raise _Failed("is a blood pressure without both its systolic and diastolic values.")
+            raise _Failed(_("is a blood pressure without both its systolic and diastolic values."))
     else:
         column = next((_VITALS[c] for c in codes if c in _VITALS), None)
         if column is None:
-            raise _Skipped("Observation (vital signs HMS does not keep)")
-        value, unit = _quantity(res.get("valueQuantity"), VITAL_RANGES[column][2])
+            raise _Skipped("Observation (vital signs HMS does not keep)")  # i18n: not shown
+        value, unit = _quantity(res.get("valueQuantity"), _(VITAL_RANGES[column][2]))
         values[column] = _vital_value(column, value, unit)
     encounter = _encounter_of(session, run, res)
     if encounter is None:
-        raise _Failed("is a vital sign without the encounter it was taken in; HMS keeps vitals on encounters.")
+        raise _Failed(_("is a vital sign without the encounter it was taken in; HMS keeps vitals on encounters."))
     for column, value in values.items():
         setattr(encounter, column, value)
     session.add(encounter)  # written with the next flush
@@ -936,11 +961,11 @@ def _lab_test(session: Session, run: _Run, concept: object, unit: str, numeric: 
         sa.or_(LabTest.code == (loinc or "\x00"), sa.func.lower(LabTest.name) == name.lower())).limit(1)).scalar_one_or_none()
     if found is None:
         if not name:
-            raise _Failed("has no code or text naming the test.")
+            raise _Failed(_("has no code or text naming the test."))
         code = _fit(loinc, 20) or f"IMP-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
         if session.execute(sa.select(LabTest.id).where(LabTest.code == code)).first():
             code = f"IMP-{hashlib.sha256((loinc + name).encode()).hexdigest()[:10]}"
-        test = LabTest(code=code, name=name, specimen="Not recorded (imported)", unit=_fit(unit, 30), numeric=numeric,
+        test = LabTest(code=code, name=name, specimen="Not recorded (imported)", unit=_fit(unit, 30), numeric=numeric,  # the hospital's data  # i18n: not shown
                        is_active=False)
         session.add(test)
         session.flush()
@@ -954,19 +979,19 @@ def _lab_result(session: Session, run: _Run, res: dict, patient_id: int, existin
     numeric_value: float | None = None
     text_value, unit = "", ""
     if isinstance(res.get("valueQuantity"), dict):
-        numeric_value, unit = _quantity(res["valueQuantity"], "result")
+        numeric_value, unit = _quantity(res["valueQuantity"], _("result"))
         unit = str(res["valueQuantity"].get("unit") or unit)
     elif res.get("valueString") or res.get("valueCodeableConcept"):
         text_value = _note(res.get("valueString") or _concept_text(res.get("valueCodeableConcept")), 2000)
     else:
-        raise _Skipped("Observation (laboratory panel without a value of its own)")
+        raise _Skipped("Observation (laboratory panel without a value of its own)")  # i18n: not shown
     encounter = _encounter_of(session, run, res)
     test_id = _lab_test(session, run, res.get("code"), unit, numeric_value is not None)
     doctor_id = _recorder(session, run, res, encounter, "performer")
     at = _when(res, "effectiveDateTime", "effectivePeriod", "issued") or (encounter.started_at if encounter else None)
     if at is None:
-        raise _Failed("has no effective time.")
-    resulted = _instant(res.get("issued"), "issued time", required=False) or at
+        raise _Failed(_("has no effective time."))
+    resulted = _instant(res.get("issued"), _("issued time"), required=False) or at
     order = session.get(LabOrder, existing) if existing else None
     order = order or LabOrder(patient_id=patient_id, doctor_id=doctor_id, test_id=test_id)
     order.doctor_id, order.test_id, order.encounter_id = doctor_id, test_id, encounter.id if encounter else None
@@ -977,7 +1002,7 @@ def _lab_result(session: Session, run: _Run, res: dict, patient_id: int, existin
         if existing else None
     result = result or LabResult(order_id=order.id, verified_by=doctor_id)
     reference = next((r for r in res.get("referenceRange") or [] if isinstance(r, dict)), {})
-    interpretation = next((code for concept in res.get("interpretation") or [] for _, code, _ in _codings(concept)), "")
+    interpretation = next((code for concept in res.get("interpretation") or [] for __, code, __ in _codings(concept)), "")
     result.value_numeric, result.value_text, result.unit = numeric_value, text_value, _fit(unit, 30)
     result.range_low = (reference.get("low") or {}).get("value") if isinstance(reference.get("low"), dict) else None
     result.range_high = (reference.get("high") or {}).get("value") if isinstance(reference.get("high"), dict) else None
@@ -992,19 +1017,19 @@ def _lab_result(session: Session, run: _Run, res: dict, patient_id: int, existin
 def _medicine(session: Session, run: _Run, concept: object) -> int:
     rxnorm = _code_in(concept, "rxnorm")
     name = _fit(_concept_text(concept), 120)
-    if rxnorm and (found := _entity(session, run, RXNORM, "Medicine", rxnorm)) is not None:
+    if rxnorm and (found := _entity(session, run, RXNORM, "Medicine", rxnorm)) is not None:  # i18n: not shown
         return found
     if not name:
-        raise _Failed("has no code or text naming the medicine.")
+        raise _Failed(_("has no code or text naming the medicine."))
     found = session.execute(sa.select(Medicine.id).where(sa.func.lower(Medicine.name) == name.lower())
                             .order_by(Medicine.is_active.desc(), Medicine.id).limit(1)).scalar_one_or_none()
     if found is None:
-        medicine = Medicine(name=name, form="", strength="", is_active=False, drug_class="Imported")
+        medicine = Medicine(name=name, form="", strength="", is_active=False, drug_class="Imported")  # the hospital's data  # i18n: not shown
         session.add(medicine)
         session.flush()
         found = medicine.id
     if rxnorm:
-        _keep_source(session, run, RXNORM, "Medicine", rxnorm, "medicine", found)
+        _keep_source(session, run, RXNORM, "Medicine", rxnorm, "medicine", found)  # i18n: not shown
     return found
 
 
@@ -1020,11 +1045,13 @@ def _dosage(res: dict) -> tuple[str, str, str, str]:
     frequency = ""
     if isinstance(repeat, dict) and repeat.get("frequency") and repeat.get("periodUnit"):
         period = repeat.get("period") or 1
-        frequency = f"{repeat['frequency']} times per {period:g} {repeat['periodUnit']}"
+        frequency = f"{repeat['frequency']} times per {period:g} {repeat['periodUnit']}"  # the hospital's data  # i18n: not shown
     if dosage.get("asNeededBoolean"):
         frequency = f"{frequency} as needed".strip()
-    return (_fit(dose or dosage.get("text") or "As directed", 60), _fit(_concept_text(dosage.get("route")), 30),
-            _fit(frequency or "As directed", 40), _note(dosage.get("patientInstruction") or dosage.get("text"), 2000))
+    # What is written on the prescription (the hospital's data, as the source's own text beside it).
+    directed = "As directed"  # i18n: not shown
+    return (_fit(dose or dosage.get("text") or directed, 60), _fit(_concept_text(dosage.get("route")), 30),
+            _fit(frequency or directed, 40), _note(dosage.get("patientInstruction") or dosage.get("text"), 2000))
 
 
 def _map_medication_request(session: Session, run: _Run, res: dict, patient_id: int,
@@ -1033,17 +1060,18 @@ def _map_medication_request(session: Session, run: _Run, res: dict, patient_id: 
     if res.get("medicationReference"):
         reference, display = _reference(res["medicationReference"])
         key = run.staging.resolve(reference)
-        medicine_id = _entity(session, run, FHIR, "Medication", key.removeprefix("Medication/")) if key else None
+        medicine_id = _entity(session, run, FHIR, "Medication", key.removeprefix("Medication/")) if key else None  # i18n: not shown
         if medicine_id is None:
             if not display:
-                raise _Failed(f"names a medication ({reference}) that is neither in the source nor imported before.")
+                raise _Failed(_("names a medication ({reference}) that is neither in the source nor imported "
+                                "before.").format(reference=reference))
             medicine_id = _medicine(session, run, {"text": display})
     else:
         medicine_id = _medicine(session, run, res.get("medicationCodeableConcept"))
     doctor_id = _recorder(session, run, res, encounter, "requester")
     authored = _when(res, "authoredOn") or (encounter.started_at if encounter else None)
     if authored is None:
-        raise _Failed("has no date it was written (authoredOn).")
+        raise _Failed(_("has no date it was written (authoredOn)."))
     dispense = res.get("dispenseRequest") if isinstance(res.get("dispenseRequest"), dict) else {}
     duration = dispense.get("expectedSupplyDuration") if isinstance(dispense.get("expectedSupplyDuration"), dict) else {}
     quantity = dispense.get("quantity") if isinstance(dispense.get("quantity"), dict) else {}
@@ -1070,11 +1098,11 @@ def _map_immunization(session: Session, run: _Run, res: dict, patient_id: int, e
     encounter = _encounter_of(session, run, res)
     vaccine = _fit(_concept_text(res.get("vaccineCode")), 300)
     if not vaccine:
-        raise _Failed("has no code or text naming the vaccine.")
-    system, code, _ = next(iter(_codings(res.get("vaccineCode"))), ("", "", ""))
+        raise _Failed(_("has no code or text naming the vaccine."))
+    system, code, __ = next(iter(_codings(res.get("vaccineCode"))), ("", "", ""))
     given = _when(res, "occurrenceDateTime", "recorded") or (encounter.started_at if encounter else None)
     if given is None:
-        raise _Failed("has no date it was given (occurrenceDateTime).")
+        raise _Failed(_("has no date it was given (occurrenceDateTime)."))
     row = session.get(Immunization, existing) if existing else None
     row = row or Immunization(patient_id=patient_id, vaccine=vaccine, given_at=given, recorded_by=0)
     row.encounter_id, row.vaccine, row.code_system, row.code = encounter.id if encounter else None, vaccine, system[:200], code[:40]
@@ -1088,11 +1116,11 @@ def _map_procedure(session: Session, run: _Run, res: dict, patient_id: int, exis
     encounter = _encounter_of(session, run, res)
     description = _fit(_concept_text(res.get("code")), 300)
     if not description:
-        raise _Failed("has no code or text saying what was done.")
-    system, code, _ = next(iter(_codings(res.get("code"))), ("", "", ""))
+        raise _Failed(_("has no code or text saying what was done."))
+    system, code, __ = next(iter(_codings(res.get("code"))), ("", "", ""))
     performed = _when(res, "performedDateTime", "performedPeriod") or (encounter.started_at if encounter else None)
     if performed is None:
-        raise _Failed("has no date it was performed.")
+        raise _Failed(_("has no date it was performed."))
     period = res.get("performedPeriod") if isinstance(res.get("performedPeriod"), dict) else {}
     row = session.get(Procedure, existing) if existing else None
     row = row or Procedure(patient_id=patient_id, description=description, performed_at=performed, recorded_by=0)
@@ -1112,13 +1140,13 @@ def _attachment(attachment: object) -> tuple[bytes, str, str] | None:
     try:
         data = base64.b64decode(str(attachment["data"]), validate=False)
     except ValueError:
-        raise _Failed("has an attachment whose data is not base64.") from None
+        raise _Failed(_("has an attachment whose data is not base64.")) from None
     kind = str(attachment.get("contentType") or "").split(";")[0].strip().lower()
     if kind.startswith("text/"):
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise _Failed("has a text attachment that is not UTF-8.") from None
+            raise _Failed(_("has a text attachment that is not UTF-8.")) from None
         if kind == "text/html":
             text = html.unescape(re.sub(r"<[^>]+>", " ", text))
         return _note(text, 1_000_000).encode(), "text/plain", "txt"
@@ -1155,9 +1183,9 @@ def _map_diagnostic_report(session: Session, run: _Run, res: dict, patient_id: i
     if content is None and res.get("conclusion"):
         content = (_note(res["conclusion"], 1_000_000).encode(), "text/plain", "txt")
     if content is None:
-        raise _Skipped("DiagnosticReport (no text: its results come as Observations)")
+        raise _Skipped("DiagnosticReport (no text: its results come as Observations)")  # i18n: not shown
     encounter = _encounter_of(session, run, res)
-    title = _fit(_concept_text(res.get("code")), 120) or "Diagnostic report"
+    title = _fit(_concept_text(res.get("code")), 120) or "Diagnostic report"  # the hospital's data  # i18n: not shown
     when = _when(res, "effectiveDateTime", "effectivePeriod", "issued") or (encounter.started_at if encounter else utcnow())
     author = _recorder(session, run, res, encounter, "performer", "resultsInterpreter")
     return _document(session, run, res, patient_id, existing, title, content, when, author)
@@ -1168,11 +1196,11 @@ def _map_document_reference(session: Session, run: _Run, res: dict, patient_id: 
     content = next((found for c in res.get("content") or [] if isinstance(c, dict)
                     and (found := _attachment(c.get("attachment")))), None)
     if content is None:
-        raise _Skipped("DocumentReference (no text, PDF or image in it)")
+        raise _Skipped("DocumentReference (no text, PDF or image in it)")  # i18n: not shown
     context = res.get("context") if isinstance(res.get("context"), dict) else {}
     encounters = context.get("encounter") if isinstance(context.get("encounter"), list) else []
     encounter = _encounter_of(session, run, {"encounter": encounters[0]}) if encounters else None
-    title = _fit(res.get("description") or _concept_text(res.get("type")), 120) or "Clinical document"
+    title = _fit(res.get("description") or _concept_text(res.get("type")), 120) or "Clinical document"  # the hospital's data  # i18n: not shown
     when = _when(res, "date") or _when(context, "period") or (encounter.started_at if encounter else utcnow())
     author = _recorder(session, run, res, encounter, "author")
     return _document(session, run, res, patient_id, existing, title, content, when, author)

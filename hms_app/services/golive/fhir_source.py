@@ -7,7 +7,10 @@ into a scratch SQLite file beside the import (``Staging``), keyed by the patient
 to. Pass 2 then reads one patient's resources at a time back from there, whatever order and
 whichever files they came in, so memory stays bounded by the largest patient, not the source.
 
-A problem found here refuses the whole source before anything is written (``SourceRefused``).
+A problem found here refuses the whole source before anything is written (``SourceRefused``);
+its problems are the import's report, shown on the import page, so they are written in the
+current language (the importer's). A resource's location (``b.json entry 3``) is too: the
+report names it.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from typing import Any
 
 import ijson
 
+from hms_app.services.core.language import _
+
 CHUNK = 1 << 16
 MAX_PROBLEMS = 20
 """A refused source lists at most this many problems; the count says how many more."""
 
-R4_RESOURCE_TYPES = frozenset(["Account", "ActivityDefinition", "AdverseEvent", "AllergyIntolerance", "Appointment", "AppointmentResponse", "AuditEvent", "Basic", "Binary", "BiologicallyDerivedProduct", "BodyStructure", "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry", "ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse", "ClinicalImpression", "CodeSystem", "Communication", "CommunicationRequest", "CompartmentDefinition", "Composition", "ConceptMap", "Condition", "Consent", "Contract", "Coverage", "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DetectedIssue", "Device", "DeviceDefinition", "DeviceMetric", "DeviceRequest", "DeviceUseStatement", "DiagnosticReport", "DocumentManifest", "DocumentReference", "EffectEvidenceSynthesis", "Encounter", "Endpoint", "EnrollmentRequest", "EnrollmentResponse", "EpisodeOfCare", "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario", "ExplanationOfBenefit", "FamilyMemberHistory", "Flag", "Goal", "GraphDefinition", "Group", "GuidanceResponse", "HealthcareService", "ImagingStudy", "Immunization", "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide", "InsurancePlan", "Invoice", "Library", "Linkage", "List", "Location", "Measure", "MeasureReport", "Media", "Medication", "MedicationAdministration", "MedicationDispense", "MedicationKnowledge", "MedicationRequest", "MedicationStatement", "MedicinalProduct", "MedicinalProductAuthorization", "MedicinalProductContraindication", "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction", "MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect", "MessageDefinition", "MessageHeader", "MolecularSequence", "NamingSystem", "NutritionOrder", "Observation", "ObservationDefinition", "OperationDefinition", "OperationOutcome", "Organization", "OrganizationAffiliation", "Parameters", "Patient", "PaymentNotice", "PaymentReconciliation", "Person", "PlanDefinition", "Practitioner", "PractitionerRole", "Procedure", "Provenance", "Questionnaire", "QuestionnaireResponse", "RelatedPerson", "RequestGroup", "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy", "ResearchSubject", "RiskAssessment", "RiskEvidenceSynthesis", "Schedule", "SearchParameter", "ServiceRequest", "Slot", "Specimen", "SpecimenDefinition", "StructureDefinition", "StructureMap", "Subscription", "Substance", "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification", "SupplyDelivery", "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport", "TestScript", "ValueSet", "VerificationResult", "VisionPrescription"])
+R4_RESOURCE_TYPES = frozenset(["Account", "ActivityDefinition", "AdverseEvent", "AllergyIntolerance", "Appointment", "AppointmentResponse", "AuditEvent", "Basic", "Binary", "BiologicallyDerivedProduct", "BodyStructure", "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry", "ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse", "ClinicalImpression", "CodeSystem", "Communication", "CommunicationRequest", "CompartmentDefinition", "Composition", "ConceptMap", "Condition", "Consent", "Contract", "Coverage", "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DetectedIssue", "Device", "DeviceDefinition", "DeviceMetric", "DeviceRequest", "DeviceUseStatement", "DiagnosticReport", "DocumentManifest", "DocumentReference", "EffectEvidenceSynthesis", "Encounter", "Endpoint", "EnrollmentRequest", "EnrollmentResponse", "EpisodeOfCare", "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario", "ExplanationOfBenefit", "FamilyMemberHistory", "Flag", "Goal", "GraphDefinition", "Group", "GuidanceResponse", "HealthcareService", "ImagingStudy", "Immunization", "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide", "InsurancePlan", "Invoice", "Library", "Linkage", "List", "Location", "Measure", "MeasureReport", "Media", "Medication", "MedicationAdministration", "MedicationDispense", "MedicationKnowledge", "MedicationRequest", "MedicationStatement", "MedicinalProduct", "MedicinalProductAuthorization", "MedicinalProductContraindication", "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction", "MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect", "MessageDefinition", "MessageHeader", "MolecularSequence", "NamingSystem", "NutritionOrder", "Observation", "ObservationDefinition", "OperationDefinition", "OperationOutcome", "Organization", "OrganizationAffiliation", "Parameters", "Patient", "PaymentNotice", "PaymentReconciliation", "Person", "PlanDefinition", "Practitioner", "PractitionerRole", "Procedure", "Provenance", "Questionnaire", "QuestionnaireResponse", "RelatedPerson", "RequestGroup", "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy", "ResearchSubject", "RiskAssessment", "RiskEvidenceSynthesis", "Schedule", "SearchParameter", "ServiceRequest", "Slot", "Specimen", "SpecimenDefinition", "StructureDefinition", "StructureMap", "Subscription", "Substance", "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification", "SupplyDelivery", "SupplyRequest", "Task", "TerminologyCapabilities", "TestReport", "TestScript", "ValueSet", "VerificationResult", "VisionPrescription"])  # FHIR's codes  # i18n: not shown
 """Every resource type of FHIR R4 (4.0.1)."""
 
 BUNDLE_TYPES = ("transaction", "collection", "batch", "searchset")
@@ -38,7 +43,7 @@ TIER_SHARED, TIER_PATIENT, TIER_ENCOUNTER, TIER_CLINICAL = 0, 1, 2, 3
 TIERS = {
     "Practitioner": TIER_SHARED, "Medication": TIER_SHARED,
     "Patient": TIER_PATIENT, "Encounter": TIER_ENCOUNTER,
-    **dict.fromkeys(("Condition", "AllergyIntolerance", "Observation", "MedicationRequest", "Immunization", "Procedure", "DiagnosticReport", "DocumentReference"), TIER_CLINICAL),
+    **dict.fromkeys(("Condition", "AllergyIntolerance", "Observation", "MedicationRequest", "Immunization", "Procedure", "DiagnosticReport", "DocumentReference"), TIER_CLINICAL),  # i18n: not shown
 }
 """The types HMS imports, in the order a patient's resources are written: shared ones first,
 then the patient, the encounters, and what happened in them."""
@@ -72,10 +77,10 @@ def source_files(path: Path) -> list[Path]:
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".json", ".ndjson"))
         if not found:
-            raise SourceRefused([f"The folder {path.name} holds no .json or .ndjson file."])
+            raise SourceRefused([_("The folder {folder} holds no .json or .ndjson file.").format(folder=path.name)])
         return found
     if not path.is_file():
-        raise SourceRefused([f"There is no file or folder {path}."])
+        raise SourceRefused([_("There is no file or folder {path}.").format(path=path)])
     return [path]
 
 
@@ -97,8 +102,9 @@ class _Utf8Checked:
         try:
             self.decoder.decode(data, final=not data)
         except UnicodeDecodeError as error:
-            raise SourceRefused([f"{self.name} is not UTF-8 text (byte {self.offset + error.start} is not UTF-8): "
-                                 "export it again as UTF-8, which FHIR requires."]) from None
+            raise SourceRefused([_("{file} is not UTF-8 text (byte {byte} is not UTF-8): export it again as UTF-8, "
+                                   "which FHIR requires.").format(file=self.name, byte=self.offset + error.start)
+                                 ]) from None
         self.offset += len(data)
         return data
 
@@ -144,19 +150,21 @@ def _bundle_resources(path: Path, problems: list[str]) -> Iterator[tuple[str, di
                     break
         except ijson.IncompleteJSONError as error:
             if "premature EOF" in str(error) or "Incomplete JSON" in str(error):
-                raise SourceRefused([f"{name} ends before its JSON does (at byte {reader.offset}): the file is "
-                                     "incomplete, perhaps still being written or cut off in a copy."]) from None
-            raise SourceRefused([f"{name} is not valid JSON (near byte {reader.offset}): {_short(error)}."]) from None
+                raise SourceRefused([_("{file} ends before its JSON does (at byte {byte}): the file is incomplete, "
+                                       "perhaps still being written or cut off in a copy.").format(
+                                           file=name, byte=reader.offset)]) from None
+            raise SourceRefused([_not_json(name, reader.offset, error)]) from None
         except ijson.JSONError as error:
-            raise SourceRefused([f"{name} is not valid JSON (near byte {reader.offset}): {_short(error)}."]) from None
+            raise SourceRefused([_not_json(name, reader.offset, error)]) from None
     if not found["resourceType"]:
-        raise SourceRefused([f"{name} is JSON but not a FHIR resource: it has no resourceType."])
+        raise SourceRefused([_("{file} is JSON but not a FHIR resource: it has no resourceType.").format(file=name)])
     _check_envelope(name, found["resourceType"][0], found["type"][0] if found["type"] else "")
     versions = [*found["fhirVersion"], *found["meta.profile.item"]]
     for version in versions:
         if _other_version(str(version)):
-            raise SourceRefused([f"{name} is a FHIR {_other_version(str(version))} Bundle ({version}); HMS imports "
-                                 "FHIR R4 (4.0.x) only: export it from the source system as R4."])
+            raise SourceRefused([_("{file} is a FHIR {version} Bundle ({written}); HMS imports FHIR R4 (4.0.x) "
+                                   "only: export it from the source system as R4.").format(
+                                       file=name, version=_other_version(str(version)), written=version)])
 
 
 class _ListSink:
@@ -169,17 +177,26 @@ class _ListSink:
         self.into.append(value)
 
 
+def _not_json(name: str, offset: int, error: Exception) -> str:
+    return _("{file} is not valid JSON (near byte {byte}): {reason}.").format(file=name, byte=offset,
+                                                                              reason=_short(error))
+
+
 def _short(error: Exception) -> str:
+    """The parser's own reason (in its words, English), first line."""
     return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
 
 
 def _check_envelope(name: str, resource_type: object, bundle_type: object) -> None:
     if resource_type is not None and resource_type != "Bundle":
-        raise SourceRefused([f"{name} holds a {resource_type}, not a Bundle: HMS imports a Bundle (.json) or one "
-                             "resource per line (.ndjson)."])
+        raise SourceRefused([_("{file} holds a {type}, not a Bundle: HMS imports a Bundle (.json) or one resource "
+                               "per line (.ndjson).").format(file=name, type=resource_type)])
     if bundle_type is not None and bundle_type not in BUNDLE_TYPES:
-        raise SourceRefused([f"{name} is a {bundle_type or 'typeless'} Bundle; HMS imports transaction, batch, "
-                             "collection and searchset Bundles."])
+        if not bundle_type:
+            raise SourceRefused([_("{file} is a typeless Bundle; HMS imports transaction, batch, collection and "
+                                   "searchset Bundles.").format(file=name)])
+        raise SourceRefused([_("{file} is a {type} Bundle; HMS imports transaction, batch, collection and searchset "
+                               "Bundles.").format(file=name, type=bundle_type)])
 
 
 def _other_version(text: str) -> str:
@@ -196,15 +213,16 @@ def _other_version(text: str) -> str:
 
 
 def _entry(name: str, index: int, entry: object, problems: list[str]) -> Iterator[tuple[str, dict, str]]:
-    location = f"{name} entry {index}"
+    location = _("{file} entry {number}").format(file=name, number=index)
     if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-        problems.append(f"{location} has no resource.")
+        problems.append(_("{location} has no resource.").format(location=location))
         return
     yield location, entry["resource"], str(entry.get("fullUrl") or "")
 
 
 def _ndjson_resources(path: Path, problems: list[str]) -> Iterator[tuple[str, dict, str]]:
     name = path.name
+    at_line, at_entry = _("{file} line {number}"), _("{place} entry {number}")
     with path.open("rb") as handle:
         reader = _Utf8Checked(handle, name)
         number = 0
@@ -218,21 +236,23 @@ def _ndjson_resources(path: Path, problems: list[str]) -> Iterator[tuple[str, di
                 number += 1
                 if not raw.strip():
                     continue
-                location = f"{name} line {number}"
+                location = at_line.format(file=name, number=number)
                 try:
                     resource = json.loads(raw)
                 except ValueError as error:
                     if not chunk and raw is lines[-1] and not raw.rstrip().endswith(b"}"):
-                        raise SourceRefused([f"{location} is cut off (the file ends in the middle of a resource): "
-                                             "the file is incomplete, perhaps still being written."]) from None
-                    raise SourceRefused([f"{location} is not valid JSON: {_short(error)}."]) from None
+                        raise SourceRefused([_("{location} is cut off (the file ends in the middle of a resource): "
+                                               "the file is incomplete, perhaps still being written.").format(
+                                                   location=location)]) from None
+                    raise SourceRefused([_("{location} is not valid JSON: {reason}.").format(
+                        location=location, reason=_short(error))]) from None
                 if not isinstance(resource, dict):
-                    problems.append(f"{location} is not a FHIR resource.")
+                    problems.append(_("{location} is not a FHIR resource.").format(location=location))
                     continue
                 if resource.get("resourceType") == "Bundle":
                     for inner, entry in enumerate(resource.get("entry") or [], start=1):
-                        for _, found, full_url in _entry(name, inner, entry, problems):
-                            yield f"{location} entry {inner}", found, full_url
+                        for __, found, full_url in _entry(name, inner, entry, problems):
+                            yield at_entry.format(place=location, number=inner), found, full_url
                     continue
                 yield location, resource, ""
             if not chunk:
@@ -268,7 +288,7 @@ class Staging:
             CREATE TABLE urls (url TEXT PRIMARY KEY, key TEXT) WITHOUT ROWID;
             CREATE TABLE idents (rtype TEXT, system TEXT, value TEXT, key TEXT, PRIMARY KEY (rtype, system, value))
                 WITHOUT ROWID;
-        """)
+        """)  # i18n: not shown
         self.db.execute("BEGIN")
 
     def close(self) -> None:
@@ -282,7 +302,7 @@ class Staging:
                 WHERE patient_key IS NULL AND patient_ref <> '';
             CREATE INDEX ix_staged_patient ON staged (patient_key, tier, seq);
             CREATE INDEX ix_staged_key ON staged (rtype, rid);
-        """)
+        """)  # i18n: not shown
 
     def resolve(self, reference: str) -> str:
         """``Type/id`` for a reference inside the source (full URL, literal or conditional); "" if none."""
@@ -303,7 +323,7 @@ class Staging:
         return key if not key.startswith("urn:") else ""
 
     def body(self, key: str) -> dict | None:
-        rtype, _, rid = key.partition("/")
+        rtype, __, rid = key.partition("/")
         row = self.db.execute("SELECT body FROM staged WHERE rtype = ? AND rid = ?", (rtype, rid)).fetchone()
         return json.loads(row[0]) if row else None
 
@@ -341,8 +361,8 @@ def content_hash(body: str) -> str:
 
 def parse_conditional(reference: str) -> tuple[str, str, str] | None:
     """(type, system, value) of ``Type?identifier=system|value``; None for any other search."""
-    rtype, _, query = reference.partition("?")
-    name, _, value = query.partition("=")
+    rtype, __, query = reference.partition("?")
+    name, __, value = query.partition("=")
     if name != "identifier" or "&" in value or not value:
         return None
     system, bar, code = value.rpartition("|")
@@ -369,19 +389,21 @@ def stage(path: Path, staging: Staging, progress=None) -> Staged:
             result.total += 1
             rtype = resource.get("resourceType")
             if not isinstance(rtype, str) or not rtype:
-                problems.append(f"{location} has no resourceType.")
+                problems.append(_("{location} has no resourceType.").format(location=location))
                 continue
             if rtype not in R4_RESOURCE_TYPES:
-                raise SourceRefused([f"{location} is a {rtype}, which FHIR R4 does not have: the source is of another "
-                                     "FHIR version (DSTU2 or STU3?). Export it from the source system as R4."])
+                raise SourceRefused([_("{location} is a {type}, which FHIR R4 does not have: the source is of another "
+                                       "FHIR version (DSTU2 or STU3?). Export it from the source system as R4.").format(
+                                           location=location, type=rtype)])
             if _stu3_shape(resource):
-                raise SourceRefused([f"{location} is a {rtype} written the STU3 way (clinicalStatus is a bare code): "
-                                     "export the source as FHIR R4."])
+                raise SourceRefused([_("{location} is a {type} written the STU3 way (clinicalStatus is a bare code): "
+                                       "export the source as FHIR R4.").format(location=location, type=rtype)])
             rid = resource.get("id")
             if not (isinstance(rid, str) and rid.strip()):
                 rid = full_url.rsplit(":", 1)[-1] if full_url.startswith("urn:uuid:") else ""
             if not rid:
-                problems.append(f"{location} ({rtype}) has neither an id nor a urn:uuid fullUrl.")
+                problems.append(_("{location} ({type}) has neither an id nor a urn:uuid fullUrl.").format(
+                    location=location, type=rtype))
                 continue
             tier = TIERS.get(rtype)
             if tier is None:

@@ -49,6 +49,7 @@ from hms_app.services.core.access import access_by_id
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, HMSError, ValidationError
 from hms_app.services.core.ids import parse_id
+from hms_app.services.core.language import N_, _, current_language, ngettext, use_language
 from hms_app.services.core.localtime import format_local
 from hms_app.services.core.numbers import format_number
 from hms_app.services.core.paging import Page, clamp_page, fetch_page
@@ -56,6 +57,7 @@ from hms_app.services.core.text import escape_like, storable
 from hms_app.services.golive import csv_import
 from hms_app.services.golive.fhir_import import import_fhir
 from hms_app.services.golive.kinds import (
+    NOTHING_IMPORTED,
     CsvKind,
     ImportCancelled,
     ImportReport,
@@ -67,22 +69,30 @@ from hms_app.services.golive.kinds import (
 log = logging.getLogger(__name__)
 
 FHIR = "fhir"
-FHIR_LABEL = "FHIR records (Bundle JSON or NDJSON)"
+FHIR_LABEL = N_("FHIR records (Bundle JSON or NDJSON)")
 TOPIC = "imports"
 """The live topic of a change of an import job (its admin's pages reload)."""
 _CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 _FHIR_SUFFIXES = (".json", ".ndjson")
 _ENDED = (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.CANCELLED)
-INTERRUPTED_MESSAGE = "The server stopped during the import; nothing of it was committed. Import the file again."
-INTERRUPTED_FHIR_MESSAGE = ("The server stopped during the import. The patients whose records were complete before "
-                            "it stopped were committed; import the file again to bring in the rest (what is "
-                            "already in is recognised and left as it is).")
-STATUS_LABELS = {ImportStatus.WAITING: "Waiting", ImportStatus.RUNNING: "Running", ImportStatus.DONE: "Done",
-                 ImportStatus.FAILED: "Failed", ImportStatus.CANCELLED: "Cancelled"}
-OUTCOME_LABELS = {o: o.value.capitalize() for o in LineOutcome}
+INTERRUPTED_MESSAGE = N_("The server stopped during the import; nothing of it was committed. Import the file again.")
+INTERRUPTED_FHIR_MESSAGE = N_("The server stopped during the import. The patients whose records were complete before "
+                              "it stopped were committed; import the file again to bring in the rest (what is "
+                              "already in is recognised and left as it is).")
+STATUS_LABELS = {ImportStatus.WAITING: N_("Waiting"), ImportStatus.RUNNING: N_("Running"),
+                 ImportStatus.DONE: N_("Done"), ImportStatus.FAILED: N_("Failed"),
+                 ImportStatus.CANCELLED: N_("Cancelled")}
+"""Each status as the page shows it (translated there, with ``_``)."""
+OUTCOME_LABELS = {LineOutcome.CREATED: N_("Created"), LineOutcome.UPDATED: N_("Updated"),
+                  LineOutcome.UNCHANGED: N_("Unchanged"), LineOutcome.SKIPPED: N_("Skipped"),
+                  LineOutcome.FAILED: N_("Failed")}
+"""Each outcome of a line as the report shows it (translated there, with ``_``)."""
+MODE_LABELS = {"dry run": N_("Dry run"), "good lines only": N_("Good lines only"),
+               "all or nothing": N_("All or nothing")}
+"""Each mode (as the audit trail names it) as the page shows it."""
 UPLOAD_KEPT = timedelta(days=1)
 """How long an uploaded file waits for its check or import before it is deleted."""
-UPLOAD_GONE = "That file is no longer kept (it was imported, replaced or left for a day): upload it again."
+UPLOAD_GONE = N_("That file is no longer kept (it was imported, replaced or left for a day): upload it again.")
 _UPLOAD = sa.and_(ImportJob.status == ImportStatus.WAITING, ImportJob.started_at.is_(None))
 """An upload not yet imported: a waiting row that was never started."""
 
@@ -96,7 +106,7 @@ def _is_upload(job: ImportJob) -> bool:
 
 def kind_choices() -> list[tuple[str, str]]:
     """(name, label) of everything an import takes: every CSV kind, then FHIR."""
-    return [(k.name, k.label) for k in csv_kinds().values()] + [(FHIR, FHIR_LABEL)]
+    return [(k.name, _(k.label)) for k in csv_kinds().values()] + [(FHIR, _(FHIR_LABEL))]
 
 
 def _kind(name: object) -> CsvKind | None:
@@ -105,7 +115,8 @@ def _kind(name: object) -> CsvKind | None:
 
 
 def kind_label(name: str) -> str:
-    return FHIR_LABEL if name == FHIR else getattr(csv_kinds().get(name), "label", name)
+    """What the page calls the kind ``name``, in the current language."""
+    return _(FHIR_LABEL) if name == FHIR else _(getattr(csv_kinds().get(name), "label", name))
 
 
 def check_import_file(kind: CsvKind | None, file_name: object, data: object) -> str:
@@ -117,8 +128,10 @@ def check_import_file(kind: CsvKind | None, file_name: object, data: object) -> 
     name = files.download_name(str(file_name or "").strip().rsplit("/", 1)[-1].rsplit("\\", 1)[-1])[:200]
     suffixes = _CSV_SUFFIXES if kind is not None else _FHIR_SUFFIXES
     if not name.lower().endswith(suffixes):
-        what = "a CSV file (.csv)" if kind is not None else "a FHIR Bundle (.json) or NDJSON file (.ndjson)"
-        raise ValidationError(f"Choose {what}; this file's name ends otherwise.")
+        if kind is not None:
+            raise ValidationError(_("Choose a CSV file (.csv); this file's name ends otherwise."))
+        raise ValidationError(_("Choose a FHIR Bundle (.json) or NDJSON file (.ndjson); this file's name ends "
+                                "otherwise."))
     csv_import.read_text(data if isinstance(data, bytes | bytearray) else b"")
     return name
 
@@ -129,16 +142,16 @@ def _mapping_json(kind: CsvKind | None, data: bytes, mapping: object) -> str:
         return "{}"
     mapping = mapping or {}
     if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
-        raise ValidationError("The column mapping is not readable; choose the columns again.")
+        raise ValidationError(_(csv_import.MAPPING_UNREADABLE))
     csv_import.check_mapping(kind, csv_import.parse_csv(data).headers, mapping)
-    return json.dumps({storable(k, "column header"): v for k, v in mapping.items()})
+    return json.dumps({storable(k, _("column header")): v for k, v in mapping.items()})
 
 
 def _check_kind(session: Session, actor: Actor, kind: object, action: str) -> CsvKind | None:
     """The CSV kind (None for FHIR) the actor may import, or the refusal."""
     if kind != FHIR and not (isinstance(kind, str) and kind in csv_kinds()):
         csv_import.require_import(session, actor, None, action=action)
-        raise ValidationError("Choose what the file holds from the list.")
+        raise ValidationError(_(csv_import.CHOOSE_KIND))
     csv_kind = _kind(kind)
     csv_import.require_import(session, actor, csv_kind, action=f"import.{kind}")
     return csv_kind
@@ -147,7 +160,7 @@ def _check_kind(session: Session, actor: Actor, kind: object, action: str) -> Cs
 def _checked_mapping(mapping: object) -> dict[str, str] | None:
     if mapping is not None and (not isinstance(mapping, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())):
-        raise ValidationError("The column mapping is not readable; choose the columns again.")
+        raise ValidationError(_(csv_import.MAPPING_UNREADABLE))
     return mapping
 
 
@@ -198,7 +211,7 @@ def receive_import_file(*, session: Session, actor: Actor, kind: str, file_name:
 def _upload(session: Session, actor: Actor, upload_id: object, action: str) -> ImportJob:
     """The actor's own upload not yet imported, or ``NotFound`` (audited)."""
     csv_import.require_import(session, actor, None, action=action)
-    return access_by_id(session, actor, ImportJob, upload_id, action=action, missing=UPLOAD_GONE,
+    return access_by_id(session, actor, ImportJob, upload_id, action=action, missing=_(UPLOAD_GONE),
                         entity_type="import_job", allowed=lambda job: _is_upload(job) and (
                             job.created_by == actor.user_id))
 
@@ -233,7 +246,7 @@ def _discard(session: Session, actor: Actor, upload_id: object) -> list[str]:
     if upload is None:
         return []
     audit.record(session, actor, "import.discard", entity_type="import_job", entity_id=upload.id,
-                 detail=f"{upload.kind} from {upload.file_name}; replaced before it was imported")
+                 detail=f"{upload.kind} from {upload.file_name}; replaced before it was imported")  # i18n: not shown
     session.delete(upload)
     return [upload.storage_name]
 
@@ -243,7 +256,7 @@ def _abandoned_uploads(session: Session, before: datetime) -> list[str]:
     old = session.execute(select(ImportJob).where(_UPLOAD, ImportJob.created_at < before)).scalars().all()
     for upload in old:
         audit.record(session, None, "import.discard", entity_type="import_job", entity_id=upload.id,
-                     detail=f"{upload.kind} from {upload.file_name}; not imported within a day")
+                     detail=f"{upload.kind} from {upload.file_name}; not imported within a day")  # i18n: not shown
         session.delete(upload)
     return [upload.storage_name for upload in old]
 
@@ -322,7 +335,8 @@ def console_actor(session: Session, email: str) -> Actor:
     address = emails.normalised_or_none(email)
     user = session.execute(select(User).where(User.email == address)).scalar_one_or_none() if address else None
     if user is None or not user.is_active:
-        raise ValidationError(f"No active account has the address {email!r}: give --by an administrator's email.")
+        raise ValidationError(_("No active account has the address {email}: give --by an administrator's "
+                                "email.").format(email=repr(email)))
     return Actor(user_id=user.id, role=Role(user.role), email=user.email, full_name=user.full_name,
                  permissions=permissions_for_role(session, user.role), ip_address="console")
 
@@ -345,14 +359,19 @@ _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hms-import")
 
 
 def launch_import(job_id: int, actor: Actor, *, engine: sa.Engine | None = None) -> Future:
-    """Run the job on this process's import thread; returns at once."""
+    """Run the job on this process's import thread; returns at once.
+
+    The job's messages and its report's are written in the language of the one who launched it
+    (the thread does not inherit the event's context, so the language is handed over).
+    """
     _RUNNING.setdefault(job_id, _Running())
-    return _EXECUTOR.submit(_run_logged, job_id, actor, engine)
+    return _EXECUTOR.submit(_run_logged, job_id, actor, engine, current_language())
 
 
-def _run_logged(job_id: int, actor: Actor, engine: sa.Engine | None) -> None:
+def _run_logged(job_id: int, actor: Actor, engine: sa.Engine | None, language: str) -> None:
     try:
-        run_import(job_id, actor, engine=engine)
+        with use_language(language):
+            run_import(job_id, actor, engine=engine)
     except Exception:
         log.exception("import job %s failed", job_id)
 
@@ -372,7 +391,7 @@ def run_import(job_id: int, actor: Actor, *, engine: sa.Engine | None = None, pr
             if job is None or job.status != ImportStatus.WAITING or _is_upload(job) or running.cancel.is_set():
                 if job is not None and job.status == ImportStatus.WAITING and not _is_upload(job):
                     _finish(session, actor, job, running.report, ImportStatus.CANCELLED,
-                            "Cancelled before it started: nothing was imported.")
+                            _("Cancelled before it started: nothing was imported."))
                     session.commit()
                 return running.report
             job.status, job.started_at = ImportStatus.RUNNING, utcnow()
@@ -441,16 +460,16 @@ def _run_csv(job_id: int, actor: Actor, engine: sa.Engine | None, running: _Runn
                                before_commit=record_in_same_transaction, report=report)
     except HMSError as error:
         report.lines.clear()
-        _end(engine, actor, job_id, report, ImportStatus.FAILED, f"Nothing was imported: {error.message}")
+        _end(engine, actor, job_id, report, ImportStatus.FAILED, _(NOTHING_IMPORTED).format(problem=error.message))
         return report
     except Exception as error:
         _end(engine, actor, job_id, report, ImportStatus.FAILED,
-             f"The import stopped on an unexpected error ({type(error).__name__}); nothing of it was committed. "
-             "Tell the system's maintainers; the server log has the details.")
+             _("The import stopped on an unexpected error ({error}); nothing of it was committed. Tell the system's "
+               "maintainers; the server log has the details.").format(error=type(error).__name__))
         raise
     if not report.committed:
-        cancelled = report.message.startswith("Cancelled")
-        status = (ImportStatus.CANCELLED if cancelled else ImportStatus.DONE if dry_run else ImportStatus.FAILED)
+        status = (ImportStatus.CANCELLED if report.cancelled else ImportStatus.DONE if dry_run
+                  else ImportStatus.FAILED)
         _end(engine, actor, job_id, report, status, report.message)
     return report
 
@@ -468,15 +487,17 @@ def _run_fhir(job_id: int, actor: Actor, engine: sa.Engine | None, running: _Run
                                  progress=checkpoint, job_id=job_id)
     except ImportCancelled:
         _end(engine, actor, job_id, running.report, ImportStatus.CANCELLED,
-             "Cancelled. The patients whose records were complete before the cancel were committed; importing the "
-             "file again brings in the rest.")
+             _("Cancelled. The patients whose records were complete before the cancel were committed; importing the "
+               "file again brings in the rest."))
         return running.report
     except HMSError as error:
-        _end(engine, actor, job_id, running.report, ImportStatus.FAILED, f"Nothing was imported: {error.message}")
+        _end(engine, actor, job_id, running.report, ImportStatus.FAILED,
+             _(NOTHING_IMPORTED).format(problem=error.message))
         return running.report
     except Exception as error:
         _end(engine, actor, job_id, running.report, ImportStatus.FAILED,
-             f"The import stopped on an unexpected error ({type(error).__name__}). " + INTERRUPTED_FHIR_MESSAGE)
+             _("The import stopped on an unexpected error ({error}). {what_now}").format(
+                 error=type(error).__name__, what_now=_(INTERRUPTED_FHIR_MESSAGE)))
         raise
     status = ImportStatus.DONE if report.committed or dry_run else ImportStatus.FAILED
     _end(engine, actor, job_id, report, status, report.message)
@@ -485,7 +506,7 @@ def _run_fhir(job_id: int, actor: Actor, engine: sa.Engine | None, running: _Run
 
 def _looks_ndjson(data: bytes) -> bool:
     """One JSON object on the first line and more lines after it: NDJSON, not one Bundle."""
-    first, _, rest = data.strip().partition(b"\n")
+    first, __, rest = data.strip().partition(b"\n")
     try:
         return isinstance(json.loads(first), dict) and bool(rest.strip())
     except ValueError:
@@ -502,7 +523,8 @@ def _end(engine: sa.Engine | None, actor: Actor, job_id: int, report: ImportRepo
 
 
 def _mode(job: ImportJob) -> str:
-    return "dry run" if job.dry_run else "good lines only" if job.good_rows_only else "all or nothing"
+    """The job's mode as the audit trail names it (``MODE_LABELS`` has what the page shows)."""
+    return "dry run" if job.dry_run else "good lines only" if job.good_rows_only else "all or nothing"  # i18n: not shown
 
 
 def _finish(session: Session, actor: Actor, job: ImportJob, report: ImportReport, status: ImportStatus,
@@ -538,10 +560,10 @@ def recover_interrupted_imports(session: Session, *, started_before: datetime) -
                                                    ImportJob.created_at < started_before)).scalars().all()
     for job in jobs:
         job.status, job.finished_at = ImportStatus.FAILED, utcnow()
-        job.message = INTERRUPTED_FHIR_MESSAGE if job.kind == FHIR else INTERRUPTED_MESSAGE
+        job.message = _(INTERRUPTED_FHIR_MESSAGE if job.kind == FHIR else INTERRUPTED_MESSAGE)
         session.add(job)
-        audit.record(session, None, "import.failed", entity_type="import_job", entity_id=job.id,
-                     detail=f"{job.kind} from {job.file_name}; {_mode(job)}; the server stopped during the import")
+        stopped = f"{job.kind} from {job.file_name}; {_mode(job)}; the server stopped during the import"  # i18n: not shown
+        audit.record(session, None, "import.failed", entity_type="import_job", entity_id=job.id, detail=stopped)
     gone = _abandoned_uploads(session, min(started_before, utcnow() - UPLOAD_KEPT))
     session.commit()
     _remove_files([job.storage_name for job in jobs] + gone)
@@ -586,11 +608,14 @@ def _view(job: ImportJob, by: str) -> ImportView:
         processed, total = max(processed, running.processed), max(total, running.total)
         counts = {o.value: getattr(running.report, o.value) for o in LineOutcome}
     percent = 100 if job.status in _ENDED else int(processed * 100 / total) if total else 0
-    text = (f"{format_number(processed)} of {format_number(total)} lines" if total
-            else f"{format_number(processed)} lines")
+    # English reads "lines" whatever the count, as it always has; the translations take their plural forms.
+    text = (ngettext("{processed} of {total} lines", "{processed} of {total} lines", total).format(
+                processed=format_number(processed), total=format_number(total)) if total
+            else ngettext("{n} lines", "{n} lines", processed).format(n=format_number(processed)))
     return ImportView(
         id=job.id, kind=job.kind, kind_label=kind_label(job.kind), file_name=job.file_name,
-        mode=_mode(job).capitalize(), status=str(job.status), status_label=STATUS_LABELS[ImportStatus(job.status)],
+        mode=_(MODE_LABELS[_mode(job)]), status=str(job.status),
+        status_label=_(STATUS_LABELS[ImportStatus(job.status)]),
         running=job.status in (ImportStatus.WAITING, ImportStatus.RUNNING), total=total, processed=processed,
         percent=percent, progress_text=text, committed=job.committed, message=job.message,
         started=format_local(job.started_at or job.created_at), by=by, **counts)
@@ -598,7 +623,7 @@ def _view(job: ImportJob, by: str) -> ImportView:
 
 def _get_job(session: Session, actor: Actor, job_id: object, action: str) -> ImportJob:
     csv_import.require_import(session, actor, None, action=action)
-    return access_by_id(session, actor, ImportJob, job_id, action=action, missing="That import does not exist.",
+    return access_by_id(session, actor, ImportJob, job_id, action=action, missing=_("That import does not exist."),
                         entity_type="import_job", allowed=lambda job: not _is_upload(job))
 
 
@@ -624,7 +649,7 @@ def cancel_import(*, session: Session, actor: Actor, job_id: int) -> None:
         running.cancel.set()
     job = _get_job(session, actor, job_id, "import.cancel")
     if job.status in _ENDED and not (flagged and job.status == ImportStatus.CANCELLED):
-        raise Conflict("That import has ended already; there is nothing to cancel.")
+        raise Conflict(_("That import has ended already; there is nothing to cancel."))
     job.cancel_requested = True
     session.add(job)
     audit.record(session, actor, "import.cancel", entity_type="import_job", entity_id=job.id,
@@ -649,16 +674,16 @@ def import_report(*, session: Session, actor: Actor, job_id: int, page: int = 1,
     query = select(ImportLine).where(ImportLine.job_id == job.id)
     if outcome:
         if not isinstance(outcome, str) or outcome not in {o.value for o in LineOutcome}:
-            raise ValidationError("Choose an outcome from the list.")
+            raise ValidationError(_("Choose an outcome from the list."))
         query = query.where(ImportLine.outcome == outcome)
-    term = storable(str(search or "").strip()[:100], "search")
+    term = storable(str(search or "").strip()[:100], _("search"))
     if term:
         like = f"%{escape_like(term.lower())}%"
         query = query.where(sa.or_(sa.func.lower(ImportLine.record).like(like, escape="\\"),
                                    sa.func.lower(ImportLine.message).like(like, escape="\\"),
                                    sa.cast(ImportLine.line, sa.String) == term))
     total, rows = fetch_page(session, query.order_by(ImportLine.line, ImportLine.id), page=page, page_size=page_size)
-    return Page([ReportLine(r.line, str(r.outcome), OUTCOME_LABELS[LineOutcome(r.outcome)], r.record, r.message)
+    return Page([ReportLine(r.line, str(r.outcome), _(OUTCOME_LABELS[LineOutcome(r.outcome)]), r.record, r.message)
                  for (r,) in rows], total, page, page_size)
 
 
@@ -669,7 +694,7 @@ def list_imports(*, session: Session, actor: Actor, page: int = 1, page_size: in
     page, page_size = clamp_page(page, page_size)
     query = (select(ImportJob, User.full_name).outerjoin(User, User.id == ImportJob.created_by)
              .where(sa.not_(_UPLOAD)).order_by(ImportJob.created_at.desc(), ImportJob.id.desc()))
-    term = storable(str(search or "").strip()[:100], "search")
+    term = storable(str(search or "").strip()[:100], _("search"))
     if term:
         like = f"%{escape_like(term.lower())}%"
         query = query.where(sa.or_(sa.func.lower(ImportJob.file_name).like(like, escape="\\"),

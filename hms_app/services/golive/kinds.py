@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from hms_app.db.enums import LineOutcome, Permission
 from hms_app.services.core.actor import Actor
+from hms_app.services.core.language import N_
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Column:
     name: str
     required: bool = False
     description: str = ""
+    """What the column holds, marked with ``N_`` and translated where shown."""
     aliases: tuple[str, ...] = ()
     example: str = ""
     """A value for the template file's example line."""
@@ -55,7 +57,7 @@ class CsvKind:
 
     Attributes:
         name: the CLI verb's argument and the page's choice (``patients``).
-        label: what the page shows ("Patients").
+        label: what the page shows ("Patients"), marked with ``N_`` and translated where shown.
         permission: what the importing actor needs, besides ``data.import`` where the kind says so.
         columns: the columns, in the order a template file lists them.
         key: which column(s) identify a row across imports, for the page's help text.
@@ -82,7 +84,8 @@ class LineResult:
 
 @dataclass
 class ImportReport:
-    """What an import did, whole. ``committed`` is false for a dry run, a refused file, a cancel."""
+    """What an import did, whole. ``committed`` is false for a dry run, a refused file, a cancel;
+    ``cancelled`` is true for a cancel."""
 
     created: int = 0
     updated: int = 0
@@ -92,10 +95,16 @@ class ImportReport:
     skipped_by_type: dict[str, int] = field(default_factory=dict)
     lines: list[LineResult] = field(default_factory=list)
     committed: bool = False
+    cancelled: bool = False
     message: str = ""
+    """What the page shows of the import as a whole, in the language of whoever started it."""
 
     def count(self, outcome: LineOutcome, by: int = 1) -> None:
         setattr(self, outcome.value, getattr(self, outcome.value) + by)
+
+
+NOTHING_IMPORTED = N_("Nothing was imported: {problem}")
+"""The message of an import refused as a whole (``problem`` says why)."""
 
 
 class ImportCancelled(Exception):

@@ -32,6 +32,7 @@ from hms_app.services.administration.users import LOOKALIKE_MESSAGE, TAKEN_MESSA
 from hms_app.services.core import counters, emails
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.numbers import parse_int, parse_money
 from hms_app.services.core.text import checked_line
 from hms_app.services.golive.kinds import Column, CsvKind, RowResult, register
@@ -63,26 +64,26 @@ def _account_email(session: Session, value: str, *, owner_id: int | None) -> tup
     query = select(User.id, User.email).where(sa.or_(User.email == email, User.email_skeleton == skeleton))
     for user_id, taken in session.execute(query):
         if user_id != owner_id:
-            raise Conflict(TAKEN_MESSAGE if taken == email else LOOKALIKE_MESSAGE)
+            raise Conflict(_(TAKEN_MESSAGE if taken == email else LOOKALIKE_MESSAGE))
     return email, skeleton
 
 
 # --- patients -----------------------------------------------------------------------------------
 
 PATIENT_COLUMNS = (
-    Column("mrn", description="The hospital's medical record number; empty: one is given.",
+    Column("mrn", description=N_("The hospital's medical record number; empty: one is given."),
            aliases=("medical record number", "record number", "mrn number"), example="MRN-004711"),
-    Column("source_id", description="The patient's id in the system the file comes from.",
+    Column("source_id", description=N_("The patient's id in the system the file comes from."),
            aliases=("source id", "external id", "legacy id", "patient id", "id"), example="OLD-88231"),
-    Column("full_name", description="The whole name; or give given_name and family_name.",
+    Column("full_name", description=N_("The whole name; or give given_name and family_name."),
            aliases=("name", "patient name", "full name"), example="Amina Yusuf"),
     Column("given_name", aliases=("first name", "given", "forename", "first"), example=""),
     Column("family_name", aliases=("last name", "surname", "family", "last"), example=""),
-    Column("birth_date", required=True, description="Year-month-day, like 1980-04-23.",
+    Column("birth_date", required=True, description=N_("Year-month-day, like 1980-04-23."),
            aliases=("date of birth", "dob", "birthdate", "born"), example="1980-04-23"),
-    Column("sex", description="female, male, other or unknown (F, M, O, U).", aliases=("gender",), example="female"),
+    Column("sex", description=N_("female, male, other or unknown (F, M, O, U)."), aliases=("gender",), example="female"),
     Column("phone", aliases=("telephone", "mobile", "phone number", "tel"), example="+44 20 7946 0000"),
-    Column("email", description=f"Empty: the account gets a placeholder at {NO_EMAIL_DOMAIN}.",
+    Column("email", description=N_("Empty: the account gets a placeholder at no-email.invalid."),
            aliases=("e-mail", "email address", "mail"), example="amina.yusuf@example.org"),
     Column("address", aliases=("home address", "street address"), example="12 Mill Lane, Leeds"),
     Column("emergency_contact_name", aliases=("emergency contact", "next of kin", "kin name"),
@@ -98,13 +99,13 @@ def _patient_name(row: dict[str, str]) -> str:
     whole = " ".join(str(row.get("full_name", "")).split())
     if not whole:
         whole = " ".join(" ".join((row.get("given_name", ""), row.get("family_name", ""))).split())
-    return checked_line(whole, "patient's name (full_name, or given_name and family_name)", limit=120)
+    return checked_line(whole, _("patient's name (full_name, or given_name and family_name)"), limit=120)
 
 
 def _sex(value: str) -> Sex:
     sex = _SEXES.get(value.strip().lower())
     if sex is None:
-        raise ValidationError("Enter the sex as female, male, other or unknown (or F, M, O, U).")
+        raise ValidationError(_("Enter the sex as female, male, other or unknown (or F, M, O, U)."))
     return sex
 
 
@@ -123,7 +124,8 @@ def _find_patient(session: Session, mrn: str, source_id: str) -> tuple[PatientPr
     link = session.get(SourceRecord, (PATIENT_SOURCE, "Patient", source_id)) if source_id else None
     by_source = session.get(PatientProfile, link.entity_id) if link else None
     if by_mrn and by_source and by_mrn.user_id != by_source.user_id:
-        raise Conflict(f"{mrn} is another patient than source id {source_id} was imported as ({by_source.mrn}).")
+        raise Conflict(_("{mrn} is another patient than source id {source_id} was imported as ({imported_as}).")
+                       .format(mrn=mrn, source_id=source_id, imported_as=by_source.mrn))
     return by_mrn or by_source, link
 
 
@@ -133,23 +135,23 @@ def _row_hash(row: dict[str, str]) -> str:
 
 def _import_patient(*, session: Session, actor: Actor, row: dict[str, str], job_id: int | None) -> RowResult:
     """Create or update one patient (account and profile) from a line of a patients file."""
-    mrn = checked_line(row.get("mrn", ""), "medical record number", limit=20, required=False).upper()
-    source_id = checked_line(row.get("source_id", ""), "source id", limit=200, required=False)
+    mrn = checked_line(row.get("mrn", ""), _("medical record number"), limit=20, required=False).upper()
+    source_id = checked_line(row.get("source_id", ""), _("source id"), limit=200, required=False)
     if not mrn and not source_id:
-        raise ValidationError("Give the patient a record number (mrn) or the other system's id (source_id), so "
-                              "that importing the file again updates this patient instead of adding them twice.")
+        raise ValidationError(_("Give the patient a record number (mrn) or the other system's id (source_id), so "
+                                "that importing the file again updates this patient instead of adding them twice."))
     full_name = _patient_name(row)
     born = parse_birth_date(row.get("birth_date", ""))
     fields = {
         "birth_date": born,
         "sex": _sex(row["sex"]) if "sex" in row else None,
         "phone": clean_phone(row["phone"], required=False) if "phone" in row else None,
-        "address": _text(row, "address", "address", 300),
-        "emergency_contact_name": _text(row, "emergency_contact_name", "emergency contact's name", 120),
+        "address": _text(row, "address", _("address"), 300),
+        "emergency_contact_name": _text(row, "emergency_contact_name", _("emergency contact's name"), 120),
         "emergency_contact_phone": (clean_phone(row["emergency_contact_phone"], required=False)
                                     if "emergency_contact_phone" in row else None),
-        "insurer": _text(row, "insurer", "insurer", 120),
-        "policy_number": _text(row, "policy_number", "policy number", 60),
+        "insurer": _text(row, "insurer", _("insurer"), 120),
+        "policy_number": _text(row, "policy_number", _("policy number"), 60),
     }
     fields = {name: value for name, value in fields.items() if value is not None}
     profile, link = _find_patient(session, mrn, source_id)
@@ -169,7 +171,8 @@ def _import_patient(*, session: Session, actor: Actor, row: dict[str, str], job_
     else:
         user = session.get(User, profile.user_id)
         if mrn and profile.mrn != mrn:
-            raise Conflict(f"Source id {source_id} was imported as {profile.mrn}, not {mrn}.")
+            raise Conflict(_("Source id {source_id} was imported as {imported_as}, not {mrn}.").format(
+                source_id=source_id, imported_as=profile.mrn, mrn=mrn))
         changed = user.full_name != full_name
         user.full_name = full_name
         if email_text:
@@ -183,7 +186,7 @@ def _import_patient(*, session: Session, actor: Actor, row: dict[str, str], job_
     if source_id:
         digest = _row_hash(row)
         if link is None:
-            session.add(SourceRecord(system=PATIENT_SOURCE, source_type="Patient", source_id=source_id,
+            session.add(SourceRecord(system=PATIENT_SOURCE, source_type="Patient", source_id=source_id,  # i18n: not shown
                                      entity_type="patient", entity_id=profile.user_id, content_hash=digest,
                                      job_id=job_id))
         elif outcome is not LineOutcome.UNCHANGED:
@@ -194,7 +197,7 @@ def _import_patient(*, session: Session, actor: Actor, row: dict[str, str], job_
 
 register(CsvKind(
     name="patients",
-    label="Patients",
+    label=N_("Patients"),
     permission=Permission.DATA_IMPORT,
     columns=PATIENT_COLUMNS,
     key="mrn, else source_id",
@@ -205,17 +208,17 @@ register(CsvKind(
 # --- staff --------------------------------------------------------------------------------------
 
 STAFF_COLUMNS = (
-    Column("email", required=True, description="The address they log in with; it finds them again.",
+    Column("email", required=True, description=N_("The address they log in with; it finds them again."),
            aliases=("e-mail", "email address", "mail", "login"), example="r.osei@hospital.example"),
     Column("full_name", required=True, aliases=("name", "full name", "staff name"), example="Dr Rita Osei"),
-    Column("role", required=True, description="doctor, accounts, lab or pharmacy (admin accounts are made by hand).",
+    Column("role", required=True, description=N_("doctor, accounts, lab or pharmacy (admin accounts are made by hand)."),
            aliases=("job", "position", "staff role"), example="doctor"),
-    Column("department", description="A doctor's department, as named on the departments page.",
+    Column("department", description=N_("A doctor's department, as named on the departments page."),
            aliases=("dept", "department name", "unit"), example="Cardiology"),
     Column("specialty", aliases=("speciality", "specialism"), example="Heart failure"),
-    Column("consultation_fee", description="A doctor's fee, like 120 or 120.50.",
+    Column("consultation_fee", description=N_("A doctor's fee, like 120 or 120.50."),
            aliases=("fee", "consultation fee", "price"), example="120.00"),
-    Column("slot_minutes", description="A doctor's appointment length in minutes (default 20).",
+    Column("slot_minutes", description=N_("A doctor's appointment length in minutes (default 20)."),
            aliases=("slot", "slot length", "appointment minutes"), example="20"),
 )
 _ROLE_WORDS = {ROLE_LABELS[r].lower(): r for r in IMPORTED_STAFF_ROLES} | {r.value: r for r in IMPORTED_STAFF_ROLES}
@@ -224,22 +227,23 @@ _ROLE_WORDS = {ROLE_LABELS[r].lower(): r for r in IMPORTED_STAFF_ROLES} | {r.val
 def _staff_role(value: str) -> Role:
     word = " ".join(value.split()).lower()
     if word in (Role.ADMIN.value, ROLE_LABELS[Role.ADMIN].lower()):
-        raise ValidationError("Administrator accounts are not imported: make each one on the users page.")
+        raise ValidationError(_("Administrator accounts are not imported: make each one on the users page."))
     role = _ROLE_WORDS.get(word)
     if role is None:
-        raise ValidationError("Enter the role as " + ", ".join(r.value for r in IMPORTED_STAFF_ROLES) + ".")
+        raise ValidationError(_("Enter the role as {roles}.").format(
+            roles=", ".join(r.value for r in IMPORTED_STAFF_ROLES)))
     return role
 
 
 def _department(session: Session, name: str) -> Department:
     clean = " ".join(name.split())
     if not clean:
-        raise ValidationError("A doctor needs a department: name one that the departments page lists.")
+        raise ValidationError(_("A doctor needs a department: name one that the departments page lists."))
     department = session.execute(
         select(Department).where(sa.func.lower(Department.name) == clean.lower())).scalar_one_or_none()
     if department is None or not department.is_active:
-        raise ValidationError(f"There is no active department named {clean[:80]}: add it on the departments page "
-                              "first, or correct the name.")
+        raise ValidationError(_("There is no active department named {name}: add it on the departments page "
+                                "first, or correct the name.").format(name=clean[:80]))
     return department
 
 
@@ -248,18 +252,18 @@ def _doctor_fields(session: Session, row: dict[str, str], current: DoctorProfile
     if "department" in row or current is None:
         fields["department_id"] = _department(session, row.get("department", "")).id
     if "specialty" in row:
-        fields["specialty"] = checked_line(row["specialty"], "specialty", limit=120, required=False)
+        fields["specialty"] = checked_line(row["specialty"], _("specialty"), limit=120, required=False)
     if str(row.get("consultation_fee", "")).strip() or ("consultation_fee" in row and current is None):
-        fields["consultation_fee_cents"] = parse_money(row.get("consultation_fee") or "0", "consultation fee")
+        fields["consultation_fee_cents"] = parse_money(row.get("consultation_fee") or "0", _("consultation fee"))
     if str(row.get("slot_minutes", "")).strip():
-        fields["slot_minutes"] = parse_int(row["slot_minutes"], "slot length in minutes", low=5, high=240)
+        fields["slot_minutes"] = parse_int(row["slot_minutes"], _("slot length in minutes"), low=5, high=240)
     return fields
 
 
 def _import_staff(*, session: Session, actor: Actor, row: dict[str, str], job_id: int | None) -> RowResult:
     """Create or update one staff account (and a doctor's profile) from a line of a staff file."""
     email = emails.normalise(row.get("email", ""))
-    full_name = checked_line(row.get("full_name", ""), "full name", limit=120)
+    full_name = checked_line(row.get("full_name", ""), _("full name"), limit=120)
     role = _staff_role(str(row.get("role", "")))
     user = session.execute(select(User).where(User.email == email)).scalar_one_or_none()
     if user is None:
@@ -274,8 +278,9 @@ def _import_staff(*, session: Session, actor: Actor, row: dict[str, str], job_id
         session.flush()
         return RowResult(LineOutcome.CREATED, email)
     if user.role != role:
-        raise Conflict(f"{email} already has an account as {ROLE_LABELS[Role(user.role)].lower()}: an import does "
-                       "not change roles. Change it on the users page, or correct the line.")
+        raise Conflict(_("{email} already has an account as {role}: an import does not change roles. Change it on "
+                         "the users page, or correct the line.").format(
+                             email=email, role=_(ROLE_LABELS[Role(user.role)]).lower()))
     changed = user.full_name != full_name
     user.full_name = full_name
     if role is Role.DOCTOR:
@@ -296,7 +301,7 @@ def _import_staff(*, session: Session, actor: Actor, row: dict[str, str], job_id
 
 register(CsvKind(
     name="staff",
-    label="Staff",
+    label=N_("Staff"),
     permission=Permission.USERS_MANAGE,
     columns=STAFF_COLUMNS,
     key="email",

@@ -35,6 +35,7 @@ from hms_app.services.core import audit
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.numbers import parse_int, parse_money
 from hms_app.services.core.text import checked_line, one_line, reference_code
 from hms_app.services.golive.kinds import Column, CsvKind, RowResult, register
@@ -50,7 +51,7 @@ _NO = ("0", "false", "no", "n", "inactive")
 
 def _value(row: dict[str, str], column: str) -> str:
     if not isinstance(row, dict):
-        raise ValidationError("A line must be a row of named cells.")
+        raise ValidationError(_("A line must be a row of named cells."))
     value = row.get(column)
     return "" if value is None else str(value).strip()[:4000]
 
@@ -61,7 +62,8 @@ def _cell(column: str, value: str) -> Iterator[None]:
     try:
         yield
     except ValidationError as refusal:
-        raise ValidationError(f"Column {column} ({value[:60]!r}): {refusal.message}") from None
+        raise ValidationError(_("Column {column} ({value}): {problem}").format(
+            column=column, value=repr(value[:60]), problem=refusal.message)) from None
 
 
 def _read(row: dict[str, str], column: str, check: Callable[[str], T]) -> T:
@@ -70,12 +72,16 @@ def _read(row: dict[str, str], column: str, check: Callable[[str], T]) -> T:
         return check(value)
 
 
+def _reference_code(value: str) -> str:
+    return reference_code(value, _("code"))
+
+
 def _active(value: str) -> bool:
     if value.lower() in _YES:
         return True
     if value.lower() in _NO:
         return False
-    raise ValidationError("Write yes or no.")
+    raise ValidationError(_("Write yes or no."))
 
 
 def _outcome(created: bool, changed: bool) -> LineOutcome:
@@ -88,11 +94,11 @@ def _outcome(created: bool, changed: bool) -> LineOutcome:
 def import_lab_test(*, session: Session, actor: Actor, row: dict[str, str], job_id: int | None) -> RowResult:
     """One test of the catalog, added or brought up to date by its code."""
     require(session, actor, Permission.LAB_CATALOG_MANAGE, action="import.lab_catalog")
-    code = _read(row, "code", reference_code)
-    _read(row, "price", lambda v: parse_money(v, "price"))
+    code = _read(row, "code", _reference_code)
+    _read(row, "price", lambda v: parse_money(v, _("price")))
     ranges = _read(row, "ranges", catalog.read_bands)
-    for column in ("critical_low", "critical_high"):
-        _read(row, column, lambda v, c=column: catalog.read_limit(v, c.replace("_", " ")))
+    for column, label in (("critical_low", N_("critical low")), ("critical_high", N_("critical high"))):
+        _read(row, column, lambda v, label=label: catalog.read_limit(v, _(label)))
     active = _read(row, "active", _active)
     test = session.execute(sa.select(LabTest).where(LabTest.code == code)).scalar_one_or_none()
     rule = _value(row, "release_rule") or (str(test.release_rule) if test else LabReleaseRule.NORMAL_AT_ONCE.value)
@@ -115,22 +121,22 @@ def import_lab_test(*, session: Session, actor: Actor, row: dict[str, str], job_
 
 register(CsvKind(
     name="lab_catalog",
-    label="Lab catalog",
+    label=N_("Lab catalog"),
     permission=Permission.LAB_CATALOG_MANAGE,
     columns=(
-        Column("code", True, "The test's code: up to 20 capital letters, digits, '-' or '_' (K, HBA1C)."),
-        Column("name", True, "The test's name, as doctors order it."),
-        Column("specimen", True, "What is sampled: Serum, Blood (EDTA), Urine..."),
-        Column("unit", False, "The unit of numeric results (mmol/L); required when there are ranges."),
-        Column("price", True, "The price, like 12.50."),
-        Column("ranges", False, "Reference ranges, separated by ';', each SEX AGE_MIN-AGE_MAX: LOW-HIGH, sex any, "
-                                "female or male, ages in whole years with 200 for no limit: 'female 18-200: 115-165; "
-                                "male 18-200: 130-180; any 0-18: 105-160'. Empty for a test with text results."),
-        Column("critical_low", False, "A value below this is critical (telephoned); below every range's low."),
-        Column("critical_high", False, "A value above this is critical; above every range's high."),
-        Column("active", False, "yes (the default) or no: an inactive test cannot be ordered."),
-        Column("release_rule", False, "When results reach the patient: at_once, normal_at_once (the default) or "
-                                      "after_review."),
+        Column("code", True, N_("The test's code: up to 20 capital letters, digits, '-' or '_' (K, HBA1C).")),
+        Column("name", True, N_("The test's name, as doctors order it.")),
+        Column("specimen", True, N_("What is sampled: Serum, Blood (EDTA), Urine...")),
+        Column("unit", False, N_("The unit of numeric results (mmol/L); required when there are ranges.")),
+        Column("price", True, N_("The price, like 12.50.")),
+        Column("ranges", False, N_("Reference ranges, separated by ';', each SEX AGE_MIN-AGE_MAX: LOW-HIGH, sex any, "
+                                   "female or male, ages in whole years with 200 for no limit: 'female 18-200: 115-165; "
+                                   "male 18-200: 130-180; any 0-18: 105-160'. Empty for a test with text results.")),
+        Column("critical_low", False, N_("A value below this is critical (telephoned); below every range's low.")),
+        Column("critical_high", False, N_("A value above this is critical; above every range's high.")),
+        Column("active", False, N_("yes (the default) or no: an inactive test cannot be ordered.")),
+        Column("release_rule", False, N_("When results reach the patient: at_once, normal_at_once (the default) or "
+                                         "after_review.")),
     ),
     key="code",
     import_row=import_lab_test,
@@ -145,10 +151,10 @@ def import_medicine(*, session: Session, actor: Actor, row: dict[str, str], job_
     require(session, actor, Permission.INVENTORY_MANAGE, action="import.medicines")
     name, strength = _value(row, "name"), _value(row, "strength")
     medicine = inventory.find_medicine(session, name, strength) if name and strength else None
-    _read(row, "unit_price", lambda v: parse_money(v, "unit price"))
+    _read(row, "unit_price", lambda v: parse_money(v, _("unit price")))
     reorder = _value(row, "reorder_level") or (str(medicine.reorder_level) if medicine else "0")
     with _cell("reorder_level", reorder):
-        parse_int(reorder, "reorder level", low=0, high=inventory.MAX_UNITS)
+        parse_int(reorder, _("reorder level"), low=0, high=inventory.MAX_UNITS)
     form = MedicineForm(name=name, form=_value(row, "form"), strength=strength, unit_price=_value(row, "unit_price"),
                         reorder_level=reorder, ingredients=_value(row, "ingredients"),
                         drug_class=_value(row, "drug_class"))
@@ -160,15 +166,15 @@ def import_medicine(*, session: Session, actor: Actor, row: dict[str, str], job_
         lot = _read(row, "lot", inventory.read_lot)
         if inventory.lot_on_record(session, medicine.id, lot) is None:
             if not medicine.is_active:
-                raise ValidationError(f"{record} is inactive: reactivate it on the Stock page before receiving lot "
-                                      f"{lot}.")
+                raise ValidationError(_("{medicine} is inactive: reactivate it on the Stock page before receiving "
+                                        "lot {lot}.").format(medicine=record, lot=lot))
             delivery = ReceiveForm(medicine_id=medicine.id, lot=lot, expiry=_value(row, "expiry"),
                                    quantity=_value(row, "quantity"), unit_cost=_value(row, "unit_cost"),
                                    supplier=_value(row, "supplier"))
             for column in ("expiry", "quantity", "unit_cost", "supplier"):
                 if not _value(row, column):
-                    raise ValidationError(f"Column {column} is empty: a line with a lot needs its expiry, quantity, "
-                                          "unit_cost and supplier.")
+                    raise ValidationError(_("Column {column} is empty: a line with a lot needs its expiry, quantity, "
+                                            "unit_cost and supplier.").format(column=column))
             with _cell("lot", lot):
                 inventory.book_delivery(session, actor, medicine, delivery)
             changes = [*changes, f"lot {lot}"]
@@ -179,21 +185,21 @@ def import_medicine(*, session: Session, actor: Actor, row: dict[str, str], job_
 
 register(CsvKind(
     name="medicines",
-    label="Medicines and stock",
+    label=N_("Medicines and stock"),
     permission=Permission.INVENTORY_MANAGE,
     columns=(
-        Column("name", True, "The medicine's name; with strength, what identifies it across imports."),
-        Column("strength", True, "Its strength, like 500 mg."),
-        Column("form", True, "Tablet, capsule, syrup..."),
-        Column("ingredients", True, "Active ingredients, comma-separated: the allergy check matches on them."),
-        Column("drug_class", False, "Its class, like penicillins."),
-        Column("unit_price", True, "What a patient is charged per unit, like 0.45."),
-        Column("reorder_level", False, "Usable units at or below which it shows as low stock (0 by default)."),
-        Column("lot", False, "A lot to receive into stock; a lot already on record is left as it is."),
-        Column("expiry", False, "The lot's expiry date, YYYY-MM-DD."),
-        Column("quantity", False, "Units received in the lot."),
-        Column("unit_cost", False, "What a unit of the lot cost, like 0.12."),
-        Column("supplier", False, "Who delivered the lot."),
+        Column("name", True, N_("The medicine's name; with strength, what identifies it across imports.")),
+        Column("strength", True, N_("Its strength, like 500 mg.")),
+        Column("form", True, N_("Tablet, capsule, syrup...")),
+        Column("ingredients", True, N_("Active ingredients, comma-separated: the allergy check matches on them.")),
+        Column("drug_class", False, N_("Its class, like penicillins.")),
+        Column("unit_price", True, N_("What a patient is charged per unit, like 0.45.")),
+        Column("reorder_level", False, N_("Usable units at or below which it shows as low stock (0 by default).")),
+        Column("lot", False, N_("A lot to receive into stock; a lot already on record is left as it is.")),
+        Column("expiry", False, N_("The lot's expiry date, YYYY-MM-DD.")),
+        Column("quantity", False, N_("Units received in the lot.")),
+        Column("unit_cost", False, N_("What a unit of the lot cost, like 0.12.")),
+        Column("supplier", False, N_("Who delivered the lot.")),
     ),
     key="name + strength (and lot)",
     import_row=import_medicine,
@@ -207,13 +213,13 @@ PRICE_KINDS = ("service", "lab", "consultation")
 
 def _service_row(session: Session, actor: Actor, row: dict[str, str]) -> RowResult:
     require(session, actor, Permission.PRICES_MANAGE, action="import.prices")
-    code = _read(row, "code", reference_code)
-    cents = _read(row, "price", lambda v: parse_money(v, "price"))
-    name = _read(row, "name", lambda v: checked_line(v, "service name", limit=120))
+    code = _read(row, "code", _reference_code)
+    cents = _read(row, "price", lambda v: parse_money(v, _("price")))
+    name = _read(row, "name", lambda v: checked_line(v, _("service name"), limit=120))
     department_id = _read(row, "department", lambda v: prices.department_named(session, v))
     active = _read(row, "active", _active)
     existing = session.execute(sa.select(ServicePrice).where(ServicePrice.code == code)).scalar_one_or_none()
-    _, changes = prices.write_service_price(session, actor, CheckedPrice(code, name, cents, department_id), existing,
+    __, changes = prices.write_service_price(session, actor, CheckedPrice(code, name, cents, department_id), existing,
                                             active=active)
     session.flush()
     return RowResult(_outcome(changes == ["created"], bool(changes)), code)
@@ -221,11 +227,12 @@ def _service_row(session: Session, actor: Actor, row: dict[str, str]) -> RowResu
 
 def _lab_price_row(session: Session, actor: Actor, row: dict[str, str]) -> RowResult:
     require(session, actor, Permission.LAB_CATALOG_MANAGE, action="import.prices")
-    code = _read(row, "code", reference_code)
-    cents = _read(row, "price", lambda v: parse_money(v, "price"))
+    code = _read(row, "code", _reference_code)
+    cents = _read(row, "price", lambda v: parse_money(v, _("price")))
     test = session.execute(sa.select(LabTest).where(LabTest.code == code)).scalar_one_or_none()
     if test is None:
-        raise ValidationError(f"Column code ({code!r}): no lab test has this code; import the lab catalog first.")
+        raise ValidationError(_("Column code ({code}): no lab test has this code; import the lab catalog first.")
+                              .format(code=repr(code)))
     changed = catalog.write_test_price(session, actor, test, cents, action="import.lab_test.price")
     session.flush()
     return RowResult(LineOutcome.UPDATED if changed else LineOutcome.UNCHANGED, code)
@@ -233,12 +240,13 @@ def _lab_price_row(session: Session, actor: Actor, row: dict[str, str]) -> RowRe
 
 def _fee_row(session: Session, actor: Actor, row: dict[str, str]) -> RowResult:
     require(session, actor, Permission.PRICES_MANAGE, action="import.prices")
-    email = _read(row, "code", lambda v: one_line(v, "doctor's e-mail address").lower())
-    cents = _read(row, "price", lambda v: parse_money(v, "consultation fee"))
+    email = _read(row, "code", lambda v: one_line(v, _("doctor's e-mail address")).lower())
+    cents = _read(row, "price", lambda v: parse_money(v, _("consultation fee")))
     found = session.execute(sa.select(DoctorProfile).join(User, User.id == DoctorProfile.user_id)
                             .where(sa.func.lower(User.email) == email, User.role == Role.DOCTOR.value)).first()
     if found is None:
-        raise ValidationError(f"Column code ({email[:60]!r}): no doctor has this e-mail address.")
+        raise ValidationError(_("Column code ({email}): no doctor has this e-mail address.").format(
+            email=repr(email[:60])))
     changed = prices.write_fee(session, actor, found[0], cents, action="import.doctor.fee")
     session.flush()
     return RowResult(LineOutcome.UPDATED if changed else LineOutcome.UNCHANGED, email)
@@ -248,22 +256,23 @@ def import_price(*, session: Session, actor: Actor, row: dict[str, str], job_id:
     """One price: a service's (added or brought up to date by its code), a lab test's or a doctor's fee."""
     kind = _value(row, "kind").lower() or "service"
     if kind not in PRICE_KINDS:
-        raise ValidationError(f"Column kind ({kind[:20]!r}): write service, lab or consultation.")
+        raise ValidationError(_("Column kind ({kind}): write service, lab or consultation.").format(
+            kind=repr(kind[:20])))
     return {"service": _service_row, "lab": _lab_price_row, "consultation": _fee_row}[kind](session, actor, row)
 
 
 register(CsvKind(
     name="prices",
-    label="Price list",
+    label=N_("Price list"),
     permission=Permission.PRICES_MANAGE,
     columns=(
-        Column("code", True, "A service's code (ECG, BED-DAY); for kind lab the test's code; for kind "
-                             "consultation the doctor's e-mail address."),
-        Column("price", True, "The price, like 35.00. Charges already made keep their price."),
-        Column("name", False, "The service's name (services only; required for a new one)."),
-        Column("department", False, "The department that provides it, by name (services only; optional)."),
-        Column("active", False, "yes (the default) or no: an inactive service is no longer charged."),
-        Column("kind", False, "service (the default), lab or consultation."),
+        Column("code", True, N_("A service's code (ECG, BED-DAY); for kind lab the test's code; for kind "
+                                "consultation the doctor's e-mail address.")),
+        Column("price", True, N_("The price, like 35.00. Charges already made keep their price.")),
+        Column("name", False, N_("The service's name (services only; required for a new one).")),
+        Column("department", False, N_("The department that provides it, by name (services only; optional).")),
+        Column("active", False, N_("yes (the default) or no: an inactive service is no longer charged.")),
+        Column("kind", False, N_("service (the default), lab or consultation.")),
     ),
     key="code (with kind)",
     import_row=import_price,
