@@ -5,11 +5,16 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.components.forms import field, form_error
+from hms_app.components.i18n import t
 from hms_app.components.layout import page_shell, public_shell
+from hms_app.services.core.language import N_
 from hms_app.services.core.passwords import MAX_BYTES, MIN_LENGTH
 from hms_app.state.auth import LoginState, PasswordState, RegisterState, SessionState
 
-PASSWORD_HINT = f"At least {MIN_LENGTH} characters (at most {MAX_BYTES} bytes), and not your email address."
+
+def _password_hint() -> rx.Var[str]:
+    return t("At least {min_length} characters (at most {max_bytes} bytes), and not your email address.",
+             min_length=MIN_LENGTH, max_bytes=MAX_BYTES)
 
 
 def login_page() -> rx.Component:
@@ -23,10 +28,10 @@ def login_page() -> rx.Component:
     )
 
 
-def _code_form(handler, button: str, hint: str) -> rx.Component:
+def _code_form(handler, button: rx.Var[str], hint: str) -> rx.Component:
     return rx.form(
         rx.vstack(
-            field("Code", "code", required=True, autocomplete="one-time-code", field_id="login-code", hint=hint,
+            field(N_("Code"), "code", required=True, autocomplete="one-time-code", field_id="login-code", hint=hint,
                   input_mode="text", auto_focus=True),
             form_error(LoginState.error),
             rx.button(button, type="submit", width="100%", size="3", loading=LoginState.busy),
@@ -40,38 +45,38 @@ def _code_form(handler, button: str, hint: str) -> rx.Component:
 
 
 def _start_over() -> rx.Component:
-    return rx.button("Start again with email and password", variant="ghost", size="2", type="button",
+    return rx.button(t("Start again with email and password"), variant="ghost", size="2", type="button",
                      on_click=LoginState.start_over)
 
 
 def _code_step() -> rx.Component:
     return public_shell(
-        "Enter your code",
-        rx.text("Open the authenticator app on your phone and enter the six-digit code it shows for this "
-                "hospital. Without your phone, enter one of your recovery codes.", size="2"),
-        _code_form(LoginState.verify_code, "Log in", "Six digits, or a recovery code like ABCD-EFGH-IJKL-MNOP."),
+        N_("Enter your code"),
+        rx.text(t("Open the authenticator app on your phone and enter the six-digit code it shows for this "
+                  "hospital. Without your phone, enter one of your recovery codes."), size="2"),
+        _code_form(LoginState.verify_code, t("Log in"), N_("Six digits, or a recovery code like ABCD-EFGH-IJKL-MNOP.")),
         _start_over(),
     )
 
 
 def _enrol_step() -> rx.Component:
     return public_shell(
-        "Set up your authenticator",
-        rx.text("Your account needs a second step at every login. Scan this QR code with an authenticator "
-                "app (such as FreeOTP, Google Authenticator or Microsoft Authenticator), then enter the "
-                "six-digit code it shows.", size="2"),
+        N_("Set up your authenticator"),
+        rx.text(t("Your account needs a second step at every login. Scan this QR code with an authenticator "
+                  "app (such as FreeOTP, Google Authenticator or Microsoft Authenticator), then enter the "
+                  "six-digit code it shows."), size="2"),
         rx.center(
-            rx.image(src=LoginState.enrol_qr, alt="QR code for your authenticator app; the same key is written below",
+            rx.image(src=LoginState.enrol_qr, alt=t("QR code for your authenticator app; the same key is written below"),
                      width="220px", height="220px", id="enrol-qr"),
             width="100%",
         ),
         rx.vstack(
-            rx.text("Cannot scan? Type this key into the app instead:", size="2"),
+            rx.text(t("Cannot scan? Type this key into the app instead:"), size="2"),
             rx.code(LoginState.enrol_secret, id="enrol-secret", size="3", style={"word_break": "break-all"}),
             spacing="1",
             width="100%",
         ),
-        _code_form(LoginState.confirm_enrolment, "Confirm and log in", "The six digits the app shows now."),
+        _code_form(LoginState.confirm_enrolment, t("Confirm and log in"), N_("The six digits the app shows now.")),
         _start_over(),
     )
 
@@ -82,25 +87,25 @@ def _recovery_code(code: rx.Var) -> rx.Component:
 
 def _recovery_codes_step() -> rx.Component:
     return public_shell(
-        "Save your recovery codes",
-        rx.callout("These codes are shown only now. Each lets you log in once without your phone. Print them "
-                   "or keep them somewhere safe, apart from your phone.", icon="key-round", color_scheme="amber"),
+        N_("Save your recovery codes"),
+        rx.callout(t("These codes are shown only now. Each lets you log in once without your phone. Print them "
+                     "or keep them somewhere safe, apart from your phone."), icon="key-round", color_scheme="amber"),
         rx.el.ul(rx.foreach(LoginState.recovery_codes, _recovery_code), id="recovery-codes",
                  style={"columns": "2", "list_style": "none", "padding": "0", "margin": "0", "line_height": "2"}),
-        rx.button("I have saved my recovery codes", width="100%", size="3", on_click=LoginState.leave_recovery_codes),
+        rx.button(t("I have saved my recovery codes"), width="100%", size="3", on_click=LoginState.leave_recovery_codes),
     )
 
 
 def _password_step() -> rx.Component:
     return public_shell(
-        "Log in",
+        N_("Log in"),
         rx.form(
             rx.vstack(
-                field("Email", "email", type="email", required=True, autocomplete="username", field_id="login-email"),
-                field("Password", "password", type="password", required=True, autocomplete="current-password",
+                field(N_("Email"), "email", type="email", required=True, autocomplete="username", field_id="login-email"),
+                field(N_("Password"), "password", type="password", required=True, autocomplete="current-password",
                       field_id="login-password"),
                 form_error(LoginState.error),
-                rx.button("Log in", type="submit", width="100%", size="3", loading=LoginState.busy),
+                rx.button(t("Log in"), type="submit", width="100%", size="3", loading=LoginState.busy),
                 spacing="3",
                 width="100%",
             ),
@@ -108,9 +113,10 @@ def _password_step() -> rx.Component:
             width="100%",
         ),
         rx.text(
-            "New patient? ",
+            t("New patient?"),
+            " ",
             # Underlined: in running text a link must not stand out by colour alone (WCAG 1.4.1).
-            rx.link("Create your account", href="/register", underline="always"),
+            rx.link(t("Create your account"), href="/register", underline="always"),
             size="2",
         ),
     )
@@ -118,52 +124,52 @@ def _password_step() -> rx.Component:
 
 def register_page() -> rx.Component:
     return public_shell(
-        "Create your patient account",
-        rx.text("You will receive a medical record number that the hospital uses to find your records.",
+        N_("Create your patient account"),
+        rx.text(t("You will receive a medical record number that the hospital uses to find your records."),
                 size="2", color="var(--gray-11)"),
         rx.form(
             rx.vstack(
-                field("Full name", "full_name", required=True, autocomplete="name"),
-                field("Email", "email", type="email", required=True, autocomplete="email"),
-                field("Birth date", "birth_date", type="date", required=True, autocomplete="bday"),
-                field("Phone", "phone", type="tel", required=True, autocomplete="tel",
-                      hint="Digits, spaces and + ( ) - only."),
-                field("Password", "password", type="password", required=True, autocomplete="new-password",
-                      hint=PASSWORD_HINT),
-                field("Repeat the password", "password_confirm", type="password", required=True,
+                field(N_("Full name"), "full_name", required=True, autocomplete="name"),
+                field(N_("Email"), "email", type="email", required=True, autocomplete="email"),
+                field(N_("Birth date"), "birth_date", type="date", required=True, autocomplete="bday"),
+                field(N_("Phone"), "phone", type="tel", required=True, autocomplete="tel",
+                      hint=N_("Digits, spaces and + ( ) - only.")),
+                field(N_("Password"), "password", type="password", required=True, autocomplete="new-password",
+                      hint=_password_hint()),
+                field(N_("Repeat the password"), "password_confirm", type="password", required=True,
                       autocomplete="new-password"),
                 form_error(RegisterState.error),
-                rx.button("Create account", type="submit", width="100%", size="3", loading=RegisterState.busy),
+                rx.button(t("Create account"), type="submit", width="100%", size="3", loading=RegisterState.busy),
                 spacing="3",
                 width="100%",
             ),
             on_submit=RegisterState.register,
             width="100%",
         ),
-        rx.text("Already registered? ", rx.link("Log in", href="/login", underline="always"), size="2"),
+        rx.text(t("Already registered?"), " ", rx.link(t("Log in"), href="/login", underline="always"), size="2"),
     )
 
 
 def password_page() -> rx.Component:
     return page_shell(
-        "Change password",
+        N_("Change password"),
         rx.cond(
             SessionState.must_change_password,
-            rx.callout("Your password was set by an administrator. Choose your own before you continue.",
+            rx.callout(t("Your password was set by an administrator. Choose your own before you continue."),
                        icon="key-round", color_scheme="amber", width="100%"),
             rx.fragment(),
         ),
         rx.card(
             rx.form(
                 rx.vstack(
-                    field("Current password", "current_password", type="password", required=True,
+                    field(N_("Current password"), "current_password", type="password", required=True,
                           autocomplete="current-password"),
-                    field("New password", "new_password", type="password", required=True,
-                          autocomplete="new-password", hint=PASSWORD_HINT),
-                    field("Repeat the new password", "new_password_confirm", type="password", required=True,
+                    field(N_("New password"), "new_password", type="password", required=True,
+                          autocomplete="new-password", hint=_password_hint()),
+                    field(N_("Repeat the new password"), "new_password_confirm", type="password", required=True,
                           autocomplete="new-password"),
                     form_error(PasswordState.error),
-                    rx.button("Change password", type="submit"),
+                    rx.button(t("Change password"), type="submit"),
                     spacing="3",
                     width="100%",
                 ),
