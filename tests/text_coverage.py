@@ -34,7 +34,7 @@ OUT_OF_SCOPE = (
 )
 IN_SCOPE_ANYWAY = ("db/enums.py",)
 
-MARKERS = {"_", "N_", "ngettext", "t", "tn"}
+MARKERS = {"_", "N_", "ngettext", "pgettext", "t", "tn", "pt"}
 NOT_SHOWN_CALLS = {"debug", "info", "warning", "error", "exception", "critical", "getLogger", "getenv", "get",
                    "startswith", "endswith", "replace", "split", "join", "strip", "execute", "icon",
                    "Field", "Column", "Index", "UniqueConstraint", "CheckConstraint", "ForeignKey", "TypeVar",

@@ -32,7 +32,8 @@ function fill(text, params) {
 export function hmsT(language, id, params) {
   const catalog = CATALOGS[language];
   const found = catalog ? catalog[id] : undefined;
-  return fill(typeof found === "string" && found ? found : id, params);
+  // A text with a context ("time off\u0004Leave") reads as its text when untranslated.
+  return fill(typeof found === "string" && found ? found : id.split("\u0004").pop(), params);
 }
 
 export function hmsTn(language, singular, plural, count, params) {

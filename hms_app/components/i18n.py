@@ -31,6 +31,10 @@ def _js(value: Any) -> tuple[str, VarData | None]:
     return json.dumps(value, ensure_ascii=False), None
 
 
+CONTEXT_SEPARATOR = "\x04"
+"""gettext's mark between a message's context and its text, in the compiled catalogues' keys."""
+
+
 def _call(function: str, *args: Any, params: dict[str, Any]) -> rx.Var[str]:
     language = SessionState.language
     parts, data = [str(language)], [language._get_all_var_data(), VarData(imports={_LIBRARY: [function]})]
@@ -52,6 +56,12 @@ def _call(function: str, *args: Any, params: dict[str, Any]) -> rx.Var[str]:
 def t(message: str, /, **params: Any) -> rx.Var[str]:
     """``message`` in the tab's language, its ``{placeholders}`` filled from ``params``."""
     return _call("hmsT", message, params=params)
+
+
+def pt(context: str, message: str, /, **params: Any) -> rx.Var[str]:
+    """``message`` in the sense ``context`` names, where English uses one word for two things
+    ("Leave" as time off, and as a verb): each is translated on its own."""
+    return _call("hmsT", f"{context}{CONTEXT_SEPARATOR}{message}", params=params)
 
 
 def tn(singular: str, plural: str, count: Any, /, **params: Any) -> rx.Var[str]:

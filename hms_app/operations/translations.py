@@ -23,8 +23,10 @@ from babel.messages.pofile import read_po, write_po
 from hms_app import settings
 from hms_app.services.core.language import DOMAIN, LANGUAGES, LOCALE_DIR, SOURCE_LANGUAGE
 
-KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "t": None, "tn": (1, 2)}
-"""The calls that mark a text: ``_``/``N_``/``ngettext`` on the server, ``t``/``tn`` in the pages."""
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2), "t": None, "tn": (1, 2),
+            "pt": ((1, "c"), 2)}
+"""The calls that mark a text: ``_``/``N_``/``ngettext``/``pgettext`` on the server, ``t``/``tn``/``pt``
+in the pages."""
 TEMPLATE = LOCALE_DIR / f"{DOMAIN}.pot"
 CLIENT_CATALOGUE = settings.PROJECT_ROOT / "assets" / "i18n" / "messages.js"
 PLACEHOLDER = re.compile(r"\{(\w*)\}")
@@ -100,12 +102,15 @@ def _client_catalogue(catalogs: dict[str, Catalog]) -> str:
         for message in catalog:
             if not message.id or message.fuzzy:
                 continue
+            key = message.id[0] if isinstance(message.id, tuple) else message.id
+            if message.context:
+                key = f"{message.context}\x04{key}"
             if isinstance(message.id, tuple):
                 forms = list(message.string)
                 if all(forms):
-                    entries[message.id[0]] = forms
+                    entries[key] = forms
             elif message.string:
-                entries[message.id] = message.string
+                entries[key] = message.string
         texts[language] = dict(sorted(entries.items()))
         plurals.append(f"  {json.dumps(language)}: (n) => {catalog.plural_expr},")
     return ("// Compiled from hms_app/locale/*/LC_MESSAGES/messages.po by `hms i18n compile`: do not edit.\n"
@@ -144,13 +149,15 @@ def check() -> CatalogueReport:
     all plural forms; the compiled ``.mo`` and ``messages.js`` what ``compile`` would write."""
     report = CatalogueReport()
     template = extract()
-    wanted = {message.id for message in template if message.id}
+    wanted = {(message.id, message.context) for message in template if message.id}
     catalogs = _catalogs()
     for language, catalog in catalogs.items():
-        have = {message.id: message for message in catalog if message.id}
-        for message_id in sorted(wanted, key=str):
-            message = have.get(message_id)
+        have = {(message.id, message.context): message for message in catalog if message.id}
+        for message_id, context in sorted(wanted, key=str):
+            message = have.get((message_id, context))
             shown = message_id if isinstance(message_id, str) else message_id[0]
+            if context:
+                shown = f"{shown} ({context})"
             strings = (list(message.string) if isinstance(message_id, tuple) else [message.string]) if message else []
             if message is None or message.fuzzy or not all(strings):
                 report.problems.append(f"{language}: no translation of {shown!r}")

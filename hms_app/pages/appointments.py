@@ -14,7 +14,7 @@ from hms_app.components.forms import (
     select_field,
     submit_button,
 )
-from hms_app.components.i18n import t
+from hms_app.components.i18n import pt, t
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
 from hms_app.db.enums import APPOINTMENT_STATUS_LABELS
@@ -435,9 +435,9 @@ def schedule_editor() -> rx.Component:
             width="100%",
         ),
         rx.card(
-            rx.heading(t("Leave"), as_="h2", size="4", margin_bottom="0.5rem"),
+            rx.heading(pt("time off", "Leave"), as_="h2", size="4", margin_bottom="0.5rem"),
             rx.cond(s.schedule.leave.length() > 0,
-                    _simple_table([t("Period"), t("Reason"), t("Action")], s.schedule.leave, _leave_row, t("Leave")),
+                    _simple_table([t("Period"), t("Reason"), t("Action")], s.schedule.leave, _leave_row, pt("time off", "Leave")),
                     rx.text(t("No leave planned."), color="var(--gray-11)")),
             rx.form(
                 rx.grid(

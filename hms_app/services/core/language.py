@@ -126,6 +126,11 @@ def ngettext(singular: str, plural: str, count: int) -> str:
     return translations(current_language()).ungettext(singular, plural, count)
 
 
+def pgettext(context: str, message: str) -> str:
+    """``message`` in the sense ``context`` names ("time off" for the noun "Leave")."""
+    return translations(current_language()).upgettext(context, message)
+
+
 def N_(message: str) -> str:  # noqa: N802 (gettext's name for it)
     """Marks ``message`` for the catalogue where it is defined (a label in a table of labels);
     it is translated where it is shown, with ``_``."""
