@@ -216,7 +216,8 @@ def private_imports(modules: dict[str, Path]) -> list[str]:
     offences = []
     for name, path in modules.items():
         for ref in references(path.read_text(), known):
-            private = ref.name and ref.name.startswith("_") and not ref.name.startswith("__")
+            # ``_`` alone is the translation function (gettext's own name), public by convention.
+            private = ref.name and ref.name.startswith("_") and not ref.name.startswith("__") and ref.name != "_"
             if private and ref.module != name and ref.module.startswith("hms_app."):
                 offences.append(f"{name}:{ref.line} uses {ref.module}.{ref.name}")
     return offences
