@@ -49,7 +49,7 @@ from typing import Any, get_origin
 import reflex as rx
 import sqlalchemy as sa
 
-from tests.services.lab_helpers import inflated_streams
+from tests.services.lab_helpers import inflated_streams, pdf_text
 from tests.ws_client import (
     FIELD_MARKER,
     ROOT_STATE,
@@ -594,6 +594,14 @@ class ProbeClient(WsClient):
 # --- oracle 1: no foreign data -----------------------------------------------------------------
 
 
+def _drawn_text(data: bytes) -> str:
+    """The text a PDF draws, read through its fonts; "" for a file no PDF reader opens."""
+    try:
+        return pdf_text(data)
+    except Exception:  # a malformed PDF: its raw streams are still searched
+        return ""
+
+
 def received_text(result: EventResult) -> str:
     """Everything the server sent for a call as one text: updates, and each download decoded."""
     parts = [result.text()]
@@ -605,6 +613,7 @@ def received_text(result: EventResult) -> str:
             except ValueError:
                 continue
             if data.startswith(b"%PDF"):
+                parts.append(_drawn_text(data))  # the hospital's PDFs draw glyph numbers of an embedded font
                 data += b"\n".join(inflated_streams(data))
             parts.append(data.decode("latin-1"))
     return "\n".join(parts)

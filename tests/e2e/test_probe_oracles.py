@@ -11,6 +11,7 @@ import base64
 import json
 import zlib
 
+from hms_app.services.core import pdf
 from tests.e2e import handler_probe as probe
 from tests.ws_client import EventResult
 
@@ -40,6 +41,16 @@ def test_a_canary_inside_a_compressed_pdf_download_is_found():
 
     assert probe.leaks(probe.received_text(result), probe.forbidden_canaries(VICTIMS, "visitor")) == ["surname"]
     assert probe.leaks(probe.received_text(result), probe.forbidden_canaries(VICTIMS, "lab")) == []
+
+
+def test_a_canary_drawn_in_the_hospitals_pdf_font_is_found():
+    # The hospital's PDFs embed a Unicode font: their text is glyph numbers, read through its map.
+    document = pdf.letterhead("Lab report 1", "Laboratory report")
+    pdf.field(document, "Patient", "Maria Quillfe", label_width=45)
+    url = "data:application/pdf;base64," + base64.b64encode(pdf.closing_note(document, "Printed today.")).decode()
+    result = EventResult(updates=[{"events": [{"name": "_download", "payload": {"url": url}}]}])
+
+    assert probe.leaks(probe.received_text(result), probe.forbidden_canaries(VICTIMS, "visitor")) == ["surname"]
 
 
 def test_a_change_outside_the_callers_rows_or_columns_is_forbidden():

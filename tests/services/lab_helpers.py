@@ -7,6 +7,7 @@ Each test keeps its key file and stored files under its own ``tmp_path``
 
 from __future__ import annotations
 
+import io
 import itertools
 import re
 import zlib
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from pypdf import PdfReader
 
 from hms_app import settings
 from hms_app.db import crypto
@@ -146,10 +148,15 @@ def inflated_streams(data: bytes) -> list[bytes]:
 
 
 def pdf_text(data: bytes) -> str:
-    """The text drawn on the pages of a PDF fpdf2 wrote: every content stream inflated, the
-    strings of its text operators joined (enough to find a name or a value)."""
-    texts = []
-    for content in inflated_streams(data):
-        for literal in re.findall(rb"\((.*?)(?<!\\)\)\s*Tj", content, re.S):
-            texts.append(literal.replace(rb"\(", b"(").replace(rb"\)", b")").replace(rb"\\", b"\\").decode("latin-1"))
+    """The text drawn on the pages of a PDF, read by pypdf through the fonts' own character maps
+    (the embedded Unicode font draws glyph numbers, not letters): each text operator's string,
+    joined by spaces (enough to find a name or a value). Raises on a file that is no valid PDF."""
+    texts: list[str] = []
+
+    def keep(text: str, *_args: object) -> None:
+        if text.strip():
+            texts.append(text.strip())
+
+    for page in PdfReader(io.BytesIO(data), strict=True).pages:
+        page.extract_text(visitor_text=keep)
     return " ".join(texts)

@@ -52,10 +52,11 @@ from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.files import DownloadedFile
+from hms_app.services.core.language import _
 from hms_app.services.core.localtime import format_date, format_local, local_today
-from hms_app.services.core.numbers import format_money, parse_money
+from hms_app.services.core.numbers import format_money, format_number, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
-from hms_app.services.core.pdf import closing_note, field, letterhead, pdf_text
+from hms_app.services.core.pdf import closing_note, field, letterhead, phrase, table_row
 from hms_app.services.core.text import one_line, storable
 from hms_app.services.messaging import mail, notifications
 
@@ -223,7 +224,7 @@ def _row(invoice: Invoice, name: str, mrn: str | None, insurance_paid: int, toda
 
 
 def _rows(session: Session, rows: list) -> list[InvoiceRow]:
-    paid = _insurance_paid(session, [i.id for i, *_ in rows])
+    paid = _insurance_paid(session, [i.id for i, *_rest in rows])
     today = local_today()
     return [_row(i, name, mrn, int(paid.get(i.id) or 0), today) for i, name, mrn in rows]
 
@@ -722,48 +723,48 @@ def invoice_pdf(*, session: Session, actor: Actor, invoice_id: int) -> Downloade
 
 def _render_invoice(detail: InvoiceDetail) -> bytes:
     row = detail.invoice
-    pdf = letterhead(f"Invoice {row.number}", f"Invoice {row.number}")
+    title = phrase(_("Invoice {number}"), number=row.number)
+    pdf = letterhead(title, title)
     pdf.ln(3)
 
     def pair(label: str, value: str) -> None:
         field(pdf, label, value, label_width=40)
 
-    pair("Patient", f"{row.patient} ({row.mrn})")
-    pair("Status", row.status)
-    pair("Issued", row.issued)
-    pair("Due", row.due)
+    pair(_("Patient"), f"{row.patient} ({row.mrn})")
+    pair(_("Status"), row.status)
+    pair(_("Issued"), row.issued)
+    pair(_("Due"), row.due)
     if row.insurer:
-        pair("Insurer", f"{row.insurer}, policy {detail.policy_number}")
+        pair(_("Insurer"), phrase(_("{insurer}, policy {policy}"), insurer=row.insurer, policy=detail.policy_number))
     pdf.ln(4)
     widths = (24, 92, 14, 28, 28)
-    pdf.set_font("helvetica", "B", 9)
-    for width, title in zip(widths, ("Date", "Service", "Qty", "Unit price", "Amount"), strict=True):
-        pdf.cell(width, 7, title, border="B", align="R" if title in ("Qty", "Unit price", "Amount") else "L")
-    pdf.ln()
-    pdf.set_font("helvetica", "", 9)
+    aligns = ("L", "L", "R", "R", "R")
+    headings = (_("Date"), _("Service"), _("Qty"), _("Unit price"), _("Amount"))
+    table_row(pdf, zip(widths, headings, aligns, strict=True), size=9, bold=True, height=7, border="B")
     for line in detail.lines:
-        cells = (line.service_date, line.description[:60], str(line.quantity), line.unit_price, line.amount)
-        for width, (index, text) in zip(widths, enumerate(cells), strict=True):
-            pdf.cell(width, 6, pdf_text(text), align="R" if index >= 2 else "L")
-        pdf.ln()
+        cells = (line.service_date, line.description[:60], format_number(line.quantity), line.unit_price, line.amount)
+        table_row(pdf, zip(widths, cells, aligns, strict=True), size=9)
     pdf.ln(2)
 
     def total(label: str, value: str, *, bold: bool = False) -> None:
-        pdf.set_font("helvetica", "B" if bold else "", 10)
-        pdf.cell(sum(widths[:-1]), 6, pdf_text(label), align="R")
-        pdf.cell(widths[-1], 6, pdf_text(value), align="R", new_x="LMARGIN", new_y="NEXT")
+        table_row(pdf, ((sum(widths[:-1]), label, "R"), (widths[-1], value, "R")), size=10, bold=bold)
 
-    total("Charges", detail.subtotal)
+    total(_("Charges"), detail.subtotal)
     if detail.discount_cents:
-        total(f"Discount ({detail.discount_reason})"[:70], f"-{detail.discount}")
-    total("Total", row.total, bold=True)
+        total(phrase(_("Discount ({reason})"), reason=detail.discount_reason[:60]),
+              _hyphen_minus(format_money(-detail.discount_cents)))
+    total(_("Total"), row.total, bold=True)
     for payment in detail.payments:
-        # A refund's amount starts with a minus sign (U+2212), which the PDF's font lacks: it printed "?".
-        total(f"{payment.method} {payment.received_day} {payment.reference}"[:70],
-              payment.amount.replace("\u2212", "-"))
-    total("Paid", row.paid)
+        total(f"{payment.method} {payment.received_day} {payment.reference}"[:70], _hyphen_minus(payment.amount))
+    total(_("Paid"), row.paid)
     if row.insurer and row.insurer_share_cents:
-        total(f"Expected from {row.insurer}", row.insurer_share)
-    total("Balance", row.balance, bold=True)
-    return closing_note(pdf, f"Amounts in {settings.CURRENCY}. Printed {format_local(utcnow())} "
-                             f"({settings.TIMEZONE.key}).")
+        total(phrase(_("Expected from {insurer}"), insurer=row.insurer), row.insurer_share)
+    total(_("Balance"), row.balance, bold=True)
+    return closing_note(pdf, phrase(_("Amounts in {currency}. Printed {time} ({zone})."), currency=settings.CURRENCY,
+                                    time=format_local(utcnow()), zone=settings.TIMEZONE.key))
+
+
+def _hyphen_minus(amount: str) -> str:
+    """A credit on the invoice (the discount, a refund) with the hyphen-minus the PDF has always
+    printed, where the formatter writes the minus sign U+2212."""
+    return amount.replace("\u2212", "-")

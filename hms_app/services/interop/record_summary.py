@@ -16,9 +16,18 @@ from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import NotFound
 from hms_app.services.core.files import DownloadedFile
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.localtime import format_date, format_local
-from hms_app.services.core.numbers import format_money
-from hms_app.services.core.pdf import closing_note, field, letterhead, pdf_text
+from hms_app.services.core.numbers import format_money, format_number
+from hms_app.services.core.pdf import (
+    closing_note,
+    field,
+    letterhead,
+    phrase,
+    sex_label,
+    table,
+    text_line,
+)
 from hms_app.services.interop import fhir
 
 
@@ -48,105 +57,117 @@ def _quantity(q: dict | None) -> str:
     return f"{shown} {q.get('unit', '')}".strip()
 
 
+_CODE_WORDS = (
+    N_("active"), N_("resolved"), N_("inactive"), N_("finished"), N_("in-progress"), N_("pending"), N_("booked"),
+    N_("fulfilled"), N_("cancelled"), N_("noshow"), N_("completed"), N_("draft"), N_("issued"), N_("balanced"),
+    N_("mild"), N_("moderate"), N_("severe"))
+"""The FHIR codes the summary prints (statuses, an allergy's severity), marked for the catalogue:
+each code is its own English word."""
+
+
+def _word(code: str) -> str:
+    """A FHIR code or display text (a lab flag's, the lab's own label) as the reader's word; text
+    no catalogue knows stays as it is."""
+    return _(code) if code else ""
+
+
 def _status(resource: dict, field: str = "clinicalStatus") -> str:
-    return ((resource.get(field) or {}).get("coding") or [{}])[0].get("code", "")
+    return _word(((resource.get(field) or {}).get("coding") or [{}])[0].get("code", ""))
 
 
 def summary_rows(record: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    """The summary's sections: (title, column headings, rows), from a record Bundle."""
+    """The summary's sections: (title, column headings, rows), from a record Bundle, in the reader's language."""
     by_type = fhir.typed(record)
     names = {f"Practitioner/{p['id']}": p["name"][0].get("text", "") for p in by_type.get("Practitioner", [])}
     sections: list[tuple[str, list[str], list[list[str]]]] = []
-    sections.append(("Allergies", ["Substance", "Reaction", "Severity", "Status"], [
+    sections.append((_("Allergies"), [_("Substance"), _("Reaction"), _("Severity"), _("Status")], [
         [a["code"].get("text", ""), ", ".join(m.get("text", "") for r in a.get("reaction", []) for m in r["manifestation"]),
-         (a.get("reaction") or [{}])[0].get("severity", ""), _status(a)]
+         _word((a.get("reaction") or [{}])[0].get("severity", "")), _status(a)]
         for a in by_type.get("AllergyIntolerance", [])]))
     problems = [c for c in by_type.get("Condition", []) if c["id"].startswith("problem-")]
     diagnoses = [c for c in by_type.get("Condition", []) if c["id"].startswith("encounter-")]
-    sections.append(("Problems", ["Problem", "Recorded", "Status"], [
+    sections.append((_("Problems"), [_("Problem"), _("Recorded"), _("Status")], [
         [_text(c.get("code")), _when(c.get("recordedDate"), with_time=False), _status(c)] for c in problems]))
-    sections.append(("Visits", ["Date", "Doctor", "Diagnosis", "Status"], [
+    sections.append((_("Visits"), [_("Date"), _("Doctor"), _("Diagnosis"), _("Status")], [
         [_when(e["period"].get("start")), e["participant"][0]["individual"].get("display", ""),
          next((_text(d.get("code")) for d in diagnoses if d["encounter"]["reference"] == f"Encounter/{e['id']}"), ""),
-         e["status"]]
+         _word(e["status"])]
         for e in sorted(by_type.get("Encounter", []), key=lambda e: e["period"].get("start", ""), reverse=True)]))
     vitals = [o for o in by_type.get("Observation", []) if not o["id"].startswith("lab-")]
-    sections.append(("Vital signs", ["Date", "Measurement", "Value"], [
+    sections.append((_("Vital signs"), [_("Date"), _("Measurement"), _("Value")], [
         [_when(o.get("effectiveDateTime")), o["code"].get("text", ""),
          " / ".join(_quantity(c.get("valueQuantity")) for c in o["component"]) if "component" in o
          else _quantity(o.get("valueQuantity"))]
         for o in sorted(vitals, key=lambda o: o.get("effectiveDateTime", ""), reverse=True)]))
     labs = [o for o in by_type.get("Observation", []) if o["id"].startswith("lab-")]
-    sections.append(("Lab results", ["Date", "Test", "Result", "Reference range", "Flag"], [
+    sections.append((_("Lab results"), [_("Date"), _("Test"), _("Result"), _("Reference range"), _("Flag")], [
         [_when(o.get("issued")), o["code"].get("text", ""),
          _quantity(o.get("valueQuantity")) if "valueQuantity" in o
-         else o.get("valueString", fhir.HELD_NOTE if o.get("status") == "registered" else ""),
+         else o.get("valueString", _(fhir.HELD_NOTE) if o.get("status") == "registered" else ""),
          " - ".join(_quantity(r.get(k)) for r in o.get("referenceRange", [])[:1] for k in ("low", "high") if r.get(k)),
-         (o.get("interpretation") or [{}])[0].get("text", "")]
+         _word((o.get("interpretation") or [{}])[0].get("text", ""))]
         for o in sorted(labs, key=lambda o: o.get("issued", ""), reverse=True)]))
     dispensed: dict[str, int] = {}
     for d in by_type.get("MedicationDispense", []):
         key = d["authorizingPrescription"][0]["reference"]
         dispensed[key] = dispensed.get(key, 0) + d["quantity"]["value"]
-    sections.append(("Medicines", ["Prescribed", "Medicine", "Instructions", "Dispensed", "Status"], [
+    sections.append((_("Medicines"), [_("Prescribed"), _("Medicine"), _("Instructions"), _("Dispensed"), _("Status")], [
         [_when(m.get("authoredOn"), with_time=False), m["medicationCodeableConcept"].get("text", ""),
          m["dosageInstruction"][0].get("text", ""),
-         f"{dispensed.get('MedicationRequest/' + m['id'], 0)} of {m['dispenseRequest']['quantity']['value']}",
-         m["status"]]
+         phrase(_("{dispensed} of {prescribed}"), dispensed=format_number(dispensed.get(f"MedicationRequest/{m['id']}", 0)),
+                prescribed=format_number(m["dispenseRequest"]["quantity"]["value"])),
+         _word(m["status"])]
         for m in sorted(by_type.get("MedicationRequest", []), key=lambda m: m.get("authoredOn", ""), reverse=True)]))
-    sections.append(("Appointments", ["Date", "Doctor", "Reason", "Status"], [
+    sections.append((_("Appointments"), [_("Date"), _("Doctor"), _("Reason"), _("Status")], [
         [_when(a.get("start")), names.get(a["participant"][1]["actor"]["reference"], ""),
-         _text((a.get("reasonCode") or [None])[0]), a["status"]]
+         _text((a.get("reasonCode") or [None])[0]), _word(a["status"])]
         for a in sorted(by_type.get("Appointment", []), key=lambda a: a.get("start", ""), reverse=True)]))
-    sections.append(("Invoices", ["Date", "Number", "Total", "Status"], [
-        [_when(i.get("date"), with_time=False), (i.get("identifier") or [{}])[0].get("value", "draft"),
-         format_money(round(i["totalGross"]["value"] * 100)), i["status"]]
+    sections.append((_("Invoices"), [_("Date"), _("Number"), _("Total"), _("Status")], [
+        [_when(i.get("date"), with_time=False), (i.get("identifier") or [{}])[0].get("value") or _("draft"),
+         format_money(round(i["totalGross"]["value"] * 100)), _word(i["status"])]
         for i in by_type.get("Invoice", [])]))
     return sections
 
 
 def render_summary(record: dict) -> bytes:
+    """The summary PDF of a record Bundle, in the reader's language."""
     [patient] = fhir.typed(record)["Patient"]
-    pdf = letterhead(f"Health record of {patient['name'][0]['text']}", "Health record summary", bottom_margin=15)
+    name = patient["name"][0]["text"]
+    pdf = letterhead(phrase(_("Health record of {name}"), name=name), _("Health record summary"), bottom_margin=15)
     pdf.ln(3)
     details = [
-        ("Patient", patient["name"][0]["text"]),
-        ("Medical record no.", patient["identifier"][0]["value"]),
-        ("Birth date", patient.get("birthDate", "")),
-        ("Sex", patient.get("gender", "").capitalize()),
+        (_("Patient"), name),
+        (_("Medical record no."), patient["identifier"][0]["value"]),
+        (_("Birth date"), _when(patient.get("birthDate"), with_time=False)),
+        (_("Sex"), sex_label(patient.get("gender", ""))),
     ]
     for label, value in details:
         field(pdf, label, value, label_width=45)
-    width = pdf.w - pdf.l_margin - pdf.r_margin
     for title, headings, rows in summary_rows(record):
         pdf.ln(4)
-        pdf.set_font("helvetica", "B", 12)
-        pdf.cell(0, 8, pdf_text(title), new_x="LMARGIN", new_y="NEXT")
-        if not rows:
-            pdf.set_font("helvetica", "I", 9)
-            pdf.cell(0, 6, "None recorded.", new_x="LMARGIN", new_y="NEXT")
-            continue
-        with pdf.table(col_widths=tuple(width / len(headings) for _ in headings), text_align="LEFT",
-                       line_height=5) as table:
-            pdf.set_font("helvetica", "", 8)
-            table.row([pdf_text(h) for h in headings])
-            for row in rows:
-                table.row([pdf_text(cell or "-") for cell in row])
-    return closing_note(pdf, f"Printed {format_local(utcnow())} ({settings.TIMEZONE.key}). The same record is "
-                             "available as a FHIR R4 Bundle (JSON) for other hospitals' systems.")
+        text_line(pdf, title, size=12, bold=True, height=8)
+        if rows:
+            table(pdf, headings, rows)
+        else:
+            text_line(pdf, _("None recorded."), size=9)
+    return closing_note(pdf, phrase(_("Printed {time} ({zone}). The same record is available as a FHIR R4 Bundle "
+                                      "(JSON) for other hospitals' systems."),
+                                    time=format_local(utcnow()), zone=settings.TIMEZONE.key))
 
 
 def my_record_pdf(*, session: Session, actor: Actor) -> DownloadedFile:
     """The patient's own record as a PDF summary; audited like a chart view."""
     require(session, actor, Permission.RECORD_READ_OWN, action="record.summary")
     if actor.role != Role.PATIENT:
-        audit.deny(session, actor, "record.summary", "Only patients can download their own record.")
+        audit.deny(session, actor, "record.summary", _("Only patients can download their own record."),
+                   detail="Only patients can download their own record.")  # i18n: not shown
     profile = session.get(PatientProfile, actor.user_id)
     if profile is None:
-        raise NotFound("Your patient record was not found.")
+        raise NotFound(_("Your patient record was not found."))
     record = fhir.whole_record(session, actor.user_id, base_url=f"{settings.PUBLIC_URL}/fhir", for_patient=True)
     data = render_summary(record)
     audit.record(session, actor, "record.summary", entity_type="patient", entity_id=actor.user_id,
-                 patient_id=actor.user_id, detail=f"PDF summary, {len(record.get('entry', []))} resources")
+                 patient_id=actor.user_id,
+                 detail=f"PDF summary, {len(record.get('entry', []))} resources")  # i18n: not shown
     session.commit()
     return DownloadedFile(f"health-record-{profile.mrn}.pdf", "application/pdf", data)

@@ -42,9 +42,10 @@ from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from hms_app.services.core.files import DownloadedFile
 from hms_app.services.core.ids import parse_id
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.localtime import day_span_utc, format_date, format_local, local_date
 from hms_app.services.core.paging import Page, clamp_page
-from hms_app.services.core.pdf import closing_note, field, letterhead
+from hms_app.services.core.pdf import closing_note, field, letterhead, phrase, sex_label
 from hms_app.services.core.text import one_line, storable
 from hms_app.services.messaging import mail, notifications
 from hms_app.services.reference.lab_catalog import range_for, range_from_bands
@@ -918,41 +919,46 @@ def generate_report_pdf(*, session: Session, actor: Actor, order_id: int) -> byt
 # --- the PDF report ------------------------------------------------------------------------------
 
 
+_PRIORITY_WORDS = {LabPriority.ROUTINE: N_("routine"), LabPriority.URGENT: N_("urgent"), LabPriority.STAT: N_("stat")}
+"""An order's priority as the report prints it."""
+
+
 def _when(instant: datetime | None) -> str:
     return format_local(instant, zone=True)
 
 
 def _render_pdf(session: Session, row: sa.Row) -> bytes:
-    order, result, test, patient, mrn, doctor, verifier, _ = row
+    order, result, test, patient, mrn, doctor, verifier, _file = row
     profile = session.get(PatientProfile, order.patient_id)
     view = _result_view(row)
-    pdf = letterhead(f"Lab report {order.id}", "Laboratory report")
+    pdf = letterhead(phrase(_("Lab report {number}"), number=order.id), _("Laboratory report"))
     pdf.ln(4)
 
     def line(label: str, value: str, *, bold: bool = False) -> None:
         field(pdf, label, value, label_width=45, bold=bold, wrap=True)
 
-    line("Patient", patient)
-    line("Medical record no.", mrn)
-    line("Birth date", format_date(profile.birth_date) if profile else "")
-    line("Sex", str(profile.sex).capitalize() if profile else "")
+    line(_("Patient"), patient)
+    line(_("Medical record no."), mrn)
+    line(_("Birth date"), format_date(profile.birth_date) if profile else "")
+    line(_("Sex"), sex_label(profile.sex) if profile else "")
     pdf.ln(3)
-    line("Test", f"{test.name} ({test.code})")
-    line("Specimen", test.specimen)
-    line("Priority", str(order.priority))
-    line("Ordered by", doctor)
+    line(_("Test"), f"{test.name} ({test.code})")
+    line(_("Specimen"), test.specimen)
+    line(_("Priority"), _(_PRIORITY_WORDS[LabPriority(order.priority)]))
+    line(_("Ordered by"), doctor)
     pdf.ln(3)
-    line("Result", f"{view.value} {view.unit}".strip(), bold=True)
+    line(_("Result"), f"{view.value} {view.unit}".strip(), bold=True)
     if test.numeric:
-        line("Reference range", f"{view.reference_range} {view.unit}".strip() if view.reference_range else
-             "No reference range for this patient")
-        line("Flag", view.flag_label or "None", bold=view.is_critical)
+        line(_("Reference range"), f"{view.reference_range} {view.unit}".strip() if view.reference_range else
+             _("No reference range for this patient"))
+        line(_("Flag"), view.flag_label or _("None"), bold=view.is_critical)
     if result.comment:
-        line("Comment", result.comment)
+        line(_("Comment"), result.comment)
     pdf.ln(3)
-    line("Ordered", _when(order.ordered_at))
-    line("Collected", _when(order.collected_at))
-    line("Resulted", _when(result.resulted_at))
-    line("Verified by", verifier)
-    return closing_note(pdf, f"Printed {_when(utcnow())}. Times are {settings.TIMEZONE.key} local time. "
-                             "Reference ranges are for the patient's sex and age on the day of the result.")
+    line(_("Ordered"), _when(order.ordered_at))
+    line(_("Collected"), _when(order.collected_at))
+    line(_("Resulted"), _when(result.resulted_at))
+    line(_("Verified by"), verifier)
+    return closing_note(pdf, phrase(_("Printed {time}. Times are {zone} local time. Reference ranges are for the "
+                                      "patient's sex and age on the day of the result."),
+                                    time=_when(utcnow()), zone=settings.TIMEZONE.key))
