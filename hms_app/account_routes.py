@@ -38,22 +38,23 @@ def confirm_email_page(request: Request) -> HTMLResponse:
 
 def _confirm_email(request: Request) -> HTMLResponse:
     token = request.query_params.get("token", "")[:200]
+    log_in = html.escape(_("Log in"))
     if request.method == "GET":
         action = html.escape(f"{PATH}?token={token}", quote=True)
+        ask = html.escape(_("Confirm that this email address is yours to finish making your account."))
+        button = html.escape(_("Confirm my email address"))
         return _page(_("Confirm your email address"),
-                     f"<form method=\"post\" action=\"{action}\"><p>"
-                     f"{html.escape(_('Confirm that this email address is yours to finish making your account.'))}"
-                     f"</p><button type=\"submit\">{html.escape(_('Confirm my email address'))}</button></form>")
+                     f"<form method=\"post\" action=\"{action}\"><p>{ask}</p>"
+                     f"<button type=\"submit\">{button}</button></form>")
     try:
         with session_scope() as session:
             auth.confirm_email(session=session, visitor=Anonymous(client_address(request.scope)), token=token)
     except ValidationError as error:
+        again = html.escape(_("Register again"))
         return _page(_("This link does not work"), f"<p>{html.escape(error.message)}</p>"
-                     f"<p><a href=\"/register\">{html.escape(_('Register again'))}</a> · "
-                     f"<a href=\"/login\">{html.escape(_('Log in'))}</a></p>", 400)
-    return _page(_("Your email address is confirmed"),
-                 f"<p>{html.escape(_('Thank you. You can now log in with your email and password.'))}</p>"
-                 f"<p><a href=\"/login\">{html.escape(_('Log in'))}</a></p>")
+                     f"<p><a href=\"/register\">{again}</a> · <a href=\"/login\">{log_in}</a></p>", 400)
+    done = html.escape(_("Thank you. You can now log in with your email and password."))
+    return _page(_("Your email address is confirmed"), f"<p>{done}</p><p><a href=\"/login\">{log_in}</a></p>")
 
 
 route = Route(PATH, confirm_email_page, methods=["GET", "POST"])
