@@ -19,6 +19,7 @@ from hms_app.http_headers import client_address, plain_page
 from hms_app.services.administration import auth
 from hms_app.services.core.actor import Anonymous
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import _, preferred_language, use_language
 
 PATH = "/confirm-email"
 
@@ -30,21 +31,30 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
 
 
 def confirm_email_page(request: Request) -> HTMLResponse:
+    # In the browser's language: the link is opened before its owner has logged in to choose one.
+    with use_language(preferred_language(request.headers.get("accept-language"))):
+        return _confirm_email(request)
+
+
+def _confirm_email(request: Request) -> HTMLResponse:
     token = request.query_params.get("token", "")[:200]
+    log_in = html.escape(_("Log in"))
     if request.method == "GET":
         action = html.escape(f"{PATH}?token={token}", quote=True)
-        return _page("Confirm your email address",
-                     f"<form method=\"post\" action=\"{action}\"><p>Confirm that this email address is yours to "
-                     "finish making your account.</p><button type=\"submit\">Confirm my email address</button></form>")
+        ask = html.escape(_("Confirm that this email address is yours to finish making your account."))
+        button = html.escape(_("Confirm my email address"))
+        return _page(_("Confirm your email address"),
+                     f"<form method=\"post\" action=\"{action}\"><p>{ask}</p>"
+                     f"<button type=\"submit\">{button}</button></form>")
     try:
         with session_scope() as session:
             auth.confirm_email(session=session, visitor=Anonymous(client_address(request.scope)), token=token)
     except ValidationError as error:
-        return _page("This link does not work", f"<p>{html.escape(error.message)}</p>"
-                     "<p><a href=\"/register\">Register again</a> · <a href=\"/login\">Log in</a></p>", 400)
-    return _page("Your email address is confirmed",
-                 "<p>Thank you. You can now log in with your email and password.</p>"
-                 "<p><a href=\"/login\">Log in</a></p>")
+        again = html.escape(_("Register again"))
+        return _page(_("This link does not work"), f"<p>{html.escape(error.message)}</p>"
+                     f"<p><a href=\"/register\">{again}</a> · <a href=\"/login\">{log_in}</a></p>", 400)
+    done = html.escape(_("Thank you. You can now log in with your email and password."))
+    return _page(_("Your email address is confirmed"), f"<p>{done}</p><p><a href=\"/login\">{log_in}</a></p>")
 
 
 route = Route(PATH, confirm_email_page, methods=["GET", "POST"])

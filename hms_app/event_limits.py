@@ -48,6 +48,7 @@ from hms_app import settings
 from hms_app.address_limits import ADDRESSES, BucketsByKey, TokenBucket
 from hms_app.db.engine import session_scope
 from hms_app.services.core import access
+from hms_app.services.core.language import N_, _, preferred_language, use_language
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,10 @@ MAX_DEPTH = 32
 """The deepest nesting of arrays and objects in a packet; the app's own events reach about 6."""
 REFUSED_PACKET = "hms_refused_packet"
 """What a refused packet is turned into: an event of this name, which ``EventLimits`` answers."""
-MESSAGE = "Too many requests at once: some were not done. Wait a moment and try again."
+MESSAGE = N_("Too many requests at once: some were not done. Wait a moment and try again.")
 EPISODE_GAP = 1.0
 """Seconds without a dropped event after which a connection's next drop starts a new episode."""
-REFUSED_CONNECT = "Too many requests from this address; try again in a few seconds."
+REFUSED_CONNECT = N_("Too many requests from this address; try again in a few seconds.")
 
 _STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
@@ -70,7 +71,7 @@ def packet_problem(text: str | bytes) -> str | None:
     brackets in all (every event a browser sends) is not scanned at all.
     """
     if len(text) > settings.EVENT_MAX_BYTES:
-        return f"{len(text)} bytes, more than {settings.EVENT_MAX_BYTES}"
+        return f"{len(text)} bytes, more than {settings.EVENT_MAX_BYTES}"  # i18n: not shown (the log's)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     if text.count("[") + text.count("{") <= MAX_DEPTH:
@@ -81,7 +82,7 @@ def packet_problem(text: str | bytes) -> str | None:
         if bracket in ("[", "{"):
             depth += 1
             if depth > MAX_DEPTH:
-                return f"nested deeper than {MAX_DEPTH} levels"
+                return f"nested deeper than {MAX_DEPTH} levels"  # i18n: not shown (the log's)
         elif bracket in ("]", "}"):
             depth -= 1
     return None
@@ -106,7 +107,7 @@ class GuardedJson:
             try:
                 return self.inner.loads(text, **kwargs)
             except (ValueError, RecursionError) as error:
-                problem = f"not JSON ({type(error).__name__})"
+                problem = f"not JSON ({type(error).__name__})"  # i18n: not shown (the log's)
         return [REFUSED_PACKET, problem]
 
 
@@ -129,6 +130,9 @@ class Connection:
     """Events dropped in this episode: since the connection last kept to its limits for a second."""
     last_drop: float = 0.0
     closed: bool = False
+    language: str = ""
+    """The language its browser prefers (``Accept-Language``), for the toast of dropped events: they
+    are answered outside any event, so without the tab's own language."""
 
 
 class EventLimits:
@@ -147,7 +151,7 @@ class EventLimits:
         self._cooling: dict[str, float] = {}
         """Addresses whose connection was closed for flooding, and until when they may not connect."""
 
-    def connect(self, sid: str, address: str, now: float | None = None) -> bool:
+    def connect(self, sid: str, address: str, now: float | None = None, *, language: str = "") -> bool:
         """Whether ``address`` may open connection ``sid`` now; if so, it is counted from here."""
         now = time.monotonic() if now is None else now
         until = self._cooling.get(address)
@@ -157,7 +161,7 @@ class EventLimits:
             del self._cooling[address]
         if not self.addresses.take(address, now=now):
             return False
-        self.connections[sid] = Connection(address, TokenBucket(self.rate, self.burst, updated=now))
+        self.connections[sid] = Connection(address, TokenBucket(self.rate, self.burst, updated=now), language=language)
         return True
 
     def admit(self, sid: str, now: float | None = None) -> Verdict:
@@ -198,7 +202,7 @@ def install(app: rx.App) -> EventLimits:
     limits = EventLimits()
     sio, namespace = app.sio, app.event_namespace
     if sio is None or namespace is None:
-        raise RuntimeError("the app has no websocket to limit")
+        raise RuntimeError("the app has no websocket to limit")  # i18n: not shown (a programming error)
     sio.packet_class.json = GuardedJson(sio.packet_class.json)
     reflex_connect, reflex_event, reflex_disconnect = namespace.on_connect, namespace.on_event, namespace.on_disconnect
     flushing: set[asyncio.Task] = set()
@@ -206,8 +210,10 @@ def install(app: rx.App) -> EventLimits:
     async def on_connect(sid: str, environ: dict, auth: Any = None) -> None:
         # The address as Reflex records it (X-Forwarded-For only behind trusted proxies).
         address = namespace._build_static_router_data(sid, environ)[constants.RouteVar.CLIENT_IP]
-        if not limits.connect(sid, address):
-            raise SocketRefused(REFUSED_CONNECT)
+        language = preferred_language(environ.get("HTTP_ACCEPT_LANGUAGE"))
+        if not limits.connect(sid, address, language=language):
+            with use_language(language):
+                raise SocketRefused(_(REFUSED_CONNECT))
         try:
             await reflex_connect(sid, environ, auth)
         except BaseException:
@@ -241,7 +247,9 @@ def install(app: rx.App) -> EventLimits:
             log.warning("dropping events of connection %s from %s: more than %g a second (bursts of %g) or %d "
                         "waiting", sid, connection.address, limits.rate, limits.burst, limits.queue)
             if token := namespace.sid_to_token.get(sid):
-                await namespace.emit_update(StateUpdate(events=Event.from_event_type(rx.toast.error(MESSAGE))), token)
+                with use_language(connection.language):
+                    toast = rx.toast.error(_(MESSAGE))
+                await namespace.emit_update(StateUpdate(events=Event.from_event_type(toast)), token)
             return
         log.warning("closing connection %s from %s: it went on sending after %d events were dropped; the address "
                     "may connect again in %g s", sid, connection.address, limits.close_after, limits.cooldown)

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hms_app import account_routes, event_limits, fhir_routes, session_cookie, settings
+from hms_app.components.i18n import t
 from hms_app.db.engine import get_engine, session_scope
 from hms_app.http_headers import with_address_check, with_security_headers
 from hms_app.pages import (
@@ -34,6 +35,7 @@ from hms_app.pages import (
 )
 from hms_app.services.administration.hospital import load_hospital_settings
 from hms_app.services.core import events
+from hms_app.services.core.language import _
 from hms_app.services.messaging import mail
 from hms_app.state import live
 from hms_app.state.admin import (
@@ -86,7 +88,7 @@ load_hospital_settings()
 def _backend_error(exception: Exception):
     """Unexpected failures: logged on the server, a plain message in the UI, no traceback."""
     log.error("unhandled error in an event handler", exc_info=exception)
-    return rx.toast.error("Something went wrong on our side and nothing was saved. Please try again.")
+    return rx.toast.error(_("Something went wrong on our side and nothing was saved. Please try again."))
 
 
 async def _health(_request: Request) -> JSONResponse:
@@ -94,7 +96,7 @@ async def _health(_request: Request) -> JSONResponse:
 
 
 def index() -> rx.Component:
-    return rx.el.main(rx.center(rx.spinner(size="3"), rx.text("Loading…"), min_height="100vh"))
+    return rx.el.main(rx.center(rx.spinner(size="3"), rx.text(t("Loading…")), min_height="100vh"))
 
 
 app = rx.App(

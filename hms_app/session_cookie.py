@@ -42,7 +42,7 @@ from hms_app import settings
 PATH = "/api/session"
 DONE = "done"
 """What the page's script answers when the route did what it asked (the cookie is set or cleared)."""
-EXPIRED_MESSAGE = "This login has expired or was used already. Please log in again."
+EXPIRED_MESSAGE = "This login has expired or was used already. Please log in again."  # i18n: not shown
 _MAX_BODY = 1024
 _REDIS_PREFIX = "hms:session-exchange:"
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -163,6 +163,8 @@ def end_script(token: str) -> str:
 
 
 def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    # English: the page's script reads only whether the answer is ok (``_fetch``); the text is
+    # for whoever calls the route by hand.
     return JSONResponse({"error": message}, status_code=status, headers={**_NO_STORE, **(headers or {})})
 
 
@@ -183,12 +185,12 @@ async def _body(request: Request) -> dict | None:
 async def session_cookie(request: Request) -> Response:
     """``POST /api/session``: trade a login's one-time code for the session cookie, or clear it."""
     if request.method != "POST":
-        return _refusal(405, "Use POST.", {"Allow": "POST"})
+        return _refusal(405, "Use POST.", {"Allow": "POST"})  # i18n: not shown
     if request.headers.get("origin") not in settings.ALLOWED_ORIGINS:
-        return _refusal(403, "Requests from this origin are not accepted.")
+        return _refusal(403, "Requests from this origin are not accepted.")  # i18n: not shown
     body = await _body(request)
     if body is None:
-        return _refusal(400, "Send a JSON object of at most 1 kB.")
+        return _refusal(400, "Send a JSON object of at most 1 kB.")  # i18n: not shown
     ended = body.get("end")
     if isinstance(ended, str) and ended:
         held = token_in(request.headers.get("cookie", ""))

@@ -113,8 +113,8 @@ def check_uploader(*, handler_name: str, cookie_header: str, ip_address: str) ->
     try:
         with session_scope() as session:
             if handler is None:
-                audit.deny(session, visitor, "upload", "There is no such upload.", error=NotFound,
-                           detail=f"unknown upload handler {handler_name[:300]!r}")
+                audit.deny(session, visitor, "upload", "There is no such upload.", error=NotFound,  # i18n: not shown
+                           detail=f"unknown upload handler {handler_name[:300]!r}")  # i18n: not shown (audit detail)
             try:
                 actor = auth.resolve_session(session=session, token=_cookie_token(cookie_header), ip_address=ip_address)
             except SessionExpired as refusal:
@@ -142,10 +142,12 @@ async def _tab_connected(token: str) -> bool:
 
 
 def _too_large(max_bytes: int = 0) -> str:
-    return f"The file is too large: at most {(max_bytes or settings.MAX_UPLOAD_BYTES) // (1024 * 1024)} MB."
+    return f"The file is too large: at most {(max_bytes or settings.MAX_UPLOAD_BYTES) // (1024 * 1024)} MB."  # i18n: not shown
 
 
 async def _answer(send: Send, status: int, message: str) -> None:
+    # The refusals' texts stay in English: the browser's upload script shows only the status (it
+    # logs the answer to the console), and the same text is the audit trail's, which is English.
     body = json.dumps({"detail": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"cache-control", b"no-store"), (b"connection", b"close")]
@@ -170,7 +172,7 @@ def with_upload_gate(app: ASGIApp, *, tab_connected: Callable[[str], Awaitable[b
             return
         address = client_address(scope)
         if not ADDRESSES.take(address) or not UPLOADS.take(address):
-            await _answer(send, 429, "Too many requests from this address. Wait a moment and try again.")
+            await _answer(send, 429, "Too many requests from this address. Wait a moment and try again.")  # i18n: not shown
             return
         try:
             actor, handler = await asyncio.to_thread(
@@ -181,16 +183,16 @@ def with_upload_gate(app: ASGIApp, *, tab_connected: Callable[[str], Awaitable[b
             return
         limit = handler.body_limit
         if not await tab_connected(_header(scope, b"reflex-client-token")):
-            message = "This page lost its connection to the server. Reload it and upload the file again."
+            message = "This page lost its connection to the server. Reload it and upload the file again."  # i18n: not shown
             await asyncio.to_thread(refuse_later, actor=actor, handler=handler, message=message,
-                                    detail="upload for a tab with no open connection")
+                                    detail="upload for a tab with no open connection")  # i18n: not shown
             await _answer(send, 409, message)
             return
         too_large = _too_large(handler.max_bytes)
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > limit:
             await asyncio.to_thread(refuse_later, actor=actor, handler=handler, message=too_large,
-                                    detail=f"upload of {declared} bytes declared; the limit is {limit}")
+                                    detail=f"upload of {declared} bytes declared; the limit is {limit}")  # i18n: not shown
             await _answer(send, 413, too_large)
             return
         await _pass_within(app, scope, receive, send, limit=limit, too_large=too_large, on_cut=lambda read: asyncio.to_thread(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from hms_app.services.care.clinical import VitalsPoint
+from hms_app.services.core.language import N_, _, text_direction
 
 Figure = dict[str, Any]
 """A Plotly figure as JSON: ``data`` (the traces) and ``layout``."""
@@ -27,12 +28,15 @@ def blank_figure() -> Figure:
 
 
 _PANELS = [
-    ("Blood pressure", "mmHg", [("bp_systolic", "Systolic", "#3e63dd"), ("bp_diastolic", "Diastolic", "#0d74ce")]),
-    ("Pulse", "/min", [("pulse", "Pulse", "#ce2c31")]),
+    (N_("Blood pressure"), "mmHg", [("bp_systolic", N_("Systolic"), "#3e63dd"),
+                                    ("bp_diastolic", N_("Diastolic"), "#0d74ce")]),
+    (N_("Pulse"), "/min", [("pulse", N_("Pulse"), "#ce2c31")]),
     ("SpO₂", "%", [("spo2", "SpO₂", "#218358")]),
-    ("Weight", "kg", [("weight_kg", "Weight", "#ab6400")]),
-    ("Temperature", "°C", [("temperature_c", "Temperature", "#8e4ec6")]),
+    (N_("Weight"), "kg", [("weight_kg", N_("Weight"), "#ab6400")]),
+    (N_("Temperature"), "°C", [("temperature_c", N_("Temperature"), "#8e4ec6")]),
 ]
+"""Each panel's title and unit, and its series: the field, the label and the colour (English
+labels, the catalogue's ids, translated as the figure is built)."""
 _PANEL_HEIGHT = 120
 
 
@@ -52,9 +56,10 @@ def vitals_figure(points: list[VitalsPoint]) -> Figure:
     """One small chart per measure that has values, stacked on one shared time axis, oldest to
     newest; each y axis carries its own unit. Blood pressure draws systolic and diastolic together."""
     dates = [p.at for p in points]
-    panels = [(title, unit, [(label, colour, [getattr(p, name) for p in points]) for name, label, colour in series])
+    panels = [(_(title), unit, [(_(label), colour, [getattr(p, name) for p in points])
+                                for name, label, colour in series])
               for title, unit, series in _PANELS]
-    panels = [panel for panel in panels if any(v is not None for _, _, values in panel[2] for v in values)]
+    panels = [panel for panel in panels if any(v is not None for _label, _colour, values in panel[2] for v in values)]
     if not panels:
         return blank_figure()
     rows = len(panels)
@@ -72,8 +77,48 @@ def vitals_figure(points: list[VitalsPoint]) -> Figure:
         layout[f"xaxis{n}"] = {"anchor": f"y{n}", "domain": [0.0, 1.0], **shared, "type": "category",
                                "gridcolor": "#e0e1e6"}
         layout[f"yaxis{n}"] = {"anchor": f"x{n}", "domain": domain,
-                               "title": {"text": f"{title} ({unit})", "font": {"size": 11}},
+                               "title": {"text": _("{measure} ({unit})").format(measure=title, unit=unit),
+                                         "font": {"size": 11}},
                                "gridcolor": "#e0e1e6", "nticks": 4}
     layout.update(margin={"l": 70, "r": 10, "t": 10, "b": 40}, height=_PANEL_HEIGHT * rows + 50,
                   paper_bgcolor="white", plot_bgcolor="white", font={"color": "#1c2024"}, hovermode="x unified")
-    return {"data": data, "layout": layout}
+    return in_reading_direction({"data": data, "layout": layout})
+
+
+def in_reading_direction(figure: Figure) -> Figure:
+    """``figure`` laid out in the current language's direction; every figure builder ends here.
+
+    Left to right it is unchanged. Right to left it is mirrored: the x axes run from the right
+    (a time or category axis starts at the right edge, a horizontal bar grows leftwards from it),
+    the y axes stand on the other side (the first on the right), the title, the legend and the
+    hover labels are anchored right, a horizontal legend lists the traces from the right, and
+    the side margins swap, so the y axis's labels keep their room.
+    """
+    if text_direction() != "rtl":
+        return figure
+    layout = dict(figure["layout"])
+    for key in ("xaxis", "yaxis"):
+        layout.setdefault(key, {})
+    for key, axis in list(layout.items()):
+        if key.startswith("xaxis"):
+            layout[key] = _reversed(axis)
+        elif key.startswith("yaxis"):
+            layout[key] = {**axis, "side": "left" if axis.get("side") == "right" else "right"}
+    if isinstance(layout.get("title"), dict):
+        layout["title"] = {**layout["title"], "x": 1, "xanchor": "right"}
+    legend = layout.get("legend", {})
+    layout["legend"] = {**legend, "x": 1, "xanchor": "right",
+                        **({"traceorder": "reversed"} if legend.get("orientation") == "h" else {})}
+    layout["hoverlabel"] = {**layout.get("hoverlabel", {}), "align": "right"}
+    if "margin" in layout:
+        margin = layout["margin"]
+        layout["margin"] = {**margin, "l": margin.get("r", 80), "r": margin.get("l", 80)}
+    return {**figure, "layout": layout}
+
+
+def _reversed(axis: dict[str, Any]) -> dict[str, Any]:
+    """An x axis that runs right to left: a set range turned round (Plotly ignores ``autorange``
+    beside one), else a reversed autorange."""
+    if "range" in axis:
+        return {**axis, "range": list(reversed(axis["range"]))}
+    return {**axis, "autorange": "reversed"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hms_app import settings
-from hms_app.components.figures import NO_TEMPLATE, Figure
+from hms_app.components.figures import NO_TEMPLATE, Figure, in_reading_direction
 from hms_app.services.accounting import finance
 from hms_app.services.accounting.finance import (
     PATIENTS_PAYER,
@@ -22,8 +22,9 @@ from hms_app.services.accounting.finance import (
     PayerOutstanding,
     RevenuePeriod,
 )
+from hms_app.services.core.language import _, ngettext
 from hms_app.services.core.localtime import format_date, format_period
-from hms_app.services.core.numbers import format_money, format_percent, money_axis
+from hms_app.services.core.numbers import format_money, format_number, format_percent, money_axis
 
 BILLED_COLOUR = "#0072B2"  # blue, 5.2:1 on white
 COLLECTED_COLOUR = "#D55E00"  # vermilion, 3.9:1
@@ -39,7 +40,7 @@ CHART_CONFIG = {"displaylogo": False, "responsive": True,
 
 def _money_axis() -> dict:
     marks = money_axis()
-    return {"title": {"text": f"Amount ({settings.CURRENCY})"}, "tickformat": ",.0f", "gridcolor": GRID,
+    return {"title": {"text": _("Amount ({currency})").format(currency=settings.CURRENCY)}, "tickformat": ",.0f", "gridcolor": GRID,
             "tickprefix": marks["tickprefix"], "ticksuffix": marks["ticksuffix"],
             "rangemode": "tozero", "zerolinecolor": "#b9bbc6"}
 
@@ -47,7 +48,7 @@ def _money_axis() -> dict:
 def _figure(data: list[dict], title: str, *, height: int = 320, legend: bool = False, **axes) -> Figure:
     # A legend sits at the top right, where Plotly's toolbar shows while the pointer is over the
     # chart: the toolbar gets a row of its own above the legend.
-    return {"data": data, "layout": {
+    return in_reading_direction({"data": data, "layout": {
         "template": NO_TEMPLATE,
         "title": {"text": title, "font": {"size": 13, "color": "#60646c"}, "x": 0, "xanchor": "left"},
         "height": height, "margin": {"l": 60, "r": 16, "t": LEGEND_TOP_MARGIN if legend else 36, "b": 48},
@@ -55,7 +56,7 @@ def _figure(data: list[dict], title: str, *, height: int = 320, legend: bool = F
         "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         "paper_bgcolor": "white", "plot_bgcolor": "white", "font": {"color": INK, "family": "system-ui, sans-serif"},
         "hoverlabel": {"bgcolor": "white"}, "separators": money_axis()["separators"], **axes,
-    }}
+    }})
 
 
 def _units(cents: int) -> float:
@@ -66,6 +67,17 @@ def _bar_text(cents: list[int]) -> list[str]:
     return [format_money(c) for c in cents]
 
 
+def _hover(first: str, text: str) -> str:
+    """A bar's hover label: its category (``%{x}`` or ``%{y}``) over ``text``, whose ``{amount}``
+    is the bar's amount as written (its ``customdata``)."""
+    return f"{first}<br>" + text.format(amount="%{customdata}") + "<extra></extra>"
+
+
+def _is_patients(payer: str) -> bool:
+    """Whether ``payer`` is the patients' share: the service names it in the reader's language."""
+    return payer == _(PATIENTS_PAYER)
+
+
 def _revenue_bars(rows: list[RevenuePeriod], *, amounts_on_bars: bool = False) -> list[dict]:
     """Billed and collected side by side; collected hatched, so the two differ without colour."""
     periods = [format_period(r.period) for r in rows]
@@ -73,20 +85,20 @@ def _revenue_bars(rows: list[RevenuePeriod], *, amounts_on_bars: bool = False) -
     on_bars = ({"text": _bar_text(billed), "textposition": "outside"},
                {"text": _bar_text(collected), "textposition": "outside"}) if amounts_on_bars else ({}, {})
     return [
-        {"type": "bar", "x": periods, "y": [_units(c) for c in billed], "name": "Billed",
+        {"type": "bar", "x": periods, "y": [_units(c) for c in billed], "name": _("Billed"),
          "marker": {"color": BILLED_COLOUR}, "customdata": _bar_text(billed),
-         "hovertemplate": "%{x}<br>Billed %{customdata}<extra></extra>", **on_bars[0]},
-        {"type": "bar", "x": periods, "y": [_units(c) for c in collected], "name": "Collected",
+         "hovertemplate": _hover("%{x}", _("Billed {amount}")), **on_bars[0]},
+        {"type": "bar", "x": periods, "y": [_units(c) for c in collected], "name": _("Collected"),
          "marker": {"color": COLLECTED_COLOUR, "pattern": {"shape": "/", "fgcolor": "white", "solidity": 0.25}},
          "customdata": [_signed(c) for c in collected],
-         "hovertemplate": "%{x}<br>Collected %{customdata}<extra></extra>", **on_bars[1]},
+         "hovertemplate": _hover("%{x}", _("Collected {amount}")), **on_bars[1]},
     ]
 
 
 def revenue_by_day_figure(rows: list[RevenuePeriod], range_label: str) -> Figure:
     """Billed and collected on each local day of the range."""
     return _figure(_revenue_bars(rows), f"{range_label} · {settings.CURRENCY}", legend=True, barmode="group",
-                   bargap=0.25, xaxis={"title": {"text": "Day"}, "type": "category", "gridcolor": GRID},
+                   bargap=0.25, xaxis={"title": {"text": _("Day")}, "type": "category", "gridcolor": GRID},
                    yaxis=_money_axis())
 
 
@@ -94,17 +106,18 @@ def revenue_by_month_figure(rows: list[RevenuePeriod], range_label: str) -> Figu
     """Billed and collected in each local month of the range, amounts written on the bars."""
     return _figure(_revenue_bars(rows, amounts_on_bars=True), f"{range_label} · {settings.CURRENCY}", legend=True,
                    barmode="group", uniformtext={"minsize": 9, "mode": "hide"},
-                   xaxis={"title": {"text": "Month"}, "type": "category"}, yaxis=_money_axis())
+                   xaxis={"title": {"text": _("Month")}, "type": "category"}, yaxis=_money_axis())
 
 
 def _horizontal_bars(names: list[str], cents: list[int], title: str, colours: str | list[str],
-                     what: str) -> Figure:
-    """One bar per name, largest on top, its amount written beside it."""
+                     hover: str) -> Figure:
+    """One bar per name, largest on top, its amount written beside it; ``hover`` says what the
+    amount is, ``{amount}`` in it."""
     bars = {
-        "type": "bar", "y": names, "x": [_units(c) for c in cents], "orientation": "h", "marker": {"color": colours},
-        "text": _bar_text(cents), "textposition": "auto", "insidetextfont": {"color": "white"},
-        "outsidetextfont": {"color": INK}, "customdata": _bar_text(cents),
-        "hovertemplate": f"%{{y}}<br>{what} %{{customdata}}<extra></extra>",
+        "type": "bar", "y": names, "x": [_units(c) for c in cents], "orientation": "h",
+        "marker": {"color": colours}, "text": _bar_text(cents), "textposition": "auto",
+        "insidetextfont": {"color": "white"}, "outsidetextfont": {"color": INK}, "customdata": _bar_text(cents),
+        "hovertemplate": _hover("%{y}", hover),
     }
     return _figure([bars], title, height=max(200, 70 + 44 * len(names)),
                    xaxis=_money_axis(), yaxis={"autorange": "reversed", "automargin": True})
@@ -112,32 +125,33 @@ def _horizontal_bars(names: list[str], cents: list[int], title: str, colours: st
 
 def billed_by_department_figure(rows: list[DepartmentBilled], range_label: str) -> Figure:
     return _horizontal_bars([r.department for r in rows], [r.billed_cents for r in rows],
-                            f"Billed, {range_label}", BILLED_COLOUR, "Billed")
+                            _("Billed, {range}").format(range=range_label), BILLED_COLOUR, _("Billed {amount}"))
 
 
 def billed_by_kind_figure(rows: list[KindBilled], range_label: str) -> Figure:
     return _horizontal_bars([r.kind for r in rows], [r.billed_cents for r in rows],
-                            f"Billed, {range_label}", BILLED_COLOUR, "Billed")
+                            _("Billed, {range}").format(range=range_label), BILLED_COLOUR, _("Billed {amount}"))
 
 
 def collected_by_method_figure(rows: list[MethodCollected], range_label: str) -> Figure:
     """Collected (received less refunded) per payment method."""
     return _horizontal_bars([r.method for r in rows], [r.collected_cents for r in rows],
-                            f"Collected less refunds, {range_label}", COLLECTED_COLOUR, "Collected")
+                            _("Collected less refunds, {range}").format(range=range_label), COLLECTED_COLOUR,
+                            _("Collected {amount}"))
 
 
 def receivables_by_age_figure(rows: list[AgeBucket], today: str) -> Figure:
     """Open balances by days since the invoice was issued, youngest first."""
     return _horizontal_bars([r.age for r in rows], [r.outstanding_cents for r in rows],
-                            f"Open invoices on {today}, by days since issue", AGE_COLOURS[:len(rows)],
-                            "Outstanding")
+                            _("Open invoices on {day}, by days since issue").format(day=today),
+                            AGE_COLOURS[:len(rows)], _("Outstanding {amount}"))
 
 
 def outstanding_by_payer_figure(rows: list[PayerOutstanding], today: str) -> Figure:
     """What each insurer is still expected to pay, and what the patients owe."""
-    colours = [COLLECTED_COLOUR if r.payer == PATIENTS_PAYER else BILLED_COLOUR for r in rows]
+    colours = [COLLECTED_COLOUR if _is_patients(r.payer) else BILLED_COLOUR for r in rows]
     return _horizontal_bars([r.payer for r in rows], [r.outstanding_cents for r in rows],
-                            f"Still owed on {today}", colours, "Owed")
+                            _("Still owed on {day}").format(day=today), colours, _("Owed {amount}"))
 
 
 def accounts_figures(summary: AccountsSummary, today: str) -> dict[str, Figure]:
@@ -188,10 +202,6 @@ def headline_view(summary: AccountsSummary) -> HeadlineView:
                         summary.dates.label, format_date(summary.today))
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _signed(cents: int) -> str:
     return format_money(cents)  # a net refund reads with a minus sign, like every amount
 
@@ -199,25 +209,30 @@ def _signed(cents: int) -> str:
 def _revenue_table(report: str, rows: list[RevenuePeriod], range_label: str, period: str) -> SummaryTable:
     billed, collected = sum(r.billed_cents for r in rows), sum(r.collected_cents for r in rows)
     busiest = max(rows, key=lambda r: (r.collected_cents, r.period), default=None)
-    summary = f"{range_label}: billed {format_money(billed)}, collected {_signed(collected)}."
+    summary = _("{range}: billed {billed}, collected {collected}.").format(
+        range=range_label, billed=format_money(billed), collected=_signed(collected))
     if busiest is not None and busiest.collected_cents > 0:
-        summary += f" Most collected on {format_period(busiest.period)}: {format_money(busiest.collected_cents)}."
-    return SummaryTable(report, finance.REPORTS[report].title, [period, "Billed", "Collected"],
+        summary += " " + _("Most collected on {period}: {amount}.").format(
+            period=format_period(busiest.period), amount=format_money(busiest.collected_cents))
+    return SummaryTable(report, _(finance.REPORTS[report].title), [period, _("Billed"), _("Collected")],
                         [[format_period(r.period), format_money(r.billed_cents), _signed(r.collected_cents)] for r in rows],
-                        ["Total", format_money(billed), _signed(collected)], summary,
+                        [_("Total"), format_money(billed), _signed(collected)], summary,
                         not any(r.billed_cents or r.collected_cents for r in rows))
 
 
-def _share_table(report: str, names: list[str], charges: list[int], cents: list[int], what: str,
-                 label: str) -> SummaryTable:
+def _share_table(report: str, names: list[str], charges: list[int], cents: list[int], label: str) -> SummaryTable:
+    """What each department or kind of service billed, and its share of the total."""
     total = sum(cents)
-    rows = [[name, str(n), format_money(c), format_percent(c, total)]
+    rows = [[name, format_number(n), format_money(c), format_percent(c, total)]
             for name, n, c in zip(names, charges, cents, strict=True)]
     top = max(zip(cents, names, strict=True), default=(0, ""))
-    summary = (f"{format_money(total)} {what} in {_count(sum(charges), 'charge')}; the most from {top[1]} "
-               f"({format_money(top[0])})." if total else f"Nothing {what} in this range.")
-    return SummaryTable(report, finance.REPORTS[report].title, [label, "Charges", "Billed", "Share"], rows,
-                        ["Total", str(sum(charges)), format_money(total), "100%" if total else "–"], summary,
+    summary = ngettext("{total} billed in {n} charge; the most from {top} ({amount}).",
+                       "{total} billed in {n} charges; the most from {top} ({amount}).", sum(charges)).format(
+        total=format_money(total), n=format_number(sum(charges)), top=top[1], amount=format_money(top[0])) \
+        if total else _("Nothing billed in this range.")
+    return SummaryTable(report, _(finance.REPORTS[report].title), [label, _("Charges"), _("Billed"), _("Share")], rows,
+                        [_("Total"), format_number(sum(charges)), format_money(total),
+                         format_percent(1, 1) if total else "–"], summary,
                         not any(charges))
 
 
@@ -230,39 +245,47 @@ def summary_tables(summary: AccountsSummary) -> list[SummaryTable]:
     receivable = sum(b.outstanding_cents for b in summary.by_age)
     open_invoices = sum(b.invoices for b in summary.by_age)
     payers_owed = sum(p.outstanding_cents for p in summary.by_payer)
-    insurers = [p for p in summary.by_payer if p.payer != PATIENTS_PAYER and p.outstanding_cents]
+    insurers = [p for p in summary.by_payer if not _is_patients(p.payer) and p.outstanding_cents]
     return [
-        _revenue_table("revenue-by-day", summary.by_day, label, "Day"),
-        _revenue_table("revenue-by-month", summary.by_month, label, "Month"),
+        _revenue_table("revenue-by-day", summary.by_day, label, _("Day")),
+        _revenue_table("revenue-by-month", summary.by_month, label, _("Month")),
         _share_table("billed-by-department", [d.department for d in departments], [d.charges for d in departments],
-                     [d.billed_cents for d in departments], "billed", "Department"),
+                     [d.billed_cents for d in departments], _("Department")),
         _share_table("billed-by-kind", [k.kind for k in kinds], [k.charges for k in kinds],
-                     [k.billed_cents for k in kinds], "billed", "Kind of service"),
+                     [k.billed_cents for k in kinds], _("Kind of service")),
         SummaryTable(
-            "collected-by-method", finance.REPORTS["collected-by-method"].title,
-            ["Method", "Payments", "Received", "Refunded", "Collected"],
-            [[m.method, str(m.payments), format_money(m.received_cents), format_money(m.refunded_cents),
-              _signed(m.collected_cents)] for m in methods],
-            ["Total", str(sum(m.payments for m in methods)), format_money(sum(m.received_cents for m in methods)),
-             format_money(refunded), _signed(collected)],
-            f"{_signed(collected)} collected after {format_money(refunded)} refunded." if any(
-                m.payments for m in methods) else "No payments received in this range.",
+            "collected-by-method", _(finance.REPORTS["collected-by-method"].title),
+            [_("Method"), _("Payments"), _("Received"), _("Refunded"), _("Collected")],
+            [[m.method, format_number(m.payments), format_money(m.received_cents),
+              format_money(m.refunded_cents), _signed(m.collected_cents)] for m in methods],
+            [_("Total"), format_number(sum(m.payments for m in methods)),
+             format_money(sum(m.received_cents for m in methods)), format_money(refunded), _signed(collected)],
+            _("{collected} collected after {refunded} refunded.").format(
+                collected=_signed(collected), refunded=format_money(refunded)) if any(
+                m.payments for m in methods) else _("No payments received in this range."),
             not any(m.payments for m in methods)),
         SummaryTable(
-            "receivables-by-age", finance.REPORTS["receivables-by-age"].title, ["Days since issue", "Invoices", "Outstanding"],
-            [[b.age, str(b.invoices), format_money(b.outstanding_cents)] for b in summary.by_age],
-            ["Total", str(open_invoices), format_money(receivable)],
-            f"{format_money(receivable)} outstanding on {_count(open_invoices, 'open invoice')}; "
-            f"{format_money(summary.headline.overdue_cents)} of it overdue." if open_invoices else
-            "No open invoices: everything issued is paid.",
+            "receivables-by-age", _(finance.REPORTS["receivables-by-age"].title),
+            [_("Days since issue"), _("Invoices"), _("Outstanding")],
+            [[b.age, format_number(b.invoices), format_money(b.outstanding_cents)] for b in summary.by_age],
+            [_("Total"), format_number(open_invoices), format_money(receivable)],
+            ngettext("{amount} outstanding on {n} open invoice; {overdue} of it overdue.",
+                     "{amount} outstanding on {n} open invoices; {overdue} of it overdue.", open_invoices).format(
+                amount=format_money(receivable), n=format_number(open_invoices),
+                overdue=format_money(summary.headline.overdue_cents)) if open_invoices else
+            _("No open invoices: everything issued is paid."),
             not open_invoices),
         SummaryTable(
-            "outstanding-by-payer", finance.REPORTS["outstanding-by-payer"].title, ["Payer", "Invoices", "Outstanding"],
-            [[p.payer, str(p.invoices), format_money(p.outstanding_cents)] for p in summary.by_payer],
-            ["Total", str(open_invoices), format_money(payers_owed)],
-            f"{format_money(sum(p.outstanding_cents for p in insurers))} expected from "
-            f"{_count(len(insurers), 'insurer')}, "
-            f"{format_money(summary.by_payer[-1].outstanding_cents)} from patients." if payers_owed else
-            "Nothing is owed by insurers or patients.",
+            "outstanding-by-payer", _(finance.REPORTS["outstanding-by-payer"].title),
+            [_("Payer"), _("Invoices"), _("Outstanding")],
+            [[p.payer, format_number(p.invoices), format_money(p.outstanding_cents)]
+             for p in summary.by_payer],
+            [_("Total"), format_number(open_invoices), format_money(payers_owed)],
+            ngettext("{insurers_owe} expected from {n} insurer, {patients_owe} from patients.",
+                     "{insurers_owe} expected from {n} insurers, {patients_owe} from patients.", len(insurers)).format(
+                insurers_owe=format_money(sum(p.outstanding_cents for p in insurers)),
+                n=format_number(len(insurers)),
+                patients_owe=format_money(summary.by_payer[-1].outstanding_cents)) if payers_owed else
+            _("Nothing is owed by insurers or patients."),
             not payers_owed),
     ]

@@ -5,6 +5,13 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+def N_(message: str) -> str:  # noqa: N802 (the marker's name, which the extractor looks for)
+    """Marks a label for the translation catalogue where it is defined; it is translated where it
+    is shown, with ``services/core/language._``. The same marker as ``language.N_``: ``db`` may not
+    import the services, and a label here must still reach the catalogue."""
+    return message
+
+
 class Role(StrEnum):
     """The six kinds of user; each lands on its own dashboard."""
 
@@ -17,23 +24,24 @@ class Role(StrEnum):
 
     @property
     def label(self) -> str:
+        """The role's name in English, the catalogue's id: shown as ``_(role.label)``."""
         return ROLE_LABELS[self]
 
 
 ROLE_LABELS = {
-    Role.ADMIN: "Administrator",
-    Role.ACCOUNTS: "Accounts",
-    Role.DOCTOR: "Doctor",
-    Role.LAB: "Lab staff",
-    Role.PHARMACY: "Pharmacy staff",
-    Role.PATIENT: "Patient",
+    Role.ADMIN: N_("Administrator"),
+    Role.ACCOUNTS: N_("Accounts"),
+    Role.DOCTOR: N_("Doctor"),
+    Role.LAB: N_("Lab staff"),
+    Role.PHARMACY: N_("Pharmacy staff"),
+    Role.PATIENT: N_("Patient"),
 }
 
 STAFF_UNITS = {
-    Role.ADMIN: "Administration",
-    Role.ACCOUNTS: "Accounts and Billing",
-    Role.LAB: "Laboratory",
-    Role.PHARMACY: "Pharmacy",
+    Role.ADMIN: N_("Administration"),
+    Role.ACCOUNTS: N_("Accounts and Billing"),
+    Role.LAB: N_("Laboratory"),
+    Role.PHARMACY: N_("Pharmacy"),
 }
 """The unit a non-clinical staff member works in; doctors belong to a department instead."""
 
@@ -67,33 +75,34 @@ class Permission(StrEnum):
 
     @property
     def description(self) -> str:
+        """What the permission allows, in English (the catalogue's id): shown as ``_(permission.description)``."""
         return PERMISSION_DESCRIPTIONS[self]
 
 
 PERMISSION_DESCRIPTIONS = {
-    Permission.USERS_MANAGE: "Create, deactivate and reset user accounts",
-    Permission.PERMISSIONS_MANAGE: "Grant and remove permissions per role",
-    Permission.DEPARTMENTS_MANAGE: "Create, rename and deactivate departments",
-    Permission.AUDIT_VIEW: "View, verify and export the audit trail",
-    Permission.ADMIN_DASHBOARD: "See hospital-wide figures on the admin dashboard",
-    Permission.PROFILE_OWN: "See and edit one's own profile and password",
-    Permission.NOTIFICATIONS_OWN: "Read one's own notifications",
-    Permission.APPOINTMENTS_BOOK: "Book, cancel and reschedule one's own appointments",
-    Permission.RECORD_READ_OWN: "Read one's own record: history, results, documents, prescriptions, export",
-    Permission.APPOINTMENTS_MANAGE: "Confirm, decline and complete one's own patients' appointments",
-    Permission.APPOINTMENTS_VIEW_ALL: "See every appointment in the hospital",
-    Permission.SCHEDULES_MANAGE: "Edit any doctor's working hours, slot length and leave",
-    Permission.CLINICAL_READ: "Open patient charts",
-    Permission.CLINICAL_WRITE: "Write encounters, prescriptions and lab orders",
-    Permission.LAB_WORK: "Work the lab worklist and enter results",
-    Permission.PHARMACY_DISPENSE: "Verify and dispense prescriptions",
-    Permission.INVENTORY_MANAGE: "Receive and adjust pharmacy stock",
-    Permission.BILLING_MANAGE: "Issue invoices and record payments",
-    Permission.BILLING_PAY_OWN: "See and pay one's own invoices",
-    Permission.REPORTS_VIEW: "See hospital reports",
-    Permission.DATA_IMPORT: "Import patients, staff and records from CSV and FHIR files",
-    Permission.LAB_CATALOG_MANAGE: "Edit the lab catalog: tests, units, ranges, critical limits, prices",
-    Permission.PRICES_MANAGE: "Edit the prices of the hospital's services",
+    Permission.USERS_MANAGE: N_("Create, deactivate and reset user accounts"),
+    Permission.PERMISSIONS_MANAGE: N_("Grant and remove permissions per role"),
+    Permission.DEPARTMENTS_MANAGE: N_("Create, rename and deactivate departments"),
+    Permission.AUDIT_VIEW: N_("View, verify and export the audit trail"),
+    Permission.ADMIN_DASHBOARD: N_("See hospital-wide figures on the admin dashboard"),
+    Permission.PROFILE_OWN: N_("See and edit one's own profile and password"),
+    Permission.NOTIFICATIONS_OWN: N_("Read one's own notifications"),
+    Permission.APPOINTMENTS_BOOK: N_("Book, cancel and reschedule one's own appointments"),
+    Permission.RECORD_READ_OWN: N_("Read one's own record: history, results, documents, prescriptions, export"),
+    Permission.APPOINTMENTS_MANAGE: N_("Confirm, decline and complete one's own patients' appointments"),
+    Permission.APPOINTMENTS_VIEW_ALL: N_("See every appointment in the hospital"),
+    Permission.SCHEDULES_MANAGE: N_("Edit any doctor's working hours, slot length and leave"),
+    Permission.CLINICAL_READ: N_("Open patient charts"),
+    Permission.CLINICAL_WRITE: N_("Write encounters, prescriptions and lab orders"),
+    Permission.LAB_WORK: N_("Work the lab worklist and enter results"),
+    Permission.PHARMACY_DISPENSE: N_("Verify and dispense prescriptions"),
+    Permission.INVENTORY_MANAGE: N_("Receive and adjust pharmacy stock"),
+    Permission.BILLING_MANAGE: N_("Issue invoices and record payments"),
+    Permission.BILLING_PAY_OWN: N_("See and pay one's own invoices"),
+    Permission.REPORTS_VIEW: N_("See hospital reports"),
+    Permission.DATA_IMPORT: N_("Import patients, staff and records from CSV and FHIR files"),
+    Permission.LAB_CATALOG_MANAGE: N_("Edit the lab catalog: tests, units, ranges, critical limits, prices"),
+    Permission.PRICES_MANAGE: N_("Edit the prices of the hospital's services"),
 }
 
 _EVERYONE = {Permission.PROFILE_OWN, Permission.NOTIFICATIONS_OWN}
@@ -150,16 +159,17 @@ class AppointmentStatus(StrEnum):
 
     @property
     def label(self) -> str:
+        """The status's name in English, the catalogue's id: shown as ``_(status.label)``."""
         return APPOINTMENT_STATUS_LABELS[self]
 
 
 APPOINTMENT_STATUS_LABELS = {
-    AppointmentStatus.REQUESTED: "Pending",
-    AppointmentStatus.CONFIRMED: "Confirmed",
-    AppointmentStatus.COMPLETED: "Completed",
-    AppointmentStatus.CANCELLED: "Cancelled",
-    AppointmentStatus.DECLINED: "Declined",
-    AppointmentStatus.NO_SHOW: "No-show",
+    AppointmentStatus.REQUESTED: N_("Pending"),
+    AppointmentStatus.CONFIRMED: N_("Confirmed"),
+    AppointmentStatus.COMPLETED: N_("Completed"),
+    AppointmentStatus.CANCELLED: N_("Cancelled"),
+    AppointmentStatus.DECLINED: N_("Declined"),
+    AppointmentStatus.NO_SHOW: N_("No-show"),
 }
 ACTIVE_APPOINTMENT_STATUSES = (AppointmentStatus.REQUESTED, AppointmentStatus.CONFIRMED)
 """An appointment in one of these holds its slot."""

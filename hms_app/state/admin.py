@@ -22,6 +22,7 @@ from hms_app.services.administration.second_factor import RequirementRow
 from hms_app.services.administration.users import UserRow
 from hms_app.services.care import clinical
 from hms_app.services.care.clinical import BreakGlassRow
+from hms_app.services.core.language import N_, _, ngettext
 from hms_app.services.messaging import mail
 from hms_app.services.messaging.mail import MailStatus
 from hms_app.state.auth import SessionState
@@ -31,6 +32,14 @@ from hms_app.state.tables import PagedTableMixin
 _NO_FIGURES = AdminFigures([], 0, 0, 0, 0, 0)
 _NO_MAIL = MailStatus(enabled=False, server="", waiting=0, sent=0, failed=0)
 _NO_OVERVIEW = SetupOverview(HospitalCard("", "", "", "", ""), [], 0)
+_ROLE_WORDS = {"admin": N_("admin"), "accounts": N_("accounts"), "doctor": N_("doctor"), "lab": N_("lab"),
+               "pharmacy": N_("pharmacy"), "patient": N_("patient")}
+"""A role's code as its toasts write it ("required of lab accounts"), for translation."""
+
+
+def _role_word(role: str) -> str:
+    """``role`` (a client's value) as the toasts name it, in the reader's language."""
+    return _(_ROLE_WORDS[role]) if role in _ROLE_WORDS else role
 
 
 class AdminDashboardState(SessionState):
@@ -103,7 +112,8 @@ class AdminUsersState(PagedTableMixin, SessionState):
         )
         answer = await self._act(
             users.create_staff_user, form=form, refresh=self._reload,
-            success=f"Account created for {form.full_name.strip()}. They choose a new password at first login.")
+            success=_("Account created for {name}. They choose a new password at first login.").format(
+                name=form.full_name.strip()))
         self.form_error = answer.error
         if not answer.refused:
             self.create_open = False
@@ -112,17 +122,17 @@ class AdminUsersState(PagedTableMixin, SessionState):
     @rx.event
     async def deactivate(self, user_id: int):
         return await self._act(users.deactivate_user, user_id=user_id, refresh=self._reload,
-                               success="Account deactivated; its open sessions have ended.")
+                               success=_("Account deactivated; its open sessions have ended."))
 
     @rx.event
     async def reactivate(self, user_id: int):
         return await self._act(users.reactivate_user, user_id=user_id, refresh=self._reload,
-                               success="Account reactivated.")
+                               success=_("Account reactivated."))
 
     @rx.event
     async def reset_password(self, user_id: int, name: str = ""):
         answer = await self._act(users.reset_password, user_id=user_id,
-                                 success="Password reset. Hand over the temporary password in person.")
+                                 success=_("Password reset. Hand over the temporary password in person."))
         if not answer.refused:
             self.temporary_password, self.temporary_for = answer.result, str(name)[:120]
         return answer
@@ -130,8 +140,8 @@ class AdminUsersState(PagedTableMixin, SessionState):
     @rx.event
     async def reset_second_factor(self, user_id: int):
         return await self._act(second_factor.reset_second_factor, user_id=user_id, refresh=self._reload,
-                               success="Second factor reset; the account's sessions have ended. If the role "
-                                       "requires one, they set up a new authenticator at their next login.")
+                               success=_("Second factor reset; the account's sessions have ended. If the role "
+                                         "requires one, they set up a new authenticator at their next login."))
 
     @rx.event
     def dismiss_temporary_password(self):
@@ -157,7 +167,7 @@ class DepartmentsState(SessionState):
     @rx.event
     async def create_department(self, form_data: dict):
         answer = await self._act(departments.create_department, name=form_text(form_data, "name"),
-                                 refresh=self._fetch, success="Department created.")
+                                 refresh=self._fetch, success=_("Department created."))
         self.form_error = answer.error
         return answer
 
@@ -172,7 +182,7 @@ class DepartmentsState(SessionState):
     @rx.event
     async def rename_department(self, form_data: dict):
         answer = await self._act(departments.rename_department, department_id=self.renaming_id,
-                                 name=form_text(form_data, "name"), refresh=self._fetch, success="Department renamed.")
+                                 name=form_text(form_data, "name"), refresh=self._fetch, success=_("Department renamed."))
         if not answer.refused:
             self.renaming_id = 0
         return answer
@@ -181,7 +191,7 @@ class DepartmentsState(SessionState):
     async def toggle_department(self, department_id: int, active: bool):
         return await self._act(departments.set_department_active, department_id=department_id, active=bool(active),
                                refresh=self._fetch,
-                               success="Department reactivated." if active else "Department deactivated.")
+                               success=_("Department reactivated.") if active else _("Department deactivated."))
 
 
 class PermissionsState(SessionState):
@@ -204,13 +214,16 @@ class PermissionsState(SessionState):
         return await self._act(
             second_factor.set_second_factor_requirement, role=role, required=required,
             refresh=self._load, on_refusal=self._load,
-            success=f"A second factor is {'now' if required else 'no longer'} required of {role} accounts.")
+            success=(_("A second factor is now required of {role} accounts.") if required
+                     else _("A second factor is no longer required of {role} accounts.")).format(role=_role_word(role)))
 
     @rx.event
     async def toggle_permission(self, role: str, permission: str, grant: bool):
         service = permissions.grant_permission if grant else permissions.revoke_permission
         return await self._act(service, role=role, permission=permission, refresh=self._load, on_refusal=self._load,
-                               success=f"{'Granted' if grant else 'Removed'} {permission} for {role}.")
+                               success=(_("Granted {permission} for {role}.") if grant
+                                        else _("Removed {permission} for {role}.")).format(
+                                   permission=permission, role=_role_word(role)))
 
 
 class AuditState(SessionState):
@@ -293,7 +306,7 @@ class AuditState(SessionState):
     async def export_csv(self):
         return await self._act(audit_trail.export_audit_csv, filters=self._filters(), success=lambda data: [
             rx.download(data=data, filename="audit-trail.csv", mime_type="text/csv"),
-            rx.toast.success("Audit trail exported.")])
+            rx.toast.success(_("Audit trail exported."))])
 
     @rx.event
     async def verify_chain(self):
@@ -301,9 +314,10 @@ class AuditState(SessionState):
 
     def _show_chain(self, report: audit_trail.ChainReport):
         if report.ok:
-            self.chain_status = f"Intact: {report.rows_checked} rows checked."
+            self.chain_status = ngettext("Intact: {n} row checked.", "Intact: {n} rows checked.",
+                                         report.rows_checked).format(n=report.rows_checked)
             return rx.toast.success(self.chain_status)
-        self.chain_status = f"Broken at row {report.first_bad_id}: {report.reason}."
+        self.chain_status = _("Broken at row {row}: {reason}.").format(row=report.first_bad_id, reason=report.reason)
         return rx.toast.error(self.chain_status)
 
 

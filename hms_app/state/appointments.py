@@ -16,6 +16,7 @@ from hms_app.services.booking.appointments import (
 from hms_app.services.booking.scheduling import Schedule
 from hms_app.services.core import localtime, receipts
 from hms_app.services.core.errors import HMSError
+from hms_app.services.core.language import _
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
@@ -99,7 +100,7 @@ class BookingState(SessionState):
     @rx.event
     async def request_appointment(self, form_data: dict):
         if not self.slot:
-            self.error = "Choose one of the free times first."
+            self.error = _("Choose one of the free times first.")
             yield rx.toast.error(self.error)
             return
         await self._hold_submits()
@@ -108,8 +109,8 @@ class BookingState(SessionState):
             appointments.book_appointment, department_id=self.department_id, doctor_id=self.doctor_id,
             starts_at=self.slot, reason=form_text(form_data, "reason", 600), on_refusal=self._load_slots,
             request_key=form_text(form_data, "request_key", 64),
-            success=lambda _: [rx.redirect("/patient/appointments"), rx.toast.success(
-                "Appointment requested. You will see here when the doctor confirms it.")])
+            success=lambda _result: [rx.redirect("/patient/appointments"), rx.toast.success(
+                _("Appointment requested. You will see here when the doctor confirms it."))])
         if not answer.refused:
             self.error = ""
             self.form_key = receipts.new_request_key()
@@ -120,8 +121,8 @@ class BookingState(SessionState):
         return await self._act(
             appointments.join_waitlist, department_id=self.department_id, doctor_id=self.doctor_id,
             date_from=form_text(form_data, "date_from", 10), date_to=form_text(form_data, "date_to", 10),
-            success=lambda _: [rx.redirect("/patient/appointments"),
-                               rx.toast.success("You are on the waitlist. We will tell you when a slot frees up.")])
+            success=lambda _result: [rx.redirect("/patient/appointments"),
+                               rx.toast.success(_("You are on the waitlist. We will tell you when a slot frees up."))])
 
 
 class PatientAppointmentsState(SessionState):
@@ -170,13 +171,13 @@ class PatientAppointmentsState(SessionState):
     @rx.event
     async def cancel(self, appointment_id: int):
         return await self._act(appointments.cancel_appointment, appointment_id=appointment_id, refresh=self._load,
-                               success="Appointment cancelled. The slot is free for others again.")
+                               success=_("Appointment cancelled. The slot is free for others again."))
 
     @rx.event
     async def start_moving(self, appointment_id: int):
         row = next((r for r in self.upcoming if r.id == appointment_id), None)
         if row is None:
-            return rx.toast.error("That appointment can no longer be moved.")
+            return rx.toast.error(_("That appointment can no longer be moved."))
         self.moving_id = row.id
         self.moving_doctor = row.doctor
         self._moving_department = str(row.department_id)
@@ -204,7 +205,7 @@ class PatientAppointmentsState(SessionState):
     async def move_to(self, starts_at: str):
         answer = await self._act(appointments.reschedule_appointment, appointment_id=self.moving_id,
                                  starts_at=str(starts_at)[:40], refresh=self._load, on_refusal=self._load_moving_slots,
-                                 success="Appointment moved. The doctor will confirm the new time.")
+                                 success=_("Appointment moved. The doctor will confirm the new time."))
         if not answer.refused:
             self.moving_id = 0
             self.moving_slots = []
@@ -213,7 +214,7 @@ class PatientAppointmentsState(SessionState):
     @rx.event
     async def leave_waitlist(self, entry_id: int):
         return await self._act(appointments.leave_waitlist, entry_id=entry_id, refresh=self._load,
-                               success="You have left the waitlist.")
+                               success=_("You have left the waitlist."))
 
 
 class DoctorAppointmentsState(SessionState):
@@ -264,17 +265,17 @@ class DoctorAppointmentsState(SessionState):
 
     @rx.event
     async def confirm(self, appointment_id: int):
-        return await self._decide(appointments.confirm_appointment, "Appointment confirmed; the patient sees it now.",
+        return await self._decide(appointments.confirm_appointment, _("Appointment confirmed; the patient sees it now."),
                                   appointment_id=appointment_id)
 
     @rx.event
     async def complete(self, appointment_id: int):
-        return await self._decide(appointments.complete_appointment, "Appointment completed.",
+        return await self._decide(appointments.complete_appointment, _("Appointment completed."),
                                   appointment_id=appointment_id)
 
     @rx.event
     async def no_show(self, appointment_id: int):
-        return await self._decide(appointments.mark_no_show, "Marked as a no-show.", appointment_id=appointment_id)
+        return await self._decide(appointments.mark_no_show, _("Marked as a no-show."), appointment_id=appointment_id)
 
     @rx.event
     def ask_reason(self, appointment_id: int, action: str):
@@ -289,9 +290,9 @@ class DoctorAppointmentsState(SessionState):
     async def give_reason(self, form_data: dict):
         reason = form_text(form_data, "reason")
         if self.answering_action == "decline":
-            return await self._decide(appointments.decline_appointment, "Request declined; the patient is told why.",
+            return await self._decide(appointments.decline_appointment, _("Request declined; the patient is told why."),
                                       appointment_id=self.answering_id, reason=reason)
-        return await self._decide(appointments.cancel_appointment, "Appointment cancelled; the patient is told why.",
+        return await self._decide(appointments.cancel_appointment, _("Appointment cancelled; the patient is told why."),
                                   appointment_id=self.answering_id, reason=reason)
 
 
@@ -323,7 +324,7 @@ class ScheduleState(SessionState):
         answer = await self._act(appointments.appointment_filter_options, write=False)
         if answer.refused:
             return answer
-        _, self.doctor_options = answer.result
+        _departments, self.doctor_options = answer.result
         if not self.doctor_id and self.doctor_options:
             self.doctor_id = self.doctor_options[0].value
         return await self._fetch()
@@ -338,28 +339,28 @@ class ScheduleState(SessionState):
 
     @rx.event
     async def add_hours(self, form_data: dict):
-        return await self._edit(scheduling.add_hours, "Working hours added.", weekday=form_text(form_data, "weekday", 2),
+        return await self._edit(scheduling.add_hours, _("Working hours added."), weekday=form_text(form_data, "weekday", 2),
                                 start=form_text(form_data, "start", 8), end=form_text(form_data, "end", 8))
 
     @rx.event
     async def remove_hours(self, block_id: int):
-        return await self._edit(scheduling.remove_hours, "Working hours removed.", block_id=block_id)
+        return await self._edit(scheduling.remove_hours, _("Working hours removed."), block_id=block_id)
 
     @rx.event
     async def change_slot_length(self, form_data: dict):
-        return await self._edit(scheduling.set_slot_minutes, "Slot length changed.",
+        return await self._edit(scheduling.set_slot_minutes, _("Slot length changed."),
                                 minutes=form_text(form_data, "minutes", 5))
 
     @rx.event
     async def add_leave(self, form_data: dict):
-        return await self._edit(scheduling.add_leave, "Leave recorded; those times are no longer bookable.",
+        return await self._edit(scheduling.add_leave, _("Leave recorded; those times are no longer bookable."),
                                 date_from=form_text(form_data, "date_from", 10), date_to=form_text(form_data, "date_to", 10),
                                 start=form_text(form_data, "start", 8), end=form_text(form_data, "end", 8),
                                 reason=form_text(form_data, "reason", 200))
 
     @rx.event
     async def remove_leave(self, leave_id: int):
-        return await self._edit(scheduling.remove_leave, "Leave removed.", leave_id=leave_id)
+        return await self._edit(scheduling.remove_leave, _("Leave removed."), leave_id=leave_id)
 
 
 class AdminAppointmentsState(PagedTableMixin, SessionState):

@@ -8,6 +8,7 @@ import reflex as rx
 from hms_app.services.accounting import billing
 from hms_app.services.accounting.billing import InvoiceDetail, InvoiceRow
 from hms_app.services.core import receipts
+from hms_app.services.core.language import _
 from hms_app.state.auth import SessionState, file_download
 from hms_app.state.forms import form_text
 from hms_app.state.tables import PagedTableMixin
@@ -84,11 +85,11 @@ class AccountsInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
 
     @rx.event
     async def issue(self):
-        return await self._work(billing.issue_invoice, lambda number: f"Invoice {number} issued; the patient is told.")
+        return await self._work(billing.issue_invoice, lambda number: _("Invoice {number} issued; the patient is told.").format(number=number))
 
     @rx.event
     async def discount(self, form_data: dict):
-        return await self._work(billing.apply_discount, "Discount saved.", amount=form_text(form_data, "amount", 20),
+        return await self._work(billing.apply_discount, _("Discount saved."), amount=form_text(form_data, "amount", 20),
                                 reason=form_text(form_data, "reason", 400))
 
     @rx.event
@@ -96,7 +97,7 @@ class AccountsInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
         await self._hold_submits()
         yield
         yield await self._move_money(
-            billing.record_payment, lambda status: f"Payment recorded; the invoice is {status}.", form_data,
+            billing.record_payment, lambda status: _("Payment recorded; the invoice is {status}.").format(status=status), form_data,
             amount=form_text(form_data, "amount", 20), method=form_text(form_data, "method", 20),
             reference=form_text(form_data, "reference", 100))
 
@@ -105,23 +106,23 @@ class AccountsInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
         await self._hold_submits()
         yield
         yield await self._move_money(
-            billing.refund_payment, lambda status: f"Refund recorded; the invoice is {status}.", form_data,
+            billing.refund_payment, lambda status: _("Refund recorded; the invoice is {status}.").format(status=status), form_data,
             amount=form_text(form_data, "amount", 20), reason=form_text(form_data, "reason", 400),
             method=form_text(form_data, "method", 20))
 
     @rx.event
     async def insurer_share(self, form_data: dict):
-        return await self._work(billing.set_insurer_share, "Insurer's share saved.",
+        return await self._work(billing.set_insurer_share, _("Insurer's share saved."),
                                 amount=form_text(form_data, "amount", 20))
 
     @rx.event
     async def claim(self, form_data: dict):
-        return await self._work(billing.move_claim, "Claim updated.", to_status=form_text(form_data, "to_status", 20),
+        return await self._work(billing.move_claim, _("Claim updated."), to_status=form_text(form_data, "to_status", 20),
                                 note=form_text(form_data, "note", 400))
 
     @rx.event
     async def void(self, form_data: dict):
-        return await self._work(billing.void_invoice, "Invoice voided.", reason=form_text(form_data, "reason", 400))
+        return await self._work(billing.void_invoice, _("Invoice voided."), reason=form_text(form_data, "reason", 400))
 
 
 class PatientInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
@@ -157,5 +158,7 @@ class PatientInvoicesState(_InvoiceDialogMixin, PagedTableMixin, SessionState):
 
 def _paid(paid: billing.OnlinePayment):
     if paid.repeated:
-        return rx.toast.info(f"This payment was already made ({paid.reference}); nothing more was charged.")
-    return rx.toast.success(f"Paid {paid.amount} by card ({paid.reference}). Thank you.")
+        return rx.toast.info(_("This payment was already made ({reference}); nothing more was charged.").format(
+            reference=paid.reference))
+    return rx.toast.success(_("Paid {amount} by card ({reference}). Thank you.").format(amount=paid.amount,
+                                                                                 reference=paid.reference))

@@ -8,6 +8,7 @@ import reflex as rx
 from hms_app.services.accounting import prices
 from hms_app.services.accounting.prices import PriceRow, ServicePriceForm
 from hms_app.services.administration import departments
+from hms_app.services.core.language import _
 from hms_app.services.laboratory import catalog
 from hms_app.services.laboratory.catalog import BandRow, LabTestForm, LabTestRow
 from hms_app.services.medicines import inventory
@@ -108,12 +109,13 @@ class LabCatalogState(PagedTableMixin, SessionState):
         form = self._form(form_data)
         if self.editing_id == ADDING:
             answer = await self._act(catalog.add_lab_test, form=form, refresh=self._reload,
-                                     success=f"{form.name.strip()} added to the lab catalog.")
+                                     success=_("{name} added to the lab catalog.").format(name=form.name.strip()))
         else:
             answer = await self._act(
                 catalog.update_lab_test, test_id=self.editing_id, form=form, refresh=self._reload,
-                success=lambda changed: (f"{form.name.strip()} saved. Results entered from now on use its ranges; "
-                                         "charges from now on its price." if changed else "Nothing was changed."))
+                success=lambda changed: (_("{name} saved. Results entered from now on use its ranges; "
+                                           "charges from now on its price.").format(name=form.name.strip())
+                                         if changed else _("Nothing was changed.")))
         self.form_error = answer.error
         if not answer.refused:
             self.close_edit()
@@ -122,8 +124,8 @@ class LabCatalogState(PagedTableMixin, SessionState):
     @rx.event
     async def toggle_test(self, test_id: int, active: bool):
         return await self._act(catalog.set_lab_test_active, test_id=test_id, active=bool(active), refresh=self._reload,
-                               success="Test reactivated: doctors can order it again." if active
-                               else "Test deactivated: doctors can no longer order it.")
+                               success=_("Test reactivated: doctors can order it again.") if active
+                               else _("Test deactivated: doctors can no longer order it."))
 
 
 _NO_PRICE = PriceRow("", "", 0, "", "", "", "", "", True, "", False)
@@ -175,7 +177,8 @@ class PricesState(PagedTableMixin, SessionState):
         service, key, argument = _PRICE_SAVERS[row.kind]
         price = form_text(form_data, "price", 20)
         answer = await self._act(service, **{key: row.item_id, argument: price}, refresh=self._reload,
-                                 success=f"Price of {row.name} saved. Charges already made keep their price.")
+                                 success=_("Price of {name} saved. Charges already made keep their price.").format(
+                                     name=row.name))
         self.form_error = answer.error
         if not answer.refused:
             self.editing = _NO_PRICE
@@ -186,7 +189,7 @@ class PricesState(PagedTableMixin, SessionState):
         answer = await self._act(departments.list_departments, write=False, include_inactive=False)
         if answer.refused:
             return answer
-        self.department_choices = [("", "None"), *[(str(d.id), d.name) for d in answer.result]]
+        self.department_choices = [("", _("None")), *[(str(d.id), d.name) for d in answer.result]]
         self.adding, self.form_error = True, ""
         return None
 
@@ -200,7 +203,7 @@ class PricesState(PagedTableMixin, SessionState):
                                 price=form_text(form_data, "price", 20),
                                 department_id=form_text(form_data, "department_id", 20))
         answer = await self._act(prices.add_service_price, form=form, refresh=self._reload,
-                                 success=f"{form.name.strip()} added to the price list.")
+                                 success=_("{name} added to the price list.").format(name=form.name.strip()))
         self.form_error = answer.error
         if not answer.refused:
             self.adding = False
@@ -210,4 +213,4 @@ class PricesState(PagedTableMixin, SessionState):
     async def toggle_service(self, price_id: int, active: bool):
         return await self._act(prices.set_service_price_active, price_id=price_id, active=bool(active),
                                refresh=self._reload,
-                               success="Service charged again." if active else "Service no longer charged.")
+                               success=_("Service charged again.") if active else _("Service no longer charged."))

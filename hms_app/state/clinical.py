@@ -23,6 +23,7 @@ from hms_app.services.care.prescribing import (
     SafetyWarning,
 )
 from hms_app.services.core import receipts
+from hms_app.services.core.language import N_, _, ngettext
 from hms_app.services.reference import icd10
 from hms_app.state.auth import SessionState, file_download
 from hms_app.state.forms import form_text
@@ -30,6 +31,7 @@ from hms_app.state.tables import PagedTableMixin
 
 _NO_CHART = Chart(0, "", "", "", "", "", "", "", "", "", [], [], [], False)
 _NO_ENCOUNTER = EncounterView(*([0, 0, 0] + [""] * 19), [], [])
+SAFETY_CHECK = N_("Safety check: read the warnings. To prescribe anyway, give a reason.")
 
 
 
@@ -86,37 +88,38 @@ class ChartState(PagedTableMixin, SessionState):
         return await self._act(
             clinical.break_glass, patient_id=self.patient_id, reason=form_text(form_data, "reason"),
             refresh=self._load_chart,
-            success=lambda _: rx.toast.warning("Chart opened by breaking the glass. This is recorded and reviewed."))
+            success=lambda _result: rx.toast.warning(
+                _("Chart opened by breaking the glass. This is recorded and reviewed.")))
 
     async def _change(self, service, success: str, **kwargs):
         return await self._act(service, refresh=self._load_chart, success=success, **kwargs)
 
     @rx.event
     async def add_allergy(self, form_data: dict):
-        return await self._change(clinical.add_allergy, "Allergy recorded.", patient_id=self.patient_id,
+        return await self._change(clinical.add_allergy, _("Allergy recorded."), patient_id=self.patient_id,
                                   substance=form_text(form_data, "substance", 120), reaction=form_text(form_data, "reaction"),
                                   severity=form_text(form_data, "severity", 10))
 
     @rx.event
     async def resolve_allergy(self, allergy_id: int):
-        return await self._change(clinical.resolve_allergy, "Allergy marked as resolved.", allergy_id=allergy_id)
+        return await self._change(clinical.resolve_allergy, _("Allergy marked as resolved."), allergy_id=allergy_id)
 
     @rx.event
     async def add_problem(self, form_data: dict):
-        return await self._change(clinical.add_problem, "Problem added to the list.", patient_id=self.patient_id,
+        return await self._change(clinical.add_problem, _("Problem added to the list."), patient_id=self.patient_id,
                                   description=form_text(form_data, "description", 300),
                                   icd10_code=form_text(form_data, "icd10_code", 10))
 
     @rx.event
     async def resolve_problem(self, problem_id: int):
-        return await self._change(clinical.resolve_problem, "Problem resolved.", problem_id=problem_id)
+        return await self._change(clinical.resolve_problem, _("Problem resolved."), problem_id=problem_id)
 
     @rx.event
     async def upload_document(self, files: list[rx.UploadFile]):
         name, data = await upload_bytes(files)
         title = name.rsplit(".", 1)[0][:120] if name else ""
         return await self._act(documents.upload_document, patient_id=self.patient_id, title=title, file_name=name,
-                               data=data, refresh=self._reload, success="Document added to the record.")
+                               data=data, refresh=self._reload, success=_("Document added to the record."))
 
     @rx.event
     async def download_document(self, document_id: int):
@@ -182,7 +185,7 @@ class EncounterState(SessionState):
             vitals={k: form_text(form_data, k, 20) for k in clinical.VITAL_RANGES},
         )
         answer = await self._act(clinical.save_encounter, encounter_id=self.encounter.id, form=form,
-                                 success="Notes and vitals saved.")
+                                 success=_("Notes and vitals saved."))
         if not answer.refused:
             self._show_encounter(answer.result)
         return answer
@@ -203,13 +206,13 @@ class EncounterState(SessionState):
             if option.code == code:
                 self.icd10_code, self.icd10_label = option.code, option.label
                 self.icd10_options, self.icd10_term = [], ""
-                return rx.toast.info(f"ICD-10 {option.code} chosen; save the notes to keep it.")
-        return rx.toast.error("Choose a code from the list of matches.")
+                return rx.toast.info(_("ICD-10 {code} chosen; save the notes to keep it.").format(code=option.code))
+        return rx.toast.error(_("Choose a code from the list of matches."))
 
     @rx.event
     def clear_icd10(self):
         self.icd10_code = self.icd10_label = ""
-        return rx.toast.info("ICD-10 code removed; the diagnosis stays as free text once saved.")
+        return rx.toast.info(_("ICD-10 code removed; the diagnosis stays as free text once saved."))
 
     @rx.event
     async def check_medicine(self, medicine_id: str):
@@ -224,7 +227,7 @@ class EncounterState(SessionState):
         if answer.refused:
             return answer
         if self.warnings:
-            return rx.toast.warning("Safety check: read the warnings. To prescribe anyway, give a reason.")
+            return rx.toast.warning(_(SAFETY_CHECK))
         return None
 
     @rx.event
@@ -241,13 +244,13 @@ class EncounterState(SessionState):
                                  override_reason=form_text(form_data, "override_reason") if self.warnings else "",
                                  acknowledged_warnings=list(self.warnings), refresh=self._refresh_orders,
                                  request_key=form_text(form_data, "request_key", 64),
-                                 success="Prescription signed and sent to the pharmacy.")
+                                 success=_("Prescription signed and sent to the pharmacy."))
         if isinstance(answer.refusal, SafetyWarning):
             self.warnings = answer.refusal.warnings
             if not self.warnings:
                 yield rx.toast.warning(answer.refusal.message)
                 return
-            yield rx.toast.warning("Safety check: read the warnings. To prescribe anyway, give a reason.")
+            yield rx.toast.warning(_(SAFETY_CHECK))
             return
         if not answer.refused:
             self.warnings = []
@@ -276,10 +279,14 @@ class EncounterState(SessionState):
                                  test_ids=self.chosen_tests, priority=form_text(form_data, "priority", 10),
                                  note=form_text(form_data, "note"), confirm_duplicate=confirmed,
                                  refresh=self._refresh_orders, request_key=form_text(form_data, "request_key", 64),
-                                 success=f"{len(self.chosen_tests)} test(s) ordered; the lab sees them now.")
+                                 success=ngettext(
+                                     # The same text for one test and several: the e2e tests read it.
+                                     "{n} test(s) ordered; the lab sees them now.",
+                                     "{n} test(s) ordered; the lab sees them now.",
+                                     len(self.chosen_tests)).format(n=len(self.chosen_tests)))
         if isinstance(answer.refusal, DuplicateOrder):
             self.duplicate_orders, self._duplicates_of = answer.refusal.open_orders, list(self.chosen_tests)
-            yield rx.toast.warning("Already open: confirm to order again, or untick the test.")
+            yield rx.toast.warning(_("Already open: confirm to order again, or untick the test."))
             return
         self.duplicate_orders, self._duplicates_of = [], []
         if not answer.refused:
@@ -289,8 +296,8 @@ class EncounterState(SessionState):
 
     @rx.event
     async def complete(self):
-        return await self._act(clinical.complete_encounter, encounter_id=self.encounter.id, success=lambda _: [
-            rx.redirect("/doctor/appointments"), rx.toast.success("Encounter completed; the appointment is closed.")])
+        return await self._act(clinical.complete_encounter, encounter_id=self.encounter.id, success=lambda _result: [
+            rx.redirect("/doctor/appointments"), rx.toast.success(_("Encounter completed; the appointment is closed."))])
 
 
 class PatientHistoryState(PagedTableMixin, SessionState):

@@ -8,6 +8,8 @@ import reflex as rx
 
 from hms_app.services.administration import users
 from hms_app.services.administration.users import Profile
+from hms_app.services.core.language import _, ngettext
+from hms_app.services.core.numbers import format_number
 from hms_app.services.messaging import mail, notifications
 from hms_app.services.messaging.notifications import NotificationRow
 from hms_app.services.reporting import desks
@@ -39,8 +41,8 @@ class ProfileState(SessionState):
     async def choose_reminders(self, wanted: bool):
         """Turn one's appointment reminders by e-mail on or off."""
         answer = await self._act(mail.choose_email_reminders, wanted=wanted,
-                                 success="We will e-mail you a reminder the day before each appointment." if wanted
-                                 else "No more reminders by e-mail.")
+                                 success=_("We will e-mail you a reminder the day before each appointment.") if wanted
+                                 else _("No more reminders by e-mail."))
         if not answer.refused:
             self.email_reminders = wanted
         return answer
@@ -63,7 +65,8 @@ class NotificationsState(PagedTableMixin, SessionState):
     @rx.event
     async def mark_all_read(self):
         return await self._act(notifications.mark_all_read, refresh=self._reload, success=lambda count: (
-            f"{count} notifications marked as read." if count else "Nothing was unread."))
+            ngettext("{n} notification marked as read.", "{n} notifications marked as read.", count).format(
+                n=format_number(count)) if count else _("Nothing was unread.")))
 
 
 

@@ -14,6 +14,7 @@ from hms_app.components.finance_figures import (
 )
 from hms_app.services.accounting import finance
 from hms_app.services.accounting.finance import AccountsSummary
+from hms_app.services.core.language import _
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 
@@ -77,7 +78,7 @@ class AccountsDashboardState(SessionState):
     async def show_last_days(self, days: int):
         """A quick range: the last ``days`` days, today included (7, 30, 90 or 365)."""
         if days not in (7, 30, 90, 365):
-            return rx.toast.error("Choose one of the ranges on the page.")
+            return rx.toast.error(_("Choose one of the ranges on the page."))
         self.start, self.end = finance.default_range(days)
         return await self._load()
 
@@ -89,4 +90,4 @@ class AccountsDashboardState(SessionState):
                                success=lambda text: [
                                    rx.download(data=text, filename=f"accounts-{name}-{self.start}-to-{self.end}.csv",
                                                mime_type="text/csv"),
-                                   rx.toast.success(f"{finance.REPORTS[name].title} exported.")])
+                                   rx.toast.success(_("{report} exported.").format(report=_(finance.REPORTS[name].title)))])

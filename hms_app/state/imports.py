@@ -11,6 +11,7 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.services.core.errors import NotFound
+from hms_app.services.core.language import _
 from hms_app.services.golive import csv_import, jobs
 from hms_app.services.golive.jobs import ImportView, ReportLine
 from hms_app.state.auth import SessionState
@@ -53,8 +54,9 @@ class ImportState(PagedTableMixin, SessionState):
 
     def _columns(self) -> None:
         kind = csv_import.csv_kinds().get(self.kind)
-        self.column_options = [["", "Ignore this column"]] + (
-            [[c.name, c.name + (" (required)" if c.required else "")] for c in kind.columns] if kind else [])
+        self.column_options = [["", _("Ignore this column")]] + (
+            [[c.name, _("{column} (required)").format(column=c.name) if c.required else c.name] for c in kind.columns]
+            if kind else [])
 
     @rx.event
     async def choose_kind(self, kind: str):
@@ -76,9 +78,10 @@ class ImportState(PagedTableMixin, SessionState):
     def download_template(self):
         kind = csv_import.csv_kinds().get(self.kind)
         if kind is None:
-            return rx.toast.info("A FHIR file has no template: export the Bundle or NDJSON from the other system.")
+            return rx.toast.info(_("A FHIR file has no template: export the Bundle or NDJSON from the other system."))
         return [rx.download(data=csv_import.template_csv(kind), filename=f"{kind.name}-template.csv"),
-                rx.toast.success(f"Template for {kind.label.lower()} downloaded: one example line under the header.")]
+                rx.toast.success(_("Template for {kind} downloaded: one example line under the header.").format(
+                    kind=_(kind.label).lower()))]
 
     @rx.event
     def choose_mode(self, mode: str):
@@ -89,7 +92,7 @@ class ImportState(PagedTableMixin, SessionState):
         name, data = await upload_bytes(files, limit=csv_import.MAX_IMPORT_BYTES)
         answer = await self._act(jobs.receive_import_file, kind=self.kind, file_name=name, data=data,
                                  replacing=self._upload_id,
-                                 success="File read: check the columns and the first lines below.")
+                                 success=_("File read: check the columns and the first lines below."))
         if not answer.refused:
             self._upload_id = answer.result.id
             self.file_name = answer.result.file_name
@@ -137,16 +140,16 @@ class ImportState(PagedTableMixin, SessionState):
 
     @rx.event
     async def check_file(self):
-        return await self._start(dry_run=True, success="Checking every line; nothing is imported.")
+        return await self._start(dry_run=True, success=_("Checking every line; nothing is imported."))
 
     @rx.event
     async def import_file(self):
-        return await self._start(dry_run=False, success="Import started.")
+        return await self._start(dry_run=False, success=_("Import started."))
 
     @rx.event
     async def cancel(self):
         return await self._act(jobs.cancel_import, job_id=self.job.id, refresh=self._reload,
-                               success="Import cancelled; what it had not committed was rolled back.")
+                               success=_("Import cancelled; what it had not committed was rolled back."))
 
     @rx.event
     async def follow(self, _value: object = None):

@@ -7,6 +7,7 @@ import json
 
 import reflex as rx
 
+from hms_app.services.core.language import _
 from hms_app.services.interop import api_clients, fhir, record_summary
 from hms_app.services.interop.api_clients import ApiClientRow
 from hms_app.state.auth import SessionState, file_download
@@ -42,7 +43,8 @@ class ApiClientsState(SessionState):
             api_clients.issue_api_client, name=form_text(form_data, "name", 200),
             scope=form_text(form_data, "scope", 20), patient_mrn=form_text(form_data, "patient_mrn", 40),
             refresh=self._fetch,
-            success=lambda issued: f"API client {issued.name} issued. Copy its token now: it is shown only once.")
+            success=lambda issued: _("API client {name} issued. Copy its token now: it is shown only once.").format(
+                name=issued.name))
         self.form_error = answer.error
         if not answer.refused:
             self.issued_name, self.issued_token = answer.result.name, answer.result.token
@@ -51,7 +53,7 @@ class ApiClientsState(SessionState):
     @rx.event
     async def revoke_client(self, client_id: int):
         return await self._act(api_clients.revoke_api_client, client_id=client_id, refresh=self._fetch,
-                               success="API client revoked; its token no longer works.")
+                               success=_("API client revoked; its token no longer works."))
 
     @rx.event
     def dismiss_token(self):

@@ -6,6 +6,7 @@ import dataclasses
 
 import reflex as rx
 
+from hms_app.services.core.language import _
 from hms_app.services.laboratory import lab
 from hms_app.services.laboratory.lab import LabTestChoice, ResultView, WorklistRow
 from hms_app.state.auth import SessionState, file_download
@@ -60,11 +61,11 @@ class LabWorklistState(PagedTableMixin, SessionState):
 
     @rx.event
     async def collect(self, order_id: int):
-        return await self._move(lab.collect_sample, "Sample collected.", order_id=order_id)
+        return await self._move(lab.collect_sample, _("Sample collected."), order_id=order_id)
 
     @rx.event
     async def start(self, order_id: int):
-        return await self._move(lab.start_test, "Test started.", order_id=order_id)
+        return await self._move(lab.start_test, _("Test started."), order_id=order_id)
 
     @rx.event
     def open_work(self, order_id: int):
@@ -86,7 +87,7 @@ class LabWorklistState(PagedTableMixin, SessionState):
         """The reason is typed: show what will be cancelled and ask for an explicit yes."""
         reason = form_text(form_data, "reason", 300).strip()
         if len(reason) < 3:
-            return rx.toast.error("Say why the order is cancelled (for example: sample haemolysed).")
+            return rx.toast.error(_("Say why the order is cancelled (for example: sample haemolysed)."))
         self.cancel_reason = reason
         return None
 
@@ -98,8 +99,8 @@ class LabWorklistState(PagedTableMixin, SessionState):
     async def cancel(self):
         """Cancel the order in the dialog, once its reason was given and the cancellation confirmed."""
         if not (self.working_id and self.cancel_reason):
-            return rx.toast.error("Give a reason and confirm before cancelling the order.")
-        outcome = await self._move(lab.cancel_order, "Order cancelled; the doctor is told why.",
+            return rx.toast.error(_("Give a reason and confirm before cancelling the order."))
+        outcome = await self._move(lab.cancel_order, _("Order cancelled; the doctor is told why."),
                                    order_id=self.working_id, reason=self.cancel_reason)
         self.cancelling, self.cancel_reason = False, ""
         if self.working_id and not any(r.id == self.working_id and r.status_value != "cancelled" for r in self.rows):
@@ -117,16 +118,18 @@ class LabWorklistState(PagedTableMixin, SessionState):
         self.working = dataclasses.replace(self.working, status_value="completed", status="completed")
         await self._reload()
         if entered.is_critical:
-            return rx.toast.warning(f"Critical value ({entered.flag_label}): the ordering doctor has been alerted.")
+            return rx.toast.warning(_("Critical value ({flag}): the ordering doctor has been alerted.").format(
+                flag=entered.flag_label))
+        flag = entered.flag_label or _("text result")
         if not entered.released:
-            return rx.toast.success(f"Result saved ({entered.flag_label or 'text result'}); held for the ordering "
-                                    "doctor's review before the patient sees it.")
-        return rx.toast.success(f"Result saved ({entered.flag_label or 'text result'}); patient and doctor notified.")
+            return rx.toast.success(_("Result saved ({flag}); held for the ordering doctor's review before the "
+                                      "patient sees it.").format(flag=flag))
+        return rx.toast.success(_("Result saved ({flag}); patient and doctor notified.").format(flag=flag))
 
     @rx.event
     async def upload_report(self, files: list[rx.UploadFile]):
         name, data = await upload_bytes(files)
-        return await self._move(lab.upload_report_file, "Report file attached.", order_id=self.working_id,
+        return await self._move(lab.upload_report_file, _("Report file attached."), order_id=self.working_id,
                                 file_name=name, data=data)
 
 
@@ -146,7 +149,7 @@ class LabResultsState(PagedTableMixin, SessionState):
     @rx.event
     async def acknowledge(self, result_id: int):
         return await self._act(lab.acknowledge_critical, result_id=result_id, refresh=self._reload,
-                               success="Critical result acknowledged.")
+                               success=_("Critical result acknowledged."))
 
     @rx.event
     async def download(self, order_id: int, which: str):
@@ -158,7 +161,8 @@ class LabResultsState(PagedTableMixin, SessionState):
         row = next((r for r in self.rows if r.result_id == result_id and r.can_review), None)
         if row is not None:
             self.reviewing_id = row.result_id
-            self.reviewing_title = f"{row.test} for {row.patient}: {row.value} {row.unit}".strip()
+            self.reviewing_title = _("{test} for {patient}: {value} {unit}").format(
+                test=row.test, patient=row.patient, value=row.value, unit=row.unit).strip()
 
     @rx.event
     def close_review(self):
@@ -170,7 +174,7 @@ class LabResultsState(PagedTableMixin, SessionState):
         answer = await self._act(lab.review_result, result_id=self.reviewing_id,
                                  note=form_text(form_data, "note", lab.MAX_REVIEW_NOTE + 1),
                                  refresh=self._reload, on_refusal=self._reload,
-                                 success="Reviewed: the patient can see the result now and has been told.")
+                                 success=_("Reviewed: the patient can see the result now and has been told."))
         if not answer.refused or not any(r.result_id == self.reviewing_id and r.can_review for r in self.rows):
             self.reviewing_id, self.reviewing_title = 0, ""
         return answer

@@ -146,15 +146,15 @@ class LiveHub:
                 page shows. Anything else is refused here, as the app is built.
         """
         if topic not in TOPICS:
-            raise ValueError(f"unknown live topic {topic}")
+            raise ValueError(f"unknown live topic {topic}")  # i18n: not shown (a programming error)
         name = getattr(loader, "__name__", "")
         if not (name.startswith("_") and inspect.iscoroutinefunction(loader) and getattr(state, name, None) is loader):
-            raise TypeError(f"the live loader of {path} must be an async backend method of {state.__name__}, "
+            raise TypeError(f"the live loader of {path} must be an async backend method of {state.__name__}, "  # i18n: not shown
                             f"not {loader!r}")
         try:
             inspect.signature(loader).bind(None)
         except TypeError:
-            raise TypeError(f"{state.__name__}.{name} takes arguments: a live loader takes none") from None
+            raise TypeError(f"{state.__name__}.{name} takes arguments: a live loader takes none") from None  # i18n: not shown
         self._watchers[topic].append(Watcher(path.rstrip("/") or "/", state, loader))
 
     def check(self, app: Any) -> None:
@@ -164,11 +164,11 @@ class LiveHub:
         for watchers in self._watchers.values():
             for watcher in watchers:
                 if app.router(watcher.path) is None:
-                    raise ValueError(f"live updates watch {watcher.path}, which is no page of the app")
+                    raise ValueError(f"live updates watch {watcher.path}, which is no page of the app")  # i18n: not shown
                 loaded = {getattr(getattr(event, "handler", event), "state", None)
                           for event in app.get_load_events(watcher.path)}
                 if watcher.state not in loaded:
-                    raise ValueError(f"live updates refresh {watcher.state.__name__} on {watcher.path}, "
+                    raise ValueError(f"live updates refresh {watcher.state.__name__} on {watcher.path}, "  # i18n: not shown
                                      f"whose page does not load it")
 
     # --- rooms ----------------------------------------------------------------------------

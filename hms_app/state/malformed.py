@@ -26,9 +26,11 @@ from reflex.state import BaseState, StateUpdate
 from reflex_base.event import Event
 from reflex_base.registry import RegistrationContext
 
+from hms_app.services.core.language import N_, _
+
 log = logging.getLogger(__name__)
 
-MESSAGE = "That request was not understood. Reload the page and try again."
+MESSAGE = N_("That request was not understood. Reload the page and try again.")
 
 
 @functools.cache
@@ -66,7 +68,7 @@ def _builtin_problem(registered: Any, payload: dict) -> str | None:
             try:
                 rx.State.get_class_substate(key.rpartition(".")[0])
             except ValueError:
-                return f"{registered.handler.fn.__name__} of {key[:80]!r}, a var of no state"
+                return f"{registered.handler.fn.__name__} of {key[:80]!r}, a var of no state"  # i18n: not shown (the log's)
     return None
 
 
@@ -79,7 +81,7 @@ def malformed(name: str, payload: object) -> str | None:
     if registered is None:
         return None
     if not isinstance(payload, dict):
-        return f"its payload is a {type(payload).__name__}, not an object"
+        return f"its payload is a {type(payload).__name__}, not an object"  # i18n: not shown (the log's)
     fn = registered.handler.fn
     try:
         _signature(fn).bind(None, **payload)
@@ -91,7 +93,7 @@ def malformed(name: str, payload: object) -> str | None:
         var_name = payload.get("var_name")
         state = registered.states[0]
         if not isinstance(var_name, str) or not callable(getattr(state, f"set_{var_name}", None)):
-            return f"setvar of {str(var_name)[:60]!r}, which {state.__name__} has no setter for"
+            return f"setvar of {str(var_name)[:60]!r}, which {state.__name__} has no setter for"  # i18n: not shown
     return None
 
 
@@ -103,4 +105,4 @@ class MalformedEventGate(Middleware):
         if problem is None:
             return None
         log.warning("refused event %.200s: %.300s", event.name, problem)
-        return StateUpdate(events=Event.from_event_type(rx.toast.error(MESSAGE)))
+        return StateUpdate(events=Event.from_event_type(rx.toast.error(_(MESSAGE))))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from hms_app.services.core import receipts
+from hms_app.services.core.language import _
 from hms_app.services.core.numbers import format_money
 from hms_app.services.medicines import inventory, pharmacy
 from hms_app.services.medicines.inventory import (
@@ -67,7 +68,7 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
 
     @rx.event
     async def verify(self, prescription_id: int):
-        return await self._work(pharmacy.verify_prescription, "Prescription verified; it can now be dispensed.",
+        return await self._work(pharmacy.verify_prescription, _("Prescription verified; it can now be dispensed."),
                                prescription_id=prescription_id)
 
     @rx.event
@@ -82,7 +83,7 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
 
     @rx.event
     async def reject(self, form_data: dict):
-        outcome = await self._work(pharmacy.reject_prescription, "Prescription rejected; the doctor has been told why.",
+        outcome = await self._work(pharmacy.reject_prescription, _("Prescription rejected; the doctor has been told why."),
                                   prescription_id=self.rejecting_id, reason=form_text(form_data, "reason"))
         if not any(r.id == self.rejecting_id and r.status_value != "rejected" for r in self.rows):
             self.rejecting_id = 0
@@ -109,7 +110,7 @@ class PharmacyQueueState(PagedTableMixin, SessionState):
         await self._hold_submits()
         yield
         outcome = await self._work(
-            pharmacy.dispense, lambda r: f"{r.summary} The prescription is now {r.status}.",
+            pharmacy.dispense, lambda r: _("{summary} The prescription is now {status}.").format(summary=r.summary, status=r.status),
             prescription_id=self._dispensing_id, quantities=quantities,
             request_key=form_text(form_data, "request_key", 64))
         if not outcome.refused:
@@ -183,8 +184,8 @@ class InventoryState(PagedTableMixin, SessionState):
             medicine_id=form_text(form_data, "medicine_id", 20), lot=form_text(form_data, "lot", 100),
             expiry=form_text(form_data, "expiry", 20), quantity=form_text(form_data, "quantity", 20),
             unit_cost=form_text(form_data, "unit_cost", 20), supplier=form_text(form_data, "supplier", 200))
-        answer = await self._edit(inventory.receive_stock, f"Received {form.quantity} units of lot "
-                                  f"{form.lot.strip().upper()} into stock.", form=form)
+        answer = await self._edit(inventory.receive_stock, _("Received {quantity} units of lot {lot} into stock.").format(
+                                      quantity=form.quantity, lot=form.lot.strip().upper()), form=form)
         if not answer.refused:
             self.receiving = False
         return answer
@@ -204,7 +205,7 @@ class InventoryState(PagedTableMixin, SessionState):
     @rx.event
     async def adjust(self, form_data: dict):
         return await self._edit(
-            inventory.adjust_stock, "Stock adjusted and recorded in the ledger.",
+            inventory.adjust_stock, _("Stock adjusted and recorded in the ledger."),
             batch_id=form_text(form_data, "batch_id", 20), reason=form_text(form_data, "reason", 30),
             change=form_text(form_data, "change", 20), note=form_text(form_data, "note", 400))
 
@@ -219,7 +220,7 @@ class InventoryState(PagedTableMixin, SessionState):
     @rx.event
     async def save_medicine(self, form_data: dict):
         answer = await self._edit(
-            inventory.edit_medicine, "Medicine saved. Dispensing from now on uses its price.",
+            inventory.edit_medicine, _("Medicine saved. Dispensing from now on uses its price."),
             medicine_id=self.editing.id, form=_medicine_form(form_data))
         if not answer.refused:
             self.editing, self.medicines = _NO_STOCK, []
@@ -228,8 +229,8 @@ class InventoryState(PagedTableMixin, SessionState):
     @rx.event
     async def toggle_medicine(self, medicine_id: int, active: bool):
         return await self._edit(inventory.set_medicine_active,
-                                "Medicine back in the formulary." if active else
-                                "Medicine taken off the formulary: doctors can no longer prescribe it.",
+                                _("Medicine back in the formulary.") if active else
+                                _("Medicine taken off the formulary: doctors can no longer prescribe it."),
                                 medicine_id=medicine_id, active=bool(active))
 
     @rx.event
@@ -243,7 +244,7 @@ class InventoryState(PagedTableMixin, SessionState):
     @rx.event
     async def add_medicine(self, form_data: dict):
         form = _medicine_form(form_data)
-        answer = await self._edit(inventory.add_medicine, f"{form.name.strip()} added to the formulary.", form=form)
+        answer = await self._edit(inventory.add_medicine, _("{name} added to the formulary.").format(name=form.name.strip()), form=form)
         if not answer.refused:
             self.adding, self.medicines = False, []
         return answer

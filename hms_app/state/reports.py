@@ -22,12 +22,23 @@ from hms_app.components.report_figures import (
     utilisation_table,
 )
 from hms_app.services.core import localtime
+from hms_app.services.core.language import N_, _, ngettext
+from hms_app.services.core.periods import ReportRange
 from hms_app.services.reporting import reports
 from hms_app.state.auth import SessionState
 from hms_app.state.forms import form_text
 
 DEFAULT_DAYS = 30
 _NO_TABLE = SummaryTable("", [], [], empty=True)
+
+
+def range_label(dates: ReportRange) -> str:
+    """The range as the page states it: "1 Mar 2025 – 30 Mar 2025: 30 days, charted per day."."""
+    if dates.per == "month":
+        text = ngettext("{range}: {n} day, charted per month.", "{range}: {n} days, charted per month.", dates.days)
+    else:
+        text = ngettext("{range}: {n} day, charted per day.", "{range}: {n} days, charted per day.", dates.days)
+    return text.format(range=dates.label, n=dates.days)
 
 
 class AdminReportsState(SessionState):
@@ -59,7 +70,7 @@ class AdminReportsState(SessionState):
         result = answer.result
         dates = result.dates
         self.start, self.end, self.error = dates.first_day.isoformat(), dates.last_day.isoformat(), ""
-        self.range_label = f"{dates.label}: {dates.days} days, charted per {dates.per}."
+        self.range_label = range_label(dates)
         self.appointments_over_time = appointments_over_time_figure(result.appointments, dates.periods, dates.per)
         self.appointments_by_department = appointments_by_department_figure(result.appointments)
         self.appointments_summary = appointments_table(result.appointments)
@@ -99,24 +110,24 @@ class AdminReportsState(SessionState):
         dates = reports.parse_report_range(self.start, self.end)
         return [rx.download(data=data, filename=f"{report}-{dates.first_day}-to-{dates.last_day}.csv",
                             mime_type="text/csv"),
-                rx.toast.success(f"{title} exported.")]
+                rx.toast.success(_("{report} exported.").format(report=_(title)))]
 
     @rx.event
     async def export_appointments_csv(self):
-        return await self._export("appointments", "Appointments")
+        return await self._export("appointments", N_("Appointments"))
 
     @rx.event
     async def export_utilisation_csv(self):
-        return await self._export("doctor-utilisation", "Doctor utilisation")
+        return await self._export("doctor-utilisation", N_("Doctor utilisation"))
 
     @rx.event
     async def export_lab_turnaround_csv(self):
-        return await self._export("lab-turnaround", "Lab turnaround")
+        return await self._export("lab-turnaround", N_("Lab turnaround"))
 
     @rx.event
     async def export_pharmacy_csv(self):
-        return await self._export("pharmacy", "Pharmacy activity")
+        return await self._export("pharmacy", N_("Pharmacy activity"))
 
     @rx.event
     async def export_new_patients_csv(self):
-        return await self._export("new-patients", "New patients")
+        return await self._export("new-patients", N_("New patients"))

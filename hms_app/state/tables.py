@@ -23,7 +23,7 @@ class PagedTableMixin(rx.State, mixin=True):
 
     async def _fetch(self) -> None:
         """Fetch the current page into the subclass's rows and set ``total``/``page_count``."""
-        raise TypeError(f"{type(self).__name__} must define _fetch")
+        raise TypeError(f"{type(self).__name__} must define _fetch")  # i18n: not shown (a programming error)
 
     def _paged(self, result) -> list:
         self.total = result.total
