@@ -35,7 +35,10 @@ OUT_OF_SCOPE = (
 IN_SCOPE_ANYWAY = ("db/enums.py",)
 
 MARKERS = {"_", "N_", "ngettext", "pgettext", "t", "tn", "pt"}
-NOT_SHOWN_CALLS = {"debug", "info", "warning", "error", "exception", "critical", "getLogger", "getenv", "get",
+LOG_CALLS = {"debug", "info", "warning", "error", "exception", "critical", "warn"}
+"""Called on a logger (``log``, ``logger``, ``logging``) these write the server's log, not a page."""
+LOGGERS = {"log", "logger", "logging", "_log", "LOG", "console"}
+NOT_SHOWN_CALLS = {"getLogger", "getenv", "get",
                    "startswith", "endswith", "replace", "split", "join", "strip", "execute", "icon",
                    "Field", "Column", "Index", "UniqueConstraint", "CheckConstraint", "ForeignKey", "TypeVar",
                    "ContextVar", "add_page", "cast", "isinstance", "hasattr", "getattr", "setattr",
@@ -43,7 +46,7 @@ NOT_SHOWN_CALLS = {"debug", "info", "warning", "error", "exception", "critical",
                    "format_skeleton", "namedtuple", "NewType", "compile", "fullmatch", "search",
                    "sub", "findall", "encode", "decode", "b64encode", "open", "Path", "ZoneInfo",
                    "field", "literal_column", "LocalStorage", "Cookie", "partition", "rpartition", "rstrip",
-                   "lstrip", "removeprefix", "removesuffix", "setdefault", "pop", "warn", "add_column",
+                   "lstrip", "removeprefix", "removesuffix", "setdefault", "pop", "add_column",
                    "with_for_update", "sha256", "hexdigest", "bind", "create_engine", "event",
                    "breakpoints", "color_mode_cond", "ImportVar", "VarData"}
 NOT_SHOWN_KEYWORDS = {"id", "href", "class_name", "name", "key", "type", "color_scheme", "variant", "size",
@@ -160,7 +163,9 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         name = _call_name(node)
-        if name in MARKERS or name in NOT_SHOWN_CALLS:
+        logged = (name in LOG_CALLS and isinstance(node.func, ast.Attribute)
+                  and isinstance(node.func.value, ast.Name) and node.func.value.id in LOGGERS)
+        if name in MARKERS or name in NOT_SHOWN_CALLS or logged:
             self._skip_tree(node)
         for keyword in node.keywords:
             if keyword.arg in NOT_SHOWN_KEYWORDS or (keyword.arg or "").startswith(("on_", "_", "data_")):
