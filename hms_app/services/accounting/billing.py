@@ -52,7 +52,7 @@ from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.files import DownloadedFile
-from hms_app.services.core.language import _
+from hms_app.services.core.language import N_, _, default_language, use_language
 from hms_app.services.core.localtime import format_date, format_local, local_today
 from hms_app.services.core.numbers import format_money, format_number, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
@@ -64,15 +64,25 @@ BILLING_TOPIC = "billing"
 PAYMENT_TERMS_DAYS = 30
 PATIENT_INVOICES_LINK = "/patient/invoices"
 OPEN_STATUSES = totals.OPEN_STATUSES
-METHOD_LABELS = {PaymentMethod.CASH: "Cash", PaymentMethod.CARD: "Card", PaymentMethod.BANK_TRANSFER: "Bank transfer",
-                 PaymentMethod.INSURANCE: "Insurance"}
-KIND_LABELS = {ChargeKind.CONSULTATION: "Consultation", ChargeKind.LAB: "Lab test", ChargeKind.MEDICINE: "Medicine"}
-STATUS_LABELS = {InvoiceStatus.DRAFT: "being prepared", InvoiceStatus.ISSUED: "issued",
-                 InvoiceStatus.PARTLY_PAID: "partly paid", InvoiceStatus.PAID: "paid", InvoiceStatus.VOID: "void"}
+METHOD_LABELS = {PaymentMethod.CASH: N_("Cash"), PaymentMethod.CARD: N_("Card"),
+                 PaymentMethod.BANK_TRANSFER: N_("Bank transfer"), PaymentMethod.INSURANCE: N_("Insurance")}
+KIND_LABELS = {ChargeKind.CONSULTATION: N_("Consultation"), ChargeKind.LAB: N_("Lab test"),
+               ChargeKind.MEDICINE: N_("Medicine")}
+STATUS_LABELS = {InvoiceStatus.DRAFT: N_("being prepared"), InvoiceStatus.ISSUED: N_("issued"),
+                 InvoiceStatus.PARTLY_PAID: N_("partly paid"), InvoiceStatus.PAID: N_("paid"),
+                 InvoiceStatus.VOID: N_("void")}
+CLAIM_LABELS = {ClaimStatus.NONE: N_("not submitted"), ClaimStatus.SUBMITTED: N_("submitted"),
+                ClaimStatus.APPROVED: N_("approved"), ClaimStatus.REJECTED: N_("rejected"), ClaimStatus.PAID: N_("paid")}
+"""The labels of each vocabulary, in English: translated where shown (``_``, or ``t`` on a page)."""
 
 
 def status_label(status: object) -> str:
-    return STATUS_LABELS.get(InvoiceStatus(str(status)), str(status))
+    status = InvoiceStatus(str(status))
+    return _(STATUS_LABELS[status]) if status in STATUS_LABELS else str(status)
+
+
+def claim_label(status: object) -> str:
+    return _(CLAIM_LABELS[ClaimStatus(str(status))])
 
 
 def _publish(session: Session, invoice: Invoice) -> None:
@@ -128,9 +138,12 @@ def charge_consultation(session: Session, appointment: Appointment) -> int | Non
     """The doctor's fee for a completed consultation."""
     doctor = session.get(DoctorProfile, appointment.doctor_id)
     name = session.execute(sa.select(User.full_name).where(User.id == appointment.doctor_id)).scalar_one()
+    # A charge's description is kept on the invoice: in the hospital's language, as its other records are.
+    with use_language(default_language()):
+        description = _("Consultation with {doctor}, {day}").format(doctor=name,
+                                                                    day=format_date(appointment.starts_at))
     return _add_line(session, patient_id=appointment.patient_id, kind=ChargeKind.CONSULTATION,
-                     source_type="appointment", source_id=appointment.id,
-                     description=f"Consultation with {name}, {format_date(appointment.starts_at)}",
+                     source_type="appointment", source_id=appointment.id, description=description,
                      quantity=1, unit_price_cents=doctor.consultation_fee_cents if doctor else 0,
                      department_id=appointment.department_id)
 
@@ -139,8 +152,10 @@ def charge_lab_test(session: Session, order: LabOrder) -> int | None:
     """The catalog price of a completed lab test, billed to the ordering doctor's department."""
     test = session.get(LabTest, order.test_id)
     doctor = session.get(DoctorProfile, order.doctor_id)
+    with use_language(default_language()):
+        description = _("Lab test: {test}").format(test=test.name)
     return _add_line(session, patient_id=order.patient_id, kind=ChargeKind.LAB, source_type="lab_order",
-                     source_id=order.id, description=f"Lab test: {test.name}", quantity=1,
+                     source_id=order.id, description=description, quantity=1,
                      unit_price_cents=test.price_cents, department_id=doctor.department_id if doctor else None)
 
 
@@ -178,6 +193,8 @@ class InvoiceRow:
     paid_cents: int = 0
     insurer_share_cents: int = 0
     """The amounts the page decides on (which forms to offer); the texts above are for reading."""
+    claim_label: str = ""
+    """The claim's status in words ("not submitted" when there is none); ``claim_status`` is its value."""
 
 
 def _insurance_paid(session: Session, invoice_ids: list[int]) -> dict[int, int]:
@@ -205,7 +222,7 @@ def patient_due_cents(invoice: Invoice, insurance_paid: int) -> int:
 
 
 def _number(invoice: Invoice) -> str:
-    return invoice.number or f"Draft {invoice.id}"
+    return invoice.number or _("Draft {id}").format(id=invoice.id)
 
 
 def _row(invoice: Invoice, name: str, mrn: str | None, insurance_paid: int, today: date) -> InvoiceRow:
@@ -220,6 +237,7 @@ def _row(invoice: Invoice, name: str, mrn: str | None, insurance_paid: int, toda
         claim_status="" if str(invoice.claim_status) == ClaimStatus.NONE else str(invoice.claim_status),
         overdue=bool(invoice.due_date and invoice.due_date < today and str(invoice.status) in OPEN_STATUSES),
         paid_cents=invoice.paid_cents, insurer_share_cents=invoice.insurer_share_cents,
+        claim_label=claim_label(invoice.claim_status),
     )
 
 
@@ -239,7 +257,7 @@ def list_invoices(*, session: Session, actor: Actor, search: str = "", show: str
     page, page_size = clamp_page(page, page_size)
     query = (sa.select(Invoice, User.full_name, PatientProfile.mrn).join(User, User.id == Invoice.patient_id)
              .outerjoin(PatientProfile, PatientProfile.user_id == Invoice.patient_id))
-    term = storable(str(search or "").strip().lower()[:60], "search")
+    term = storable(str(search or "").strip().lower()[:60], _("search"))
     if term:
         query = query.where(sa.or_(sa.func.lower(User.full_name).contains(term, autoescape=True),
                                    sa.func.lower(sa.func.coalesce(Invoice.number, "")).contains(term, autoescape=True),
@@ -319,7 +337,7 @@ def _invoice_for(session: Session, actor: Actor, invoice_id: object, action: str
     else:
         require(session, actor, Permission.BILLING_MANAGE, action=action)
     return access_by_id(session, actor, Invoice, invoice_id, action=action, lock=lock,
-                        missing="That invoice does not exist.", entity_type="invoice",
+                        missing=_("That invoice does not exist."), entity_type="invoice",
                         allowed=lambda i: actor.role != Role.PATIENT or i.patient_id == actor.user_id)
 
 
@@ -328,14 +346,14 @@ def invoice_detail(*, session: Session, actor: Actor, invoice_id: int) -> Invoic
     invoice = _invoice_for(session, actor, invoice_id, "invoice.view", own=True)
     patient = session.get(User, invoice.patient_id)
     profile = session.get(PatientProfile, invoice.patient_id)
-    lines = [LineView(line.id, KIND_LABELS[ChargeKind(line.kind)], line.description, line.quantity,
+    lines = [LineView(line.id, _(KIND_LABELS[ChargeKind(line.kind)]), line.description, line.quantity,
                       format_money(line.unit_price_cents), format_money(line.amount_cents),
                       format_date(line.service_at))
              for line in session.execute(sa.select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
                                          .order_by(InvoiceLine.service_at, InvoiceLine.id)).scalars()]
     records = session.execute(sa.select(Payment).where(Payment.invoice_id == invoice.id)
                               .order_by(Payment.received_at, Payment.id)).scalars().all()
-    payments = [PaymentView(p.id, format_local(p.received_at), METHOD_LABELS[PaymentMethod(p.method)],
+    payments = [PaymentView(p.id, format_local(p.received_at), _(METHOD_LABELS[PaymentMethod(p.method)]),
                             format_money(p.amount_cents),
                             p.amount_cents, p.reference, p.reason, format_date(p.received_at)) for p in records]
     insurance_paid = sum(p.amount_cents for p in records if str(p.method) == PaymentMethod.INSURANCE)
@@ -352,8 +370,9 @@ def invoice_detail(*, session: Session, actor: Actor, invoice_id: int) -> Invoic
 # --- accounts: issue, discount, void -------------------------------------------------------------
 
 
-def _refuse(invoice: Invoice, doing: str) -> None:
-    raise Conflict(f"Invoice {_number(invoice)} is {status_label(invoice.status)}; it cannot be {doing}.")
+def _refuse(invoice: Invoice, refusal: str) -> None:
+    """Raise ``refusal`` (an ``N_`` text naming the invoice's {number} and {status}) as a ``Conflict``."""
+    raise Conflict(_(refusal).format(number=_number(invoice), status=status_label(invoice.status)))
 
 
 def issue_invoice(*, session: Session, actor: Actor, invoice_id: int) -> str:
@@ -361,9 +380,9 @@ def issue_invoice(*, session: Session, actor: Actor, invoice_id: int) -> str:
     invoice = _invoice_for(session, actor, invoice_id, "invoice.issue", lock=True)
     before = totals.open_part(session, invoice)
     if str(invoice.status) != InvoiceStatus.DRAFT:
-        _refuse(invoice, "issued again")
+        _refuse(invoice, N_("Invoice {number} is {status}; it cannot be issued again."))
     if not session.execute(sa.select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice.id)).first():
-        raise ValidationError("This invoice has no charges yet; there is nothing to issue.")
+        raise ValidationError(_("This invoice has no charges yet; there is nothing to issue."))
     today = local_today()
     profile = session.get(PatientProfile, invoice.patient_id)
     invoice.number = f"INV-{today.year}-{counters.next_value(session, f'invoice-{today.year}'):06d}"
@@ -374,9 +393,11 @@ def issue_invoice(*, session: Session, actor: Actor, invoice_id: int) -> str:
     invoice.updated_at = utcnow()
     audit.record(session, actor, "invoice.issue", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{invoice.number} {format_money(invoice.total_cents)}")
-    notifications.notify(session, invoice.patient_id, "New invoice",
-                         f"Invoice {invoice.number} for {format_money(invoice.total_cents)} is due by "
-                         f"{format_date(invoice.due_date)}.", PATIENT_INVOICES_LINK)
+    notifications.notify(session, invoice.patient_id, lambda: _("New invoice"),
+                         lambda: _("Invoice {number} for {amount} is due by {day}.").format(
+                             number=invoice.number, amount=format_money(invoice.total_cents),
+                             day=format_date(invoice.due_date)),
+                         PATIENT_INVOICES_LINK)
     mail.queue_email(session, user_id=invoice.patient_id, kind="invoice.issued", event_key=f"invoice.issued:{invoice.id}")
     totals.open_part_changed(session, invoice, before)
     _publish(session, invoice)
@@ -384,12 +405,26 @@ def issue_invoice(*, session: Session, actor: Actor, invoice_id: int) -> str:
     return invoice.number
 
 
+_REASON_RULES = {
+    "discount": (N_("Give the reason for the discount (at least 5 characters)."),
+                 N_("Keep the reason for the discount under 300 characters.")),
+    "void": (N_("Give the reason for the void (at least 5 characters)."),
+             N_("Keep the reason for the void under 300 characters.")),
+    "refund": (N_("Give the reason for the refund (at least 5 characters)."),
+               N_("Keep the reason for the refund under 300 characters.")),
+    "rejection": (N_("Give the reason for the rejection (at least 5 characters)."),
+                  N_("Keep the reason for the rejection under 300 characters.")),
+}
+"""What a reason too short and too long is told, for each thing that needs one."""
+
+
 def _reason(text: object, what: str) -> str:
-    reason = one_line(text, "reason")
+    too_short, too_long = _REASON_RULES[what]
+    reason = one_line(text, _("reason"))
     if len(reason) < 5:
-        raise ValidationError(f"Give the reason for the {what} (at least 5 characters).")
+        raise ValidationError(_(too_short))
     if len(reason) > 300:
-        raise ValidationError(f"Keep the reason for the {what} under 300 characters.")
+        raise ValidationError(_(too_long))
     return reason
 
 
@@ -407,16 +442,18 @@ def apply_discount(*, session: Session, actor: Actor, invoice_id: int, amount: s
     invoice = _invoice_for(session, actor, invoice_id, "invoice.discount", lock=True)
     before = totals.open_part(session, invoice)
     if str(invoice.status) not in (InvoiceStatus.DRAFT, *OPEN_STATUSES):
-        _refuse(invoice, "discounted")
-    cents = parse_money(amount, "discount")
+        _refuse(invoice, N_("Invoice {number} is {status}; it cannot be discounted."))
+    cents = parse_money(amount, _("discount"))
     reason = _reason(reason, "discount") if cents else ""
     if cents > invoice.subtotal_cents:
-        raise ValidationError(f"The discount cannot exceed the charges ({format_money(invoice.subtotal_cents)}).")
+        raise ValidationError(_("The discount cannot exceed the charges ({amount}).")
+                              .format(amount=format_money(invoice.subtotal_cents)))
     total = invoice.subtotal_cents - cents
     if total < invoice.paid_cents:
-        raise ValidationError(f"{format_money(invoice.paid_cents)} is paid already; the total cannot go below that.")
+        raise ValidationError(_("{amount} is paid already; the total cannot go below that.")
+                              .format(amount=format_money(invoice.paid_cents)))
     if total < invoice.insurer_share_cents:
-        raise ValidationError("The total cannot go below the insurer's share; lower the share first.")
+        raise ValidationError(_("The total cannot go below the insurer's share; lower the share first."))
     invoice.discount_cents, invoice.discount_reason, invoice.total_cents = cents, reason, total
     if str(invoice.status) != InvoiceStatus.DRAFT:
         _settle_status(invoice)
@@ -433,9 +470,9 @@ def void_invoice(*, session: Session, actor: Actor, invoice_id: int, reason: str
     invoice = _invoice_for(session, actor, invoice_id, "invoice.void", lock=True)
     before = totals.open_part(session, invoice)
     if str(invoice.status) == InvoiceStatus.VOID:
-        _refuse(invoice, "voided again")
+        _refuse(invoice, N_("Invoice {number} is {status}; it cannot be voided again."))
     if invoice.paid_cents:
-        raise Conflict("Money has been paid on this invoice; refund it before voiding.")
+        raise Conflict(_("Money has been paid on this invoice; refund it before voiding."))
     reason = _reason(reason, "void")
     invoice.status, invoice.void_reason, invoice.updated_at = InvoiceStatus.VOID, reason, utcnow()
     totals.invoice_voided(session, invoice.id)
@@ -458,7 +495,7 @@ def _pay(session: Session, actor: Actor, invoice: Invoice, cents: int, method: P
         .values(paid_cents=Invoice.paid_cents + cents, updated_at=utcnow()).execution_options(synchronize_session=False)
     ).rowcount
     if moved != 1:
-        raise Conflict("The balance changed meanwhile; nothing was recorded. Reload and try again.")
+        raise Conflict(_("The balance changed meanwhile; nothing was recorded. Reload and try again."))
     payment = Payment(invoice_id=invoice.id, amount_cents=cents, method=method, reference=reference, reason=reason,
                       idempotency_key=idempotency_key, recorded_by=actor.user_id)
     session.add(payment)
@@ -470,6 +507,7 @@ def _pay(session: Session, actor: Actor, invoice: Invoice, cents: int, method: P
 
 
 PAYMENT_METHODS = [(m.value, METHOD_LABELS[m]) for m in PaymentMethod]
+"""The payment form's choices: (value, label); the page translates the label."""
 
 
 def _repeated(session: Session, actor: Actor, invoice: Invoice, request_key: str | None, action: str) -> str | None:
@@ -494,18 +532,20 @@ def record_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     if (earlier := _repeated(session, actor, invoice, request_key, "payment.record")) is not None:
         return earlier
     if str(invoice.status) not in OPEN_STATUSES:
-        _refuse(invoice, "paid" if str(invoice.status) != InvoiceStatus.PAID else "paid again")
+        _refuse(invoice, N_("Invoice {number} is {status}; it cannot be paid.") if str(invoice.status) !=
+                InvoiceStatus.PAID else N_("Invoice {number} is {status}; it cannot be paid again."))
     if not isinstance(method, str) or method not in {m.value for m in PaymentMethod}:
-        raise ValidationError("Choose how it was paid: cash, card, bank transfer or insurance.")
-    cents = parse_money(amount, "amount paid")
+        raise ValidationError(_("Choose how it was paid: cash, card, bank transfer or insurance."))
+    cents = parse_money(amount, _("amount paid"))
     if cents <= 0:
-        raise ValidationError("Enter the amount paid, more than 0.")
+        raise ValidationError(_("Enter the amount paid, more than 0."))
     balance = invoice.total_cents - invoice.paid_cents
     if cents > balance:
-        raise ValidationError(f"That is more than the balance of {format_money(balance)}; record at most the balance.")
-    reference = one_line(reference, "reference")
+        raise ValidationError(_("That is more than the balance of {amount}; record at most the balance.")
+                              .format(amount=format_money(balance)))
+    reference = one_line(reference, _("reference"))
     if len(reference) > 80:
-        raise ValidationError("Keep the reference under 80 characters.")
+        raise ValidationError(_("Keep the reference under 80 characters."))
     _pay(session, actor, invoice, cents, PaymentMethod(method), reference)
     audit.record(session, actor, "payment.record", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{method} {format_money(cents)} {reference}".strip())
@@ -527,16 +567,20 @@ def refund_payment(*, session: Session, actor: Actor, invoice_id: int, amount: s
     if (earlier := _repeated(session, actor, invoice, request_key, "payment.refund")) is not None:
         return earlier
     if str(invoice.status) not in (*OPEN_STATUSES, InvoiceStatus.PAID):
-        _refuse(invoice, "refunded")
+        _refuse(invoice, N_("Invoice {number} is {status}; it cannot be refunded."))
     if not isinstance(method, str) or method not in {m.value for m in PaymentMethod}:
-        raise ValidationError("Choose how the refund is paid back.")
-    cents = parse_money(amount, "refund")
+        raise ValidationError(_("Choose how the refund is paid back."))
+    cents = parse_money(amount, _("refund"))
     if cents <= 0:
-        raise ValidationError("Enter the amount to refund, more than 0.")
+        raise ValidationError(_("Enter the amount to refund, more than 0."))
     if cents > invoice.paid_cents:
-        raise ValidationError(f"Only {format_money(invoice.paid_cents)} has been paid; refund at most that.")
+        raise ValidationError(_("Only {amount} has been paid; refund at most that.")
+                              .format(amount=format_money(invoice.paid_cents)))
     reason = _reason(reason, "refund")
-    _pay(session, actor, invoice, -cents, PaymentMethod(method), "refund", reason)
+    # A payment's reference is kept with it: in the hospital's language, as its other records are.
+    with use_language(default_language()):
+        reference = _("refund")
+    _pay(session, actor, invoice, -cents, PaymentMethod(method), reference, reason)
     audit.record(session, actor, "payment.refund", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{format_money(cents)}: {reason}")
     receipts.fulfil(session, key=request_key, object_id=invoice.id, result=status_label(invoice.status))
@@ -567,19 +611,19 @@ def _check_card(number: object, expiry: object, cvc: object) -> str:
     """The card number's digits if the card passes the gateway's checks."""
     digits = re.sub(r"[\s-]", "", str(number or ""))
     if not digits.isdigit() or not 12 <= len(digits) <= 19 or not _luhn_ok(digits):
-        raise ValidationError("Check the card number: it is not a valid card number.")
+        raise ValidationError(_("Check the card number: it is not a valid card number."))
     match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", str(expiry or ""))
     if not match:
-        raise ValidationError("Enter the card's expiry as MM/YY.")
+        raise ValidationError(_("Enter the card's expiry as MM/YY."))
     month, year = int(match.group(1)), int(match.group(2))
     year += 2000 if year < 100 else 0
     today = local_today()
     if not 1 <= month <= 12 or (year, month) < (today.year, today.month):
-        raise ValidationError("The card has expired, or the expiry date is not a real month.")
+        raise ValidationError(_("The card has expired, or the expiry date is not a real month."))
     if not re.fullmatch(r"\d{3,4}", str(cvc or "").strip()):
-        raise ValidationError("Enter the 3 or 4 digit security code from the back of the card.")
+        raise ValidationError(_("Enter the 3 or 4 digit security code from the back of the card."))
     if digits == DECLINED_TEST_CARD:
-        raise ValidationError("The card was declined by the bank. Nothing was charged; try another card.")
+        raise ValidationError(_("The card was declined by the bank. Nothing was charged; try another card."))
     return digits
 
 
@@ -606,25 +650,27 @@ def pay_online(*, session: Session, actor: Actor, invoice_id: int, card_number: 
     """
     if getattr(actor, "role", None) != Role.PATIENT:
         require(session, actor, Permission.BILLING_PAY_OWN, action="invoice.pay_online")
-        audit.deny(session, actor, "invoice.pay_online", "Only the patient pays their invoices online.")
+        audit.deny(session, actor, "invoice.pay_online", _("Only the patient pays their invoices online."))
     key = str(idempotency_key or "")
     if not receipts.KEY_PATTERN.fullmatch(key):  # the server's token_urlsafe, nothing else
-        raise ValidationError("This payment form has expired; close it and open it again.")
+        raise ValidationError(_("This payment form has expired; close it and open it again."))
     invoice = _invoice_for(session, actor, invoice_id, "invoice.pay_online", lock=True, own=True)
     before = totals.open_part(session, invoice)
     earlier = session.execute(sa.select(Payment).where(Payment.idempotency_key == key)).scalar_one_or_none()
     if earlier is not None:
         if earlier.invoice_id != invoice.id:
-            raise ValidationError("This payment form has expired; close it and open it again.")
+            raise ValidationError(_("This payment form has expired; close it and open it again."))
         return OnlinePayment(format_money(earlier.amount_cents), earlier.reference, status_label(invoice.status), True)
     if str(invoice.status) not in OPEN_STATUSES:
-        raise Conflict("This invoice is paid already." if str(invoice.status) == InvoiceStatus.PAID else
-                       "This invoice cannot be paid online now.")
+        raise Conflict(_("This invoice is paid already.") if str(invoice.status) == InvoiceStatus.PAID else
+                       _("This invoice cannot be paid online now."))
     due = patient_due_cents(invoice, int(_insurance_paid(session, [invoice.id]).get(invoice.id) or 0))
     if due <= 0:
-        raise Conflict("Nothing is due from you on this invoice; the rest is expected from your insurer.")
+        raise Conflict(_("Nothing is due from you on this invoice; the rest is expected from your insurer."))
     digits = _check_card(card_number, expiry, cvc)
-    reference = f"SIM-{secrets.token_hex(5).upper()} card ending {digits[-4:]}"
+    with use_language(default_language()):
+        reference = _("{gateway_reference} card ending {last_four}").format(
+            gateway_reference=f"SIM-{secrets.token_hex(5).upper()}", last_four=digits[-4:])
     _pay(session, actor, invoice, due, PaymentMethod.CARD, reference, idempotency_key=key)
     audit.record(session, actor, "invoice.pay_online", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{format_money(due)} {reference}")
@@ -642,15 +688,15 @@ def set_insurer_share(*, session: Session, actor: Actor, invoice_id: int, amount
     invoice = _invoice_for(session, actor, invoice_id, "invoice.insurer_share", lock=True)
     before = totals.open_part(session, invoice)
     if str(invoice.status) not in (InvoiceStatus.DRAFT, *OPEN_STATUSES):
-        _refuse(invoice, "changed")
+        _refuse(invoice, N_("Invoice {number} is {status}; it cannot be changed."))
     if not invoice.insurer:
-        raise ValidationError("The patient has no insurer on record; add one to their profile first.")
+        raise ValidationError(_("The patient has no insurer on record; add one to their profile first."))
     if str(invoice.claim_status) not in (ClaimStatus.NONE,):
-        raise Conflict("The claim is already submitted; the insurer's share can no longer change.")
-    cents = parse_money(amount, "insurer's share")
+        raise Conflict(_("The claim is already submitted; the insurer's share can no longer change."))
+    cents = parse_money(amount, _("insurer's share"))
     if cents > invoice.total_cents - invoice.paid_cents:
-        raise ValidationError(f"The share cannot exceed the balance of "
-                              f"{format_money(invoice.total_cents - invoice.paid_cents)}.")
+        raise ValidationError(_("The share cannot exceed the balance of {amount}.")
+                              .format(amount=format_money(invoice.total_cents - invoice.paid_cents)))
     invoice.insurer_share_cents, invoice.updated_at = cents, utcnow()
     audit.record(session, actor, "invoice.insurer_share", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{invoice.insurer} {format_money(cents)}")
@@ -665,7 +711,9 @@ _CLAIM_MOVES = {
     ClaimStatus.REJECTED: (ClaimStatus.SUBMITTED,),
     ClaimStatus.PAID: (ClaimStatus.APPROVED,),
 }
-CLAIM_ACTIONS = [(s.value, s.value.capitalize()) for s in _CLAIM_MOVES]
+CLAIM_ACTIONS = [(ClaimStatus.SUBMITTED.value, N_("Submitted")), (ClaimStatus.APPROVED.value, N_("Approved")),
+                 (ClaimStatus.REJECTED.value, N_("Rejected")), (ClaimStatus.PAID.value, N_("Paid"))]
+"""The claim form's choices, one per move: (value, label); the page translates the label."""
 
 
 def move_claim(*, session: Session, actor: Actor, invoice_id: int, to_status: str, note: str = "") -> None:
@@ -675,34 +723,38 @@ def move_claim(*, session: Session, actor: Actor, invoice_id: int, to_status: st
     try:
         target = ClaimStatus(str(to_status))
     except ValueError:
-        raise ValidationError("Choose submitted, approved, rejected or paid.") from None
+        raise ValidationError(_("Choose submitted, approved, rejected or paid.")) from None
     if target not in _CLAIM_MOVES:
-        raise ValidationError("Choose submitted, approved, rejected or paid.")
+        raise ValidationError(_("Choose submitted, approved, rejected or paid."))
     current = ClaimStatus(str(invoice.claim_status))
     if current not in _CLAIM_MOVES[target]:
-        raise Conflict(f"The claim is {current.value if current != ClaimStatus.NONE else 'not submitted'}; "
-                       f"it cannot be marked {target.value} now.")
+        raise Conflict(_("The claim is {current}; it cannot be marked {target} now.")
+                       .format(current=claim_label(current), target=claim_label(target)))
     if str(invoice.status) not in OPEN_STATUSES and target != ClaimStatus.REJECTED:
-        _refuse(invoice, "claimed")
-    note = one_line(note, "note")
+        _refuse(invoice, N_("Invoice {number} is {status}; it cannot be claimed."))
+    note = one_line(note, _("note"))
     if target == ClaimStatus.SUBMITTED and invoice.insurer_share_cents <= 0:
-        raise ValidationError("Set the insurer's share before submitting the claim.")
+        raise ValidationError(_("Set the insurer's share before submitting the claim."))
     if target == ClaimStatus.REJECTED:
         note = _reason(note, "rejection")
     if len(note) > 300:
-        raise ValidationError("Keep the note under 300 characters.")
+        raise ValidationError(_("Keep the note under 300 characters."))
     if target == ClaimStatus.PAID:
         owed = insurer_outstanding(invoice, int(_insurance_paid(session, [invoice.id]).get(invoice.id) or 0))
         owed = min(owed, invoice.total_cents - invoice.paid_cents)
         if owed > 0:
-            _pay(session, actor, invoice, owed, PaymentMethod.INSURANCE, f"claim {invoice.number}"[:80])
+            with use_language(default_language()):
+                reference = _("claim {number}").format(number=invoice.number)[:80]
+            _pay(session, actor, invoice, owed, PaymentMethod.INSURANCE, reference)
     invoice.claim_status, invoice.claim_note, invoice.updated_at = target, note or invoice.claim_note, utcnow()
     audit.record(session, actor, "invoice.claim", entity_type="invoice", entity_id=invoice.id,
                  patient_id=invoice.patient_id, detail=f"{current.value} → {target.value} {note}".strip())
     if target == ClaimStatus.REJECTED:
-        notifications.notify(session, invoice.patient_id, "Insurance claim rejected",
-                             f"Your insurer rejected the claim on invoice {_number(invoice)}: {note}. "
-                             "The balance is now due from you.", PATIENT_INVOICES_LINK)
+        notifications.notify(session, invoice.patient_id, lambda: _("Insurance claim rejected"),
+                             lambda: _("Your insurer rejected the claim on invoice {number}: {reason}. "
+                                       "The balance is now due from you.").format(number=_number(invoice),
+                                                                                  reason=note),
+                             PATIENT_INVOICES_LINK)
     totals.open_part_changed(session, invoice, before)
     _publish(session, invoice)
     session.commit()

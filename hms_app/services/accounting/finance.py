@@ -61,6 +61,7 @@ from hms_app.services.core import audit
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.localtime import day_span_utc, local_today
 from hms_app.services.core.periods import (
     ReportRange,
@@ -70,9 +71,11 @@ from hms_app.services.core.periods import (
 from hms_app.services.core.spreadsheet import rows_to_csv
 
 DEFAULT_RANGE_DAYS = 30
-NO_DEPARTMENT = "No department"
-PATIENTS_PAYER = "Patients"
-AGE_BUCKETS = ("0–30 days", "31–60 days", "61–90 days", "Over 90 days")
+NO_DEPARTMENT = N_("No department")
+PATIENTS_PAYER = N_("Patients")
+"""The payer of what patients owe, in English: a row's ``payer`` is ``_(PATIENTS_PAYER)``."""
+AGE_BUCKETS = (N_("0–30 days"), N_("31–60 days"), N_("61–90 days"), N_("Over 90 days"))
+"""The ages of receivables, in English: a row's ``age`` is the label translated."""
 _AGE_LIMITS = (30, 60, 90)
 """The oldest age in days of each bucket but the last."""
 
@@ -220,7 +223,7 @@ def _by_department(session: Session, billed: list[BilledSum]) -> list[Department
     names = dict(session.execute(sa.select(Department.id, Department.name)).all())
     sums: dict[str, tuple[int, int]] = {}
     for b in billed:
-        name = names.get(b.department_id) or NO_DEPARTMENT
+        name = names.get(b.department_id) or _(NO_DEPARTMENT)
         n, cents = sums.get(name, (0, 0))
         sums[name] = (n + b.charges, cents + b.cents)
     result = [DepartmentBilled(name, n, cents) for name, (n, cents) in sums.items()]
@@ -232,7 +235,7 @@ def _by_kind(billed: list[BilledSum]) -> list[KindBilled]:
     for b in billed:
         n, cents = counts.get(b.kind, (0, 0))
         counts[b.kind] = (n + b.charges, cents + b.cents)
-    return [KindBilled(KIND_LABELS[kind], *counts.get(kind.value, (0, 0))) for kind in ChargeKind]
+    return [KindBilled(_(KIND_LABELS[kind]), *counts.get(kind.value, (0, 0))) for kind in ChargeKind]
 
 
 def _by_method(collected: list[CollectedSum]) -> list[MethodCollected]:
@@ -243,7 +246,7 @@ def _by_method(collected: list[CollectedSum]) -> list[MethodCollected]:
     rows = []
     for method in PaymentMethod:
         n, received, refunded = sums.get(method.value, (0, 0, 0))
-        rows.append(MethodCollected(METHOD_LABELS[method], n, received, refunded, received - refunded))
+        rows.append(MethodCollected(_(METHOD_LABELS[method]), n, received, refunded, received - refunded))
     return rows
 
 
@@ -269,12 +272,12 @@ def _kept_receivables(session: Session, today: date) -> _Receivables:
     sums = {int(b): (int(n or 0), int(balance or 0), int(late or 0)) for b, n, balance, late in session.execute(
         sa.select(rows.c.bucket, sa.func.sum(rows.c.invoices), sa.func.sum(rows.c.balance_cents),
                   sa.func.sum(rows.c.overdue)).group_by(rows.c.bucket))}
-    by_age = [AgeBucket(label, *sums.get(index, (0, 0, 0))[:2]) for index, label in enumerate(AGE_BUCKETS)]
+    by_age = [AgeBucket(_(label), *sums.get(index, (0, 0, 0))[:2]) for index, label in enumerate(AGE_BUCKETS)]
     per_insurer = session.execute(
         sa.select(OpenBalance.insurer, sa.func.sum(OpenBalance.insurer_owing), sa.func.sum(OpenBalance.insurer_cents),
                   sa.func.sum(OpenBalance.patients_owing), sa.func.sum(OpenBalance.patients_cents))
         .group_by(OpenBalance.insurer)).all()
-    return _Receivables(by_age, sum(late for _, _, late in sums.values()), _payers(per_insurer))
+    return _Receivables(by_age, sum(late for *_counts, late in sums.values()), _payers(per_insurer))
 
 
 def _recounted_receivables(session: Session, today: date) -> _Receivables:
@@ -293,8 +296,8 @@ def _by_age(session: Session, today: date) -> tuple[list[AgeBucket], int]:
     sums = {int(b): (int(n), int(balance or 0), int(late or 0)) for b, n, balance, late in session.execute(
         sa.select(open_rows.c.bucket, sa.func.count(), sa.func.sum(open_rows.c.balance),
                   sa.func.sum(open_rows.c.overdue)).group_by(open_rows.c.bucket))}
-    buckets = [AgeBucket(label, *sums.get(index, (0, 0, 0))[:2]) for index, label in enumerate(AGE_BUCKETS)]
-    return buckets, sum(late for _, _, late in sums.values())
+    buckets = [AgeBucket(_(label), *sums.get(index, (0, 0, 0))[:2]) for index, label in enumerate(AGE_BUCKETS)]
+    return buckets, sum(late for *_counts, late in sums.values())
 
 
 def _by_payer(session: Session) -> list[PayerOutstanding]:
@@ -325,28 +328,29 @@ def _by_payer(session: Session) -> list[PayerOutstanding]:
 
 def _payers(per_insurer: list) -> list[PayerOutstanding]:
     """Per insurer (insurer, invoices it owes on, its part, invoices the patients owe on, their part) as the payers."""
-    rows = sorted((PayerOutstanding(name, int(count), int(owed)) for name, count, owed, _, _ in per_insurer if count),
-                  key=lambda r: (-r.outstanding_cents, r.payer))
-    n = sum(int(count or 0) for *_, count, _ in per_insurer)
-    cents = sum(int(owed or 0) for *_, owed in per_insurer)
-    return [*rows, PayerOutstanding(PATIENTS_PAYER, n, cents)]
+    rows = sorted((PayerOutstanding(name, int(count), int(owed)) for name, count, owed, *_patients in per_insurer
+                   if count), key=lambda r: (-r.outstanding_cents, r.payer))
+    n = sum(int(count or 0) for *_insurer, count, _owed in per_insurer)
+    cents = sum(int(owed or 0) for *_insurer, owed in per_insurer)
+    return [*rows, PayerOutstanding(_(PATIENTS_PAYER), n, cents)]
 
 
 @dataclass(frozen=True)
 class _Report:
     title: str
+    """In English (``N_``): translated where shown."""
     row_type: type
     rows: Callable[[AccountsSummary], list]
 
 
 REPORTS: dict[str, _Report] = {
-    "revenue-by-day": _Report("Revenue by day", RevenuePeriod, lambda s: s.by_day),
-    "revenue-by-month": _Report("Revenue by month", RevenuePeriod, lambda s: s.by_month),
-    "billed-by-department": _Report("Billed by department", DepartmentBilled, lambda s: s.by_department),
-    "billed-by-kind": _Report("Billed by kind of service", KindBilled, lambda s: s.by_kind),
-    "collected-by-method": _Report("Collected by payment method", MethodCollected, lambda s: s.by_method),
-    "receivables-by-age": _Report("Receivables by age", AgeBucket, lambda s: s.by_age),
-    "outstanding-by-payer": _Report("Outstanding by payer", PayerOutstanding, lambda s: s.by_payer),
+    "revenue-by-day": _Report(N_("Revenue by day"), RevenuePeriod, lambda s: s.by_day),
+    "revenue-by-month": _Report(N_("Revenue by month"), RevenuePeriod, lambda s: s.by_month),
+    "billed-by-department": _Report(N_("Billed by department"), DepartmentBilled, lambda s: s.by_department),
+    "billed-by-kind": _Report(N_("Billed by kind of service"), KindBilled, lambda s: s.by_kind),
+    "collected-by-method": _Report(N_("Collected by payment method"), MethodCollected, lambda s: s.by_method),
+    "receivables-by-age": _Report(N_("Receivables by age"), AgeBucket, lambda s: s.by_age),
+    "outstanding-by-payer": _Report(N_("Outstanding by payer"), PayerOutstanding, lambda s: s.by_payer),
 }
 """Each chart of the dashboard by the name its CSV export is asked for, in page order."""
 
@@ -398,7 +402,7 @@ def export_accounts_csv(*, session: Session, actor: Actor, report: str, start: o
     require(session, actor, Permission.BILLING_MANAGE, action="accounts.export")
     chosen = REPORTS.get(str(report))
     if chosen is None:
-        raise ValidationError("Choose one of the charts on the page to export.")
+        raise ValidationError(_("Choose one of the charts on the page to export."))
     window = parse_report_range(start, end)
     rows = chosen.rows(_kept_summary(session, window))
     audit.record(session, actor, "accounts.export", entity_type="report", entity_id=str(report),

@@ -22,11 +22,14 @@ from hms_app.services.core import audit
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.numbers import format_money, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.text import checked_line, one_line, reference_code, storable
 
-KIND_LABELS = {"service": "Service", "consultation": "Consultation", "lab": "Lab test", "medicine": "Medicine"}
+KIND_LABELS = {"service": N_("Service"), "consultation": N_("Consultation"), "lab": N_("Lab test"),
+               "medicine": N_("Medicine")}
+"""Each kind of price by value, with its label (translated where shown)."""
 OWNERS = {"service": Permission.PRICES_MANAGE, "consultation": Permission.PRICES_MANAGE,
           "lab": Permission.LAB_CATALOG_MANAGE, "medicine": Permission.INVENTORY_MANAGE}
 """Which permission edits each kind of price."""
@@ -68,10 +71,11 @@ def _price_lines() -> sa.Subquery:
             .join(DoctorProfile, DoctorProfile.user_id == User.id)
             .outerjoin(doctor_department, doctor_department.id == DoctorProfile.department_id)
             .where(User.role == Role.DOCTOR.value))
-    tests = sa.select(sa.literal("lab"), LabTest.id, LabTest.code, LabTest.name, sa.literal("Laboratory"),
+    # The lab's and the pharmacy's prices name them as their department, in the reader's words (searched too).
+    tests = sa.select(sa.literal("lab"), LabTest.id, LabTest.code, LabTest.name, sa.literal(_("Laboratory")),
                       LabTest.price_cents, LabTest.is_active)
     medicines = sa.select(sa.literal("medicine"), Medicine.id, sa.literal(""),
-                          Medicine.name + " " + Medicine.strength + " " + Medicine.form, sa.literal("Pharmacy"),
+                          Medicine.name + " " + Medicine.strength + " " + Medicine.form, sa.literal(_("Pharmacy")),
                           Medicine.unit_price_cents, Medicine.is_active)
     return sa.union_all(services, fees, tests, medicines).subquery("prices")
 
@@ -83,7 +87,7 @@ def list_prices(*, session: Session, actor: Actor, search: str = "", show: str =
     page, page_size = clamp_page(page, page_size)
     lines = _price_lines()
     query = sa.select(lines)
-    term = storable(str(search or "").strip().lower()[:60], "search")
+    term = storable(str(search or "").strip().lower()[:60], _("search"))
     if term:
         query = query.where(sa.or_(sa.func.lower(lines.c.name).contains(term, autoescape=True),
                                    sa.func.lower(lines.c.code).contains(term, autoescape=True),
@@ -95,10 +99,10 @@ def list_prices(*, session: Session, actor: Actor, search: str = "", show: str =
                "price": lines.c.price_cents, "status": lines.c.is_active}
     query = query.order_by(order_by(columns, sort, descending, "name"), lines.c.kind, lines.c.item_id)
     total, rows = fetch_page(session, query, page=page, page_size=page_size)
-    return Page([PriceRow(kind=r.kind, kind_label=KIND_LABELS[r.kind], item_id=r.item_id, code=r.code, name=r.name,
-                          department=r.department, price=format_money(r.price_cents),
+    return Page([PriceRow(kind=r.kind, kind_label=_(KIND_LABELS[r.kind]), item_id=r.item_id, code=r.code,
+                          name=r.name, department=r.department, price=format_money(r.price_cents),
                           price_input=price_input(r.price_cents), is_active=bool(r.is_active),
-                          status="Active" if r.is_active else "Inactive", editable=actor.can(OWNERS[r.kind]))
+                          status=_("Active") if r.is_active else _("Inactive"), editable=actor.can(OWNERS[r.kind]))
                  for r in rows], total, page, page_size)
 
 
@@ -127,27 +131,28 @@ class CheckedPrice:
 
 def department_named(session: Session, name: object) -> int | None:
     """The id of the active department called ``name`` in any letter case; None for an empty name."""
-    text = one_line(name, "department")
+    text = one_line(name, _("department"))
     if not text:
         return None
     found = session.execute(sa.select(Department.id).where(sa.func.lower(Department.name) == text.lower(),
                                                            Department.is_active)).scalar_one_or_none()
     if found is None:
-        raise ValidationError(f"There is no active department named {text[:80]!r}; add it under Departments first.")
+        raise ValidationError(_("There is no active department named {name}; add it under Departments first.")
+                              .format(name=repr(text[:80])))
     return found
 
 
 def check_price(session: Session, form: ServicePriceForm) -> CheckedPrice:
     """Every rule of a service price, or ``ValidationError`` naming the field and value."""
-    code = reference_code(form.code)
-    name = checked_line(form.name, "service name", limit=120)
-    price = parse_money(form.price, "price")
+    code = reference_code(form.code, _("code"))
+    name = checked_line(form.name, _("service name"), limit=120)
+    price = parse_money(form.price, _("price"))
     department_id = None
     text = str(form.department_id if form.department_id is not None else "").strip()
     if text:
         department = session.get(Department, int(text)) if text.isdigit() and len(text) < 10 else None
         if department is None or not department.is_active:
-            raise ValidationError("Choose the department from the list, or none.")
+            raise ValidationError(_("Choose the department from the list, or none."))
         department_id = department.id
     return CheckedPrice(code, name, price, department_id)
 
@@ -164,7 +169,7 @@ def write_service_price(session: Session, actor: Actor | None, checked: CheckedP
     if price is not None:
         taken = taken.where(ServicePrice.id != price.id)
     if session.execute(taken).first():
-        raise Conflict(f"A service with the code {checked.code} is already on the price list.")
+        raise Conflict(_("A service with the code {code} is already on the price list.").format(code=checked.code))
     by = actor.user_id if isinstance(actor, Actor) else None
     if price is None:
         price = ServicePrice(**checked.values(), is_active=True if active is None else active, updated_by=by)
@@ -198,13 +203,13 @@ def write_service_price(session: Session, actor: Actor | None, checked: CheckedP
 
 def _service_price(session: Session, actor: Actor, price_id: object, action: str) -> ServicePrice:
     return access_by_id(session, actor, ServicePrice, price_id, action=action, lock=True,
-                        missing="That service is not on the price list.", entity_type="service_price")
+                        missing=_("That service is not on the price list."), entity_type="service_price")
 
 
 def add_service_price(*, session: Session, actor: Actor, form: ServicePriceForm) -> int:
     """Put a service charged by code on the price list. Returns its id."""
     require(session, actor, Permission.PRICES_MANAGE, action="service_price.create")
-    price, _ = write_service_price(session, actor, check_price(session, form))
+    price, _changes = write_service_price(session, actor, check_price(session, form))
     session.commit()
     return price.id
 
@@ -213,7 +218,7 @@ def update_service_price(*, session: Session, actor: Actor, price_id: int, form:
     """Change a service's code, name, price or department; charges already made keep their price."""
     require(session, actor, Permission.PRICES_MANAGE, action="service_price.update")
     price = _service_price(session, actor, price_id, "service_price.update")
-    _, changes = write_service_price(session, actor, check_price(session, form), price)
+    _price_row, changes = write_service_price(session, actor, check_price(session, form), price)
     session.commit()
     return bool(changes)
 
@@ -222,7 +227,7 @@ def set_service_price(*, session: Session, actor: Actor, price_id: int, price: s
     """Change a service's price only (the price list's edit)."""
     require(session, actor, Permission.PRICES_MANAGE, action="service_price.update")
     row = _service_price(session, actor, price_id, "service_price.update")
-    checked = CheckedPrice(row.code, row.name, parse_money(price, "price"), row.department_id)
+    checked = CheckedPrice(row.code, row.name, parse_money(price, _("price")), row.department_id)
     write_service_price(session, actor, checked, row)
     session.commit()
 
@@ -233,7 +238,8 @@ def set_service_price_active(*, session: Session, actor: Actor, price_id: int, a
     require(session, actor, Permission.PRICES_MANAGE, action=action)
     row = _service_price(session, actor, price_id, action)
     if row.is_active == bool(active):
-        raise Conflict(f"{row.name} is already {'active' if active else 'inactive'}.")
+        raise Conflict((_("{name} is already active.") if active else _("{name} is already inactive."))
+                       .format(name=row.name))
     row.is_active = bool(active)
     row.updated_at, row.updated_by = utcnow(), actor.user_id
     session.add(row)
@@ -246,7 +252,7 @@ def service_price_cents(session: Session, code: str) -> int:
     cents = session.execute(sa.select(ServicePrice.price_cents).where(
         ServicePrice.code == code, ServicePrice.is_active)).scalar_one_or_none()
     if cents is None:
-        raise NotFound(f"No active price for the service {code}; add it on the price list.")
+        raise NotFound(_("No active price for the service {code}; add it on the price list.").format(code=code))
     return cents
 
 
@@ -257,8 +263,8 @@ def set_consultation_fee(*, session: Session, actor: Actor, doctor_id: int, pric
     """Change a doctor's consultation fee; consultations already charged keep theirs."""
     require(session, actor, Permission.PRICES_MANAGE, action="doctor.fee")
     profile = access_by_id(session, actor, DoctorProfile, doctor_id, action="doctor.fee", lock=True,
-                           missing="That doctor does not exist.", entity_type="doctor_profile")
-    write_fee(session, actor, profile, parse_money(price, "consultation fee"))
+                           missing=_("That doctor does not exist."), entity_type="doctor_profile")
+    write_fee(session, actor, profile, parse_money(price, _("consultation fee")))
     session.commit()
 
 
@@ -269,7 +275,8 @@ def write_fee(session: Session, actor: Actor | None, profile: DoctorProfile, cen
         return False
     name = session.get(User, profile.user_id).full_name
     audit.record(session, actor, action, entity_type="doctor_profile", entity_id=profile.user_id,
-                 detail=f"{name}: consultation fee {format_money(profile.consultation_fee_cents)} → {format_money(cents)}")
+                 detail=f"{name}: consultation fee {format_money(profile.consultation_fee_cents)} → "  # i18n: not shown
+                        f"{format_money(cents)}")
     profile.consultation_fee_cents = cents
     session.add(profile)
     return True

@@ -351,7 +351,7 @@ def totals_mismatches(db: _Database) -> list[str]:
         kept, counted = kept_open.get(key, zero), counted_open.get(key, zero)
         if kept != counted:
             issued, due, insurer = key
-            problems.append(f"open balances issued {issued}, due {due}, {insurer or 'no insurer'}: kept "
+            problems.append(f"open balances issued {issued}, due {due}, {insurer or 'no insurer'}: kept "  # i18n: not shown (hms verify-totals)
                             f"{kept[0]} invoices {kept[1]} cents (insurer {kept[3]}, patients {kept[5]}), the open "
                             f"invoices sum to {counted[0]} invoices {counted[1]} cents (insurer {counted[3]}, "
                             f"patients {counted[5]})")
@@ -359,12 +359,12 @@ def totals_mismatches(db: _Database) -> list[str]:
         kept, counted = kept_billed.get(key, (0, 0)), counted_billed.get(key, (0, 0))
         if kept != counted:
             day, department, kind = key
-            problems.append(f"billed {day}, department {department or 'none'}, {kind}: kept {kept[0]} charges "
+            problems.append(f"billed {day}, department {department or 'none'}, {kind}: kept {kept[0]} charges "  # i18n: not shown (hms verify-totals)
                             f"{kept[1]} cents, the lines sum to {counted[0]} charges {counted[1]} cents")
     for key in sorted(kept_collected.keys() | counted_collected.keys()):
         kept, counted = kept_collected.get(key, (0, 0, 0)), counted_collected.get(key, (0, 0, 0))
         if kept != counted:
             day, method = key
-            problems.append(f"collected {day}, {method}: kept {kept[0]} payments {kept[1]} in {kept[2]} refunded "
+            problems.append(f"collected {day}, {method}: kept {kept[0]} payments {kept[1]} in {kept[2]} refunded "  # i18n: not shown (hms verify-totals)
                             f"(cents), the payments sum to {counted[0]} payments {counted[1]} in {counted[2]} refunded")
     return problems

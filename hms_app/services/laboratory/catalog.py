@@ -31,6 +31,7 @@ from hms_app.services.core import audit
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
+from hms_app.services.core.language import N_, _, ngettext
 from hms_app.services.core.numbers import format_money, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.text import checked_line, reference_code, storable
@@ -40,10 +41,11 @@ from hms_app.services.reference.lab_catalog import NO_AGE_LIMIT
 SEXES = ("any", "female", "male")
 MAX_BANDS = 40
 RELEASE_RULES = {
-    LabReleaseRule.AT_ONCE.value: "Every result at once",
-    LabReleaseRule.NORMAL_AT_ONCE.value: "Normal results at once, others after the doctor's review",
-    LabReleaseRule.AFTER_REVIEW.value: "Every result after the doctor's review",
+    LabReleaseRule.AT_ONCE.value: N_("Every result at once"),
+    LabReleaseRule.NORMAL_AT_ONCE.value: N_("Normal results at once, others after the doctor's review"),
+    LabReleaseRule.AFTER_REVIEW.value: N_("Every result after the doctor's review"),
 }
+"""The release rules by value, each with its label (translated where shown)."""
 _BAND_TEXT = re.compile(
     r"(?P<sex>[a-z]+)\s*(?:(?P<age_min>\d+)\s*-\s*(?P<age_max>\d+))?\s*:\s*(?P<low>[^-\s]+)\s*-\s*(?P<high>\S+)")
 
@@ -56,14 +58,15 @@ def _number(value: object, label: str) -> float:
     try:
         return parse_result_value(value)
     except ValidationError:
-        raise ValidationError(f"Enter the {label} as a number like 3.5 (not {str(value)[:20]!r}).") from None
+        raise ValidationError(_("Enter the {label} as a number like 3.5 (not {value}).")
+                              .format(label=label, value=repr(str(value)[:20]))) from None
 
 
 def _age(value: object, label: str) -> int:
     text = str(value if value is not None else "").strip()
     if isinstance(value, bool) or not text.isdigit() or not 0 <= int(text) <= NO_AGE_LIMIT:
-        raise ValidationError(f"Enter the {label} as a whole number of years from 0 to {NO_AGE_LIMIT} "
-                              f"(not {text[:20]!r}).")
+        raise ValidationError(_("Enter the {label} as a whole number of years from 0 to {limit} (not {value}).")
+                              .format(label=label, limit=NO_AGE_LIMIT, value=repr(text[:20])))
     return int(text)
 
 
@@ -73,13 +76,19 @@ def _number_text(value: float) -> str:
 
 def _age_span(age_min: int, age_max: int) -> str:
     if age_max >= NO_AGE_LIMIT:
-        return "of every age" if age_min == 0 else f"aged {age_min} and over"
-    return f"aged {age_min} to {age_max - 1}"
+        return _("of every age") if age_min == 0 else _("aged {low} and over").format(low=age_min)
+    return _("aged {low} to {high}").format(low=age_min, high=age_max - 1)
+
+
+_BAND_NAMES = {
+    "any": N_("the range for either sex {ages}"),
+    "female": N_("the female range {ages}"),
+    "male": N_("the male range {ages}"),
+}
 
 
 def _band_name(band: dict) -> str:
-    sex = "range for either sex" if band["sex"] == "any" else f"{band['sex']} range"
-    return f"the {sex} {_age_span(band['age_min'], band['age_max'])}"
+    return _(_BAND_NAMES[band["sex"]]).format(ages=_age_span(band["age_min"], band["age_max"]))
 
 
 def read_bands(value: object) -> list[dict]:
@@ -96,57 +105,66 @@ def read_bands(value: object) -> list[dict]:
         for part in parts:
             found = _BAND_TEXT.fullmatch(part.lower())
             if not found:
-                raise ValidationError(f"Write each range as SEX AGES: LOW-HIGH, like 'female 18-200: 115-165' "
-                                      f"(not {part[:40]!r}).")
+                raise ValidationError(_("Write each range as SEX AGES: LOW-HIGH, like 'female 18-200: 115-165' "
+                                        "(not {value}).").format(value=repr(part[:40])))
             rows.append({"sex": found["sex"], "age_min": found["age_min"] or 0,
                          "age_max": found["age_max"] or NO_AGE_LIMIT, "low": found["low"], "high": found["high"]})
         value = rows
     if not isinstance(value, list | tuple) or not all(isinstance(row, dict) for row in value):
-        raise ValidationError("Give the reference ranges as rows of sex, ages, low and high.")
+        raise ValidationError(_("Give the reference ranges as rows of sex, ages, low and high."))
     if len(value) > MAX_BANDS:
-        raise ValidationError(f"A test takes at most {MAX_BANDS} reference ranges.")
+        raise ValidationError(ngettext("A test takes at most {n} reference range.",
+                                       "A test takes at most {n} reference ranges.", MAX_BANDS).format(n=MAX_BANDS))
     bands = []
     for row in value:
         sex = str(row.get("sex") or "").strip().lower()
         if sex not in SEXES:
-            raise ValidationError(f"Choose the sex of a range as any, female or male (not {sex[:20]!r}).")
-        age_min, age_max = _age(row.get("age_min"), "lowest age"), _age(row.get("age_max"), "age limit")
-        low, high = _number(row.get("low"), "range's low"), _number(row.get("high"), "range's high")
+            raise ValidationError(_("Choose the sex of a range as any, female or male (not {value}).")
+                                  .format(value=repr(sex[:20])))
+        age_min, age_max = _age(row.get("age_min"), _("lowest age")), _age(row.get("age_max"), _("age limit"))
+        low, high = _number(row.get("low"), _("range's low")), _number(row.get("high"), _("range's high"))
         bands.append({"sex": sex, "age_min": age_min, "age_max": age_max, "low": low, "high": high})
     return bands
+
+
+_SEX_RULES = (
+    ("female", N_("Two ranges apply to female patients {ages}: {first} and {second}. "
+                  "Make them meet without overlapping."), N_("No range covers female patients {ages}.")),
+    ("male", N_("Two ranges apply to male patients {ages}: {first} and {second}. "
+                "Make them meet without overlapping."), N_("No range covers male patients {ages}.")),
+)
+"""Each sex a numeric test must cover, with what an overlap and a gap in its ranges are told."""
 
 
 def check_bands(bands: list[dict], *, numeric: bool) -> list[dict]:
     """``bands`` sorted, or ``ValidationError`` naming the band, age or sex that breaks a rule."""
     if not numeric:
         if bands:
-            raise ValidationError("A test with text results takes no reference ranges: remove them, "
-                                  "or make the results numeric.")
+            raise ValidationError(_("A test with text results takes no reference ranges: remove them, "
+                                    "or make the results numeric."))
         return []
     if not bands:
-        raise ValidationError("A test with numeric results needs its reference ranges.")
+        raise ValidationError(_("A test with numeric results needs its reference ranges."))
     for band in bands:
-        where = _band_name(band)
         if band["age_min"] >= band["age_max"]:
-            raise ValidationError(f"In a range the age limit ({band['age_max']}) must be above the lowest age "
-                                  f"({band['age_min']}).")
+            raise ValidationError(_("In a range the age limit ({limit}) must be above the lowest age ({lowest}).")
+                                  .format(limit=band["age_max"], lowest=band["age_min"]))
         if band["low"] > band["high"]:
-            raise ValidationError(f"In {where} the low ({_number_text(band['low'])}) is above the high "
-                                  f"({_number_text(band['high'])}).")
-    for sex in ("female", "male"):
+            raise ValidationError(_("In {range} the low ({low}) is above the high ({high}).").format(
+                range=_band_name(band), low=_number_text(band["low"]), high=_number_text(band["high"])))
+    for sex, overlap, gap in _SEX_RULES:
         mine = sorted((b for b in bands if b["sex"] in ("any", sex)), key=lambda b: (b["age_min"], b["age_max"]))
         covered = 0
         for before, band in zip([None, *mine], mine, strict=False):
             if before is not None and band["age_min"] < before["age_max"]:
-                raise ValidationError(
-                    f"Two ranges apply to {sex} patients "
-                    f"{_age_span(band['age_min'], min(before['age_max'], band['age_max']))}: {_band_name(before)} and "
-                    f"{_band_name(band)}. Make them meet without overlapping.")
+                raise ValidationError(_(overlap).format(
+                    ages=_age_span(band["age_min"], min(before["age_max"], band["age_max"])),
+                    first=_band_name(before), second=_band_name(band)))
             if band["age_min"] > covered:
-                raise ValidationError(f"No range covers {sex} patients {_age_span(covered, band['age_min'])}.")
+                raise ValidationError(_(gap).format(ages=_age_span(covered, band["age_min"])))
             covered = max(covered, band["age_max"])
         if covered < NO_AGE_LIMIT:
-            raise ValidationError(f"No range covers {sex} patients {_age_span(covered, NO_AGE_LIMIT)}.")
+            raise ValidationError(_(gap).format(ages=_age_span(covered, NO_AGE_LIMIT)))
     return sorted(bands, key=lambda b: (b["age_min"], SEXES.index(b["sex"])))
 
 
@@ -155,16 +173,17 @@ def check_critical(critical_low: float | None, critical_high: float | None, band
     """Critical limits lie outside every normal range; a text test has none."""
     if not numeric:
         if critical_low is not None or critical_high is not None:
-            raise ValidationError("A test with text results takes no critical limits.")
+            raise ValidationError(_("A test with text results takes no critical limits."))
         return
     lowest = min(b["low"] for b in bands)
     highest = max(b["high"] for b in bands)
     if critical_low is not None and critical_low >= lowest:
-        raise ValidationError(f"The critical low ({_number_text(critical_low)}) must be below every range's low "
-                              f"(the lowest is {_number_text(lowest)}).")
+        raise ValidationError(_("The critical low ({limit}) must be below every range's low (the lowest is {lowest}).")
+                              .format(limit=_number_text(critical_low), lowest=_number_text(lowest)))
     if critical_high is not None and critical_high <= highest:
-        raise ValidationError(f"The critical high ({_number_text(critical_high)}) must be above every range's high "
-                              f"(the highest is {_number_text(highest)}).")
+        raise ValidationError(_("The critical high ({limit}) must be above every range's high "
+                                "(the highest is {highest}).")
+                              .format(limit=_number_text(critical_high), highest=_number_text(highest)))
 
 
 def bands_text(bands: list[dict]) -> str:
@@ -188,7 +207,8 @@ def _flag(value: object, label: str) -> bool:
         return True
     if text in ("0", "false", "no", "n", "off", ""):
         return False
-    raise ValidationError(f"Answer the {label} with yes or no (not {text[:20]!r}).")
+    raise ValidationError(_("Answer the {label} with yes or no (not {value}).").format(label=label,
+                                                                                    value=repr(text[:20])))
 
 
 # --- the form a test is added or edited with ---------------------------------------------------
@@ -231,24 +251,24 @@ class CheckedTest:
 
 def check_test(form: LabTestForm) -> CheckedTest:
     """Every rule of a catalog test, or ``ValidationError`` naming the field and the value."""
-    code = reference_code(form.code)
-    name = checked_line(form.name, "test name", limit=120)
-    specimen = checked_line(form.specimen, "specimen", limit=60)
-    unit = checked_line(form.unit, "unit", limit=30, required=False)
-    price = parse_money(form.price, "price")
-    numeric = _flag(form.numeric, "numeric results")
+    code = reference_code(form.code, _("code"))
+    name = checked_line(form.name, _("test name"), limit=120)
+    specimen = checked_line(form.specimen, _("specimen"), limit=60)
+    unit = checked_line(form.unit, _("unit"), limit=30, required=False)
+    price = parse_money(form.price, _("price"))
+    numeric = _flag(form.numeric, _("numeric results"))
     if numeric and not unit:
-        raise ValidationError("Enter the unit the results are in, like mmol/L.")
+        raise ValidationError(_("Enter the unit the results are in, like mmol/L."))
     bands = check_bands(read_bands(form.ranges if form.ranges not in (None, "") else []), numeric=numeric)
-    critical_low = read_limit(form.critical_low, "critical low")
-    critical_high = read_limit(form.critical_high, "critical high")
+    critical_low = read_limit(form.critical_low, _("critical low"))
+    critical_high = read_limit(form.critical_high, _("critical high"))
     check_critical(critical_low, critical_high, bands, numeric=numeric)
     rule = str(form.release_rule or "").strip().lower()
     if rule not in RELEASE_RULES:
-        raise ValidationError("Choose when results reach the patient from the list.")
+        raise ValidationError(_("Choose when results reach the patient from the list."))
     ranges = json.dumps(bands)
     if len(ranges) > 4000:
-        raise ValidationError("The reference ranges are too many to store; merge some bands.")
+        raise ValidationError(_("The reference ranges are too many to store; merge some bands."))
     return CheckedTest(code, name, specimen, unit, price, numeric, ranges, critical_low, critical_high, rule)
 
 
@@ -301,10 +321,11 @@ def _row(test: LabTest, ordered: bool) -> LabTestRow:
     bands = json.loads(test.ranges or "[]")
     return LabTestRow(
         id=test.id, code=test.code, name=test.name, specimen=test.specimen, unit=test.unit,
-        price=format_money(test.price_cents), results="Number" if test.numeric else "Text",
+        price=format_money(test.price_cents), results=_("Number") if test.numeric else _("Text"),
         ranges=bands_text(bands), critical=critical_limits_text(test), release_rule=str(test.release_rule),
-        release_label=RELEASE_RULES.get(str(test.release_rule), ""), is_active=test.is_active,
-        status="Active" if test.is_active else "Inactive", ordered=ordered, numeric=test.numeric,
+        release_label=_(RELEASE_RULES[str(test.release_rule)]) if str(test.release_rule) in RELEASE_RULES else "",
+        is_active=test.is_active, status=_("Active") if test.is_active else _("Inactive"), ordered=ordered,
+        numeric=test.numeric,
         price_input=f"{test.price_cents // 100}.{test.price_cents % 100:02d}",
         critical_low="" if test.critical_low is None else _number_text(test.critical_low),
         critical_high="" if test.critical_high is None else _number_text(test.critical_high),
@@ -322,7 +343,7 @@ def list_lab_tests(*, session: Session, actor: Actor, search: str = "", show: st
     page, page_size = clamp_page(page, page_size)
     ordered = sa.exists().where(LabOrder.test_id == LabTest.id).label("ordered")
     query = sa.select(LabTest, ordered)
-    term = storable(str(search or "").strip().lower()[:60], "search")
+    term = storable(str(search or "").strip().lower()[:60], _("search"))
     if term:
         query = query.where(sa.or_(sa.func.lower(LabTest.name).contains(term, autoescape=True),
                                    sa.func.lower(LabTest.code).contains(term, autoescape=True)))
@@ -341,8 +362,8 @@ def list_lab_tests(*, session: Session, actor: Actor, search: str = "", show: st
 
 
 def _test(session: Session, actor: Actor, test_id: object, action: str) -> LabTest:
-    return access_by_id(session, actor, LabTest, test_id, action=action, missing="That test is not in the catalog.",
-                        entity_type="lab_test", lock=True)
+    return access_by_id(session, actor, LabTest, test_id, action=action,
+                        missing=_("That test is not in the catalog."), entity_type="lab_test", lock=True)
 
 
 def _code_taken(session: Session, code: str, except_id: int | None = None) -> None:
@@ -350,7 +371,7 @@ def _code_taken(session: Session, code: str, except_id: int | None = None) -> No
     if except_id is not None:
         query = query.where(LabTest.id != except_id)
     if session.execute(query).first():
-        raise Conflict(f"A test with the code {code} is already in the catalog.")
+        raise Conflict(_("A test with the code {code} is already in the catalog.").format(code=code))
 
 
 def _changes(test: LabTest, checked: CheckedTest) -> list[str]:
@@ -393,7 +414,10 @@ def write_test(session: Session, actor: Actor | None, checked: CheckedTest, test
     if checked.code != test.code:
         used = session.execute(sa.select(sa.func.count()).where(LabOrder.test_id == test.id)).scalar_one()
         if used:
-            raise Conflict(f"The code of {test.name} cannot change from {test.code}: {used} orders use it.")
+            # The English reads "1 orders" as it always has; the catalogues give each language its forms.
+            raise Conflict(ngettext("The code of {test} cannot change from {code}: {n} orders use it.",
+                                    "The code of {test} cannot change from {code}: {n} orders use it.", used)
+                           .format(test=test.name, code=test.code, n=used))
         _code_taken(session, checked.code, except_id=test.id)
     for name, value in checked.values().items():
         setattr(test, name, value)
@@ -407,7 +431,7 @@ def write_test(session: Session, actor: Actor | None, checked: CheckedTest, test
 def add_lab_test(*, session: Session, actor: Actor, form: LabTestForm) -> int:
     """Add a test to the catalog. Returns its id."""
     require(session, actor, Permission.LAB_CATALOG_MANAGE, action="lab_test.create")
-    test, _ = write_test(session, actor, check_test(form))
+    test, _changes = write_test(session, actor, check_test(form))
     session.commit()
     return test.id
 
@@ -420,7 +444,7 @@ def update_lab_test(*, session: Session, actor: Actor, test_id: int, form: LabTe
     """
     require(session, actor, Permission.LAB_CATALOG_MANAGE, action="lab_test.update")
     test = _test(session, actor, test_id, "lab_test.update")
-    _, changes = write_test(session, actor, check_test(form), test)
+    _test_row, changes = write_test(session, actor, check_test(form), test)
     session.commit()
     return bool(changes)
 
@@ -429,7 +453,7 @@ def set_lab_test_price(*, session: Session, actor: Actor, test_id: int, price: s
     """Change a test's price only (the price list's edit); later charges use it, earlier ones keep theirs."""
     require(session, actor, Permission.LAB_CATALOG_MANAGE, action="lab_test.price")
     test = _test(session, actor, test_id, "lab_test.price")
-    write_test_price(session, actor, test, parse_money(price, "price"))
+    write_test_price(session, actor, test, parse_money(price, _("price")))
     session.commit()
 
 
@@ -451,7 +475,8 @@ def set_lab_test_active(*, session: Session, actor: Actor, test_id: int, active:
     require(session, actor, Permission.LAB_CATALOG_MANAGE, action=action)
     test = _test(session, actor, test_id, action)
     if test.is_active == bool(active):
-        raise Conflict(f"{test.name} is already {'active' if active else 'inactive'}.")
+        raise Conflict((_("{name} is already active.") if active else _("{name} is already inactive."))
+                       .format(name=test.name))
     test.is_active = bool(active)
     session.add(test)
     audit.record(session, actor, action, entity_type="lab_test", entity_id=test.id, detail=f"{test.code} {test.name}")

@@ -42,7 +42,7 @@ from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
 from hms_app.services.core.files import DownloadedFile
 from hms_app.services.core.ids import parse_id
-from hms_app.services.core.language import N_, _
+from hms_app.services.core.language import N_, _, ngettext
 from hms_app.services.core.localtime import day_span_utc, format_date, format_local, local_date
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.pdf import closing_note, field, letterhead, phrase, sex_label
@@ -55,7 +55,7 @@ MAX_TEXT_RESULT = 2000
 MAX_COMMENT = 1000
 MAX_VALUE = 1e9
 MAX_REVIEW_NOTE = 1000
-AWAITING_REVIEW = "Awaiting review by your doctor"
+AWAITING_REVIEW = N_("Awaiting review by your doctor")
 # The users a query joins in their roles, aliased once: building an alias costs more CPU
 # than running a short query (about 1.4 ms per statement), and every list page joins them.
 _PATIENT = sa.orm.aliased(User, name="patient")
@@ -76,9 +76,16 @@ class ResultFlag(StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+        return _(FLAG_LABELS[self])
 
 
+FLAG_LABELS = {
+    ResultFlag.CRITICAL_LOW: N_("Critical low"),
+    ResultFlag.LOW: N_("Low"),
+    ResultFlag.NORMAL: N_("Normal"),
+    ResultFlag.HIGH: N_("High"),
+    ResultFlag.CRITICAL_HIGH: N_("Critical high"),
+}
 CRITICAL_FLAGS = (ResultFlag.CRITICAL_LOW.value, ResultFlag.CRITICAL_HIGH.value)
 
 
@@ -141,26 +148,27 @@ def parse_result_value(value: object) -> float:
     Commas are refused rather than guessed at: "1,200" could be twelve hundred or 1.2.
     """
     if isinstance(value, bool):
-        raise ValidationError("This test takes a number, like 5.4.")
+        raise ValidationError(_("This test takes a number, like 5.4."))
     if isinstance(value, int | float):
         number = float(value)
     else:
         text = str(value if value is not None else "").strip()
         if not text:
-            raise ValidationError("Enter the result value.")
+            raise ValidationError(_("Enter the result value."))
         if "," in text:
-            raise ValidationError("Write the number with a decimal point and no thousands separator, like 1200 or 5.4.")
+            raise ValidationError(
+                _("Write the number with a decimal point and no thousands separator, like 1200 or 5.4."))
         if text.startswith("-"):
-            raise ValidationError("A result cannot be negative.")
+            raise ValidationError(_("A result cannot be negative."))
         if len(text) > 20 or not _NUMBER.fullmatch(text):
-            raise ValidationError("This test takes a number, like 5.4 (digits and a decimal point only).")
+            raise ValidationError(_("This test takes a number, like 5.4 (digits and a decimal point only)."))
         number = float(text)
     if not math.isfinite(number):
-        raise ValidationError("The result must be a finite number.")
+        raise ValidationError(_("The result must be a finite number."))
     if number < 0:
-        raise ValidationError("A result cannot be negative.")
+        raise ValidationError(_("A result cannot be negative."))
     if number >= MAX_VALUE:
-        raise ValidationError("That number is too large to be a result; check the value.")
+        raise ValidationError(_("That number is too large to be a result; check the value."))
     return number
 
 
@@ -172,13 +180,13 @@ def range_text(low: float | None, high: float | None) -> str:
     """The range as printed: "3.5 - 5.3", or "up to 5" where the catalog sets no lower limit."""
     if low is None or high is None:
         return ""
-    return f"up to {_number(high)}" if low == 0 else f"{_number(low)} - {_number(high)}"
+    return _("up to {high}").format(high=_number(high)) if low == 0 else f"{_number(low)} - {_number(high)}"
 
 
 def critical_limits_text(test: LabTest) -> str:
     """The test's critical limits as the lab reads them: "below 70, above 200 g/L"."""
-    parts = [f"below {_number(test.critical_low)}" if test.critical_low is not None else "",
-             f"above {_number(test.critical_high)}" if test.critical_high is not None else ""]
+    parts = [_("below {low}").format(low=_number(test.critical_low)) if test.critical_low is not None else "",
+             _("above {high}").format(high=_number(test.critical_high)) if test.critical_high is not None else ""]
     text = ", ".join(p for p in parts if p)
     return f"{text} {test.unit}".strip() if text else ""
 
@@ -229,13 +237,26 @@ class LabTestChoice:
 
 def duration_text(minutes: int) -> str:
     """A span of minutes as the lab reads it: "42 min", or "2 h 5 min" from two hours on."""
-    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
+    if minutes < 120:
+        return _("{minutes} min").format(minutes=minutes)
+    return _("{hours} h {minutes} min").format(hours=minutes // 60, minutes=minutes % 60)
 
 
-def _choice(value: object, allowed: type[StrEnum], label: str) -> str:
+ORDER_STATUS_LABELS = {
+    LabOrderStatus.REQUESTED: N_("requested"),
+    LabOrderStatus.COLLECTED: N_("collected"),
+    LabOrderStatus.IN_PROGRESS: N_("in progress"),
+    LabOrderStatus.COMPLETED: N_("completed"),
+    LabOrderStatus.CANCELLED: N_("cancelled"),
+}
+"""An order's status as the worklist writes it."""
+
+
+def _choice(value: object, allowed: type[StrEnum], refusal: str) -> str:
+    """``value`` if it is one of ``allowed`` (or empty); else ``refusal`` (an ``N_`` text) is raised."""
     text = str(value or "").strip().lower()
     if text and text not in {v.value for v in allowed}:
-        raise ValidationError(f"Choose a {label} from the list.")
+        raise ValidationError(_(refusal))
     return text
 
 
@@ -251,7 +272,7 @@ MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 7
 
 
-def _day(value: object, label: str) -> date | None:
+def _day(value: object, refusal: str) -> date | None:
     text = str(value or "").strip()
     if not text:
         return None
@@ -260,18 +281,20 @@ def _day(value: object, label: str) -> date | None:
             raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
-        raise ValidationError(f"Enter the {label} date as a calendar date, like 2026-12-07.") from None
+        raise ValidationError(_(refusal)) from None
 
 
 def closed_range(date_from: object, date_to: object) -> tuple[date, date]:
     """The days (local, both included) over which completed or cancelled orders are listed:
     as given, or the last week up to today; at most a year, and not backwards."""
-    last = _day(date_to, "to") or local_date(utcnow())
-    first = _day(date_from, "from") or last - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    last = _day(date_to, N_("Enter the to date as a calendar date, like 2026-12-07.")) or local_date(utcnow())
+    first = _day(date_from, N_("Enter the from date as a calendar date, like 2026-12-07.")) or \
+        last - timedelta(days=DEFAULT_RANGE_DAYS - 1)
     if first > last:
-        raise ValidationError("The 'from' date must not be after the 'to' date.")
+        raise ValidationError(_("The 'from' date must not be after the 'to' date."))
     if (last - first).days >= MAX_RANGE_DAYS:
-        raise ValidationError(f"Choose a range of at most {MAX_RANGE_DAYS} days.")
+        raise ValidationError(ngettext("Choose a range of at most {n} day.", "Choose a range of at most {n} days.",
+                                       MAX_RANGE_DAYS).format(n=MAX_RANGE_DAYS))
     return first, last
 
 
@@ -292,14 +315,14 @@ def worklist(*, session: Session, actor: Actor, status: str = "", priority: str 
     """
     require(session, actor, Permission.LAB_WORK, action="lab.worklist")
     page, page_size = clamp_page(page, page_size)
-    show = _choice(show, WorklistShow, "list to show") or WorklistShow.OPEN.value
-    status = _choice(status, LabOrderStatus, "status") if show == WorklistShow.OPEN else ""
-    priority = _choice(priority, LabPriority, "priority")
+    show = _choice(show, WorklistShow, N_("Choose a list to show from the list.")) or WorklistShow.OPEN.value
+    status = _choice(status, LabOrderStatus, N_("Choose a status from the list.")) if show == WorklistShow.OPEN else ""
+    priority = _choice(priority, LabPriority, N_("Choose a priority from the list."))
     wanted_test = None
     if test_id not in (None, "", 0):
         wanted_test = parse_id(test_id)
         if wanted_test is None:
-            raise ValidationError("Choose a test from the list.")
+            raise ValidationError(_("Choose a test from the list."))
     patient, doctor = _PATIENT, _DOCTOR
     urgency = sa.case({LabPriority.STAT.value: 0, LabPriority.URGENT.value: 1}, value=LabOrder.priority, else_=2)
     if show == WorklistShow.OPEN:
@@ -340,7 +363,7 @@ def worklist(*, session: Session, actor: Actor, status: str = "", priority: str 
     return Page(
         [WorklistRow(o.id, name, profile.mrn, format_date(profile.birth_date),
                      str(profile.sex), f"{t.name} ({t.code})", t.specimen, str(o.priority),
-                     str(o.status).replace("_", " "), doctor_name,
+                     _(ORDER_STATUS_LABELS[LabOrderStatus(str(o.status))]), doctor_name,
                      duration_text(int((now - o.ordered_at).total_seconds() // 60)) if show == WorklistShow.OPEN else "",
                      o.note,
                      status_value=str(o.status), test_id=t.id, numeric=t.numeric, unit=t.unit,
@@ -373,24 +396,24 @@ def refusal_message(move: str, status: str) -> str:
     """Why ``move`` (collect, start, result, cancel) cannot happen to an order in ``status``."""
     status = str(status)
     if status == LabOrderStatus.CANCELLED:
-        return "This order is already cancelled." if move == "cancel" else \
-            "This order was cancelled; it can no longer change."
+        return _("This order is already cancelled.") if move == "cancel" else \
+            _("This order was cancelled; it can no longer change.")
     if status == LabOrderStatus.COMPLETED:
-        return "A completed order cannot be cancelled." if move == "cancel" else \
-            "This order is completed; its result is already entered."
-    return {
-        ("collect", LabOrderStatus.COLLECTED): "The sample for this order is already collected.",
-        ("collect", LabOrderStatus.IN_PROGRESS): "This test is already in progress; its sample was collected.",
-        ("start", LabOrderStatus.REQUESTED): "Collect the sample before starting the test.",
-        ("start", LabOrderStatus.IN_PROGRESS): "This test is already in progress.",
-        ("result", LabOrderStatus.REQUESTED): "Collect the sample and start the test before entering a result.",
-        ("result", LabOrderStatus.COLLECTED): "Start the test before entering its result.",
-    }.get((move, status), "This order cannot be changed that way now.")
+        return _("A completed order cannot be cancelled.") if move == "cancel" else \
+            _("This order is completed; its result is already entered.")
+    return _({
+        ("collect", LabOrderStatus.COLLECTED): N_("The sample for this order is already collected."),
+        ("collect", LabOrderStatus.IN_PROGRESS): N_("This test is already in progress; its sample was collected."),
+        ("start", LabOrderStatus.REQUESTED): N_("Collect the sample before starting the test."),
+        ("start", LabOrderStatus.IN_PROGRESS): N_("This test is already in progress."),
+        ("result", LabOrderStatus.REQUESTED): N_("Collect the sample and start the test before entering a result."),
+        ("result", LabOrderStatus.COLLECTED): N_("Start the test before entering its result."),
+    }.get((move, status), N_("This order cannot be changed that way now.")))
 
 
 def _order_for_lab(session: Session, actor: Actor, order_id: object, action: str) -> LabOrder:
     require(session, actor, Permission.LAB_WORK, action=action)
-    return access_by_id(session, actor, LabOrder, order_id, action=action, missing="That lab order does not exist.",
+    return access_by_id(session, actor, LabOrder, order_id, action=action, missing=_("That lab order does not exist."),
                         entity_type="lab_order")
 
 
@@ -443,18 +466,20 @@ def cancel_order(*, session: Session, actor: Actor, order_id: int, reason: str) 
     """Cancel an open order with a reason (haemolysed sample, duplicate order...); the
     ordering doctor is notified."""
     order = _order_for_lab(session, actor, order_id, "lab_order.cancel")
-    reason = one_line(reason, "reason")
+    reason = one_line(reason, _("reason"))
     if len(reason) < 3:
-        raise ValidationError("Say why the order is cancelled (for example: sample haemolysed).")
+        raise ValidationError(_("Say why the order is cancelled (for example: sample haemolysed)."))
     if len(reason) > 300:
-        raise ValidationError("Keep the reason under 300 characters.")
+        raise ValidationError(_("Keep the reason under 300 characters."))
     _move(session, order, "cancel", cancelled_at=utcnow(), cancel_reason=reason)
     test = session.get(LabTest, order.test_id)
     patient = session.get(User, order.patient_id)
     audit.record(session, actor, "lab_order.cancel", entity_type="lab_order", entity_id=order.id,
                  patient_id=order.patient_id, detail=reason)
-    notifications.notify(session, order.doctor_id, "Lab order cancelled",
-                         f"{test.name} for {patient.full_name}: {reason}", DOCTOR_RESULTS_LINK)
+    notifications.notify(session, order.doctor_id, lambda: _("Lab order cancelled"),
+                         lambda: _("{test} for {patient}: {reason}").format(test=test.name, patient=patient.full_name,
+                                                                            reason=reason),
+                         DOCTOR_RESULTS_LINK)
     _publish(session, order)
     session.commit()
 
@@ -477,9 +502,11 @@ class EnteredResult:
 def _text(value: object, label: str, limit: int, *, required: bool) -> str:
     text = storable(str(value if value is not None else "").strip(), label)
     if required and not text:
-        raise ValidationError(f"Enter the {label}.")
+        raise ValidationError(_("Enter the {label}.").format(label=label))
     if len(text) > limit:
-        raise ValidationError(f"The {label} must be at most {limit} characters.")
+        raise ValidationError(ngettext("The {label} must be at most {limit} character.",
+                                       "The {label} must be at most {limit} characters.", limit)
+                              .format(label=label, limit=limit))
     return text
 
 
@@ -496,7 +523,7 @@ def enter_result(*, session: Session, actor: Actor, order_id: int, value: object
         raise Conflict(refusal_message("result", order.status))
     test = session.get(LabTest, order.test_id)
     profile = session.get(PatientProfile, order.patient_id)
-    comment = _text(comment, "comment", MAX_COMMENT, required=False)
+    comment = _text(comment, _("comment"), MAX_COMMENT, required=False)
     now = utcnow()
     if test.numeric:
         number = parse_result_value(value)
@@ -506,7 +533,7 @@ def enter_result(*, session: Session, actor: Actor, order_id: int, value: object
         result = LabResult(order_id=order.id, value_numeric=number, unit=test.unit, flag=flag,
                            range_low=reference[0] if reference else None, range_high=reference[1] if reference else None)
     else:
-        result = LabResult(order_id=order.id, value_text=_text(value, "result", MAX_TEXT_RESULT, required=True))
+        result = LabResult(order_id=order.id, value_text=_text(value, _("result"), MAX_TEXT_RESULT, required=True))
     result.comment, result.verified_by, result.resulted_at = comment, actor.user_id, now
     result.turnaround_seconds = max(0, int((now - order.ordered_at).total_seconds()))
     result.released_at = now if releases_at_once(test.release_rule, result.flag) else None
@@ -523,17 +550,22 @@ def enter_result(*, session: Session, actor: Actor, order_id: int, value: object
     patient = session.get(User, order.patient_id)
     if result.released_at is not None:
         _tell_patient_ready(session, order, test)
-        notifications.notify(session, order.doctor_id, "Lab result ready",
-                             f"{test.name} for {patient.full_name}.", DOCTOR_RESULTS_LINK)
+        notifications.notify(session, order.doctor_id, lambda: _("Lab result ready"),
+                             lambda: _("{test} for {patient}.").format(test=test.name, patient=patient.full_name),
+                             DOCTOR_RESULTS_LINK)
     else:
-        notifications.notify(session, order.doctor_id, "Lab result to review",
-                             f"{test.name} for {patient.full_name}: the patient sees it once you mark it reviewed.",
+        notifications.notify(session, order.doctor_id, lambda: _("Lab result to review"),
+                             lambda: _("{test} for {patient}: the patient sees it once you mark it reviewed.")
+                             .format(test=test.name, patient=patient.full_name),
                              DOCTOR_RESULTS_LINK)
     critical = result.flag in CRITICAL_FLAGS
     if critical:
-        notifications.notify(session, order.doctor_id, "URGENT: critical lab result",
-                             f"{test.name} for {patient.full_name} ({profile.mrn if profile else ''}) is "
-                             f"{flag_label(result.flag).lower()}. Review it and acknowledge it now.",
+        alert = (N_("{test} for {patient} ({mrn}) is critical low. Review it and acknowledge it now.")
+                 if result.flag == ResultFlag.CRITICAL_LOW else
+                 N_("{test} for {patient} ({mrn}) is critical high. Review it and acknowledge it now."))
+        notifications.notify(session, order.doctor_id, lambda: _("URGENT: critical lab result"),
+                             lambda: _(alert).format(test=test.name, patient=patient.full_name,
+                                                     mrn=profile.mrn if profile else ""),
                              DOCTOR_RESULTS_LINK)
     _publish(session, order)
     session.commit()
@@ -558,8 +590,9 @@ def releases_at_once(rule: str, flag: str) -> bool:
 
 def _tell_patient_ready(session: Session, order: LabOrder, test: LabTest) -> None:
     """Tell the patient a result is ready: only ever once it is released to them."""
-    notifications.notify(session, order.patient_id, "Your results are ready",
-                         f"{test.name}: open Lab results to see them.", PATIENT_RESULTS_LINK)
+    notifications.notify(session, order.patient_id, lambda: _("Your results are ready"),
+                         lambda: _("{test}: open Lab results to see them.").format(test=test.name),
+                         PATIENT_RESULTS_LINK)
     mail.queue_email(session, user_id=order.patient_id, kind="lab.results_ready",
                      event_key=f"lab.results_ready:{order.id}")
 
@@ -574,15 +607,16 @@ def review_result(*, session: Session, actor: Actor, result_id: int, note: str =
     """
     action = "lab_result.review"
     require(session, actor, Permission.CLINICAL_READ, action=action)
-    result = access_by_id(session, actor, LabResult, result_id, action=action, missing="That result does not exist.",
-                          entity_type="lab_result",
+    result = access_by_id(session, actor, LabResult, result_id, action=action,
+                          missing=_("That result does not exist."), entity_type="lab_result",
                           allowed=lambda r: session.get(LabOrder, r.order_id).doctor_id == actor.user_id)
-    note = _text(note, "note to the patient", MAX_REVIEW_NOTE, required=False)
+    note = _text(note, _("note to the patient"), MAX_REVIEW_NOTE, required=False)
     order = session.get(LabOrder, result.order_id)
     if result.reviewed_at is not None:
-        raise Conflict(f"You reviewed this result at {format_local(result.reviewed_at)}; the patient can see it.")
+        raise Conflict(_("You reviewed this result at {when}; the patient can see it.")
+                       .format(when=format_local(result.reviewed_at)))
     if result.released_at is not None:
-        raise Conflict("This result was released to the patient when it was entered; it needs no review.")
+        raise Conflict(_("This result was released to the patient when it was entered; it needs no review."))
     now = utcnow()
     reviewed = session.execute(
         sa.update(LabResult).where(LabResult.id == result.id, LabResult.reviewed_at.is_(None),
@@ -592,7 +626,7 @@ def review_result(*, session: Session, actor: Actor, result_id: int, note: str =
     ).rowcount
     if reviewed != 1:
         session.rollback()
-        raise Conflict("This result was reviewed a moment ago; the patient can see it.")
+        raise Conflict(_("This result was reviewed a moment ago; the patient can see it."))
     test = session.get(LabTest, order.test_id)
     audit.record(session, actor, action, entity_type="lab_result", entity_id=result.id, patient_id=order.patient_id,
                  detail=f"order {order.id}, released{', with a note' if note else ''}")
@@ -614,14 +648,15 @@ def acknowledge_critical(*, session: Session, actor: Actor, result_id: int) -> N
     """The ordering doctor confirms they have seen a critical result (audited)."""
     action = "lab_result.acknowledge"
     require(session, actor, Permission.CLINICAL_READ, action=action)
-    result = access_by_id(session, actor, LabResult, result_id, action=action, missing="That result does not exist.",
-                          entity_type="lab_result",
+    result = access_by_id(session, actor, LabResult, result_id, action=action,
+                          missing=_("That result does not exist."), entity_type="lab_result",
                           allowed=lambda r: session.get(LabOrder, r.order_id).doctor_id == actor.user_id)
     order = session.get(LabOrder, result.order_id)
     if result.flag not in CRITICAL_FLAGS:
-        raise Conflict("Only a critical result needs acknowledging.")
+        raise Conflict(_("Only a critical result needs acknowledging."))
     if result.critical_acknowledged_at is not None:
-        raise Conflict(f"You acknowledged this result at {format_local(result.critical_acknowledged_at)}.")
+        raise Conflict(_("You acknowledged this result at {when}.")
+                       .format(when=format_local(result.critical_acknowledged_at)))
     acknowledged = session.execute(
         sa.update(LabResult).where(LabResult.id == result.id, LabResult.critical_acknowledged_at.is_(None))
         .values(critical_acknowledged_at=utcnow(), critical_acknowledged_by=actor.user_id)
@@ -629,7 +664,7 @@ def acknowledge_critical(*, session: Session, actor: Actor, result_id: int) -> N
     ).rowcount
     if acknowledged != 1:
         session.rollback()
-        raise Conflict("This result was acknowledged a moment ago.")
+        raise Conflict(_("This result was acknowledged a moment ago."))
     audit.record(session, actor, action, entity_type="lab_result", entity_id=result.id,
                  patient_id=order.patient_id, detail=f"order {order.id}, {result.flag}")
     events.publish(session, "lab", user_ids=[actor.user_id])
@@ -647,7 +682,7 @@ def upload_report_file(*, session: Session, actor: Actor, order_id: int, file_na
     if str(order.status) == LabOrderStatus.CANCELLED:
         raise Conflict(refusal_message("upload", order.status))
     if str(order.status) == LabOrderStatus.REQUESTED:
-        raise Conflict("Collect the sample before attaching a report.")
+        raise Conflict(_("Collect the sample before attaching a report."))
     checked = files.check_upload(file_name, data)
     replaced = ""
     with files.stored_encrypted(checked.data) as storage_name:
@@ -716,6 +751,8 @@ class ResultView:
     reviewed_at: str = ""
     can_review: bool = False
     """Held, and the viewer is the ordering doctor: the row offers "Mark reviewed"."""
+    withheld: bool = False
+    """Held and seen by the patient: no value, flag, range, comment or file to show or download."""
 
 
 def _results_query() -> sa.Select:
@@ -747,14 +784,14 @@ def _result_view(row: sa.Row, *, viewer: Actor | None = None) -> ResultView:
             critical_acknowledged=False, acknowledged_at="", comment="", verified_by="",
             ordered_at=format_local(order.ordered_at), resulted_at=format_local(result.resulted_at),
             turnaround_minutes=0, has_report_file=False, report_file_name="", needs_acknowledgement=False,
-            held=True, status=AWAITING_REVIEW)
+            held=True, status=_(AWAITING_REVIEW), withheld=True)
     critical = result.flag in CRITICAL_FLAGS
     mine = viewer is not None and viewer.user_id == order.doctor_id
     if held:
-        status = ("Held for your review" if mine else "Held for the ordering doctor's review") + \
-            ": the patient does not see it yet"
+        status = (_("Held for your review: the patient does not see it yet") if mine else
+                  _("Held for the ordering doctor's review: the patient does not see it yet"))
     elif result.reviewed_at is not None:
-        status = "Reviewed"
+        status = _("Reviewed")
     else:
         status = ""
     return ResultView(
@@ -779,7 +816,7 @@ def results_for_patient(*, session: Session, actor: Actor, page: int = 1, page_s
     shows as awaiting review, with no value, flag, range, comment or file."""
     require(session, actor, Permission.RECORD_READ_OWN, action="lab_result.list")
     if actor.role != Role.PATIENT:
-        audit.deny(session, actor, "lab_result.list", "Only patients have a results page of their own.")
+        audit.deny(session, actor, "lab_result.list", _("Only patients have a results page of their own."))
     page, page_size = clamp_page(page, page_size)
     query = _results_query().where(LabOrder.patient_id == actor.user_id)
     total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
@@ -808,7 +845,7 @@ def results_for_doctor(*, session: Session, actor: Actor, patient_id: object = N
     if patient_id not in (None, "", 0):
         wanted = parse_id(patient_id)
         if wanted is None:
-            raise ValidationError("Choose a patient from the list.")
+            raise ValidationError(_("Choose a patient from the list."))
         query = query.where(LabOrder.patient_id == wanted)
     if critical_only:
         query = query.where(unacknowledged)
@@ -818,7 +855,7 @@ def results_for_doctor(*, session: Session, actor: Actor, patient_id: object = N
                                           sa.case((held, LabResult.resulted_at)), LabResult.resulted_at.desc(),
                                           LabResult.id.desc())
                            .offset((page - 1) * page_size).limit(page_size)).all()
-    audit.record(session, actor, "lab_result.list", detail=f"ordered by me, page {page}"
+    audit.record(session, actor, "lab_result.list", detail=f"ordered by me, page {page}"  # i18n: not shown (audit)
                  + (f", patient {patient_id}" if patient_id not in (None, "", 0) else ""))
     session.commit()
     return Page([_result_view(r, viewer=actor) for r in rows], total, page, page_size)
@@ -840,13 +877,13 @@ def _order_for_reader(session: Session, actor: Actor, order_id: object, action: 
     audited; for a patient another's order answers exactly like a missing one."""
     if actor.role == Role.PATIENT:
         require(session, actor, Permission.RECORD_READ_OWN, action=action)
-        return access_by_id(session, actor, LabOrder, order_id, action=action, missing="That result does not exist.",
-                            entity_type="lab_order",
+        return access_by_id(session, actor, LabOrder, order_id, action=action,
+                            missing=_("That result does not exist."), entity_type="lab_order",
                             allowed=lambda o: o.patient_id == actor.user_id
                             and str(o.status) == LabOrderStatus.COMPLETED and _released(session, o.id))
     require(session, actor, Permission.CLINICAL_READ, action=action)
-    order = access_by_id(session, actor, LabOrder, order_id, action=action, missing="That result does not exist.",
-                         entity_type="lab_order")
+    order = access_by_id(session, actor, LabOrder, order_id, action=action,
+                         missing=_("That result does not exist."), entity_type="lab_order")
     if order.doctor_id != actor.user_id:
         chart_patient(session, actor, order.patient_id, action)
     return order
@@ -867,7 +904,7 @@ def result_for_order(*, session: Session, actor: Actor, order_id: int) -> Result
     order = _order_for_reader(session, actor, order_id, "lab_result.view")
     row = _completed_row(session, order)
     if row is None:
-        raise NotFound("This order has no result yet.")
+        raise NotFound(_("This order has no result yet."))
     audit.record(session, actor, "lab_result.view", entity_type="lab_order", entity_id=order.id,
                  patient_id=order.patient_id)
     session.commit()
@@ -879,19 +916,19 @@ def download_result_file(*, session: Session, actor: Actor, order_id: int, which
     patient (their own, completed orders) or a doctor; each download is audited."""
     action = "lab_result.download"
     if which not in ("report", "pdf"):
-        raise ValidationError("Choose the uploaded report or the PDF report.")
+        raise ValidationError(_("Choose the uploaded report or the PDF report."))
     order = _order_for_reader(session, actor, order_id, action)
     if which == "report":
         stored = session.execute(sa.select(LabReportFile).where(LabReportFile.order_id == order.id)).scalar_one_or_none()
         if stored is None:
-            raise NotFound("No report file has been uploaded for this order.")
+            raise NotFound(_("No report file has been uploaded for this order."))
         data = files.read_for_download(session, actor, stored.storage_name, action=action, entity_type="lab_order",
                                        entity_id=order.id, patient_id=order.patient_id)
         download = DownloadedFile(files.download_name(stored.file_name), stored.content_type, data)
     else:
         row = _completed_row(session, order)
         if row is None:
-            raise NotFound("This order has no result yet, so there is no report to print.")
+            raise NotFound(_("This order has no result yet, so there is no report to print."))
         download = DownloadedFile(f"lab-report-{order.id}.pdf", "application/pdf", _render_pdf(session, row))
     audit.record(session, actor, action, entity_type="lab_order", entity_id=order.id, patient_id=order.patient_id,
                  detail=which)
@@ -909,7 +946,7 @@ def generate_report_pdf(*, session: Session, actor: Actor, order_id: int) -> byt
         order = _order_for_reader(session, actor, order_id, action)
     row = _completed_row(session, order)
     if row is None:
-        raise Conflict("Enter the result before printing the report.")
+        raise Conflict(_("Enter the result before printing the report."))
     data = _render_pdf(session, row)
     audit.record(session, actor, action, entity_type="lab_order", entity_id=order.id, patient_id=order.patient_id)
     session.commit()

@@ -28,6 +28,7 @@ from hms_app.services.core import audit, events
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
+from hms_app.services.core.language import N_, _, default_language, ngettext, use_language
 from hms_app.services.core.localtime import format_date, format_local, local_today
 from hms_app.services.core.numbers import format_money, parse_int, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
@@ -37,12 +38,13 @@ EXPIRY_WARNING_DAYS = 90
 MAX_UNITS = 100_000
 STOCK_TOPIC = "stock"
 KIND_LABELS = {
-    StockMovementKind.RECEIVE: "Received",
-    StockMovementKind.DISPENSE: "Dispensed",
-    StockMovementKind.DAMAGED: "Damaged",
-    StockMovementKind.EXPIRED: "Expired",
-    StockMovementKind.COUNT_CORRECTION: "Count correction",
+    StockMovementKind.RECEIVE: N_("Received"),
+    StockMovementKind.DISPENSE: N_("Dispensed"),
+    StockMovementKind.DAMAGED: N_("Damaged"),
+    StockMovementKind.EXPIRED: N_("Expired"),
+    StockMovementKind.COUNT_CORRECTION: N_("Count correction"),
 }
+"""Each kind of stock movement with its label (translated where shown)."""
 
 
 def is_usable(expiry: date, today: date) -> bool:
@@ -61,9 +63,12 @@ def _publish(session: Session) -> None:
 def _clean(value: object, label: str, *, low: int, high: int) -> str:
     text = one_line(value, label)
     if len(text) < low:
-        raise ValidationError(f"Enter the {label}." if low <= 1 else f"The {label} needs at least {low} characters.")
+        raise ValidationError(_("Enter the {label}.").format(label=label) if low <= 1 else
+                              ngettext("The {label} needs at least {n} character.",
+                                       "The {label} needs at least {n} characters.", low).format(label=label, n=low))
     if len(text) > high:
-        raise ValidationError(f"Keep the {label} under {high + 1} characters.")
+        raise ValidationError(ngettext("Keep the {label} under {n} character.", "Keep the {label} under {n} characters.",
+                                       high + 1).format(label=label, n=high + 1))
     return text
 
 
@@ -71,7 +76,7 @@ def _parse_date(value: object, label: str) -> date:
     try:
         return date.fromisoformat(str(value or "").strip())
     except ValueError:
-        raise ValidationError(f"Enter the {label} as a date (YYYY-MM-DD).") from None
+        raise ValidationError(_("Enter the {label} as a date (YYYY-MM-DD).").format(label=label)) from None
 
 
 # --- reading: the stock list, batches, alerts, the ledger ------------------------------------------
@@ -91,12 +96,14 @@ class StockRow:
     next_expiry: str
     low: bool
     state: str
-    """"Low stock", "Out of stock" or "In stock", for the badge."""
+    """"Low stock", "Out of stock", "In stock" or "Inactive", in English: the badge's colour."""
     ingredients: str = ""
     drug_class: str = ""
     is_active: bool = True
     price_input: str = ""
     """The unit price as the edit form takes it (``12.50``)."""
+    state_label: str = ""
+    """``state`` in the reader's language, for the badge's text."""
 
 
 def _stock_columns(today: date):
@@ -124,15 +131,17 @@ def _stock_query(today: date, *, active: bool = True) -> sa.Select:
 
 def _stock_row(medicine: Medicine, on_hand: int, expired: int, next_expiry: date | None) -> StockRow:
     low = on_hand <= medicine.reorder_level
+    state = (N_("Inactive") if not medicine.is_active else N_("Out of stock") if on_hand == 0
+             else (N_("Low stock") if low else N_("In stock")))
     return StockRow(
         id=medicine.id, name=medicine.name, strength=medicine.strength, form=medicine.form,
         unit_price=format_money(medicine.unit_price_cents), reorder_level=medicine.reorder_level,
         on_hand=int(on_hand), expired_on_hand=int(expired),
         next_expiry=format_date(next_expiry),
-        low=low, state=("Inactive" if not medicine.is_active else "Out of stock" if on_hand == 0
-                        else ("Low stock" if low else "In stock")),
+        low=low, state=state,
         ingredients=medicine.ingredients, drug_class=medicine.drug_class, is_active=medicine.is_active,
         price_input=f"{medicine.unit_price_cents // 100}.{medicine.unit_price_cents % 100:02d}",
+        state_label=_(state),
     )
 
 
@@ -148,7 +157,7 @@ def stock_list(*, session: Session, actor: Actor, search: str = "", show: str = 
     today = local_today()
     show = str(show or "")
     query, on_hand = _stock_query(today, active=show != "inactive")
-    term = storable(str(search or "").strip().lower()[:60], "search")
+    term = storable(str(search or "").strip().lower()[:60], _("search"))
     if term:
         query = query.where(sa.func.lower(Medicine.name).contains(term, autoescape=True))
     if show == "low":
@@ -173,24 +182,26 @@ class BatchRow:
     unit_cost: str
     supplier: str
     state: str
-    """"Usable", "Expiring" (within 90 days) or "Expired"."""
+    """"Usable", "Expiring" (within 90 days) or "Expired", in English: the badge's colour."""
+    state_label: str = ""
+    """``state`` in the reader's language, for the badge's text."""
 
 
 def _batch_state(expiry: date, today: date) -> str:
     if not is_usable(expiry, today):
-        return "Expired"
-    return "Expiring" if expiry <= today + timedelta(days=EXPIRY_WARNING_DAYS) else "Usable"
+        return N_("Expired")
+    return N_("Expiring") if expiry <= today + timedelta(days=EXPIRY_WARNING_DAYS) else N_("Usable")
 
 
 def _batch_row(batch: StockBatch, medicine: Medicine, today: date) -> BatchRow:
+    state = _batch_state(batch.expiry_date, today)
     return BatchRow(batch.id, medicine.id, medicine_label(medicine), batch.lot, format_date(batch.expiry_date),
-                    batch.quantity_on_hand, format_money(batch.unit_cost_cents), batch.supplier,
-                    _batch_state(batch.expiry_date, today))
+                    batch.quantity_on_hand, format_money(batch.unit_cost_cents), batch.supplier, state, _(state))
 
 
 def _medicine(session: Session, actor: Actor, medicine_id: object, action: str) -> Medicine:
     return access_by_id(session, actor, Medicine, medicine_id, action=action,
-                        missing="That medicine is not in the formulary.", entity_type="medicine",
+                        missing=_("That medicine is not in the formulary."), entity_type="medicine",
                         allowed=lambda m: m.is_active)
 
 
@@ -275,7 +286,7 @@ def stock_ledger(*, session: Session, actor: Actor, search: str = "", sort: str 
              .join(Medicine, Medicine.id == StockMovement.medicine_id)
              .join(StockBatch, StockBatch.id == StockMovement.batch_id)
              .outerjoin(User, User.id == StockMovement.actor_id))
-    term = storable(str(search or "").strip().lower()[:60], "search")
+    term = storable(str(search or "").strip().lower()[:60], _("search"))
     if term:
         query = query.where(sa.or_(sa.func.lower(Medicine.name).contains(term, autoescape=True),
                                    sa.func.lower(StockBatch.lot).contains(term, autoescape=True)))
@@ -284,8 +295,9 @@ def stock_ledger(*, session: Session, actor: Actor, search: str = "", sort: str 
     query = query.order_by(order_by(columns, sort, descending, "when"), StockMovement.id.desc())
     total, rows = fetch_page(session, query, page=page, page_size=page_size)
     return Page([
-        MovementRow(m.id, format_local(m.created_at), medicine_label(medicine), lot, KIND_LABELS[StockMovementKind(m.kind)],
-                    m.quantity, f"+{m.quantity}" if m.quantity > 0 else f"−{-m.quantity}", m.note, by or "system")
+        MovementRow(m.id, format_local(m.created_at), medicine_label(medicine), lot,
+                    _(KIND_LABELS[StockMovementKind(m.kind)]), m.quantity,
+                    f"+{m.quantity}" if m.quantity > 0 else f"−{-m.quantity}", m.note, by or _("system"))
         for m, medicine, lot, by in rows
     ], total, page, page_size)
 
@@ -316,7 +328,10 @@ def record_movement(session: Session, actor: Actor | None, batch: StockBatch, ki
         .values(quantity_on_hand=StockBatch.quantity_on_hand + quantity).execution_options(synchronize_session=False)
     ).rowcount
     if changed != 1:
-        raise Conflict(f"Lot {batch.lot} no longer holds {-quantity} units; nothing was changed.")
+        # The English reads "1 units" as it always has; the catalogues give each language its forms.
+        raise Conflict(ngettext("Lot {lot} no longer holds {n} units; nothing was changed.",
+                                "Lot {lot} no longer holds {n} units; nothing was changed.", -quantity)
+                       .format(lot=batch.lot, n=-quantity))
     session.add(StockMovement(batch_id=batch.id, medicine_id=batch.medicine_id, kind=kind, quantity=quantity,
                               note=note, dispensation_id=dispensation_id,
                               actor_id=actor.user_id if actor else None))
@@ -349,7 +364,7 @@ def receive_stock(*, session: Session, actor: Actor, form: ReceiveForm) -> int:
 
 def read_lot(value: object) -> str:
     """A lot number as it is kept: trimmed, upper case."""
-    return _clean(value, "lot number", low=1, high=40).upper()
+    return _clean(value, _("lot number"), low=1, high=40).upper()
 
 
 def lot_on_record(session: Session, medicine_id: int, lot: str) -> StockBatch | None:
@@ -361,15 +376,15 @@ def book_delivery(session: Session, actor: Actor | None, medicine: Medicine, for
     """``receive_stock``'s rules and writes (the batch, its ledger row, the audit row) in the
     caller's transaction, for a medicine the caller has checked; the CSV import receives lots here."""
     lot = read_lot(form.lot)
-    expiry = _parse_date(form.expiry, "expiry date")
+    expiry = _parse_date(form.expiry, _("expiry date"))
     today = local_today()
     if not is_usable(expiry, today):
-        raise ValidationError("That lot is already expired; expired stock cannot be received.")
+        raise ValidationError(_("That lot is already expired; expired stock cannot be received."))
     if expiry > today + timedelta(days=365 * 10):
-        raise ValidationError("Check the expiry date: it is more than ten years away.")
-    quantity = parse_int(form.quantity, "quantity received", low=1, high=MAX_UNITS)
-    unit_cost = parse_money(form.unit_cost, "unit cost")
-    supplier = _clean(form.supplier, "supplier", low=2, high=120)
+        raise ValidationError(_("Check the expiry date: it is more than ten years away."))
+    quantity = parse_int(form.quantity, _("quantity received"), low=1, high=MAX_UNITS)
+    unit_cost = parse_money(form.unit_cost, _("unit cost"))
+    supplier = _clean(form.supplier, _("supplier"), low=2, high=120)
     on_record = sa.select(StockBatch).where(StockBatch.medicine_id == medicine.id, StockBatch.lot == lot).with_for_update()
     batch = session.execute(on_record).scalar_one_or_none()
     if batch is None:
@@ -383,20 +398,24 @@ def book_delivery(session: Session, actor: Actor | None, medicine: Medicine, for
             # moment got past the query too and made the batch first: top that one up.
             batch = session.execute(on_record.execution_options(populate_existing=True)).scalar_one()
     if batch.expiry_date != expiry:
-        raise ValidationError(f"Lot {lot} of {medicine.name} is on record with expiry {format_date(batch.expiry_date)}; "
-                              "check the lot number and the expiry date.")
+        raise ValidationError(_("Lot {lot} of {medicine} is on record with expiry {day}; "
+                                "check the lot number and the expiry date.")
+                              .format(lot=lot, medicine=medicine.name, day=format_date(batch.expiry_date)))
     held = batch.quantity_on_hand
     batch.unit_cost_cents = round((held * batch.unit_cost_cents + quantity * unit_cost) / (held + quantity))
     batch.supplier = supplier
     batch.received_at = utcnow()
-    record_movement(session, actor, batch, StockMovementKind.RECEIVE, quantity,
-                    note=f"from {supplier} at {format_money(unit_cost)} a unit")
+    # The ledger's note is kept with the movement: in the hospital's language, as its other records are.
+    with use_language(default_language()):
+        note = _("from {supplier} at {cost} a unit").format(supplier=supplier, cost=format_money(unit_cost))
+    record_movement(session, actor, batch, StockMovementKind.RECEIVE, quantity, note=note)
     audit.record(session, actor, "stock.receive", entity_type="stock_batch", entity_id=batch.id,
                  detail=f"{medicine_label(medicine)} lot {lot} +{quantity}")
     return batch
 
 
 ADJUSTMENT_REASONS = [(k.value, KIND_LABELS[k]) for k in ADJUSTMENT_KINDS]
+"""The adjustment form's choices: (value, label); the page translates the label."""
 
 
 def adjust_stock(*, session: Session, actor: Actor, batch_id: int, reason: str, change: object, note: str = "") -> int:
@@ -406,26 +425,29 @@ def adjust_stock(*, session: Session, actor: Actor, batch_id: int, reason: str, 
     """
     require(session, actor, Permission.INVENTORY_MANAGE, action="stock.adjust")
     batch = access_by_id(session, actor, StockBatch, batch_id, action="stock.adjust",
-                         missing="That batch does not exist.", entity_type="stock_batch")
+                         missing=_("That batch does not exist."), entity_type="stock_batch")
     if not isinstance(reason, str) or reason not in {k.value for k in ADJUSTMENT_KINDS}:
-        raise ValidationError("Choose why the stock changes: damaged, expired or a count correction.")
+        raise ValidationError(_("Choose why the stock changes: damaged, expired or a count correction."))
     kind = StockMovementKind(reason)
     text = str(change if change is not None else "").strip().replace("−", "-")
     try:
         units = int(text)
     except ValueError:
-        raise ValidationError("Enter the change in units as a whole number, like -3 or 5.") from None
+        raise ValidationError(_("Enter the change in units as a whole number, like -3 or 5.")) from None
     if units == 0 or abs(units) > MAX_UNITS:
-        raise ValidationError(f"The change must be between -{MAX_UNITS} and {MAX_UNITS}, and not 0.")
+        raise ValidationError(_("The change must be between -{limit} and {limit}, and not 0.").format(limit=MAX_UNITS))
     if kind != StockMovementKind.COUNT_CORRECTION and units > 0:
-        raise ValidationError("Damaged or expired stock can only be taken out: enter a negative number, like -3.")
-    note = _clean(note, "note", low=0, high=300)
+        raise ValidationError(_("Damaged or expired stock can only be taken out: enter a negative number, like -3."))
+    note = _clean(note, _("note"), low=0, high=300)
     if kind == StockMovementKind.COUNT_CORRECTION and len(note) < 3:
-        raise ValidationError("Say what the count found, for example: shelf count 40, system said 42.")
+        raise ValidationError(_("Say what the count found, for example: shelf count 40, system said 42."))
     session.refresh(batch)
     if batch.quantity_on_hand + units < 0:
-        raise ValidationError(f"Lot {batch.lot} holds only {batch.quantity_on_hand} units; "
-                              f"you cannot take out {-units}.")
+        # The English reads "1 units" as it always has; the catalogues give each language its forms.
+        raise ValidationError(ngettext("Lot {lot} holds only {n} units; you cannot take out {taken}.",
+                                       "Lot {lot} holds only {n} units; you cannot take out {taken}.",
+                                       batch.quantity_on_hand).format(lot=batch.lot, n=batch.quantity_on_hand,
+                                                                      taken=-units))
     record_movement(session, actor, batch, kind, units, note=note)
     audit.record(session, actor, "stock.adjust", entity_type="stock_batch", entity_id=batch.id,
                  detail=f"{kind.value} {units:+d}" + (f": {note}" if note else ""))
@@ -464,18 +486,18 @@ class CheckedMedicine:
 def check_medicine(form: MedicineForm) -> CheckedMedicine:
     """Every rule of a formulary entry, or ``ValidationError`` naming the field. Its active
     ingredients are required: the allergy check at prescribing time matches on them."""
-    name = _clean(form.name, "medicine name", low=2, high=120)
-    dosage_form = _clean(form.form, "form (tablet, capsule, syrup...)", low=2, high=40).lower()
-    strength = _clean(form.strength, "strength", low=1, high=60)
-    price = parse_money(form.unit_price, "unit price")
-    reorder = parse_int(form.reorder_level, "reorder level", low=0, high=MAX_UNITS)
+    name = _clean(form.name, _("medicine name"), low=2, high=120)
+    dosage_form = _clean(form.form, _("form (tablet, capsule, syrup...)"), low=2, high=40).lower()
+    strength = _clean(form.strength, _("strength"), low=1, high=60)
+    price = parse_money(form.unit_price, _("unit price"))
+    reorder = parse_int(form.reorder_level, _("reorder level"), low=0, high=MAX_UNITS)
     ingredients = ", ".join(t for t in (" ".join(p.split()).lower() for p in str(form.ingredients or "").split(",")) if t)
-    storable(ingredients, "ingredients")
+    storable(ingredients, _("ingredients"))
     if not ingredients:
-        raise ValidationError("List the active ingredients (comma-separated): the allergy check needs them.")
+        raise ValidationError(_("List the active ingredients (comma-separated): the allergy check needs them."))
     if len(ingredients) > 300:
-        raise ValidationError("Keep the ingredients under 300 characters.")
-    drug_class = _clean(form.drug_class, "drug class", low=0, high=80).lower()
+        raise ValidationError(_("Keep the ingredients under 300 characters."))
+    drug_class = _clean(form.drug_class, _("drug class"), low=0, high=80).lower()
     return CheckedMedicine(name, dosage_form, strength, price, reorder, ingredients, drug_class)
 
 
@@ -488,7 +510,7 @@ def find_medicine(session: Session, name: str, strength: str, *, except_id: int 
     return session.execute(query.limit(1)).scalar_one_or_none()
 
 
-_MEDICINE_LABELS = {"unit_price_cents": "price", "reorder_level": "reorder level", "drug_class": "drug class"}
+_MEDICINE_LABELS = {"unit_price_cents": "price", "reorder_level": "reorder level", "drug_class": "drug class"}  # i18n: not shown (audit)
 
 
 def write_medicine(session: Session, actor: Actor | None, checked: CheckedMedicine,
@@ -500,7 +522,8 @@ def write_medicine(session: Session, actor: Actor | None, checked: CheckedMedici
         The medicine and its changes (empty when nothing changed and nothing was written).
     """
     if find_medicine(session, checked.name, checked.strength, except_id=medicine.id if medicine else None):
-        raise Conflict(f"{checked.name} {checked.strength} is already in the formulary.")
+        raise Conflict(_("{name} {strength} is already in the formulary.").format(name=checked.name,
+                                                                                    strength=checked.strength))
     if medicine is None:
         medicine = Medicine(**checked.values())
         session.add(medicine)
@@ -526,7 +549,7 @@ def write_medicine(session: Session, actor: Actor | None, checked: CheckedMedici
 def add_medicine(*, session: Session, actor: Actor, form: MedicineForm) -> int:
     """Add a medicine to the formulary."""
     require(session, actor, Permission.INVENTORY_MANAGE, action="medicine.create")
-    medicine, _ = write_medicine(session, actor, check_medicine(form))
+    medicine, _changes = write_medicine(session, actor, check_medicine(form))
     _publish(session)
     session.commit()
     return medicine.id
@@ -540,7 +563,7 @@ def edit_medicine(*, session: Session, actor: Actor, medicine_id: int, form: Med
     """
     require(session, actor, Permission.INVENTORY_MANAGE, action="medicine.update")
     medicine = _medicine(session, actor, medicine_id, "medicine.update")
-    _, changes = write_medicine(session, actor, check_medicine(form), medicine)
+    _medicine_row, changes = write_medicine(session, actor, check_medicine(form), medicine)
     if changes:
         _publish(session)
     session.commit()
@@ -551,7 +574,7 @@ def set_medicine_price(*, session: Session, actor: Actor, medicine_id: int, unit
     """Change a medicine's unit price only (the price list's edit); what was dispensed keeps its price."""
     require(session, actor, Permission.INVENTORY_MANAGE, action="medicine.price")
     medicine = _medicine(session, actor, medicine_id, "medicine.price")
-    price = parse_money(unit_price, "unit price")
+    price = parse_money(unit_price, _("unit price"))
     if price != medicine.unit_price_cents:
         audit.record(session, actor, "medicine.price", entity_type="medicine", entity_id=medicine.id,
                      detail=f"{medicine_label(medicine)}: price {format_money(medicine.unit_price_cents)} → "
@@ -567,9 +590,10 @@ def set_medicine_active(*, session: Session, actor: Actor, medicine_id: int, act
     action = "medicine.reactivate" if active else "medicine.deactivate"
     require(session, actor, Permission.INVENTORY_MANAGE, action=action)
     medicine = access_by_id(session, actor, Medicine, medicine_id, action=action,
-                            missing="That medicine is not in the formulary.", entity_type="medicine")
+                            missing=_("That medicine is not in the formulary."), entity_type="medicine")
     if medicine.is_active == bool(active):
-        raise Conflict(f"{medicine_label(medicine)} is already {'active' if active else 'inactive'}.")
+        raise Conflict((_("{name} is already active.") if active else _("{name} is already inactive."))
+                       .format(name=medicine_label(medicine)))
     medicine.is_active = bool(active)
     session.add(medicine)
     audit.record(session, actor, action, entity_type="medicine", entity_id=medicine.id,
@@ -582,8 +606,8 @@ def update_medicine(*, session: Session, actor: Actor, medicine_id: int, unit_pr
     """Change a medicine's unit price and reorder level."""
     require(session, actor, Permission.INVENTORY_MANAGE, action="medicine.update")
     medicine = _medicine(session, actor, medicine_id, "medicine.update")
-    price = parse_money(unit_price, "unit price")
-    reorder = parse_int(reorder_level, "reorder level", low=0, high=MAX_UNITS)
+    price = parse_money(unit_price, _("unit price"))
+    reorder = parse_int(reorder_level, _("reorder level"), low=0, high=MAX_UNITS)
     before = f"{format_money(medicine.unit_price_cents)}/{medicine.reorder_level}"
     medicine.unit_price_cents, medicine.reorder_level = price, reorder
     audit.record(session, actor, "medicine.update", entity_type="medicine", entity_id=medicine.id,

@@ -36,6 +36,7 @@ from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import parse_id
+from hms_app.services.core.language import N_, _, ngettext
 from hms_app.services.core.localtime import format_date, format_local, local_today
 from hms_app.services.core.numbers import format_money
 from hms_app.services.core.paging import Page, clamp_page
@@ -64,8 +65,31 @@ _PATIENT = sa.orm.aliased(User, name="patient")
 _DOCTOR = sa.orm.aliased(User, name="doctor")
 
 
+STATUS_LABELS = {
+    PrescriptionStatus.ISSUED: N_("issued"),
+    PrescriptionStatus.VERIFIED: N_("verified"),
+    PrescriptionStatus.PARTLY_DISPENSED: N_("partly dispensed"),
+    PrescriptionStatus.DISPENSED: N_("dispensed"),
+    PrescriptionStatus.REJECTED: N_("rejected"),
+}
+
+
 def status_label(status: object) -> str:
-    return str(status).replace("_", " ")
+    label = STATUS_LABELS.get(str(status))
+    return _(label) if label else str(status).replace("_", " ")
+
+
+def directions_text(item: PrescriptionItem) -> str:
+    """How the item is taken, as the pharmacy reads it: "1 tablet oral twice daily for 5 days"."""
+    # The English reads "for 1 days" as it always has; the catalogues give each language its forms.
+    return ngettext("{dose} {route} {frequency} for {n} days", "{dose} {route} {frequency} for {n} days",
+                    item.days).format(dose=item.dose, route=item.route, frequency=item.frequency, n=item.days)
+
+
+def _progress(item: QueueItem) -> str:
+    """An item of a prescription and how much of it is handed out, for the queue and the patient."""
+    return _("{medicine} — {directions} · {dispensed} of {quantity} dispensed").format(
+        medicine=item.medicine, directions=item.directions, dispensed=item.dispensed, quantity=item.quantity)
 
 
 @dataclass(frozen=True)
@@ -100,7 +124,7 @@ def _items_of(session: Session, ids: list[int]) -> dict[int, list[QueueItem]]:
         .where(PrescriptionItem.prescription_id.in_(ids)).order_by(PrescriptionItem.id)
     ):
         items.setdefault(item.prescription_id, []).append(QueueItem(
-            medicine_label(medicine), f"{item.dose} {item.route} {item.frequency} for {item.days} days",
+            medicine_label(medicine), directions_text(item),
             item.quantity, item.dispensed_quantity, item.warnings, item.override_reason))
     return items
 
@@ -133,7 +157,7 @@ def prescription_queue(*, session: Session, actor: Actor, show: str = "", search
         .join(doctor, doctor.id == Prescription.doctor_id)
         .where(Prescription.status.in_(statuses))
     )
-    term = storable(str(search or "").strip().lower()[:60], "search")
+    term = storable(str(search or "").strip().lower()[:60], _("search"))
     newest_first = statuses == QUEUE_FILTERS["done"]
     order = (Prescription.updated_at.desc(), Prescription.id.desc()) if newest_first else \
         (Prescription.created_at, Prescription.id)
@@ -152,10 +176,10 @@ def prescription_queue(*, session: Session, actor: Actor, show: str = "", search
     else:
         ids = _oldest_first(statuses, (page - 1) * page_size, page_size)
         rows = session.execute(query.where(Prescription.id.in_(ids)).order_by(*order)).all()
-    ids = [p.id for p, *_ in rows]
+    ids = [p.id for p, *_names in rows]
     items = _items_of(session, ids)
     if ids:
-        audit.record(session, actor, "pharmacy.queue", detail=f"{len(ids)} prescriptions shown")
+        audit.record(session, actor, "pharmacy.queue", detail=f"{len(ids)} prescriptions shown")  # i18n: not shown (audit)
         session.commit()
     return Page([_queue_row(p, name, mrn, prescriber, items.get(p.id, [])) for p, name, mrn, prescriber in rows],
                 total, page, page_size)
@@ -165,11 +189,12 @@ def _queue_row(p: Prescription, name: str, mrn: str | None, prescriber: str, ite
     return QueueRow(
         id=p.id, issued=format_local(p.created_at), patient=name, mrn=mrn or "", prescriber=prescriber,
         status=status_label(p.status), status_value=str(p.status), status_reason=p.status_reason, items=items,
-        items_text="\n".join(f"{i.medicine} — {i.directions} · {i.dispensed} of {i.quantity} dispensed"
-                             if i.dispensed else f"{i.medicine} — {i.directions} · quantity {i.quantity}"
+        items_text="\n".join(_progress(i) if i.dispensed else
+                             _("{medicine} — {directions} · quantity {quantity}").format(
+                                 medicine=i.medicine, directions=i.directions, quantity=i.quantity)
                              for i in items),
-        overrides_text="\n".join(f"{i.medicine}: {i.warnings} Override reason: {i.override_reason}"
-                                 for i in items if i.override_reason),
+        overrides_text="\n".join(_("{medicine}: {warnings} Override reason: {reason}").format(
+            medicine=i.medicine, warnings=i.warnings, reason=i.override_reason) for i in items if i.override_reason),
     )
 
 
@@ -195,16 +220,16 @@ def refusal_message(move: str, status: str) -> str:
     """Why ``move`` (verify, reject, dispense) cannot happen to a prescription in ``status``."""
     status = str(status)
     if status == PrescriptionStatus.REJECTED:
-        return "This prescription was rejected; it can no longer change."
+        return _("This prescription was rejected; it can no longer change.")
     if status == PrescriptionStatus.DISPENSED:
-        return "This prescription is already fully dispensed."
-    return {
-        ("verify", PrescriptionStatus.VERIFIED): "This prescription is already verified.",
-        ("verify", PrescriptionStatus.PARTLY_DISPENSED): "This prescription is already verified and being dispensed.",
+        return _("This prescription is already fully dispensed.")
+    return _({
+        ("verify", PrescriptionStatus.VERIFIED): N_("This prescription is already verified."),
+        ("verify", PrescriptionStatus.PARTLY_DISPENSED): N_("This prescription is already verified and being dispensed."),
         ("reject", PrescriptionStatus.PARTLY_DISPENSED):
-            "Part of this prescription is already dispensed, so it can no longer be rejected.",
-        ("dispense", PrescriptionStatus.ISSUED): "Verify the prescription before dispensing it.",
-    }.get((move, status), "This prescription cannot be changed that way now.")
+            N_("Part of this prescription is already dispensed, so it can no longer be rejected."),
+        ("dispense", PrescriptionStatus.ISSUED): N_("Verify the prescription before dispensing it."),
+    }.get((move, status), N_("This prescription cannot be changed that way now.")))
 
 
 _MOVES = {
@@ -219,7 +244,7 @@ def _prescription_for(session: Session, actor: Actor, prescription_id: object, m
     action = f"prescription.{move}"
     require(session, actor, Permission.PHARMACY_DISPENSE, action=action)
     prescription = access_by_id(session, actor, Prescription, prescription_id, action=action, lock=True,
-                                missing="That prescription does not exist.", entity_type="prescription")
+                                missing=_("That prescription does not exist."), entity_type="prescription")
     if str(prescription.status) not in _MOVES[move]:
         raise Conflict(refusal_message(move, prescription.status))
     return prescription
@@ -247,11 +272,11 @@ def verify_prescription(*, session: Session, actor: Actor, prescription_id: int)
 def reject_prescription(*, session: Session, actor: Actor, prescription_id: int, reason: str) -> None:
     """Refuse to dispense, with a reason the prescriber and the patient are told."""
     prescription = _prescription_for(session, actor, prescription_id, "reject")
-    reason = one_line(reason, "reason")
+    reason = one_line(reason, _("reason"))
     if len(reason) < 5:
-        raise ValidationError("Say why the prescription is rejected (for example: dose exceeds the maximum).")
+        raise ValidationError(_("Say why the prescription is rejected (for example: dose exceeds the maximum)."))
     if len(reason) > 500:
-        raise ValidationError("Keep the reason under 500 characters.")
+        raise ValidationError(_("Keep the reason under 500 characters."))
     prescription.status = PrescriptionStatus.REJECTED
     prescription.status_reason = reason
     prescription.checked_by, prescription.checked_at = actor.user_id, utcnow()
@@ -259,12 +284,14 @@ def reject_prescription(*, session: Session, actor: Actor, prescription_id: int,
     patient = session.get(User, prescription.patient_id)
     audit.record(session, actor, "prescription.reject", entity_type="prescription", entity_id=prescription.id,
                  patient_id=prescription.patient_id, detail=reason)
-    notifications.notify(session, prescription.doctor_id, "Prescription rejected by the pharmacy",
-                         f"Prescription {prescription.id} for {patient.full_name}: {reason}",
+    notifications.notify(session, prescription.doctor_id, lambda: _("Prescription rejected by the pharmacy"),
+                         lambda: _("Prescription {id} for {patient}: {reason}").format(
+                             id=prescription.id, patient=patient.full_name, reason=reason),
                          f"/doctor/patient?id={prescription.patient_id}")
-    notifications.notify(session, prescription.patient_id, "Your prescription was not dispensed",
-                         f"The pharmacy could not dispense prescription {prescription.id}: {reason} "
-                         "Your doctor has been told.", PATIENT_PRESCRIPTIONS_LINK)
+    notifications.notify(session, prescription.patient_id, lambda: _("Your prescription was not dispensed"),
+                         lambda: _("The pharmacy could not dispense prescription {id}: {reason} "
+                                   "Your doctor has been told.").format(id=prescription.id, reason=reason),
+                         PATIENT_PRESCRIPTIONS_LINK)
     _publish(session, prescription)
     session.commit()
 
@@ -301,7 +328,7 @@ def dispense_view(*, session: Session, actor: Actor, prescription_id: int) -> Di
     """The prescription's items with what is still owed and what stock can cover it."""
     require(session, actor, Permission.PHARMACY_DISPENSE, action="prescription.view")
     prescription = access_by_id(session, actor, Prescription, prescription_id, action="prescription.view",
-                                missing="That prescription does not exist.", entity_type="prescription")
+                                missing=_("That prescription does not exist."), entity_type="prescription")
     patient = session.get(User, prescription.patient_id)
     profile = session.get(PatientProfile, prescription.patient_id)
     doctor = session.get(User, prescription.doctor_id)
@@ -314,10 +341,11 @@ def dispense_view(*, session: Session, actor: Actor, prescription_id: int) -> Di
         batches = _usable_batches(session, medicine.id, today)
         first = next((b for b in batches if b.quantity_on_hand > 0), None)
         lines.append(DispenseLine(
-            item.id, medicine_label(medicine), f"{item.dose} {item.route} {item.frequency} for {item.days} days",
+            item.id, medicine_label(medicine), directions_text(item),
             item.quantity, item.dispensed_quantity, item.quantity - item.dispensed_quantity,
             sum(b.quantity_on_hand for b in batches),
-            f"lot {first.lot}, expires {format_date(first.expiry_date)}" if first else "none in stock"))
+            _("lot {lot}, expires {day}").format(lot=first.lot, day=format_date(first.expiry_date)) if first
+            else _("none in stock")))
     audit.record(session, actor, "prescription.view", entity_type="prescription", entity_id=prescription.id,
                  patient_id=prescription.patient_id)
     session.commit()
@@ -348,30 +376,33 @@ def fefo_plan(batches: list[StockBatch], wanted: int) -> list[tuple[StockBatch, 
 
 def _quantities(items: dict[int, PrescriptionItem], names: dict[int, str], quantities: object) -> dict[int, int]:
     if not isinstance(quantities, dict):
-        raise ValidationError("Enter a quantity for each medicine to dispense.")
+        raise ValidationError(_("Enter a quantity for each medicine to dispense."))
     wanted: dict[int, int] = {}
     for key, value in quantities.items():
         item_id = parse_id(key)
         if item_id not in items:
-            raise ValidationError("Dispense only the medicines on this prescription.")
+            raise ValidationError(_("Dispense only the medicines on this prescription."))
         text = str(value if value is not None else "").strip()
         if not text:
             continue
         try:
             units = int(text)
         except ValueError:
-            raise ValidationError("Enter each quantity as a whole number of units.") from None
+            raise ValidationError(_("Enter each quantity as a whole number of units.")) from None
         if units < 0:
-            raise ValidationError("A quantity to dispense cannot be negative.")
+            raise ValidationError(_("A quantity to dispense cannot be negative."))
         item = items[item_id]
         remaining = item.quantity - item.dispensed_quantity
         if units > remaining:
-            raise ValidationError(f"Only {remaining} units of {names[item.medicine_id]} are still owed; "
-                                  f"{units} is more than that.")
+            # The English reads "1 units" as it always has; the catalogues give each language its forms.
+            raise ValidationError(ngettext("Only {n} units of {medicine} are still owed; {wanted} is more than that.",
+                                           "Only {n} units of {medicine} are still owed; {wanted} is more than that.",
+                                           remaining).format(n=remaining, medicine=names[item.medicine_id],
+                                                             wanted=units))
         if units:
             wanted[item_id] = units
     if not wanted:
-        raise ValidationError("Enter how many units to dispense of at least one medicine.")
+        raise ValidationError(_("Enter how many units to dispense of at least one medicine."))
     return wanted
 
 
@@ -396,7 +427,7 @@ def dispense(*, session: Session, actor: Actor, prescription_id: int, quantities
     if (earlier := receipts.claim(session, actor, key=request_key, action="prescription.dispense")) is not None:
         if earlier.object_id != parse_id(prescription_id):
             raise ValidationError(receipts.EXPIRED)
-        status, _, summary = earlier.result.partition("\n")
+        status, _newline, summary = earlier.result.partition("\n")
         return DispenseResult(status, summary)
     prescription = _prescription_for(session, actor, prescription_id, "dispense")
     items = {i.id: i for i in session.execute(
@@ -423,10 +454,16 @@ def dispense(*, session: Session, actor: Actor, prescription_id: int, quantities
         if available < units:
             name = medicine_label(medicines[medicine_id])
             session.rollback()
-            raise Conflict(f"Not enough {name} in stock: {available} usable units on hand, {units} needed. "
-                           "Nothing was dispensed." if available else
-                           f"{name} has run out: no usable units on hand. Nothing was dispensed.")
-    lines = []
+            # The English reads "1 usable units" as it always has; the catalogues give each language its forms.
+            raise Conflict(ngettext("Not enough {medicine} in stock: {n} usable units on hand, {needed} needed. "
+                                    "Nothing was dispensed.",
+                                    "Not enough {medicine} in stock: {n} usable units on hand, {needed} needed. "
+                                    "Nothing was dispensed.", available).format(medicine=name, n=available,
+                                                                                needed=units)
+                           if available else
+                           _("{medicine} has run out: no usable units on hand. Nothing was dispensed.")
+                           .format(medicine=name))
+    lines: list[tuple[int, str, str]] = []
     for item_id, units in wanted.items():
         item = items[item_id]
         medicine = medicines[item.medicine_id]
@@ -443,17 +480,21 @@ def dispense(*, session: Session, actor: Actor, prescription_id: int, quantities
             billing.charge_dispensation(session, dispensation_id=record.id, patient_id=prescription.patient_id,
                                         doctor_id=prescription.doctor_id, medicine=medicine_label(medicine),
                                         quantity=taken, unit_price_cents=medicine.unit_price_cents)
-            lines.append(f"{taken} × {medicine_label(medicine)} (lot {batch.lot})")
+            lines.append((taken, medicine_label(medicine), batch.lot))
         item.dispensed_quantity += units
     complete = all(i.dispensed_quantity >= i.quantity for i in items.values())
     prescription.status = PrescriptionStatus.DISPENSED if complete else PrescriptionStatus.PARTLY_DISPENSED
     prescription.updated_at = utcnow()
     audit.record(session, actor, "prescription.dispense", entity_type="prescription", entity_id=prescription.id,
-                 patient_id=prescription.patient_id, detail="; ".join(lines))
+                 patient_id=prescription.patient_id,
+                 detail="; ".join(f"{n} × {name} (lot {lot})" for n, name, lot in lines))  # i18n: not shown (audit)
     if complete:
-        notifications.notify(session, prescription.patient_id, "Your prescription is ready",
-                             f"Prescription {prescription.id} has been dispensed.", PATIENT_PRESCRIPTIONS_LINK)
-    result = DispenseResult(status_label(prescription.status), "Dispensed " + "; ".join(lines) + ".")
+        notifications.notify(session, prescription.patient_id, lambda: _("Your prescription is ready"),
+                             lambda: _("Prescription {id} has been dispensed.").format(id=prescription.id),
+                             PATIENT_PRESCRIPTIONS_LINK)
+    handed_out = "; ".join(_("{units} × {medicine} (lot {lot})").format(units=n, medicine=name, lot=lot)
+                           for n, name, lot in lines)
+    result = DispenseResult(status_label(prescription.status), _("Dispensed {lines}.").format(lines=handed_out))
     receipts.fulfil(session, key=request_key, object_id=prescription.id, result=f"{result.status}\n{result.summary}")
     _publish(session, prescription, stock=True)
     session.commit()
@@ -481,14 +522,14 @@ def my_prescriptions(*, session: Session, actor: Actor, page: int = 1, page_size
     """The patient's own prescriptions, newest first, with each one's status."""
     require(session, actor, Permission.RECORD_READ_OWN, action="prescription.own")
     if actor.role != Role.PATIENT:
-        audit.deny(session, actor, "prescription.own", "Only patients have a prescriptions page.")
+        audit.deny(session, actor, "prescription.own", _("Only patients have a prescriptions page."))
     page, page_size = clamp_page(page, page_size)
     query = (sa.select(Prescription, User.full_name).join(User, User.id == Prescription.doctor_id)
              .where(Prescription.patient_id == actor.user_id))
     total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
     rows = session.execute(query.order_by(Prescription.created_at.desc(), Prescription.id.desc())
                            .offset((page - 1) * page_size).limit(page_size)).all()
-    ids = [p.id for p, _ in rows]
+    ids = [p.id for p, _doctor in rows]
     items = _items_of(session, ids)
     charges = dict(session.execute(
         sa.select(Dispensation.prescription_id, sa.func.sum(Dispensation.quantity * Dispensation.unit_price_cents))
@@ -496,8 +537,7 @@ def my_prescriptions(*, session: Session, actor: Actor, page: int = 1, page_size
     return Page([
         PatientPrescription(
             p.id, format_local(p.created_at), doctor, status_label(p.status), str(p.status), p.status_reason,
-            "\n".join(f"{i.medicine} — {i.directions} · {i.dispensed} of {i.quantity} dispensed"
-                      for i in items.get(p.id, [])),
+            "\n".join(_progress(i) for i in items.get(p.id, [])),
             format_money(int(charges.get(p.id) or 0)), int(charges.get(p.id) or 0))
         for p, doctor in rows
     ], total, page, page_size)

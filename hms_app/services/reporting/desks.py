@@ -13,16 +13,24 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from hms_app.db.enums import AppointmentStatus, LabPriority, Permission
+from hms_app.db.enums import AppointmentStatus, LabOrderStatus, LabPriority, Permission
 from hms_app.db.models import Appointment, LabOrder, LabResult, User
 from hms_app.db.types import utcnow
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.localtime import day_span_utc, format_time, local_date
 from hms_app.services.laboratory import lab
 
 MAX_TODAY = 60
 """More visits than a doctor sees in a day: the list stops there rather than grow unbounded."""
+_STATUS_TILES = {
+    LabOrderStatus.REQUESTED.value: N_("Requested"),
+    LabOrderStatus.COLLECTED.value: N_("Collected"),
+    LabOrderStatus.IN_PROGRESS.value: N_("In progress"),
+}
+_PRIORITY_TILES = {LabPriority.STAT: N_("Stat"), LabPriority.URGENT: N_("Urgent"), LabPriority.ROUTINE: N_("Routine")}
+"""The lab desk's tiles: the open orders by status, and by priority (most pressing first)."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +90,10 @@ def doctor_desk(*, session: Session, actor: Actor) -> DoctorDesk:
                Appointment.starts_at >= utcnow())
     ).scalar_one()
     waiting = [
-        DeskCount("requests", "Appointment requests", requests, "/doctor/appointments"),
-        DeskCount("review", "Results to review", lab.results_to_review_count(session=session, actor=actor),
+        DeskCount("requests", _("Appointment requests"), requests, "/doctor/appointments"),
+        DeskCount("review", _("Results to review"), lab.results_to_review_count(session=session, actor=actor),
                   lab.DOCTOR_RESULTS_LINK),
-        DeskCount("critical", "Critical values to acknowledge",
+        DeskCount("critical", _("Critical values to acknowledge"),
                   lab.unacknowledged_critical_count(session=session, actor=actor), lab.DOCTOR_RESULTS_LINK),
     ]
     return DoctorDesk(today, waiting)
@@ -110,10 +118,9 @@ def lab_desk(*, session: Session, actor: Actor) -> LabDesk:
                                     .group_by(LabOrder.status)).all())
     priorities = dict(session.execute(sa.select(LabOrder.priority, sa.func.count()).where(open_orders)
                                       .group_by(LabOrder.priority)).all())
-    by_status = [DeskCount(s, s.replace("_", " ").capitalize(), statuses.get(s, 0), "/lab/worklist")
-                 for s in lab.OPEN_STATUSES]
-    by_priority = [DeskCount(p.value, p.value.capitalize(), priorities.get(p.value, 0), "/lab/worklist")
-                   for p in (LabPriority.STAT, LabPriority.URGENT, LabPriority.ROUTINE)]
+    by_status = [DeskCount(s, _(_STATUS_TILES[s]), statuses.get(s, 0), "/lab/worklist") for s in lab.OPEN_STATUSES]
+    by_priority = [DeskCount(p.value, _(label), priorities.get(p.value, 0), "/lab/worklist")
+                   for p, label in _PRIORITY_TILES.items()]
     start, end = day_span_utc(local_date(utcnow()))
     resulted_today = sa.and_(LabResult.resulted_at >= start, LabResult.resulted_at < end)
     count = session.execute(sa.select(sa.func.count()).select_from(LabResult).where(resulted_today)).scalar_one()

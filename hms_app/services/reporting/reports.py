@@ -46,6 +46,7 @@ from hms_app.services.core import audit
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.periods import (
     ReportRange,
     local_period,
@@ -75,6 +76,7 @@ class AppointmentCount:
     period: str
     department: str
     status: str
+    """The status's label in English ("No-show"): the charts key their colours on it and translate it."""
     appointments: int
 
 
@@ -95,6 +97,7 @@ class LabTurnaround:
     test_code: str
     test: str
     priority: str
+    """In English ("Stat"): the charts key their colours on it and translate it."""
     results: int
     average_minutes: float
     longest_minutes: float
@@ -258,16 +261,17 @@ def _new_patients(session: Session, window: ReportRange) -> list[NewPatientsMont
 @dataclass(frozen=True)
 class _Report:
     title: str
+    """In English (``N_``): translated where shown."""
     row_type: type
     compute: Callable[[Session, ReportRange], list]
 
 
 REPORTS: dict[str, _Report] = {
-    "appointments": _Report("Appointments by department and status", AppointmentCount, _appointments),
-    "doctor-utilisation": _Report("Doctor utilisation", DoctorUtilisation, _doctor_utilisation),
-    "lab-turnaround": _Report("Lab turnaround times", LabTurnaround, _lab_turnaround),
-    "pharmacy": _Report("Pharmacy dispensing and stock value", PharmacyPeriod, _pharmacy),
-    "new-patients": _Report("New patients per month", NewPatientsMonth, _new_patients),
+    "appointments": _Report(N_("Appointments by department and status"), AppointmentCount, _appointments),
+    "doctor-utilisation": _Report(N_("Doctor utilisation"), DoctorUtilisation, _doctor_utilisation),
+    "lab-turnaround": _Report(N_("Lab turnaround times"), LabTurnaround, _lab_turnaround),
+    "pharmacy": _Report(N_("Pharmacy dispensing and stock value"), PharmacyPeriod, _pharmacy),
+    "new-patients": _Report(N_("New patients per month"), NewPatientsMonth, _new_patients),
 }
 """Every report by the name its CSV export is asked for."""
 
@@ -346,7 +350,7 @@ def export_report_csv(*, session: Session, actor: Actor, report: str, start: obj
     require(session, actor, Permission.REPORTS_VIEW, action="report.export")
     chosen = REPORTS.get(str(report))
     if chosen is None:
-        raise ValidationError("Choose one of the reports on the page.")
+        raise ValidationError(_("Choose one of the reports on the page."))
     window = parse_report_range(start, end)
     rows = chosen.compute(session, window)
     audit.record(session, actor, "report.export", entity_type="report", entity_id=str(report),
