@@ -11,7 +11,6 @@ from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
 from hms_app.services.core.language import N_
 from hms_app.services.laboratory.lab import (
-    AWAITING_REVIEW,
     MAX_REVIEW_NOTE,
     ResultView,
     WorklistRow,
@@ -234,7 +233,7 @@ def _result_row(r: ResultView) -> rx.Component:
                                         aria_label=t("Mark reviewed: {test} for {patient}", test=r.test,
                                                      patient=r.patient)),
                               rx.fragment())),
-        rx.table.cell(rx.cond(r.status == AWAITING_REVIEW, rx.fragment(), rx.hstack(
+        rx.table.cell(rx.cond(r.withheld, rx.fragment(), rx.hstack(
             rx.button(t("PDF report"), size="1", variant="soft", on_click=s.download(r.order_id, "pdf"),
                       aria_label=t("PDF report of {test}", test=r.test)),
             rx.cond(r.has_report_file,

@@ -166,7 +166,7 @@ def pharmacy_queue_page() -> rx.Component:
 def _stock_badge(r: StockRow) -> rx.Component:
     """The stock's state in words, coloured from the figures (the words are in the reader's language):
     green in stock, amber at or below the reorder level, red out of stock or off the formulary."""
-    return rx.badge(r.state, high_contrast=True, variant="soft",
+    return rx.badge(r.state_label, high_contrast=True, variant="soft",
                     color_scheme=rx.cond(r.is_active & (r.on_hand > 0), rx.cond(r.low, "amber", "grass"), "red"))
 
 
@@ -234,7 +234,7 @@ def _batch_row(b: BatchRow) -> rx.Component:
         rx.table.cell(b.expiry),
         rx.table.cell(b.on_hand.to_string(), class_name="batch-on-hand"),
         rx.table.cell(b.unit_cost),
-        rx.table.cell(rx.badge(b.state, high_contrast=True, variant="soft",
+        rx.table.cell(rx.badge(b.state_label, high_contrast=True, variant="soft",
                                color_scheme=rx.match(b.state, ("Usable", "grass"), ("Expiring", "amber"), "red"))),
         data_lot=b.lot,
     )
