@@ -29,6 +29,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hms_app import settings
+from hms_app.services.core.language import (
+    _,
+    current_language,
+    preferred_language,
+    text_direction,
+    use_language,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -74,7 +81,7 @@ def with_security_headers(app: ASGIApp) -> ASGIApp:
     """Wrap ``app`` so that every HTTP response carries ``security_headers()`` (replacing any
     header of the same name the app set)."""
     added = security_headers()
-    names = {name for name, _ in added}
+    names = {name for name, _value in added}
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,7 +153,7 @@ def plain_page(title: str, body: str) -> bytes:
     """A page of the server's own (no script, inline style only): ``title`` as its heading and
     ``body``, HTML the caller has escaped, in its one main landmark."""
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<!doctype html><html lang=\"{current_language()}\" dir=\"{text_direction()}\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>{html.escape(title)} · {html.escape(settings.HOSPITAL_NAME)}</title>"
         f"<style>{PLAIN_STYLE}</style></head>"
@@ -160,10 +167,11 @@ def wrong_address_page(host: str, path: str, allowed: list[str] | None = None) -
     target = (allowed or settings.ALLOWED_ORIGINS)[0]
     link = html.escape(target + path, quote=True)
     return plain_page(
-        f"Open {target}",
-        f"<p>{html.escape(settings.HOSPITAL_NAME)}\u2019s system is served at <a href=\"{link}\">{link}</a>.</p>"
-        f"<p>This browser opened it at <strong>{html.escape(host)}</strong>, an address it does not "
-        "answer at: the pages would load but could not connect to the server.</p>")
+        _("Open {address}").format(address=target),
+        "<p>" + _("{hospital}'s system is served at {link}.").format(
+            hospital=html.escape(settings.HOSPITAL_NAME), link=f"<a href=\"{link}\">{link}</a>") + "</p><p>"
+        + _("This browser opened it at {address}, an address it does not answer at: the pages would load but could "
+            "not connect to the server.").format(address=f"<strong>{html.escape(host)}</strong>") + "</p>")
 
 
 def with_address_check(app: ASGIApp, allowed: list[str] | None = None) -> ASGIApp:
@@ -178,12 +186,14 @@ def with_address_check(app: ASGIApp, allowed: list[str] | None = None) -> ASGIAp
         if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
             await app(scope, receive, send)
             return
-        accept = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"accept"), "")
+        headers = {k.lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        accept = headers.get(b"accept", "")
         host = _request_host(scope)
         if "text/html" not in accept or host is None or any(_netloc(s, host) in hosts for s in schemes):
             await app(scope, receive, send)
             return
-        body = wrong_address_page(host, scope.get("path", "/"), origins)
+        with use_language(preferred_language(headers.get(b"accept-language", ""))):
+            body = wrong_address_page(host, scope.get("path", "/"), origins)
         await send({"type": "http.response.start", "status": 421,
                     "headers": [(b"content-type", b"text/html; charset=utf-8"),
                                 (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")]})

@@ -28,6 +28,7 @@ OUT_OF_SCOPE = (
     "settings.py",  # start-up errors for the operator
     "db/",  # tables, migrations (enum labels are marked in db/enums.py, which is in scope)
     "operations/",  # demo data, backups, the catalogue tools: operators' work
+    "fhir_routes.py",  # the FHIR API's HTTP answers
     "services/interop/fhir.py",  # the FHIR API: machines read it; its display texts are FHIR's
     "services/reference/",  # shipped reference data (allergens, formulary, ICD-10, interactions)
     "postgres.py",
@@ -80,6 +81,7 @@ NOT_SHOWN_KEYWORDS = {"id", "href", "class_name", "name", "key", "type", "color_
                       "permission", "refused_action", "on_load"}
 NOT_SHOWN_MARK = "# i18n: not shown"
 WORDS = re.compile(r"[A-Za-z]{2,}[^\S\n]+[A-Za-z]{2,}|^[A-Z][a-z]{2,}[.!?:]?$")
+CSS_RULE = re.compile(r"[a-z-]+\{[a-z-]+:[^;{}]+;")
 CODE_LIKE = re.compile(r"^[\w.\-/:@#%{}()\[\]=,*+<>|&!? ]*$")
 
 
@@ -105,6 +107,8 @@ def _reads_as_words(text: str) -> bool:
     if not WORDS.search(text):
         return False
     # SQL, CSS, paths, format strings of machines: no sentence in them.
+    if CSS_RULE.search(text):
+        return False
     lowered = text.lower()
     if lowered.startswith(("select ", "insert ", "update ", "delete ", "create ", "alter ", "drop ", "with ")):
         return False
