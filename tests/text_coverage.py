@@ -107,8 +107,8 @@ def _reads_as_words(text: str) -> bool:
     if not WORDS.search(text):
         return False
     # SQL, CSS, paths, format strings of machines: no sentence in them.
-    if CSS_RULE.search(text):
-        return False
+    if CSS_RULE.search(text) or re.search(r"\b\d+(px|rem|em)\b|var\(--", text):
+        return False  # a style sheet's rule or a CSS value ("1px solid var(--gray-5)")
     lowered = text.lower()
     if lowered.startswith(("select ", "insert ", "update ", "delete ", "create ", "alter ", "drop ", "with ")):
         return False
