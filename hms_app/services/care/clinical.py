@@ -334,7 +334,7 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
             detail = diagnosis if for_patient else " · ".join(x for x in (diagnosis, e.assessment[:200]) if x)
             entries[("encounter", e.id)] = TimelineEntry("encounter", e.id, format_local(e.started_at),
                                                          _("Visit with {doctor}").format(doctor=name),
-                                                         detail, _status_label(str(e.status)))
+                                                         detail, status_label(str(e.status)))
     if ids := wanted.get("prescription"):
         items: dict[int, list[str]] = {}
         for pid, name, strength, dose, freq, days in session.execute(
@@ -350,7 +350,7 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
         for p in session.execute(sa.select(Prescription).where(Prescription.id.in_(ids))).scalars():
             entries[("prescription", p.id)] = TimelineEntry("prescription", p.id, format_local(p.created_at),
                                                             _("Prescription"), "; ".join(items.get(p.id, [])),
-                                                            _status_label(str(p.status)))
+                                                            status_label(str(p.status)))
     if ids := wanted.get("lab"):
         for o, test, held in session.execute(
             sa.select(LabOrder, LabTest.name, LabResult.id.is_not(None) & LabResult.released_at.is_(None))
@@ -358,10 +358,10 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
             .where(LabOrder.id.in_(ids))
         ):
             # A result held for the doctor's review is, to its patient, not there yet.
-            status = _("awaiting review by your doctor") if for_patient and held else _status_label(str(o.status))
+            status = _("awaiting review by your doctor") if for_patient and held else status_label(str(o.status))
             entries[("lab", o.id)] = TimelineEntry("lab", o.id, format_local(o.ordered_at),
                                                    _("Lab test: {test}").format(test=test),
-                                                   _("Priority {priority}").format(priority=_status_label(str(o.priority))),
+                                                   _("Priority {priority}").format(priority=status_label(str(o.priority))),
                                                    status)
     if ids := wanted.get("document"):
         for d in session.execute(sa.select(Document).where(Document.id.in_(ids))).scalars():
@@ -372,12 +372,12 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
         for i in session.execute(sa.select(Immunization).where(Immunization.id.in_(ids))).scalars():
             entries[("immunization", i.id)] = TimelineEntry("immunization", i.id, format_local(i.given_at),
                                                             _("Immunization: {vaccine}").format(vaccine=i.vaccine),
-                                                            _coded(i.code_system, i.code), _status_label(i.status))
+                                                            _coded(i.code_system, i.code), status_label(i.status))
     if ids := wanted.get("procedure"):
         for p in session.execute(sa.select(Procedure).where(Procedure.id.in_(ids))).scalars():
             entries[("procedure", p.id)] = TimelineEntry("procedure", p.id, format_local(p.performed_at),
                                                          _("Procedure: {description}").format(description=p.description),
-                                                         _coded(p.code_system, p.code), _status_label(p.status))
+                                                         _coded(p.code_system, p.code), status_label(p.status))
     rows = [entries[(kind, id_)] for kind, id_ in keys if (kind, id_) in entries]
     return Page(rows, total, page, page_size)
 
@@ -394,8 +394,9 @@ _TIMELINE_STATUSES = {
 """The statuses (and a lab order's priorities) a timeline shows, by their stored value."""
 
 
-def _status_label(status: str) -> str:
-    """A timeline entry's status in the reader's language; a value none foresaw, in words as stored."""
+def status_label(status: str) -> str:
+    """A clinical status (an encounter's, a prescription's, a lab order's or its priority, an imported
+    record's) in the reader's language; a value none foresaw, in words as stored."""
     label = _TIMELINE_STATUSES.get(status)
     return _(label) if label else status.replace("_", " ").replace("-", " ")
 
