@@ -368,7 +368,7 @@ def deliver_due(session_factory: Callable[[], Session], transport: Transport, *,
             sent_values = {"status": SENT, "sent_at": now(), "locked_until": None, "last_error": ""}
             if kind in _SENT_WIPES:
                 # The link's token is kept only as its hash: the message's copy goes once it is sent.
-                sent_values["body"] = "(sent; the confirmation link is not kept)"
+                sent_values["body"] = "(sent; the confirmation link is not kept)"  # i18n: not shown
             session.execute(sa.update(EmailOutbox).where(EmailOutbox.id == outbox_id, EmailOutbox.status == SENDING)
                             .values(**sent_values))
             session.commit()
