@@ -44,7 +44,7 @@ from hms_app.services.core import audit, emails, passwords
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
-from hms_app.services.core.language import N_, _, ngettext
+from hms_app.services.core.language import _, ngettext
 from hms_app.services.core.localtime import format_date
 from hms_app.services.core.numbers import format_number
 from hms_app.services.core.text import checked_line
@@ -268,16 +268,9 @@ class SetupOverview:
     """Steps not done yet; the checklist shows while there is any."""
 
 
-def _count(n: int, one: str, many: str) -> str:
-    """``n`` things, ``one`` and ``many`` being the English forms (``"{n} patient"``, marked) of the message."""
-    return ngettext(one, many, n).format(n=format_number(n))
-
-
-def _of_doctors(n: int, doctors: int, one: str, many: str) -> str:
-    """``n`` of the ``doctors`` (``one`` and ``many`` as for ``_count``, with ``{doctors}`` too)."""
-    if not doctors:
-        return _("No doctors yet")
-    return ngettext(one, many, doctors).format(n=format_number(n), doctors=format_number(doctors))
+def _counted(message: str, n: int, **counts: int) -> str:
+    """``message``, the form ``ngettext`` chose, with ``n`` (and any other ``counts``) written in the locale."""
+    return message.format(n=format_number(n), **{name: format_number(count) for name, count in counts.items()})
 
 
 def _both(first: str, second: str) -> str:
@@ -308,31 +301,34 @@ def setup_overview(*, session: Session, actor: Actor) -> SetupOverview:
         count(sa.select(sa.func.count()).select_from(PatientProfile)),
     )).one()
     departments, staff, doctors, scheduled, tests, medicines, lots, priced, services, patients = row
+    no_doctors = _("No doctors yet")
     steps = [
         SetupStep("departments", _("Departments"),
-                  _count(departments, N_("{n} active department"), N_("{n} active departments")),
+                  _counted(ngettext("{n} active department", "{n} active departments", departments), departments),
                   departments > 0, "/admin/departments", _("Add departments")),
         SetupStep("staff", _("Staff"),
-                  _count(staff, N_("{n} staff account besides administrators"),
-                         N_("{n} staff accounts besides administrators")),
+                  _counted(ngettext("{n} staff account besides administrators",
+                                    "{n} staff accounts besides administrators", staff), staff),
                   staff > 0, "/admin/users", _("Add staff")),
         SetupStep("schedules", _("Doctors' schedules"),
-                  _of_doctors(scheduled, doctors, N_("{n} of {doctors} doctor has weekly hours"),
-                              N_("{n} of {doctors} doctors have weekly hours")),
+                  _counted(ngettext("{n} of {doctors} doctor has weekly hours",
+                                    "{n} of {doctors} doctors have weekly hours", doctors), scheduled, doctors=doctors)
+                  if doctors else no_doctors,
                   doctors > 0 and scheduled == doctors, "/admin/schedules", _("Set weekly hours")),
         SetupStep("lab_catalog", _("Lab catalog"),
-                  _count(tests, N_("{n} active lab test"), N_("{n} active lab tests")),
+                  _counted(ngettext("{n} active lab test", "{n} active lab tests", tests), tests),
                   tests > 0, "/lab/catalog", _("Edit the lab catalog")),
         SetupStep("formulary", _("Formulary and stock"),
-                  _both(_count(medicines, N_("{n} medicine"), N_("{n} medicines")),
-                        _count(lots, N_("{n} lot in stock"), N_("{n} lots in stock"))),
+                  _both(_counted(ngettext("{n} medicine", "{n} medicines", medicines), medicines),
+                        _counted(ngettext("{n} lot in stock", "{n} lots in stock", lots), lots)),
                   medicines > 0 and lots > 0, "/pharmacy/stock", _("Add medicines and stock")),
         SetupStep("prices", _("Prices"),
-                  _both(_of_doctors(priced, doctors, N_("{n} of {doctors} doctor has a consultation fee"),
-                                    N_("{n} of {doctors} doctors have a consultation fee")),
-                        _count(services, N_("{n} other service priced"), N_("{n} other services priced"))),
+                  _both(_counted(ngettext("{n} of {doctors} doctor has a consultation fee",
+                                          "{n} of {doctors} doctors have a consultation fee", doctors),
+                                 priced, doctors=doctors) if doctors else no_doctors,
+                        _counted(ngettext("{n} other service priced", "{n} other services priced", services), services)),
                   doctors > 0 and priced == doctors, "/accounts/prices", _("Set prices")),
-        SetupStep("patients", _("Patients"), _count(patients, N_("{n} patient"), N_("{n} patients")),
+        SetupStep("patients", _("Patients"), _counted(ngettext("{n} patient", "{n} patients", patients), patients),
                   patients > 0, "/admin/import", _("Import patients")),
     ]
     return SetupOverview(_hospital_card(session), steps, sum(not step.done for step in steps))
