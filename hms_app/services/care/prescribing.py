@@ -441,8 +441,11 @@ def encounter_orders(*, session: Session, actor: Actor, encounter_id: int) -> li
     ):
         text = ngettext("{medicine}: {dose} {route} {frequency}, {n} day, qty {quantity}",
                         "{medicine}: {dose} {route} {frequency}, {n} days, qty {quantity}", item.days).format(
-            medicine=f"{medicine.name} {medicine.strength}", dose=item.dose, route=_(item.route),
-            frequency=_(item.frequency), n=item.days, quantity=item.quantity)
+            medicine=f"{medicine.name} {medicine.strength}", dose=item.dose,
+            # An imported item may carry a route or frequency of its own: shown as it came.
+            route=_(item.route) if item.route in ROUTES else item.route,
+            frequency=_(item.frequency) if item.frequency in FREQUENCIES else item.frequency,
+            n=item.days, quantity=item.quantity)
         if item.override_reason:
             text = _("{item} — override: {reason}").format(item=text, reason=item.override_reason)
         rows.append(OrderedItem("prescription", item.prescription_id, text, status_label(str(status))))

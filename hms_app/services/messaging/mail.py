@@ -112,18 +112,21 @@ def render_account(kind: str, *, token: str = "") -> tuple[str, str]:
     link = f"{settings.PUBLIC_URL}{template.link}" + (f"?token={token}" if token else "")
     lead = _(template.lead).format(hospital=settings.HOSPITAL_NAME, hours=f"{settings.EMAIL_CONFIRM_HOURS:g}",
                                    link=link)
-    return _(template.subject), f"{_('Hello,')}\n\n{lead}\n\n{settings.HOSPITAL_NAME}\n"
+    hello = _("Hello,")
+    return _(template.subject), f"{hello}\n\n{lead}\n\n{settings.HOSPITAL_NAME}\n"
 
 
 def render(kind: str, *, when: datetime | None = None) -> tuple[str, str]:
     """Subject and plain-text body of a message of ``kind``, in the current language."""
     template = TEMPLATES[kind]
-    lead = _(template.lead).format(when=format_day_and_time(when))
+    hello = _("Hello,")
+    lead = _("{lead} Log in to see the details:").format(lead=_(template.lead).format(when=format_day_and_time(when)))
+    privacy = _("For your privacy this e-mail holds no medical or payment details.")
     body = (
-        f"{_('Hello,')}\n\n"
-        f"{_('{lead} Log in to see the details:').format(lead=lead)}\n\n"
+        f"{hello}\n\n"
+        f"{lead}\n\n"
         f"{settings.PUBLIC_URL}/login?next={template.link}\n\n"
-        f"{_('For your privacy this e-mail holds no medical or payment details.')}\n\n"
+        f"{privacy}\n\n"
         f"{settings.HOSPITAL_NAME}\n"
     )
     return _(template.subject), body
