@@ -66,8 +66,9 @@ _REFUSALS = {
     Kind.REGISTER: N_("Too many registrations from your network. Wait {wait} and try again, or ask the front "
                       "desk to register you."),
     Kind.PASSWORD: N_("Too many wrong current passwords from your network. Wait {wait} and try again."),
-    Kind.API: N_("Too many failed authentications from this address. Retry after {wait}."),
+    Kind.API: "Too many failed authentications from this address. Retry after {wait}.",  # FHIR output # i18n: not shown
 }
+"""What a blocked address is told; the FHIR API's answer, read by the client's developers, in English."""
 
 
 def address_key(kind: Kind, address: str) -> str:
@@ -86,7 +87,7 @@ def address_key(kind: Kind, address: str) -> str:
 
 
 def _wait_text(seconds: int) -> str:
-    """A wait in English, for the audit trail."""
+    """A wait in English, for the audit trail and the FHIR API."""
     minutes = math.ceil(seconds / 60)
     if seconds < 60:
         return f"{seconds} seconds" if seconds != 1 else "1 second"  # i18n: not shown
@@ -233,6 +234,8 @@ def check(session: Session, kind: Kind, address: str, *, now: datetime | None = 
     if until is None:
         return
     wait = max(1, math.ceil((until - now).total_seconds()))
+    if kind is Kind.API:
+        raise TooManyAttempts(_REFUSALS[kind].format(wait=_wait_text(wait)), retry_after=wait)
     raise TooManyAttempts(_(_REFUSALS[kind]).format(wait=_wait_shown(wait)), retry_after=wait)
 
 
