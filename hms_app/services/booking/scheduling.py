@@ -346,8 +346,9 @@ def add_leave(
         )
     ).scalar_one()
     if clashes:
-        raise Conflict(ngettext("{n} active appointment falls in that period. Cancel or reschedule it first.",
-                                "{n} active appointments fall in that period. Cancel or reschedule them first.",
+        # One English text for any count (as it always read); the translations have their forms.
+        raise Conflict(ngettext("{n} active appointment(s) fall in that period. Cancel or reschedule them first.",
+                                "{n} active appointment(s) fall in that period. Cancel or reschedule them first.",
                                 clashes).format(n=clashes))
     leave = DoctorLeave(doctor_id=doctor.id, starts_at=starts_at, ends_at=ends_at,
                         reason=storable(str(reason or "")[:200], _("reason")))
