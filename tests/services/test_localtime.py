@@ -12,6 +12,7 @@ from babel import Locale
 
 from hms_app import settings
 from hms_app.services.core import localtime
+from hms_app.services.core.language import use_language
 
 
 def utc(*args: int) -> datetime:
@@ -88,6 +89,18 @@ def test_a_listed_time_always_carries_its_day(locale):
         locale, en_GB="Yesterday", en_US="Yesterday", de_DE="Gestern")
     # Another year's day names its year.
     assert "2027" in localtime.format_when(utc(2027, 1, 5, 9), today=monday)
+
+
+@pytest.mark.parametrize(("language", "day", "moment", "today"), [
+    ("es", "7 dic 2026", "15 ene 2027, 9:30", "Hoy"),
+    ("ar", "7 ديسمبر 2026", "15 يناير 2027، 9:30 ص", "اليوم"),
+])
+def test_dates_and_times_follow_the_reader_language(language, day, moment, today):
+    with use_language(language):
+        assert localtime.format_date(date(2026, 12, 7)) == day
+        assert localtime.format_local(utc(2027, 1, 15, 9, 30)) == moment  # still the hospital's wall clock
+        assert localtime.relative_day(date(2026, 12, 7), today=date(2026, 12, 7)) == today
+    assert localtime.format_date(date(2026, 12, 7)) == "7 Dec 2026"
 
 
 def test_relative_days_follow_the_hospital_calendar_not_utc():

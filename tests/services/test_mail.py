@@ -11,8 +11,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
+from email.header import decode_header, make_header
 from email.message import Message
 
 import pytest
@@ -22,7 +23,7 @@ from aiosmtpd.controller import Controller
 from hms_app import settings
 from hms_app.db.engine import session_scope
 from hms_app.db.enums import AppointmentStatus, Role
-from hms_app.db.models import EmailOutbox
+from hms_app.db.models import EmailOutbox, User
 from hms_app.db.types import utcnow
 from hms_app.services.booking import appointments
 from hms_app.services.core.errors import PermissionDenied, ValidationError
@@ -145,6 +146,24 @@ def test_each_event_is_mailed_once_with_no_clinical_content(seeded, actors, smtp
         assert f"{settings.PUBLIC_URL}/login".lower() in text
         assert not [word for word in forbidden if word in text], text
     assert {row.status for row in _outbox(seeded)} == {"sent"}
+
+
+def test_each_message_is_written_in_its_recipients_language(seeded, actors, smtp):
+    doctor, patient_id = actors[Role.DOCTOR], actors[Role.PATIENT].user_id
+    with session_scope(engine=seeded) as s:
+        s.get(User, patient_id).language = "es"
+        s.commit()
+    starts = datetime(2031, 3, 4, 10, 0, tzinfo=UTC)  # a Tuesday, 10:00 in London
+    appointment_id = insert_appointment(seeded, patient_id=patient_id, doctor_id=user_id(seeded, doctor.email),
+                                        starts_at=starts, status=AppointmentStatus.REQUESTED)
+    call(seeded, appointments.confirm_appointment, actor=doctor, appointment_id=appointment_id)  # the doctor's English
+    assert _deliver(seeded) == mail.DeliveryReport(sent=1)
+    (message,) = smtp.messages
+    assert str(make_header(decode_header(message["Subject"]))) == "Su cita está confirmada"
+    body = _body(message)
+    assert body.startswith("Hola:")
+    assert "mar, 4 mar 2031, 10:00" in body  # the date in Spanish too
+    assert "Your appointment" not in body
 
 
 def test_a_failing_server_leads_to_retries_and_one_copy(seeded, actors, smtp):

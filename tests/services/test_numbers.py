@@ -8,6 +8,7 @@ from babel import Locale
 
 from hms_app import settings
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import use_language
 from hms_app.services.core.numbers import (
     format_money,
     format_number,
@@ -66,3 +67,12 @@ def test_a_money_axis_reads_like_format_money(locale):
     axis = money_axis()
     assert axis["separators"] == {"en_GB": ".,", "en_US": ".,", "de_DE": ",."}[locale]
     assert (axis["tickprefix"], axis["ticksuffix"].strip("\xa0")) == (("", "£") if locale == "de_DE" else ("£", ""))
+
+
+@pytest.mark.parametrize(("language", "money", "number"), [("es", "1.234,50\xa0GBP", "1.234.567"),
+                                                           ("ar", "\u200f1,234.50\xa0UK£", "1,234,567")])
+def test_money_and_numbers_follow_the_reader_language(language, money, number):
+    with use_language(language):
+        assert (format_money(123450), format_number(1234567)) == (money, number)
+        assert parse_money(format_money(123450), "amount") == 123450  # read back as written, marks and all
+    assert format_money(123450) == "£1,234.50"  # the hospital's own, outside the block

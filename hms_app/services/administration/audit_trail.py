@@ -24,6 +24,7 @@ from hms_app.services.core.actor import Actor
 from hms_app.services.core.audit import ChainReport
 from hms_app.services.core.errors import ValidationError
 from hms_app.services.core.ids import parse_id
+from hms_app.services.core.language import N_, _, ngettext
 from hms_app.services.core.localtime import format_local, local_midnight
 from hms_app.services.core.numbers import format_number
 from hms_app.services.core.paging import clamp_page
@@ -70,11 +71,12 @@ class AuditPage:
     size_note: str = ""
 
 
-def _local_day_start(text: str, label: str) -> datetime:
+def _local_day_start(text: str, malformed: str) -> datetime:
+    """Local midnight at the start of the day ``text`` (ISO); ``malformed`` (marked) if it is none."""
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        raise ValidationError(f"The {label} date must look like 2026-01-31.") from None
+        raise ValidationError(_(malformed)) from None
     return local_midnight(day)
 
 
@@ -104,12 +106,14 @@ def _filtered(session: Session, filters: AuditFilter) -> sa.Select:
         query = query.where(AuditEvent.action.like(f"{escape_like(filters.action.strip())}%", escape="\\"))
     if filters.outcome.strip():
         if filters.outcome not in {o.value for o in AuditOutcome}:
-            raise ValidationError("Choose an outcome from the list.")
+            raise ValidationError(_("Choose an outcome from the list."))
         query = query.where(AuditEvent.outcome == filters.outcome)
-    start = _local_day_start(filters.date_from, "start") if filters.date_from.strip() else None
-    end = _local_day_start(filters.date_to, "end") + timedelta(days=1) if filters.date_to.strip() else None
+    start = (_local_day_start(filters.date_from, N_("The start date must look like 2026-01-31."))
+             if filters.date_from.strip() else None)
+    end = (_local_day_start(filters.date_to, N_("The end date must look like 2026-01-31.")) + timedelta(days=1)
+           if filters.date_to.strip() else None)
     if start and end and start >= end:
-        raise ValidationError("The start date must not be after the end date.")
+        raise ValidationError(_("The start date must not be after the end date."))
     if start:
         query = query.where(AuditEvent.occurred_at >= start)
     if end:
@@ -121,7 +125,7 @@ def _to_row(event: AuditEvent) -> AuditRow:
     return AuditRow(
         id=event.id or 0,
         occurred_at=format_local(event.occurred_at, seconds=True),
-        actor=event.actor_email or "(visitor)",
+        actor=event.actor_email or _("(visitor)"),
         action=event.action,
         record=f"{event.entity_type} {event.entity_id}".strip(),
         patient="" if event.patient_id is None else str(event.patient_id),
@@ -148,7 +152,7 @@ def search_audit(
         page_size: rows per page, clamped as every table's are.
     """
     _require_audit_view(session, actor, "audit.search")
-    _, page_size = clamp_page(1, page_size)
+    page_size = clamp_page(1, page_size)[1]
     filters = _clean_filters(filters)
     query = _filtered(session, filters)
     older_than, newer_than = parse_id(older_than), parse_id(newer_than)
@@ -178,14 +182,25 @@ def _trail_size_note(session: Session) -> str:
     if session.get_bind().dialect.name == "postgresql":
         estimate = session.execute(sa.text(
             "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass('audit_event')")).scalar_one_or_none()
-        return f"about {format_number(estimate)} events in all (the database's estimate)" if estimate and estimate > 0 else ""
+        if not estimate or estimate <= 0:
+            return ""
+        return ngettext("about {n} event in all (the database's estimate)",
+                        "about {n} events in all (the database's estimate)", estimate).format(n=format_number(estimate))
     # Two subqueries: SQLite reads min() or max() alone off the index's ends, both at once by a full scan.
     low, high = session.execute(sa.select(sa.select(sa.func.min(AuditEvent.id)).scalar_subquery(),
                                           sa.select(sa.func.max(AuditEvent.id)).scalar_subquery())).one()
-    return "" if low is None else f"at most {format_number(high - low + 1)} events in all (from the first and last ids)"
+    if low is None:
+        return ""
+    return ngettext("at most {n} event in all (from the first and last ids)",
+                    "at most {n} events in all (from the first and last ids)", high - low + 1).format(
+        n=format_number(high - low + 1))
 
 
 EXPORT_LIMIT = 100_000
+_EXPORT_HEADERS = (N_("id"), N_("occurred_at_utc"), N_("actor_id"), N_("actor_email"), N_("action"), N_("entity_type"),
+                   N_("entity_id"), N_("patient_id"), N_("ip_address"), N_("outcome"), N_("detail"), N_("prev_hash"),
+                   N_("row_hash"))
+"""The export's column names, in the reader's language (the rows are the trail as recorded)."""
 
 
 def export_audit_csv(*, session: Session, actor: Actor, filters: AuditFilter) -> str:
@@ -195,10 +210,7 @@ def export_audit_csv(*, session: Session, actor: Actor, filters: AuditFilter) ->
     query = _filtered(session, filters).order_by(AuditEvent.id).limit(EXPORT_LIMIT)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(
-        ["id", "occurred_at_utc", "actor_id", "actor_email", "action", "entity_type", "entity_id",
-         "patient_id", "ip_address", "outcome", "detail", "prev_hash", "row_hash"]
-    )
+    writer.writerow([_(header) for header in _EXPORT_HEADERS])
     count = 0
     for event in _iter(session, query):
         count += 1
@@ -228,7 +240,8 @@ def verify_audit_chain(*, session: Session, actor: Actor) -> ChainReport:
         actor,
         "audit.verify",
         outcome=AuditOutcome.SUCCESS if report.ok else AuditOutcome.FAILED,
-        detail=f"{report.rows_checked} rows checked" + ("" if report.ok else f"; first altered row {report.first_bad_id}"),
+        detail=f"{report.rows_checked} rows checked"  # i18n: not shown
+               + ("" if report.ok else f"; first altered row {report.first_bad_id}"),  # i18n: not shown
     )
     session.commit()
     return report

@@ -33,23 +33,33 @@ from hms_app.services.core import audit, counters, emails, events, passwords, th
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import LoginFailed, SessionExpired, ValidationError
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.localtime import local_today
 from hms_app.services.core.passwords import hash_token
 from hms_app.services.core.text import checked_line, is_storable, shown
 from hms_app.services.messaging import mail
 
-LOGIN_FAILED_MESSAGE = (
+_LOGIN_FAILED = N_(
     "We could not log you in with that email and password. Check them and try again; "
-    f"after {settings.LOCKOUT_THRESHOLD} failed tries in a row an account is locked for "
-    f"{settings.LOCKOUT_SECONDS // 60} minutes."
+    "after {tries} failed tries in a row an account is locked for {minutes} minutes."
 )
-CODE_FAILED_MESSAGE = (
+_CODE_FAILED = N_(
     "That code is not right, or it has been used already. Enter the current code from your authenticator "
-    f"app, or one of your recovery codes; after {settings.LOCKOUT_THRESHOLD} failed tries in a row an account "
-    f"is locked for {settings.LOCKOUT_SECONDS // 60} minutes."
+    "app, or one of your recovery codes; after {tries} failed tries in a row an account "
+    "is locked for {minutes} minutes."
 )
-CHALLENGE_EXPIRED_MESSAGE = "Your login has timed out. Log in again with your email and password."
-UNCONFIRMED_MESSAGE = (
+
+
+def _with_lockout(message: str) -> str:
+    """``message`` (``_LOGIN_FAILED``, ``_CODE_FAILED``) in the current language, with the lockout's figures."""
+    return _(message).format(tries=settings.LOCKOUT_THRESHOLD, minutes=settings.LOCKOUT_SECONDS // 60)
+
+
+LOGIN_FAILED_MESSAGE = _LOGIN_FAILED.format(tries=settings.LOCKOUT_THRESHOLD, minutes=settings.LOCKOUT_SECONDS // 60)
+"""The one answer to a failed login, in English (as the refusal reads in the source language)."""
+CHALLENGE_EXPIRED_MESSAGE = N_("Your login has timed out. Log in again with your email and password.")
+"""Marked here; the refusal carries it translated (compare with ``_(CHALLENGE_EXPIRED_MESSAGE)``)."""
+UNCONFIRMED_MESSAGE = N_(
     "Your email address is not confirmed yet. Open the link in the message we sent to it, then log in. "
     "If the link has expired or the message is lost, register again with the same address for a new link."
 )
@@ -124,23 +134,24 @@ def login(*, session: Session, visitor: Anonymous, email: str, password: str) ->
                      outcome=AuditOutcome.FAILED, detail=reason, actor_email=email_text)
         throttle.failed(session, throttle.Kind.LOGIN, visitor.ip_address)
         session.commit()
-        raise LoginFailed(LOGIN_FAILED_MESSAGE)
+        raise LoginFailed(_with_lockout(_LOGIN_FAILED))
 
+    # The reasons are audit details, in English.
     if user is None:
-        fail("unknown email")
+        fail("unknown email")  # i18n: not shown
     if user.locked_until is not None and user.locked_until > now:
-        fail("account locked", "login.locked")
+        fail("account locked", "login.locked")  # i18n: not shown
     if not user.is_active:
-        fail("account disabled")
+        fail("account disabled")  # i18n: not shown
     if not matches:
         _count_failure(session, visitor, user, email_text, "password")
-        fail(f"wrong password ({user.failed_logins or settings.LOCKOUT_THRESHOLD} in a row)")
+        fail(f"wrong password ({user.failed_logins or settings.LOCKOUT_THRESHOLD} in a row)")  # i18n: not shown
     if user.email_confirm_token_hash is not None:
         # Said only after the right password: to anyone else the account looks like any other.
         audit.record(session, visitor, "login.unconfirmed", entity_type="user", entity_id=user.id,
-                     outcome=AuditOutcome.FAILED, detail="email address not confirmed", actor_email=email_text)
+                     outcome=AuditOutcome.FAILED, detail="email address not confirmed", actor_email=email_text)  # i18n: not shown
         session.commit()
-        raise LoginFailed(UNCONFIRMED_MESSAGE)
+        raise LoginFailed(_(UNCONFIRMED_MESSAGE))
 
     if second_factor.owed_by(session, user):
         # The password is right, but it alone opens nothing: the failure count stands until a code
@@ -148,7 +159,7 @@ def login(*, session: Session, visitor: Anonymous, email: str, password: str) ->
         challenge = second_factor.open_challenge(session, user, visitor.ip_address)
         must_enrol = second_factor.enrolled_factor(session, user.id) is None
         audit.record(session, visitor, "login.password_ok", entity_type="user", entity_id=user.id,
-                     actor_email=email_text, detail="enrolment owed" if must_enrol else "code owed")
+                     actor_email=email_text, detail="enrolment owed" if must_enrol else "code owed")  # i18n: not shown
         session.commit()
         return LoginResult("", None, challenge=challenge, must_enrol=must_enrol)
     return _open_session(session, visitor, user, how="")
@@ -164,8 +175,8 @@ def _count_failure(session: Session, visitor: Anonymous, user: User, email_text:
                                                         LoginChallenge.used_at.is_(None)).values(used_at=utcnow()))
         audit.record(session, visitor, "login.lockout", entity_type="user", entity_id=user.id,
                      outcome=AuditOutcome.FAILED, actor_email=email_text,
-                     detail=f"locked for {settings.LOCKOUT_SECONDS // 60} minutes after {failures} failures"
-                            + ("" if what == "password" else f", the last a wrong {what}"))
+                     detail=f"locked for {settings.LOCKOUT_SECONDS // 60} minutes after {failures} failures"  # i18n: not shown
+                            + ("" if what == "password" else f", the last a wrong {what}"))  # i18n: not shown
     else:
         user.failed_logins = failures
     session.add(user)
@@ -201,25 +212,25 @@ def _challenged_user(session: Session, visitor: Anonymous, challenge: object,
     found = second_factor.find_challenge(session, challenge)
     if found is None:
         audit.record(session, visitor, action, entity_type="login_challenge", outcome=AuditOutcome.FAILED,
-                     detail="unknown, used or expired challenge")
+                     detail="unknown, used or expired challenge")  # i18n: not shown
         session.commit()
-        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+        raise LoginFailed(_(CHALLENGE_EXPIRED_MESSAGE))
     row, user = found
     if not user.is_active or (user.locked_until is not None and user.locked_until > utcnow()):
         audit.record(session, visitor, action, entity_type="user", entity_id=user.id, outcome=AuditOutcome.FAILED,
-                     actor_email=user.email, detail="account locked or disabled")
+                     actor_email=user.email, detail="account locked or disabled")  # i18n: not shown
         session.commit()
-        raise LoginFailed(CODE_FAILED_MESSAGE)
+        raise LoginFailed(_with_lockout(_CODE_FAILED))
     return row, user
 
 
 def _wrong_code(session: Session, visitor: Anonymous, user: User, action: str) -> NoReturn:
     _count_failure(session, visitor, user, user.email, "code")
     audit.record(session, visitor, action, entity_type="user", entity_id=user.id, outcome=AuditOutcome.FAILED,
-                 actor_email=user.email, detail="wrong or reused code")
+                 actor_email=user.email, detail="wrong or reused code")  # i18n: not shown
     throttle.failed(session, throttle.Kind.LOGIN, visitor.ip_address)
     session.commit()
-    raise LoginFailed(CODE_FAILED_MESSAGE)
+    raise LoginFailed(_with_lockout(_CODE_FAILED))
 
 
 def complete_login(*, session: Session, visitor: Anonymous, challenge: str, code: str) -> LoginResult:
@@ -235,13 +246,13 @@ def complete_login(*, session: Session, visitor: Anonymous, challenge: str, code
     row, user = _challenged_user(session, visitor, challenge, "login.second_factor_failed")
     factor = second_factor.enrolled_factor(session, user.id)
     if factor is None:
-        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+        raise LoginFailed(_(CHALLENGE_EXPIRED_MESSAGE))
     typed = second_factor.normalize_code(code)
     step = second_factor.matching_step(factor.secret, typed, after_step=factor.last_used_step)
     if step is not None and second_factor.claim_step(session, user.id, step):
-        how = "authenticator code"
+        how = "authenticator code"  # i18n: not shown
     elif step is None and second_factor.use_recovery_code(session, user.id, typed):
-        how = f"recovery code ({second_factor.recovery_codes_left(session, user.id)} left)"
+        how = f"recovery code ({second_factor.recovery_codes_left(session, user.id)} left)"  # i18n: not shown
     else:
         _wrong_code(session, visitor, user, "login.second_factor_failed")
     row.used_at = utcnow()
@@ -265,7 +276,7 @@ def start_enrolment(*, session: Session, visitor: Anonymous, challenge: str) -> 
     """
     _row, user = _challenged_user(session, visitor, challenge, "second_factor.enrol")
     if second_factor.enrolled_factor(session, user.id) is not None:
-        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+        raise LoginFailed(_(CHALLENGE_EXPIRED_MESSAGE))
     secret = second_factor.new_secret()
     factor = session.get(SecondFactor, user.id) or SecondFactor(user_id=user.id, secret=secret)
     factor.secret = secret
@@ -296,7 +307,7 @@ def confirm_enrolment(*, session: Session, visitor: Anonymous, challenge: str, c
     row, user = _challenged_user(session, visitor, challenge, "second_factor.enrol")
     factor = session.get(SecondFactor, user.id)
     if factor is None or factor.enrolled_at is not None:
-        raise LoginFailed(CHALLENGE_EXPIRED_MESSAGE)
+        raise LoginFailed(_(CHALLENGE_EXPIRED_MESSAGE))
     step = second_factor.matching_step(factor.secret, second_factor.normalize_code(code),
                                        after_step=factor.last_used_step)
     if step is None or not second_factor.claim_step(session, user.id, step):
@@ -307,8 +318,8 @@ def confirm_enrolment(*, session: Session, visitor: Anonymous, challenge: str, c
     row.used_at = utcnow()
     session.add(row)
     audit.record(session, visitor, "second_factor.enrol", entity_type="user", entity_id=user.id,
-                 actor_email=user.email, detail=f"{len(codes)} recovery codes issued")
-    return EnrolledLogin(_open_session(session, visitor, user, how="new authenticator"), codes)
+                 actor_email=user.email, detail=f"{len(codes)} recovery codes issued")  # i18n: not shown
+    return EnrolledLogin(_open_session(session, visitor, user, how="new authenticator"), codes)  # i18n: not shown
 
 
 @dataclass(frozen=True)
@@ -338,17 +349,17 @@ def resolve_session(*, session: Session, token: str, ip_address: str = "") -> Ac
 def lease_session(*, session: Session, token: str, ip_address: str = "") -> SessionLease:
     """``resolve_session``, with until when its answer holds (``SessionLease``)."""
     if not token or not isinstance(token, str) or len(token) > 200 or not is_storable(token):
-        raise SessionExpired("Please log in.")
+        raise SessionExpired(_("Please log in."))
     row = session.execute(_SESSION_OF_TOKEN, {"token_hash": hash_token(token)}).first()
     if row is None:
-        raise SessionExpired("Please log in.")
+        raise SessionExpired(_("Please log in."))
     auth, user = row
     now = utcnow()
     idle = timedelta(seconds=settings.SESSION_IDLE_SECONDS)
     if auth.revoked_at is not None:
-        raise SessionExpired("You have been logged out. Please log in again.")
+        raise SessionExpired(_("You have been logged out. Please log in again."))
     if not user.is_active:
-        raise SessionExpired("This account has been deactivated.")
+        raise SessionExpired(_("This account has been deactivated."))
     if auth.expires_at <= now or auth.last_seen_at + idle <= now:
         # The read ends first: the write takes the lock as it begins (SQLite), also when the caller's
         # session is a read-only one (``session_scope(write=False)``).
@@ -359,7 +370,7 @@ def lease_session(*, session: Session, token: str, ip_address: str = "") -> Sess
         audit.record(session, Anonymous(ip_address), "session.expired", entity_type="auth_session",
                      entity_id=auth.id, actor_email=user.email)
         session.commit()
-        raise SessionExpired("Your session has expired. Please log in again.")
+        raise SessionExpired(_("Your session has expired. Please log in again."))
     last_seen = auth.last_seen_at
     if now - last_seen >= _TOUCH_EVERY:
         # In a transaction of its own: on SQLite a caller's read-only transaction cannot become a
@@ -409,12 +420,12 @@ def change_password(*, session: Session, actor: Actor, current_password: str, ne
     if not passwords.verify_password(str(current_password or ""), user.password_hash):
         throttle.failed(session, throttle.Kind.PASSWORD, actor.ip_address)
         session.commit()
-        audit.deny(session, actor, "password.change", "Your current password is not correct.",
+        audit.deny(session, actor, "password.change", N_("Your current password is not correct."),
                    error=ValidationError, entity_type="user", entity_id=user.id)
     new_password = str(new_password or "")
     passwords.check_password_policy(new_password, email=user.email)
     if passwords.verify_password(new_password, user.password_hash):
-        raise ValidationError("The new password must differ from the current one.")
+        raise ValidationError(_("The new password must differ from the current one."))
     user.password_hash = passwords.hash_password(new_password)
     user.must_change_password = False
     session.add(user)
@@ -442,7 +453,7 @@ def clean_phone(value: object, *, required: bool = True) -> str:
     if not text and not required:
         return ""
     if not re.fullmatch(r"\+?[0-9 ()\-]{6,25}", text):
-        raise ValidationError("Enter a phone number of digits, spaces and + ( ) - only, like +44 20 7946 0000.")
+        raise ValidationError(_("Enter a phone number of digits, spaces and + ( ) - only, like +44 20 7946 0000."))
     return text
 
 
@@ -450,21 +461,21 @@ def parse_birth_date(value: object) -> date:
     try:
         born = date.fromisoformat(str(value or "").strip())
     except ValueError:
-        raise ValidationError("Enter the birth date as a date, like 1980-04-23.") from None
+        raise ValidationError(_("Enter the birth date as a date, like 1980-04-23.")) from None
     today = local_today()
     if born > today:
-        raise ValidationError("The birth date cannot be in the future.")
+        raise ValidationError(_("The birth date cannot be in the future."))
     if born.year < today.year - 130:
-        raise ValidationError("Check the birth date: it is more than 130 years ago.")
+        raise ValidationError(_("Check the birth date: it is more than 130 years ago."))
     return born
 
 
-REGISTERED_MESSAGE = (
+REGISTERED_MESSAGE = N_(
     "Thank you. If this address can have an account here, it is ready: log in with your email and password. "
     "If you cannot, the address already has an account, or is too like one that has: log in with that "
     "account's password, ask the front desk to reset it, or register with another address."
 )
-REGISTERED_CONFIRM_MESSAGE = (
+REGISTERED_CONFIRM_MESSAGE = N_(
     "Thank you. We are sending a message to that address: open its link to confirm the address, then log in. "
     "If no message arrives within a few minutes, the address already has an account, or is too like one "
     "that has: log in with that account, ask the front desk, or register with another address."
@@ -473,7 +484,7 @@ REGISTERED_CONFIRM_MESSAGE = (
 
 def registration_answer() -> str:
     """What a visitor is told after registering: the same for a new, a taken and a look-alike address."""
-    return REGISTERED_CONFIRM_MESSAGE if mail.enabled() else REGISTERED_MESSAGE
+    return _(REGISTERED_CONFIRM_MESSAGE if mail.enabled() else REGISTERED_MESSAGE)
 
 
 def register_patient(*, session: Session, visitor: Anonymous, form: Registration) -> int | None:
@@ -491,7 +502,7 @@ def register_patient(*, session: Session, visitor: Anonymous, form: Registration
         visitor is not told which.
     """
     throttle.attempt(session, throttle.Kind.REGISTER, visitor.ip_address)
-    full_name = checked_line(form.full_name, "full name", limit=120)
+    full_name = checked_line(form.full_name, _("full name"), limit=120)
     email = emails.normalise(form.email)
     born = parse_birth_date(form.birth_date)
     phone = clean_phone(form.phone)
@@ -537,7 +548,7 @@ def register_patient(*, session: Session, visitor: Anonymous, form: Registration
         session.add(PatientProfile(user_id=user.id, mrn=counters.next_mrn(session), birth_date=born,
                                    sex=Sex.UNKNOWN, phone=phone))
     audit.record(session, visitor, action, entity_type="user", entity_id=user.id,
-                 patient_id=user.id, actor_email=email, detail="confirmation link sent" if token else "")
+                 patient_id=user.id, actor_email=email, detail="confirmation link sent" if token else "")  # i18n: not shown
     if token:
         mail.queue_account_email(session, user_id=user.id, kind="account.confirm", token=token,
                                  event_key=f"account.confirm:{user.id}:{user.email_confirm_token_hash[:16]}")
@@ -556,16 +567,17 @@ def _answer_taken(session: Session, visitor: Anonymous, owner: User, email: str)
     lookalike = owner.email != email
     audit.record(session, visitor, "patient.register", entity_type="user", entity_id=owner.id,
                  outcome=AuditOutcome.FAILED, actor_email=shown(email),
-                 detail="looks like an existing account's address" if lookalike else "address already has an account")
+                 detail="looks like an existing account's address" if lookalike  # i18n: not shown
+                 else "address already has an account")  # i18n: not shown
     kind = "account.lookalike_attempt" if lookalike else "account.registration_attempt"
     mail.queue_account_email(session, user_id=owner.id, kind=kind,
                              event_key=f"{kind}:{owner.id}:{int(utcnow().timestamp()) // 3600}")
     session.commit()
 
 
-LINK_INVALID_MESSAGE = ("This confirmation link is not valid, or it has been used already. If your address is confirmed, "
+LINK_INVALID_MESSAGE = N_("This confirmation link is not valid, or it has been used already. If your address is confirmed, "
                         "log in; if not, register again with the same address for a new link.")
-LINK_EXPIRED_MESSAGE = "This confirmation link has expired. Register again with the same address for a new link."
+LINK_EXPIRED_MESSAGE = N_("This confirmation link has expired. Register again with the same address for a new link.")
 
 
 def confirm_email(*, session: Session, visitor: Anonymous, token: object) -> None:
@@ -580,9 +592,9 @@ def confirm_email(*, session: Session, visitor: Anonymous, token: object) -> Non
         user = session.execute(select(User).where(User.email_confirm_token_hash == hash_token(text))).scalar_one_or_none()
     if user is None or user.email_confirm_expires_at is None or user.email_confirm_expires_at <= utcnow():
         audit.record(session, visitor, "email.confirm", entity_type="user", entity_id=user.id if user else "",
-                     outcome=AuditOutcome.FAILED, detail="expired link" if user else "unknown or used link")
+                     outcome=AuditOutcome.FAILED, detail="expired link" if user else "unknown or used link")  # i18n: not shown
         session.commit()
-        raise ValidationError(LINK_EXPIRED_MESSAGE if user else LINK_INVALID_MESSAGE)
+        raise ValidationError(_(LINK_EXPIRED_MESSAGE if user else LINK_INVALID_MESSAGE))
     user.email_confirmed_at = utcnow()
     user.email_confirm_token_hash = None
     user.email_confirm_expires_at = None

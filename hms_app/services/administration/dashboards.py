@@ -11,6 +11,7 @@ from hms_app.db.enums import ROLE_LABELS, Permission, Role
 from hms_app.db.models import AuditEvent, Department, User
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
+from hms_app.services.core.language import _
 from hms_app.services.core.localtime import local_midnight, local_today
 
 
@@ -41,7 +42,7 @@ def admin_figures(*, session: Session, actor: Actor) -> AdminFigures:
         )
     }
     by_role = [
-        RoleCount(r.value, ROLE_LABELS[r], counts.get((r.value, True), 0), counts.get((r.value, False), 0))
+        RoleCount(r.value, _(ROLE_LABELS[r]), counts.get((r.value, True), 0), counts.get((r.value, False), 0))
         for r in Role
     ]
     since = local_midnight(local_today())

@@ -13,6 +13,7 @@ from hms_app.services.core import audit
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.text import checked_line
 
 _PG_NAME_LOCK = 7_310_422  # advisory lock key that serialises department name checks on PostgreSQL
@@ -41,13 +42,13 @@ def list_departments(*, session: Session, actor: Actor, include_inactive: bool =
     if not include_inactive:
         query = query.where(Department.is_active)
     return [
-        DepartmentRow(d.id, d.name, d.is_active, "Active" if d.is_active else "Inactive", count)
+        DepartmentRow(d.id, d.name, d.is_active, _("Active") if d.is_active else _("Inactive"), count)
         for d, count in session.execute(query)
     ]
 
 
 def _clean(name: object) -> str:
-    return checked_line(name, "department name", limit=80)
+    return checked_line(name, _("department name"), limit=80)
 
 
 def _ensure_unique(session: Session, name: str, except_id: int | None = None) -> None:
@@ -63,7 +64,7 @@ def _ensure_unique(session: Session, name: str, except_id: int | None = None) ->
     if except_id is not None:
         query = query.where(Department.id != except_id)
     if session.execute(query).first():
-        raise Conflict(f"A department named {name} already exists.")
+        raise Conflict(_("A department named {name} already exists.").format(name=name))
 
 
 def create_department(*, session: Session, actor: Actor, name: str) -> int:
@@ -80,7 +81,7 @@ def create_department(*, session: Session, actor: Actor, name: str) -> int:
 
 def _get(session: Session, actor: Actor, department_id: object, action: str) -> Department:
     return access_by_id(session, actor, Department, department_id, action=action,
-                        missing="That department does not exist.", entity_type="department")
+                        missing=N_("That department does not exist."), entity_type="department")
 
 
 def rename_department(*, session: Session, actor: Actor, department_id: int, name: str) -> None:
@@ -102,7 +103,8 @@ def set_department_active(*, session: Session, actor: Actor, department_id: int,
     require(session, actor, Permission.DEPARTMENTS_MANAGE, action=action)
     department = _get(session, actor, department_id, action)
     if department.is_active == bool(active):
-        raise Conflict(f"{department.name} is already {'active' if active else 'inactive'}.")
+        raise Conflict((_("{name} is already active.") if active else _("{name} is already inactive.")).format(
+            name=department.name))
     department.is_active = bool(active)
     session.add(department)
     audit.record(session, actor, action, entity_type="department", entity_id=department.id, detail=department.name)

@@ -44,16 +44,18 @@ from hms_app.services.core import audit, emails, passwords
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
+from hms_app.services.core.language import _, ngettext
 from hms_app.services.core.localtime import format_date
 from hms_app.services.core.numbers import format_number
 from hms_app.services.core.text import checked_line
 from hms_app.services.reference.load import sync_reference_data
 
-CONSOLE = "hms init"
+CONSOLE = "hms init"  # i18n: not shown
 """Who the audit trail names for what ``hms init`` writes: no account exists before it."""
 
 
 # --- the hospital's settings ------------------------------------------------------------
+# Read by ``hms init`` only: the operator's command, whose messages are English like the rest of it.
 
 
 def clean_name(value: object) -> str:
@@ -64,7 +66,7 @@ def clean_timezone(value: object) -> str:
     """An IANA time zone name, such as Europe/London or America/New_York."""
     text = str(value or "").strip()
     if text not in _time_zones():
-        raise ValidationError(f"{text!r} is not a time zone: give an IANA name such as Europe/London, "
+        raise ValidationError(f"{text!r} is not a time zone: give an IANA name such as Europe/London, "  # i18n: not shown
                               "America/New_York or Asia/Kolkata.")
     return text
 
@@ -82,7 +84,7 @@ def clean_locale(value: object) -> str:
     except (UnknownLocaleError, ValueError, TypeError):
         locale = None
     if locale is None:
-        raise ValidationError(f"{text!r} is not a locale: give a tag such as en-GB, en-US, fr-FR or de-DE.")
+        raise ValidationError(f"{text!r} is not a locale: give a tag such as en-GB, en-US, fr-FR or de-DE.")  # i18n: not shown
     return str(locale).replace("_", "-")
 
 
@@ -90,7 +92,7 @@ def clean_currency(value: object) -> str:
     """An ISO 4217 currency code Babel knows, in capitals."""
     text = str(value or "").strip().upper()
     if len(text) != 3 or text not in list_currencies():
-        raise ValidationError(f"{str(value or '').strip()!r} is not a currency: give an ISO 4217 code such as "
+        raise ValidationError(f"{str(value or '').strip()!r} is not a currency: give an ISO 4217 code such as "  # i18n: not shown
                               "GBP, EUR, USD or INR.")
     return text
 
@@ -159,7 +161,7 @@ class HospitalForm:
     locale: str
     currency: str
     admin_email: str
-    admin_name: str = "Administrator"
+    admin_name: str = "Administrator"  # the account's name, data  # i18n: not shown
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ def initialise_hospital(*, session: Session, form: HospitalForm, starter_catalog
     email = emails.normalise(form.admin_email)
     admin_name = checked_line(form.admin_name, "administrator's name", limit=120)
     if not schema_is_current(session.connection()):
-        raise Conflict("This database is not migrated to this version of HMS: run `hms migrate` first. "
+        raise Conflict("This database is not migrated to this version of HMS: run `hms migrate` first. "  # i18n: not shown
                        "Nothing was written.")
     _ensure_empty(session)
 
@@ -200,7 +202,7 @@ def initialise_hospital(*, session: Session, form: HospitalForm, starter_catalog
         session.flush()  # the one row's key: a second `hms init` at the same moment stops here
     except sa.exc.IntegrityError:
         session.rollback()
-        raise Conflict("Another `hms init` set this hospital up at the same moment. Nothing was written.") from None
+        raise Conflict("Another `hms init` set this hospital up at the same moment. Nothing was written.") from None  # i18n: not shown
     seed_default_permissions(session)
     policy = session.get(RoleLoginPolicy, Role.ADMIN.value) or RoleLoginPolicy(role=Role.ADMIN)
     policy.second_factor_required = True
@@ -213,9 +215,9 @@ def initialise_hospital(*, session: Session, form: HospitalForm, starter_catalog
     session.add(admin)
     session.flush()
     loaded = sync_reference_data(session) if starter_catalog else None
-    catalog = f"; starter catalog: {loaded['medicines']} medicines, {loaded['lab_tests']} lab tests" if loaded else ""
+    catalog = f"; starter catalog: {loaded['medicines']} medicines, {loaded['lab_tests']} lab tests" if loaded else ""  # i18n: not shown
     audit.record(session, None, "hospital.initialise", entity_type="hospital", entity_id=1, actor_email=CONSOLE,
-                 detail=f"{name}; {timezone}, {locale}, {currency}; admin account {admin.id}{catalog}")
+                 detail=f"{name}; {timezone}, {locale}, {currency}; admin account {admin.id}{catalog}")  # i18n: not shown
     session.commit()
     profile = hospital_profile(session)
     assert profile is not None
@@ -225,11 +227,11 @@ def initialise_hospital(*, session: Session, form: HospitalForm, starter_catalog
 def _ensure_empty(session: Session) -> None:
     profile = hospital_profile(session)
     if profile is not None:
-        raise Conflict(f"This database already holds the hospital {profile.name}, set up on "
-                       f"{format_date(profile.initialised_at)}: `hms init` runs once. Nothing was written.")
+        raise Conflict(f"This database already holds the hospital {profile.name}, set up on "  # i18n: not shown
+                       f"{format_date(profile.initialised_at)}: `hms init` runs once. Nothing was written.")  # i18n: not shown
     users = session.execute(sa.select(sa.func.count()).select_from(User)).scalar_one()
     if users:
-        raise Conflict(f"This database already holds {users} user accounts (the demo hospital?): `hms init` needs "
+        raise Conflict(f"This database already holds {users} user accounts (the demo hospital?): `hms init` needs "  # i18n: not shown
                        "an empty, migrated database. Point HMS_DATABASE_URL (or HMS_DATA_DIR) at a new one and run "
                        "`hms migrate` there first. Nothing was written.")
 
@@ -266,14 +268,13 @@ class SetupOverview:
     """Steps not done yet; the checklist shows while there is any."""
 
 
-def _count(n: int, one: str, many: str) -> str:
-    return f"{format_number(n)} {one if n == 1 else many}"
+def _counted(message: str, n: int, **counts: int) -> str:
+    """``message``, the form ``ngettext`` chose, with ``n`` (and any other ``counts``) written in the locale."""
+    return message.format(n=format_number(n), **{name: format_number(count) for name, count in counts.items()})
 
 
-def _of_doctors(n: int, doctors: int, what: str) -> str:
-    if not doctors:
-        return "No doctors yet"
-    return f"{format_number(n)} of {_count(doctors, 'doctor has', 'doctors have')} {what}"
+def _both(first: str, second: str) -> str:
+    return _("{first}, {second}").format(first=first, second=second)
 
 
 def setup_overview(*, session: Session, actor: Actor) -> SetupOverview:
@@ -300,25 +301,35 @@ def setup_overview(*, session: Session, actor: Actor) -> SetupOverview:
         count(sa.select(sa.func.count()).select_from(PatientProfile)),
     )).one()
     departments, staff, doctors, scheduled, tests, medicines, lots, priced, services, patients = row
+    no_doctors = _("No doctors yet")
     steps = [
-        SetupStep("departments", "Departments", _count(departments, "active department", "active departments"),
-                  departments > 0, "/admin/departments", "Add departments"),
-        SetupStep("staff", "Staff", _count(staff, "staff account", "staff accounts") + " besides administrators",
-                  staff > 0, "/admin/users", "Add staff"),
-        SetupStep("schedules", "Doctors' schedules",
-                  _of_doctors(scheduled, doctors, "weekly hours"),
-                  doctors > 0 and scheduled == doctors, "/admin/schedules", "Set weekly hours"),
-        SetupStep("lab_catalog", "Lab catalog", _count(tests, "active lab test", "active lab tests"),
-                  tests > 0, "/lab/catalog", "Edit the lab catalog"),
-        SetupStep("formulary", "Formulary and stock",
-                  _count(medicines, "medicine", "medicines") + ", " + _count(lots, "lot", "lots") + " in stock",
-                  medicines > 0 and lots > 0, "/pharmacy/stock", "Add medicines and stock"),
-        SetupStep("prices", "Prices",
-                  _of_doctors(priced, doctors, "a consultation fee") + ", "
-                  + _count(services, "other service priced", "other services priced"),
-                  doctors > 0 and priced == doctors, "/accounts/prices", "Set prices"),
-        SetupStep("patients", "Patients", _count(patients, "patient", "patients"),
-                  patients > 0, "/admin/import", "Import patients"),
+        SetupStep("departments", _("Departments"),
+                  _counted(ngettext("{n} active department", "{n} active departments", departments), departments),
+                  departments > 0, "/admin/departments", _("Add departments")),
+        SetupStep("staff", _("Staff"),
+                  _counted(ngettext("{n} staff account besides administrators",
+                                    "{n} staff accounts besides administrators", staff), staff),
+                  staff > 0, "/admin/users", _("Add staff")),
+        SetupStep("schedules", _("Doctors' schedules"),
+                  _counted(ngettext("{n} of {doctors} doctor has weekly hours",
+                                    "{n} of {doctors} doctors have weekly hours", doctors), scheduled, doctors=doctors)
+                  if doctors else no_doctors,
+                  doctors > 0 and scheduled == doctors, "/admin/schedules", _("Set weekly hours")),
+        SetupStep("lab_catalog", _("Lab catalog"),
+                  _counted(ngettext("{n} active lab test", "{n} active lab tests", tests), tests),
+                  tests > 0, "/lab/catalog", _("Edit the lab catalog")),
+        SetupStep("formulary", _("Formulary and stock"),
+                  _both(_counted(ngettext("{n} medicine", "{n} medicines", medicines), medicines),
+                        _counted(ngettext("{n} lot in stock", "{n} lots in stock", lots), lots)),
+                  medicines > 0 and lots > 0, "/pharmacy/stock", _("Add medicines and stock")),
+        SetupStep("prices", _("Prices"),
+                  _both(_counted(ngettext("{n} of {doctors} doctor has a consultation fee",
+                                          "{n} of {doctors} doctors have a consultation fee", doctors),
+                                 priced, doctors=doctors) if doctors else no_doctors,
+                        _counted(ngettext("{n} other service priced", "{n} other services priced", services), services)),
+                  doctors > 0 and priced == doctors, "/accounts/prices", _("Set prices")),
+        SetupStep("patients", _("Patients"), _counted(ngettext("{n} patient", "{n} patients", patients), patients),
+                  patients > 0, "/admin/import", _("Import patients")),
     ]
     return SetupOverview(_hospital_card(session), steps, sum(not step.done for step in steps))
 
@@ -327,8 +338,8 @@ def _hospital_card(session: Session) -> HospitalCard:
     profile = hospital_profile(session)
     if profile is None:
         return HospitalCard(settings.HOSPITAL_NAME, settings.TIMEZONE.key, str(settings.LOCALE).replace("_", "-"),
-                            settings.CURRENCY, "From the environment (HMS_HOSPITAL_NAME, HMS_TIMEZONE, HMS_LOCALE, "
-                            "HMS_CURRENCY): this database was not set up by the hms init command.")
+                            settings.CURRENCY, _("From the environment (HMS_HOSPITAL_NAME, HMS_TIMEZONE, HMS_LOCALE, "
+                                                 "HMS_CURRENCY): this database was not set up by the hms init command."))
     return HospitalCard(profile.name, profile.timezone, profile.locale, profile.currency,
-                        f"Set once by the hms init command on {format_date(profile.initialised_at)}; not editable "
-                        "here.")
+                        _("Set once by the hms init command on {day}; not editable here.").format(
+                            day=format_date(profile.initialised_at)))

@@ -19,6 +19,7 @@ from hms_app.services.core import audit, events
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
+from hms_app.services.core.language import N_, _
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def permission_matrix(*, session: Session, actor: Actor) -> list[PermissionRow]:
     return [
         PermissionRow(
             permission=permission.value,
-            description=permission.description,
+            description=_(permission.description),
             cells=[
                 PermissionCell(
                     role=role.value,
@@ -81,20 +82,22 @@ def _parse(role: object, permission: object) -> tuple[Role, Permission]:
     try:
         return Role(str(role)), Permission(str(permission))
     except ValueError:
-        raise ValidationError("Choose a role and a permission from the table.") from None
+        raise ValidationError(_("Choose a role and a permission from the table.")) from None
 
 
 def grant_permission(*, session: Session, actor: Actor, role: str, permission: str) -> None:
     require(session, actor, Permission.PERMISSIONS_MANAGE, action="permission.grant")
     role_, permission_ = _parse(role, permission)
     if session.get(RolePermission, (role_.value, permission_.value)):
-        raise Conflict(f"{ROLE_LABELS[role_]} already has {permission_.value}.")
+        raise Conflict(_("{role} already has {permission}.").format(role=_(ROLE_LABELS[role_]),
+                                                                   permission=permission_.value))
     session.add(RolePermission(role=role_, permission=permission_.value))
     try:
         session.flush()
     except sa.exc.IntegrityError:  # granted by a concurrent call since the check above
         session.rollback()
-        raise Conflict(f"{ROLE_LABELS[role_]} already has {permission_.value}.") from None
+        raise Conflict(_("{role} already has {permission}.").format(role=_(ROLE_LABELS[role_]),
+                                                                   permission=permission_.value)) from None
     audit.record(session, actor, "permission.grant", entity_type="role_permission",
                  entity_id=f"{role_.value}:{permission_.value}")
     events.publish(session, events.PERMISSIONS, roles=[role_.value])
@@ -106,7 +109,7 @@ def revoke_permission(*, session: Session, actor: Actor, role: str, permission: 
     role_, permission_ = _parse(role, permission)
     if role_ is Role.ADMIN and permission_ in PROTECTED_ADMIN_PERMISSIONS:
         audit.deny(session, actor, "permission.revoke",
-                   "Administrators must keep the right to manage users and permissions.",
+                   N_("Administrators must keep the right to manage users and permissions."),
                    error=ValidationError, entity_type="role_permission",
                    entity_id=f"{role_.value}:{permission_.value}")
     # One DELETE that reports what it removed, so of two concurrent revocations only one
@@ -118,7 +121,8 @@ def revoke_permission(*, session: Session, actor: Actor, role: str, permission: 
     ).rowcount
     if not removed:
         session.rollback()
-        raise Conflict(f"{ROLE_LABELS[role_]} does not have {permission_.value}.")
+        raise Conflict(_("{role} does not have {permission}.").format(role=_(ROLE_LABELS[role_]),
+                                                                     permission=permission_.value))
     audit.record(session, actor, "permission.revoke", entity_type="role_permission",
                  entity_id=f"{role_.value}:{permission_.value}")
     events.publish(session, events.PERMISSIONS, roles=[role_.value])

@@ -36,6 +36,7 @@ from hms_app.services.core import audit, emails, events
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, NotFound, ValidationError
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.passwords import hash_token
 
 STEP_SECONDS = 30
@@ -73,7 +74,7 @@ class RequirementRow:
 def list_second_factor_requirements(*, session: Session, actor: Actor) -> list[RequirementRow]:
     require(session, actor, Permission.PERMISSIONS_MANAGE, action="second_factor.requirements")
     required = {row.role: row.second_factor_required for row in session.execute(select(RoleLoginPolicy)).scalars()}
-    return [RequirementRow(role.value, ROLE_LABELS[role], bool(required.get(role.value))) for role in Role]
+    return [RequirementRow(role.value, _(ROLE_LABELS[role]), bool(required.get(role.value))) for role in Role]
 
 
 def set_second_factor_requirement(*, session: Session, actor: Actor, role: str, required: bool) -> None:
@@ -83,17 +84,17 @@ def set_second_factor_requirement(*, session: Session, actor: Actor, role: str, 
     """
     require(session, actor, Permission.PERMISSIONS_MANAGE, action="second_factor.require")
     if not isinstance(role, str) or role not in {r.value for r in Role}:
-        raise ValidationError("Choose a role from the list.")
+        raise ValidationError(_("Choose a role from the list."))
     if not isinstance(required, bool):
-        raise ValidationError("Say whether the role requires a second factor.")
+        raise ValidationError(_("Say whether the role requires a second factor."))
     row = session.get(RoleLoginPolicy, role) or RoleLoginPolicy(role=Role(role))
     if row.second_factor_required == required and row in session:
-        raise Conflict("That role's requirement is already so.")
+        raise Conflict(_("That role's requirement is already so."))
     row.second_factor_required = required
     row.updated_at = utcnow()
     session.add(row)
     audit.record(session, actor, "second_factor.require", entity_type="role", entity_id=role,
-                 detail="required" if required else "not required")
+                 detail="required" if required else "not required")  # i18n: not shown
     session.commit()
 
 
@@ -104,10 +105,10 @@ def reset_second_factor(*, session: Session, actor: Actor, user_id: int) -> None
     """
     require(session, actor, Permission.USERS_MANAGE, action="user.reset_second_factor")
     user = access_by_id(session, actor, User, user_id, action="user.reset_second_factor",
-                        missing="That account does not exist.", entity_type="user")
+                        missing=N_("That account does not exist."), entity_type="user")
     factor = session.get(SecondFactor, user.id)
     if factor is None:
-        raise Conflict("That account has no second factor to reset.")
+        raise Conflict(_("That account has no second factor to reset."))
     session.delete(factor)
     session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     session.execute(sa.update(LoginChallenge).where(LoginChallenge.user_id == user.id,
@@ -117,7 +118,7 @@ def reset_second_factor(*, session: Session, actor: Actor, user_id: int) -> None
         .values(revoked_at=utcnow())
     ).rowcount or 0
     audit.record(session, actor, "user.reset_second_factor", entity_type="user", entity_id=user.id,
-                 patient_id=user.id if user.role == Role.PATIENT else None, detail=f"{ended} sessions ended")
+                 patient_id=user.id if user.role == Role.PATIENT else None, detail=f"{ended} sessions ended")  # i18n: not shown
     events.publish(session, events.SESSIONS, user_ids=[user.id])
     session.commit()
 
@@ -202,7 +203,7 @@ def new_recovery_codes(session: Session, user_id: int) -> list[str]:
     """Replace the user's recovery codes with ten new ones; return them (shown once, kept hashed)."""
     session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
     codes = []
-    for _ in range(RECOVERY_CODE_COUNT):
+    for __ in range(RECOVERY_CODE_COUNT):
         raw = base64.b32encode(secrets.token_bytes(10)).decode()
         session.add(RecoveryCode(user_id=user_id, code_hash=hash_token(raw)))
         codes.append("-".join(raw[i:i + 4] for i in range(0, 16, 4)))
@@ -235,13 +236,14 @@ def recovery_codes_left(session: Session, user_id: int) -> int:
 def console_set_requirement(session: Session, role: str, required: bool) -> None:
     """Switch a role's requirement from the ``hms`` command (audited as the console)."""
     if role not in {r.value for r in Role}:
-        raise ValidationError(f"unknown role {role!r}; one of {', '.join(r.value for r in Role)}")
+        raise ValidationError(f"unknown role {role!r}; one of {', '.join(r.value for r in Role)}")  # the CLI's  # i18n: not shown
     row = session.get(RoleLoginPolicy, role) or RoleLoginPolicy(role=Role(role))
     row.second_factor_required = required
     row.updated_at = utcnow()
     session.add(row)
     audit.record(session, None, "second_factor.require", entity_type="role", entity_id=role,
-                 detail=("required" if required else "not required") + " (hms command)", actor_email="hms command")
+                 detail=("required" if required else "not required") + " (hms command)",  # i18n: not shown
+                 actor_email="hms command")  # i18n: not shown
     session.commit()
 
 
@@ -250,13 +252,13 @@ def console_reset(session: Session, email: str) -> bool:
     normal = emails.normalised_or_none(email)
     user = session.execute(select(User).where(User.email == normal)).scalar_one_or_none() if normal else None
     if user is None:
-        raise NotFound(f"no account with the email {email!r}")
+        raise NotFound(f"no account with the email {email!r}")  # the CLI's  # i18n: not shown
     factor = session.get(SecondFactor, user.id)
     if factor is None:
         return False
     session.delete(factor)
     session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     audit.record(session, None, "user.reset_second_factor", entity_type="user", entity_id=user.id,
-                 detail="hms command", actor_email="hms command")
+                 detail="hms command", actor_email="hms command")  # i18n: not shown
     session.commit()
     return True

@@ -11,20 +11,23 @@ from hms_app.db.enums import ROLE_LABELS, STAFF_UNITS, Permission, Role
 from hms_app.db.models import Department, DoctorProfile, PatientProfile, SecondFactor, User
 from hms_app.db.types import utcnow
 from hms_app.services.administration import auth
+from hms_app.services.care.clinical import sex_label
 from hms_app.services.core import audit, emails, passwords
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.localtime import format_date, format_local
 from hms_app.services.core.numbers import format_money, parse_int, parse_money
 from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.text import checked_line, escape_like, storable
 
 STAFF_ROLES = (Role.ADMIN, Role.ACCOUNTS, Role.DOCTOR, Role.LAB, Role.PHARMACY)
-TAKEN_MESSAGE = "An account with this email already exists."
-LOOKALIKE_MESSAGE = ("An account with an email address that looks the same (letters of another alphabet, or "
+TAKEN_MESSAGE = N_("An account with this email already exists.")
+LOOKALIKE_MESSAGE = N_("An account with an email address that looks the same (letters of another alphabet, or "
                      "look-alike characters) already exists. Use a different address.")
+"""Marked here; refusals carry them translated, ``_(TAKEN_MESSAGE)``."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def list_users(
         .outerjoin(Department, Department.id == DoctorProfile.department_id)
         .outerjoin(SecondFactor, SecondFactor.user_id == User.id)
     )
-    term = storable(str(search or "").strip()[:100], "search")
+    term = storable(str(search or "").strip()[:100], _("search"))
     if term:
         like = f"%{escape_like(term.lower())}%"
         query = query.where(
@@ -78,7 +81,7 @@ def list_users(
         )
     if role:
         if not isinstance(role, str) or role not in {r.value for r in Role}:
-            raise ValidationError("Choose a role from the list.")
+            raise ValidationError(_("Choose a role from the list."))
         query = query.where(User.role == role)
     query = query.order_by(order_by(_SORTABLE, sort, descending, "full_name"), User.id)
     total, rows = fetch_page(session, query, page=page, page_size=page_size)
@@ -93,13 +96,19 @@ def _user_row(user: User, department: str | None, second_factor: bool = False) -
         full_name=user.full_name,
         email=emails.shown_address(user.email),
         role=role.value,
-        role_label=ROLE_LABELS[role],
-        unit=department or STAFF_UNITS.get(role, ""),
+        role_label=_(ROLE_LABELS[role]),
+        unit=department or _staff_unit(role),
         is_active=user.is_active,
-        status="Active" if user.is_active else "Deactivated",
-        last_login=format_local(user.last_login_at) or "never",
+        status=_("Active") if user.is_active else _("Deactivated"),
+        last_login=format_local(user.last_login_at) or _("never"),
         second_factor=second_factor,
     )
+
+
+def _staff_unit(role: Role) -> str:
+    """The unit a staff role works in (not a doctor's: their department), in the reader's language."""
+    unit = STAFF_UNITS.get(role, "")
+    return _(unit) if unit else ""
 
 
 @dataclass(frozen=True)
@@ -118,29 +127,29 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
     """Admin creates a staff account; it must choose a new password at first login."""
     require(session, actor, Permission.USERS_MANAGE, action="user.create")
     if not isinstance(form.role, str) or form.role not in {r.value for r in STAFF_ROLES}:
-        raise ValidationError("Choose a staff role: administrator, accounts, doctor, lab or pharmacy.")
+        raise ValidationError(_("Choose a staff role: administrator, accounts, doctor, lab or pharmacy."))
     role = Role(form.role)
-    full_name = checked_line(form.full_name, "full name", limit=120)
+    full_name = checked_line(form.full_name, _("full name"), limit=120)
     email = emails.normalise(form.email)
     passwords.check_password_policy(str(form.password or ""), email=email)
     doctor: DoctorProfile | None = None
     if role is Role.DOCTOR:
         if not str(form.department_id or "").isdigit():
-            raise ValidationError("A doctor needs a department.")
+            raise ValidationError(_("A doctor needs a department."))
         department = get_by_id(session, Department, form.department_id)
         if department is None or not department.is_active:
-            raise ValidationError("Choose an active department for the doctor.")
+            raise ValidationError(_("Choose an active department for the doctor."))
         doctor = DoctorProfile(
             user_id=0,
             department_id=department.id,
-            specialty=storable(str(form.specialty or "").strip()[:120], "specialty"),
-            consultation_fee_cents=parse_money(form.consultation_fee, "consultation fee"),
-            slot_minutes=parse_int(form.slot_minutes, "slot length in minutes", low=5, high=240),
+            specialty=storable(str(form.specialty or "").strip()[:120], _("specialty")),
+            consultation_fee_cents=parse_money(form.consultation_fee, _("consultation fee")),
+            slot_minutes=parse_int(form.slot_minutes, _("slot length in minutes"), low=5, high=240),
         )
     skeleton = emails.skeleton(email)
     taken = session.execute(select(User.email).where(sa.or_(User.email == email, User.email_skeleton == skeleton))).first()
     if taken:
-        raise Conflict(TAKEN_MESSAGE if taken.email == email else LOOKALIKE_MESSAGE)
+        raise Conflict(_(TAKEN_MESSAGE if taken.email == email else LOOKALIKE_MESSAGE))
     # The admin who makes the account vouches for its address: no confirmation link.
     user = User(email=email, email_skeleton=skeleton, email_confirmed_at=utcnow(), full_name=full_name, role=role,
                 must_change_password=True, password_hash=passwords.hash_password(str(form.password)))
@@ -149,7 +158,7 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
         session.flush()
     except sa.exc.IntegrityError:
         session.rollback()
-        raise Conflict(TAKEN_MESSAGE) from None
+        raise Conflict(_(TAKEN_MESSAGE)) from None
     if doctor is not None:
         doctor.user_id = user.id
         session.add(doctor)
@@ -160,7 +169,7 @@ def create_staff_user(*, session: Session, actor: Actor, form: StaffForm) -> int
 
 
 def _get_user_for_admin(session: Session, actor: Actor, user_id: object, action: str) -> User:
-    return access_by_id(session, actor, User, user_id, action=action, missing="That account does not exist.",
+    return access_by_id(session, actor, User, user_id, action=action, missing=N_("That account does not exist."),
                         entity_type="user")
 
 
@@ -169,14 +178,14 @@ def deactivate_user(*, session: Session, actor: Actor, user_id: int) -> None:
     require(session, actor, Permission.USERS_MANAGE, action="user.deactivate")
     user = _get_user_for_admin(session, actor, user_id, "user.deactivate")
     if user.id == actor.user_id:
-        raise ValidationError("You cannot deactivate your own account.")
+        raise ValidationError(_("You cannot deactivate your own account."))
     if not user.is_active:
-        raise Conflict("That account is already deactivated.")
+        raise Conflict(_("That account is already deactivated."))
     user.is_active = False
     session.add(user)
     ended = auth.revoke_user_sessions(session, user.id)
     audit.record(session, actor, "user.deactivate", entity_type="user", entity_id=user.id,
-                 patient_id=user.id if user.role == Role.PATIENT else None, detail=f"{ended} sessions ended")
+                 patient_id=user.id if user.role == Role.PATIENT else None, detail=f"{ended} sessions ended")  # i18n: not shown
     session.commit()
 
 
@@ -184,7 +193,7 @@ def reactivate_user(*, session: Session, actor: Actor, user_id: int) -> None:
     require(session, actor, Permission.USERS_MANAGE, action="user.reactivate")
     user = _get_user_for_admin(session, actor, user_id, "user.reactivate")
     if user.is_active:
-        raise Conflict("That account is already active.")
+        raise Conflict(_("That account is already active."))
     user.is_active = True
     user.failed_logins = 0
     user.locked_until = None
@@ -210,7 +219,7 @@ def reset_password(*, session: Session, actor: Actor, user_id: int) -> str:
     session.add(user)
     ended = auth.revoke_user_sessions(session, user.id)
     audit.record(session, actor, "user.reset_password", entity_type="user", entity_id=user.id,
-                 patient_id=user.id if user.role == Role.PATIENT else None, detail=f"{ended} sessions ended")
+                 patient_id=user.id if user.role == Role.PATIENT else None, detail=f"{ended} sessions ended")  # i18n: not shown
     session.commit()
     return temporary
 
@@ -242,7 +251,7 @@ def get_own_profile(*, session: Session, actor: Actor) -> Profile:
     role = Role(user.role)
     base = {"user_id": user.id, "full_name": user.full_name, "email": emails.shown_address(user.email),
             "role": role.value,
-            "role_label": ROLE_LABELS[role], "unit": STAFF_UNITS.get(role, "")}
+            "role_label": _(ROLE_LABELS[role]), "unit": _staff_unit(role)}
     if role is Role.DOCTOR:
         row = session.execute(
             sa.select(DoctorProfile, Department.name).join(Department, Department.id == DoctorProfile.department_id)
@@ -259,7 +268,7 @@ def get_own_profile(*, session: Session, actor: Actor) -> Profile:
                 unit="",
                 mrn=patient.mrn,
                 birth_date=format_date(patient.birth_date),
-                sex=str(patient.sex).capitalize(),
+                sex=sex_label(patient.sex),
                 phone=patient.phone,
                 address=patient.address,
                 emergency_contact=" ".join(x for x in (patient.emergency_contact_name, patient.emergency_contact_phone) if x),

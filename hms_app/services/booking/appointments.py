@@ -50,6 +50,7 @@ from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.localtime import (
     day_span_utc,
     format_date,
@@ -64,7 +65,8 @@ from hms_app.services.core.paging import Page, clamp_page, fetch_page, order_by
 from hms_app.services.core.text import one_line, storable
 from hms_app.services.messaging import mail, notifications
 
-SLOT_TAKEN = "That slot was just taken. Please choose another time."
+SLOT_TAKEN = N_("That slot was just taken. Please choose another time.")
+"""Marked here; the refusal carries it translated (``_(SLOT_TAKEN)``)."""
 _ACTIVE = [s.value for s in ACTIVE_APPOINTMENT_STATUSES]
 # The users a query joins in their roles, aliased once: building an alias costs more CPU
 # than running a short query (about 1.4 ms per statement), and every list page joins them.
@@ -91,7 +93,7 @@ class SlotOption:
 def _active_department(session: Session, department_id: object) -> Department:
     department = get_by_id(session, Department, department_id)
     if department is None or not department.is_active:
-        raise ValidationError("Choose a department from the list.")
+        raise ValidationError(_("Choose a department from the list."))
     return department
 
 
@@ -123,9 +125,9 @@ def _bookable_day(value: object) -> date:
     day = parse_day(value)
     today = local_today()
     if day < today:
-        raise ValidationError("Choose today or a later date.")
+        raise ValidationError(_("Choose today or a later date."))
     if day > today + timedelta(days=MAX_SEARCH_DAYS):
-        raise ValidationError(f"Appointments can be booked up to {MAX_SEARCH_DAYS} days ahead.")
+        raise ValidationError(_("Appointments can be booked up to {days} days ahead.").format(days=MAX_SEARCH_DAYS))
     return day
 
 
@@ -136,11 +138,11 @@ def free_slots(
     require(session, actor, Permission.APPOINTMENTS_BOOK, action="booking.slots")
     department = _active_department(session, department_id)
     day_ = _bookable_day(day)
-    doctors = [d for d, _ in _doctors_of(session, department.id)]
+    doctors = [d for d, _name in _doctors_of(session, department.id)]
     if doctor_id not in (None, "", "any"):
         chosen = parse_id(doctor_id) or -1
         if chosen not in doctors:
-            raise ValidationError("Choose a doctor of that department.")
+            raise ValidationError(_("Choose a doctor of that department."))
         doctors = [chosen]
     by_start: dict[datetime, list[Slot]] = {}
     for slots in free_slots_by_doctor(session, doctors, day_).values():
@@ -190,7 +192,7 @@ def _inserted(session: Session, appointment: Appointment) -> bool:
     except sa.exc.IntegrityError as error:
         if "patient" in str(error.orig):
             session.rollback()
-            raise Conflict("You already have an appointment at that time.") from None
+            raise Conflict(_("You already have an appointment at that time.")) from None
         return False
     return True
 
@@ -207,26 +209,26 @@ def book_appointment(
     """
     require(session, actor, Permission.APPOINTMENTS_BOOK, action="appointment.book")
     if actor.role != Role.PATIENT or session.get(PatientProfile, actor.user_id) is None:
-        audit.deny(session, actor, "appointment.book", "Only patients book appointments for themselves.")
+        audit.deny(session, actor, "appointment.book", N_("Only patients book appointments for themselves."))
     if (earlier := receipts.claim(session, actor, key=request_key, action="appointment.book")) is not None:
         return earlier.object_id
     department = _active_department(session, department_id)
     instant = parse_instant(starts_at)
-    reason = one_line(reason, "reason")
+    reason = one_line(reason, _("reason"))
     if not reason:
-        raise ValidationError("Say briefly why you want to see the doctor.")
+        raise ValidationError(_("Say briefly why you want to see the doctor."))
     if len(reason) > 500:
-        raise ValidationError("Keep the reason under 500 characters.")
+        raise ValidationError(_("Keep the reason under 500 characters."))
     if instant <= utcnow():
-        raise ValidationError("That time has already passed. Choose a later slot.")
+        raise ValidationError(_("That time has already passed. Choose a later slot."))
     _bookable_day(local_date(instant))  # the slot list's horizon binds here too
-    doctors = [d for d, _ in _doctors_of(session, department.id)]
+    doctors = [d for d, _name in _doctors_of(session, department.id)]
     if doctor_id in (None, "", "any"):
         candidates = sorted(doctors, key=lambda d: (_appointments_that_day(session, d, instant), d))
     else:
         chosen = parse_id(doctor_id) or -1
         if chosen not in doctors:
-            raise ValidationError("Choose a doctor of that department.")
+            raise ValidationError(_("Choose a doctor of that department."))
         candidates = [chosen]
     # A candidate whose slot looked free may be taken by a concurrent booking before the
     # insert (PostgreSQL reads do not block writers); then the next candidate is tried.
@@ -236,7 +238,7 @@ def book_appointment(
         if slot is None:
             continue
         if _patient_overlap(session, actor.user_id, slot.starts_at, slot.ends_at):
-            raise Conflict("You already have an appointment at that time.")
+            raise Conflict(_("You already have an appointment at that time."))
         appointment = Appointment(patient_id=actor.user_id, doctor_id=candidate, department_id=department.id,
                                   starts_at=slot.starts_at, ends_at=slot.ends_at, reason=reason)
         if _inserted(session, appointment):
@@ -247,7 +249,7 @@ def book_appointment(
             sa.select(Appointment.id).where(Appointment.doctor_id.in_(candidates), Appointment.starts_at == instant,
                                             Appointment.status.in_(_ACTIVE)).limit(1)
         ).first() is not None
-        raise Conflict(SLOT_TAKEN) if taken else ValidationError("That time is not a free slot. Choose one from the list.")
+        raise Conflict(_(SLOT_TAKEN)) if taken else ValidationError(_("That time is not a free slot. Choose one from the list."))
     doctor = appointment.doctor_id
     session.execute(
         sa.update(WaitlistEntry)
@@ -255,10 +257,13 @@ def book_appointment(
                WaitlistEntry.status.in_([WaitlistStatus.WAITING.value, WaitlistStatus.OFFERED.value]))
         .values(status=WaitlistStatus.BOOKED.value)
     )
-    notifications.notify(session, doctor, "New appointment request",
-                         f"{actor.full_name} asks for {format_day_and_time(slot.starts_at)}.", "/doctor/appointments")
+    starts = slot.starts_at
+    notifications.notify(session, doctor, lambda: _("New appointment request"),
+                         lambda: _("{patient} asks for {when}.").format(patient=actor.full_name,
+                                                                       when=format_day_and_time(starts)),
+                         "/doctor/appointments")
     audit.record(session, actor, "appointment.book", entity_type="appointment", entity_id=appointment.id,
-                 patient_id=actor.user_id, detail=f"doctor {doctor} at {slot.starts_at.isoformat()}")
+                 patient_id=actor.user_id, detail=f"doctor {doctor} at {slot.starts_at.isoformat()}")  # i18n: not shown
     receipts.fulfil(session, key=request_key, object_id=appointment.id)
     _publish(session, appointment)
     session.commit()
@@ -275,20 +280,22 @@ def _publish(session: Session, appointment: Appointment) -> None:
 def _appointment_for(session: Session, actor: Actor, appointment_id: object, action: str) -> Appointment:
     """The appointment if it is the actor's (as patient or as doctor); else "not found"."""
     return access_by_id(session, actor, Appointment, appointment_id, action=action, lock=True,
-                        missing="That appointment does not exist.", entity_type="appointment",
+                        missing=N_("That appointment does not exist."), entity_type="appointment",
                         allowed=lambda a: actor.user_id in (a.patient_id, a.doctor_id))
 
 
 def _label(status: str) -> str:
-    return APPOINTMENT_STATUS_LABELS[AppointmentStatus(status)].lower()
+    """A status as a word in a sentence, in the reader's language."""
+    return _(APPOINTMENT_STATUS_LABELS[AppointmentStatus(status)]).lower()
 
 
-def _clean_reason(reason: object, what: str) -> str:
-    text = one_line(reason, "reason")
+def _clean_reason(reason: object, missing: str) -> str:
+    """The reason a doctor gives, which the patient reads; ``missing`` (marked) says it is owed."""
+    text = one_line(reason, _("reason"))
     if not text:
-        raise ValidationError(f"Give a reason for the {what}; the patient will see it.")
+        raise ValidationError(_(missing))
     if len(text) > 500:
-        raise ValidationError("Keep the reason under 500 characters.")
+        raise ValidationError(_("Keep the reason under 500 characters."))
     return text
 
 
@@ -296,6 +303,7 @@ def _change(
     session: Session, actor: Actor, appointment: Appointment, status: AppointmentStatus, action: str,
     *, reason: str = "", notify_title: str,
 ) -> None:
+    """Move the appointment to ``status`` and tell the other party (``notify_title``: marked English)."""
     old = appointment.status
     appointment.status = status
     appointment.status_reason = reason
@@ -303,8 +311,9 @@ def _change(
     session.add(appointment)
     other = appointment.patient_id if actor.user_id == appointment.doctor_id else appointment.doctor_id
     link = "/patient/appointments" if other == appointment.patient_id else "/doctor/appointments"
-    body = f"{format_day_and_time(appointment.starts_at)}" + (f" — {reason}" if reason else "")
-    notifications.notify(session, other, notify_title, body, link)
+    starts = appointment.starts_at
+    notifications.notify(session, other, lambda: _(notify_title),
+                         lambda: format_day_and_time(starts) + (f" — {reason}" if reason else ""), link)
     audit.record(session, actor, action, entity_type="appointment", entity_id=appointment.id,
                  patient_id=appointment.patient_id, detail=f"{old} -> {status.value}" + (f": {reason}" if reason else ""))
     _publish(session, appointment)
@@ -312,12 +321,13 @@ def _change(
 
 def _require_doctor_of(session: Session, actor: Actor, appointment: Appointment, action: str) -> None:
     if actor.user_id != appointment.doctor_id:
-        audit.deny(session, actor, action, "Only the appointment's doctor can do that.",
+        audit.deny(session, actor, action, N_("Only the appointment's doctor can do that."),
                    entity_type="appointment", entity_id=appointment.id, patient_id=appointment.patient_id)
 
 
-def _refuse(appointment: Appointment, verb: str) -> None:
-    raise Conflict(f"A {_label(appointment.status)} appointment cannot be {verb}.")
+def _refuse(appointment: Appointment, message: str) -> None:
+    """``message`` (marked, with ``{status}``): the appointment's status does not allow the change."""
+    raise Conflict(_(message).format(status=_label(appointment.status)))
 
 
 def confirm_appointment(*, session: Session, actor: Actor, appointment_id: int) -> None:
@@ -325,11 +335,11 @@ def confirm_appointment(*, session: Session, actor: Actor, appointment_id: int) 
     appointment = _appointment_for(session, actor, appointment_id, "appointment.confirm")
     _require_doctor_of(session, actor, appointment, "appointment.confirm")
     if appointment.status != AppointmentStatus.REQUESTED:
-        _refuse(appointment, "confirmed")
+        _refuse(appointment, N_("A {status} appointment cannot be confirmed."))
     if appointment.starts_at <= utcnow():
-        raise Conflict("This appointment's time has passed; it can no longer be confirmed.")
+        raise Conflict(_("This appointment's time has passed; it can no longer be confirmed."))
     _change(session, actor, appointment, AppointmentStatus.CONFIRMED, "appointment.confirm",
-            notify_title="Appointment confirmed")
+            notify_title=N_("Appointment confirmed"))
     mail.queue_appointment_email(session, appointment, "appointment.confirmed")
     session.commit()
 
@@ -339,10 +349,10 @@ def decline_appointment(*, session: Session, actor: Actor, appointment_id: int, 
     appointment = _appointment_for(session, actor, appointment_id, "appointment.decline")
     _require_doctor_of(session, actor, appointment, "appointment.decline")
     if appointment.status != AppointmentStatus.REQUESTED:
-        _refuse(appointment, "declined")
-    reason = _clean_reason(reason, "decline")
+        _refuse(appointment, N_("A {status} appointment cannot be declined."))
+    reason = _clean_reason(reason, N_("Give a reason for the decline; the patient will see it."))
     _change(session, actor, appointment, AppointmentStatus.DECLINED, "appointment.decline", reason=reason,
-            notify_title="Appointment request declined")
+            notify_title=N_("Appointment request declined"))
     mail.queue_appointment_email(session, appointment, "appointment.declined")
     _offer_freed_slot(session, appointment)
     session.commit()
@@ -354,18 +364,27 @@ def cancel_appointment(*, session: Session, actor: Actor, appointment_id: int, r
     require(session, actor, permission, action="appointment.cancel")
     appointment = _appointment_for(session, actor, appointment_id, "appointment.cancel")
     if appointment.status not in ACTIVE_APPOINTMENT_STATUSES:
-        _refuse(appointment, "cancelled")
+        _refuse(appointment, N_("A {status} appointment cannot be cancelled."))
     if appointment.starts_at <= utcnow():
-        raise Conflict("This appointment has already started and can no longer be cancelled.")
+        raise Conflict(_("This appointment has already started and can no longer be cancelled."))
     if actor.user_id == appointment.doctor_id:
-        reason = _clean_reason(reason, "cancellation")
+        reason = _clean_reason(reason, N_("Give a reason for the cancellation; the patient will see it."))
     else:
-        reason = storable(" ".join(str(reason or "").split())[:500], "reason")
+        reason = storable(" ".join(str(reason or "").split())[:500], _("reason"))
     _change(session, actor, appointment, AppointmentStatus.CANCELLED, "appointment.cancel", reason=reason,
-            notify_title="Appointment cancelled")
+            notify_title=N_("Appointment cancelled"))
     mail.queue_appointment_email(session, appointment, "appointment.cancelled")
     _offer_freed_slot(session, appointment)
     session.commit()
+
+
+_CLOSING = {
+    AppointmentStatus.COMPLETED: (N_("A {status} appointment cannot be completed."),
+                                  N_("This appointment has not started yet; it can be completed from {when}.")),
+    AppointmentStatus.NO_SHOW: (N_("A {status} appointment cannot be marked as a no-show."),
+                                N_("This appointment has not started yet; it can be marked as a no-show from {when}.")),
+}
+"""Why an appointment cannot be closed as completed or no-show: not confirmed, or not started."""
 
 
 def _close_after_start(session: Session, actor: Actor, appointment_id: int, status: AppointmentStatus,
@@ -373,12 +392,11 @@ def _close_after_start(session: Session, actor: Actor, appointment_id: int, stat
     require(session, actor, Permission.APPOINTMENTS_MANAGE, action=action)
     appointment = _appointment_for(session, actor, appointment_id, action)
     _require_doctor_of(session, actor, appointment, action)
-    verb = "completed" if status == AppointmentStatus.COMPLETED else "marked as a no-show"
+    not_confirmed, not_started = _CLOSING[status]
     if appointment.status != AppointmentStatus.CONFIRMED:
-        _refuse(appointment, verb)
+        _refuse(appointment, not_confirmed)
     if appointment.starts_at > utcnow():
-        raise Conflict(f"This appointment has not started yet; it can be {verb} from "
-                       f"{format_day_and_time(appointment.starts_at)}.")
+        raise Conflict(_(not_started).format(when=format_day_and_time(appointment.starts_at)))
     _change(session, actor, appointment, status, action, notify_title=title)
     if status == AppointmentStatus.COMPLETED:
         billing.charge_consultation(session, appointment)
@@ -387,12 +405,12 @@ def _close_after_start(session: Session, actor: Actor, appointment_id: int, stat
 
 def complete_appointment(*, session: Session, actor: Actor, appointment_id: int) -> None:
     _close_after_start(session, actor, appointment_id, AppointmentStatus.COMPLETED, "appointment.complete",
-                       "Appointment completed")
+                       N_("Appointment completed"))
 
 
 def mark_no_show(*, session: Session, actor: Actor, appointment_id: int) -> None:
     _close_after_start(session, actor, appointment_id, AppointmentStatus.NO_SHOW, "appointment.no_show",
-                       "Appointment marked as missed")
+                       N_("Appointment marked as missed"))
 
 
 def reschedule_appointment(*, session: Session, actor: Actor, appointment_id: int, starts_at: str) -> None:
@@ -405,22 +423,22 @@ def reschedule_appointment(*, session: Session, actor: Actor, appointment_id: in
     require(session, actor, permission, action="appointment.reschedule")
     appointment = _appointment_for(session, actor, appointment_id, "appointment.reschedule")
     if appointment.status not in ACTIVE_APPOINTMENT_STATUSES:
-        _refuse(appointment, "rescheduled")
+        _refuse(appointment, N_("A {status} appointment cannot be rescheduled."))
     if appointment.starts_at <= utcnow():
-        raise Conflict("This appointment has already started and can no longer be moved.")
+        raise Conflict(_("This appointment has already started and can no longer be moved."))
     instant = parse_instant(starts_at)
     if instant == appointment.starts_at:
-        raise ValidationError("Choose a different time.")
+        raise ValidationError(_("Choose a different time."))
     _bookable_day(local_date(instant))
     slot = _slot_of(session, appointment.doctor_id, instant)
     if slot is None:
-        raise ValidationError("That time is not a free slot of this doctor. Choose one from the list.")
+        raise ValidationError(_("That time is not a free slot of this doctor. Choose one from the list."))
     if _patient_overlap(session, appointment.patient_id, slot.starts_at, slot.ends_at, exclude_id=appointment.id):
-        raise Conflict("The patient already has an appointment at that time.")
+        raise Conflict(_("The patient already has an appointment at that time."))
     freed = Appointment(id=appointment.id, doctor_id=appointment.doctor_id, department_id=appointment.department_id,
                         patient_id=appointment.patient_id, starts_at=appointment.starts_at,
                         ends_at=appointment.ends_at)
-    old_label = format_day_and_time(appointment.starts_at)
+    old_start = appointment.starts_at
     appointment.starts_at, appointment.ends_at = slot.starts_at, slot.ends_at
     by_doctor = actor.user_id == appointment.doctor_id
     appointment.status = AppointmentStatus.CONFIRMED if by_doctor else AppointmentStatus.REQUESTED
@@ -430,9 +448,12 @@ def reschedule_appointment(*, session: Session, actor: Actor, appointment_id: in
         session.flush()
     except sa.exc.IntegrityError:
         session.rollback()
-        raise Conflict(SLOT_TAKEN) from None
+        raise Conflict(_(SLOT_TAKEN)) from None
     other = appointment.patient_id if by_doctor else appointment.doctor_id
-    notifications.notify(session, other, "Appointment moved", f"{old_label} → {format_day_and_time(slot.starts_at)}",
+    new_start = slot.starts_at
+    notifications.notify(session, other, lambda: _("Appointment moved"),
+                         lambda: _("{old} → {new}").format(old=format_day_and_time(old_start),
+                                                           new=format_day_and_time(new_start)),
                          "/patient/appointments" if by_doctor else "/doctor/appointments")
     audit.record(session, actor, "appointment.reschedule", entity_type="appointment", entity_id=appointment.id,
                  patient_id=appointment.patient_id, detail=f"{freed.starts_at.isoformat()} -> {slot.starts_at.isoformat()}")
@@ -473,8 +494,9 @@ def _offer_freed_slot(session: Session, freed: Appointment) -> None:
     session.add(entry)
     doctor = session.get(User, freed.doctor_id)
     notifications.notify(
-        session, entry.patient_id, "A slot you were waiting for is free",
-        f"{doctor.full_name if doctor else 'A doctor'} at {format_day_and_time(freed.starts_at)}. Book it before someone else does.",
+        session, entry.patient_id, lambda: _("A slot you were waiting for is free"),
+        lambda: _("{doctor} at {when}. Book it before someone else does.").format(
+            doctor=doctor.full_name if doctor else _("A doctor"), when=format_day_and_time(freed.starts_at)),
         f"/patient/book?department={freed.department_id}&doctor={freed.doctor_id}&date={day.isoformat()}",
     )
     audit.record(session, None, "waitlist.offer", entity_type="waitlist_entry", entity_id=entry.id,
@@ -487,19 +509,19 @@ def join_waitlist(
 ) -> int:
     require(session, actor, Permission.APPOINTMENTS_BOOK, action="waitlist.join")
     if actor.role != Role.PATIENT:
-        audit.deny(session, actor, "waitlist.join", "Only patients join the waitlist.")
+        audit.deny(session, actor, "waitlist.join", N_("Only patients join the waitlist."))
     department = _active_department(session, department_id)
     doctor: int | None = None
     if doctor_id not in (None, "", "any"):
         doctor = parse_id(doctor_id) or -1
-        if doctor not in [d for d, _ in _doctors_of(session, department.id)]:
-            raise ValidationError("Choose a doctor of that department.")
+        if doctor not in [d for d, _name in _doctors_of(session, department.id)]:
+            raise ValidationError(_("Choose a doctor of that department."))
     first = _bookable_day(date_from)
-    last = parse_day(date_to, "last date") if str(date_to or "").strip() else first
+    last = parse_day(date_to, _("last date")) if str(date_to or "").strip() else first
     if last < first:
-        raise ValidationError("The last date must not be before the first.")
+        raise ValidationError(_("The last date must not be before the first."))
     if (last - first).days > 90:
-        raise ValidationError("Wait for at most 90 days at a time.")
+        raise ValidationError(_("Wait for at most 90 days at a time."))
     waiting = session.execute(
         sa.select(sa.func.count()).select_from(WaitlistEntry).where(
             WaitlistEntry.patient_id == actor.user_id,
@@ -507,7 +529,7 @@ def join_waitlist(
         )
     ).scalar_one()
     if waiting >= 5:
-        raise Conflict("You are already on five waitlists. Leave one before joining another.")
+        raise Conflict(_("You are already on five waitlists. Leave one before joining another."))
     entry = WaitlistEntry(patient_id=actor.user_id, department_id=department.id, doctor_id=doctor,
                           date_from=first, date_to=last)
     session.add(entry)
@@ -522,10 +544,10 @@ def join_waitlist(
 def leave_waitlist(*, session: Session, actor: Actor, entry_id: int) -> None:
     require(session, actor, Permission.APPOINTMENTS_BOOK, action="waitlist.leave")
     entry = access_by_id(session, actor, WaitlistEntry, entry_id, action="waitlist.leave",
-                         missing="That waitlist entry does not exist.", entity_type="waitlist_entry",
+                         missing=N_("That waitlist entry does not exist."), entity_type="waitlist_entry",
                          allowed=lambda e: e.patient_id == actor.user_id)
     if entry.status not in (WaitlistStatus.WAITING, WaitlistStatus.OFFERED):
-        raise Conflict("You are no longer on that waitlist.")
+        raise Conflict(_("You are no longer on that waitlist."))
     entry.status = WaitlistStatus.CANCELLED
     session.add(entry)
     audit.record(session, actor, "waitlist.leave", entity_type="waitlist_entry", entity_id=entry.id,
@@ -557,8 +579,9 @@ def my_waitlist(*, session: Session, actor: Actor) -> list[WaitlistRow]:
     ).all()
     return [
         WaitlistRow(
-            e.id, dept, doc or "Any available doctor", f"{format_date(e.date_from, 'day_month')} – {format_date(e.date_to)}",
-            "Slot offered" if e.status == WaitlistStatus.OFFERED else "Waiting",
+            e.id, dept, doc or _("Any available doctor"),
+            f"{format_date(e.date_from, 'day_month')} – {format_date(e.date_to)}",
+            _("Slot offered") if e.status == WaitlistStatus.OFFERED else _("Waiting"),
             format_day_and_time(e.offered_start),
         )
         for e, dept, doc in rows
@@ -614,7 +637,7 @@ def _row(a: Appointment, patient: str, mrn: str | None, doctor: str, department:
         time=format_time_range(a.starts_at, a.ends_at), starts_at=a.starts_at.isoformat(),
         patient=patient, patient_id=a.patient_id, mrn=mrn or "", doctor=doctor, department=department,
         department_id=a.department_id, doctor_id=a.doctor_id, reason=a.reason, status=status.value,
-        status_label=APPOINTMENT_STATUS_LABELS[status], status_reason=a.status_reason,
+        status_label=_(APPOINTMENT_STATUS_LABELS[status]), status_reason=a.status_reason,
         can_cancel=active and a.starts_at > now,
         can_confirm=status == AppointmentStatus.REQUESTED and a.starts_at > now,
         can_close=status == AppointmentStatus.CONFIRMED and a.starts_at <= now,
@@ -643,8 +666,8 @@ def doctor_schedule(*, session: Session, actor: Actor, first_day: str, days: int
     require(session, actor, Permission.APPOINTMENTS_MANAGE, action="appointment.schedule")
     day = parse_day(first_day) if str(first_day or "").strip() else local_today()
     days = 7 if days == 7 else 1
-    start, _ = day_span_utc(day)
-    _, end = day_span_utc(day + timedelta(days=days - 1))
+    start = day_span_utc(day)[0]
+    end = day_span_utc(day + timedelta(days=days - 1))[1]
     query = _base_query().where(
         Appointment.doctor_id == actor.user_id, Appointment.starts_at >= start, Appointment.starts_at < end,
         Appointment.status.notin_([AppointmentStatus.CANCELLED.value, AppointmentStatus.DECLINED.value]),
@@ -691,12 +714,12 @@ def all_appointments(
         query = query.where(Appointment.doctor_id == doctor)
     if filters.status:
         if not isinstance(filters.status, str) or filters.status not in {s.value for s in AppointmentStatus}:
-            raise ValidationError("Choose a status from the list.")
+            raise ValidationError(_("Choose a status from the list."))
         query = query.where(Appointment.status == filters.status)
     if str(filters.date_from).strip():
-        query = query.where(Appointment.starts_at >= day_span_utc(parse_day(filters.date_from, "start date"))[0])
+        query = query.where(Appointment.starts_at >= day_span_utc(parse_day(filters.date_from, _("start date")))[0])
     if str(filters.date_to).strip():
-        query = query.where(Appointment.starts_at < day_span_utc(parse_day(filters.date_to, "end date"))[1])
+        query = query.where(Appointment.starts_at < day_span_utc(parse_day(filters.date_to, _("end date")))[1])
     query = query.order_by(order_by(_SORTABLE, sort, descending, "when"), Appointment.id)
     total, rows = fetch_page(session, query, page=page, page_size=page_size)
     now = utcnow()

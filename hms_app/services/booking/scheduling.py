@@ -31,10 +31,12 @@ from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import parse_id
+from hms_app.services.core.language import N_, _, ngettext
 from hms_app.services.core.localtime import day_span_utc, format_day_and_time, format_time
 from hms_app.services.core.text import storable
 
-WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+WEEKDAYS = [N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"), N_("Sunday")]
+"""Monday first, as ``date.weekday()`` counts; in English, translated where shown (``_(WEEKDAYS[i])``)."""
 MAX_SEARCH_DAYS = 120
 
 
@@ -50,11 +52,12 @@ def _to_utc_if_real(wall: datetime) -> datetime | None:
     return instant
 
 
-def parse_day(value: object, label: str = "date") -> date:
+def parse_day(value: object, label: str | None = None) -> date:
+    """A day typed as ISO; ``label`` (translated; "date" when None) names it in the refusal."""
     try:
         return date.fromisoformat(str(value or "").strip()[:10])
     except ValueError:
-        raise ValidationError(f"Enter the {label} as a date, like 2026-12-01.") from None
+        raise ValidationError(_("Enter the {label} as a date, like 2026-12-01.").format(label=label or _("date"))) from None
 
 
 def parse_clock(value: object, label: str) -> time:
@@ -62,9 +65,9 @@ def parse_clock(value: object, label: str) -> time:
     try:
         parsed = time.fromisoformat(text)
     except ValueError:
-        raise ValidationError(f"Enter the {label} as a time, like 09:00.") from None
+        raise ValidationError(_("Enter the {label} as a time, like 09:00.").format(label=label)) from None
     if parsed.second or parsed.microsecond:
-        raise ValidationError(f"The {label} must be whole minutes.")
+        raise ValidationError(_("The {label} must be whole minutes.").format(label=label))
     return parsed
 
 
@@ -73,9 +76,9 @@ def parse_instant(value: object) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(value or "").strip())
     except ValueError:
-        raise ValidationError("Choose a time from the list of free slots.") from None
+        raise ValidationError(_("Choose a time from the list of free slots.")) from None
     if parsed.tzinfo is None:
-        raise ValidationError("Choose a time from the list of free slots.")
+        raise ValidationError(_("Choose a time from the list of free slots."))
     return parsed.astimezone(UTC)
 
 
@@ -213,7 +216,7 @@ def _doctor_for_schedule(session: Session, actor: Actor, doctor_id: object, acti
         require(session, actor, Permission.APPOINTMENTS_MANAGE, action=action)
     else:
         require(session, actor, Permission.SCHEDULES_MANAGE, action=action)
-    return access_by_id(session, actor, User, doctor_id, action=action, missing="That doctor does not exist.",
+    return access_by_id(session, actor, User, doctor_id, action=action, missing=N_("That doctor does not exist."),
                         entity_type="user", allowed=lambda user: user.role == Role.DOCTOR)
 
 
@@ -234,7 +237,7 @@ def get_schedule(*, session: Session, actor: Actor, doctor_id: int) -> Schedule:
         doctor_name=doctor.full_name,
         department=department.name if department else "",
         slot_minutes=profile.slot_minutes if profile else 0,
-        hours=[HoursBlock(h.id, h.weekday, WEEKDAYS[h.weekday], format_time(h.start_time),
+        hours=[HoursBlock(h.id, h.weekday, _(WEEKDAYS[h.weekday]), format_time(h.start_time),
                           format_time(h.end_time)) for h in hours],
         leave=[LeaveRow(x.id, f"{format_day_and_time(x.starts_at)} – {format_day_and_time(x.ends_at)}", x.reason) for x in leave],
     )
@@ -248,16 +251,17 @@ def add_hours(*, session: Session, actor: Actor, doctor_id: int, weekday: object
     except (TypeError, ValueError, OverflowError):
         day = -1
     if not 0 <= day <= 6:
-        raise ValidationError("Choose a weekday.")
-    start_t, end_t = parse_clock(start, "start time"), parse_clock(end, "end time")
+        raise ValidationError(_("Choose a weekday."))
+    start_t, end_t = parse_clock(start, _("start time")), parse_clock(end, _("end time"))
     if end_t <= start_t:
-        raise ValidationError("The end time must be after the start time.")
+        raise ValidationError(_("The end time must be after the start time."))
     existing = session.execute(
         sa.select(DoctorAvailability).where(DoctorAvailability.doctor_id == doctor.id, DoctorAvailability.weekday == day)
     ).scalars()
     for block in existing:
         if start_t < block.end_time and block.start_time < end_t:
-            raise Conflict(f"That overlaps the {format_time(block.start_time)}–{format_time(block.end_time)} block on {WEEKDAYS[day]}.")
+            raise Conflict(_("That overlaps the {start}–{end} block on {weekday}.").format(
+                start=format_time(block.start_time), end=format_time(block.end_time), weekday=_(WEEKDAYS[day])))
     block = DoctorAvailability(doctor_id=doctor.id, weekday=day, start_time=start_t, end_time=end_t)
     session.add(block)
     session.flush()
@@ -284,7 +288,7 @@ def _remove_schedule_entry(session: Session, actor: Actor, doctor_id: object, mo
 def remove_hours(*, session: Session, actor: Actor, doctor_id: int, block_id: int) -> None:
     """Remove a block of weekly hours. Booked appointments keep their times."""
     _remove_schedule_entry(session, actor, doctor_id, DoctorAvailability, block_id, "schedule.hours.remove",
-                           "Those hours do not exist.")
+                           N_("Those hours do not exist."))
 
 
 def set_slot_minutes(*, session: Session, actor: Actor, doctor_id: int, minutes: object) -> None:
@@ -294,13 +298,13 @@ def set_slot_minutes(*, session: Session, actor: Actor, doctor_id: int, minutes:
     except (TypeError, ValueError, OverflowError):
         value = 0
     if not 5 <= value <= 240:
-        raise ValidationError("The slot length must be between 5 and 240 minutes.")
+        raise ValidationError(_("The slot length must be between 5 and 240 minutes."))
     profile = session.get(DoctorProfile, doctor.id)
     old = profile.slot_minutes
     profile.slot_minutes = value
     session.add(profile)
     audit.record(session, actor, "schedule.slot_length", entity_type="doctor_profile", entity_id=doctor.id,
-                 detail=f"{old} -> {value} minutes")
+                 detail=f"{old} -> {value} minutes")  # i18n: not shown
     events.publish(session, "appointments", user_ids=[doctor.id])
     session.commit()
 
@@ -315,24 +319,24 @@ def add_leave(
     patient is left with a booking the doctor cannot keep.
     """
     doctor = _doctor_for_schedule(session, actor, doctor_id, "schedule.leave.add")
-    first = parse_day(date_from, "first day")
-    last = parse_day(date_to, "last day") if str(date_to or "").strip() else first
+    first = parse_day(date_from, _("first day"))
+    last = parse_day(date_to, _("last day")) if str(date_to or "").strip() else first
     if last < first:
-        raise ValidationError("The last day must not be before the first day.")
+        raise ValidationError(_("The last day must not be before the first day."))
     if (last - first).days > 366:
-        raise ValidationError("Leave can cover at most a year at a time.")
+        raise ValidationError(_("Leave can cover at most a year at a time."))
     if str(start or "").strip() or str(end or "").strip():
         if last != first:
-            raise ValidationError("Leave by the hour must fall on one day.")
-        start_t, end_t = parse_clock(start, "start time"), parse_clock(end, "end time")
+            raise ValidationError(_("Leave by the hour must fall on one day."))
+        start_t, end_t = parse_clock(start, _("start time")), parse_clock(end, _("end time"))
         if end_t <= start_t:
-            raise ValidationError("The end time must be after the start time.")
+            raise ValidationError(_("The end time must be after the start time."))
         starts_at = _to_utc_if_real(datetime.combine(first, start_t)) or day_span_utc(first)[0]
         ends_at = _to_utc_if_real(datetime.combine(first, end_t)) or day_span_utc(first)[1]
     else:
         starts_at, ends_at = day_span_utc(first)[0], day_span_utc(last)[1]
     if ends_at <= utcnow():
-        raise ValidationError("That leave is entirely in the past.")
+        raise ValidationError(_("That leave is entirely in the past."))
     clashes = session.execute(
         sa.select(sa.func.count()).select_from(Appointment).where(
             Appointment.doctor_id == doctor.id,
@@ -342,8 +346,12 @@ def add_leave(
         )
     ).scalar_one()
     if clashes:
-        raise Conflict(f"{clashes} active appointment(s) fall in that period. Cancel or reschedule them first.")
-    leave = DoctorLeave(doctor_id=doctor.id, starts_at=starts_at, ends_at=ends_at, reason=storable(str(reason or "")[:200], "reason"))
+        # One English text for any count (as it always read); the translations have their forms.
+        raise Conflict(ngettext("{n} active appointment(s) fall in that period. Cancel or reschedule them first.",
+                                "{n} active appointment(s) fall in that period. Cancel or reschedule them first.",
+                                clashes).format(n=clashes))
+    leave = DoctorLeave(doctor_id=doctor.id, starts_at=starts_at, ends_at=ends_at,
+                        reason=storable(str(reason or "")[:200], _("reason")))
     session.add(leave)
     session.flush()
     audit.record(session, actor, "schedule.leave.add", entity_type="doctor_leave", entity_id=leave.id,
@@ -355,4 +363,4 @@ def add_leave(
 
 def remove_leave(*, session: Session, actor: Actor, doctor_id: int, leave_id: int) -> None:
     _remove_schedule_entry(session, actor, doctor_id, DoctorLeave, leave_id, "schedule.leave.remove",
-                           "That leave does not exist.")
+                           N_("That leave does not exist."))

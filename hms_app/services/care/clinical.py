@@ -21,6 +21,7 @@ from hms_app.db.enums import (
     EncounterStatus,
     Permission,
     Role,
+    Sex,
 )
 from hms_app.db.models import (
     Allergy,
@@ -46,6 +47,7 @@ from hms_app.services.core import audit, events
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, PermissionDenied, ValidationError
+from hms_app.services.core.language import N_, _, ngettext
 from hms_app.services.core.localtime import format_date, format_local, local_today
 from hms_app.services.core.paging import Page, clamp_page
 from hms_app.services.core.text import checked_line, one_line, storable
@@ -68,7 +70,7 @@ class BreakGlassRequired(PermissionDenied):
 
 def _patient(session: Session, actor: Actor, patient_id: object, action: str) -> PatientProfile:
     return access_by_id(session, actor, PatientProfile, patient_id, action=action,
-                        missing="That patient does not exist.", entity_type="patient")
+                        missing=N_("That patient does not exist."), entity_type="patient")
 
 
 def has_care_relationship(session: Session, doctor_id: int, patient_id: int) -> bool:
@@ -91,8 +93,8 @@ def chart_patient(session: Session, actor: Actor, patient_id: object, action: st
     if not (has_care_relationship(session, actor.user_id, profile.user_id)
             or _break_glass_open(session, actor.user_id, profile.user_id)):
         audit.deny(session, actor, action,
-                   "This patient is not under your care. In an emergency you may open the chart by "
-                   "breaking the glass with a reason; it is recorded and reviewed.",
+                   N_("This patient is not under your care. In an emergency you may open the chart by "
+                      "breaking the glass with a reason; it is recorded and reviewed."),
                    error=BreakGlassRequired, entity_type="patient", entity_id=profile.user_id,
                    patient_id=profile.user_id)
     return profile
@@ -102,17 +104,17 @@ def break_glass(*, session: Session, actor: Actor, patient_id: int, reason: str)
     """Open a chart outside the doctor's patients for four hours, with a reason for review."""
     require(session, actor, Permission.CLINICAL_READ, action="chart.break_glass")
     profile = _patient(session, actor, patient_id, "chart.break_glass")
-    reason = one_line(reason, "reason")
+    reason = one_line(reason, _("reason"))
     if len(reason) < 10:
-        raise ValidationError("Say why you need this chart (at least 10 characters); the reason is reviewed.")
+        raise ValidationError(_("Say why you need this chart (at least 10 characters); the reason is reviewed."))
     if len(reason) > 500:
-        raise ValidationError("Keep the reason under 500 characters.")
+        raise ValidationError(_("Keep the reason under 500 characters."))
     entry = BreakGlass(doctor_id=actor.user_id, patient_id=profile.user_id, reason=reason,
                        expires_at=utcnow() + timedelta(hours=BREAK_GLASS_HOURS))
     session.add(entry)
     session.flush()
     audit.record(session, actor, "chart.break_glass", entity_type="break_glass", entity_id=entry.id,
-                 patient_id=profile.user_id, detail=f"{BREAK_GLASS_HOURS} hours")
+                 patient_id=profile.user_id, detail=f"{BREAK_GLASS_HOURS} hours")  # i18n: not shown
     events.publish(session, "notifications", roles=["admin"])
     session.commit()
 
@@ -198,6 +200,19 @@ class Chart:
     via_break_glass: bool
 
 
+SEX_LABELS = {Sex.FEMALE: N_("Female"), Sex.MALE: N_("Male"), Sex.OTHER: N_("Other"), Sex.UNKNOWN: N_("Unknown")}
+
+
+def sex_label(sex: Sex | str) -> str:
+    """A patient's recorded sex as a page shows it, in the reader's language."""
+    label = SEX_LABELS.get(str(sex))
+    return _(label) if label else str(sex).capitalize()
+
+
+SEVERITY_LABELS = {"mild": N_("mild"), "moderate": N_("moderate"), "severe": N_("severe")}
+"""An allergy's severity (the stored value) as it is read."""
+
+
 def age_in_years(born: date | None, on: date | None = None) -> int | None:
     if born is None:
         return None
@@ -209,7 +224,9 @@ def _allergies(session: Session, patient_id: int, *, active_only: bool = False) 
     query = sa.select(Allergy).where(Allergy.patient_id == patient_id)
     if active_only:
         query = query.where(Allergy.status == ClinicalStatus.ACTIVE.value)
-    return [AllergyRow(a.id, a.substance, a.reaction, a.severity, str(a.status), format_date(a.recorded_at))
+    return [AllergyRow(a.id, a.substance, a.reaction,
+                       _(SEVERITY_LABELS[a.severity]) if a.severity in SEVERITY_LABELS else a.severity,
+                       str(a.status), format_date(a.recorded_at))
             for a in session.execute(query.order_by(Allergy.status, Allergy.recorded_at.desc())).scalars()]
 
 
@@ -241,7 +258,7 @@ def open_chart(*, session: Session, actor: Actor, patient_id: int) -> Chart:
     chart = Chart(
         patient_id=profile.user_id, full_name=user.full_name, mrn=profile.mrn,
         birth_date=format_date(profile.birth_date),
-        age="" if age is None else str(age), sex=str(profile.sex).capitalize(), phone=profile.phone,
+        age="" if age is None else str(age), sex=sex_label(profile.sex), phone=profile.phone,
         address=profile.address,
         emergency_contact=" ".join(x for x in (profile.emergency_contact_name, profile.emergency_contact_phone) if x),
         insurance=" / ".join(x for x in (profile.insurer, profile.policy_number) if x),
@@ -313,10 +330,11 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
         doctor = _DOCTOR
         for e, name in session.execute(sa.select(Encounter, doctor.full_name).join(doctor, doctor.id == Encounter.doctor_id)
                                        .where(Encounter.id.in_(ids))):
-            diagnosis = " ".join(x for x in (e.icd10_code, e.diagnosis) if x) or "No diagnosis recorded"
+            diagnosis = " ".join(x for x in (e.icd10_code, e.diagnosis) if x) or _("No diagnosis recorded")
             detail = diagnosis if for_patient else " · ".join(x for x in (diagnosis, e.assessment[:200]) if x)
-            entries[("encounter", e.id)] = TimelineEntry("encounter", e.id, format_local(e.started_at), f"Visit with {name}",
-                                                         detail, str(e.status))
+            entries[("encounter", e.id)] = TimelineEntry("encounter", e.id, format_local(e.started_at),
+                                                         _("Visit with {doctor}").format(doctor=name),
+                                                         detail, status_label(str(e.status)))
     if ids := wanted.get("prescription"):
         items: dict[int, list[str]] = {}
         for pid, name, strength, dose, freq, days in session.execute(
@@ -325,11 +343,14 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
             .join(Medicine, Medicine.id == PrescriptionItem.medicine_id).where(PrescriptionItem.prescription_id.in_(ids))
         ):
             # An imported prescription may not say for how long (0 days): its line leaves it out.
-            items.setdefault(pid, []).append(" ".join(x for x in (name, strength) if x)
-                                             + f", {dose} {freq}" + (f" for {days} days" if days else ""))
+            line = " ".join(x for x in (name, strength) if x) + f", {dose} {freq}"
+            if days:
+                line += " " + ngettext("for {n} day", "for {n} days", days).format(n=days)
+            items.setdefault(pid, []).append(line)
         for p in session.execute(sa.select(Prescription).where(Prescription.id.in_(ids))).scalars():
-            entries[("prescription", p.id)] = TimelineEntry("prescription", p.id, format_local(p.created_at), "Prescription",
-                                                            "; ".join(items.get(p.id, [])), str(p.status).replace("_", " "))
+            entries[("prescription", p.id)] = TimelineEntry("prescription", p.id, format_local(p.created_at),
+                                                            _("Prescription"), "; ".join(items.get(p.id, [])),
+                                                            status_label(str(p.status)))
     if ids := wanted.get("lab"):
         for o, test, held in session.execute(
             sa.select(LabOrder, LabTest.name, LabResult.id.is_not(None) & LabResult.released_at.is_(None))
@@ -337,33 +358,57 @@ def _timeline_page(session: Session, patient_id: int, page: int, page_size: int,
             .where(LabOrder.id.in_(ids))
         ):
             # A result held for the doctor's review is, to its patient, not there yet.
-            status = "awaiting review by your doctor" if for_patient and held else str(o.status).replace("_", " ")
-            entries[("lab", o.id)] = TimelineEntry("lab", o.id, format_local(o.ordered_at), f"Lab test: {test}",
-                                                   f"Priority {o.priority}", status)
+            status = _("awaiting review by your doctor") if for_patient and held else status_label(str(o.status))
+            entries[("lab", o.id)] = TimelineEntry("lab", o.id, format_local(o.ordered_at),
+                                                   _("Lab test: {test}").format(test=test),
+                                                   _("Priority {priority}").format(priority=status_label(str(o.priority))),
+                                                   status)
     if ids := wanted.get("document"):
         for d in session.execute(sa.select(Document).where(Document.id.in_(ids))).scalars():
-            entries[("document", d.id)] = TimelineEntry("document", d.id, format_local(d.created_at), f"Document: {d.title}",
+            entries[("document", d.id)] = TimelineEntry("document", d.id, format_local(d.created_at),
+                                                        _("Document: {title}").format(title=d.title),
                                                         d.file_name, "")
     if ids := wanted.get("immunization"):
         for i in session.execute(sa.select(Immunization).where(Immunization.id.in_(ids))).scalars():
             entries[("immunization", i.id)] = TimelineEntry("immunization", i.id, format_local(i.given_at),
-                                                            f"Immunization: {i.vaccine}", _coded(i.code_system, i.code),
-                                                            i.status.replace("-", " "))
+                                                            _("Immunization: {vaccine}").format(vaccine=i.vaccine),
+                                                            _coded(i.code_system, i.code), status_label(i.status))
     if ids := wanted.get("procedure"):
         for p in session.execute(sa.select(Procedure).where(Procedure.id.in_(ids))).scalars():
             entries[("procedure", p.id)] = TimelineEntry("procedure", p.id, format_local(p.performed_at),
-                                                         f"Procedure: {p.description}", _coded(p.code_system, p.code),
-                                                         p.status.replace("-", " "))
+                                                         _("Procedure: {description}").format(description=p.description),
+                                                         _coded(p.code_system, p.code), status_label(p.status))
     rows = [entries[(kind, id_)] for kind, id_ in keys if (kind, id_) in entries]
     return Page(rows, total, page, page_size)
 
 
-_CODE_SYSTEMS = {"http://hl7.org/fhir/sid/cvx": "CVX", "http://snomed.info/sct": "SNOMED CT"}
+_TIMELINE_STATUSES = {
+    "open": N_("open"), "completed": N_("completed"), "issued": N_("issued"), "verified": N_("verified"),
+    "partly_dispensed": N_("partly dispensed"), "dispensed": N_("dispensed"), "rejected": N_("rejected"),
+    "requested": N_("requested"), "collected": N_("collected"), "in_progress": N_("in progress"),
+    "cancelled": N_("cancelled"), "routine": N_("routine"), "urgent": N_("urgent"), "stat": N_("stat"),
+    # FHIR's, of the immunizations and procedures brought in from other systems
+    "in-progress": N_("in progress"), "not-done": N_("not done"), "entered-in-error": N_("entered in error"),
+    "on-hold": N_("on hold"), "stopped": N_("stopped"), "preparation": N_("preparation"), "unknown": N_("unknown"),
+}
+"""The statuses (and a lab order's priorities) a timeline shows, by their stored value."""
+
+
+def status_label(status: str) -> str:
+    """A clinical status (an encounter's, a prescription's, a lab order's or its priority, an imported
+    record's) in the reader's language; a value none foresaw, in words as stored."""
+    label = _TIMELINE_STATUSES.get(status)
+    return _(label) if label else status.replace("_", " ").replace("-", " ")
+
+
+_CODE_SYSTEMS = {"http://hl7.org/fhir/sid/cvx": "CVX", "http://snomed.info/sct": "SNOMED CT"}  # names  # i18n: not shown
 
 
 def _coded(system: str, code: str) -> str:
     """"CVX 140", "SNOMED CT 430193006": the code a record came with, named by its system."""
-    return f"{_CODE_SYSTEMS.get(system, 'Code')} {code}" if code else ""
+    if not code:
+        return ""
+    return f"{_CODE_SYSTEMS[system]} {code}" if system in _CODE_SYSTEMS else _("Code {code}").format(code=code)
 
 
 def chart_timeline(*, session: Session, actor: Actor, patient_id: int, page: int = 1, page_size: int = 20) -> Page[TimelineEntry]:
@@ -382,7 +427,7 @@ def my_history(*, session: Session, actor: Actor, page: int = 1, page_size: int 
     """The patient's own history, read-only: diagnoses, prescriptions, results, documents."""
     require(session, actor, Permission.RECORD_READ_OWN, action="history.view")
     if actor.role != Role.PATIENT:
-        audit.deny(session, actor, "history.view", "Only patients have a personal history page.")
+        audit.deny(session, actor, "history.view", N_("Only patients have a personal history page."))
     page, page_size = clamp_page(page, page_size)
     result = _timeline_page(session, actor.user_id, page, page_size, for_patient=True)
     audit.record(session, actor, "history.view", entity_type="patient", entity_id=actor.user_id,
@@ -405,10 +450,11 @@ SEVERITIES = ("mild", "moderate", "severe")
 def add_allergy(*, session: Session, actor: Actor, patient_id: int, substance: str, reaction: str = "",
                 severity: str = "moderate") -> int:
     profile = chart_patient(session, actor, patient_id, "allergy.add", write=True)
-    substance = checked_line(substance, "substance", limit=120)
+    substance = checked_line(substance, _("substance"), limit=120)
     if severity not in SEVERITIES:
-        raise ValidationError("Choose mild, moderate or severe.")
-    allergy = Allergy(patient_id=profile.user_id, substance=substance, reaction=checked_line(reaction, "reaction", limit=500, required=False),
+        raise ValidationError(_("Choose mild, moderate or severe."))
+    allergy = Allergy(patient_id=profile.user_id, substance=substance,
+                      reaction=checked_line(reaction, _("reaction"), limit=500, required=False),
                       severity=severity, recorded_by=actor.user_id)
     session.add(allergy)
     session.flush()
@@ -418,15 +464,17 @@ def add_allergy(*, session: Session, actor: Actor, patient_id: int, substance: s
 
 
 def _resolve_entry(session: Session, actor: Actor, model: type[Allergy] | type[Problem], entry_id: object,
-                   kind: str, already: str) -> None:
-    """Mark an allergy or a problem-list entry resolved, after the same checks as adding one."""
+                   kind: str, *, missing: str, already: str) -> None:
+    """Mark an allergy or a problem-list entry resolved, after the same checks as adding one.
+
+    ``missing`` and ``already`` are the refusals (marked, English), for a missing entry and a resolved one.
+    """
     action = f"{kind}.resolve"
     require(session, actor, Permission.CLINICAL_WRITE, action=action)
-    entry = access_by_id(session, actor, model, entry_id, action=action, missing=f"That {kind} does not exist.",
-                         entity_type=kind)
+    entry = access_by_id(session, actor, model, entry_id, action=action, missing=missing, entity_type=kind)
     chart_patient(session, actor, entry.patient_id, action, write=True)
     if entry.status == ClinicalStatus.RESOLVED:
-        raise Conflict(already)
+        raise Conflict(_(already))
     entry.status, entry.resolved_at = ClinicalStatus.RESOLVED, utcnow()
     session.add(entry)
     audit.record(session, actor, action, entity_type=kind, entity_id=entry.id, patient_id=entry.patient_id)
@@ -434,12 +482,13 @@ def _resolve_entry(session: Session, actor: Actor, model: type[Allergy] | type[P
 
 
 def resolve_allergy(*, session: Session, actor: Actor, allergy_id: int) -> None:
-    _resolve_entry(session, actor, Allergy, allergy_id, "allergy", "That allergy is already marked as resolved.")
+    _resolve_entry(session, actor, Allergy, allergy_id, "allergy", missing=N_("That allergy does not exist."),
+                   already=N_("That allergy is already marked as resolved."))
 
 
 def add_problem(*, session: Session, actor: Actor, patient_id: int, description: str, icd10_code: str = "") -> int:
     profile = chart_patient(session, actor, patient_id, "problem.add", write=True)
-    description = checked_line(description, "problem", limit=300)
+    description = checked_line(description, _("problem"), limit=300)
     code = _icd10(icd10_code)
     problem = Problem(patient_id=profile.user_id, description=description, icd10_code=code, recorded_by=actor.user_id)
     session.add(problem)
@@ -450,7 +499,8 @@ def add_problem(*, session: Session, actor: Actor, patient_id: int, description:
 
 
 def resolve_problem(*, session: Session, actor: Actor, problem_id: int) -> None:
-    _resolve_entry(session, actor, Problem, problem_id, "problem", "That problem is already resolved.")
+    _resolve_entry(session, actor, Problem, problem_id, "problem", missing=N_("That problem does not exist."),
+                   already=N_("That problem is already resolved."))
 
 
 def _icd10(code: object) -> str:
@@ -460,7 +510,7 @@ def _icd10(code: object) -> str:
         return ""
     found = icd10.lookup_icd10(text)
     if found is None:
-        raise ValidationError("Choose an ICD-10 code from the list, or leave it empty.")
+        raise ValidationError(_("Choose an ICD-10 code from the list, or leave it empty."))
     return found.code
 
 
@@ -477,9 +527,9 @@ def search_diagnoses(*, session: Session, actor: Actor, term: str) -> list[Diagn
     The label says which are categories (a billable code lies below them).
     """
     require(session, actor, Permission.CLINICAL_WRITE, action="icd10.search")
-    term = storable(str(term or "").strip()[:100], "search")
+    term = storable(str(term or "").strip()[:100], _("search"))
     return [DiagnosisOption(c.code, c.description,
-                            f"{c.code} — {c.description}" + ("" if c.billable else " (category)"))
+                            f"{c.code} — {c.description}" + ("" if c.billable else " " + _("(category)")))
             for c in icd10.search_icd10_codes(term, limit=20)]
 
 
@@ -487,13 +537,13 @@ def search_diagnoses(*, session: Session, actor: Actor, term: str) -> list[Diagn
 
 
 VITAL_RANGES: dict[str, tuple[float, float, str]] = {
-    "bp_systolic": (50, 260, "systolic blood pressure (mmHg)"),
-    "bp_diastolic": (30, 160, "diastolic blood pressure (mmHg)"),
-    "pulse": (20, 250, "pulse (beats per minute)"),
-    "temperature_c": (30.0, 45.0, "temperature (°C)"),
-    "weight_kg": (0.3, 400.0, "weight (kg)"),
-    "height_cm": (30.0, 250.0, "height (cm)"),
-    "spo2": (50, 100, "oxygen saturation (%)"),
+    "bp_systolic": (50, 260, N_("systolic blood pressure (mmHg)")),
+    "bp_diastolic": (30, 160, N_("diastolic blood pressure (mmHg)")),
+    "pulse": (20, 250, N_("pulse (beats per minute)")),
+    "temperature_c": (30.0, 45.0, N_("temperature (°C)")),
+    "weight_kg": (0.3, 400.0, N_("weight (kg)")),
+    "height_cm": (30.0, 250.0, N_("height (cm)")),
+    "spo2": (50, 100, N_("oxygen saturation (%)")),
 }
 _INTEGER_VITALS = {"bp_systolic", "bp_diastolic", "pulse", "spo2"}
 
@@ -501,7 +551,7 @@ _INTEGER_VITALS = {"bp_systolic", "bp_diastolic", "pulse", "spo2"}
 def parse_vitals(form: dict) -> dict[str, float | int | None]:
     """Each vital empty or a number in its plausible range; diastolic below systolic."""
     if not isinstance(form, dict):
-        raise ValidationError("Enter the vitals as numbers.")
+        raise ValidationError(_("Enter the vitals as numbers."))
     values: dict[str, float | int | None] = {}
     for name, (low, high, label) in VITAL_RANGES.items():
         raw = str(form.get(name, "") or "").strip().replace(",", ".")
@@ -511,18 +561,19 @@ def parse_vitals(form: dict) -> dict[str, float | int | None]:
         try:
             number = float(raw)
         except ValueError:
-            raise ValidationError(f"Enter the {label} as a number.") from None
+            raise ValidationError(_("Enter the {label} as a number.").format(label=_(label))) from None
         if number != number or not low <= number <= high:  # NaN fails the first test
-            raise ValidationError(f"The {label} must be between {low:g} and {high:g}.")
+            raise ValidationError(_("The {label} must be between {low} and {high}.").format(
+                label=_(label), low=f"{low:g}", high=f"{high:g}"))
         if name in _INTEGER_VITALS:
             if number != int(number):
-                raise ValidationError(f"Enter the {label} as a whole number.")
+                raise ValidationError(_("Enter the {label} as a whole number.").format(label=_(label)))
             number = int(number)
         values[name] = number
     if (values["bp_systolic"] is None) != (values["bp_diastolic"] is None):
-        raise ValidationError("Enter both blood pressure values, or neither.")
+        raise ValidationError(_("Enter both blood pressure values, or neither."))
     if values["bp_systolic"] is not None and values["bp_diastolic"] >= values["bp_systolic"]:
-        raise ValidationError("The diastolic pressure must be below the systolic pressure.")
+        raise ValidationError(_("The diastolic pressure must be below the systolic pressure."))
     return values
 
 
@@ -561,7 +612,7 @@ def encounter_for_doctor(session: Session, actor: Actor, encounter_id: object, a
     """One of the doctor's own encounters, to write in; another's answers "not found" (audited)."""
     require(session, actor, Permission.CLINICAL_WRITE, action=action)
     return access_by_id(session, actor, Encounter, encounter_id, action=action,
-                        missing="That encounter does not exist.", entity_type="encounter",
+                        missing=N_("That encounter does not exist."), entity_type="encounter",
                         allowed=lambda e: e.doctor_id == actor.user_id, patient_of=lambda e: e.patient_id)
 
 
@@ -592,12 +643,12 @@ def open_encounter(*, session: Session, actor: Actor, appointment_id: int) -> En
     """The encounter of one of the doctor's confirmed (or completed) appointments; created on first open."""
     require(session, actor, Permission.CLINICAL_WRITE, action="encounter.open")
     appointment = access_by_id(session, actor, Appointment, appointment_id, action="encounter.open",
-                               missing="That appointment does not exist.", entity_type="appointment",
+                               missing=N_("That appointment does not exist."), entity_type="appointment",
                                allowed=lambda a: a.doctor_id == actor.user_id)
     encounter = session.execute(sa.select(Encounter).where(Encounter.appointment_id == appointment.id)).scalar_one_or_none()
     if encounter is None:
         if appointment.status != AppointmentStatus.CONFIRMED:
-            raise Conflict("Only a confirmed appointment can be opened as an encounter.")
+            raise Conflict(_("Only a confirmed appointment can be opened as an encounter."))
         encounter = Encounter(appointment_id=appointment.id, patient_id=appointment.patient_id, doctor_id=actor.user_id)
         session.add(encounter)
         try:
@@ -629,7 +680,7 @@ class EncounterForm:
 def _note(value: object, label: str) -> str:
     text = storable(str(value or "").strip(), label)
     if len(text) > MAX_NOTE:
-        raise ValidationError(f"The {label} must be at most {MAX_NOTE} characters.")
+        raise ValidationError(_("The {label} must be at most {limit} characters.").format(label=label, limit=MAX_NOTE))
     return text
 
 
@@ -637,11 +688,12 @@ def save_encounter(*, session: Session, actor: Actor, encounter_id: int, form: E
     """Save notes, diagnosis and vitals of an open encounter (all checked before anything is written)."""
     encounter = encounter_for_doctor(session, actor, encounter_id, "encounter.save")
     if encounter.status == EncounterStatus.COMPLETED:
-        raise Conflict("This encounter is completed and can no longer be changed.")
+        raise Conflict(_("This encounter is completed and can no longer be changed."))
     values = {
-        "subjective": _note(form.subjective, "subjective note"), "objective": _note(form.objective, "objective note"),
-        "assessment": _note(form.assessment, "assessment"), "plan": _note(form.plan, "plan"),
-        "diagnosis": checked_line(form.diagnosis, "diagnosis", limit=300, required=False),
+        "subjective": _note(form.subjective, _("subjective note")),
+        "objective": _note(form.objective, _("objective note")),
+        "assessment": _note(form.assessment, _("assessment")), "plan": _note(form.plan, _("plan")),
+        "diagnosis": checked_line(form.diagnosis, _("diagnosis"), limit=300, required=False),
         "icd10_code": _icd10(form.icd10_code),
         **parse_vitals(form.vitals or {}),
     }
@@ -658,12 +710,12 @@ def complete_encounter(*, session: Session, actor: Actor, encounter_id: int) -> 
     """Close the encounter and complete its appointment (which must have started)."""
     encounter = encounter_for_doctor(session, actor, encounter_id, "encounter.complete")
     if encounter.status == EncounterStatus.COMPLETED:
-        raise Conflict("This encounter is already completed.")
+        raise Conflict(_("This encounter is already completed."))
     if not (encounter.diagnosis or encounter.assessment):
-        raise ValidationError("Record a diagnosis or an assessment before completing the encounter.")
+        raise ValidationError(_("Record a diagnosis or an assessment before completing the encounter."))
     appointment = session.get(Appointment, encounter.appointment_id)
     if appointment.starts_at > utcnow():
-        raise Conflict("The appointment has not started yet; complete the encounter once it has.")
+        raise Conflict(_("The appointment has not started yet; complete the encounter once it has."))
     encounter.status, encounter.completed_at = EncounterStatus.COMPLETED, utcnow()
     session.add(encounter)
     audit.record(session, actor, "encounter.complete", entity_type="encounter", entity_id=encounter.id,

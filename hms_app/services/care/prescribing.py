@@ -39,28 +39,31 @@ from hms_app.db.models import (
     User,
 )
 from hms_app.db.types import utcnow
-from hms_app.services.care.clinical import encounter_for_doctor
+from hms_app.services.care.clinical import encounter_for_doctor, status_label
 from hms_app.services.core import audit, events, receipts
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import Conflict, ValidationError
 from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.language import N_, _, ngettext
 from hms_app.services.core.localtime import format_date
 from hms_app.services.core.text import one_line, storable
 from hms_app.services.reference.allergens import allergy_matches
 from hms_app.services.reference.interactions import interactions_between
 
 FREQUENCIES = {
-    "once daily": 1,
-    "twice daily": 2,
-    "three times daily": 3,
-    "four times daily": 4,
-    "every 8 hours": 3,
-    "every 12 hours": 2,
-    "at night": 1,
-    "once weekly": 1 / 7,
+    N_("once daily"): 1,
+    N_("twice daily"): 2,
+    N_("three times daily"): 3,
+    N_("four times daily"): 4,
+    N_("every 8 hours"): 3,
+    N_("every 12 hours"): 2,
+    N_("at night"): 1,
+    N_("once weekly"): 1 / 7,
 }
-ROUTES = ("oral", "sublingual", "topical", "inhaled", "intravenous", "intramuscular", "subcutaneous", "rectal")
+"""Times a day of each frequency; the keys are the stored values, in English, translated where shown."""
+ROUTES = (N_("oral"), N_("sublingual"), N_("topical"), N_("inhaled"), N_("intravenous"), N_("intramuscular"),
+          N_("subcutaneous"), N_("rectal"))
 CURRENT_MEDICINE_DAYS = 90
 """Prescriptions of the last 90 days that were not rejected count as current medicines."""
 
@@ -76,11 +79,13 @@ class SafetyWarning(ValidationError):
 
     def __init__(self, warnings: list[str], *, stale: bool = False) -> None:
         if not warnings:
-            message = ("The medicines changed since you overrode their warnings, and they raise none now. "
-                       "Sign again without an override.")
+            message = _("The medicines changed since you overrode their warnings, and they raise none now. "
+                        "Sign again without an override.")
+        elif stale:
+            message = _("Safety check: the medicines changed since you read the warnings. {warnings} "
+                        "Give a reason to prescribe anyway.").format(warnings=" ".join(warnings))
         else:
-            message = ("Safety check: " + ("the medicines changed since you read the warnings. " if stale else "")
-                       + " ".join(warnings) + " Give a reason to prescribe anyway.")
+            message = _("Safety check: {warnings} Give a reason to prescribe anyway.").format(warnings=" ".join(warnings))
         super().__init__(message)
         self.warnings = warnings
 
@@ -94,7 +99,7 @@ class DuplicateOrder(Conflict):
     """
 
     def __init__(self, open_orders: list[str]) -> None:
-        super().__init__("; ".join(open_orders) + " — order again?")
+        super().__init__(_("{orders} — order again?").format(orders="; ".join(open_orders)))
         self.open_orders = open_orders
 
 
@@ -108,7 +113,7 @@ class MedicineOption:
 def formulary(*, session: Session, actor: Actor, search: str = "") -> list[MedicineOption]:
     require(session, actor, Permission.CLINICAL_WRITE, action="formulary.search")
     query = sa.select(Medicine).where(Medicine.is_active).order_by(Medicine.name, Medicine.strength)
-    term = storable(str(search or "").strip().lower()[:60], "search")
+    term = storable(str(search or "").strip().lower()[:60], _("search"))
     if term:
         query = query.where(sa.func.lower(Medicine.name).contains(term, autoescape=True))
     return [MedicineOption(m.id, f"{m.name} {m.strength} ({m.form})", m.form) for m in session.execute(query).scalars()]
@@ -168,30 +173,31 @@ def _current_medicines(session: Session, patient_id: int) -> list[Medicine]:
 
 def _check_items(session: Session, patient_id: int, forms: list[ItemForm]) -> list[CheckedItem]:
     if not isinstance(forms, list) or not all(isinstance(f, ItemForm) for f in forms):
-        raise ValidationError("Add the medicines from the formulary.")
+        raise ValidationError(_("Add the medicines from the formulary."))
     if not forms:
-        raise ValidationError("Add at least one medicine.")
+        raise ValidationError(_("Add at least one medicine."))
     if len(forms) > 20:
-        raise ValidationError("A prescription holds at most 20 medicines.")
+        raise ValidationError(_("A prescription holds at most 20 medicines."))
     safety = _SafetyCheck(session, patient_id)
     checked: list[CheckedItem] = []
     for number, form in enumerate(forms, start=1):
         medicine = get_by_id(session, Medicine, form.medicine_id)
         if medicine is None or not medicine.is_active:
-            raise ValidationError(f"Medicine {number}: choose a medicine from the formulary.")
-        dose = one_line(form.dose, "dose")
+            raise ValidationError(_("Medicine {number}: choose a medicine from the formulary.").format(number=number))
+        dose = one_line(form.dose, _("dose"))
         if not dose or len(dose) > 60:
-            raise ValidationError(f"{medicine.name}: enter the dose, like '1 tablet' or '5 ml'.")
+            raise ValidationError(_("{medicine}: enter the dose, like '1 tablet' or '5 ml'.").format(medicine=medicine.name))
         if not isinstance(form.route, str) or form.route not in ROUTES:
-            raise ValidationError(f"{medicine.name}: choose a route from the list.")
+            raise ValidationError(_("{medicine}: choose a route from the list.").format(medicine=medicine.name))
         if not isinstance(form.frequency, str) or form.frequency not in FREQUENCIES:
-            raise ValidationError(f"{medicine.name}: choose a frequency from the list.")
+            raise ValidationError(_("{medicine}: choose a frequency from the list.").format(medicine=medicine.name))
         try:
             days = int(str(form.days).strip())
         except (TypeError, ValueError):
             days = 0
         if not 1 <= days <= 365:
-            raise ValidationError(f"{medicine.name}: the number of days must be between 1 and 365.")
+            raise ValidationError(_("{medicine}: the number of days must be between 1 and 365.").format(
+                medicine=medicine.name))
         quantity_text = str(form.quantity or "").strip()
         if quantity_text:
             try:
@@ -199,15 +205,17 @@ def _check_items(session: Session, patient_id: int, forms: list[ItemForm]) -> li
             except ValueError:
                 quantity = 0
             if not 1 <= quantity <= 10_000:
-                raise ValidationError(f"{medicine.name}: the quantity must be a whole number from 1 to 10000.")
+                raise ValidationError(_("{medicine}: the quantity must be a whole number from 1 to 10000.").format(
+                    medicine=medicine.name))
         else:
             quantity = suggested_quantity(dose, form.frequency, days)
             if quantity > 10_000:
-                raise ValidationError(f"{medicine.name}: that dose comes to more than 10000 units; check the dose "
-                                      "or enter the quantity.")
-        instructions = storable(str(form.instructions or "").strip(), "instructions")
+                raise ValidationError(_("{medicine}: that dose comes to more than 10000 units; check the dose "
+                                        "or enter the quantity.").format(medicine=medicine.name))
+        instructions = storable(str(form.instructions or "").strip(), _("instructions"))
         if len(instructions) > 500:
-            raise ValidationError(f"{medicine.name}: keep the instructions under 500 characters.")
+            raise ValidationError(_("{medicine}: keep the instructions under 500 characters.").format(
+                medicine=medicine.name))
         checked.append(CheckedItem(medicine, dose, form.route, form.frequency, days, quantity, instructions,
                                    safety.warnings_for(medicine)))
     return checked
@@ -229,12 +237,14 @@ class _SafetyCheck:
         ingredients = {t.strip() for t in medicine.ingredients.split(",") if t.strip()}
         for allergy in self.allergies:
             if why := allergy_matches(allergy, ingredients, medicine.drug_class):
-                warnings.append(f"{medicine.name}: {why}")
+                warnings.append(_("{medicine}: {why}").format(medicine=medicine.name, why=why))
         for other in self.earlier + self.current:
             if other.id == medicine.id:
                 continue
             for hit in interactions_between(_terms(medicine), _terms(other)):
-                warnings.append(f"{medicine.name} with {other.name}: {hit.effect} ({hit.severity}; {hit.source}).")
+                warnings.append(_("{medicine} with {other}: {effect} ({severity}; {source}).").format(
+                    medicine=medicine.name, other=other.name, effect=hit.effect, severity=hit.severity,
+                    source=hit.source))
         self.earlier.append(medicine)
         return list(dict.fromkeys(warnings))
 
@@ -265,7 +275,7 @@ def _acknowledged(value: object) -> set[str]:
         return set()
     if not isinstance(value, (list, tuple)) or len(value) > 100 or not all(
             isinstance(w, str) and len(w) <= 2_000 for w in value):
-        raise ValidationError("Read the safety warnings again and sign.")
+        raise ValidationError(_("Read the safety warnings again and sign."))
     return set(value)
 
 
@@ -287,25 +297,25 @@ def prescribe(*, session: Session, actor: Actor, encounter_id: int, items: list[
     """
     encounter = encounter_for_doctor(session, actor, encounter_id, "prescription.sign")
     if encounter.status == EncounterStatus.COMPLETED:
-        raise Conflict("This encounter is completed; start from a new appointment to prescribe.")
+        raise Conflict(_("This encounter is completed; start from a new appointment to prescribe."))
     checked = _check_items(session, encounter.patient_id, items)
     warnings = [w for item in checked for w in item.warnings]
     acknowledged = _acknowledged(acknowledged_warnings)
-    reason = one_line(override_reason, "override reason")
+    reason = one_line(override_reason, _("override reason"))
     if acknowledged != set(warnings) or (warnings and len(reason) < 10):
         audit.record(session, actor, "prescription.warning", entity_type="encounter", entity_id=encounter.id,
                      patient_id=encounter.patient_id,
-                     detail=f"{len(warnings)} warning(s); not signed"
-                     + ("; the override was given for other warnings" if acknowledged != set(warnings)
+                     detail=f"{len(warnings)} warning(s); not signed"  # i18n: not shown
+                     + ("; the override was given for other warnings" if acknowledged != set(warnings)  # i18n: not shown
                         and (acknowledged or reason) else ""))
         session.commit()
         raise SafetyWarning(warnings, stale=bool(acknowledged) and acknowledged != set(warnings))
     if len(reason) > 500:
-        raise ValidationError("Keep the override reason under 500 characters.")
+        raise ValidationError(_("Keep the override reason under 500 characters."))
     if (earlier := receipts.claim(session, actor, key=request_key, action="prescription.sign")) is not None:
         signed = session.get(Prescription, earlier.object_id)
         if signed is None or signed.encounter_id != encounter.id:
-            raise ValidationError(receipts.EXPIRED)
+            raise ValidationError(_(receipts.EXPIRED))
         return signed.id
     prescription = Prescription(patient_id=encounter.patient_id, doctor_id=actor.user_id, encounter_id=encounter.id)
     session.add(prescription)
@@ -346,7 +356,8 @@ OPEN_LAB_STATUSES = (LabOrderStatus.REQUESTED.value, LabOrderStatus.COLLECTED.va
 
 def _open_duplicates(session: Session, patient_id: int, test_ids: list[int]) -> list[str]:
     """One line per open order of the patient for one of these tests, oldest first."""
-    return [f"{name} is already open, ordered {format_date(ordered_at)} by {doctor}"
+    return [_("{test} is already open, ordered {day} by {doctor}").format(test=name, day=format_date(ordered_at),
+                                                                          doctor=doctor)
             for name, ordered_at, doctor in session.execute(
                 sa.select(LabTest.name, LabOrder.ordered_at, User.full_name)
                 .join(LabTest, LabTest.id == LabOrder.test_id).join(User, User.id == LabOrder.doctor_id)
@@ -371,27 +382,27 @@ def order_lab_tests(*, session: Session, actor: Actor, encounter_id: int, test_i
     """
     encounter = encounter_for_doctor(session, actor, encounter_id, "lab_order.create")
     if encounter.status == EncounterStatus.COMPLETED:
-        raise Conflict("This encounter is completed; order tests from a new appointment.")
+        raise Conflict(_("This encounter is completed; order tests from a new appointment."))
     if not isinstance(priority, str) or priority not in {p.value for p in LabPriority}:
-        raise ValidationError("Choose routine, urgent or stat.")
+        raise ValidationError(_("Choose routine, urgent or stat."))
     parsed = [parse_id(t) for t in (test_ids if isinstance(test_ids, list) else [])]
     if None in parsed:
-        raise ValidationError("Choose tests from the catalog.")
+        raise ValidationError(_("Choose tests from the catalog."))
     ids = sorted(set(parsed))
     if not ids:
-        raise ValidationError("Choose at least one test.")
+        raise ValidationError(_("Choose at least one test."))
     if len(ids) > 20:
-        raise ValidationError("Order at most 20 tests at once.")
+        raise ValidationError(_("Order at most 20 tests at once."))
     tests = session.execute(sa.select(LabTest).where(LabTest.id.in_(ids), LabTest.is_active)).scalars().all()
     if len(tests) != len(ids):
-        raise ValidationError("Choose tests from the catalog.")
-    note = one_line(note, "note")
+        raise ValidationError(_("Choose tests from the catalog."))
+    note = one_line(note, _("note"))
     if len(note) > 500:
-        raise ValidationError("Keep the note for the lab under 500 characters.")
+        raise ValidationError(_("Keep the note for the lab under 500 characters."))
     if (earlier := receipts.claim(session, actor, key=request_key, action="lab_order.create")) is not None:
         first = session.get(LabOrder, earlier.object_id)
         if first is None or first.encounter_id != encounter.id:
-            raise ValidationError(receipts.EXPIRED)
+            raise ValidationError(_(receipts.EXPIRED))
         return [int(order_id) for order_id in earlier.result.split(",")]
     if confirm_duplicate is not True and (duplicates := _open_duplicates(session, encounter.patient_id, ids)):
         raise DuplicateOrder(duplicates)
@@ -428,13 +439,20 @@ def encounter_orders(*, session: Session, actor: Actor, encounter_id: int) -> li
         .join(Medicine, Medicine.id == PrescriptionItem.medicine_id)
         .where(Prescription.encounter_id == encounter.id).order_by(PrescriptionItem.id)
     ):
-        text = f"{medicine.name} {medicine.strength}: {item.dose} {item.route} {item.frequency}, {item.days} days, qty {item.quantity}"
+        text = ngettext("{medicine}: {dose} {route} {frequency}, {n} day, qty {quantity}",
+                        "{medicine}: {dose} {route} {frequency}, {n} days, qty {quantity}", item.days).format(
+            medicine=f"{medicine.name} {medicine.strength}", dose=item.dose,
+            # An imported item may carry a route or frequency of its own: shown as it came.
+            route=_(item.route) if item.route in ROUTES else item.route,
+            frequency=_(item.frequency) if item.frequency in FREQUENCIES else item.frequency,
+            n=item.days, quantity=item.quantity)
         if item.override_reason:
-            text += f" — override: {item.override_reason}"
-        rows.append(OrderedItem("prescription", item.prescription_id, text, str(status).replace("_", " ")))
+            text = _("{item} — override: {reason}").format(item=text, reason=item.override_reason)
+        rows.append(OrderedItem("prescription", item.prescription_id, text, status_label(str(status))))
     for order, test in session.execute(
         sa.select(LabOrder, LabTest).join(LabTest, LabTest.id == LabOrder.test_id)
         .where(LabOrder.encounter_id == encounter.id).order_by(LabOrder.id)
     ):
-        rows.append(OrderedItem("lab", order.id, f"{test.name} ({order.priority})", str(order.status).replace("_", " ")))
+        rows.append(OrderedItem("lab", order.id, f"{test.name} ({status_label(str(order.priority))})",
+                                status_label(str(order.status))))
     return rows

@@ -27,6 +27,7 @@ from hms_app.services.core.errors import (
     SessionExpired,
 )
 from hms_app.services.core.ids import parse_id
+from hms_app.services.core.language import N_
 
 T = TypeVar("T")
 
@@ -41,14 +42,14 @@ def require(
 ) -> Actor:
     """Return ``actor`` if it holds ``permission``; otherwise audit the refusal and raise."""
     if not isinstance(actor, Actor):
-        audit.deny(session, None, action, "Please log in first.", error=SessionExpired,
-                   detail=f"no session; needs {permission.value}")
+        audit.deny(session, None, action, N_("Please log in first."), error=SessionExpired,
+                   detail=f"no session; needs {permission.value}")  # i18n: not shown
     if actor.must_change_password and not allow_pending_password_change:
-        audit.deny(session, actor, action, "Choose a new password before you continue.",
-                   error=PasswordChangeRequired, detail="password change pending")
+        audit.deny(session, actor, action, N_("Choose a new password before you continue."),
+                   error=PasswordChangeRequired, detail="password change pending")  # i18n: not shown
     if not actor.can(permission):
-        audit.deny(session, actor, action, "You do not have permission to do that.",
-                   error=PermissionDenied, detail=f"role {actor.role} lacks {permission.value}")
+        audit.deny(session, actor, action, N_("You do not have permission to do that."),
+                   error=PermissionDenied, detail=f"role {actor.role} lacks {permission.value}")  # i18n: not shown
     return actor
 
 
@@ -122,7 +123,7 @@ def refuse_visitor(session: Session, visitor: Anonymous, action: str, refusal: S
     if not VISITOR_REFUSALS.note(connection, visitor, action, refusal.message, now):
         session.rollback()
         raise refusal
-    audit.deny(session, visitor, action, refusal.message, error=type(refusal), detail=f"no session: {refusal.message}")
+    audit.deny(session, visitor, action, refusal.message, error=type(refusal), detail=f"no session: {refusal.message}")  # i18n: not shown
 
 
 def flush_visitor_refusals(session: Session, *, connection: str | None = None, now: float | None = None) -> int:
@@ -135,7 +136,7 @@ def flush_visitor_refusals(session: Session, *, connection: str | None = None, n
     begin_write(session)
     for refusals in taken:
         audit.record(session, refusals.visitor, refusals.action, outcome=AuditOutcome.DENIED,
-                     detail=f"{refusals.count} more refusals with no session on this connection within "
+                     detail=f"{refusals.count} more refusals with no session on this connection within "  # i18n: not shown
                             f"{VISITOR_REFUSALS.window:g} s, the last of {refusals.action}: {refusals.message}")
     session.commit()
     return len(taken)

@@ -33,6 +33,7 @@ from hms_app.db.models import AuditEvent
 from hms_app.db.types import utcnow
 from hms_app.services.core.actor import Actor, Anonymous
 from hms_app.services.core.errors import PermissionDenied
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.text import shown
 
 GENESIS_HASH = "0" * 64
@@ -136,7 +137,7 @@ def deny(
     session: Session,
     actor: Actor | Anonymous | None,
     action: str,
-    message: str = "You do not have permission to do that.",
+    message: str = N_("You do not have permission to do that."),
     *,
     error: type[Exception] = PermissionDenied,
     entity_type: str = "",
@@ -148,6 +149,10 @@ def deny(
 
     That transaction takes the write lock first: the refused work was often a read (a page
     loader, a session check), and another user may write meanwhile.
+
+    ``message`` is the English text, marked where it is written (``N_("Only patients ...")``):
+    the trail records it as written (unless ``detail`` says more) and the error carries it in
+    the reader's language. A message already translated (``_(...)``) reads the same.
     """
     session.rollback()
     begin_write(session)
@@ -162,7 +167,7 @@ def deny(
         detail=detail or message,
     )
     session.commit()
-    raise error(message)
+    raise error(_(message))
 
 
 @dataclass(frozen=True)
@@ -182,12 +187,14 @@ def verify_chain(session: Session) -> ChainReport:
     for (event,) in rows:
         count += 1
         if not 0 <= event.lane < settings.AUDIT_MAX_LANES:
-            return ChainReport(False, count, event.id, f"it claims lane {event.lane}, which no append uses")
+            return ChainReport(False, count, event.id,
+                               _("it claims lane {lane}, which no append uses").format(lane=event.lane))
         prev = last.get(event.lane, GENESIS_HASH)
         if event.prev_hash != prev:
-            return ChainReport(False, count, event.id, "its link to the row before was broken (a row was removed or inserted)")
+            return ChainReport(False, count, event.id,
+                               _("its link to the row before was broken (a row was removed or inserted)"))
         if row_digest(prev, event) != event.row_hash:
-            return ChainReport(False, count, event.id, "its contents were altered after it was written")
+            return ChainReport(False, count, event.id, _("its contents were altered after it was written"))
         last[event.lane] = event.row_hash
     return ChainReport(True, count)
 

@@ -22,10 +22,11 @@ import unicodedata
 from importlib import resources
 
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.text import is_storable
 
-INVALID_MESSAGE = "Enter a valid email address, like name@example.org."
-HIDDEN_MESSAGE = (
+INVALID_MESSAGE = N_("Enter a valid email address, like name@example.org.")
+HIDDEN_MESSAGE = N_(
     "This email address holds an invisible or text-direction character (often pasted along with it). "
     "Type the address again by hand."
 )
@@ -57,14 +58,14 @@ def normalise(email: object) -> str:
     """
     text = str(email or "").strip()
     if hidden_character(text):
-        raise ValidationError(HIDDEN_MESSAGE)
+        raise ValidationError(_(HIDDEN_MESSAGE))
     text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).lower())
     if text.endswith(".") and not text.endswith(".."):
         text = text[:-1]
     # NFKC can make a hidden character or an angle bracket out of a compatibility form.
     if (len(text) > 254 or not _EMAIL_RE.match(text) or not is_storable(text) or hidden_character(text)
             or ".." in text.partition("@")[2] or len(text.partition("@")[0]) > 64):
-        raise ValidationError(INVALID_MESSAGE)
+        raise ValidationError(_(INVALID_MESSAGE))
     return text
 
 
@@ -80,7 +81,7 @@ def is_placeholder(address: object) -> bool:
 
 def shown_address(address: str) -> str:
     """An account's address as a page shows it: a placeholder says there is none, and what to log in with."""
-    return f"No e-mail address (logs in as {address})" if is_placeholder(address) else address
+    return _("No e-mail address (logs in as {address})").format(address=address) if is_placeholder(address) else address
 
 
 def normalised_or_none(email: object) -> str | None:

@@ -21,6 +21,7 @@ from hms_app.db import crypto, storage
 from hms_app.db.enums import AuditOutcome
 from hms_app.services.core import audit
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import _
 
 _SIGNATURES = (
     (b"%PDF-", "application/pdf", (".pdf",)),
@@ -58,29 +59,31 @@ def check_upload(file_name: object, data: bytes) -> CheckedFile:
     """
     name = str(file_name or "").strip()
     if not name:
-        raise ValidationError("The file has no name.")
+        raise ValidationError(_("The file has no name."))
     if "/" in name or "\\" in name or name.startswith(".") or ".." in name or "\x00" in name:
-        raise ValidationError("File names may not contain folders or start with a dot.")
+        raise ValidationError(_("File names may not contain folders or start with a dot."))
     if not isinstance(data, bytes | bytearray) or len(data) == 0:
-        raise ValidationError("The file is empty.")
+        raise ValidationError(_("The file is empty."))
     if len(data) > settings.MAX_UPLOAD_BYTES:
-        raise ValidationError(f"The file is larger than {settings.MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+        raise ValidationError(_("The file is larger than {megabytes} MB.").format(
+            megabytes=settings.MAX_UPLOAD_BYTES // (1024 * 1024)))
     stem, dot, extension = name.rpartition(".")
     if not dot or not stem:
-        raise ValidationError("The file name needs an extension: .pdf, .png, .jpg or .jpeg.")
+        raise ValidationError(_("The file name needs an extension: .pdf, .png, .jpg or .jpeg."))
     parts = [p.lower() for p in name.split(".")[1:]]
     if any(part in _RISKY for part in parts):
-        raise ValidationError("That file name carries a program's extension; only PDF, PNG and JPEG files are accepted.")
+        raise ValidationError(_("That file name carries a program's extension; only PDF, PNG and JPEG files are "
+                                "accepted."))
     if len(parts) > 1:
-        raise ValidationError("Use a file name with a single extension, like report.pdf.")
+        raise ValidationError(_("Use a file name with a single extension, like report.pdf."))
     suffix = f".{extension.lower()}"
     for magic, content_type, extensions in _SIGNATURES:
         if bytes(data[: len(magic)]) == magic:
             if suffix not in extensions:
-                raise ValidationError(f"The file's name says {suffix} but its content is a "
-                                      f"{content_type.split('/')[1].upper()} file.")
+                raise ValidationError(_("The file's name says {extension} but its content is a {kind} file.").format(
+                    extension=suffix, kind=content_type.split("/")[1].upper()))
             return CheckedFile(f"{_safe_stem(stem)}{suffix}", content_type, bytes(data))
-    raise ValidationError("Only PDF, PNG and JPEG files are accepted (checked by their content, not their name).")
+    raise ValidationError(_("Only PDF, PNG and JPEG files are accepted (checked by their content, not their name)."))
 
 
 def _safe_stem(stem: str) -> str:
@@ -157,14 +160,14 @@ def stored_encrypted(data: bytes) -> Iterator[str]:
 
 def _path(storage_name: str) -> Path:
     if not re.fullmatch(r"[0-9a-f]{32}", storage_name or ""):
-        raise ValidationError("That file is not available.")
+        raise ValidationError(_("That file is not available."))
     return settings.FILES_DIR / storage_name
 
 
 def read_decrypted(storage_name: str) -> bytes:
     path = _path(storage_name)
     if not path.exists():
-        raise ValidationError("That file is missing from storage; ask an administrator to restore it.")
+        raise ValidationError(_("That file is missing from storage; ask an administrator to restore it."))
     return crypto.decrypt_bytes(path.read_bytes())
 
 

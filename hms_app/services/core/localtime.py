@@ -1,5 +1,6 @@
 """The hospital's clock and calendar: instants are stored in UTC, read on the wall clock of
-``settings.TIMEZONE`` and written the way ``settings.LOCALE`` writes them.
+``settings.TIMEZONE`` and written the way the current language's locale writes them
+(``language.current_locale``: the hospital's ``settings.LOCALE`` for its own language).
 
 Every service that shows a date or a time, asks what day it is in the hospital or turns a local
 day into the UTC instants that bound it does it here, so the rule is written once
@@ -14,6 +15,7 @@ from babel import dates as babel_dates
 
 from hms_app import settings
 from hms_app.db.types import utcnow
+from hms_app.services.core import language
 
 DATE_STYLES = {
     "medium": "yMMMd",  # 7 Dec 2026 · Dec 7, 2026 · 07.12.2026
@@ -61,12 +63,12 @@ def format_date(value: date | datetime | None, style: str = "medium") -> str:
     """
     if value is None:
         return ""
-    return babel_dates.format_skeleton(DATE_STYLES[style], _day(value), locale=settings.LOCALE)
+    return babel_dates.format_skeleton(DATE_STYLES[style], _day(value), locale=language.current_locale())
 
 
 def _time_skeleton(seconds: bool) -> str:
     # The locale's own clock: 24-hour where its short time pattern says so, 12-hour with a.m./p.m. otherwise.
-    hour = "H" if "H" in babel_dates.get_time_format("short", locale=settings.LOCALE).pattern else "h"
+    hour = "H" if "H" in babel_dates.get_time_format("short", locale=language.current_locale()).pattern else "h"
     return hour + ("ms" if seconds else "m")
 
 
@@ -76,11 +78,11 @@ def format_time(instant: datetime | time | None, *, seconds: bool = False) -> st
     if instant is None:
         return ""
     clock = instant if isinstance(instant, time) else to_local(instant).replace(tzinfo=None).time()
-    return babel_dates.format_skeleton(_time_skeleton(seconds), clock, locale=settings.LOCALE)
+    return babel_dates.format_skeleton(_time_skeleton(seconds), clock, locale=language.current_locale())
 
 
 def _date_and_time(day_text: str, time_text: str) -> str:
-    return babel_dates.get_datetime_format("medium", locale=settings.LOCALE).format(time_text, day_text)
+    return babel_dates.get_datetime_format("medium", locale=language.current_locale()).format(time_text, day_text)
 
 
 def format_local(instant: datetime | None, *, seconds: bool = False, zone: bool = False) -> str:
@@ -112,7 +114,7 @@ def relative_day(value: date | datetime, *, today: date | None = None) -> str:
     """``Today``, ``Tomorrow`` or ``Yesterday`` in the locale's words; else ``Thu 10 Dec`` (and the
     year when it is not this year's)."""
     day, today = _day(value), today or local_today()
-    words = settings.LOCALE._data["date_fields"]["day"]["relative"]  # CLDR's names for nearby days
+    words = language.current_locale()._data["date_fields"]["day"]["relative"]  # CLDR's names for nearby days
     offset = (day - today).days
     if offset in (-1, 0, 1) and offset in words:
         word = words[offset]
@@ -124,7 +126,7 @@ def format_time_range(start: datetime, end: datetime) -> str:
     """From ``start`` to ``end`` on one day's wall clock: ``15:00–15:20`` (en-GB), ``3:00 – 3:20 PM`` (en-US)."""
     return babel_dates.format_interval(to_local(start).replace(tzinfo=None).time(),
                                        to_local(end).replace(tzinfo=None).time(),
-                                       _time_skeleton(False), locale=settings.LOCALE)
+                                       _time_skeleton(False), locale=language.current_locale())
 
 
 def format_when(start: datetime, end: datetime | None = None, *, today: date | None = None) -> str:
@@ -147,7 +149,7 @@ def parse_local_date(value: object) -> date | None:
     if not any(ch.isdigit() for ch in text) or not any(not ch.isdigit() for ch in text):
         return None
     try:
-        day = babel_dates.parse_date(text, locale=settings.LOCALE, format="short")
+        day = babel_dates.parse_date(text, locale=language.current_locale(), format="short")
     except (ValueError, IndexError):
         return None
     # Babel reads a two-digit year as given: 07/12/26 is 2026, not year 26.

@@ -9,6 +9,7 @@ import bcrypt
 
 from hms_app import settings
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import _
 from hms_app.services.core.text import storable
 
 MIN_LENGTH = 10
@@ -50,14 +51,14 @@ def _dummy_hash() -> bytes:
 def check_password_policy(password: str, *, email: str) -> None:
     """Raise ``ValidationError`` unless ``password`` may be used by the account ``email``."""
     if not isinstance(password, str) or len(password) < MIN_LENGTH:
-        raise ValidationError(f"The password must be at least {MIN_LENGTH} characters long.")
-    storable(password, "password")
+        raise ValidationError(_("The password must be at least {count} characters long.").format(count=MIN_LENGTH))
+    storable(password, _("password"))
     if len(password.encode()) > MAX_BYTES:
-        raise ValidationError(f"The password must be at most {MAX_BYTES} bytes long.")
+        raise ValidationError(_("The password must be at most {count} bytes long.").format(count=MAX_BYTES))
     normalized = password.strip().lower()
     email = (email or "").strip().lower()
     if email and normalized in {email, email.split("@", 1)[0]}:
-        raise ValidationError("The password must not be your email address.")
+        raise ValidationError(_("The password must not be your email address."))
 
 
 _TEMPORARY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
@@ -68,7 +69,7 @@ password is read off a screen or a terminal and typed again."""
 def temporary_password() -> str:
     """A random password for an account to log in once with and then change (an admin's reset,
     the first admin of ``hms init``): three groups of six characters, about 104 bits."""
-    return "-".join("".join(secrets.choice(_TEMPORARY_ALPHABET) for _ in range(6)) for _ in range(3))
+    return "-".join("".join(secrets.choice(_TEMPORARY_ALPHABET) for __ in range(6)) for __ in range(3))
 
 
 def hash_token(token: str) -> str:

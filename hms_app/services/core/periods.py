@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from hms_app import settings
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.localtime import day_span_utc, format_date
 
 MAX_RANGE_DAYS = 366
@@ -61,16 +62,28 @@ def _day_label(day: date) -> str:
     return format_date(day)
 
 
-def _parse_day(value: object, label: str) -> date:
+_DAY_MESSAGES = {
+    "start": (N_("Enter the start date, like 2026-01-31."), N_("The start date must look like 2026-01-31."),
+              N_("The start date must be between {first} and {last}.")),
+    "end": (N_("Enter the end date, like 2026-01-31."), N_("The end date must look like 2026-01-31."),
+            N_("The end date must be between {first} and {last}.")),
+}
+"""What is wrong with the range's start or end date, whole sentences for the translations: empty,
+not a date, out of the years a report covers."""
+
+
+def _parse_day(value: object, end: str) -> date:
+    """The ``start`` or ``end`` (``end``) date of a range, validated."""
+    empty, malformed, out_of_range = _DAY_MESSAGES[end]
     text = str(value if value is not None else "").strip()
     if not text:
-        raise ValidationError(f"Enter the {label} date, like 2026-01-31.")
+        raise ValidationError(_(empty))
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        raise ValidationError(f"The {label} date must look like 2026-01-31.") from None
+        raise ValidationError(_(malformed)) from None
     if not EARLIEST_DAY <= day <= LATEST_DAY:
-        raise ValidationError(f"The {label} date must be between {EARLIEST_DAY.year} and {LATEST_DAY.year}.")
+        raise ValidationError(_(out_of_range).format(first=EARLIEST_DAY.year, last=LATEST_DAY.year))
     return day
 
 
@@ -78,11 +91,11 @@ def parse_report_range(start: object, end: object) -> ReportRange:
     """The range of a report from the form's two dates (ISO, like 2026-01-31), validated."""
     first, last = _parse_day(start, "start"), _parse_day(end, "end")
     if first > last:
-        raise ValidationError("The start date must not be after the end date.")
+        raise ValidationError(_("The start date must not be after the end date."))
     if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise ValidationError(f"A report covers at most {MAX_RANGE_DAYS} days; choose a shorter range.")
-    starts_at, _ = day_span_utc(first)
-    _, ends_at = day_span_utc(last)
+        raise ValidationError(_("A report covers at most {days} days; choose a shorter range.").format(days=MAX_RANGE_DAYS))
+    starts_at = day_span_utc(first)[0]
+    ends_at = day_span_utc(last)[1]
     per = "day" if (last - first).days + 1 <= DAILY_UP_TO_DAYS else "month"
     return ReportRange(first, last, starts_at, ends_at, per)
 
@@ -145,11 +158,11 @@ def local_period_between(dialect: str, column: Any, starts_at: datetime, ends_at
     if dialect == "postgresql":
         return sa.func.to_char(sa.func.timezone(settings.TIMEZONE.key, column), _POSTGRES_FORMATS[per])
     pieces = utc_offset_pieces(starts_at, ends_at)
-    modifiers = [f"{offset:+d} seconds" for _, offset in pieces]
+    modifiers = [f"{offset:+d} seconds" for _since, offset in pieces]
     if len(pieces) == 1:
         shift: Any = sa.literal(modifiers[0])
     else:
-        shift = sa.case(*[(column < since, modifier) for (since, _), modifier in zip(pieces[1:], modifiers, strict=False)],
+        shift = sa.case(*[(column < since, modifier) for (since, _offset), modifier in zip(pieces[1:], modifiers, strict=False)],
                         else_=modifiers[-1])
     return sa.func.strftime(_SQLITE_FORMATS[per], column, shift)
 

@@ -29,10 +29,12 @@ from hms_app.db.models import RequestReceipt
 from hms_app.db.types import utcnow
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import N_, _
 
 _INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
-EXPIRED = "This form has expired; close it and open it again."
+EXPIRED = N_("This form has expired; close it and open it again.")
+"""Marked here, shown with ``_(receipts.EXPIRED)`` where a form refuses a stale key."""
 
 
 def new_request_key() -> str:
@@ -58,7 +60,7 @@ def claim(session: Session, actor: Actor, *, key: str | None, action: str) -> Re
     if key is None:
         return None
     if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
-        raise ValidationError(EXPIRED)
+        raise ValidationError(_(EXPIRED))
     insert = _INSERT[session.get_bind().dialect.name]
     table = RequestReceipt.__table__
     claimed = session.execute(
@@ -69,7 +71,7 @@ def claim(session: Session, actor: Actor, *, key: str | None, action: str) -> Re
     earlier = session.execute(sa.select(RequestReceipt).where(RequestReceipt.key == key)
                               .execution_options(populate_existing=True)).scalar_one()
     if earlier.actor_id != actor.user_id or earlier.action != action or earlier.object_id is None:
-        raise ValidationError(EXPIRED)
+        raise ValidationError(_(EXPIRED))
     return earlier
 
 

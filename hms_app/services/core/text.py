@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import _
 
 _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
@@ -19,7 +20,8 @@ _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 def storable(text: str, label: str) -> str:
     """``text`` unchanged, or ``ValidationError`` if it holds a character that cannot be stored."""
     if _UNSTORABLE.search(text):
-        raise ValidationError(f"The {label} contains control or invalid characters; retype it without them.")
+        raise ValidationError(_("The {label} contains control or invalid characters; retype it without them.").format(
+            label=label))
     return text
 
 
@@ -43,9 +45,9 @@ def checked_line(value: object, label: str, *, limit: int, required: bool = True
     """``one_line``, which must not be empty (when ``required``) nor longer than ``limit`` characters."""
     text = one_line(value, label)
     if required and not text:
-        raise ValidationError(f"Enter the {label}.")
+        raise ValidationError(_("Enter the {label}.").format(label=label))
     if len(text) > limit:
-        raise ValidationError(f"The {label} must be at most {limit} characters.")
+        raise ValidationError(_("The {label} must be at most {limit} characters.").format(label=label, limit=limit))
     return text
 
 
@@ -57,11 +59,13 @@ def escape_like(term: str) -> str:
 _REFERENCE_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,19}")
 
 
-def reference_code(value: object, label: str = "code") -> str:
+def reference_code(value: object, label: str | None = None) -> str:
     """The code of a reference list's entry (a lab test, a priced service): up to 20 capital
-    letters, digits, ``-`` or ``_``, upper-cased as typed."""
+    letters, digits, ``-`` or ``_``, upper-cased as typed. ``label`` names it in a message
+    ("code" when None)."""
+    label = label or _("code")
     code = one_line(value, label).upper()
     if not _REFERENCE_CODE.fullmatch(code):
-        raise ValidationError(f"Write the {label} with up to 20 capital letters, digits, '-' or '_', like ECG or "
-                              f"HBA1C (not {code[:24]!r}).")
+        raise ValidationError(_("Write the {label} with up to 20 capital letters, digits, '-' or '_', like ECG or "
+                                "HBA1C (not {code}).").format(label=label, code=repr(code[:24])))
     return code

@@ -39,6 +39,7 @@ from hms_app.db.types import utcnow
 from hms_app.services.core import audit
 from hms_app.services.core.actor import Anonymous
 from hms_app.services.core.errors import TooManyAttempts
+from hms_app.services.core.language import N_, _, ngettext
 
 _INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
@@ -60,13 +61,14 @@ class Kind(StrEnum):
 
 
 _REFUSALS = {
-    Kind.LOGIN: "Too many failed logins from your network. Wait {wait} and try again; if you have "
-                "forgotten your password, ask the front desk or an administrator to reset it.",
-    Kind.REGISTER: "Too many registrations from your network. Wait {wait} and try again, or ask the front "
-                   "desk to register you.",
-    Kind.PASSWORD: "Too many wrong current passwords from your network. Wait {wait} and try again.",
-    Kind.API: "Too many failed authentications from this address. Retry after {wait}.",
+    Kind.LOGIN: N_("Too many failed logins from your network. Wait {wait} and try again; if you have "
+                   "forgotten your password, ask the front desk or an administrator to reset it."),
+    Kind.REGISTER: N_("Too many registrations from your network. Wait {wait} and try again, or ask the front "
+                      "desk to register you."),
+    Kind.PASSWORD: N_("Too many wrong current passwords from your network. Wait {wait} and try again."),
+    Kind.API: "Too many failed authentications from this address. Retry after {wait}.",  # FHIR output # i18n: not shown
 }
+"""What a blocked address is told; the FHIR API's answer, read by the client's developers, in English."""
 
 
 def address_key(kind: Kind, address: str) -> str:
@@ -85,10 +87,19 @@ def address_key(kind: Kind, address: str) -> str:
 
 
 def _wait_text(seconds: int) -> str:
+    """A wait in English, for the audit trail and the FHIR API."""
     minutes = math.ceil(seconds / 60)
     if seconds < 60:
-        return f"{seconds} seconds" if seconds != 1 else "1 second"
-    return f"{minutes} minutes" if minutes != 1 else "1 minute"
+        return f"{seconds} seconds" if seconds != 1 else "1 second"  # i18n: not shown
+    return f"{minutes} minutes" if minutes != 1 else "1 minute"  # i18n: not shown
+
+
+def _wait_shown(seconds: int) -> str:
+    """A wait in the reader's language, for a refusal."""
+    if seconds < 60:
+        return ngettext("{n} second", "{n} seconds", seconds).format(n=seconds)
+    minutes = math.ceil(seconds / 60)
+    return ngettext("{n} minute", "{n} minutes", minutes).format(n=minutes)
 
 
 @dataclass(frozen=True)
@@ -161,7 +172,7 @@ end
 redis.call('HSET', KEYS[1], 'start', start, 'failures', failures, 'until', blocked)
 redis.call('PEXPIRE', KEYS[1], math.max(start + window, blocked) - now + 1000)
 return {failures, blocked, started}
-"""
+"""  # a Lua script # i18n: not shown
 
 
 def _ms(moment: datetime) -> int:
@@ -223,7 +234,9 @@ def check(session: Session, kind: Kind, address: str, *, now: datetime | None = 
     if until is None:
         return
     wait = max(1, math.ceil((until - now).total_seconds()))
-    raise TooManyAttempts(_REFUSALS[kind].format(wait=_wait_text(wait)), retry_after=wait)
+    if kind is Kind.API:
+        raise TooManyAttempts(_REFUSALS[kind].format(wait=_wait_text(wait)), retry_after=wait)
+    raise TooManyAttempts(_(_REFUSALS[kind]).format(wait=_wait_shown(wait)), retry_after=wait)
 
 
 def failed(session: Session, kind: Kind, address: str, *, now: datetime | None = None) -> Counted:
@@ -238,7 +251,7 @@ def failed(session: Session, kind: Kind, address: str, *, now: datetime | None =
     if counted.block_started:
         audit.record(session, Anonymous(str(address or "")[:64]), "throttle.block", entity_type="throttle",
                      entity_id=kind.value, outcome=AuditOutcome.DENIED,
-                     detail=f"{counted.failures} failed {kind.value} attempts from this address within "
+                     detail=f"{counted.failures} failed {kind.value} attempts from this address within "  # i18n: not shown
                             f"{_wait_text(limit.window_seconds)}: refused for {_wait_text(limit.block_seconds)}")
     return counted
 

@@ -28,6 +28,7 @@ from hms_app.services.core.errors import (
     ValidationError,
 )
 from hms_app.services.core.ids import get_by_id, parse_id
+from hms_app.services.core.language import N_, _
 from hms_app.services.core.localtime import format_local
 from hms_app.services.core.passwords import hash_token
 from hms_app.services.core.text import one_line, storable
@@ -66,27 +67,27 @@ class ApiClientRow:
 def _require_admin(session: Session, actor: Actor, action: str) -> None:
     require(session, actor, Permission.USERS_MANAGE, action=action)
     if actor.role != Role.ADMIN:
-        audit.deny(session, actor, action, "Only administrators manage API clients.")
+        audit.deny(session, actor, action, N_("Only administrators manage API clients."))
 
 
 def issue_api_client(*, session: Session, actor: Actor, name: str, scope: str, patient_mrn: str = "") -> IssuedClient:
     """Issue a client that reads every record (``scope="all"``) or one patient's (by MRN)."""
     _require_admin(session, actor, "api_client.issue")
-    name = one_line(name, "name")
+    name = one_line(name, _("name"))
     if not 3 <= len(name) <= 120:
-        raise ValidationError("Name the client (3 to 120 characters), e.g. the system that will use it.")
+        raise ValidationError(_("Name the client (3 to 120 characters), e.g. the system that will use it."))
     if scope not in SCOPES:
-        raise ValidationError("Choose whether the client reads all records or one patient's.")
+        raise ValidationError(_("Choose whether the client reads all records or one patient's."))
     patient_id = None
     if scope == SCOPE_PATIENT:
-        mrn = storable(str(patient_mrn or "").strip(), "medical record number").upper()
+        mrn = storable(str(patient_mrn or "").strip(), _("medical record number")).upper()
         if not mrn:
-            raise ValidationError("Enter the medical record number of the patient whose record it may read.")
+            raise ValidationError(_("Enter the medical record number of the patient whose record it may read."))
         patient_id = session.execute(
             sa.select(PatientProfile.user_id).where(sa.func.upper(PatientProfile.mrn) == mrn)
         ).scalar_one_or_none()
         if patient_id is None:
-            raise ValidationError("No patient has that medical record number.")
+            raise ValidationError(_("No patient has that medical record number."))
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     client = ApiClient(name=name, token_hash=hash_token(token), token_hint=token[:10], scope=scope,
                        patient_id=patient_id, created_by=actor.user_id)
@@ -102,7 +103,7 @@ def revoke_api_client(*, session: Session, actor: Actor, client_id: int) -> None
     """Revoke a client: its token stops working at once."""
     _require_admin(session, actor, "api_client.revoke")
     client = access_by_id(session, actor, ApiClient, client_id, action="api_client.revoke",
-                          missing="That API client does not exist.", entity_type="api_client")
+                          missing=N_("That API client does not exist."), entity_type="api_client")
     # One UPDATE that reports what it changed: of two concurrent revocations only one is audited.
     changed = session.execute(
         sa.update(ApiClient).where(ApiClient.id == client.id, ApiClient.revoked_at.is_(None))
@@ -110,7 +111,7 @@ def revoke_api_client(*, session: Session, actor: Actor, client_id: int) -> None
     ).rowcount
     if not changed:
         session.rollback()
-        raise Conflict("That API client is already revoked.")
+        raise Conflict(_("That API client is already revoked."))
     audit.record(session, actor, "api_client.revoke", entity_type="api_client", entity_id=client.id,
                  patient_id=client.patient_id, detail=client.name)
     session.commit()
@@ -127,9 +128,11 @@ def list_api_clients(*, session: Session, actor: Actor) -> list[ApiClientRow]:
     ).all()
     return [
         ApiClientRow(
-            id=c.id, name=c.name, scope="All patients" if c.scope == SCOPE_ALL else "One patient",
+            id=c.id, name=c.name, scope=_("All patients") if c.scope == SCOPE_ALL else _("One patient"),
             patient=f"{name} ({mrn})" if mrn else "", token_hint=f"{c.token_hint}…", created=format_local(c.created_at),
-            last_used=format_local(c.last_used_at) or "Never", status="Revoked" if c.revoked_at else "Active",
+            last_used=format_local(c.last_used_at) or _("Never"),
+            # The status stays the English id the page compares and translates.
+            status=N_("Revoked") if c.revoked_at else N_("Active"),
         )
         for c, mrn, name in rows
     ]
@@ -165,7 +168,7 @@ def authenticate_client(*, session: Session, authorization: str, ip_address: str
         TooManyAttempts: the address sent too many of those lately; the token was not looked at (HTTP 429).
     """
     throttle.check(session, throttle.Kind.API, ip_address)
-    scheme, _, token = str(authorization or "").partition(" ")
+    scheme, _space, token = str(authorization or "").partition(" ")
     token = token.strip()
     client = None
     if scheme.lower() == "bearer" and token.startswith(TOKEN_PREFIX) and len(token) <= 100 and token.isascii():
@@ -175,8 +178,10 @@ def authenticate_client(*, session: Session, authorization: str, ip_address: str
         session.rollback()
         throttle.failed(session, throttle.Kind.API, ip_address)
         session.commit()
-        audit.deny(session, visitor, "fhir.authenticate", "A valid bearer token is required.", error=SessionExpired,
-                   detail="revoked token" if client else ("no token" if not token else "unknown token"))
+        # The API's refusals are FHIR output, read by the client's developers: in English.
+        audit.deny(session, visitor, "fhir.authenticate", "A valid bearer token is required.",  # i18n: not shown
+                   error=SessionExpired,
+                   detail="revoked token" if client else ("no token" if not token else "unknown token"))  # i18n: not shown
     client.last_used_at = utcnow()
     session.add(client)
     return ApiCaller(client.id, client.name, client.patient_id, ip_address)
@@ -184,12 +189,13 @@ def authenticate_client(*, session: Session, authorization: str, ip_address: str
 
 def _check_scope(session: Session, caller: ApiCaller, patient_id: int | None, action: str, entity: str) -> None:
     if not caller.may_read(patient_id):
-        audit.deny(session, caller, action, "This client may not read that patient's record.", error=PermissionDenied,
+        audit.deny(session, caller, action, "This client may not read that patient's record.",  # i18n: not shown
+                   error=PermissionDenied,
                    entity_type=entity.partition("/")[0], entity_id=entity.partition("/")[2], patient_id=patient_id)
 
 
 def _refuse_missing(session: Session, caller: ApiCaller, action: str, entity: str) -> None:
-    audit.deny(session, caller, action, f"{entity} does not exist.", error=NotFound,
+    audit.deny(session, caller, action, f"{entity} does not exist.", error=NotFound,  # i18n: not shown
                entity_type=entity.partition("/")[0][:64], entity_id=entity.partition("/")[2][:64])
 
 
@@ -237,14 +243,14 @@ def search(*, session: Session, caller: ApiCaller, resource_type: str, params: d
         named = params.get("patient") or (params.get("_id") if resource_type == "Patient" else None)
         patient_id = _patient_param(named) if named else caller.patient_id
         if patient_id is None:
-            raise ValidationError("Search by patient: add ?patient=<id>.")
+            raise ValidationError("Search by patient: add ?patient=<id>.")  # FHIR output # i18n: not shown
         _check_scope(session, caller, patient_id, action, f"{resource_type}/")
         if session.get(PatientProfile, patient_id) is None:
             _refuse_missing(session, caller, action, f"Patient/{patient_id}")
         total, keys = fhir.patient_entries(session, patient_id, resource_type, offset, count)
     page = fhir.bundle(session, keys, total, base_url=base_url, self_url=self_url, offset=offset, count=count)
     audit.record(session, caller, action, entity_type=resource_type, entity_id="", patient_id=patient_id,
-                 detail=f"{len(page.get('entry', []))} of {total} from {offset}")
+                 detail=f"{len(page.get('entry', []))} of {total} from {offset}")  # i18n: not shown
     session.commit()
     return page
 
@@ -262,7 +268,7 @@ def everything(*, session: Session, caller: ApiCaller, patient_id: str, params: 
     page = fhir.bundle(session, keys, total, base_url=base_url, self_url=f"{base_url}/Patient/{key}/$everything",
                        offset=offset, count=count)
     audit.record(session, caller, action, entity_type="Patient", entity_id=key, patient_id=key,
-                 detail=f"{len(page.get('entry', []))} of {total} from {offset}")
+                 detail=f"{len(page.get('entry', []))} of {total} from {offset}")  # i18n: not shown
     session.commit()
     return page
 

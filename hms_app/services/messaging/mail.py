@@ -9,7 +9,8 @@ worker stopped between claiming and recording the outcome is not sent again (it 
 out) but marked failed for the admin to see.
 
 The texts name no diagnosis, test, result, doctor, department or amount: only that something
-is waiting, and a link to log in.
+is waiting, and a link to log in. Each message is written in its recipient's language
+(``User.language``; the hospital's when they have chosen none), its date included.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from hms_app.services.core import audit, emails
 from hms_app.services.core.access import require
 from hms_app.services.core.actor import Actor
 from hms_app.services.core.errors import ValidationError
+from hms_app.services.core.language import N_, _, use_language
 from hms_app.services.core.localtime import format_day_and_time
 
 log = logging.getLogger(__name__)
@@ -63,39 +65,40 @@ class Template:
 
 
 TEMPLATES = {
-    "appointment.confirmed": Template("Your appointment is confirmed",
-                                      "Your appointment on {when} is confirmed.", "/patient/appointments"),
-    "appointment.cancelled": Template("Your appointment has been cancelled",
-                                      "Your appointment on {when} has been cancelled.", "/patient/appointments"),
-    "appointment.declined": Template("About your appointment request",
-                                     "There is news about your appointment request for {when}.",
+    "appointment.confirmed": Template(N_("Your appointment is confirmed"),
+                                      N_("Your appointment on {when} is confirmed."), "/patient/appointments"),
+    "appointment.cancelled": Template(N_("Your appointment has been cancelled"),
+                                      N_("Your appointment on {when} has been cancelled."), "/patient/appointments"),
+    "appointment.declined": Template(N_("About your appointment request"),
+                                     N_("There is news about your appointment request for {when}."),
                                      "/patient/appointments"),
-    "appointment.reminder": Template("Reminder: your appointment tomorrow",
-                                     "This is a reminder of your appointment on {when}.", "/patient/appointments"),
-    "lab.results_ready": Template("Something is waiting for you", "New results are waiting for you.",
+    "appointment.reminder": Template(N_("Reminder: your appointment tomorrow"),
+                                     N_("This is a reminder of your appointment on {when}."), "/patient/appointments"),
+    "lab.results_ready": Template(N_("Something is waiting for you"), N_("New results are waiting for you."),
                                   "/patient/results"),
-    "invoice.issued": Template("Something is waiting for you", "A new invoice is waiting for you.",
+    "invoice.issued": Template(N_("Something is waiting for you"), N_("A new invoice is waiting for you."),
                                "/patient/invoices"),
 }
+"""Subject and lead of each message, marked here and translated as the message is written."""
 
 
 ACCOUNT_TEMPLATES = {
     "account.confirm": Template(
-        "Confirm your email address",
-        "An account at {hospital} was made with this email address. To confirm that the address is "
-        "yours, open this link within {hours} hours; then log in:\n\n{link}\n\n"
-        "If you did not ask for an account, ignore this message: without the link the account cannot "
-        "be used.", "/confirm-email"),
+        N_("Confirm your email address"),
+        N_("An account at {hospital} was made with this email address. To confirm that the address is "
+           "yours, open this link within {hours} hours; then log in:\n\n{link}\n\n"
+           "If you did not ask for an account, ignore this message: without the link the account cannot "
+           "be used."), "/confirm-email"),
     "account.registration_attempt": Template(
-        "Someone tried to register with your email address",
-        "Someone tried to make a new account at {hospital} with your email address. Your account is "
-        "unchanged. If it was you, log in here; if you have forgotten your password, ask the front desk "
-        "to reset it:\n\n{link}\n\nIf it was not you, you need do nothing.", "/login"),
+        N_("Someone tried to register with your email address"),
+        N_("Someone tried to make a new account at {hospital} with your email address. Your account is "
+           "unchanged. If it was you, log in here; if you have forgotten your password, ask the front desk "
+           "to reset it:\n\n{link}\n\nIf it was not you, you need do nothing."), "/login"),
     "account.lookalike_attempt": Template(
-        "Someone tried to register with an address like yours",
-        "Someone tried to make a new account at {hospital} with an email address that looks like yours "
-        "but is not the same. It was refused, and your account is unchanged. Be wary of messages that "
-        "seem to come from us about it. Your account:\n\n{link}\n\nYou need do nothing.", "/login"),
+        N_("Someone tried to register with an address like yours"),
+        N_("Someone tried to make a new account at {hospital} with an email address that looks like yours "
+           "but is not the same. It was refused, and your account is unchanged. Be wary of messages that "
+           "seem to come from us about it. Your account:\n\n{link}\n\nYou need do nothing."), "/login"),
 }
 """Messages about an account itself. They name no address but the recipient's own (not the look-alike
 that was tried), and the only secret, a confirmation link, is wiped from the outbox once sent."""
@@ -103,26 +106,30 @@ _SENT_WIPES = frozenset({"account.confirm"})
 
 
 def render_account(kind: str, *, token: str = "") -> tuple[str, str]:
-    """Subject and plain-text body of a message about the account (``ACCOUNT_TEMPLATES``)."""
+    """Subject and plain-text body of a message about the account (``ACCOUNT_TEMPLATES``), in the
+    current language."""
     template = ACCOUNT_TEMPLATES[kind]
     link = f"{settings.PUBLIC_URL}{template.link}" + (f"?token={token}" if token else "")
-    lead = template.lead.format(hospital=settings.HOSPITAL_NAME, hours=f"{settings.EMAIL_CONFIRM_HOURS:g}",
-                                link=link)
-    return template.subject, f"Hello,\n\n{lead}\n\n{settings.HOSPITAL_NAME}\n"
+    lead = _(template.lead).format(hospital=settings.HOSPITAL_NAME, hours=f"{settings.EMAIL_CONFIRM_HOURS:g}",
+                                   link=link)
+    hello = _("Hello,")
+    return _(template.subject), f"{hello}\n\n{lead}\n\n{settings.HOSPITAL_NAME}\n"
 
 
 def render(kind: str, *, when: datetime | None = None) -> tuple[str, str]:
-    """Subject and plain-text body of a message of ``kind``."""
+    """Subject and plain-text body of a message of ``kind``, in the current language."""
     template = TEMPLATES[kind]
-    label = format_day_and_time(when)
+    hello = _("Hello,")
+    lead = _("{lead} Log in to see the details:").format(lead=_(template.lead).format(when=format_day_and_time(when)))
+    privacy = _("For your privacy this e-mail holds no medical or payment details.")
     body = (
-        "Hello,\n\n"
-        f"{template.lead.format(when=label)} Log in to see the details:\n\n"
+        f"{hello}\n\n"
+        f"{lead}\n\n"
         f"{settings.PUBLIC_URL}/login?next={template.link}\n\n"
-        "For your privacy this e-mail holds no medical or payment details.\n\n"
+        f"{privacy}\n\n"
         f"{settings.HOSPITAL_NAME}\n"
     )
-    return template.subject, body
+    return _(template.subject), body
 
 
 # --- queuing, in the event's transaction ------------------------------------------------
@@ -145,7 +152,7 @@ def queue_email(session: Session, *, user_id: int, kind: str, event_key: str, wh
     """
     if not enabled():
         return
-    _queue(session, user_id=user_id, kind=kind, event_key=event_key, text=render(kind, when=when))
+    _queue(session, user_id=user_id, kind=kind, event_key=event_key, text=lambda: render(kind, when=when))
 
 
 def queue_account_email(session: Session, *, user_id: int, kind: str, event_key: str, token: str = "") -> None:
@@ -153,14 +160,17 @@ def queue_account_email(session: Session, *, user_id: int, kind: str, event_key:
     transaction; nothing if e-mail is off. ``token`` goes into a confirmation link."""
     if not enabled():
         return
-    _queue(session, user_id=user_id, kind=kind, event_key=event_key, text=render_account(kind, token=token))
+    _queue(session, user_id=user_id, kind=kind, event_key=event_key, text=lambda: render_account(kind, token=token))
 
 
-def _queue(session: Session, *, user_id: int, kind: str, event_key: str, text: tuple[str, str]) -> None:
+def _queue(session: Session, *, user_id: int, kind: str, event_key: str,
+           text: Callable[[], tuple[str, str]]) -> None:
+    """Add the message ``text`` writes (subject and body), written in the recipient's language."""
     user = session.get(User, user_id)
     if user is None or not user.is_active or emails.is_placeholder(user.email):
         return  # a placeholder address (an imported person who came without one) can receive nothing
-    subject, body = text
+    with use_language(user.language):
+        subject, body = text()
     now = utcnow()
     values = {"user_id": user_id, "kind": kind, "event_key": event_key[:120], "to_address": user.email,
               "subject": subject, "body": body, "status": PENDING, "attempts": 0, "next_attempt_at": now,
@@ -215,13 +225,13 @@ def choose_email_reminders(*, session: Session, actor: Actor, wanted: bool) -> N
     """Turn one's own appointment reminders by e-mail on or off."""
     require(session, actor, Permission.PROFILE_OWN, action="email.preference")
     if not isinstance(wanted, bool):
-        raise ValidationError("Say whether you want reminders.")
+        raise ValidationError(_("Say whether you want reminders."))
     preference = session.get(EmailPreference, actor.user_id) or EmailPreference(user_id=actor.user_id)
     preference.reminders = wanted
     preference.updated_at = utcnow()
     session.add(preference)
     audit.record(session, actor, "email.preference", entity_type="user", entity_id=actor.user_id,
-                 detail="reminders on" if wanted else "reminders off")
+                 detail="reminders on" if wanted else "reminders off")  # i18n: not shown
     session.commit()
 
 
@@ -361,7 +371,7 @@ def deliver_due(session_factory: Callable[[], Session], transport: Transport, *,
             sent_values = {"status": SENT, "sent_at": now(), "locked_until": None, "last_error": ""}
             if kind in _SENT_WIPES:
                 # The link's token is kept only as its hash: the message's copy goes once it is sent.
-                sent_values["body"] = "(sent; the confirmation link is not kept)"
+                sent_values["body"] = "(sent; the confirmation link is not kept)"  # i18n: not shown
             session.execute(sa.update(EmailOutbox).where(EmailOutbox.id == outbox_id, EmailOutbox.status == SENDING)
                             .values(**sent_values))
             session.commit()

@@ -14,7 +14,7 @@ from hms_app.db.types import utcnow
 from hms_app.services.core import events
 from hms_app.services.core.access import access_by_id, require
 from hms_app.services.core.actor import Actor
-from hms_app.services.core.language import use_language
+from hms_app.services.core.language import N_, use_language
 from hms_app.services.core.localtime import format_local
 from hms_app.services.core.paging import Page, clamp_page, fetch_page
 
@@ -81,7 +81,7 @@ def mark_read(*, session: Session, actor: Actor, notification_id: int) -> None:
     """Mark one of the actor's own notifications read (someone else's answers "not found")."""
     require(session, actor, Permission.NOTIFICATIONS_OWN, action="notification.read")
     notification = access_by_id(session, actor, Notification, notification_id, action="notification.read",
-                                missing="That notification does not exist.", entity_type="notification",
+                                missing=N_("That notification does not exist."), entity_type="notification",
                                 allowed=lambda n: n.user_id == actor.user_id)
     if notification.read_at is None:
         notification.read_at = utcnow()
