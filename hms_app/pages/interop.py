@@ -40,7 +40,7 @@ def _client_row(c: ApiClientRow) -> rx.Component:
         rx.table.cell(rx.code(c.token_hint)),
         rx.table.cell(c.created),
         rx.table.cell(c.last_used),
-        rx.table.cell(status_badge(c.status, active=c.status == "Active")),
+        rx.table.cell(status_badge(t(c.status), active=c.status == "Active")),
         rx.table.cell(rx.cond(
             c.status == "Active",
             rx.button(t("Revoke"), size="1", color_scheme="red", variant="soft",

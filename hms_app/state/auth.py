@@ -677,7 +677,7 @@ class LoginState(SessionState):
             return await asyncio.to_thread(work)
         except HMSError as error:
             self.error = error.message
-            if error.message == auth.CHALLENGE_EXPIRED_MESSAGE:
+            if error.message == _(auth.CHALLENGE_EXPIRED_MESSAGE):
                 self._back_to_password()
             return None
         finally:

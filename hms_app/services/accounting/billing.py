@@ -337,7 +337,7 @@ def _invoice_for(session: Session, actor: Actor, invoice_id: object, action: str
     else:
         require(session, actor, Permission.BILLING_MANAGE, action=action)
     return access_by_id(session, actor, Invoice, invoice_id, action=action, lock=lock,
-                        missing=_("That invoice does not exist."), entity_type="invoice",
+                        missing=N_("That invoice does not exist."), entity_type="invoice",
                         allowed=lambda i: actor.role != Role.PATIENT or i.patient_id == actor.user_id)
 
 
@@ -516,7 +516,7 @@ def _repeated(session: Session, actor: Actor, invoice: Invoice, request_key: str
     if earlier is None:
         return None
     if earlier.object_id != invoice.id:
-        raise ValidationError(receipts.EXPIRED)
+        raise ValidationError(_(receipts.EXPIRED))
     return earlier.result
 
 
@@ -650,7 +650,7 @@ def pay_online(*, session: Session, actor: Actor, invoice_id: int, card_number: 
     """
     if getattr(actor, "role", None) != Role.PATIENT:
         require(session, actor, Permission.BILLING_PAY_OWN, action="invoice.pay_online")
-        audit.deny(session, actor, "invoice.pay_online", _("Only the patient pays their invoices online."))
+        audit.deny(session, actor, "invoice.pay_online", N_("Only the patient pays their invoices online."))
     key = str(idempotency_key or "")
     if not receipts.KEY_PATTERN.fullmatch(key):  # the server's token_urlsafe, nothing else
         raise ValidationError(_("This payment form has expired; close it and open it again."))

@@ -203,7 +203,7 @@ def write_service_price(session: Session, actor: Actor | None, checked: CheckedP
 
 def _service_price(session: Session, actor: Actor, price_id: object, action: str) -> ServicePrice:
     return access_by_id(session, actor, ServicePrice, price_id, action=action, lock=True,
-                        missing=_("That service is not on the price list."), entity_type="service_price")
+                        missing=N_("That service is not on the price list."), entity_type="service_price")
 
 
 def add_service_price(*, session: Session, actor: Actor, form: ServicePriceForm) -> int:
@@ -263,7 +263,7 @@ def set_consultation_fee(*, session: Session, actor: Actor, doctor_id: int, pric
     """Change a doctor's consultation fee; consultations already charged keep theirs."""
     require(session, actor, Permission.PRICES_MANAGE, action="doctor.fee")
     profile = access_by_id(session, actor, DoctorProfile, doctor_id, action="doctor.fee", lock=True,
-                           missing=_("That doctor does not exist."), entity_type="doctor_profile")
+                           missing=N_("That doctor does not exist."), entity_type="doctor_profile")
     write_fee(session, actor, profile, parse_money(price, _("consultation fee")))
     session.commit()
 

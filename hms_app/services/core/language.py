@@ -104,8 +104,11 @@ def _locale(language: str, hospital_locale: str) -> Locale:
 
 def current_locale() -> Locale:
     """How dates, times, numbers and money are written now: the current language, in the
-    hospital's country where Babel knows the pair (Spanish in a British hospital: ``es_GB``)."""
-    return _locale(current_language(), str(settings.LOCALE))
+    hospital's country where Babel knows the pair (Spanish in a British hospital: ``es_GB``); in the
+    hospital's own language, its locale as set (a German hospital, whose pages are in English as
+    German is not shipped, still writes ``7. Dez. 2026``)."""
+    language = current_language()
+    return settings.LOCALE if language == default_language() else _locale(language, str(settings.LOCALE))
 
 
 @functools.cache

@@ -623,7 +623,7 @@ def _view(job: ImportJob, by: str) -> ImportView:
 
 def _get_job(session: Session, actor: Actor, job_id: object, action: str) -> ImportJob:
     csv_import.require_import(session, actor, None, action=action)
-    return access_by_id(session, actor, ImportJob, job_id, action=action, missing=_("That import does not exist."),
+    return access_by_id(session, actor, ImportJob, job_id, action=action, missing=N_("That import does not exist."),
                         entity_type="import_job", allowed=lambda job: not _is_upload(job))
 
 

@@ -159,7 +159,7 @@ def my_record_pdf(*, session: Session, actor: Actor) -> DownloadedFile:
     """The patient's own record as a PDF summary; audited like a chart view."""
     require(session, actor, Permission.RECORD_READ_OWN, action="record.summary")
     if actor.role != Role.PATIENT:
-        audit.deny(session, actor, "record.summary", _("Only patients can download their own record."),
+        audit.deny(session, actor, "record.summary", N_("Only patients can download their own record."),
                    detail="Only patients can download their own record.")  # i18n: not shown
     profile = session.get(PatientProfile, actor.user_id)
     if profile is None:

@@ -363,7 +363,7 @@ def list_lab_tests(*, session: Session, actor: Actor, search: str = "", show: st
 
 def _test(session: Session, actor: Actor, test_id: object, action: str) -> LabTest:
     return access_by_id(session, actor, LabTest, test_id, action=action,
-                        missing=_("That test is not in the catalog."), entity_type="lab_test", lock=True)
+                        missing=N_("That test is not in the catalog."), entity_type="lab_test", lock=True)
 
 
 def _code_taken(session: Session, code: str, except_id: int | None = None) -> None:

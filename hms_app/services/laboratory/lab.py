@@ -413,7 +413,7 @@ def refusal_message(move: str, status: str) -> str:
 
 def _order_for_lab(session: Session, actor: Actor, order_id: object, action: str) -> LabOrder:
     require(session, actor, Permission.LAB_WORK, action=action)
-    return access_by_id(session, actor, LabOrder, order_id, action=action, missing=_("That lab order does not exist."),
+    return access_by_id(session, actor, LabOrder, order_id, action=action, missing=N_("That lab order does not exist."),
                         entity_type="lab_order")
 
 
@@ -608,7 +608,7 @@ def review_result(*, session: Session, actor: Actor, result_id: int, note: str =
     action = "lab_result.review"
     require(session, actor, Permission.CLINICAL_READ, action=action)
     result = access_by_id(session, actor, LabResult, result_id, action=action,
-                          missing=_("That result does not exist."), entity_type="lab_result",
+                          missing=N_("That result does not exist."), entity_type="lab_result",
                           allowed=lambda r: session.get(LabOrder, r.order_id).doctor_id == actor.user_id)
     note = _text(note, _("note to the patient"), MAX_REVIEW_NOTE, required=False)
     order = session.get(LabOrder, result.order_id)
@@ -649,7 +649,7 @@ def acknowledge_critical(*, session: Session, actor: Actor, result_id: int) -> N
     action = "lab_result.acknowledge"
     require(session, actor, Permission.CLINICAL_READ, action=action)
     result = access_by_id(session, actor, LabResult, result_id, action=action,
-                          missing=_("That result does not exist."), entity_type="lab_result",
+                          missing=N_("That result does not exist."), entity_type="lab_result",
                           allowed=lambda r: session.get(LabOrder, r.order_id).doctor_id == actor.user_id)
     order = session.get(LabOrder, result.order_id)
     if result.flag not in CRITICAL_FLAGS:
@@ -816,7 +816,7 @@ def results_for_patient(*, session: Session, actor: Actor, page: int = 1, page_s
     shows as awaiting review, with no value, flag, range, comment or file."""
     require(session, actor, Permission.RECORD_READ_OWN, action="lab_result.list")
     if actor.role != Role.PATIENT:
-        audit.deny(session, actor, "lab_result.list", _("Only patients have a results page of their own."))
+        audit.deny(session, actor, "lab_result.list", N_("Only patients have a results page of their own."))
     page, page_size = clamp_page(page, page_size)
     query = _results_query().where(LabOrder.patient_id == actor.user_id)
     total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
@@ -878,12 +878,12 @@ def _order_for_reader(session: Session, actor: Actor, order_id: object, action: 
     if actor.role == Role.PATIENT:
         require(session, actor, Permission.RECORD_READ_OWN, action=action)
         return access_by_id(session, actor, LabOrder, order_id, action=action,
-                            missing=_("That result does not exist."), entity_type="lab_order",
+                            missing=N_("That result does not exist."), entity_type="lab_order",
                             allowed=lambda o: o.patient_id == actor.user_id
                             and str(o.status) == LabOrderStatus.COMPLETED and _released(session, o.id))
     require(session, actor, Permission.CLINICAL_READ, action=action)
     order = access_by_id(session, actor, LabOrder, order_id, action=action,
-                         missing=_("That result does not exist."), entity_type="lab_order")
+                         missing=N_("That result does not exist."), entity_type="lab_order")
     if order.doctor_id != actor.user_id:
         chart_patient(session, actor, order.patient_id, action)
     return order

@@ -201,7 +201,7 @@ def _batch_row(batch: StockBatch, medicine: Medicine, today: date) -> BatchRow:
 
 def _medicine(session: Session, actor: Actor, medicine_id: object, action: str) -> Medicine:
     return access_by_id(session, actor, Medicine, medicine_id, action=action,
-                        missing=_("That medicine is not in the formulary."), entity_type="medicine",
+                        missing=N_("That medicine is not in the formulary."), entity_type="medicine",
                         allowed=lambda m: m.is_active)
 
 
@@ -425,7 +425,7 @@ def adjust_stock(*, session: Session, actor: Actor, batch_id: int, reason: str, 
     """
     require(session, actor, Permission.INVENTORY_MANAGE, action="stock.adjust")
     batch = access_by_id(session, actor, StockBatch, batch_id, action="stock.adjust",
-                         missing=_("That batch does not exist."), entity_type="stock_batch")
+                         missing=N_("That batch does not exist."), entity_type="stock_batch")
     if not isinstance(reason, str) or reason not in {k.value for k in ADJUSTMENT_KINDS}:
         raise ValidationError(_("Choose why the stock changes: damaged, expired or a count correction."))
     kind = StockMovementKind(reason)
@@ -590,7 +590,7 @@ def set_medicine_active(*, session: Session, actor: Actor, medicine_id: int, act
     action = "medicine.reactivate" if active else "medicine.deactivate"
     require(session, actor, Permission.INVENTORY_MANAGE, action=action)
     medicine = access_by_id(session, actor, Medicine, medicine_id, action=action,
-                            missing=_("That medicine is not in the formulary."), entity_type="medicine")
+                            missing=N_("That medicine is not in the formulary."), entity_type="medicine")
     if medicine.is_active == bool(active):
         raise Conflict((_("{name} is already active.") if active else _("{name} is already inactive."))
                        .format(name=medicine_label(medicine)))

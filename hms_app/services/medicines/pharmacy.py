@@ -244,7 +244,7 @@ def _prescription_for(session: Session, actor: Actor, prescription_id: object, m
     action = f"prescription.{move}"
     require(session, actor, Permission.PHARMACY_DISPENSE, action=action)
     prescription = access_by_id(session, actor, Prescription, prescription_id, action=action, lock=True,
-                                missing=_("That prescription does not exist."), entity_type="prescription")
+                                missing=N_("That prescription does not exist."), entity_type="prescription")
     if str(prescription.status) not in _MOVES[move]:
         raise Conflict(refusal_message(move, prescription.status))
     return prescription
@@ -328,7 +328,7 @@ def dispense_view(*, session: Session, actor: Actor, prescription_id: int) -> Di
     """The prescription's items with what is still owed and what stock can cover it."""
     require(session, actor, Permission.PHARMACY_DISPENSE, action="prescription.view")
     prescription = access_by_id(session, actor, Prescription, prescription_id, action="prescription.view",
-                                missing=_("That prescription does not exist."), entity_type="prescription")
+                                missing=N_("That prescription does not exist."), entity_type="prescription")
     patient = session.get(User, prescription.patient_id)
     profile = session.get(PatientProfile, prescription.patient_id)
     doctor = session.get(User, prescription.doctor_id)
@@ -426,7 +426,7 @@ def dispense(*, session: Session, actor: Actor, prescription_id: int, quantities
     # Claimed before the prescription's status is checked: a repeat finds it dispensed already.
     if (earlier := receipts.claim(session, actor, key=request_key, action="prescription.dispense")) is not None:
         if earlier.object_id != parse_id(prescription_id):
-            raise ValidationError(receipts.EXPIRED)
+            raise ValidationError(_(receipts.EXPIRED))
         status, _newline, summary = earlier.result.partition("\n")
         return DispenseResult(status, summary)
     prescription = _prescription_for(session, actor, prescription_id, "dispense")
@@ -522,7 +522,7 @@ def my_prescriptions(*, session: Session, actor: Actor, page: int = 1, page_size
     """The patient's own prescriptions, newest first, with each one's status."""
     require(session, actor, Permission.RECORD_READ_OWN, action="prescription.own")
     if actor.role != Role.PATIENT:
-        audit.deny(session, actor, "prescription.own", _("Only patients have a prescriptions page."))
+        audit.deny(session, actor, "prescription.own", N_("Only patients have a prescriptions page."))
     page, page_size = clamp_page(page, page_size)
     query = (sa.select(Prescription, User.full_name).join(User, User.id == Prescription.doctor_id)
              .where(Prescription.patient_id == actor.user_id))
