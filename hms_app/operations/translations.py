@@ -165,9 +165,13 @@ def check() -> CatalogueReport:
             if isinstance(message_id, tuple) and len(strings) != catalog.num_plurals:
                 report.problems.append(f"{language}: {shown!r} needs {catalog.num_plurals} plural forms")
             expected = _placeholders(message_id if isinstance(message_id, str) else message_id[1]) - {"n"}
-            for string in strings:
-                if _placeholders(string) - {"n"} != expected:
-                    report.problems.append(f"{language}: the placeholders of {shown!r} differ in {string!r}")
+            found = [_placeholders(string) - {"n"} for string in strings]
+            # A plural form may leave its count unsaid (Arabic's "one file", "two files"), but all
+            # the forms together use every placeholder, and none of its own.
+            wrong = [string for string, names in zip(strings, found, strict=True)
+                     if (names - expected if isinstance(message_id, tuple) else names != expected)]
+            if wrong or set().union(*found) != expected:
+                report.problems.append(f"{language}: the placeholders of {shown!r} differ in {(wrong or strings)[0]!r}")
         mo = po_path(language).with_suffix(".mo")
         if not mo.exists() or mo.read_bytes() != _mo_bytes(catalog):
             report.problems.append(f"{language}: {mo.name} is not compiled from the .po: run `hms i18n compile`")
