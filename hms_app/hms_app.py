@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hms_app import account_routes, event_limits, fhir_routes, session_cookie, settings
-from hms_app.components.i18n import t
+from hms_app.components.i18n import document, t
 from hms_app.db.engine import get_engine, session_scope
 from hms_app.http_headers import with_address_check, with_security_headers
 from hms_app.pages import (
@@ -96,7 +96,7 @@ async def _health(_request: Request) -> JSONResponse:
 
 
 def index() -> rx.Component:
-    return rx.el.main(rx.center(rx.spinner(size="3"), rx.text(t("Loading…")), min_height="100vh"))
+    return rx.el.main(document(), rx.center(rx.spinner(size="3"), rx.text(t("Loading…")), min_height="100vh"))
 
 
 app = rx.App(
