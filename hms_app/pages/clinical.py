@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import reflex as rx
 
 from hms_app.components.charts import plotly_chart
@@ -99,17 +101,21 @@ def _icd10_datalist() -> rx.Component:
                           id="icd10-codes")
 
 
-def _timeline_row(entry: TimelineEntry) -> rx.Component:
-    return rx.table.row(
-        rx.table.cell(entry.when, white_space="nowrap"),
-        rx.table.row_header_cell(entry.title),
-        rx.table.cell(entry.detail),
-        rx.table.cell(entry.status),
-        rx.table.cell(rx.cond(entry.kind == "document",
-                              rx.button(t("Download"), size="1", variant="soft",
-                                        on_click=ChartState.download_document(entry.id),
-                                        aria_label=t("Download {title}", title=entry.title)), rx.fragment())),
-    )
+def _timeline_row(state) -> Callable[[TimelineEntry], rx.Component]:
+    """How a row of a timeline reads (the doctor's chart, the patient's record); its documents
+    download through ``state``."""
+    def row(entry: TimelineEntry) -> rx.Component:
+        return rx.table.row(
+            rx.table.cell(entry.when, white_space="nowrap"),
+            rx.table.row_header_cell(entry.title),
+            rx.table.cell(entry.detail),
+            rx.table.cell(entry.status),
+            rx.table.cell(rx.cond(entry.kind == "document",
+                                  rx.button(t("Download"), size="1", variant="soft",
+                                            on_click=state.download_document(entry.id),
+                                            aria_label=t("Download {title}", title=entry.title)), rx.fragment())),
+        )
+    return row
 
 
 def _chart_body() -> rx.Component:
@@ -171,7 +177,7 @@ def _chart_body() -> rx.Component:
         rx.heading(t("Timeline"), as_="h2", size="4"),
         data_table(ChartState, caption=N_("Encounters, prescriptions, lab orders and documents, newest first"),
                    columns=[("", N_("When")), ("", N_("What")), ("", N_("Details")), ("", N_("Status")), ("", "")],
-                   rows=ChartState.rows, render_row=_timeline_row,
+                   rows=ChartState.rows, render_row=_timeline_row(ChartState),
                    empty=N_("Nothing in the record yet. Encounters, prescriptions, tests and documents appear here.")),
         _icd10_datalist(),
         spacing="4", width="100%",
@@ -424,18 +430,6 @@ def encounter_page() -> rx.Component:
 # --- patient: my history -------------------------------------------------------------------------
 
 
-def _history_row(entry: TimelineEntry) -> rx.Component:
-    return rx.table.row(
-        rx.table.cell(entry.when, white_space="nowrap"), rx.table.row_header_cell(entry.title),
-        rx.table.cell(entry.detail),
-        rx.table.cell(entry.status),
-        rx.table.cell(rx.cond(entry.kind == "document",
-                              rx.button(t("Download"), size="1", variant="soft",
-                                        on_click=PatientHistoryState.download_document(entry.id),
-                                        aria_label=t("Download {title}", title=entry.title)), rx.fragment())),
-    )
-
-
 def _my_allergy(a: AllergyRow) -> rx.Component:
     return rx.el.li(a.substance, rx.cond(a.reaction != "", " (" + a.reaction + ")", ""))
 
@@ -450,6 +444,6 @@ def patient_history_page() -> rx.Component:
                                               color="var(--gray-11)"))),
         data_table(s, caption=N_("Your visits, prescriptions, tests and documents, newest first"),
                    columns=[("", N_("When")), ("", N_("What")), ("", N_("Details")), ("", N_("Status")), ("", "")],
-                   rows=s.rows, render_row=_history_row,
+                   rows=s.rows, render_row=_timeline_row(s),
                    empty=N_("Nothing here yet. After your visits, diagnoses, prescriptions and results appear here.")),
     )
