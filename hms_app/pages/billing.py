@@ -12,6 +12,7 @@ from hms_app.components.forms import (
     select_field,
     submit_button,
 )
+from hms_app.components.i18n import t
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table, pager, search_box
 from hms_app.services.accounting.billing import (
@@ -21,6 +22,7 @@ from hms_app.services.accounting.billing import (
     LineView,
     PaymentView,
 )
+from hms_app.services.core.language import N_
 from hms_app.state.billing import AccountsInvoicesState, PatientInvoicesState
 
 _MUTED = "var(--gray-11)"
@@ -30,6 +32,12 @@ def _status_badge(r: InvoiceRow) -> rx.Component:
     return rx.badge(r.status, high_contrast=True, variant="soft", class_name="invoice-status", data_status=r.status_value,
                     color_scheme=rx.match(r.status_value, ("draft", "gray"), ("issued", "blue"),
                                           ("partly_paid", "amber"), ("paid", "grass"), "red"))
+
+
+def _claim(status: rx.Var) -> rx.Var:
+    """An insurance claim's status (a value of ``ClaimStatus``) in words."""
+    return rx.match(status, ("submitted", t("submitted")), ("approved", t("approved")),
+                    ("rejected", t("rejected")), ("paid", t("paid")), status).to(str)
 
 
 def _line_row(line: LineView) -> rx.Component:
@@ -52,8 +60,9 @@ def _payment_row(p: PaymentView) -> rx.Component:
 
 
 def _small_table(headers: list[str], rows, render) -> rx.Component:
+    """``headers``: ``N_``-marked column titles, shown translated."""
     return rx.box(rx.table.root(
-        rx.table.header(rx.table.row(*[rx.table.column_header_cell(h, scope="col") for h in headers])),
+        rx.table.header(rx.table.row(*[rx.table.column_header_cell(t(h), scope="col") for h in headers])),
         rx.table.body(rx.foreach(rows, render)), variant="surface", size="1", width="100%"),
         overflow_x="auto", width="100%")
 
@@ -62,21 +71,24 @@ def _totals(state) -> rx.Component:
     d = state.detail
     r = d.invoice
 
-    def item(label: str, value, element_id: str = "") -> rx.Component:
+    def item(label: rx.Var, value, element_id: str = "") -> rx.Component:
         return rx.data_list.item(rx.data_list.label(label), rx.data_list.value(value, id=element_id or None))
 
     return rx.data_list.root(
-        item("Charges", d.subtotal),
-        rx.cond(d.discount_cents > 0, item("Discount", d.discount + " (" + d.discount_reason + ")"), rx.fragment()),
-        item("Total", rx.text(r.total, weight="bold"), "invoice-total"),
-        item("Paid", r.paid),
-        item("Balance", rx.text(r.balance, weight="bold"), "invoice-balance"),
-        rx.cond(r.insurer != "", item("Insurer", r.insurer + " · policy " + d.policy_number), rx.fragment()),
-        rx.cond(r.insurer_share_cents > 0, item("Insurer's share", r.insurer_share + rx.cond(
-            r.claim_status != "", " · claim " + r.claim_status, " · claim not submitted")), rx.fragment()),
-        rx.cond(d.claim_note != "", item("Claim note", d.claim_note), rx.fragment()),
-        rx.cond(r.status_value != "void", item("Due from the patient", r.patient_due), rx.fragment()),
-        rx.cond(d.void_reason != "", item("Voided because", d.void_reason), rx.fragment()),
+        item(t("Charges"), d.subtotal),
+        rx.cond(d.discount_cents > 0, item(t("Discount"), d.discount + " (" + d.discount_reason + ")"),
+                rx.fragment()),
+        item(t("Total"), rx.text(r.total, weight="bold"), "invoice-total"),
+        item(t("Paid"), r.paid),
+        item(t("Balance"), rx.text(r.balance, weight="bold"), "invoice-balance"),
+        rx.cond(r.insurer != "", item(t("Insurer"), t("{insurer} · policy {policy}", insurer=r.insurer,
+                                                       policy=d.policy_number)), rx.fragment()),
+        rx.cond(r.insurer_share_cents > 0, item(t("Insurer's share"), rx.cond(
+            r.claim_status != "", t("{share} · claim {status}", share=r.insurer_share, status=_claim(r.claim_status)),
+            t("{share} · claim not submitted", share=r.insurer_share))), rx.fragment()),
+        rx.cond(d.claim_note != "", item(t("Claim note"), d.claim_note), rx.fragment()),
+        rx.cond(r.status_value != "void", item(t("Due from the patient"), r.patient_due), rx.fragment()),
+        rx.cond(d.void_reason != "", item(t("Voided because"), d.void_reason), rx.fragment()),
         orientation="horizontal", size="2",
     )
 
@@ -84,21 +96,23 @@ def _totals(state) -> rx.Component:
 def _invoice_body(state) -> rx.Component:
     d = state.detail
     return rx.vstack(
-        rx.heading("Charges", as_="h3", size="3"),
+        rx.heading(t("Charges"), as_="h3", size="3"),
         rx.cond(d.lines.length() > 0,
-                _small_table(["Date", "Service", "Qty", "Unit price", "Amount"], d.lines, _line_row),
-                rx.text("No charges yet.", size="2", color=_MUTED)),
+                _small_table([N_("Date"), N_("Service"), N_("Qty"), N_("Unit price"), N_("Amount")], d.lines,
+                             _line_row),
+                rx.text(t("No charges yet."), size="2", color=_MUTED)),
         _totals(state),
         rx.cond(d.payments.length() > 0,
-                rx.vstack(rx.heading("Payments", as_="h3", size="3"),
-                          _small_table(["Received", "Method", "Amount", "Reference"], d.payments, _payment_row),
+                rx.vstack(rx.heading(t("Payments"), as_="h3", size="3"),
+                          _small_table([N_("Received"), N_("Method"), N_("Amount"), N_("Reference")], d.payments,
+                                       _payment_row),
                           width="100%", spacing="2"),
                 rx.fragment()),
         spacing="3", width="100%",
     )
 
 
-def _form(title: str, submit: str, handler, *fields: rx.Component, color: str = "indigo", key: rx.Var | None = None,
+def _form(title: rx.Var, submit: rx.Var, handler, *fields: rx.Component, color: str = "indigo", key: rx.Var | None = None,
           confirm: rx.Component | None = None, form_id: str = "") -> rx.Component:
     """One of the invoice's forms. ``key``: its request key (a payment once, however often sent);
     ``confirm``: what asks before it is sent, in place of its submit button."""
@@ -119,47 +133,48 @@ def _accounts_actions() -> rx.Component:
     is_open = (r.status_value == "issued") | (r.status_value == "partly_paid")
     return rx.vstack(
         rx.cond(r.status_value == "draft",
-                rx.button("Issue invoice", on_click=s.issue, aria_label="Issue invoice: number it and send it to "
-                          "the patient"),
+                rx.button(t("Issue invoice"), on_click=s.issue,
+                          aria_label=t("Issue invoice: number it and send it to the patient")),
                 rx.fragment()),
         rx.cond(is_open, _form(
-            "Record a payment", "Record payment", s.record_payment,
-            field("Amount", "amount", required=True, field_id="pay-amount", input_mode="decimal",
-                  default_value=r.balance, key=r.id.to_string() + "-" + r.paid, hint="At most the balance."),
-            select_field("Method", "method", PAYMENT_METHODS, field_id="pay-method"),
-            field("Reference", "reference", field_id="pay-reference", hint="Receipt, transaction or transfer id."),
+            t("Record a payment"), t("Record payment"), s.record_payment,
+            field(N_("Amount"), "amount", required=True, field_id="pay-amount", input_mode="decimal",
+                  default_value=r.balance, key=r.id.to_string() + "-" + r.paid, hint=N_("At most the balance.")),
+            select_field(N_("Method"), "method", PAYMENT_METHODS, field_id="pay-method"),
+            field(N_("Reference"), "reference", field_id="pay-reference",
+                  hint=N_("Receipt, transaction or transfer id.")),
             key=s.form_key),
             rx.fragment()),
         rx.cond((r.status_value == "draft") | is_open, _form(
-            "Discount", "Save discount", s.discount,
-            field("Discount amount", "amount", required=True, field_id="discount-amount", input_mode="decimal",
-                  hint="Replaces any earlier discount; 0 removes it."),
-            field("Reason", "reason", field_id="discount-reason", hint="Required for a discount.")),
+            t("Discount"), t("Save discount"), s.discount,
+            field(N_("Discount amount"), "amount", required=True, field_id="discount-amount", input_mode="decimal",
+                  hint=N_("Replaces any earlier discount; 0 removes it.")),
+            field(N_("Reason"), "reason", field_id="discount-reason", hint=N_("Required for a discount."))),
             rx.fragment()),
         rx.cond((r.insurer != "") & (r.claim_status == "") & ((r.status_value == "draft") | is_open), _form(
-            "Insurer's share", "Save share", s.insurer_share,
-            field("Share expected from " + r.insurer, "amount", required=True, field_id="share-amount",
-                  input_mode="decimal")),
+            t("Insurer's share"), t("Save share"), s.insurer_share,
+            field(t("Share expected from {insurer}", insurer=r.insurer), "amount", required=True,
+                  field_id="share-amount", input_mode="decimal")),
             rx.fragment()),
         rx.cond((r.insurer_share_cents > 0) & (r.claim_status != "paid") & (r.claim_status != "rejected"), _form(
-            "Insurance claim", "Update claim", s.claim,
-            select_field("Mark the claim", "to_status", CLAIM_ACTIONS, field_id="claim-status"),
-            field("Note", "note", field_id="claim-note", hint="A reason is required for a rejection.")),
+            t("Insurance claim"), t("Update claim"), s.claim,
+            select_field(N_("Mark the claim"), "to_status", CLAIM_ACTIONS, field_id="claim-status"),
+            field(N_("Note"), "note", field_id="claim-note", hint=N_("A reason is required for a rejection."))),
             rx.fragment()),
         rx.cond(r.paid_cents != 0, _form(
-            "Refund", "Record refund", s.refund,
-            field("Refund amount", "amount", required=True, field_id="refund-amount", input_mode="decimal"),
-            select_field("Paid back by", "method", PAYMENT_METHODS, field_id="refund-method"),
-            field("Reason", "reason", required=True, field_id="refund-reason"), color="amber", key=s.form_key),
+            t("Refund"), t("Record refund"), s.refund,
+            field(N_("Refund amount"), "amount", required=True, field_id="refund-amount", input_mode="decimal"),
+            select_field(N_("Paid back by"), "method", PAYMENT_METHODS, field_id="refund-method"),
+            field(N_("Reason"), "reason", required=True, field_id="refund-reason"), color="amber", key=s.form_key),
             rx.fragment()),
         rx.cond((r.status_value != "void") & (r.paid_cents == 0), _form(
-            "Void", "Void invoice", s.void,
-            field("Reason for voiding", "reason", required=True, field_id="void-reason"), form_id="void-form",
+            t("Void"), t("Void invoice"), s.void,
+            field(N_("Reason for voiding"), "reason", required=True, field_id="void-reason"), form_id="void-form",
             confirm=confirm_dialog(
-                "Void invoice " + r.number + "?",
-                "The patient will no longer owe it; its charges stay on record with it. This cannot be undone.",
-                confirm="Void invoice", form="void-form",
-                trigger=rx.button("Void invoice", type="button", color_scheme="red", high_contrast=True))),
+                t("Void invoice {number}?", number=r.number),
+                t("The patient will no longer owe it; its charges stay on record with it. This cannot be undone."),
+                confirm=t("Void invoice"), form="void-form",
+                trigger=rx.button(t("Void invoice"), type="button", color_scheme="red", high_contrast=True))),
             rx.fragment()),
         spacing="4", width="100%",
     )
@@ -169,21 +184,23 @@ def _accounts_dialog() -> rx.Component:
     s = AccountsInvoicesState
     r = s.detail.invoice
     return dialog(
-        "Invoice " + r.number,
+        t("Invoice {number}", number=r.number),
         rx.vstack(
             _invoice_body(s),
             rx.separator(size="4"),
             _accounts_actions(),
             rx.hstack(
                 rx.cond(r.number.startswith("INV"),
-                        rx.button("Download PDF", variant="soft", on_click=s.download_pdf(r.id),
-                                  aria_label="Download PDF of invoice " + r.number), rx.fragment()),
-                close_button("Close", s.close_invoice),
+                        rx.button(t("Download PDF"), variant="soft", on_click=s.download_pdf(r.id),
+                                  aria_label=t("Download PDF of invoice {number}", number=r.number)), rx.fragment()),
+                close_button(t("Close"), s.close_invoice),
                 justify="end", width="100%", spacing="2"),
             spacing="4", margin_top="0.75rem"),
         title_aside=_status_badge(r),
-        description=r.patient + " · " + r.mrn + rx.cond(r.issued != "", " · issued " + r.issued + " · due " + r.due,
-                                                         " · not issued yet"),
+        description=rx.cond(r.issued != "",
+                            t("{patient} · {mrn} · issued {issued} · due {due}", patient=r.patient, mrn=r.mrn,
+                              issued=r.issued, due=r.due),
+                            t("{patient} · {mrn} · not issued yet", patient=r.patient, mrn=r.mrn)),
         open=r.id != 0, on_close=s.close_invoice, max_width="52rem",
     )
 
@@ -192,37 +209,40 @@ def _accounts_row(r: InvoiceRow) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(r.number),
         rx.table.cell(r.patient, rx.text(r.mrn, size="1", color=_MUTED)),
-        rx.table.cell(_status_badge(r), rx.cond(r.overdue, rx.text("overdue", size="1", color="var(--red-11)"),
+        rx.table.cell(_status_badge(r), rx.cond(r.overdue, rx.text(t("overdue"), size="1", color="var(--red-11)"),
                                                 rx.fragment())),
         rx.table.cell(r.issued, white_space="nowrap"), rx.table.cell(r.due, white_space="nowrap"),
         rx.table.cell(r.total, text_align="right"), rx.table.cell(r.balance, text_align="right"),
-        rx.table.cell(rx.cond(r.insurer != "", r.insurer + rx.cond(r.claim_status != "", " · " + r.claim_status, ""),
-                              "self-pay")),
-        rx.table.cell(rx.button("Open", size="1", on_click=AccountsInvoicesState.open_invoice(r.id),
-                                aria_label="Open invoice " + r.number + " of " + r.patient)),
+        rx.table.cell(rx.cond(r.insurer != "", r.insurer + rx.cond(r.claim_status != "", " · " + _claim(r.claim_status),
+                                                                   ""),
+                              t("self-pay"))),
+        rx.table.cell(rx.button(t("Open"), size="1", on_click=AccountsInvoicesState.open_invoice(r.id),
+                                aria_label=t("Open invoice {number} of {patient}", number=r.number,
+                                             patient=r.patient))),
         data_invoice=r.id.to_string(),
     )
 
 
-INVOICE_SHOW = [("open", "Open (issued or partly paid)"), ("overdue", "Overdue"), ("draft", "Being prepared (drafts)"),
-                ("paid", "Paid"), ("void", "Void"), ("", "All invoices")]
+INVOICE_SHOW = [("open", N_("Open (issued or partly paid)")), ("overdue", N_("Overdue")),
+                ("draft", N_("Being prepared (drafts)")), ("paid", N_("Paid")), ("void", N_("Void")),
+                ("", N_("All invoices"))]
 
 
 def accounts_invoices_page() -> rx.Component:
     s = AccountsInvoicesState
     toolbar = rx.hstack(
-        search_box(s, "Search invoices", "Number, patient or MRN"),
-        filter_select("Show", "invoice-show", INVOICE_SHOW, s.filter_invoices),
+        search_box(s, N_("Search invoices"), N_("Number, patient or MRN")),
+        filter_select(N_("Show"), "invoice-show", INVOICE_SHOW, s.filter_invoices),
         align="end", wrap="wrap", spacing="3")
     return page_shell(
-        "Invoices",
-        data_table(s, caption="Invoices",
-                   columns=[("number", "Number"), ("patient", "Patient"), ("status", "Status"), ("", "Issued"),
-                            ("due", "Due"), ("total", "Total"), ("balance", "Balance"), ("", "Payer"),
-                            ("", "Actions")],
+        t("Invoices"),
+        data_table(s, caption=N_("Invoices"),
+                   columns=[("number", N_("Number")), ("patient", N_("Patient")), ("status", N_("Status")),
+                            ("", N_("Issued")), ("due", N_("Due")), ("total", N_("Total")), ("balance", N_("Balance")),
+                            ("", N_("Payer")), ("", N_("Actions"))],
                    rows=s.rows, render_row=_accounts_row, toolbar=toolbar,
-                   empty="No invoices match. Charges gather on drafts (choose Being prepared under Show) until "
-                         "you issue them."),
+                   empty=N_("No invoices match. Charges gather on drafts (choose Being prepared under Show) until "
+                            "you issue them.")),
         _accounts_dialog(),
     )
 
@@ -233,26 +253,29 @@ def accounts_invoices_page() -> rx.Component:
 def _patient_card(r: InvoiceRow) -> rx.Component:
     s = PatientInvoicesState
     return rx.el.li(rx.card(
-        rx.flex(rx.heading(rx.cond(r.status_value == "draft", "Invoice being prepared", "Invoice " + r.number),
+        rx.flex(rx.heading(rx.cond(r.status_value == "draft", t("Invoice being prepared"),
+                                   t("Invoice {number}", number=r.number)),
                            as_="h2", size="3"),
                 _status_badge(r), justify="between", align="center", wrap="wrap", spacing="2"),
-        rx.text(rx.cond(r.issued != "", "Issued " + r.issued + " · due " + r.due,
-                        "Charges are still being added; you can pay once it is issued."), size="2", color=_MUTED),
+        rx.text(rx.cond(r.issued != "", t("Issued {issued} · due {due}", issued=r.issued, due=r.due),
+                        t("Charges are still being added; you can pay once it is issued.")), size="2", color=_MUTED),
         rx.flex(
-            rx.text("Total ", rx.text.strong(r.total, class_name="invoice-total")),
-            rx.text("Balance ", rx.text.strong(r.balance)),
-            rx.cond(r.insurer_share_cents > 0, rx.text("Expected from " + r.insurer + " " + r.insurer_share),
+            rx.text(t("Total"), " ", rx.text.strong(r.total, class_name="invoice-total")),
+            rx.text(t("Balance"), " ", rx.text.strong(r.balance)),
+            rx.cond(r.insurer_share_cents > 0,
+                    rx.text(t("Expected from {insurer} {share}", insurer=r.insurer, share=r.insurer_share)),
                     rx.fragment()),
             spacing="4", wrap="wrap", margin_top="0.5rem", size="2"),
         rx.flex(
-            rx.button("Details", size="2", variant="soft", on_click=s.open_invoice(r.id),
-                      aria_label="Details of invoice " + r.number),
+            rx.button(t("Details"), size="2", variant="soft", on_click=s.open_invoice(r.id),
+                      aria_label=t("Details of invoice {number}", number=r.number)),
             rx.cond(r.status_value != "draft",
-                    rx.button("Download PDF", size="2", variant="soft", on_click=s.download_pdf(r.id),
-                              aria_label="Download PDF of invoice " + r.number), rx.fragment()),
+                    rx.button(t("Download PDF"), size="2", variant="soft", on_click=s.download_pdf(r.id),
+                              aria_label=t("Download PDF of invoice {number}", number=r.number)), rx.fragment()),
             rx.cond(r.patient_due_cents > 0,
-                    rx.button("Pay " + r.patient_due, size="2", on_click=s.open_payment(r.id),
-                              aria_label="Pay " + r.patient_due + " on invoice " + r.number), rx.fragment()),
+                    rx.button(t("Pay {amount}", amount=r.patient_due), size="2", on_click=s.open_payment(r.id),
+                              aria_label=t("Pay {amount} on invoice {number}", amount=r.patient_due,
+                                           number=r.number)), rx.fragment()),
             spacing="2", wrap="wrap", margin_top="0.75rem"),
         width="100%"), data_invoice=r.id.to_string())
 
@@ -261,11 +284,12 @@ def _patient_detail_dialog() -> rx.Component:
     s = PatientInvoicesState
     r = s.detail.invoice
     return dialog(
-        rx.cond(r.status_value == "draft", "Invoice being prepared", "Invoice " + r.number),
+        rx.cond(r.status_value == "draft", t("Invoice being prepared"), t("Invoice {number}", number=r.number)),
         rx.vstack(_invoice_body(s),
-                  rx.flex(close_button("Close", s.close_invoice), justify="end", width="100%"),
+                  rx.flex(close_button(t("Close"), s.close_invoice), justify="end", width="100%"),
                   spacing="3", margin_top="0.75rem"),
-        description=rx.cond(r.issued != "", "Issued " + r.issued + " · due " + r.due, "Not issued yet"),
+        description=rx.cond(r.issued != "", t("Issued {issued} · due {due}", issued=r.issued, due=r.due),
+                            t("Not issued yet")),
         open=r.id != 0, on_close=s.close_invoice, max_width="44rem",
     )
 
@@ -274,20 +298,20 @@ def _pay_dialog() -> rx.Component:
     s = PatientInvoicesState
     r = s.paying
     return dialog(
-        "Pay " + r.patient_due,
+        t("Pay {amount}", amount=r.patient_due),
         rx.form(rx.vstack(
-            field("Card number", "card_number", required=True, field_id="card-number", autocomplete="cc-number",
+            field(N_("Card number"), "card_number", required=True, field_id="card-number", autocomplete="cc-number",
                   input_mode="numeric"),
             rx.grid(
-                field("Expiry (MM/YY)", "expiry", required=True, field_id="card-expiry", autocomplete="cc-exp",
-                      placeholder="MM/YY"),
-                field("Security code", "cvc", required=True, field_id="card-cvc", autocomplete="cc-csc",
+                field(N_("Expiry (MM/YY)"), "expiry", required=True, field_id="card-expiry", autocomplete="cc-exp",
+                      placeholder=N_("MM/YY")),
+                field(N_("Security code"), "cvc", required=True, field_id="card-cvc", autocomplete="cc-csc",
                       input_mode="numeric"),
                 columns="2", spacing="3", width="100%"),
-            form_buttons("Pay now", s.close_payment),
+            form_buttons(t("Pay now"), s.close_payment),
             spacing="3", margin_top="0.75rem"), on_submit=s.pay, reset_on_submit=False),
-        description="Invoice " + r.number + ". This is a simulated card payment: no real card is charged. Test card "
-                    "4242 4242 4242 4242 succeeds; 4000 0000 0000 0002 is declined.",
+        description=t("Invoice {number}. This is a simulated card payment: no real card is charged. Test card "
+                      "4242 4242 4242 4242 succeeds; 4000 0000 0000 0002 is declined.", number=r.number),
         open=r.id != 0, on_close=s.close_payment, max_width="28rem",
     )
 
@@ -296,13 +320,13 @@ def patient_invoices_page() -> rx.Component:
     """Cards rather than a table: they read well on a phone."""
     s = PatientInvoicesState
     return page_shell(
-        "My invoices",
+        t("My invoices"),
         rx.cond(
             s.rows.length() > 0,
             rx.el.ul(rx.foreach(s.rows, _patient_card), class_name="plain-list", width="100%",
-                     aria_label="My invoices, newest first"),
-            rx.callout("No invoices yet. Charges for consultations, tests and medicines appear here; you can pay "
-                       "an invoice once it is issued.", icon="info", color_scheme="gray", width="100%"),
+                     aria_label=t("My invoices, newest first")),
+            rx.callout(t("No invoices yet. Charges for consultations, tests and medicines appear here; you can pay "
+                         "an invoice once it is issued."), icon="info", color_scheme="gray", width="100%"),
         ),
         pager(s),
         _patient_detail_dialog(),

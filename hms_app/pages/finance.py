@@ -9,25 +9,28 @@ from hms_app.components.charts import plotly_chart
 from hms_app.components.figures import Figure
 from hms_app.components.finance_figures import CHART_CONFIG
 from hms_app.components.forms import field
+from hms_app.components.i18n import t, tn
 from hms_app.components.layout import page_shell
 from hms_app.services.accounting.finance import REPORTS
+from hms_app.services.core.language import N_
 from hms_app.state.finance import AccountsDashboardState
 
 _MUTED = "var(--gray-11)"
 _REPORT_NAMES = list(REPORTS)
 
 _EMPTY = {
-    "revenue-by-day": "Nothing was billed or collected in this range. Choose an earlier start date: charges appear "
-                      "as consultations, lab tests and medicines are completed, payments as they are recorded.",
-    "revenue-by-month": "Nothing was billed or collected in this range. Choose a longer range to compare months.",
-    "billed-by-department": "No charges in this range. Choose an earlier start date to see which departments billed.",
-    "billed-by-kind": "No charges in this range. Choose an earlier start date to see consultations, lab tests and "
-                      "medicines.",
-    "collected-by-method": "No payments were received in this range. Record payments on the Invoices page, or "
-                           "choose an earlier start date.",
-    "receivables-by-age": "No open invoices: everything issued is paid. Issue the draft invoices on the Invoices "
-                          "page to bill them.",
-    "outstanding-by-payer": "Nothing is owed by insurers or patients. Open invoices appear here once issued.",
+    "revenue-by-day": N_("Nothing was billed or collected in this range. Choose an earlier start date: charges appear "
+                         "as consultations, lab tests and medicines are completed, payments as they are recorded."),
+    "revenue-by-month": N_("Nothing was billed or collected in this range. Choose a longer range to compare months."),
+    "billed-by-department": N_("No charges in this range. Choose an earlier start date to see which departments "
+                               "billed."),
+    "billed-by-kind": N_("No charges in this range. Choose an earlier start date to see consultations, lab tests and "
+                         "medicines."),
+    "collected-by-method": N_("No payments were received in this range. Record payments on the Invoices page, or "
+                              "choose an earlier start date."),
+    "receivables-by-age": N_("No open invoices: everything issued is paid. Issue the draft invoices on the Invoices "
+                             "page to bill them."),
+    "outstanding-by-payer": N_("Nothing is owed by insurers or patients. Open invoices appear here once issued."),
 }
 """What each chart says, and what to do, when it has nothing to show."""
 
@@ -42,7 +45,7 @@ def _figure(report: str) -> rx.Var[Figure]:
     }[report]
 
 
-def _tile(label: str, value: rx.Var, element_id: str, note: rx.Var | str) -> rx.Component:
+def _tile(label: rx.Var, value: rx.Var, element_id: str, note: rx.Var) -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.text(label, size="2", color=_MUTED, id=f"{element_id}-label"),
@@ -57,37 +60,38 @@ def _tile(label: str, value: rx.Var, element_id: str, note: rx.Var | str) -> rx.
 def _headline() -> rx.Component:
     h = AccountsDashboardState.headline
     return rx.flex(
-        _tile("Collected", h.collected, "collected-total", "payments less refunds, in the range"),
-        _tile("Billed", h.billed, "billed-total", "charges for services given in the range"),
-        _tile("Outstanding now", h.outstanding, "outstanding-total",
-              "on " + h.open_invoices.to_string() + " open invoices"),
-        _tile("Overdue now", h.overdue, "overdue-total", "past the due date"),
+        _tile(t("Collected"), h.collected, "collected-total", t("payments less refunds, in the range")),
+        _tile(t("Billed"), h.billed, "billed-total", t("charges for services given in the range")),
+        _tile(t("Outstanding now"), h.outstanding, "outstanding-total",
+              tn("on {n} open invoice", "on {n} open invoices", h.open_invoices)),
+        _tile(t("Overdue now"), h.overdue, "overdue-total", t("past the due date")),
         spacing="3", wrap="wrap", width="100%",
     )
 
 
 def _range_form() -> rx.Component:
     s = AccountsDashboardState
-    quick = [(7, "Last 7 days"), (30, "Last 30 days"), (90, "Last 90 days"), (365, "Last 12 months")]
+    quick = [(7, N_("Last 7 days")), (30, N_("Last 30 days")), (90, N_("Last 90 days")), (365, N_("Last 12 months"))]
     return rx.card(
         rx.form(
             rx.flex(
-                rx.box(field("Start date", "start", type="date", field_id="range-start", default_value=s.start,
+                rx.box(field(N_("Start date"), "start", type="date", field_id="range-start", default_value=s.start,
                              key="start-" + s.start), width="11rem"),
-                rx.box(field("End date", "end", type="date", field_id="range-end", default_value=s.end,
+                rx.box(field(N_("End date"), "end", type="date", field_id="range-end", default_value=s.end,
                              key="end-" + s.end), width="11rem"),
-                rx.button("Show", type="submit"),
+                rx.button(t("Show"), type="submit"),
                 rx.separator(orientation="vertical", size="2", display=["none", "none", "block"]),
-                *[rx.button(label, type="button", variant="soft", color_scheme="gray",
+                *[rx.button(t(label), type="button", variant="soft", color_scheme="gray",
                             on_click=s.show_last_days(days)) for days, label in quick],
                 spacing="3", align="end", wrap="wrap",
             ),
-            on_submit=s.show_range, reset_on_submit=False, aria_label="Date range",
+            on_submit=s.show_range, reset_on_submit=False, aria_label=t("Date range"),
         ),
         rx.text(
-            rx.cond(s.loaded, "Revenue for " + s.headline.range_label + " (at most 366 days). Receivables and "
-                    "outstanding as of today, " + s.headline.today + f". Amounts in {settings.CURRENCY}.",
-                    "Loading the figures…"),
+            rx.cond(s.loaded, t("Revenue for {range} (at most 366 days). Receivables and outstanding as of today, "
+                                "{today}. Amounts in {currency}.", range=s.headline.range_label,
+                                today=s.headline.today, currency=settings.CURRENCY),
+                    t("Loading the figures…")),
             size="2", color=_MUTED, margin_top="0.75rem", aria_live="polite", id="range-shown",
         ),
         width="100%",
@@ -102,43 +106,44 @@ def _table_row(cells: rx.Var, *, total: bool = False) -> rx.Component:
 
 
 def _figures_table(index: int) -> rx.Component:
-    t = AccountsDashboardState.tables[index]
+    figures = AccountsDashboardState.tables[index]
     return rx.box(
         rx.table.root(
-            rx.el.caption(t.title + " as a table", class_name="visually-hidden"),
-            rx.table.header(rx.table.row(rx.foreach(t.columns, lambda label, i: rx.table.column_header_cell(
+            rx.el.caption(t("{title} as a table", title=figures.title), class_name="visually-hidden"),
+            rx.table.header(rx.table.row(rx.foreach(figures.columns, lambda label, i: rx.table.column_header_cell(
                 label, scope="col", text_align=rx.cond(i == 0, "left", "right"))))),
-            rx.table.body(rx.foreach(t.rows, _table_row), _table_row(t.total, total=True)),
+            rx.table.body(rx.foreach(figures.rows, _table_row), _table_row(figures.total, total=True)),
             size="1", variant="ghost", width="100%",
         ),
         # A box that scrolls is reached by the keyboard too, and named for screen readers.
         width="100%", overflow_x="auto", max_height="24rem", overflow_y="auto", tab_index=0, role="region",
-        aria_label=t.title + " as a table",
+        aria_label=t("{title} as a table", title=figures.title),
     )
 
 
 def _chart_card(report: str, *, long_table: bool = False) -> rx.Component:
     index = _REPORT_NAMES.index(report)
-    title = REPORTS[report].title
-    t = AccountsDashboardState.tables[index]
+    title = t(REPORTS[report].title)
+    figures = AccountsDashboardState.tables[index]
     table = _figures_table(index)
     return rx.card(
         rx.flex(
             rx.heading(title, as_="h2", size="4"),
-            rx.button(rx.icon("download", size=14, aria_hidden="true"), "Export CSV", size="1", variant="soft",
-                      on_click=AccountsDashboardState.export_csv(report), aria_label=f"Export CSV: {title}"),
+            rx.button(rx.icon("download", size=14, aria_hidden="true"), t("Export CSV"), size="1", variant="soft",
+                      on_click=AccountsDashboardState.export_csv(report), aria_label=t("Export CSV: {title}",
+                                                                                       title=title)),
             justify="between", align="center", wrap="wrap", spacing="2", margin_bottom="0.5rem",
         ),
         rx.cond(
             ~AccountsDashboardState.loaded,
-            rx.text("Loading…", size="2", color=_MUTED),
+            rx.text(t("Loading…"), size="2", color=_MUTED),
             rx.cond(
-                t.is_empty,
-                rx.callout(_EMPTY[report], icon="info", color_scheme="gray", width="100%"),
+                figures.is_empty,
+                rx.callout(t(_EMPTY[report]), icon="info", color_scheme="gray", width="100%"),
                 rx.vstack(
                     plotly_chart(_figure(report), config=CHART_CONFIG, width="100%"),
-                    rx.text(t.summary, size="2", class_name="chart-summary"),
-                    rx.el.details(rx.el.summary("The figures, day by day", class_name="figures-toggle"), table,
+                    rx.text(figures.summary, size="2", class_name="chart-summary"),
+                    rx.el.details(rx.el.summary(t("The figures, day by day"), class_name="figures-toggle"), table,
                                   width="100%") if long_table else table,
                     spacing="3", width="100%",
                 ),
@@ -150,7 +155,7 @@ def _chart_card(report: str, *, long_table: bool = False) -> rx.Component:
 
 def accounts_dashboard() -> rx.Component:
     return page_shell(
-        "Accounts dashboard",
+        t("Accounts dashboard"),
         _range_form(),
         _headline(),
         _chart_card("revenue-by-day", long_table=True),
