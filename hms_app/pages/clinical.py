@@ -8,7 +8,7 @@ import reflex as rx
 
 from hms_app.components.charts import plotly_chart
 from hms_app.components.forms import field, request_key_field, select_field, submit_button
-from hms_app.components.i18n import t
+from hms_app.components.i18n import pt, t
 from hms_app.components.layout import page_shell
 from hms_app.components.table import data_table
 from hms_app.pages.interop import record_downloads
@@ -328,7 +328,7 @@ def encounter_page() -> rx.Component:
                                           weight="bold", size="5"),
                                   rx.text(e.mrn, " · ", e.when, " · ", e.reason, color="var(--gray-11)"), spacing="1"),
                         rx.spacer(),
-                        rx.badge(rx.cond(completed, t("Completed"), t("Open")), size="2", high_contrast=True,
+                        rx.badge(rx.cond(completed, t("Completed"), pt("encounter status", "Open")), size="2", high_contrast=True,
                                  color_scheme=rx.cond(completed, "indigo", "grass")),
                         width="100%", align="center", wrap="wrap"), width="100%"),
                     _safety_banner(),

@@ -29,7 +29,7 @@ from hms_app import settings
 LOCALE_DIR = Path(__file__).resolve().parents[2] / "locale"
 DOMAIN = "messages"
 
-LANGUAGES: dict[str, str] = {"en": "English", "es": "Español", "ar": "العربية"}
+LANGUAGES: dict[str, str] = {"en": "English", "es": "Español", "ar": "العربية"}  # i18n: not shown: own names
 """The languages shipped complete, each by its own name (how a reader finds theirs in a list)."""
 RIGHT_TO_LEFT = frozenset({"ar", "he", "fa", "ur"})
 SOURCE_LANGUAGE = "en"
