@@ -126,7 +126,7 @@ def test_accounts_dashboard_charts_ranges_exports_and_live_payments(app_server, 
             accounts.get_by_role("button", name="Export CSV: Revenue by day").click()
         assert download.value.suggested_filename.startswith("accounts-revenue-by-day-")
         rows = list(csv.reader(io.StringIO(download.value.path().read_text())))
-        assert rows[0] == ["period", "billed_cents", "collected_cents"]
+        assert rows[0] == ["Period", "Billed (cents)", "Collected (cents)"]
         assert len(rows) == 31
         assert sum(int(r[2]) for r in rows[1:]) == before + due
         accounts.get_by_text("Revenue by day exported.").first.wait_for()

@@ -70,7 +70,7 @@ def test_admin_reads_the_reports_for_a_chosen_range_and_exports_one(app_server, 
     download = download_info.value
     assert download.suggested_filename == f"appointments-{start.isoformat()}-to-{end.isoformat()}.csv"
     rows = list(csv.reader(io.StringIO(download.path().read_text(encoding="utf-8"))))
-    assert rows[0] == ["period", "department", "status", "appointments"]
+    assert rows[0] == ["Period", "Department", "Status", "Appointments"]
     assert any(row[1] == "Cardiology" for row in rows[1:]), rows
     wait_for_db(app_server.database_url, "SELECT count(*) FROM audit_event WHERE action = 'report.export' "
                 "AND entity_id = 'appointments' AND detail LIKE ?", (f"{start.isoformat()}..{end.isoformat()};%",))

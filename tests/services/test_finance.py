@@ -48,6 +48,7 @@ from hms_app.services.accounting.finance import (
     RevenuePeriod,
 )
 from hms_app.services.administration import permissions
+from hms_app.services.core import spreadsheet
 from hms_app.services.core.errors import SessionExpired, ValidationError
 from hms_app.services.core.localtime import local_today
 from tests.conftest import DEMO_EMAIL, login_as
@@ -475,7 +476,7 @@ def test_each_chart_exports_its_figures_in_cents_and_the_export_is_audited(seede
 @pytest.mark.parametrize("report", list(finance.REPORTS))
 def test_every_chart_exports_its_header_even_when_empty(seeded, accounts, report):
     rows = export(seeded, accounts, report, "2025-01-01", "2025-01-31")
-    assert rows[0] == [f.name for f in fields(finance.REPORTS[report].row_type)]
+    assert rows[0] == [spreadsheet.COLUMN_NAMES[f.name] for f in fields(finance.REPORTS[report].row_type)]
 
 
 def test_names_typed_like_formulas_are_defused_in_the_csv(seeded, accounts):

@@ -42,6 +42,7 @@ from hms_app.db.models import (
 from hms_app.services.administration import permissions
 from hms_app.services.core import periods, spreadsheet
 from hms_app.services.core.errors import SessionExpired, ValidationError
+from hms_app.services.core.language import use_language
 from hms_app.services.core.localtime import local_today
 from hms_app.services.reporting import reports
 from hms_app.services.reporting.reports import (
@@ -491,7 +492,7 @@ def test_the_csv_export_has_one_column_per_field_and_is_audited(seeded, admin, p
 
     text = run(seeded, admin, reports.export_report_csv, *SPRING, report="appointments")
 
-    assert _csv(text) == [["period", "department", "status", "appointments"],
+    assert _csv(text) == [["Period", "Department", "Status", "Appointments"],
                           ["2025-03-29", "Cardiology", "Confirmed", "1"],
                           ["2025-03-29", "Cardiology", "No-show", "1"]]
     assert [(e.action, e.entity_id, e.detail) for e in audit_events(seeded, after_id=after)] == [
@@ -502,12 +503,16 @@ def test_every_report_exports_its_header_even_when_empty(seeded, admin):
     headers = {name: _csv(run(seeded, admin, reports.export_report_csv, "2025-03-29", "2025-03-29", report=name))[0]
                for name in reports.REPORTS}
     assert headers == {
-        "appointments": ["period", "department", "status", "appointments"],
-        "doctor-utilisation": ["doctor", "department", "available_slots", "booked", "utilisation_percent"],
-        "lab-turnaround": ["test_code", "test", "priority", "results", "average_minutes", "longest_minutes"],
-        "pharmacy": ["period", "dispensations", "units_dispensed", "dispensed_value_cents", "stock_value_cents"],
-        "new-patients": ["month", "new_patients"],
+        "appointments": ["Period", "Department", "Status", "Appointments"],
+        "doctor-utilisation": ["Doctor", "Department", "Slots offered", "Booked", "Utilisation (%)"],
+        "lab-turnaround": ["Test code", "Test", "Priority", "Results", "Average minutes", "Longest minutes"],
+        "pharmacy": ["Period", "Dispensations", "Units dispensed", "Dispensed value (cents)", "Stock value (cents)"],
+        "new-patients": ["Month", "New patients"],
     }
+    with use_language("es"):
+        spanish = _csv(run(seeded, admin, reports.export_report_csv, "2025-03-29", "2025-03-29",
+                           report="new-patients"))[0]
+    assert spanish == ["Mes", "Pacientes nuevos"]
 
 
 def test_a_department_named_like_a_formula_is_defused_in_the_csv(seeded, admin, people):
