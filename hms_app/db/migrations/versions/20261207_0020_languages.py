@@ -21,10 +21,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('user') as batch:
-        batch.add_column(sa.Column('language', sa.String(length=8), nullable=True))
+    # In place on both databases: a batch copy of "user" would have to drop the table every other
+    # table refers to.
+    op.add_column('user', sa.Column('language', sa.String(length=8), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('user') as batch:
-        batch.drop_column('language')
+    op.drop_column('user', 'language')  # SQLite 3.35+ drops a column in place
