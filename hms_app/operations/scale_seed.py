@@ -388,7 +388,7 @@ WEEKDAY = (1.15, 1.05, 1.0, 1.0, 0.85, 0.25, 0.0)
 COLUMNS: dict[str, tuple[str, ...]] = {
     "user": ("id", "email", "full_name", "role", "is_active", "password_hash", "must_change_password",
              "failed_logins", "locked_until", "created_at", "last_login_at", "email_skeleton", "email_confirmed_at",
-             "email_confirm_token_hash", "email_confirm_expires_at"),
+             "email_confirm_token_hash", "email_confirm_expires_at", "language"),
     "department": ("id", "name", "is_active", "created_at"),
     "doctor_profile": ("user_id", "department_id", "specialty", "consultation_fee_cents", "slot_minutes"),
     "doctor_availability": ("id", "doctor_id", "weekday", "start_time", "end_time"),
@@ -1008,7 +1008,7 @@ class _Hospital:
     def _user(self, uid: int, email: str, name: str, role: Role, created: int) -> None:
         self.add("user", (uid, email, name, role.value, 1, self.password_hash, 0, 0, self.fmt.null,
                           self.fmt.ts(created), self.fmt.null, emails.skeleton(email), self.fmt.ts(created),
-                          self.fmt.null, self.fmt.null))
+                          self.fmt.null, self.fmt.null, self.fmt.null))
 
     def _add_staff(self) -> None:
         ctx, rng = self.ctx, self.rng

@@ -39,7 +39,7 @@ _ROLE_WORDS = {"admin": N_("admin"), "accounts": N_("accounts"), "doctor": N_("d
 
 def _role_word(role: str) -> str:
     """``role`` (a client's value) as the toasts name it, in the reader's language."""
-    return _(_ROLE_WORDS[role]) if role in _ROLE_WORDS else role
+    return _(_ROLE_WORDS[role]) if isinstance(role, str) and role in _ROLE_WORDS else str(role)
 
 
 class AdminDashboardState(SessionState):

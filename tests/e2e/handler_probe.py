@@ -806,11 +806,27 @@ _REFUSALS = {"PermissionDenied", "SessionExpired", "PasswordChangeRequired", "No
 _DEFAULT_DENY = "You do not have permission to do that."
 
 
-def _pattern(node: ast.expr) -> str | None:
+def _message(text: str, *, formatted: bool) -> str:
+    pattern = re.escape(text)
+    return re.sub(r"\\\{\w*\\\}", ".+", pattern) if formatted else pattern
+
+
+def _pattern(node: ast.expr, *, formatted: bool = False) -> str | None:
+    """The refusal's text as a pattern: a literal, an f-string, or a message through the
+    translation function (``_("...")``, ``N_``, ``ngettext``), its ``{placeholders}`` filled by
+    ``.format`` (the probe's server speaks English, the messages' ids)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return re.escape(node.value)
+        return _message(node.value, formatted=formatted)
     if isinstance(node, ast.JoinedStr):
         return "".join(re.escape(v.value) if isinstance(v, ast.Constant) else ".+" for v in node.values)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return _pattern(node.func.value, formatted=True)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
+        if node.func.id in {"_", "N_"}:
+            return _pattern(node.args[0], formatted=formatted)
+        if node.func.id == "ngettext" and len(node.args) >= 2:
+            forms = [_pattern(arg, formatted=formatted) for arg in node.args[:2]]
+            return None if None in forms else "(?:" + "|".join(forms) + ")"
     return None
 
 

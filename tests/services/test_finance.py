@@ -456,13 +456,13 @@ def test_each_chart_exports_its_figures_in_cents_and_the_export_is_audited(seede
     after_id = last_audit_id(seeded)
 
     by_day = export(seeded, accounts, "revenue-by-day", "2025-06-02", "2025-06-04")
-    assert by_day == [["period", "billed_cents", "collected_cents"], ["2025-06-02", "15000", "0"],
+    assert by_day == [["Period", "Billed (cents)", "Collected (cents)"], ["2025-06-02", "15000", "0"],
                       ["2025-06-03", "2500", "10000"], ["2025-06-04", "0", "-1000"]]
     assert export(seeded, accounts, "collected-by-method", "2025-06-02", "2025-06-04")[:3] == [
-        ["method", "payments", "received_cents", "refunded_cents", "collected_cents"],
+        ["Payment method", "Payments", "Received (cents)", "Refunded (cents)", "Collected (cents)"],
         ["Cash", "0", "0", "0", "0"], ["Card", "2", "10000", "1000", "9000"]]
     assert export(seeded, accounts, "receivables-by-age", "2025-06-02", "2025-06-04")[0] == [
-        "age", "invoices", "outstanding_cents"]
+        "Age", "Invoices", "Outstanding (cents)"]
 
     events = audit_events(seeded, after_id=after_id)
     assert [(e.action, e.entity_id, e.detail) for e in events] == [

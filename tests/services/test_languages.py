@@ -13,7 +13,7 @@ from hms_app.services.core.actor import Anonymous
 from hms_app.services.core.errors import SessionExpired, ValidationError
 from hms_app.services.core.language import _, use_language
 from hms_app.services.messaging import notifications
-from tests.services.helpers import login_token, resolve
+from tests.services.helpers import audit_events, last_audit_id, login_token, resolve
 
 pytestmark = pytest.mark.db
 
@@ -25,16 +25,17 @@ def _language(engine, user_id) -> str | None:
 
 def _choose(engine, actor, language):
     with session_scope(engine=engine) as s:
-        chosen = preferences.choose_language(session=s, actor=actor, language=language)
-        s.commit()
-        return chosen
+        return preferences.choose_language(session=s, actor=actor, language=language)
 
 
 def test_a_user_chooses_a_language_and_every_new_session_carries_it(actors, seeded):
     patient = actors[Role.PATIENT]
     assert _language(seeded, patient.user_id) is None
+    before = last_audit_id(seeded)
     assert _choose(seeded, patient, "ar") == "ar"
     assert _language(seeded, patient.user_id) == "ar"
+    assert [(e.action, e.detail) for e in audit_events(seeded, after_id=before)] == [
+        ("user.language", "not chosen -> ar")]
     # Another device: a new login resolves to an actor in Arabic.
     assert resolve(seeded, login_token(seeded, patient.email)).language == "ar"
 
