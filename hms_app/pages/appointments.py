@@ -77,7 +77,8 @@ def booking_page() -> rx.Component:
                     rx.vstack(
                         rx.el.label(t("Date"), html_for="book-date", font_weight="500", font_size="0.9rem"),
                         rx.input(id="book-date", type="date", value=BookingState.day,
-                                 on_change=BookingState.choose_day, width="100%"),
+                                 on_change=BookingState.choose_day, width="100%", aria_describedby="book-date-label"),
+                        rx.text(BookingState.day_label, id="book-date-label", size="2", color="var(--gray-11)"),
                         spacing="1", width="100%",
                     ),
                     columns=rx.breakpoints(initial="1", sm="3"),

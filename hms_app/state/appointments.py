@@ -30,6 +30,8 @@ class BookingState(SessionState):
     department_id: str = ""
     doctor_id: str = "any"
     day: str = ""
+    day_label: str = ""
+    """The chosen day written in the reader's language (a browser's date input keeps its own format)."""
     slots: list[SlotOption] = []
     slot: str = ""
     searched: bool = False
@@ -40,6 +42,7 @@ class BookingState(SessionState):
     async def _load_slots(self):
         self.slot = ""
         self.searched = False
+        self.day_label = localtime.format_date(localtime.parse_local_date(self.day), "weekday")
         if not self.department_id or not self.day:
             self.slots = []
             return None

@@ -489,14 +489,10 @@ class SessionState(rx.State):
         languages.activate(code)
         from hms_app.hms_app import app  # the page's loaders, run again in the new language
 
-        reload = [event for event in app.get_load_events(self.router.url.path) if not _is_guard(event)]
+        # The guard too: the shell's own server-written texts (the role's name) are written again.
+        reload = app.get_load_events(self.router.url.path)
         return [*reload, rx.toast.success(_("HMS now speaks {language}.").format(
             language=languages.LANGUAGES[code]))]
-
-
-def _is_guard(event: Any) -> bool:
-    handler = getattr(event, "handler", event)
-    return getattr(getattr(handler, "fn", None), "__name__", "") == "guard"
 
 
 def _unread_on_resolve(*, session: Any, actor: Actor) -> int:

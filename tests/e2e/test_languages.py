@@ -54,6 +54,7 @@ def test_a_patient_switches_to_arabic_and_back(app_server, page, screenshot_dir)
     page.wait_for_function("() => document.documentElement.dir === 'rtl' && document.documentElement.lang === 'ar'")
     assert page.evaluate("() => window.__stayed === true"), "the page reloaded"
     expect(page.get_by_role("link", name="لوحتي")).to_be_visible()
+    expect(page.locator("#user-role")).to_have_text("المريض")  # written by the server, again
     # A date the server wrote is written again in Arabic (month names in Arabic letters).
     page.wait_for_function(
         "(before) => { const c = document.querySelector('table tbody tr'); return c && c.innerText !== before; }",
