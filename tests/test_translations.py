@@ -39,12 +39,14 @@ def test_the_scanner_finds_a_bare_text_and_passes_a_wrapped_one(tmp_path: Path):
                              rx.box(id="booking-form"), rx.text("Saved"))  # i18n: not shown
         def handler(self):
             raise ValidationError(f"Choose a slot after {when}.")
+        def other(self):
+            raise ValidationError(_(f"Choose a day before {when}."))
     '''))
     try:
         found = {s.text for s in text_coverage.scan_file(module)}
     finally:
         module.unlink()
-    assert found == {"Book an appointment", "f:Choose a slot after ."}
+    assert found == {"Book an appointment", "f:Choose a slot after .", "_(f-string)"}
 
 
 def test_a_module_that_imports_underscore_may_not_assign_it():
