@@ -100,10 +100,12 @@ def in_reading_direction(figure: Figure) -> Figure:
     for key in ("xaxis", "yaxis"):
         layout.setdefault(key, {})
     for key, axis in list(layout.items()):
+        # Arabic tick labels and axis titles run longer than English ones: the axes make room for
+        # them rather than draw over them (automargin).
         if key.startswith("xaxis"):
-            layout[key] = _reversed(axis)
+            layout[key] = {**_reversed(axis), "automargin": True}
         elif key.startswith("yaxis"):
-            layout[key] = {**axis, "side": "left" if axis.get("side") == "right" else "right"}
+            layout[key] = {**axis, "side": "left" if axis.get("side") == "right" else "right", "automargin": True}
     if isinstance(layout.get("title"), dict):
         layout["title"] = {**layout["title"], "x": 1, "xanchor": "right"}
     legend = layout.get("legend", {})
