@@ -112,15 +112,20 @@ async def redeem_code(code: str) -> str | None:
         return None
 
 
-def token_in(header: str) -> str:
-    """The session cookie's value in a ``Cookie`` header (``settings.SESSION_COOKIE_NAME``), or ""."""
+def cookie_in(header: str, name: str) -> str:
+    """The value of cookie ``name`` in a ``Cookie`` header, or "" (also for a header that does not parse)."""
     jar = http.cookies.SimpleCookie()
     try:
         jar.load(header or "")
     except http.cookies.CookieError:
         return ""
-    morsel = jar.get(settings.SESSION_COOKIE_NAME)
+    morsel = jar.get(name)
     return morsel.value if morsel else ""
+
+
+def token_in(header: str) -> str:
+    """The session cookie's value in a ``Cookie`` header (``settings.SESSION_COOKIE_NAME``), or ""."""
+    return cookie_in(header, settings.SESSION_COOKIE_NAME)
 
 
 def fingerprint(token: str) -> str:

@@ -85,11 +85,7 @@ LANGUAGE_COOKIE = "hms_language"
 def visitor_language(headers: Any) -> str:
     """A visitor's language: the one chosen on this device, else the browser's preference, else
     the hospital's."""
-    chosen = ""
-    for part in str(getattr(headers, "cookie", "") or "").split(";"):
-        name, _sep, value = part.strip().partition("=")
-        if name == LANGUAGE_COOKIE:
-            chosen = languages.shipped(value)
+    chosen = languages.shipped(session_cookie.cookie_in(str(getattr(headers, "cookie", "") or ""), LANGUAGE_COOKIE))
     return (chosen or languages.preferred_language(getattr(headers, "accept_language", ""))
             or languages.default_language())
 
@@ -476,7 +472,7 @@ class SessionState(rx.State):
     async def choose_language(self, code: str):
         """The reader picks a language: every text switches at once, the page's own rows are
         loaded again in it, and a signed-in user's choice is kept for every device."""
-        code = languages.shipped(code) if str(code) in languages.LANGUAGES else ""
+        code = str(code) if isinstance(code, str) and code in languages.LANGUAGES else ""
         if not code:
             return rx.toast.error(_("Choose one of the languages in the list."))
         base = await self._session_state()
